@@ -1,0 +1,271 @@
+"""The MQTT plumbing every service uses: reconnect loop, typed publish/subscribe, Last Will.
+
+One `Bus` is one MQTT connection for one station. Publishing never blocks on the network: messages
+go to an in-memory outbox that is drained while connected, so a broker restart delays messages
+instead of losing them. Invalid incoming payloads are logged with topic and reason, counted,
+announced on `service/{service}/rejected`, and dropped; they never reach a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import socket
+import ssl
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic
+
+import aiomqtt
+
+from voltbus_common.channels import SERVICE_REJECTED, SERVICE_STATUS, Channel, P, PayloadError
+from voltbus_common.enums import ServiceState
+from voltbus_common.models import RejectedMessage
+from voltbus_common.settings import BusSettings
+
+log = logging.getLogger(__name__)
+
+# Without TCP_NODELAY a QoS 1 command answered by another process stalls 40-90 ms (Nagle meets
+# delayed ACK); the broker config sets `set_tcp_nodelay true` for its side.
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+@dataclass(frozen=True)
+class Received(Generic[P]):
+    """A decoded message with the topic placeholders it arrived on."""
+
+    topic: str
+    args: dict[str, str]
+    payload: P | None
+    retain: bool
+
+    @property
+    def station(self) -> str:
+        """The station id from the topic."""
+        return self.args["station"]
+
+    @property
+    def connector(self) -> int:
+        """The connector id from the topic (validated as >= 0 before handlers see it)."""
+        return int(self.args["connector"])
+
+
+Handler = Callable[[Received[Any]], Awaitable[None]]
+RawHandler = Callable[[str, bytes, bool], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Subscription:
+    channel: Channel[Any] | None
+    topic_filter: str
+    handler: Handler | RawHandler
+    qos: int
+
+
+class Bus:
+    """One station's MQTT connection for one service."""
+
+    def __init__(
+        self,
+        settings: BusSettings,
+        *,
+        station: str,
+        service: str | None,
+        persistent_session: bool = False,
+        outbox_limit: int = 50_000,
+        client_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = settings.root
+        self.station = station
+        self.service = service
+        self.persistent_session = persistent_session
+        self.connected = asyncio.Event()
+        self.invalid_count = 0
+        self.dropped_count = 0
+        self._subs: list[_Subscription] = []
+        self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
+        self._outbox_limit = outbox_limit
+        self._outbox_ready = asyncio.Event()
+        self._client_id = client_id or self._default_client_id()
+
+    def _default_client_id(self) -> str:
+        if self.service is None:  # a plain client (CLI, tests): never collide with another
+            return f"voltbus-client-{uuid.uuid4().hex[:12]}"
+        # Stable per (root, station, service) so a persistent session survives restarts.
+        digest = hashlib.sha1(f"{self.root}|{self.station}".encode()).hexdigest()[:10]
+        return f"voltbus-{self.service or 'client'}-{digest}"
+
+    # --- subscribing -------------------------------------------------------------------------
+
+    def on(self, channel: Channel[P], handler: Callable[[Received[P]], Awaitable[None]],
+           **args: str | int) -> None:
+        """Call handler for each valid message on channel (this station unless args say else)."""
+        args.setdefault("station", self.station)
+        self._subs.append(_Subscription(channel, channel.filter(self.root, **args), handler,
+                                        channel.qos))
+
+    def on_raw(self, topic_filter: str, handler: RawHandler, qos: int = 1) -> None:
+        """Call handler(topic, payload, retain) for a topic outside the contract."""
+        self._subs.append(_Subscription(None, topic_filter, handler, qos))
+
+    # --- publishing --------------------------------------------------------------------------
+
+    def publish(self, channel: Channel[P], payload: P | None, **args: str | int) -> None:
+        """Queue a message on channel for this station; sent in order as soon as connected."""
+        args.setdefault("station", self.station)
+        if "service" in channel.fields:
+            args.setdefault("service", self.service or "client")
+        topic = channel.topic(self.root, **args)
+        self.publish_raw(topic, channel.encode(payload), qos=channel.qos, retain=channel.retain)
+
+    def publish_raw(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message on a topic outside the contract (Home Assistant discovery)."""
+        if len(self._outbox) >= self._outbox_limit:
+            self._outbox.popleft()
+            self.dropped_count += 1
+            if self.dropped_count in (1, 10, 100) or self.dropped_count % 1000 == 0:
+                log.error("outbox full (%d): dropped %d oldest messages", self._outbox_limit,
+                          self.dropped_count)
+        self._outbox.append((topic, payload, qos, retain))
+        self._outbox_ready.set()
+
+    def reject(self, topic: str, reason: str) -> None:
+        """Log, count and announce a message this service drops."""
+        self.invalid_count += 1
+        log.warning("dropped message on %s: %s", topic, reason)
+        if self.service is not None:
+            self.publish(SERVICE_REJECTED, RejectedMessage(topic=topic, reason=reason))
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Return once connected (raises TimeoutError after timeout seconds)."""
+        await asyncio.wait_for(self.connected.wait(), timeout)
+
+    async def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until the outbox is empty; False if it did not empty in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._outbox and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return not self._outbox
+
+    # --- the connection loop -----------------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        s = self.settings
+        will = None
+        if self.service is not None:
+            will = aiomqtt.Will(self._status_topic(), ServiceState.OFFLINE.value.encode(),
+                                qos=1, retain=True)
+        tls_context = None
+        if s.mqtt_tls:
+            tls_context = ssl.create_default_context(
+                cafile=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
+        return aiomqtt.Client(
+            s.mqtt_host, s.mqtt_port, username=s.mqtt_username, password=s.mqtt_secret(),
+            identifier=self._client_id, will=will, clean_session=not self.persistent_session,
+            keepalive=s.mqtt_keepalive_s, socket_options=_NODELAY, tls_context=tls_context,
+            timeout=10,
+        )
+
+    def _status_topic(self) -> str:
+        return SERVICE_STATUS.topic(self.root, station=self.station, service=self.service or "")
+
+    async def run(self) -> None:
+        """Stay connected until cancelled: reconnect with backoff, resubscribe, drain the outbox."""
+        backoff = 0.2
+        while True:
+            client = self._client()
+            try:
+                async with client:
+                    backoff = 0.2
+                    await self._on_connect(client)
+                    try:
+                        await self._serve(client)
+                    except asyncio.CancelledError:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(self._say_goodbye(client), 2)
+                        raise
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT %s:%d unavailable (%s); retrying in %.1fs",
+                            self.settings.mqtt_host, self.settings.mqtt_port, exc, backoff)
+            finally:
+                self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 15.0)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._send_loop(client))
+                group.create_task(self._receive_loop(client))
+        except* aiomqtt.MqttError as errors:
+            raise errors.exceptions[0] from None
+
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        for sub in self._subs:
+            await client.subscribe(sub.topic_filter, qos=sub.qos)
+        if self.service is not None:
+            # Ahead of anything queued while offline, so watchers see us before our data.
+            self._outbox.appendleft((self._status_topic(), b"online", 1, True))
+            self._outbox_ready.set()
+        self.connected.set()
+        log.info("connected to MQTT %s:%d as %s (station %s)", self.settings.mqtt_host,
+                 self.settings.mqtt_port, self.settings.mqtt_username, self.station)
+
+    async def _send_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            while self._outbox:
+                topic, payload, qos, retain = self._outbox[0]
+                await client.publish(topic, payload, qos=qos, retain=retain)
+                self._outbox.popleft()  # only once the client accepted it
+            self._outbox_ready.clear()
+            await self._outbox_ready.wait()
+
+    async def _receive_loop(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            raw = message.payload if isinstance(message.payload, bytes) else str(
+                message.payload or "").encode()
+            await self._dispatch(str(message.topic), raw, bool(message.retain))
+
+    async def _dispatch(self, topic: str, raw: bytes, retain: bool) -> None:
+        for sub in self._subs:
+            if not aiomqtt.Topic(topic).matches(sub.topic_filter):
+                continue
+            try:
+                if sub.channel is None:
+                    await sub.handler(topic, raw, retain)  # type: ignore[call-arg]
+                    continue
+                received = self._decode(sub.channel, topic, raw, retain)
+                if received is not None:
+                    await sub.handler(received)  # type: ignore[call-arg]
+            except Exception:  # a handler bug must not take the service down
+                log.exception("handler for %s failed", topic)
+
+    def _decode(self, channel: Channel[Any], topic: str, raw: bytes,
+                retain: bool) -> Received[Any] | None:
+        args = channel.match(self.root, topic)
+        if args is None:
+            return None
+        connector = args.get("connector")
+        if connector is not None and not (connector.isdigit() and int(connector) <= 10_000):
+            self.reject(topic, f"connector {connector!r} is not a connector number")
+            return None
+        try:
+            payload = channel.decode(raw)
+        except PayloadError as exc:
+            self.reject(topic, str(exc))
+            return None
+        return Received(topic, args, payload, retain)
+
+    async def _say_goodbye(self, client: aiomqtt.Client) -> None:
+        """On a clean stop: flush the outbox and mark us offline (a Will fires only on loss)."""
+        while self._outbox:
+            topic, payload, qos, retain = self._outbox.popleft()
+            await client.publish(topic, payload, qos=qos, retain=retain)
+        if self.service is not None:
+            await client.publish(self._status_topic(), b"offline", qos=1, retain=True)

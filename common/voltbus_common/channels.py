@@ -1,0 +1,226 @@
+"""The topic contract: every topic pattern bound to its payload model, QoS, retain flag and writers.
+
+This module is the single source of truth. `docs/topics.md` and the broker ACL are generated from
+`CHANNELS`; no service formats a topic string by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from voltbus_common import models as m
+from voltbus_common.enums import ServiceState
+
+DEFAULT_ROOT = "voltbus/v1"
+P = TypeVar("P", bound=BaseModel | ServiceState)
+
+# Who may publish on a channel: the four services plus the clients that send commands.
+HARDWARE, GATEWAY, RECORDER, API = "hardware", "gateway", "recorder", "api"
+HOMEASSISTANT, OPERATOR = "homeassistant", "operator"
+COMMANDERS = frozenset({API, HOMEASSISTANT, OPERATOR})
+ALL_USERS = (HARDWARE, GATEWAY, RECORDER, API, HOMEASSISTANT, OPERATOR)
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class PayloadError(ValueError):
+    """A payload that does not fit its channel; the message says why."""
+
+
+@dataclass(frozen=True)
+class Channel(Generic[P]):
+    """A topic pattern bound to its payload model, QoS, retain flag and the users that write it."""
+
+    pattern: str
+    model: type[P]
+    qos: int
+    retain: bool
+    writers: frozenset[str]
+    doc: str
+    empty_clears: bool = False
+    example: dict[str, object] | str = field(default_factory=dict)
+
+    @cached_property
+    def fields(self) -> tuple[str, ...]:
+        """The placeholders of the pattern besides root, in order."""
+        return tuple(name for name in _PLACEHOLDER.findall(self.pattern) if name != "root")
+
+    def topic(self, root: str, **args: str | int) -> str:
+        """The concrete topic for these arguments (station, connector, service)."""
+        values = {name: str(args[name]) for name in self.fields}
+        for name, value in values.items():
+            if not value or any(c in value for c in "/+#"):
+                raise ValueError(f"{name} {value!r} is not a valid topic level")
+        return self.pattern.format(root=root, **values)
+
+    def filter(self, root: str, **args: str | int) -> str:
+        """A subscription filter: unspecified placeholders become `+`."""
+        return self.pattern.format(root=root, **{n: str(args.get(n, "+")) for n in self.fields})
+
+    def match(self, root: str, topic: str) -> dict[str, str] | None:
+        """The placeholder values if the topic belongs to this channel, else None."""
+        regex = re.escape(self.pattern.replace("{root}", root)).replace(r"\{", "{").replace(r"\}", "}")
+        regex = _PLACEHOLDER.sub(lambda g: f"(?P<{g.group(1)}>[^/]+)", regex)
+        found = re.fullmatch(regex, topic)
+        return found.groupdict() if found else None
+
+    def encode(self, payload: P | None) -> bytes:
+        """Wire bytes: JSON for models, plain text for ServiceState, empty to clear."""
+        if payload is None:
+            if not self.empty_clears:
+                raise ValueError(f"{self.pattern} cannot carry an empty payload")
+            return b""
+        if isinstance(payload, ServiceState):
+            return payload.value.encode()
+        return payload.model_dump_json(exclude_none=False).encode()
+
+    def decode(self, raw: bytes) -> P | None:
+        """Parse wire bytes; raises PayloadError with a reason a person can act on."""
+        if not raw:
+            if self.empty_clears:
+                return None
+            raise PayloadError("empty payload")
+        if issubclass(self.model, ServiceState):
+            text = raw.decode(errors="replace").strip()
+            try:
+                return self.model(text)  # type: ignore[return-value]
+            except ValueError:
+                raise PayloadError(f"expected one of online/offline, got {text[:40]!r}") from None
+        try:
+            return self.model.model_validate_json(raw)  # type: ignore[union-attr,return-value]
+        except ValidationError as exc:
+            raise PayloadError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """A one-line reason from a pydantic error: field path and message."""
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(x) for x in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _ch(
+    pattern: str,
+    model: type[P],
+    *,
+    qos: int = 1,
+    retain: bool,
+    writers: frozenset[str] | str,
+    doc: str,
+    empty_clears: bool = False,
+    example: dict[str, object] | str,
+) -> Channel[P]:
+    who = frozenset({writers}) if isinstance(writers, str) else writers
+    return Channel(
+        "{root}/{station}/" + pattern, model, qos, retain, who, doc, empty_clears, example
+    )
+
+
+_TS = "2026-01-01T12:00:00Z"
+
+# --- hardware: measured state and events ---------------------------------------------------------
+PILOT = _ch("hw/{connector}/pilot", m.PilotEvent, retain=True, writers=HARDWARE,
+            doc="IEC 61851 control-pilot state measured by the EVSE.",
+            example={"state": "B", "ts": _TS})
+METER = _ch("hw/{connector}/meter", m.MeterReading, qos=0, retain=True, writers=HARDWARE,
+            doc="A meter reading; energy_wh is the meter's register (never reset by voltbus).",
+            example={"energy_wh": 12345.6, "power_w": 7360.0, "current_a": [10.7, 10.6, 10.7],
+                     "voltage_v": [230.1, 229.8, 231.0], "ts": _TS})
+RELAY = _ch("hw/{connector}/relay", m.RelayState, retain=True, writers=HARDWARE,
+            doc="The relay position actually switched.",
+            example={"closed": True, "ts": _TS})
+HW_ERROR = _ch("hw/{connector}/error", m.HardwareError, retain=True, writers=HARDWARE,
+               doc="A hardware fault as an OCPP 1.6 ChargePointErrorCode; NoError clears it.",
+               example={"code": "PowerMeterFailure", "info": "no answer from meter 1", "ts": _TS})
+RFID = _ch("hw/rfid", m.RfidSeen, retain=False, writers=HARDWARE,
+           doc="A card presented to a reader, once per presentation.",
+           example={"id_tag": "04A1B2C3", "reader": "front", "ts": _TS})
+
+# --- gateway -> hardware: commands ---------------------------------------------------------------
+RELAY_SET = _ch("hw/{connector}/relay/set", m.RelayCommand, retain=False, writers=GATEWAY,
+                doc="Open or close the relay.", example={"closed": True})
+CURRENT_LIMIT_SET = _ch("hw/{connector}/current_limit/set", m.CurrentLimitCommand, retain=False,
+                        writers=GATEWAY, doc="Current the EV may draw per phase; 0 pauses charging.",
+                        example={"amps": 16.0})
+LED_SET = _ch("hw/{connector}/led/set", m.LedCommand, retain=False, writers=GATEWAY,
+              doc="What the connector's LED shows.", example={"color": "green", "pattern": "solid"})
+
+# --- gateway: charge point state -----------------------------------------------------------------
+OCPP_CONNECTION = _ch("ocpp/connection", m.OcppConnection, retain=True, writers=GATEWAY,
+                      doc="The link to the central system and the BootNotification answer.",
+                      example={"connected": True, "registration": "Accepted", "since": _TS})
+OCPP_STATUS = _ch("ocpp/{connector}/status", m.OcppConnectorStatus, retain=True, writers=GATEWAY,
+                  doc="Connector status (OCPP 1.6 ChargePointStatus) as reported to the central system.",
+                  example={"status": "Charging", "error_code": "NoError", "ts": _TS})
+TRANSACTION = _ch("ocpp/{connector}/transaction", m.TransactionState, retain=True, writers=GATEWAY,
+                  empty_clears=True,
+                  doc="The running transaction; an empty retained payload when there is none.",
+                  example={"transaction_id": 42, "id_tag": "04A1B2C3", "started_at": _TS,
+                           "meter_start_wh": 12000.0, "energy_wh": 345.6})
+SESSION = _ch("ocpp/{connector}/session", m.SessionSummary, retain=False, writers=GATEWAY,
+              doc="A finished transaction, published once when it ends.",
+              example={"transaction_id": 42, "id_tag": "04A1B2C3", "started_at": _TS,
+                       "stopped_at": "2026-01-01T13:00:00Z", "meter_start_wh": 12000.0,
+                       "meter_stop_wh": 19000.0, "energy_wh": 7000.0, "stop_reason": "Local"})
+CHARGING = _ch("ocpp/{connector}/charging", m.ChargingState, retain=True, writers=GATEWAY,
+               doc="Whether charging is enabled and the current limit in force (null: none set).",
+               example={"enabled": True, "current_limit_a": 16.0, "ts": _TS})
+
+# --- commands to the gateway, and its answers ----------------------------------------------------
+COMMAND = _ch("ocpp/{connector}/command", m.GatewayCommand, retain=False, writers=COMMANDERS,
+              doc="A command to the gateway (start, stop, set_current_limit, enable_charging, "
+                  "disable_charging, change_availability, unlock). Connector 0 means the station "
+                  "for change_availability. Answered on command/result.",
+              example={"command": "start", "id_tag": "04A1B2C3", "request_id": "r-1"})
+COMMAND_RESULT = _ch("ocpp/{connector}/command/result", m.CommandResult, retain=False,
+                     writers=GATEWAY,
+                     doc="The answer to each command, with its request_id (also for invalid ones).",
+                     example={"request_id": "r-1", "command": "start", "status": "Accepted",
+                              "reason": None, "ts": _TS})
+
+# --- every service ---------------------------------------------------------------------------------
+SERVICE_STATUS = _ch("service/{service}/status", ServiceState, retain=True,
+                     writers=frozenset({HARDWARE, GATEWAY, RECORDER, API}),
+                     doc="`online` / `offline`; `offline` is the service's MQTT Last Will.",
+                     example="online")
+SERVICE_REJECTED = _ch("service/{service}/rejected", m.RejectedMessage, retain=False,
+                       writers=frozenset({HARDWARE, GATEWAY, RECORDER, API}),
+                       doc="A message the service dropped and why (invalid JSON, field out of "
+                           "range, unknown connector).",
+                       example={"topic": "voltbus/v1/CP1/hw/1/relay/set",
+                                "reason": "closed: Input should be a valid boolean", "ts": _TS})
+
+# --- simulated hardware control ----------------------------------------------------------------
+SIM_PLUG = _ch("sim/{connector}/plug", m.SimPlug, retain=False,
+               writers=frozenset({OPERATOR, API}),
+               doc="Simulator only: plug the EV in or out.", example={"plugged": True})
+SIM_TAP = _ch("sim/rfid", m.SimTap, retain=False, writers=frozenset({OPERATOR, API}),
+              doc="Simulator only: present a card.", example={"id_tag": "04A1B2C3"})
+SIM_EV = _ch("sim/{connector}/ev", m.SimEv, retain=False, writers=frozenset({OPERATOR, API}),
+             doc="Simulator only: EV's max current, phases, battery full.",
+             example={"max_current_a": 16.0, "phases": 3, "full": False})
+SIM_FAULT = _ch("sim/{connector}/fault", m.SimFault, retain=False,
+                writers=frozenset({OPERATOR, API}),
+                doc="Simulator only: inject a hardware fault (NoError clears).",
+                example={"code": "GroundFailure", "info": "test"})
+
+CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
+    PILOT, METER, RELAY, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET, LED_SET,
+    OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, CHARGING, COMMAND, COMMAND_RESULT,
+    SERVICE_STATUS, SERVICE_REJECTED, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
+)
+
+
+def channel_for(root: str, topic: str) -> tuple[Channel, dict[str, str]] | None:  # type: ignore[type-arg]
+    """The channel a concrete topic belongs to, with its placeholder values."""
+    for channel in CHANNELS:
+        args = channel.match(root, topic)
+        if args is not None:
+            return channel, args
+    return None

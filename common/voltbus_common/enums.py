@@ -1,0 +1,121 @@
+"""String enums shared on the wire, spelled exactly as they travel (IEC 61851, OCPP 1.6, HA)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class PilotState(StrEnum):
+    """IEC 61851 control-pilot state: A no EV, B EV connected, C/D charging, E/F fault."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+    E = "E"
+    F = "F"
+
+
+class ChargePointErrorCode(StrEnum):
+    """OCPP 1.6 ChargePointErrorCode; NoError clears a fault."""
+
+    CONNECTOR_LOCK_FAILURE = "ConnectorLockFailure"
+    EV_COMMUNICATION_ERROR = "EVCommunicationError"
+    GROUND_FAILURE = "GroundFailure"
+    HIGH_TEMPERATURE = "HighTemperature"
+    INTERNAL_ERROR = "InternalError"
+    LOCAL_LIST_CONFLICT = "LocalListConflict"
+    NO_ERROR = "NoError"
+    OTHER_ERROR = "OtherError"
+    OVER_CURRENT_FAILURE = "OverCurrentFailure"
+    OVER_VOLTAGE = "OverVoltage"
+    POWER_METER_FAILURE = "PowerMeterFailure"
+    POWER_SWITCH_FAILURE = "PowerSwitchFailure"
+    READER_FAILURE = "ReaderFailure"
+    RESET_FAILURE = "ResetFailure"
+    UNDER_VOLTAGE = "UnderVoltage"
+    WEAK_SIGNAL = "WeakSignal"
+
+
+class ConnectorStatus(StrEnum):
+    """OCPP 1.6 ChargePointStatus."""
+
+    AVAILABLE = "Available"
+    PREPARING = "Preparing"
+    CHARGING = "Charging"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    SUSPENDED_EV = "SuspendedEV"
+    FINISHING = "Finishing"
+    RESERVED = "Reserved"
+    UNAVAILABLE = "Unavailable"
+    FAULTED = "Faulted"
+
+
+class RegistrationStatus(StrEnum):
+    """OCPP 1.6 BootNotification answer."""
+
+    ACCEPTED = "Accepted"
+    PENDING = "Pending"
+    REJECTED = "Rejected"
+
+
+class StopReason(StrEnum):
+    """OCPP 1.6 StopTransaction reason."""
+
+    DE_AUTHORIZED = "DeAuthorized"
+    EMERGENCY_STOP = "EmergencyStop"
+    EV_DISCONNECTED = "EVDisconnected"
+    HARD_RESET = "HardReset"
+    LOCAL = "Local"
+    OTHER = "Other"
+    POWER_LOSS = "PowerLoss"
+    REBOOT = "Reboot"
+    REMOTE = "Remote"
+    SOFT_RESET = "SoftReset"
+    UNLOCK_COMMAND = "UnlockCommand"
+
+
+class LedPattern(StrEnum):
+    """How an indicator LED shows its colour."""
+
+    OFF = "off"
+    SOLID = "solid"
+    BLINK = "blink"
+    PULSE = "pulse"
+
+
+class ServiceState(StrEnum):
+    """A service's availability; Home Assistant's default payload words."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Service(StrEnum):
+    """The services on the bus; their names appear in topics and as MQTT users."""
+
+    HARDWARE = "hardware"
+    GATEWAY = "gateway"
+    RECORDER = "recorder"
+    API = "api"
+
+
+class CommandName(StrEnum):
+    """Commands the gateway takes from the API, Home Assistant and users' scripts."""
+
+    START = "start"
+    STOP = "stop"
+    SET_CURRENT_LIMIT = "set_current_limit"
+    ENABLE_CHARGING = "enable_charging"
+    DISABLE_CHARGING = "disable_charging"
+    CHANGE_AVAILABILITY = "change_availability"
+    UNLOCK = "unlock"
+
+
+class CommandStatus(StrEnum):
+    """The gateway's answer to a command."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    FAILED = "Failed"
+    NOT_SUPPORTED = "NotSupported"

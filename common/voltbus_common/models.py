@@ -1,0 +1,251 @@
+"""Payload models: every JSON object on the bus, defined once.
+
+Models are frozen, ignore unknown fields (an older subscriber survives a newer publisher) and
+carry their unit in each field name. Timestamps are aware UTC datetimes, ISO 8601 on the wire.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    CommandName,
+    CommandStatus,
+    ConnectorStatus,
+    LedPattern,
+    PilotState,
+    RegistrationStatus,
+    StopReason,
+)
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive timestamps are taken as UTC; aware ones are converted to it."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Timestamp = Annotated[UtcDatetime, Field(default_factory=utcnow)]
+IdTag = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[\x21-\x7e]+$")]
+"""An OCPP 1.6 idToken: 1..20 printable characters, no spaces."""
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+PhaseValues = Annotated[list[FiniteFloat], Field(min_length=1, max_length=3)]
+Amps = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Watts = Annotated[float, Field(allow_inf_nan=False)]
+WattHours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class Payload(BaseModel):
+    """Base of every bus payload."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# --- hardware -> bus ---------------------------------------------------------------------------
+
+
+class PilotEvent(Payload):
+    """The control-pilot state the EVSE measured."""
+
+    state: PilotState
+    ts: Timestamp
+
+
+class MeterReading(Payload):
+    """One reading of a connector's energy meter; energy_wh is the meter's register."""
+
+    energy_wh: WattHours
+    power_w: Watts
+    current_a: PhaseValues
+    voltage_v: PhaseValues
+    ts: Timestamp
+
+    @model_validator(mode="after")
+    def _one_or_three_phases(self) -> Self:
+        for name in ("current_a", "voltage_v"):
+            if len(getattr(self, name)) not in (1, 3):
+                raise ValueError(f"{name} must hold 1 or 3 phase values")
+        return self
+
+
+class RelayState(Payload):
+    """The relay position actually switched (not the one commanded)."""
+
+    closed: bool
+    ts: Timestamp
+
+
+class HardwareError(Payload):
+    """A connector's hardware fault, as an OCPP error code; NoError clears it."""
+
+    code: ChargePointErrorCode
+    info: str | None = Field(default=None, max_length=50)
+    ts: Timestamp
+
+
+class RfidSeen(Payload):
+    """A card presented to a reader (once per presentation, not once per poll)."""
+
+    id_tag: IdTag
+    reader: str = Field(default="default", min_length=1, max_length=64)
+    ts: Timestamp
+
+
+# --- gateway -> hardware -----------------------------------------------------------------------
+
+
+class RelayCommand(Payload):
+    """Ask the hardware to open or close a connector's relay."""
+
+    closed: bool
+
+
+class CurrentLimitCommand(Payload):
+    """The current the EV may draw per phase; 0 pauses charging."""
+
+    amps: Amps
+
+
+class LedCommand(Payload):
+    """What a connector's indicator LED should show."""
+
+    color: str = Field(pattern=r"^(#[0-9a-fA-F]{6}|[a-z]{1,20})$")
+    pattern: LedPattern
+
+
+# --- gateway -> bus ----------------------------------------------------------------------------
+
+
+class OcppConnection(Payload):
+    """The station's link to its central system."""
+
+    connected: bool
+    registration: RegistrationStatus | None = None
+    since: Timestamp
+
+
+class OcppConnectorStatus(Payload):
+    """The connector status as last reported to the central system."""
+
+    status: ConnectorStatus
+    error_code: ChargePointErrorCode = ChargePointErrorCode.NO_ERROR
+    ts: Timestamp
+
+
+class TransactionState(Payload):
+    """The running transaction; transaction_id is None until the central system assigned one."""
+
+    transaction_id: int | None
+    id_tag: IdTag
+    started_at: UtcDatetime
+    meter_start_wh: WattHours
+    energy_wh: WattHours = 0.0
+
+
+class SessionSummary(Payload):
+    """A finished transaction."""
+
+    transaction_id: int | None
+    id_tag: IdTag
+    started_at: UtcDatetime
+    stopped_at: UtcDatetime
+    meter_start_wh: WattHours
+    meter_stop_wh: WattHours
+    energy_wh: WattHours
+    stop_reason: StopReason
+
+
+class ChargingState(Payload):
+    """Whether charging is enabled on the connector and the current limit in force."""
+
+    enabled: bool
+    current_limit_a: Amps | None = None
+    ts: Timestamp
+
+
+class GatewayCommand(Payload):
+    """A command to the gateway; request_id, when given, comes back in the result.
+
+    Fields by command: start needs id_tag; set_current_limit needs amps;
+    change_availability needs operative. The others take none.
+    """
+
+    command: CommandName
+    request_id: str | None = Field(default=None, max_length=64)
+    id_tag: IdTag | None = None
+    amps: Amps | None = None
+    operative: bool | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_command(self) -> Self:
+        needed = {
+            CommandName.START: "id_tag",
+            CommandName.SET_CURRENT_LIMIT: "amps",
+            CommandName.CHANGE_AVAILABILITY: "operative",
+        }.get(self.command)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"command {self.command.value!r} needs field {needed!r}")
+        return self
+
+
+class CommandResult(Payload):
+    """The gateway's answer to a GatewayCommand."""
+
+    request_id: str | None
+    command: CommandName | None
+    status: CommandStatus
+    reason: str | None = None
+    ts: Timestamp
+
+
+# --- any service -> bus ------------------------------------------------------------------------
+
+
+class RejectedMessage(Payload):
+    """A message a service dropped, and why: so a script author sees their mistake."""
+
+    topic: str
+    reason: str
+    ts: Timestamp
+
+
+# --- simulator control (voltbus sim, tests) ----------------------------------------------------
+
+
+class SimPlug(Payload):
+    """Plug the simulated EV in or out."""
+
+    plugged: bool
+
+
+class SimTap(Payload):
+    """Present a card to the simulated reader."""
+
+    id_tag: IdTag
+    reader: str = Field(default="sim", min_length=1, max_length=64)
+
+
+class SimEv(Payload):
+    """Change how the simulated EV behaves; unset fields stay as they are."""
+
+    max_current_a: Amps | None = None
+    phases: Literal[1, 3] | None = None
+    full: bool | None = Field(default=None, description="a full battery stops drawing current")
+
+
+class SimFault(Payload):
+    """Inject a hardware fault on a simulated connector; NoError clears it."""
+
+    code: ChargePointErrorCode
+    info: str | None = Field(default=None, max_length=50)

@@ -1,0 +1,44 @@
+"""Service runtime: logging, signals, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+def setup_logging(service: str, level: str = "INFO") -> None:
+    """One line per record, with the service name, to stderr (journald and docker read that)."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)-7s {service} %(name)s: %(message)s",
+        force=True,
+    )
+    for noisy in ("websockets", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await main()
+    except asyncio.CancelledError:
+        log.info("stopped")
+
+
+def run(main: Callable[[], Awaitable[None]], *, service: str, log_level: str = "INFO") -> None:
+    """Run a service's main coroutine until SIGTERM/SIGINT, then shut down cleanly (exit 0)."""
+    setup_logging(service, log_level)
+    try:
+        asyncio.run(_until_signalled(main))
+    except KeyboardInterrupt:
+        pass

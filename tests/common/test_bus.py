@@ -1,0 +1,132 @@
+"""The bus against the real broker: typed round trip, bad input, Last Will, ACL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fixtures.mosquitto import Broker
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus, Received
+from voltbus_common.enums import PilotState, ServiceState
+from voltbus_common.models import PilotEvent, RejectedMessage, RelayCommand
+
+
+@contextlib.asynccontextmanager
+async def running(*buses: Bus) -> AsyncIterator[None]:
+    tasks = [asyncio.create_task(b.run()) for b in buses]
+    try:
+        for b in buses:
+            await b.wait_connected(5)
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def collector(bus: Bus, channel: ch.Channel, **args: str | int) -> asyncio.Queue[Received]:
+    queue: asyncio.Queue[Received] = asyncio.Queue()
+
+    async def put(msg: Received) -> None:
+        await queue.put(msg)
+
+    bus.on(channel, put, **args)
+    return queue
+
+
+async def test_typed_round_trip(mosquitto: Broker, station: str) -> None:
+    hw = Bus(mosquitto.settings("hardware"), station=station, service="hardware")
+    watcher = Bus(mosquitto.settings("operator"), station=station, service=None)
+    pilots = collector(watcher, ch.PILOT)
+    async with running(hw, watcher):
+        hw.publish(ch.PILOT, PilotEvent(state=PilotState.C), connector=2)
+        msg = await asyncio.wait_for(pilots.get(), 5)
+    assert msg.payload.state is PilotState.C
+    assert msg.connector == 2
+    assert msg.station == station
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "Invalid JSON"),
+        (b'{"closed": "maybe"}', "closed"),
+        (b"{}", "closed: Field required"),
+        (b"[1,2]", "payload"),
+    ],
+)
+async def test_bad_payload_is_rejected_and_service_keeps_running(
+    mosquitto: Broker, station: str, raw: bytes, reason: str
+) -> None:
+    gw = Bus(mosquitto.settings("gateway"), station=station, service=None)
+    hw = Bus(mosquitto.settings("hardware"), station=station, service="hardware")
+    watcher = Bus(mosquitto.settings("operator"), station=station, service=None)
+    commands = collector(hw, ch.RELAY_SET)
+    rejected = collector(watcher, ch.SERVICE_REJECTED, service="hardware")
+    async with running(hw, gw, watcher):
+        gw.publish_raw(ch.RELAY_SET.topic(mosquitto.root, station=station, connector=1), raw)
+        note = await asyncio.wait_for(rejected.get(), 5)
+        assert isinstance(note.payload, RejectedMessage)
+        assert reason in note.payload.reason
+        assert note.payload.topic.endswith("/hw/1/relay/set")
+        # Still alive: the next valid command arrives.
+        gw.publish(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        msg = await asyncio.wait_for(commands.get(), 5)
+    assert msg.payload.closed is True
+    assert hw.invalid_count == 1
+
+
+async def test_unknown_connector_level_is_rejected(mosquitto: Broker, station: str) -> None:
+    gw = Bus(mosquitto.settings("gateway"), station=station, service=None)
+    hw = Bus(mosquitto.settings("hardware"), station=station, service="hardware")
+    commands = collector(hw, ch.RELAY_SET)
+    async with running(hw, gw):
+        gw.publish_raw(f"{mosquitto.root}/{station}/hw/abc/relay/set", b'{"closed": true}')
+        gw.publish(ch.RELAY_SET, RelayCommand(closed=False), connector=1)
+        msg = await asyncio.wait_for(commands.get(), 5)
+    assert msg.connector == 1
+    assert hw.invalid_count == 1
+
+
+async def test_status_online_then_offline_on_clean_stop(mosquitto: Broker, station: str) -> None:
+    watcher = Bus(mosquitto.settings("operator"), station=station, service=None)
+    states = collector(watcher, ch.SERVICE_STATUS, service="recorder")
+    async with running(watcher):
+        async with running(Bus(mosquitto.settings("recorder"), station=station, service="recorder")):
+            assert (await asyncio.wait_for(states.get(), 5)).payload is ServiceState.ONLINE
+        assert (await asyncio.wait_for(states.get(), 5)).payload is ServiceState.OFFLINE
+
+
+async def test_acl_hardware_cannot_publish_gateway_topics(mosquitto: Broker, station: str) -> None:
+    """Mosquitto drops a denied publish silently on 3.1.1: test what arrives."""
+    impostor = Bus(mosquitto.settings("hardware"), station=station, service=None)
+    gateway = Bus(mosquitto.settings("gateway"), station=station, service=None)
+    hw = Bus(mosquitto.settings("api"), station=station, service=None)
+    commands = collector(hw, ch.RELAY_SET)
+    async with running(impostor, gateway, hw):
+        impostor.publish(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        await impostor.drain()
+        gateway.publish(ch.RELAY_SET, RelayCommand(closed=False), connector=1)
+        first = await asyncio.wait_for(commands.get(), 5)
+        await asyncio.sleep(0.2)
+    assert first.payload.closed is False  # the impostor's "closed" never arrived
+    assert commands.empty()
+
+
+async def test_messages_published_while_broker_down_arrive_after_restart(
+    own_mosquitto: Broker, station: str
+) -> None:
+    hw = Bus(own_mosquitto.settings("hardware"), station=station, service="hardware")
+    watcher = Bus(own_mosquitto.settings("operator"), station=station, service=None)
+    pilots = collector(watcher, ch.PILOT)
+    async with running(hw, watcher):
+        own_mosquitto.stop()
+        await asyncio.sleep(0.3)
+        hw.publish(ch.PILOT, PilotEvent(state=PilotState.B), connector=1)
+        own_mosquitto.start()
+        msg = await asyncio.wait_for(pilots.get(), 20)
+    assert msg.payload.state is PilotState.B
