@@ -34,7 +34,9 @@ def render_acl(root: str = DEFAULT_ROOT) -> str:
         lines.append(f"topic read {root}/#")
         for channel in CHANNELS:
             if user in channel.writers:
-                lines.append(f"topic write {channel.filter(root)}")
+                # A service may speak only for itself on per-service topics.
+                own = {"service": user} if "service" in channel.fields else {}
+                lines.append(f"topic write {channel.filter(root, **own)}")
         if user in (API, GATEWAY, HOMEASSISTANT):
             # Home Assistant discovery and its birth message.
             lines.append("topic readwrite homeassistant/#")
