@@ -6,6 +6,7 @@ ACL, persistence, TCP_NODELAY) in a directory of its own, on a loopback port.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -113,3 +114,57 @@ class LocalMosquitto:
             "VOLTBUS_MQTT_PASSWORD_FILE": str(self.secrets_dir / f"mqtt_{user}"),
             "VOLTBUS_ROOT": self.root,
         }
+
+
+class EmbeddedBroker(LocalMosquitto):
+    """amqtt in its own virtualenv, with the same users and ACL: for machines without Mosquitto.
+
+    About half Mosquitto's speed and no persistence across restarts; good enough to try voltbus.
+    """
+
+    def __init__(self, directory: Path, *, tools_dir: Path, port: int | None = None,
+                 root: str = DEFAULT_ROOT, secrets_dir: Path | None = None) -> None:
+        super().__init__(directory, port=port, root=root, secrets_dir=secrets_dir)
+        self.tools_dir = tools_dir
+
+    def _python(self) -> Path:
+        venv = self.tools_dir / "amqtt"
+        python = venv / "bin" / "python"
+        if not python.exists():
+            import sys
+
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "amqtt>=0.11,<0.13"],
+                           check=True)
+        return python
+
+    def prepare(self) -> Path:
+        """Write secrets and the launcher's spec; return the spec path."""
+        from voltbus_common.broker import acl_rules
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.passwords = make_secrets(self.secrets_dir)
+        rules = acl_rules(self.root)
+        spec = self.directory / "amqtt.json"
+        spec.write_text(json.dumps({
+            "port": self.port, "workdir": str(self.directory), "users": self.passwords,
+            "subscribe_acl": {u: r["read"] for u, r in rules.items()},
+            "publish_acl": {u: r["write"] for u, r in rules.items()},
+        }))
+        spec.chmod(0o600)
+        return spec
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start amqtt (installing it into tools_dir on first use)."""
+        spec = self.directory / "amqtt.json"
+        if not spec.exists():
+            self.prepare()
+        launcher = Path(__file__).parent / "embedded" / "amqtt_launcher.py"
+        log = open(self.directory / "amqtt.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen([str(self._python()), str(launcher), str(spec)],
+                                        stdout=log, stderr=log)
+        try:
+            wait_for_port(self.port, timeout)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"amqtt did not start; see {self.directory / 'amqtt.log'}") from None

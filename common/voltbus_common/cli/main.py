@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from voltbus_common import channels as ch
-from voltbus_common.bus import Bus, Received
+from voltbus_common.bus import Bus
 from voltbus_common.cli.context import client_settings, data_dir
 from voltbus_common.cli.oneshot import ask_gateway, publish_once
 from voltbus_common.enums import ChargePointErrorCode, CommandName

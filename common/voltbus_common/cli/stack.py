@@ -6,12 +6,10 @@ import logging
 import secrets
 import sys
 
-import typer
-
 from voltbus_common.cli.context import StackInfo, data_dir
 from voltbus_common.cli.main import port_or_free
 from voltbus_common.cli.supervisor import Supervisor
-from voltbus_common.devbroker import LocalMosquitto, wait_for_port
+from voltbus_common.devbroker import EmbeddedBroker, LocalMosquitto, wait_for_port
 from voltbus_common.devinflux import LocalInfluxDB
 from voltbus_common.runtime import setup_logging
 
@@ -35,12 +33,15 @@ def start_stack(*, connectors: int, stations: str, csms_url: str | None, api_por
     data = data_dir().resolve()
     data.mkdir(parents=True, exist_ok=True)
     secrets_dir = data / "secrets"
-    if LocalMosquitto.binary() is None:
-        typer.echo("voltbus: mosquitto is not installed. Run scripts/setup (or "
-                   "`sudo apt-get install mosquitto`) and try again.", err=True)
-        raise typer.Exit(1)
-    broker = LocalMosquitto(data / "mosquitto", port=port_or_free(mqtt_port),
-                            secrets_dir=secrets_dir)
+    broker: LocalMosquitto
+    if LocalMosquitto.binary() is not None:
+        broker = LocalMosquitto(data / "mosquitto", port=port_or_free(mqtt_port),
+                                secrets_dir=secrets_dir)
+    else:
+        log.warning("mosquitto is not installed (scripts/setup installs it); falling back to "
+                    "the embedded amqtt broker, installed into %s/tools", data)
+        broker = EmbeddedBroker(data / "amqtt", tools_dir=data / "tools",
+                                port=port_or_free(mqtt_port), secrets_dir=secrets_dir)
     broker.prepare()
     broker.start()
     database: LocalInfluxDB | None = None
