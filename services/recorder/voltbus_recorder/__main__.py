@@ -1,0 +1,57 @@
+"""`python -m voltbus_recorder`: wires settings, spool, writer, ingest and one Bus per station."""
+
+from __future__ import annotations
+
+import asyncio
+from zoneinfo import ZoneInfo
+
+from voltbus_common.bus import Bus
+from voltbus_common.runtime import run
+from voltbus_common.settings import load_settings
+from voltbus_recorder.health import HealthReporter
+from voltbus_recorder.ingest import Ingest
+from voltbus_recorder.settings import RecorderSettings
+from voltbus_recorder.sinks import build_sink
+from voltbus_recorder.spool import Spool
+from voltbus_recorder.writer import Writer
+
+
+async def main(settings: RecorderSettings) -> None:
+    """Run the recorder until cancelled."""
+    spool = Spool(settings.spool_path, max_points=settings.recorder_spool_max_points,
+                  dead_letter_max=settings.recorder_dead_letter_max,
+                  fsync=settings.recorder_spool_fsync)
+    sink = build_sink(settings)
+    writer = Writer(spool, sink, batch_size=settings.recorder_batch_size,
+                    max_age_s=settings.recorder_batch_max_age_s,
+                    live_share=settings.recorder_live_share,
+                    retry_max_s=settings.recorder_retry_max_s)
+    ingest = Ingest(spool, writer.notify, zone=ZoneInfo(settings.recorder_timezone),
+                    commit_interval_s=settings.recorder_commit_interval_s)
+    stations = settings.stations[:1] if settings.recorder_all_stations else settings.stations
+    buses = [Bus(settings, station=s, service="recorder", persistent_session=True)
+             for s in stations]
+    for bus in buses:
+        ingest.attach(bus, all_stations=settings.recorder_all_stations)
+    health = HealthReporter(spool, writer, ingest, buses,
+                            interval_s=settings.recorder_health_interval_s)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for bus in buses:
+                group.create_task(bus.run())
+            group.create_task(ingest.run())
+            group.create_task(writer.run())
+            group.create_task(health.run(sink.description))
+    finally:
+        spool.close()
+        await sink.aclose()
+
+
+def cli() -> None:
+    """Entry point: load settings (exit 2 with a readable message when invalid), then run."""
+    settings = load_settings(RecorderSettings)
+    run(lambda: main(settings), service="recorder", log_level=settings.log_level)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,121 @@
+"""Bus payloads -> InfluxDB line protocol, pure. The schema is documented in docs/influxdb.md.
+
+Every point carries the timestamp of the event it records (never the time it was written), so a
+point written twice is the same point: InfluxDB keeps one value per series and timestamp. That
+makes replays after a crash idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from voltbus_common.enums import ConnectorStatus
+from voltbus_common.models import (
+    ChargingState,
+    HardwareError,
+    MeterReading,
+    OcppConnection,
+    OcppConnectorStatus,
+    PilotEvent,
+    RelayState,
+    SessionSummary,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+FieldValue = float | int | bool | str
+# Stable numbers for the status timeline (Grafana value mappings use them).
+STATUS_CODES: dict[ConnectorStatus, int] = {s: i for i, s in enumerate(ConnectorStatus)}
+
+
+def _tag(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def _field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def ns(ts: datetime) -> int:
+    """Nanoseconds since the epoch, exact to the microsecond (no float rounding)."""
+    return (ts - _EPOCH) // _US * 1000
+
+
+def line(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue | None],
+         ts: datetime) -> str:
+    """One line of line protocol; None fields are left out, tags sorted (InfluxDB's advice)."""
+    tag_part = "".join(f",{_tag(k)}={_tag(v)}" for k, v in sorted(tags.items()) if v)
+    field_part = ",".join(f"{_tag(k)}={_field(v)}" for k, v in fields.items() if v is not None)
+    return f"{_tag(measurement)}{tag_part} {field_part} {ns(ts)}"
+
+
+def _phases(prefix: str, unit: str, values: list[float]) -> dict[str, FieldValue | None]:
+    return {f"{prefix}_l{i}_{unit}": float(v) for i, v in enumerate(values, start=1)}
+
+
+def meter(station: str, connector: int, r: MeterReading) -> str:
+    """measurement `meter`: energy register, power, per-phase current and voltage."""
+    fields: dict[str, FieldValue | None] = {
+        "energy_wh": float(r.energy_wh), "power_w": float(r.power_w),
+        "current_a": float(max(r.current_a)), "phases": len(r.current_a),
+    }
+    fields |= _phases("current", "a", r.current_a) | _phases("voltage", "v", r.voltage_v)
+    return line("meter", {"station": station, "connector": str(connector)}, fields, r.ts)
+
+
+def status(station: str, connector: int, s: OcppConnectorStatus) -> str:
+    """measurement `connector_status`: OCPP status (and its number) with the error code."""
+    return line("connector_status", {"station": station, "connector": str(connector)},
+                {"status": s.status.value, "status_code": STATUS_CODES[s.status],
+                 "error_code": s.error_code.value}, s.ts)
+
+
+def session(station: str, connector: int, s: SessionSummary, zone: tzinfo = UTC) -> str:
+    """measurement `session`: a finished transaction, at its stop time."""
+    tags = {"station": station, "connector": str(connector), "id_tag": s.id_tag,
+            "stop_reason": s.stop_reason.value,
+            "month": s.stopped_at.astimezone(zone).strftime("%Y-%m")}
+    duration_s = max(0.0, (s.stopped_at - s.started_at).total_seconds())
+    return line("session", tags, {
+        "energy_wh": float(s.energy_wh), "energy_kwh": float(s.energy_wh) / 1000.0,
+        "duration_s": duration_s, "meter_start_wh": float(s.meter_start_wh),
+        "meter_stop_wh": float(s.meter_stop_wh), "transaction_id": s.transaction_id,
+        "started_at": s.started_at.isoformat(), "started_at_ns": ns(s.started_at),
+    }, s.stopped_at)
+
+
+def connection(station: str, c: OcppConnection) -> str:
+    """measurement `ocpp_connection`: link up/down (and registration) since `since`."""
+    return line("ocpp_connection", {"station": station},
+                {"connected": c.connected, "up": int(c.connected),
+                 "registration": c.registration.value if c.registration else None}, c.since)
+
+
+def pilot(station: str, connector: int, p: PilotEvent) -> str:
+    """measurement `pilot`: IEC 61851 control-pilot state."""
+    return line("pilot", {"station": station, "connector": str(connector)},
+                {"state": p.state.value}, p.ts)
+
+
+def relay(station: str, connector: int, r: RelayState) -> str:
+    """measurement `relay`: the relay position actually switched."""
+    return line("relay", {"station": station, "connector": str(connector)},
+                {"closed": r.closed, "closed_int": int(r.closed)}, r.ts)
+
+
+def hw_error(station: str, connector: int, e: HardwareError) -> str:
+    """measurement `hw_error`: hardware fault code (NoError clears)."""
+    return line("hw_error", {"station": station, "connector": str(connector)},
+                {"code": e.code.value, "info": e.info}, e.ts)
+
+
+def charging(station: str, connector: int, c: ChargingState) -> str:
+    """measurement `charging`: charging enabled and the current limit in force."""
+    return line("charging", {"station": station, "connector": str(connector)},
+                {"enabled": c.enabled, "current_limit_a": c.current_limit_a}, c.ts)

@@ -1,0 +1,144 @@
+"""On-disk spool (sqlite, WAL): a point is deleted only after InfluxDB acknowledged it.
+
+Points are staged in memory by the bus handlers and committed in small transactions (every
+`commit_interval_s`), so one fsync covers many readings. With `fsync=True` (synchronous=FULL)
+a committed point survives power loss; with False (NORMAL) it survives a crash of the process
+(SIGKILL) but the last commits may roll back on power loss. Points InfluxDB rejects move to the
+`dead_letter` table with the reason, where they stay for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL, reason TEXT NOT NULL,
+    at TEXT NOT NULL);
+"""
+
+
+class Spool:
+    """Durable FIFO of line-protocol points with a size cap and a dead-letter table."""
+
+    def __init__(self, path: Path, *, max_points: int, dead_letter_max: int = 100_000,
+                 fsync: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_points = max_points
+        self.dead_letter_max = dead_letter_max
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+        self._staged: list[str] = []
+        self.committed = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+        self.dead_count = int(self._db.execute("SELECT COUNT(*) FROM dead_letter").fetchone()[0])
+        self.dropped = 0
+        self._warned_near_full = False
+        if self.committed:
+            log.info("spool %s holds %d points from before; they will be written first",
+                     path, self.committed)
+
+    # --- ingest side ---------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Points waiting: committed plus staged."""
+        return self.committed + len(self._staged)
+
+    @property
+    def staged(self) -> int:
+        """Points staged in memory, not yet committed."""
+        return len(self._staged)
+
+    @property
+    def near_full(self) -> bool:
+        """True above 80 % of the cap: time to look at InfluxDB."""
+        return self.size >= 0.8 * self.max_points
+
+    def stage(self, line: str) -> bool:
+        """Keep a point for the next commit; False (and a loud log) if the spool is full."""
+        if self.size >= self.max_points:
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                log.error("spool full (%d points, VOLTBUS_RECORDER_SPOOL_MAX_POINTS): dropped "
+                          "%d new points so far; is InfluxDB reachable?",
+                          self.max_points, self.dropped)
+            return False
+        if self.near_full and not self._warned_near_full:
+            self._warned_near_full = True
+            log.warning("spool is %d%% full (%d of %d points); points will be dropped at the cap",
+                        100 * self.size // self.max_points, self.size, self.max_points)
+        self._staged.append(line)
+        return True
+
+    def commit(self) -> int:
+        """Write staged points to disk in one transaction; the number committed."""
+        if not self._staged:
+            return 0
+        staged, self._staged = self._staged, []
+        with self._db:
+            self._db.executemany("INSERT INTO spool (line) VALUES (?)", ((s,) for s in staged))
+        self.committed += len(staged)
+        return len(staged)
+
+    # --- writer side ---------------------------------------------------------------------------
+
+    def take(self, limit: int, live_share: float = 0.0) -> list[tuple[int, str]]:
+        """Up to `limit` committed points: the oldest, plus the newest `live_share` of the batch.
+
+        While a backlog drains, reserving part of each batch for the newest points keeps live
+        data flowing instead of waiting behind an hour of history.
+        """
+        live = int(limit * live_share) if self.committed > limit else 0
+        rows = self._db.execute("SELECT id, line FROM spool ORDER BY id LIMIT ?",
+                                (limit - live,)).fetchall()
+        if live:
+            newest = self._db.execute("SELECT id, line FROM spool ORDER BY id DESC LIMIT ?",
+                                      (live,)).fetchall()
+            seen = {r[0] for r in rows}
+            rows += [r for r in reversed(newest) if r[0] not in seen]
+        return [(int(i), str(s)) for i, s in rows]
+
+    def remove(self, ids: list[int]) -> None:
+        """Forget points InfluxDB acknowledged."""
+        if not ids:
+            return
+        with self._db:
+            cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
+                                   (json.dumps(ids),))
+        self.committed -= cur.rowcount
+        if not self.near_full:
+            self._warned_near_full = False
+
+    def dead_letter(self, rows: list[tuple[int, str]], reason: str) -> None:
+        """Move rejected points out of the spool, with InfluxDB's reason."""
+        at = datetime.now(UTC).isoformat()
+        with self._db:
+            self._db.executemany("INSERT INTO dead_letter (line, reason, at) VALUES (?, ?, ?)",
+                                 ((s, reason[:1000], at) for _, s in rows))
+            cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
+                                   (json.dumps([i for i, _ in rows]),))
+            self._db.execute("DELETE FROM dead_letter WHERE id <= (SELECT MAX(id) FROM dead_letter)"
+                             " - ?", (self.dead_letter_max,))
+        self.committed -= cur.rowcount
+        self.dead_count = min(self.dead_count + len(rows), self.dead_letter_max)
+
+    def dead_letters(self, limit: int = 100) -> list[tuple[str, str, str]]:
+        """The newest rejected points as (line, reason, at)."""
+        rows = self._db.execute("SELECT line, reason, at FROM dead_letter ORDER BY id DESC LIMIT ?",
+                                (limit,)).fetchall()
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+    def close(self) -> None:
+        """Commit what is staged and close the database."""
+        self.commit()
+        self._db.close()

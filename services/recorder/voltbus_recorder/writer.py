@@ -1,0 +1,128 @@
+"""Drains the spool into InfluxDB in batches (by size and by age), with backoff.
+
+A batch is deleted from the spool only after InfluxDB acknowledged it. A batch InfluxDB rejects
+is split in halves until the bad points are isolated; those go to the dead-letter table, the good
+ones are written (again: InfluxDB keeps one value per series and timestamp, so that is harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from voltbus_recorder.sinks import Result, Sink
+from voltbus_recorder.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriterStats:
+    """What the writer has done, for the health report."""
+
+    written: int = 0
+    rejected: int = 0
+    batches: int = 0
+    influx_ok: bool | None = None
+    last_error: str | None = None
+    last_write_at: datetime | None = None
+    outage_since: float | None = field(default=None, repr=False)
+
+
+class Writer:
+    """The one task that moves points from the spool to InfluxDB."""
+
+    def __init__(self, spool: Spool, sink: Sink, *, batch_size: int = 5000,
+                 max_age_s: float = 1.0, live_share: float = 0.25,
+                 retry_min_s: float = 0.5, retry_max_s: float = 30.0) -> None:
+        self.spool = spool
+        self.sink = sink
+        self.batch_size = batch_size
+        self.max_age_s = max_age_s
+        self.live_share = live_share
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self.stats = WriterStats()
+        self._wake = asyncio.Event()
+        self._pending_since: float | None = None
+        self._backlog = spool.committed > 0  # points from before a restart go out at once
+
+    def notify(self) -> None:
+        """New points were committed to the spool."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Write batches until cancelled."""
+        backoff = self.retry_min_s
+        while True:
+            await self._wait_for_batch()
+            rows = self.spool.take(self.batch_size, self.live_share)
+            if not rows:
+                continue
+            if await self._write(rows):
+                self._on_success(len(rows))
+                backoff = self.retry_min_s
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.retry_max_s)
+
+    async def _wait_for_batch(self) -> None:
+        """Return when a full batch waits, the oldest point is max_age old, or a backlog drains."""
+        while True:
+            if self._backlog or self.spool.committed >= self.batch_size:
+                return
+            timeout: float | None = None
+            if self.spool.committed:
+                now = time.monotonic()
+                if self._pending_since is None:
+                    self._pending_since = now
+                timeout = self._pending_since + self.max_age_s - now
+                if timeout <= 0:
+                    return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _on_success(self, count: int) -> None:
+        s = self.stats
+        s.batches += 1
+        s.last_write_at = datetime.now(UTC)
+        if s.influx_ok is False:
+            down = time.monotonic() - (s.outage_since or time.monotonic())
+            log.info("InfluxDB is back after %.0fs; draining %d spooled points",
+                     down, self.spool.committed)
+        s.influx_ok, s.outage_since = True, None
+        # A full batch means more may be waiting: keep going without the age wait.
+        self._backlog = count >= self.batch_size and self.spool.committed > 0
+        self._pending_since = None if not self.spool.committed else time.monotonic()
+
+    async def _write(self, rows: list[tuple[int, str]]) -> bool:
+        """Write rows; False if InfluxDB is unavailable (nothing was removed)."""
+        outcome = await self.sink.write("\n".join(line for _, line in rows).encode())
+        if outcome.result is Result.WRITTEN:
+            self.spool.remove([i for i, _ in rows])
+            self.stats.written += len(rows)
+            return True
+        if outcome.result is Result.UNAVAILABLE:
+            self._on_unavailable(outcome.reason)
+            return False
+        if len(rows) == 1:
+            log.error("InfluxDB rejected a point; set aside in the dead-letter table: %s -- %s",
+                      rows[0][1][:300], outcome.reason)
+            self.spool.dead_letter(rows, outcome.reason)
+            self.stats.rejected += 1
+            return True
+        half = len(rows) // 2
+        return await self._write(rows[:half]) and await self._write(rows[half:])
+
+    def _on_unavailable(self, reason: str) -> None:
+        s = self.stats
+        if s.influx_ok is not False:
+            log.warning("InfluxDB unavailable (%s at %s); keeping %d points in the spool",
+                        reason, self.sink.description, self.spool.committed)
+            s.outage_since = time.monotonic()
+        s.influx_ok, s.last_error = False, reason
