@@ -1,0 +1,68 @@
+"""FastAPI dependencies as Annotated aliases: routes declare what they need by type."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from voltbus_api.commands import CommandClient
+from voltbus_api.context import ApiContext
+from voltbus_api.errors import ApiError
+from voltbus_api.settings import ApiSettings
+from voltbus_api.state_cache import StateCache
+
+
+def get_context(request: Request) -> ApiContext:
+    """The context the lifespan put on the app."""
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+ContextDep = Annotated[ApiContext, Depends(get_context)]
+
+
+def get_cache(ctx: ContextDep) -> StateCache:
+    """The state cache."""
+    return ctx.cache
+
+
+def get_commands(ctx: ContextDep) -> CommandClient:
+    """The command client."""
+    return ctx.commands
+
+
+def get_settings(ctx: ContextDep) -> ApiSettings:
+    """The service settings."""
+    return ctx.settings
+
+
+StateDep = Annotated[StateCache, Depends(get_cache)]
+CommandsDep = Annotated[CommandClient, Depends(get_commands)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+def known_station(cache: StateDep,
+                  station: Annotated[str, Path(description="station id", examples=["CP1"])]
+                  ) -> str:
+    """The station path parameter, 404 unless this API serves it."""
+    if not cache.has_station(station):
+        raise ApiError(404, f"station {station!r} is unknown (this API serves: "
+                            f"{', '.join(cache.stations)})")
+    return station
+
+
+StationDep = Annotated[str, Depends(known_station)]
+
+
+def known_connector(cache: StateDep, station: StationDep,
+                    n: Annotated[int, Path(ge=1, le=10_000, description="connector id, from 1",
+                                           examples=[1])]) -> int:
+    """The connector path parameter, 404 unless the station has reported it on the bus."""
+    if cache.connector(station, n) is None:
+        known = ", ".join(str(c.connector) for c in cache.connectors(station)) or "none yet"
+        raise ApiError(404, f"station {station!r} has no connector {n} (known: {known})")
+    return n
+
+
+ConnectorDep = Annotated[int, Depends(known_connector)]

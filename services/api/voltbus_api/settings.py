@@ -1,0 +1,74 @@
+"""The API service's settings: listen address, command timeout, auth, history, reports, notices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from voltbus_common.settings import BusSettings, ConfigError
+
+
+def _read_secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
+    """A secret given directly or through a file (Docker secrets)."""
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"VOLTBUS_{name}_FILE: cannot read: {exc}") from None
+    return None
+
+
+class ApiSettings(BusSettings):
+    """Environment VOLTBUS_API_*, VOLTBUS_INFLUX_* and the shared bus settings."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    api_command_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # authentication
+    api_admin_token_file: Path | None = None
+    api_session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    api_login_max_failures: int = Field(default=5, ge=1)
+    api_login_window_s: float = Field(default=300.0, gt=0)
+    api_cookie_secure: bool = False
+    # reports
+    api_price_per_kwh: float = Field(default=0.30, ge=0, allow_inf_nan=False)
+    api_currency: str = Field(default="EUR", min_length=1, max_length=8)
+    # notifications (apprise URLs, comma separated)
+    api_notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_notify_ocpp_lost_min: float = Field(default=5.0, ge=0)
+    # InfluxDB (read side; the same names the recorder uses)
+    influx_api: Literal[1, 2] = 1
+    influx_url: str | None = None
+    influx_database: str = "voltbus"
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    influx_token: SecretStr | None = None
+    influx_token_file: Path | None = None
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    influx_password_file: Path | None = None
+
+    @field_validator("api_notify_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def api_dir(self) -> Path:
+        """Where the API keeps its own state (users, tokens, local session history)."""
+        return self.data_dir / "api"
+
+    def influx_token_secret(self) -> str | None:
+        """The InfluxDB token, from the variable or its _FILE."""
+        return _read_secret(self.influx_token, self.influx_token_file, "INFLUX_TOKEN")
+
+    def influx_password_secret(self) -> str | None:
+        """The InfluxDB 1.x password, from the variable or its _FILE."""
+        return _read_secret(self.influx_password, self.influx_password_file, "INFLUX_PASSWORD")
