@@ -196,6 +196,15 @@ SERVICE_REJECTED = _ch("service/{service}/rejected", m.RejectedMessage, retain=F
                        example={"topic": "voltbus/v1/CP1/hw/1/relay/set",
                                 "reason": "closed: Input should be a valid boolean", "ts": _TS})
 
+RECORDER_HEALTH = _ch("service/recorder/health", m.RecorderHealth, retain=True, writers=RECORDER,
+                     doc="The recorder's health: InfluxDB reachable, spool fill, points dropped "
+                         "at the spool cap, points InfluxDB rejected (dead letters).",
+                     example={"ok": True, "influx_reachable": True,
+                              "target": "InfluxDB 1.x API at http://127.0.0.1:8086",
+                              "spooled": 0, "spool_max": 2000000, "spool_near_full": False,
+                              "dropped": 0, "dead_letters": 0, "written": 1234,
+                              "last_write_at": _TS, "last_error": None, "ts": _TS})
+
 # --- simulated hardware control ----------------------------------------------------------------
 SIM_PLUG = _ch("sim/{connector}/plug", m.SimPlug, retain=False,
                writers=frozenset({OPERATOR, API}),
@@ -213,7 +222,7 @@ SIM_FAULT = _ch("sim/{connector}/fault", m.SimFault, retain=False,
 CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     PILOT, METER, RELAY, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET, LED_SET,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, CHARGING, COMMAND, COMMAND_RESULT,
-    SERVICE_STATUS, SERVICE_REJECTED, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
+    SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
 )
 
 

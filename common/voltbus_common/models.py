@@ -220,6 +220,23 @@ class RejectedMessage(Payload):
     ts: Timestamp
 
 
+class RecorderHealth(Payload):
+    """The recorder's state: is InfluxDB taking writes, how full the spool is, what was lost."""
+
+    ok: bool = Field(description="writing to InfluxDB, spool below 80 %, nothing dropped")
+    influx_reachable: bool | None = Field(description="null until the first write was tried")
+    target: str = Field(max_length=300, description="API generation and URL written to")
+    spooled: int = Field(ge=0, description="points waiting in the on-disk spool")
+    spool_max: int = Field(ge=0, description="the spool's cap (VOLTBUS_RECORDER_SPOOL_MAX_POINTS)")
+    spool_near_full: bool
+    dropped: int = Field(ge=0, description="points refused because the spool was full")
+    dead_letters: int = Field(ge=0, description="points InfluxDB rejected, kept aside")
+    written: int = Field(ge=0, description="points written since the recorder started")
+    last_write_at: UtcDatetime | None = None
+    last_error: str | None = Field(default=None, max_length=600)
+    ts: Timestamp
+
+
 # --- simulator control (voltbus sim, tests) ----------------------------------------------------
 
 

@@ -33,7 +33,7 @@ async def main(settings: RecorderSettings) -> None:
              for s in stations]
     for bus in buses:
         ingest.attach(bus, all_stations=settings.recorder_all_stations)
-    health = HealthReporter(spool, writer, ingest, buses,
+    health = HealthReporter(spool, writer, ingest, buses, target=sink.description,
                             interval_s=settings.recorder_health_interval_s)
     try:
         async with asyncio.TaskGroup() as group:
@@ -41,7 +41,7 @@ async def main(settings: RecorderSettings) -> None:
                 group.create_task(bus.run())
             group.create_task(ingest.run())
             group.create_task(writer.run())
-            group.create_task(health.run(sink.description))
+            group.create_task(health.run())
     finally:
         spool.close()
         await sink.aclose()

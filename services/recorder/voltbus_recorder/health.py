@@ -1,13 +1,17 @@
-"""The recorder's health: spool fill, InfluxDB reachability, drops and dead letters."""
+"""The recorder's health on the bus (retained `service/recorder/health`) and in the log.
+
+Published every interval, and at once when something a person should know changes: InfluxDB
+became unreachable or came back, the spool passed 80 %, points started being dropped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass
-from datetime import datetime
 
 from voltbus_common.bus import Bus
+from voltbus_common.channels import RECORDER_HEALTH
+from voltbus_common.models import RecorderHealth, utcnow
 from voltbus_recorder.ingest import Ingest
 from voltbus_recorder.spool import Spool
 from voltbus_recorder.writer import Writer
@@ -15,56 +19,49 @@ from voltbus_recorder.writer import Writer
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Health:
-    """A snapshot of how the recorder is doing."""
-
-    target: str
-    influx_reachable: bool | None
-    spooled: int
-    spool_max: int
-    spool_near_full: bool
-    dropped: int
-    dead_letters: int
-    written: int
-    received: int
-    last_write_at: datetime | None
-    last_error: str | None
-
-    @property
-    def ok(self) -> bool:
-        """Writing, and nothing dropped."""
-        return bool(self.influx_reachable) and not self.dropped and not self.spool_near_full
-
-
 class HealthReporter:
-    """Builds Health snapshots and reports them every interval."""
+    """Builds RecorderHealth snapshots and publishes them on every station's bus."""
 
     def __init__(self, spool: Spool, writer: Writer, ingest: Ingest, buses: list[Bus], *,
-                 interval_s: float = 10.0) -> None:
+                 target: str, interval_s: float = 10.0) -> None:
         self.spool = spool
         self.writer = writer
         self.ingest = ingest
         self.buses = buses
+        self.target = target
         self.interval_s = interval_s
 
-    def snapshot(self, target: str) -> Health:
+    def snapshot(self) -> RecorderHealth:
         """Health now."""
-        s = self.writer.stats
-        return Health(target=target, influx_reachable=s.influx_ok, spooled=self.spool.size,
-                      spool_max=self.spool.max_points, spool_near_full=self.spool.near_full,
-                      dropped=self.spool.dropped, dead_letters=self.spool.dead_count,
-                      written=s.written, received=self.ingest.received,
-                      last_write_at=s.last_write_at, last_error=s.last_error)
+        s, spool = self.writer.stats, self.spool
+        reachable = s.influx_ok
+        return RecorderHealth(
+            ok=bool(reachable) and not spool.dropped and not spool.near_full,
+            influx_reachable=reachable, target=self.target[:300], spooled=spool.size,
+            spool_max=spool.max_points, spool_near_full=spool.near_full, dropped=spool.dropped,
+            dead_letters=spool.dead_count, written=s.written, last_write_at=s.last_write_at,
+            last_error=s.last_error[:600] if s.last_error else None, ts=utcnow())
 
-    async def run(self, target: str) -> None:
-        """Report every interval until cancelled."""
+    async def run(self) -> None:
+        """Publish every interval, and whenever the alarm state changes; until cancelled."""
+        loop = asyncio.get_running_loop()
+        last_key: tuple[object, ...] | None = None
+        next_due = 0.0
         while True:
-            health = self.snapshot(target)
-            self.publish(health)
-            await asyncio.sleep(self.interval_s)
+            health = self.snapshot()
+            key = (health.ok, health.influx_reachable, health.spool_near_full,
+                   health.dropped > 0, health.dead_letters)
+            if key != last_key or loop.time() >= next_due:
+                self.publish(health)
+                last_key, next_due = key, loop.time() + self.interval_s
+            await asyncio.sleep(min(self.interval_s, 0.5))
 
-    def publish(self, health: Health) -> None:
-        """Log a health snapshot (debug when fine, warning when not)."""
+    def publish(self, health: RecorderHealth) -> None:
+        """Send health on every bus and log it (warning when not ok)."""
+        for bus in self.buses:
+            bus.publish(RECORDER_HEALTH, health)
         level = logging.DEBUG if health.ok or health.influx_reachable is None else logging.WARNING
-        log.log(level, "health: %s", asdict(health))
+        log.log(level, "health: ok=%s influx_reachable=%s spooled=%d/%d dropped=%d "
+                "dead_letters=%d written=%d last_error=%s", health.ok, health.influx_reachable,
+                health.spooled, health.spool_max, health.dropped, health.dead_letters,
+                health.written, health.last_error)

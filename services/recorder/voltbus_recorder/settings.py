@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
@@ -26,7 +26,8 @@ def _secret(value: SecretStr | None, path: Path | None, name: str) -> str | None
 class RecorderSettings(BusSettings):
     """The recorder's settings (env prefix VOLTBUS_)."""
 
-    influx_api: Literal[1, 2] = 1
+    # 1: InfluxDB 1.x `/write` (also 2.x/3.x's 1.x compatibility API); 2 or 3: influxdb-client
+    influx_api: int = Field(default=1, ge=1, le=3)
     influx_url: str = Field(default="http://127.0.0.1:8086", pattern=r"^https?://")
     # 1.x (also 2.x/3.x through their 1.x compatibility API)
     influx_database: str = Field(default="voltbus", min_length=1)
@@ -61,10 +62,10 @@ class RecorderSettings(BusSettings):
 
     @model_validator(mode="after")
     def _api_fields(self) -> Self:
-        if self.influx_api == 2 and not self.influx_bucket:
-            raise ValueError("VOLTBUS_INFLUX_BUCKET is needed when VOLTBUS_INFLUX_API=2")
-        if self.influx_api == 2 and self.influx_org is None:
-            raise ValueError("VOLTBUS_INFLUX_ORG is needed when VOLTBUS_INFLUX_API=2")
+        if self.influx_api >= 2 and not self.influx_bucket:
+            raise ValueError("VOLTBUS_INFLUX_BUCKET is needed when VOLTBUS_INFLUX_API is 2 or 3")
+        if self.influx_api >= 2 and self.influx_org is None:
+            raise ValueError("VOLTBUS_INFLUX_ORG is needed when VOLTBUS_INFLUX_API is 2 or 3")
         try:
             ZoneInfo(self.recorder_timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -83,20 +83,27 @@ class InfluxV1Sink:
             response = await self._client.post("/write", params=self._params, content=body)
         except httpx.HTTPError as exc:
             return Outcome(Result.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
-        if response.status_code == 404 and "database not found" in response.text:
-            if not self._tried_create:
-                self._tried_create = True
-                await self._create_database()
-            return Outcome(Result.UNAVAILABLE, f"HTTP 404: {response.text.strip()[:300]}")
+        if (response.status_code == 404 and "database not found" in response.text
+                and not self._tried_create):
+            self._tried_create = True
+            if await self._create_database():
+                return await self.write(body)
         return _classify(response.status_code, response.text)
 
-    async def _create_database(self) -> None:
+    async def _create_database(self) -> bool:
+        """CREATE DATABASE (idempotent in InfluxDB); False if we may not or cannot."""
         try:
             response = await self._client.post(
                 "/query", params={"q": f'CREATE DATABASE "{self._database}"'})
-            log.info("created InfluxDB database %r (HTTP %d)", self._database, response.status_code)
         except httpx.HTTPError as exc:
             log.warning("cannot create InfluxDB database %r: %s", self._database, exc)
+            return False
+        if not response.is_success or '"error"' in response.text:
+            log.warning("cannot create InfluxDB database %r: HTTP %d %s", self._database,
+                        response.status_code, response.text[:300])
+            return False
+        log.info("created InfluxDB database %r", self._database)
+        return True
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -142,7 +149,7 @@ class InfluxV2Sink:
 
 def build_sink(settings: RecorderSettings) -> Sink:
     """The sink VOLTBUS_INFLUX_API asks for."""
-    if settings.influx_api == 2:
+    if settings.influx_api >= 2:
         assert settings.influx_bucket is not None
         assert settings.influx_org is not None
         return InfluxV2Sink(settings.influx_url, org=settings.influx_org,
