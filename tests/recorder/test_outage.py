@@ -20,7 +20,8 @@ def _spooled(path: Path) -> int:
     if not path.exists():
         return -1
     with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+        return int(db.execute("SELECT COUNT(*) FROM spool WHERE line LIKE 'meter,%'"
+                              ).fetchone()[0])
 
 
 async def test_influx_outage_and_recorder_sigkill_lose_nothing(

@@ -142,8 +142,35 @@ async def test_bad_input_is_reported_and_the_recorder_keeps_recording(
     assert len(influxdb.rows("SELECT energy_wh FROM meter", db=db)) == 1
     with sqlite3.connect(cfg.spool_path) as spool:
         dead = spool.execute("SELECT line, reason FROM dead_letter").fetchall()
-        left = spool.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+        left = spool.execute("SELECT COUNT(*) FROM spool WHERE line LIKE 'meter,%'").fetchone()[0]
     assert len(dead) == 1
     assert str(ns(reading(0, start=T0.replace(year=2300)).ts)) in dead[0][0]
     assert "HTTP 400" in dead[0][1]
     assert left == 0
+
+
+async def test_link_state_is_resampled_and_an_offline_gateway_counts_as_down(
+        mosquitto: Broker, influxdb: InfluxServer, station: str, tmp_path: Path) -> None:
+    db = influxdb.create_database()
+    cfg = settings(mosquitto, station, tmp_path, influx_url=influxdb.url, influx_database=db,
+                   recorder_link_sample_s=0.3)
+    gw = Bus(mosquitto.settings("gateway"), station=station, service="gateway")
+    sampled = "SELECT up, connected FROM ocpp_connection WHERE sampled = true"
+    async with recorder(cfg):
+        async with running(gw):
+            gw.publish(ch.OCPP_CONNECTION, OcppConnection(
+                connected=True, registration=RegistrationStatus.ACCEPTED, since=T0))
+            await wait_for(lambda: influxdb.rows(sampled, db=db), lambda r: len(r) >= 1,
+                           what="a sampled link point")
+        # The gateway is gone (it said `offline`); its retained connection still says up.
+        rows = await wait_for(lambda: influxdb.rows(sampled, db=db),
+                              lambda r: r[-1]["up"] == 0, what="a sample saying down")
+        services = await wait_for(
+            lambda: influxdb.rows("SELECT up FROM service_status WHERE service = 'gateway'",
+                                  db=db),
+            lambda r: len(r) >= 2, what="gateway online and offline")
+    assert rows[0]["up"] == 1
+    assert all(r["time"] % 100_000_000 == 0 for r in rows), "samples on the interval grid"
+    assert [r["up"] for r in services][:2] == [1, 0]
+    every = influxdb.rows("SELECT up, sampled FROM ocpp_connection", db=db)
+    assert [(r["time"], r["up"]) for r in every if r["sampled"] is None] == [(ns(T0), 1)]

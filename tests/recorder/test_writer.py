@@ -163,8 +163,8 @@ async def test_full_spool_says_so_in_log_and_on_the_bus(
         for i in range(130):
             hw.publish(ch.METER, reading(i), connector=1)
         last = await wait_for(lambda: health[-1],
-                              lambda h: h.dropped == 30 and h.influx_reachable is False,
-                              what="health reports 30 dropped, InfluxDB unreachable")
+                              lambda h: h.dropped >= 30 and h.influx_reachable is False,
+                              what="health reports drops, InfluxDB unreachable")
         assert not task.done()
     assert (last.ok, last.influx_reachable, last.spool_near_full, last.spooled) == (
         False, False, True, 100)

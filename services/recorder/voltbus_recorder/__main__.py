@@ -27,7 +27,8 @@ async def main(settings: RecorderSettings) -> None:
                     live_share=settings.recorder_live_share,
                     retry_max_s=settings.recorder_retry_max_s)
     ingest = Ingest(spool, writer.notify, zone=ZoneInfo(settings.recorder_timezone),
-                    commit_interval_s=settings.recorder_commit_interval_s)
+                    commit_interval_s=settings.recorder_commit_interval_s,
+                    link_sample_s=settings.recorder_link_sample_s)
     stations = settings.stations[:1] if settings.recorder_all_stations else settings.stations
     buses = [Bus(settings, station=s, service="recorder", persistent_session=True)
              for s in stations]
@@ -40,6 +41,7 @@ async def main(settings: RecorderSettings) -> None:
             for bus in buses:
                 group.create_task(bus.run())
             group.create_task(ingest.run())
+            group.create_task(ingest.run_link_sampler())
             group.create_task(writer.run())
             group.create_task(health.run())
     finally:

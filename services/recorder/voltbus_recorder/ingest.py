@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.models import OcppConnection, SessionSummary
+from voltbus_common.enums import ServiceState
+from voltbus_common.models import OcppConnection, SessionSummary, utcnow
 from voltbus_recorder import points
 from voltbus_recorder.spool import Spool
 
@@ -33,13 +35,17 @@ class Ingest:
 
     def __init__(self, spool: Spool, on_commit: Callable[[], None], *,
                  zone: tzinfo = UTC, commit_interval_s: float = 0.1,
-                 commit_max: int = 2000) -> None:
+                 commit_max: int = 2000, link_sample_s: float = 300.0) -> None:
         self.spool = spool
         self.on_commit = on_commit
         self.zone = zone
         self.commit_interval_s = commit_interval_s
         self.commit_max = commit_max
+        self.link_sample_s = link_sample_s
         self.received = 0
+        self._links: dict[str, OcppConnection] = {}
+        self._gateway_online: dict[str, bool] = {}
+        self._seen_service: dict[tuple[str, str], ServiceState] = {}
         self._urgent = asyncio.Event()
 
     def attach(self, bus: Bus, *, all_stations: bool = False) -> None:
@@ -49,6 +55,7 @@ class Ingest:
             bus.on(channel, self._handler(to_point), **args)
         bus.on(ch.SESSION, self._session, **args)
         bus.on(ch.OCPP_CONNECTION, self._connection, **args)
+        bus.on(ch.SERVICE_STATUS, self._service, service="+", **args)
 
     def _handler(self, to_point: Callable[[str, int, Any], str]
                  ) -> Callable[[Received[Any]], Awaitable[None]]:
@@ -62,7 +69,32 @@ class Ingest:
 
     async def _connection(self, msg: Received[OcppConnection]) -> None:
         if msg.payload is not None:
+            self._links[msg.station] = msg.payload
             self._add(points.connection(msg.station, msg.payload))
+
+    async def _service(self, msg: Received[ServiceState]) -> None:
+        if msg.payload is None:
+            return
+        service = msg.args["service"]
+        if service == "gateway":
+            self._gateway_online[msg.station] = msg.payload is ServiceState.ONLINE
+        if msg.retain and self._seen_service.get((msg.station, service)) is msg.payload:
+            return  # the same retained state again after a reconnect: nothing new
+        self._seen_service[(msg.station, service)] = msg.payload
+        self._add(points.service_status(msg.station, service, msg.payload, utcnow()))
+
+    def sample_links(self) -> None:
+        """Re-record every known OCPP link state now (see points.connection_sample)."""
+        at = _floor(utcnow(), self.link_sample_s)
+        for station, link in self._links.items():
+            self._add(points.connection_sample(station, link, at,
+                                               gateway_online=self._gateway_online.get(station)))
+
+    async def run_link_sampler(self) -> None:
+        """sample_links() every link_sample_s, until cancelled."""
+        while True:
+            await asyncio.sleep(self.link_sample_s - time.time() % self.link_sample_s)
+            self.sample_links()
 
     def _add(self, line: str) -> None:
         self.received += 1
@@ -81,3 +113,10 @@ class Ingest:
         finally:
             self.spool.commit()
 
+
+
+def _floor(ts: datetime, step_s: float) -> datetime:
+    """ts rounded down to a multiple of step_s since the epoch (so a repeat is the same point)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    step = timedelta(seconds=step_s)
+    return epoch + (ts - epoch) // step * step

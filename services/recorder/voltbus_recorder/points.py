@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from voltbus_common.enums import ConnectorStatus
+from voltbus_common.enums import ConnectorStatus, ServiceState
 from voltbus_common.models import (
     ChargingState,
     HardwareError,
@@ -95,6 +95,26 @@ def connection(station: str, c: OcppConnection) -> str:
     return line("ocpp_connection", {"station": station},
                 {"connected": c.connected, "up": int(c.connected),
                  "registration": c.registration.value if c.registration else None}, c.since)
+
+
+def connection_sample(station: str, c: OcppConnection, at: datetime, *,
+                      gateway_online: bool | None) -> str:
+    """The link state re-recorded at `at`, so uptime queries find a state in every range.
+
+    A gateway whose service is offline (its MQTT Last Will) counts as down whatever its last
+    retained connection message said.
+    """
+    up = c.connected and gateway_online is not False
+    return line("ocpp_connection", {"station": station},
+                {"connected": up, "up": int(up), "sampled": True,
+                 "registration": c.registration.value if c.registration else None}, at)
+
+
+def service_status(station: str, service: str, state: ServiceState, at: datetime) -> str:
+    """measurement `service_status`: a voltbus service went online/offline (seen at `at`)."""
+    online = state is ServiceState.ONLINE
+    return line("service_status", {"station": station, "service": service},
+                {"online": online, "up": int(online)}, at)
 
 
 def pilot(station: str, connector: int, p: PilotEvent) -> str:

@@ -58,6 +58,8 @@ class RecorderSettings(BusSettings):
     recorder_dead_letter_max: int = Field(default=100_000, ge=10)
     # the zone in which a session's `month` tag (YYYY-MM) is counted
     recorder_timezone: str = "UTC"
+    # re-record each station's OCPP link state this often (uptime panels need a point per range)
+    recorder_link_sample_s: float = Field(default=300.0, ge=0.1, le=86400)
     recorder_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
 
     @model_validator(mode="after")
