@@ -1,0 +1,352 @@
+"""Polls one station's drivers into bus events and carries bus commands to the drivers.
+
+One station costs three tasks whatever its number of connectors: a state loop (pilot, board
+faults; woken at once by drivers that notice changes themselves), a meter loop (every meter
+interval, one meter after the other, as an RS-485 bus needs) and a card-reader loop. The safety
+rules live here so that every driver obeys them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus, Received
+from voltbus_common.enums import ChargePointErrorCode, PilotState, ServiceState
+from voltbus_common.models import (
+    CurrentLimitCommand,
+    HardwareError,
+    LedCommand,
+    PilotEvent,
+    RelayCommand,
+    RelayState,
+    RfidSeen,
+)
+from voltbus_hardware.colors import parse_color
+from voltbus_hardware.drivers.base import (
+    DeviceUnavailable,
+    SupportsCurrentLimit,
+    SupportsWake,
+)
+from voltbus_hardware.drivers.simulated import MIN_PWM_CURRENT_A
+from voltbus_hardware.safety import OPEN_PILOTS, FaultSet, OvercurrentGuard
+from voltbus_hardware.station import ConnectorHardware, StationHardware
+
+log = logging.getLogger(__name__)
+E = ChargePointErrorCode
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Timing and safety settings."""
+
+    meter_interval_s: float = 1.0
+    poll_interval_s: float = 0.25
+    overcurrent_margin_a: float = 2.0
+    overcurrent_time_s: float = 5.0
+    gateway_loss_opens_relay: bool = True
+
+
+@dataclass
+class _Connector:
+    """What the controller knows about one connector."""
+
+    hw: ConnectorHardware
+    guard: OvercurrentGuard
+    limit_a: float
+    pilot: PilotState | None = None
+    relay_closed: bool = False
+    faults: FaultSet = field(default_factory=FaultSet)
+    shown: tuple[ChargePointErrorCode, str | None] | None = None
+    meter_failures: int = 0
+    meter_retry_at: float = 0.0
+
+
+class StationController:
+    """Hardware <-> bus for one station."""
+
+    def __init__(self, bus: Bus, station: StationHardware, config: ControllerConfig, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.bus = bus
+        self.station = station
+        self.config = config
+        self.clock = clock
+        self.connectors = {
+            n: _Connector(hw, OvercurrentGuard(config.overcurrent_margin_a,
+                                               config.overcurrent_time_s), hw.max_current_a)
+            for n, hw in station.connectors.items()}
+        self.gateway_online: bool | None = None
+        self._state_wake = asyncio.Event()
+        self._rfid_wake = asyncio.Event()
+        self._reader_retry_at: dict[str, float] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def attach(self) -> None:
+        """Subscribe to the commands; call before bus.run()."""
+        self.bus.on(ch.RELAY_SET, self._on_relay_set)
+        self.bus.on(ch.CURRENT_LIMIT_SET, self._on_current_limit)
+        self.bus.on(ch.LED_SET, self._on_led)
+        self.bus.on(ch.SERVICE_STATUS, self._on_gateway_status, service="gateway")
+        for c in self.connectors.values():
+            if isinstance(c.hw.evse, SupportsWake):
+                c.hw.evse.set_wake(self._state_wake.set)
+        for reader in self.station.readers:
+            if isinstance(reader, SupportsWake):
+                reader.set_wake(self._rfid_wake.set)
+
+    async def run(self) -> None:
+        """Publish the initial state, then poll until cancelled."""
+        for c in self.connectors.values():
+            await self._switch(c, closed=False, why="start-up")
+            if isinstance(c.hw.evse, SupportsCurrentLimit):
+                await self._apply_limit(c, c.limit_a)
+            await self._poll_state(c)
+            self._publish_error(c, force=True)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._state_loop())
+            group.create_task(self._meter_loop())
+            group.create_task(self._rfid_loop())
+
+    async def shutdown(self) -> None:
+        """Open every relay: a stopped hardware service cannot keep the safety rules."""
+        for c in self.connectors.values():
+            if c.relay_closed:
+                await self._switch(c, closed=False, why="service stopping")
+
+    # --- commands --------------------------------------------------------------------------
+
+    def _connector(self, msg: Received[Any]) -> _Connector | None:
+        c = self.connectors.get(msg.connector)
+        if c is None:
+            self.bus.reject(msg.topic, f"unknown connector {msg.connector}: station "
+                            f"{self.station.id} has {sorted(self.connectors)}")
+        return c
+
+    async def _on_relay_set(self, msg: Received[RelayCommand]) -> None:
+        c = self._connector(msg)
+        if c is None or msg.payload is None:
+            return
+        if msg.payload.closed:
+            if c.pilot in OPEN_PILOTS or c.pilot is None:
+                self.bus.reject(msg.topic, f"refused to close: pilot is {c.pilot} "
+                                "(no EV connected or EVSE fault)")
+                self._publish_relay(c)
+                return
+            c.faults.clear("overcurrent")
+            c.guard.reset()
+        await self._switch(c, closed=msg.payload.closed, why="relay/set")
+        self._publish_error(c)
+
+    async def _on_current_limit(self, msg: Received[CurrentLimitCommand]) -> None:
+        c = self._connector(msg)
+        if c is None or msg.payload is None:
+            return
+        amps = msg.payload.amps
+        if 0 < amps < MIN_PWM_CURRENT_A or amps > c.hw.max_current_a:
+            self.bus.reject(msg.topic, f"amps {amps:g} out of range: 0 pauses, else "
+                            f"{MIN_PWM_CURRENT_A:g}..{c.hw.max_current_a:g} A on this connector")
+            return
+        if not isinstance(c.hw.evse, SupportsCurrentLimit):
+            self.bus.reject(msg.topic, f"connector {c.hw.id}'s EVSE "
+                            f"({type(c.hw.evse).__name__}) cannot limit current")
+            return
+        await self._apply_limit(c, amps)
+
+    async def _apply_limit(self, c: _Connector, amps: float) -> None:
+        evse = c.hw.evse
+        assert isinstance(evse, SupportsCurrentLimit)
+        try:
+            await evse.set_current_limit(amps)
+        except DeviceUnavailable as exc:
+            log.warning("connector %s: current limit not applied: %s", c.hw.id, exc)
+            c.faults.set("evse", exc.code, str(exc)[:50])
+            self._publish_error(c)
+            return
+        c.limit_a = amps
+
+    async def _on_led(self, msg: Received[LedCommand]) -> None:
+        c = self._connector(msg)
+        if c is None or msg.payload is None:
+            return
+        try:
+            color = parse_color(msg.payload.color)
+        except ValueError as exc:
+            self.bus.reject(msg.topic, str(exc))
+            return
+        if c.hw.led is None:
+            log.debug("connector %s has no LED; %s ignored", c.hw.id, msg.payload)
+            return
+        try:
+            await c.hw.led.show(color, msg.payload.pattern)
+        except DeviceUnavailable as exc:
+            log.warning("connector %s: LED: %s", c.hw.id, exc)
+
+    async def _on_gateway_status(self, msg: Received[ServiceState]) -> None:
+        self.gateway_online = msg.payload is ServiceState.ONLINE
+        if self.gateway_online or not self.config.gateway_loss_opens_relay:
+            return
+        for c in self.connectors.values():
+            if c.relay_closed:
+                await self._switch(c, closed=False, why="gateway offline")
+
+    # --- relay and state ---------------------------------------------------------------
+
+    async def _switch(self, c: _Connector, *, closed: bool, why: str) -> None:
+        try:
+            c.relay_closed = await c.hw.relay.set_closed(closed)
+        except DeviceUnavailable as exc:
+            (log.error if not closed else log.warning)(
+                "connector %s: relay did not switch %s (%s): %s", c.hw.id,
+                "closed" if closed else "OPEN", why, exc)
+            c.faults.set("relay", E.POWER_SWITCH_FAILURE, str(exc)[:50])
+            self._publish_error(c)
+            return
+        c.faults.clear("relay")
+        if not c.relay_closed:
+            c.guard.reset()
+        log.info("connector %s: relay %s (%s)", c.hw.id, "closed" if c.relay_closed else "open",
+                 why)
+        self._publish_relay(c)
+
+    def _publish_relay(self, c: _Connector) -> None:
+        self.bus.publish(ch.RELAY, RelayState(closed=c.relay_closed), connector=c.hw.id)
+
+    def _publish_error(self, c: _Connector, *, force: bool = False) -> None:
+        shown = c.faults.shown()
+        if shown != c.shown or force:
+            c.shown = shown
+            self.bus.publish(ch.HW_ERROR, HardwareError(code=shown[0], info=shown[1]),
+                             connector=c.hw.id)
+
+    async def _poll_state(self, c: _Connector) -> None:
+        try:
+            status = await c.hw.evse.status()
+        except DeviceUnavailable as exc:
+            c.faults.set("evse", exc.code, str(exc)[:50])
+            self._publish_error(c)
+            return
+        c.faults.set("evse", status.error, status.info)
+        if status.pilot != c.pilot:
+            c.pilot = status.pilot
+            self.bus.publish(ch.PILOT, PilotEvent(state=status.pilot), connector=c.hw.id)
+            if status.pilot is PilotState.A:
+                c.faults.clear("overcurrent")
+            if status.pilot in OPEN_PILOTS and c.relay_closed:
+                await self._switch(c, closed=False, why=f"pilot {status.pilot}")
+        self._publish_error(c)
+
+    async def _state_loop(self) -> None:
+        while True:
+            self._state_wake.clear()
+            for c in self.connectors.values():
+                await self._poll_state(c)
+            await _wait(self._state_wake, self.config.poll_interval_s)
+
+    # --- meters --------------------------------------------------------------------------
+
+    async def _meter_loop(self) -> None:
+        interval = self.config.meter_interval_s
+        due = self.clock()
+        while True:
+            for c in self.connectors.values():
+                await self._read_meter(c)
+            due += interval
+            now = self.clock()
+            if due < now:  # fell behind (slow meters): skip, don't burst
+                due = now + interval - (now - due) % interval
+            await asyncio.sleep(due - now)
+
+    async def _read_meter(self, c: _Connector) -> None:
+        meter = c.hw.meter
+        if meter is None or self.clock() < c.meter_retry_at:
+            return
+        try:
+            reading = await meter.read()
+        except DeviceUnavailable as exc:
+            c.meter_failures += 1
+            backoff = min(self.config.meter_interval_s * 2 ** c.meter_failures, MAX_BACKOFF_S)
+            c.meter_retry_at = self.clock() + backoff
+            if c.meter_failures == 1:
+                log.warning("connector %s: meter unavailable: %s", c.hw.id, exc)
+            c.faults.set("meter", E.POWER_METER_FAILURE, str(exc)[:50])
+            self._publish_error(c)
+            return
+        if c.meter_failures:
+            log.info("connector %s: meter answers again after %d failures", c.hw.id,
+                     c.meter_failures)
+            c.meter_failures, c.meter_retry_at = 0, 0.0
+            c.faults.clear("meter")
+            self._publish_error(c)
+        self.bus.publish(ch.METER, reading, connector=c.hw.id)
+        await self._check_overcurrent(c, max(reading.current_a))
+
+    async def _check_overcurrent(self, c: _Connector, amps: float) -> None:
+        if not c.relay_closed:
+            return
+        limit = min(c.limit_a, c.hw.max_current_a)
+        if c.guard.update(self.clock(), amps, limit):
+            log.warning("connector %s: %.1f A above limit %.1f A + %.1f A for %.1f s: opening",
+                        c.hw.id, amps, limit, self.config.overcurrent_margin_a,
+                        self.config.overcurrent_time_s)
+            c.faults.set("overcurrent", E.OVER_CURRENT_FAILURE, f"{amps:.1f} A > {limit:g} A")
+            await self._switch(c, closed=False, why="overcurrent")
+            self._publish_error(c)
+
+    # --- card readers ------------------------------------------------------------------
+
+    async def _rfid_loop(self) -> None:
+        while True:
+            self._rfid_wake.clear()
+            for reader in self.station.readers:
+                await self._read_card(reader)
+            await _wait(self._rfid_wake, self.config.poll_interval_s)
+
+    async def _read_card(self, reader: Any) -> None:
+        name = reader.name
+        if self.clock() < self._reader_retry_at.get(name, 0.0):
+            return
+        try:
+            tag = await reader.read_tag()
+        except DeviceUnavailable as exc:
+            first = name not in self._reader_retry_at
+            self._reader_retry_at[name] = self.clock() + 5.0
+            if first:
+                log.warning("reader %s unavailable: %s", name, exc)
+            for c in self.connectors.values():
+                c.faults.set(f"reader:{name}", E.READER_FAILURE, f"{name}: {exc}"[:50])
+                self._publish_error(c)
+            return
+        if name in self._reader_retry_at:
+            del self._reader_retry_at[name]
+            log.info("reader %s answers again", name)
+            for c in self.connectors.values():
+                c.faults.clear(f"reader:{name}")
+                self._publish_error(c)
+        if tag is None:
+            return
+        try:
+            seen = RfidSeen(id_tag=tag, reader=name)
+        except ValueError:
+            log.warning("reader %s: card id %r is not a valid OCPP idTag; ignored", name, tag)
+            return
+        self.bus.publish(ch.RFID, seen)
+        if self.station.buzzer is not None:
+            self._spawn(self.station.buzzer.beep())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Sleep until the event is set or the time passes."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

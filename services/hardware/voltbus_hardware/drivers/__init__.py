@@ -1,0 +1,1 @@
+"""Device drivers: one small module per device family, behind the protocols in base.py."""

@@ -1,0 +1,56 @@
+"""Runs the controller of each station on its own bus connection, and stops them cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from voltbus_common.bus import Bus
+from voltbus_hardware.controller import ControllerConfig, StationController
+from voltbus_hardware.settings import HardwareSettings
+from voltbus_hardware.sim_control import SimControl
+from voltbus_hardware.station import StationHardware
+
+log = logging.getLogger(__name__)
+
+
+def controller_config(settings: HardwareSettings) -> ControllerConfig:
+    """The controller's settings from the service's."""
+    return ControllerConfig(
+        meter_interval_s=settings.meter_interval_s, poll_interval_s=settings.poll_interval_s,
+        overcurrent_margin_a=settings.overcurrent_margin_a,
+        overcurrent_time_s=settings.overcurrent_time_s,
+        gateway_loss_opens_relay=settings.gateway_loss_opens_relay)
+
+
+async def serve_station(bus: Bus, station: StationHardware, config: ControllerConfig) -> None:
+    """Run one station until cancelled; on the way out open its relays, then say offline."""
+    controller = StationController(bus, station, config)
+    controller.attach()
+    SimControl(bus, station).attach()
+    bus_task = asyncio.create_task(bus.run())
+    try:
+        await controller.run()
+    finally:
+        try:
+            await controller.shutdown()
+        finally:
+            # Let the send loop go idle first: on Python 3.11 a cancel that lands while aiomqtt's
+            # publish() sits in asyncio.wait_for can be swallowed, and the bus would never stop.
+            await bus.drain(2.0)
+            bus_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bus_task
+            station.close()
+
+
+async def serve(settings: HardwareSettings, stations: list[StationHardware]) -> None:
+    """Run every station in one process, each on its own bus connection."""
+    config = controller_config(settings)
+    log.info("hardware: %d station(s), %d connector(s)", len(stations),
+             sum(len(s.connectors) for s in stations))
+    async with asyncio.TaskGroup() as group:
+        for station in stations:
+            bus = Bus(settings, station=station.id, service="hardware")
+            group.create_task(serve_station(bus, station, config))
