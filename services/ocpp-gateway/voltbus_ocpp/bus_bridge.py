@@ -1,0 +1,184 @@
+"""Bus messages -> model events, and the model's bus effects -> bus messages.
+
+Relies only on the topic contract. Hardware topics for a connector this station does not have are
+rejected with a reason; every command gets an answer on command/result, even an unreadable one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus, Received
+from voltbus_common.channels import PayloadError
+from voltbus_common.enums import CommandName, CommandStatus
+from voltbus_common.models import (
+    ChargingState,
+    CommandResult,
+    CurrentLimitCommand,
+    GatewayCommand,
+    HardwareError,
+    LedCommand,
+    MeterReading,
+    OcppConnectorStatus,
+    PilotEvent,
+    RelayCommand,
+    RelayState,
+    RfidSeen,
+    SessionSummary,
+    TransactionState,
+)
+from voltbus_ocpp.model.events import (
+    AnswerCommand,
+    CardPresented,
+    Command,
+    Effect,
+    Event,
+    HardwareFault,
+    MeterSnapshot,
+    MeterUpdated,
+    PilotChanged,
+    PublishCharging,
+    PublishSession,
+    PublishTransaction,
+    RelayChanged,
+    SendStatus,
+    SetCurrentLimit,
+    SetLed,
+    SetRelay,
+)
+
+log = logging.getLogger(__name__)
+
+
+class BusBridge:
+    """Subscribes a station's hardware and command topics; publishes its state."""
+
+    def __init__(self, bus: Bus, connectors: int, dispatch: Callable[[Event], object]) -> None:
+        self.bus = bus
+        self.connectors = connectors
+        self.dispatch = dispatch
+
+    def attach(self) -> None:
+        """Register the handlers (before bus.run())."""
+        self.bus.on(ch.PILOT, self._pilot)
+        self.bus.on(ch.METER, self._meter)
+        self.bus.on(ch.RELAY, self._relay)
+        self.bus.on(ch.HW_ERROR, self._error)
+        self.bus.on(ch.RFID, self._rfid)
+        self.bus.on_raw(ch.COMMAND.filter(self.bus.root, station=self.bus.station), self._command)
+
+    def _known(self, msg: Received[Any]) -> bool:
+        if 1 <= msg.connector <= self.connectors:
+            return True
+        self.bus.reject(msg.topic, f"unknown connector {msg.connector} (this station has "
+                                   f"{self.connectors})")
+        return False
+
+    async def _pilot(self, msg: Received[PilotEvent]) -> None:
+        if self._known(msg) and msg.payload is not None:
+            self.dispatch(PilotChanged(msg.connector, msg.payload.state))
+
+    async def _meter(self, msg: Received[MeterReading]) -> None:
+        if self._known(msg) and msg.payload is not None:
+            p = msg.payload
+            self.dispatch(MeterUpdated(msg.connector, MeterSnapshot(
+                p.energy_wh, p.power_w, tuple(p.current_a), tuple(p.voltage_v), p.ts)))
+
+    async def _relay(self, msg: Received[RelayState]) -> None:
+        if self._known(msg) and msg.payload is not None:
+            self.dispatch(RelayChanged(msg.connector, msg.payload.closed))
+
+    async def _error(self, msg: Received[HardwareError]) -> None:
+        if self._known(msg) and msg.payload is not None:
+            self.dispatch(HardwareFault(msg.connector, msg.payload.code, msg.payload.info))
+
+    async def _rfid(self, msg: Received[RfidSeen]) -> None:
+        if msg.payload is not None:
+            self.dispatch(CardPresented(msg.payload.id_tag))
+
+    async def _command(self, topic: str, raw: bytes, retain: bool) -> None:
+        args = ch.COMMAND.match(self.bus.root, topic)
+        if args is None:
+            return
+        connector = args["connector"]
+        request_id, name = _salvage(raw)
+        if retain:
+            return self._refuse(topic, connector, request_id, name,
+                                "retained commands are ignored (publish without retain)")
+        if not connector.isdigit():
+            return self._refuse(topic, connector, request_id, name,
+                                f"connector {connector!r} is not a number")
+        try:
+            cmd = ch.COMMAND.decode(raw)
+        except PayloadError as exc:
+            return self._refuse(topic, connector, request_id, name, str(exc))
+        assert isinstance(cmd, GatewayCommand)
+        self.dispatch(Command(int(connector), cmd.command, cmd.request_id, cmd.id_tag, cmd.amps,
+                              cmd.operative))
+
+    def _refuse(self, topic: str, connector: str, request_id: str | None,
+                name: CommandName | None, reason: str) -> None:
+        self.bus.reject(topic, reason)
+        self.bus.publish(ch.COMMAND_RESULT, CommandResult(
+            request_id=request_id, command=name, status=CommandStatus.REJECTED, reason=reason),
+            connector=connector)
+
+    # --- effects -> bus ------------------------------------------------------------------------
+
+    def publish(self, effect: Effect) -> bool:
+        """Publish a bus effect; False if the effect is not for the bus."""
+        bus = self.bus
+        match effect:
+            case SetRelay(connector=n, closed=closed):
+                bus.publish(ch.RELAY_SET, RelayCommand(closed=closed), connector=n)
+            case SetCurrentLimit(connector=n, amps=amps):
+                bus.publish(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=amps), connector=n)
+            case SetLed(connector=n, color=color, pattern=pattern):
+                bus.publish(ch.LED_SET, LedCommand(color=color, pattern=pattern), connector=n)
+            case SendStatus(connector=n, status=status, error_code=code, ts=ts):
+                bus.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=status, error_code=code,
+                                                                 ts=ts), connector=n)
+            case PublishTransaction(connector=n, transaction=tx):
+                bus.publish(ch.TRANSACTION, None if tx is None else TransactionState(
+                    transaction_id=tx.transaction_id, id_tag=tx.id_tag,
+                    started_at=tx.started_at, meter_start_wh=tx.meter_start_wh,
+                    energy_wh=max(0.0, tx.energy_wh - tx.meter_start_wh)), connector=n)
+            case PublishSession(connector=n, transaction=tx, stopped_at=at, meter_stop_wh=stop,
+                                reason=reason):
+                bus.publish(ch.SESSION, SessionSummary(
+                    transaction_id=tx.transaction_id, id_tag=tx.id_tag, started_at=tx.started_at,
+                    stopped_at=at, meter_start_wh=tx.meter_start_wh, meter_stop_wh=stop,
+                    energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason),
+                    connector=n)
+            case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
+                bus.publish(ch.CHARGING, ChargingState(enabled=enabled, current_limit_a=limit),
+                            connector=n)
+            case AnswerCommand(connector=n, request_id=rid, command=name, status=status,
+                               reason=reason):
+                bus.publish(ch.COMMAND_RESULT, CommandResult(request_id=rid, command=name,
+                                                             status=status, reason=reason),
+                            connector=n)
+            case _:
+                return False
+        return True
+
+
+def _salvage(raw: bytes) -> tuple[str | None, CommandName | None]:
+    """request_id and command from a payload that may be invalid, so the answer can carry them."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    rid = data.get("request_id")
+    request_id = rid if isinstance(rid, str) and len(rid) <= 64 else None
+    try:
+        name = CommandName(data.get("command"))
+    except ValueError:
+        name = None
+    return request_id, name

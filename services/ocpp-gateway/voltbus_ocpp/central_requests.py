@@ -1,0 +1,318 @@
+"""The station's answers to central-system requests (what the `@on` handlers call).
+
+A mixin of `Station`, kept apart so each file has one job: this one turns OCPP requests into model
+events or into changes of the local list, reservations and charging profiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser
+from voltbus_ocpp.model.connector import Reservation
+from voltbus_ocpp.model.events import (
+    ChangeAvailability,
+    Effect,
+    Event,
+    RemoteStart,
+    RemoteStop,
+    Reply,
+    Reset,
+    SendStatus,
+    Tick,
+    Unlock,
+)
+from voltbus_ocpp.model.smart_charging import Installed, SmartCharging
+from voltbus_ocpp.protocol.v16 import convert
+
+if TYPE_CHECKING:
+    from voltbus_ocpp.config_store import ConfigStore
+    from voltbus_ocpp.link import Link
+    from voltbus_ocpp.messenger import Messenger
+    from voltbus_ocpp.model.station import StationModel
+    from voltbus_ocpp.settings import GatewaySettings
+    from voltbus_ocpp.store import AuthTable, Store
+
+log = logging.getLogger(__name__)
+
+TRIGGERABLE = {"BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
+               "Heartbeat", "MeterValues", "StatusNotification"}
+
+
+def _reply(effects: list[Effect]) -> str:
+    return next(e.status for e in reversed(effects) if isinstance(e, Reply))
+
+
+class CentralRequests:
+    """StationApi for `V16ChargePoint`; see protocol/v16/handlers.py."""
+
+    id: str
+    settings: GatewaySettings
+    config: ConfigStore
+    store: Store
+    model: StationModel
+    authoriser: Authoriser
+    local_list: AuthTable
+    smart: SmartCharging
+    messenger: Messenger
+    link: Link
+    clock: Callable[[], datetime]
+    _restart_after_reply: bool
+    _tx_profiles: dict[int, dict[str, Any]]
+    dispatch: Callable[[Event], list[Effect]]
+    spawn: Callable[[Any], None]
+    apply_profiles: Callable[[], None]
+    diagnostics_status: str = "Idle"
+    firmware_status: str = "Idle"
+
+    # --- Core ----------------------------------------------------------------------------------
+
+    def remote_start(self, id_tag: str, connector: int | None,
+                     profile: dict[str, Any] | None) -> str:
+        """RemoteStartTransaction; a TxProfile given with it applies to the new transaction."""
+        if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
+            return "Rejected"
+        status = _reply(self.dispatch(RemoteStart(id_tag, connector)))
+        if status == "Accepted" and profile is not None:
+            target = connector or next((c.connector_id for c in self.model.connectors.values()
+                                        if (c.facts.waiting and c.facts.waiting.id_tag == id_tag)
+                                        or (c.facts.tx and c.facts.tx.id_tag == id_tag)), None)
+            if target is not None:
+                c = self.model.connectors[target]
+                if c.facts.tx is not None:
+                    self._install_tx_profile(target, profile)
+                else:
+                    self._tx_profiles[target] = profile
+        return status
+
+    def _install_tx_profile(self, connector: int, profile: dict[str, Any]) -> None:
+        tx = self.model.connectors[connector].facts.tx
+        self.smart.install(connector, profile, tx.transaction_id or -tx.local_id if tx else None)
+        self.save_profiles()
+        self.apply_profiles()
+
+    def remote_stop(self, transaction_id: int) -> str:
+        """RemoteStopTransaction."""
+        return _reply(self.dispatch(RemoteStop(transaction_id)))
+
+    def change_configuration(self, key: str, value: str) -> str:
+        """ChangeConfiguration; the value of AuthorizationKey is never logged."""
+        status = self.config.change(key, value)
+        shown = "***" if key == "AuthorizationKey" else value
+        log.info("%s: ChangeConfiguration %s=%s -> %s", self.id, key, shown, status)
+        return status
+
+    def get_configuration(self, keys: list[str] | None
+                          ) -> tuple[list[dict[str, Any]], list[str]]:
+        """GetConfiguration."""
+        return self.config.listing(keys)
+
+    def change_availability(self, connector: int, operative: bool) -> str:
+        """ChangeAvailability: Accepted, Scheduled (transaction running) or Rejected."""
+        return _reply(self.dispatch(ChangeAvailability(connector, operative)))
+
+    def reset(self, hard: bool) -> str:
+        """Reset: transactions are stopped now; the session restarts after the reply."""
+        return _reply(self.dispatch(Reset(hard)))
+
+    def after_reset(self) -> None:
+        """Once the reply is out: deliver the StopTransactions, then reconnect and boot again."""
+        if self._restart_after_reply:
+            self._restart_after_reply = False
+            self.spawn(self._restart())
+
+    async def _restart(self) -> None:
+        for _ in range(200):
+            if not self.messenger.items:
+                break
+            await asyncio.sleep(0.05)
+        log.warning("%s: Reset: restarting the OCPP session", self.id)
+        await self.link.drop()
+
+    def unlock(self, connector: int) -> str:
+        """UnlockConnector: Unlocked, UnlockFailed or NotSupported."""
+        return _reply(self.dispatch(Unlock(connector)))
+
+    def clear_cache(self) -> str:
+        """ClearCache."""
+        self.authoriser.cache.clear()  # type: ignore[attr-defined]
+        return "Accepted"
+
+    # --- Remote Trigger ------------------------------------------------------------------------
+
+    def trigger(self, message: str, connector: int | None) -> str:
+        """TriggerMessage: Accepted (sent after the reply), Rejected or NotImplemented."""
+        if message not in TRIGGERABLE:
+            return "NotImplemented"
+        if connector is not None and connector not in self.model.connectors and (
+                connector != 0 or message == "MeterValues"):
+            return "Rejected"
+        return "Accepted"
+
+    def after_trigger(self, message: str, connector: int | None) -> None:
+        """Send the triggered message (after the TriggerMessage reply)."""
+        if self.trigger(message, connector) != "Accepted":
+            return
+        targets = [connector] if connector else list(self.model.connectors)
+        if message == "Heartbeat":
+            self.messenger.send("Heartbeat", {})
+        elif message == "BootNotification":
+            s = self.settings
+            self.messenger.send("BootNotification", {
+                "chargePointVendor": s.charge_point_vendor,
+                "chargePointModel": s.charge_point_model, "firmwareVersion": s.firmware_version})
+        elif message == "DiagnosticsStatusNotification":
+            self.messenger.send(message, {"status": self.diagnostics_status})
+        elif message == "FirmwareStatusNotification":
+            self.messenger.send(message, {"status": self.firmware_status})
+        elif message == "StatusNotification":
+            if connector == 0:
+                self.messenger.send(message, {"connectorId": 0, "status": "Available",
+                                              "errorCode": "NoError"})
+            for n in targets if connector != 0 else []:
+                c = self.model.connectors[n]
+                assert c.status is not None
+                self.messenger.send(message, convert.status_notification(SendStatus(
+                    n, c.status, c.facts.fault, c.facts.fault_info, self.clock())))
+        elif message == "MeterValues":
+            for n in targets:
+                meter = self.model.connectors[n].facts.meter
+                if meter is None:
+                    continue
+                values = convert.sampled_values(meter, self.config.get_list(
+                    "MeterValuesSampledData"), "Trigger")
+                payload: dict[str, Any] = {"connectorId": n, "meterValue": [
+                    {"timestamp": convert.iso(self.clock()), "sampledValue": values}]}
+                tx = self.model.connectors[n].facts.tx
+                if tx is not None and tx.transaction_id is not None:
+                    payload["transactionId"] = tx.transaction_id
+                self.messenger.send("MeterValues", payload)
+
+    # --- Local Auth List -----------------------------------------------------------------------
+
+    def local_list_version(self) -> int:
+        """GetLocalListVersion (-1 when the local list is disabled)."""
+        if not self.config.get_bool("LocalAuthListEnabled"):
+            return -1
+        return int(self.store.meta("local_list_version", "0") or 0)
+
+    def send_local_list(self, version: int, update_type: str,
+                        entries: list[dict[str, Any]]) -> str:
+        """SendLocalList: Accepted, Failed, NotSupported or VersionMismatch (5.15)."""
+        if not self.config.get_bool("LocalAuthListEnabled"):
+            return "NotSupported"
+        if len(entries) > self.config.get_int("SendLocalListMaxLength"):
+            return "Failed"
+        if update_type == "Differential" and version <= self.local_list_version():
+            return "VersionMismatch"
+        self.store.db.execute("BEGIN")
+        try:
+            if update_type == "Full":
+                self.local_list.clear()
+            for entry in entries:
+                info = entry.get("idTagInfo")
+                if info is None:
+                    self.local_list.pop(entry["idTag"], None)
+                    continue
+                expiry = info.get("expiryDate")
+                self.local_list[entry["idTag"]] = AuthEntry(
+                    info["status"], convert.parse_time(expiry) if expiry else None,
+                    info.get("parentIdTag"))
+            if len(self.local_list) > self.config.get_int("LocalAuthListMaxLength"):
+                self.store.db.execute("ROLLBACK")
+                return "Failed"
+            self.store.set_meta("local_list_version", str(version))
+            self.store.db.execute("COMMIT")
+        except Exception:
+            self.store.db.execute("ROLLBACK")
+            raise
+        return "Accepted"
+
+    # --- Reservation ---------------------------------------------------------------------------
+
+    def reserve(self, connector: int, expiry: str, id_tag: str, reservation_id: int,
+                parent_id_tag: str | None) -> str:
+        """ReserveNow."""
+        if connector == 0 and not self.config.get_bool("ReserveConnectorZeroSupported"):
+            return "Rejected"
+        status = self.model.reserve(connector, Reservation(
+            reservation_id, id_tag, parent_id_tag, convert.parse_time(expiry)))
+        self.dispatch(Tick())
+        return status
+
+    def cancel_reservation(self, reservation_id: int) -> str:
+        """CancelReservation."""
+        found = self.model.cancel_reservation(reservation_id)
+        self.dispatch(Tick())
+        return "Accepted" if found else "Rejected"
+
+    # --- Smart Charging ------------------------------------------------------------------------
+
+    def load_profiles(self) -> list[Installed]:
+        """Charging profiles from disk."""
+        rows = self.store.db.execute("SELECT body FROM profiles ORDER BY id").fetchall()
+        return [Installed(**json.loads(r[0])) for r in rows]
+
+    def save_profiles(self) -> None:
+        """Charging profiles to disk (TxProfiles included; they end with their transaction)."""
+        db = self.store.db
+        db.execute("BEGIN")
+        db.execute("DELETE FROM profiles")
+        for p in self.smart.profiles:
+            db.execute("INSERT INTO profiles VALUES (?, ?)",
+                       (p.id, json.dumps({"connector": p.connector, "profile": p.profile})))
+        db.execute("COMMIT")
+
+    def set_profile(self, connector: int, profile: dict[str, Any]) -> str:
+        """SetChargingProfile."""
+        if connector != 0 and connector not in self.model.connectors:
+            return "Rejected"
+        if profile["stackLevel"] > self.config.get_int("ChargeProfileMaxStackLevel") or len(
+                profile["chargingSchedule"]["chargingSchedulePeriod"]) > self.config.get_int(
+                "ChargingScheduleMaxPeriods"):
+            return "Rejected"
+        if len(self.smart.profiles) >= self.config.get_int("MaxChargingProfilesInstalled") and \
+                profile["chargingProfileId"] not in {p.id for p in self.smart.profiles}:
+            return "Rejected"
+        tx = self.model.connectors[connector].facts.tx if connector else None
+        running = None if tx is None else (tx.transaction_id or -tx.local_id)
+        status = self.smart.install(connector, profile, running)
+        if status == "Accepted":
+            self.save_profiles()
+            self.apply_profiles()
+        return status
+
+    def clear_profile(self, profile_id: int | None, connector: int | None,
+                      purpose: str | None, stack_level: int | None) -> str:
+        """ClearChargingProfile: Accepted or Unknown."""
+        found = self.smart.clear(profile_id=profile_id, connector=connector, purpose=purpose,
+                                 stack_level=stack_level)
+        if found:
+            self.save_profiles()
+            self.apply_profiles()
+        return "Accepted" if found else "Unknown"
+
+    def composite(self, connector: int, duration_s: int, unit: str | None
+                  ) -> dict[str, Any] | None:
+        """GetCompositeSchedule from now for duration_s; None (Rejected) if nothing limits it."""
+        if connector != 0 and connector not in self.model.connectors:
+            return None
+        now = self.clock().replace(microsecond=0)
+        tx = self.model.connectors[connector].facts.tx if connector else None
+        periods = self.smart.composite(
+            connector or 1, now, duration_s, in_tx=tx is not None,
+            tx_id=(tx.transaction_id or -tx.local_id) if tx else None,
+            tx_start=tx.started_at if tx else None)
+        if not periods:
+            return None
+        if unit == "W":
+            factor = 230.0 * self.settings.phases
+            periods = [{**p, "limit": round(p["limit"] * factor, 1)} for p in periods]
+        return {"duration": duration_s, "startSchedule": convert.iso(now),
+                "chargingRateUnit": unit or "A", "chargingSchedulePeriod": periods}
+

@@ -1,0 +1,118 @@
+"""The websocket to the central system: connect, check the subprotocol, boot, serve, reconnect.
+
+Security profiles (OCPP 1.6 security whitepaper): 1 = HTTP Basic (station id + AuthorizationKey)
+over ws; 2 = the same over wss with the server certificate checked against a CA; 3 = wss with a
+client certificate. The key is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ocpp.exceptions import OCPPError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from voltbus_ocpp.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+
+
+def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
+    """Profile 2/3: verify the central system against the configured CA; client cert for 3."""
+    if not settings.csms_url.startswith("wss://"):
+        return None
+    context = ssl.create_default_context(
+        cafile=str(settings.csms_ca_file) if settings.csms_ca_file else None)
+    if settings.csms_client_cert_file is not None:
+        context.load_cert_chain(str(settings.csms_client_cert_file),
+                                str(settings.csms_client_key_file)
+                                if settings.csms_client_key_file else None)
+    return context
+
+
+def basic_auth_header(station: str, key: str) -> dict[str, str]:
+    """Profile 1/2: Authorization: Basic base64(id:AuthorizationKey)."""
+    token = base64.b64encode(f"{station}:{key}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+class Link:
+    """Keeps one station connected; `session(ws)` runs while a connection is up."""
+
+    def __init__(self, settings: GatewaySettings, station: str, *,
+                 session: Callable[[ClientConnection], Awaitable[None]],
+                 on_down: Callable[[], None],
+                 auth_key: Callable[[], str | None],
+                 ping_interval: Callable[[], float]) -> None:
+        self.settings = settings
+        self.station = station
+        self.session = session
+        self.on_down = on_down
+        self.auth_key = auth_key
+        self.ping_interval = ping_interval
+        self.connection: ClientConnection | None = None
+        self.connects = 0
+
+    @property
+    def url(self) -> str:
+        """The central system URL with the station id as the last path segment."""
+        return self.settings.csms_url.rstrip("/") + "/" + self.station
+
+    async def run(self) -> None:
+        """Connect and serve forever, with exponential backoff (plus jitter) between attempts."""
+        backoff = self.settings.reconnect_min_s
+        while True:
+            try:
+                await self._connect_once()
+                backoff = self.settings.reconnect_min_s
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, OCPPError) as exc:
+                if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
+                    log.warning("%s: central system refused our credentials (401)", self.station)
+                else:
+                    log.warning("%s: central system %s unavailable: %s", self.station,
+                                self.settings.csms_url, exc or type(exc).__name__)
+            finally:
+                self.connection = None
+                self.on_down()
+            delay = backoff * (0.8 + 0.4 * random.random())
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, self.settings.reconnect_max_s)
+
+    async def _connect_once(self) -> None:
+        headers: dict[str, str] = {}
+        key = self.auth_key()
+        if key:
+            headers = basic_auth_header(self.station, key)
+        ping = self.ping_interval()
+        kwargs: dict[str, Any] = {}
+        context = tls_context(self.settings)
+        if context is not None:
+            kwargs["ssl"] = context
+        async with connect(self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                           additional_headers=headers, open_timeout=10,
+                           ping_interval=ping if ping > 0 else None,
+                           ping_timeout=ping if ping > 0 else None, **kwargs) as ws:
+            if ws.subprotocol != SUBPROTOCOL:
+                await ws.close(1002, "ocpp1.6 required")
+                raise InvalidHandshake(f"central system did not agree to {SUBPROTOCOL} "
+                                       f"(got {ws.subprotocol!r})")
+            self.connection = ws
+            self.connects += 1
+            log.info("%s: connected to %s", self.station, self.url)
+            await self.session(ws)
+
+    async def drop(self) -> None:
+        """Close the current connection (Reset): the loop reconnects and boots again."""
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.close()

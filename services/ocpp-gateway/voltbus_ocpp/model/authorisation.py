@@ -1,0 +1,83 @@
+"""Who may charge: the local authorisation list, the authorisation cache and the offline policy.
+
+OCPP 1.6 section 3.5: with LocalPreAuthorize an Accepted tag from the list or cache starts at once;
+offline, LocalAuthorizeOffline lets known Accepted tags charge and AllowOfflineTxForUnknownId lets
+unknown ones. The local list wins over the cache (3.5.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from voltbus_ocpp.model.config import ConfigView
+
+
+@dataclass(frozen=True)
+class AuthEntry:
+    """IdTagInfo as kept in the local list or cache."""
+
+    status: str
+    expiry: datetime | None = None
+    parent_id_tag: str | None = None
+
+    def valid(self, now: datetime) -> bool:
+        """Accepted and not expired."""
+        return self.status == "Accepted" and (self.expiry is None or self.expiry > now)
+
+
+class Decision(Enum):
+    """What to do with a presented idTag."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+    ASK = "ask"  # send Authorize to the central system
+
+
+class Authoriser:
+    """Decides locally when it may, and learns from the central system's answers."""
+
+    def __init__(self, config: ConfigView, *, local_list: MutableMapping[str, AuthEntry],
+                 cache: MutableMapping[str, AuthEntry]) -> None:
+        self.config = config
+        self.local_list = local_list
+        self.cache = cache
+
+    def known(self, id_tag: str) -> AuthEntry | None:
+        """The local list's entry, else the cache's (when each is enabled)."""
+        if self.config.get_bool("LocalAuthListEnabled") and id_tag in self.local_list:
+            return self.local_list[id_tag]
+        if self.config.get_bool("AuthorizationCacheEnabled") and id_tag in self.cache:
+            return self.cache[id_tag]
+        return None
+
+    def decide(self, id_tag: str, *, online: bool, now: datetime) -> Decision:
+        """Accept or reject locally, or ask the central system."""
+        entry = self.known(id_tag)
+        if online:
+            if entry is not None and entry.valid(now) and self.config.get_bool(
+                    "LocalPreAuthorize"):
+                return Decision.ACCEPT
+            return Decision.ASK
+        return self.offline(id_tag, now)
+
+    def offline(self, id_tag: str, now: datetime) -> Decision:
+        """The decision when the central system cannot be asked."""
+        entry = self.known(id_tag)
+        if entry is not None:
+            if entry.valid(now) and self.config.get_bool("LocalAuthorizeOffline"):
+                return Decision.ACCEPT
+            return Decision.REJECT
+        if self.config.get_bool("AllowOfflineTxForUnknownId"):
+            return Decision.ACCEPT
+        return Decision.REJECT
+
+    def learn(self, id_tag: str, entry: AuthEntry) -> None:
+        """Cache the central system's IdTagInfo (not for tags on the local list, 3.5.3)."""
+        if not self.config.get_bool("AuthorizationCacheEnabled"):
+            return
+        if self.config.get_bool("LocalAuthListEnabled") and id_tag in self.local_list:
+            return
+        self.cache[id_tag] = entry

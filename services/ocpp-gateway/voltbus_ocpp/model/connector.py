@@ -1,0 +1,325 @@
+"""One connector's state machine: events change its facts, its OCPP status is derived from them.
+
+The status follows from the facts in a fixed priority (`derive_status`), so no event can leave the
+status and the facts disagreeing; each handler in `Connector.HANDLERS` only changes facts and says
+what to do. After every event the status is re-derived and, if it changed, reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    ConnectorStatus,
+    LedPattern,
+    PilotState,
+    StopReason,
+)
+from voltbus_ocpp.model.config import ConfigView
+from voltbus_ocpp.model.events import (
+    Effect,
+    MeterSnapshot,
+    PublishCharging,
+    PublishSession,
+    PublishTransaction,
+    SendMeterValues,
+    SendStartTransaction,
+    SendStatus,
+    SendStopTransaction,
+    SetCurrentLimit,
+    SetLed,
+    SetRelay,
+    TransactionView,
+)
+
+PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
+DRAWING = frozenset({PilotState.C, PilotState.D})
+PILOT_FAULT = frozenset({PilotState.E, PilotState.F})
+
+LED_FOR_STATUS: dict[ConnectorStatus, tuple[str, LedPattern]] = {
+    ConnectorStatus.AVAILABLE: ("green", LedPattern.SOLID),
+    ConnectorStatus.PREPARING: ("blue", LedPattern.BLINK),
+    ConnectorStatus.CHARGING: ("blue", LedPattern.PULSE),
+    ConnectorStatus.SUSPENDED_EV: ("blue", LedPattern.SOLID),
+    ConnectorStatus.SUSPENDED_EVSE: ("yellow", LedPattern.SOLID),
+    ConnectorStatus.FINISHING: ("green", LedPattern.BLINK),
+    ConnectorStatus.RESERVED: ("yellow", LedPattern.BLINK),
+    ConnectorStatus.UNAVAILABLE: ("off", LedPattern.OFF),
+    ConnectorStatus.FAULTED: ("red", LedPattern.BLINK),
+}
+
+
+@dataclass
+class Transaction:
+    """A transaction here; transaction_id stays None until the central system answers."""
+
+    local_id: int
+    id_tag: str
+    started_at: datetime
+    meter_start_wh: float
+    energy_wh: float
+    transaction_id: int | None = None
+
+    def view(self) -> TransactionView:
+        """The bus view."""
+        return TransactionView(self.local_id, self.transaction_id, self.id_tag, self.started_at,
+                               self.meter_start_wh, self.energy_wh)
+
+
+@dataclass
+class Waiting:
+    """An authorised idTag waiting for the EV to be plugged in (ConnectionTimeOut)."""
+
+    id_tag: str
+    until: datetime
+    limit_a: float | None = None
+
+
+@dataclass
+class Reservation:
+    """ReserveNow on this connector."""
+
+    reservation_id: int
+    id_tag: str
+    parent_id_tag: str | None
+    expiry: datetime
+
+
+@dataclass
+class Facts:
+    """Everything the status is derived from."""
+
+    pilot: PilotState = PilotState.A
+    fault: ChargePointErrorCode = ChargePointErrorCode.NO_ERROR
+    fault_info: str | None = None
+    operative: bool = True
+    station_operative: bool = True
+    scheduled_operative: bool | None = None
+    enabled: bool = True
+    command_limit_a: float | None = None
+    profile_limit_a: float | None = None
+    tx: Transaction | None = None
+    waiting: Waiting | None = None
+    finishing: bool = False
+    reservation: Reservation | None = None
+    meter: MeterSnapshot | None = None
+    relay_closed: bool | None = None
+
+
+def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
+    """OCPP ChargePointStatus from the facts, highest priority first."""
+    if f.fault is not ChargePointErrorCode.NO_ERROR or f.pilot in PILOT_FAULT:
+        return ConnectorStatus.FAULTED
+    if f.tx is not None:
+        if effective_limit_a <= 0:
+            return ConnectorStatus.SUSPENDED_EVSE
+        return ConnectorStatus.CHARGING if f.pilot in DRAWING else ConnectorStatus.SUSPENDED_EV
+    if not (f.operative and f.station_operative):
+        return ConnectorStatus.UNAVAILABLE
+    if f.finishing:
+        return ConnectorStatus.FINISHING
+    if f.pilot in PLUGGED or f.waiting is not None:
+        return ConnectorStatus.PREPARING
+    if f.reservation is not None:
+        return ConnectorStatus.RESERVED
+    return ConnectorStatus.AVAILABLE
+
+
+@dataclass
+class Connector:
+    """One connector: facts plus the status last reported."""
+
+    connector_id: int
+    config: ConfigView
+    max_current_a: float
+    clock: Callable[[], datetime]
+    new_local_id: Callable[[], int]
+    facts: Facts = field(default_factory=Facts)
+    status: ConnectorStatus | None = None
+    limit_sent_a: float | None = None
+    next_sample_at: datetime | None = None
+    next_clock_at: datetime | None = None
+
+    # --- derived ---------------------------------------------------------------------------
+
+    @property
+    def effective_limit_a(self) -> float:
+        """The current the EV may draw now: 0 when disabled, else the lowest limit in force."""
+        f = self.facts
+        if not f.enabled:
+            return 0.0
+        limits = [self.max_current_a, f.command_limit_a, f.profile_limit_a]
+        return max(0.0, min(x for x in limits if x is not None))
+
+    @property
+    def plugged(self) -> bool:
+        """An EV is connected."""
+        return self.facts.pilot in PLUGGED
+
+    @property
+    def usable(self) -> bool:
+        """A new session may start here."""
+        f = self.facts
+        return (f.tx is None and f.operative and f.station_operative
+                and f.fault is ChargePointErrorCode.NO_ERROR and f.pilot not in PILOT_FAULT)
+
+    def refresh(self) -> list[Effect]:
+        """Report the status (and LED) if it changed; keep the EVSE limit in step."""
+        effects: list[Effect] = []
+        status = derive_status(self.facts, self.effective_limit_a)
+        if status != self.status:
+            self.status = status
+            f = self.facts
+            code = f.fault
+            if code is ChargePointErrorCode.NO_ERROR and f.pilot in PILOT_FAULT:
+                code = ChargePointErrorCode.EV_COMMUNICATION_ERROR
+            effects.append(SendStatus(self.connector_id, status, code, f.fault_info, self.clock()))
+            color, pattern = LED_FOR_STATUS[status]
+            effects.append(SetLed(self.connector_id, color, pattern))
+        if self.facts.tx is not None and self.limit_sent_a != self.effective_limit_a:
+            effects += self.push_limit()
+        return effects
+
+    def push_limit(self) -> list[Effect]:
+        """Send the effective limit to the EVSE and the bus."""
+        self.limit_sent_a = self.effective_limit_a
+        return [SetCurrentLimit(self.connector_id, self.limit_sent_a),
+                PublishCharging(self.connector_id, self.facts.enabled, self.limit_sent_a)]
+
+    # --- transactions ------------------------------------------------------------------------
+
+    def start_transaction(self, id_tag: str, local_id: int, *,
+                          reservation_id: int | None = None) -> list[Effect]:
+        """Begin charging at once; StartTransaction goes to the durable queue."""
+        now = self.clock()
+        meter = self.facts.meter.energy_wh if self.facts.meter else 0.0
+        tx = Transaction(local_id, id_tag, now, meter, meter)
+        f = self.facts
+        f.tx, f.waiting, f.finishing, f.reservation = tx, None, False, None
+        self._schedule_samples(now)
+        self.limit_sent_a = None
+        return [SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
+                                     reservation_id),
+                PublishTransaction(self.connector_id, tx.view()),
+                *self.push_limit(),
+                SetRelay(self.connector_id, True)]
+
+    def stop_transaction(self, reason: StopReason, id_tag: str | None = None) -> list[Effect]:
+        """Stop charging; StopTransaction (meterStop = last register) goes to the durable queue."""
+        tx = self.facts.tx
+        if tx is None:
+            return []
+        now = self.clock()
+        meter_stop = self.facts.meter.energy_wh if self.facts.meter else tx.energy_wh
+        meter_stop = max(meter_stop, tx.meter_start_wh)
+        tx.energy_wh = meter_stop
+        f = self.facts
+        f.tx = None
+        f.finishing = self.plugged
+        self.next_sample_at = self.next_clock_at = None
+        self.limit_sent_a = None
+        if f.scheduled_operative is not None:
+            f.operative, f.scheduled_operative = f.scheduled_operative, None
+        return [SetRelay(self.connector_id, False),
+                SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
+                                    reason),
+                PublishTransaction(self.connector_id, None),
+                PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
+
+    def _schedule_samples(self, now: datetime) -> None:
+        interval = self.config.get_seconds("MeterValueSampleInterval")
+        self.next_sample_at = now + timedelta(seconds=interval) if interval > 0 else None
+        aligned = self.config.get_int("ClockAlignedDataInterval")
+        self.next_clock_at = _next_aligned(now, aligned) if aligned > 0 else None
+
+    # --- events ------------------------------------------------------------------------------
+
+    def on_pilot(self, state: PilotState) -> list[Effect]:
+        """Plug in/out, EV starts/stops drawing, pilot faults."""
+        was_plugged = self.plugged
+        self.facts.pilot = state
+        effects: list[Effect] = []
+        if was_plugged and not self.plugged:
+            self.facts.finishing = False
+            if self.facts.tx is not None and self.config.get_bool(
+                    "StopTransactionOnEVSideDisconnect"):
+                effects += self.stop_transaction(StopReason.EV_DISCONNECTED)
+                self.facts.finishing = False
+        if state in PILOT_FAULT and self.facts.tx is not None:
+            effects += self.stop_transaction(StopReason.EMERGENCY_STOP)
+        waiting = self.facts.waiting
+        if not was_plugged and self.plugged and waiting is not None and self.usable:
+            effects += self.authorised(waiting.id_tag, limit_a=waiting.limit_a)
+        return effects
+
+    def on_meter(self, reading: MeterSnapshot) -> list[Effect]:
+        """Keep the latest reading; a running transaction shows its energy."""
+        self.facts.meter = reading
+        tx = self.facts.tx
+        if tx is None:
+            return []
+        tx.energy_wh = max(reading.energy_wh, tx.meter_start_wh)
+        return [PublishTransaction(self.connector_id, tx.view())]
+
+    def on_fault(self, code: ChargePointErrorCode, info: str | None) -> list[Effect]:
+        """A hardware fault stops a running transaction (EVSE safety first)."""
+        self.facts.fault, self.facts.fault_info = code, info
+        if code is not ChargePointErrorCode.NO_ERROR and self.facts.tx is not None:
+            return self.stop_transaction(StopReason.OTHER)
+        return []
+
+    def on_tick(self) -> list[Effect]:
+        """ConnectionTimeOut, reservation expiry and meter sampling."""
+        now = self.clock()
+        f = self.facts
+        effects: list[Effect] = []
+        if f.waiting is not None and now >= f.waiting.until:
+            f.waiting = None
+        if f.reservation is not None and now >= f.reservation.expiry:
+            f.reservation = None
+        if f.tx is not None and f.meter is not None:
+            if self.next_sample_at is not None and now >= self.next_sample_at:
+                interval = timedelta(seconds=max(0.01, self.config.get_seconds(
+                    "MeterValueSampleInterval")))
+                while self.next_sample_at <= now:
+                    self.next_sample_at += interval
+                effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now))
+            if self.next_clock_at is not None and now >= self.next_clock_at:
+                self.next_clock_at = _next_aligned(now, self.config.get_int(
+                    "ClockAlignedDataInterval"))
+                effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now,
+                                               "Sample.Clock"))
+        return effects
+
+    def authorised(self, id_tag: str, *, limit_a: float | None = None) -> list[Effect]:
+        """An idTag may charge here: start now if plugged in, else wait for the plug."""
+        if self.facts.tx is not None:
+            return []
+        reservation = self.facts.reservation
+        reservation_id = reservation.reservation_id if reservation else None
+        if limit_a is not None:
+            self.facts.profile_limit_a = limit_a
+        if self.plugged:
+            return self.start_transaction(id_tag, self.new_local_id(),
+                                          reservation_id=reservation_id)
+        timeout = timedelta(seconds=self.config.get_seconds("ConnectionTimeOut"))
+        self.facts.waiting = Waiting(id_tag, self.clock() + timeout, limit_a)
+        return []
+
+    def answered(self, local_id: int, transaction_id: int) -> list[Effect]:
+        """StartTransaction was answered: the running transaction gets its real id."""
+        tx = self.facts.tx
+        if tx is None or tx.local_id != local_id:
+            return []
+        self.facts.tx = replace(tx, transaction_id=transaction_id)
+        return [PublishTransaction(self.connector_id, self.facts.tx.view())]
+
+
+def _next_aligned(now: datetime, interval_s: int) -> datetime:
+    """The next instant after now that is a whole multiple of interval_s since midnight (3.12)."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed = (now - midnight).total_seconds()
+    return midnight + timedelta(seconds=(int(elapsed // interval_s) + 1) * interval_s)

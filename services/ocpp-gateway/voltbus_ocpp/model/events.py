@@ -1,0 +1,330 @@
+"""Input events and output effects of the model: plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    CommandName,
+    CommandStatus,
+    ConnectorStatus,
+    LedPattern,
+    PilotState,
+    StopReason,
+)
+
+
+@dataclass(frozen=True)
+class MeterSnapshot:
+    """The latest meter reading of a connector (register in Wh, power in W, per-phase A and V)."""
+
+    energy_wh: float
+    power_w: float
+    current_a: tuple[float, ...]
+    voltage_v: tuple[float, ...]
+    ts: datetime
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the model reacts to."""
+
+
+@dataclass(frozen=True)
+class PilotChanged(Event):
+    """The EVSE measured a new control-pilot state."""
+
+    connector: int
+    state: PilotState
+
+
+@dataclass(frozen=True)
+class MeterUpdated(Event):
+    """A new meter reading."""
+
+    connector: int
+    reading: MeterSnapshot
+
+
+@dataclass(frozen=True)
+class RelayChanged(Event):
+    """The relay actually switched."""
+
+    connector: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class HardwareFault(Event):
+    """The hardware reports a fault (NoError clears it)."""
+
+    connector: int
+    code: ChargePointErrorCode
+    info: str | None = None
+
+
+@dataclass(frozen=True)
+class CardPresented(Event):
+    """An RFID card was tapped on the station's reader."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class Command(Event):
+    """A command from the bus (API, Home Assistant, scripts)."""
+
+    connector: int
+    name: CommandName
+    request_id: str | None = None
+    id_tag: str | None = None
+    amps: float | None = None
+    operative: bool | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizeAnswered(Event):
+    """The central system's answer to Authorize; status None when it could not be asked."""
+
+    id_tag: str
+    status: str | None
+    expiry: datetime | None = None
+    parent_id_tag: str | None = None
+
+
+@dataclass(frozen=True)
+class StartAnswered(Event):
+    """The central system answered a StartTransaction."""
+
+    local_id: int
+    transaction_id: int
+    status: str
+
+
+@dataclass(frozen=True)
+class RemoteStart(Event):
+    """RemoteStartTransaction.req."""
+
+    id_tag: str
+    connector: int | None = None
+    limit_a: float | None = None
+
+
+@dataclass(frozen=True)
+class RemoteStop(Event):
+    """RemoteStopTransaction.req."""
+
+    transaction_id: int
+
+
+@dataclass(frozen=True)
+class ChangeAvailability(Event):
+    """ChangeAvailability.req (connector 0: the whole station)."""
+
+    connector: int
+    operative: bool
+
+
+@dataclass(frozen=True)
+class Unlock(Event):
+    """UnlockConnector.req."""
+
+    connector: int
+
+
+@dataclass(frozen=True)
+class Reset(Event):
+    """Reset.req: finish every transaction with the matching reason first."""
+
+    hard: bool
+
+
+@dataclass(frozen=True)
+class ProfileLimit(Event):
+    """Smart charging computed a new limit for a connector (None: no profile limits it)."""
+
+    connector: int
+    amps: float | None
+
+
+@dataclass(frozen=True)
+class LinkChanged(Event):
+    """The central system accepted us (online) or the link dropped."""
+
+    online: bool
+
+
+@dataclass(frozen=True)
+class Tick(Event):
+    """Time passed: timeouts and meter sampling are checked against the clock."""
+
+
+@dataclass(frozen=True)
+class Recovered(Event):
+    """At start-up, a transaction found on disk that was running when the process ended."""
+
+    connector: int
+    local_id: int
+    id_tag: str
+    started_at: datetime
+    meter_start_wh: float
+    last_energy_wh: float
+    transaction_id: int | None
+    reason: StopReason
+
+
+# --- effects -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Something the model wants done."""
+
+
+@dataclass(frozen=True)
+class SetRelay(Effect):
+    """Close or open the relay."""
+
+    connector: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class SetCurrentLimit(Effect):
+    """Tell the EVSE how much current the EV may draw (0 pauses)."""
+
+    connector: int
+    amps: float
+
+
+@dataclass(frozen=True)
+class SetLed(Effect):
+    """What the connector's LED shows."""
+
+    connector: int
+    color: str
+    pattern: LedPattern
+
+
+@dataclass(frozen=True)
+class SendStatus(Effect):
+    """StatusNotification (and the bus status topic)."""
+
+    connector: int
+    status: ConnectorStatus
+    error_code: ChargePointErrorCode
+    info: str | None
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class SendAuthorize(Effect):
+    """Ask the central system about an idTag."""
+
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class SendStartTransaction(Effect):
+    """StartTransaction.req, queued durably."""
+
+    connector: int
+    local_id: int
+    id_tag: str
+    meter_start_wh: float
+    ts: datetime
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SendMeterValues(Effect):
+    """Transaction MeterValues.req, queued durably."""
+
+    connector: int
+    local_id: int
+    reading: MeterSnapshot
+    ts: datetime
+    context: str = "Sample.Periodic"
+
+
+@dataclass(frozen=True)
+class SendStopTransaction(Effect):
+    """StopTransaction.req, queued durably."""
+
+    connector: int
+    local_id: int
+    id_tag: str | None
+    meter_stop_wh: float
+    ts: datetime
+    reason: StopReason
+
+
+@dataclass(frozen=True)
+class TransactionView:
+    """The running transaction as the bus shows it."""
+
+    local_id: int
+    transaction_id: int | None
+    id_tag: str
+    started_at: datetime
+    meter_start_wh: float
+    energy_wh: float
+
+
+@dataclass(frozen=True)
+class PublishTransaction(Effect):
+    """The running transaction changed (None: there is none)."""
+
+    connector: int
+    transaction: TransactionView | None
+
+
+@dataclass(frozen=True)
+class PublishSession(Effect):
+    """A transaction ended."""
+
+    connector: int
+    transaction: TransactionView
+    stopped_at: datetime
+    meter_stop_wh: float
+    reason: StopReason
+
+
+@dataclass(frozen=True)
+class PublishCharging(Effect):
+    """Charging enabled/disabled or the current limit changed."""
+
+    connector: int
+    enabled: bool
+    limit_a: float
+
+
+@dataclass(frozen=True)
+class AnswerCommand(Effect):
+    """The answer to a bus command."""
+
+    connector: int
+    request_id: str | None
+    command: CommandName | None
+    status: CommandStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply(Effect):
+    """The synchronous answer to a central-system request (Accepted, Rejected, Scheduled...)."""
+
+    status: str
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RestartRequested(Effect):
+    """Every transaction is finished: the process may restart (Reset)."""
+
+    hard: bool

@@ -1,0 +1,387 @@
+"""The station: its connectors, the RFID reader shared by them, authorisation and remote requests.
+
+`StationModel.handle(event)` is the only entry point: it routes the event through `HANDLERS`,
+then lets every connector report a changed status. It returns the effects to carry out, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from voltbus_common.enums import CommandName, CommandStatus, StopReason
+from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
+from voltbus_ocpp.model.config import ConfigView
+from voltbus_ocpp.model.connector import Connector, Reservation
+from voltbus_ocpp.model.events import (
+    AnswerCommand,
+    AuthorizeAnswered,
+    CardPresented,
+    ChangeAvailability,
+    Command,
+    Effect,
+    Event,
+    HardwareFault,
+    LinkChanged,
+    MeterUpdated,
+    PilotChanged,
+    ProfileLimit,
+    PublishCharging,
+    PublishSession,
+    PublishTransaction,
+    Recovered,
+    RelayChanged,
+    RemoteStart,
+    RemoteStop,
+    Reply,
+    Reset,
+    RestartRequested,
+    SendAuthorize,
+    SendStopTransaction,
+    SetRelay,
+    StartAnswered,
+    Tick,
+    TransactionView,
+    Unlock,
+)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An Authorize in flight, and who asked for it."""
+
+    connector: int
+    request_id: str | None
+    command: CommandName | None
+    limit_a: float | None = None
+
+
+class StationModel:
+    """All connectors of one station."""
+
+    def __init__(self, connectors: int, config: ConfigView, authoriser: Authoriser, *,
+                 max_current_a: float, clock: Callable[[], datetime], first_local_id: int = 1,
+                 unlock_supported: bool = False) -> None:
+        self.config = config
+        self.authoriser = authoriser
+        self.clock = clock
+        self.max_current_a = max_current_a
+        self.unlock_supported = unlock_supported
+        self.online = False
+        self.pending: dict[str, Pending] = {}
+        self._next_local_id = first_local_id
+        self.connectors = {
+            n: Connector(n, config, max_current_a, clock, self.new_local_id)
+            for n in range(1, connectors + 1)}
+        self.HANDLERS: dict[type[Event], Callable[[Any], list[Effect]]] = {
+            PilotChanged: lambda e: self.connectors[e.connector].on_pilot(e.state),
+            MeterUpdated: lambda e: self.connectors[e.connector].on_meter(e.reading),
+            RelayChanged: self._on_relay,
+            HardwareFault: lambda e: self.connectors[e.connector].on_fault(e.code, e.info),
+            CardPresented: self._on_card,
+            AuthorizeAnswered: self._on_authorize_answer,
+            StartAnswered: self._on_start_answer,
+            Command: self._on_command,
+            RemoteStart: self._on_remote_start,
+            RemoteStop: self._on_remote_stop,
+            ChangeAvailability: self._on_change_availability,
+            Unlock: self._on_unlock,
+            Reset: self._on_reset,
+            ProfileLimit: self._on_profile_limit,
+            LinkChanged: self._on_link,
+            Tick: lambda e: [x for c in self.connectors.values() for x in c.on_tick()],
+            Recovered: self._on_recovered,
+        }
+
+    def new_local_id(self) -> int:
+        """The next local transaction number (persisted by the caller through the effects)."""
+        value = self._next_local_id
+        self._next_local_id += 1
+        return value
+
+    def handle(self, event: Event) -> list[Effect]:
+        """Apply one event; the effects to carry out, in order."""
+        effects = self.HANDLERS[type(event)](event)
+        for connector in self.connectors.values():
+            effects += connector.refresh()
+        return effects
+
+    def startup(self) -> list[Effect]:
+        """The first statuses, charging state and (empty) transactions."""
+        effects: list[Effect] = []
+        for c in self.connectors.values():
+            effects += c.refresh()
+            effects.append(PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a))
+            if c.facts.tx is None:
+                effects.append(PublishTransaction(c.connector_id, None))
+        return effects
+
+    # --- local events --------------------------------------------------------------------------
+
+    def _on_relay(self, event: RelayChanged) -> list[Effect]:
+        self.connectors[event.connector].facts.relay_closed = event.closed
+        return []
+
+    def _on_link(self, event: LinkChanged) -> list[Effect]:
+        self.online = event.online
+        return []
+
+    def _on_profile_limit(self, event: ProfileLimit) -> list[Effect]:
+        c = self.connectors[event.connector]
+        c.facts.profile_limit_a = event.amps
+        return [] if c.facts.tx is not None else [
+            PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
+
+    def _on_card(self, event: CardPresented) -> list[Effect]:
+        tag = event.id_tag
+        for c in self.connectors.values():
+            if c.facts.tx is not None and c.facts.tx.id_tag == tag:
+                return c.stop_transaction(StopReason.LOCAL, tag)
+        for c in self.connectors.values():
+            if c.facts.waiting is not None and c.facts.waiting.id_tag == tag:
+                c.facts.waiting = None
+                return []
+        if tag in self.pending:
+            return []
+        target = self.choose_connector(tag)
+        if target is None:
+            return []
+        return self._authorise(tag, target, None, None)
+
+    def choose_connector(self, tag: str) -> Connector | None:
+        """Where a tap (or a remote start without connector) goes: reserved, plugged, then free."""
+        free = [c for c in self.connectors.values()
+                if c.usable and c.facts.waiting is None and self._reservation_allows(c, tag)]
+        reserved = [c for c in free if c.facts.reservation is not None]
+        plugged = [c for c in free if c.plugged]
+        return (reserved or plugged or free or [None])[0]
+
+    def _reservation_allows(self, c: Connector, tag: str | None) -> bool:
+        r = c.facts.reservation
+        return r is None or tag in (r.id_tag, r.parent_id_tag)
+
+    def _authorise(self, tag: str, c: Connector, request_id: str | None,
+                   command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
+        decision = self.authoriser.decide(tag, online=self.online, now=self.clock())
+        if decision is Decision.ASK:
+            self.pending[tag] = Pending(c.connector_id, request_id, command, limit_a)
+            return [SendAuthorize(tag)]
+        return self._authorised(tag, Pending(c.connector_id, request_id, command, limit_a),
+                                decision is Decision.ACCEPT, "not authorised locally")
+
+    def _authorised(self, tag: str, p: Pending, accepted: bool, why: str) -> list[Effect]:
+        c = self.connectors[p.connector]
+        if not accepted:
+            return self._answer(p, CommandStatus.REJECTED, f"id tag {tag}: {why}")
+        if not c.usable:
+            return self._answer(p, CommandStatus.REJECTED,
+                                f"connector {c.connector_id} is no longer free")
+        return c.authorised(tag, limit_a=p.limit_a) + self._answer(p, CommandStatus.ACCEPTED)
+
+    def _answer(self, p: Pending, status: CommandStatus, reason: str | None = None
+                ) -> list[Effect]:
+        if p.command is None:
+            return []
+        return [AnswerCommand(p.connector, p.request_id, p.command, status, reason)]
+
+    def _on_authorize_answer(self, event: AuthorizeAnswered) -> list[Effect]:
+        p = self.pending.pop(event.id_tag, None)
+        if event.status is None:
+            accepted = self.authoriser.offline(event.id_tag, self.clock()) is Decision.ACCEPT
+            why = "central system unreachable and not authorised offline"
+        else:
+            self.authoriser.learn(event.id_tag, AuthEntry(event.status, event.expiry,
+                                                          event.parent_id_tag))
+            accepted, why = event.status == "Accepted", event.status
+        return [] if p is None else self._authorised(event.id_tag, p, accepted, why)
+
+    def _on_start_answer(self, event: StartAnswered) -> list[Effect]:
+        effects: list[Effect] = []
+        for c in self.connectors.values():
+            tx = c.facts.tx
+            if tx is None or tx.local_id != event.local_id:
+                continue
+            effects += c.answered(event.local_id, event.transaction_id)
+            if event.status != "Accepted":
+                self.authoriser.learn(tx.id_tag, AuthEntry(event.status))
+                if self.config.get_bool("StopTransactionOnInvalidId"):
+                    effects += c.stop_transaction(StopReason.DE_AUTHORIZED)
+        return effects
+
+    def _on_recovered(self, e: Recovered) -> list[Effect]:
+        """A transaction cut short by a crash or power loss is stopped now (OCPP 1.6 4.10)."""
+        now = self.clock()
+        c = self.connectors[e.connector]
+        meter_stop = c.facts.meter.energy_wh if c.facts.meter else e.last_energy_wh
+        meter_stop = max(meter_stop, e.meter_start_wh)
+        view = TransactionView(e.local_id, e.transaction_id, e.id_tag, e.started_at,
+                               e.meter_start_wh, meter_stop)
+        self._next_local_id = max(self._next_local_id, e.local_id + 1)
+        return [SetRelay(e.connector, False),
+                SendStopTransaction(e.connector, e.local_id, None, meter_stop, now, e.reason),
+                PublishTransaction(e.connector, None),
+                PublishSession(e.connector, view, now, meter_stop, e.reason)]
+
+    # --- bus commands --------------------------------------------------------------------------
+
+    def _on_command(self, cmd: Command) -> list[Effect]:
+        def answer(status: CommandStatus, reason: str | None = None) -> list[Effect]:
+            return [AnswerCommand(cmd.connector, cmd.request_id, cmd.name, status, reason)]
+
+        if cmd.name is CommandName.CHANGE_AVAILABILITY:
+            assert cmd.operative is not None
+            reply = self._on_change_availability(ChangeAvailability(cmd.connector, cmd.operative))
+            status = reply[-1]
+            assert isinstance(status, Reply)
+            if status.status == "Rejected":
+                return answer(CommandStatus.REJECTED, f"unknown connector {cmd.connector}")
+            note = "scheduled: applies when the running transaction ends" if (
+                status.status == "Scheduled") else None
+            return reply[:-1] + answer(CommandStatus.ACCEPTED, note)
+        if cmd.connector == 0:
+            return answer(CommandStatus.REJECTED,
+                          f"connector 0 is the whole station; {cmd.name.value} needs a connector")
+        c = self.connectors.get(cmd.connector)
+        if c is None:
+            return answer(CommandStatus.REJECTED, f"unknown connector {cmd.connector}")
+        f = c.facts
+        if cmd.name is CommandName.START:
+            assert cmd.id_tag is not None
+            why = self._why_not_free(c, cmd.id_tag)
+            if why:
+                return answer(CommandStatus.REJECTED, why)
+            return self._authorise(cmd.id_tag, c, cmd.request_id, cmd.name)
+        if cmd.name is CommandName.STOP:
+            if f.tx is not None:
+                return c.stop_transaction(StopReason.LOCAL) + answer(CommandStatus.ACCEPTED)
+            if f.waiting is not None:
+                f.waiting = None
+                return answer(CommandStatus.ACCEPTED, "cancelled the authorisation waiting for "
+                                                      "the EV")
+            return answer(CommandStatus.REJECTED,
+                          f"no transaction running on connector {c.connector_id}")
+        if cmd.name is CommandName.SET_CURRENT_LIMIT:
+            assert cmd.amps is not None
+            if cmd.amps > self.max_current_a:
+                return answer(CommandStatus.REJECTED, f"amps {cmd.amps:g} above the station "
+                                                      f"maximum {self.max_current_a:g} A")
+            f.command_limit_a = cmd.amps
+            return self._charging(c) + answer(CommandStatus.ACCEPTED)
+        if cmd.name in (CommandName.ENABLE_CHARGING, CommandName.DISABLE_CHARGING):
+            f.enabled = cmd.name is CommandName.ENABLE_CHARGING
+            return self._charging(c) + answer(CommandStatus.ACCEPTED)
+        if cmd.name is CommandName.UNLOCK:
+            reply = self._on_unlock(Unlock(c.connector_id))
+            r = reply[-1]
+            assert isinstance(r, Reply)
+            if r.status == "NotSupported":
+                return answer(CommandStatus.NOT_SUPPORTED, "this station has no connector lock")
+            return reply[:-1] + answer(CommandStatus.ACCEPTED)
+        return answer(CommandStatus.NOT_SUPPORTED, f"command {cmd.name.value} not supported")
+
+    def _charging(self, c: Connector) -> list[Effect]:
+        if c.facts.tx is not None:
+            return c.push_limit()
+        return [PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
+
+    def _why_not_free(self, c: Connector, tag: str | None) -> str | None:
+        f = c.facts
+        n = c.connector_id
+        if f.tx is not None:
+            return f"connector {n} already has a transaction"
+        if not (f.operative and f.station_operative):
+            return f"connector {n} is unavailable"
+        if not c.usable:
+            return f"connector {n} is faulted"
+        if f.waiting is not None:
+            return f"connector {n} is already waiting for an EV (id tag {f.waiting.id_tag})"
+        if not self._reservation_allows(c, tag):
+            return f"connector {n} is reserved"
+        return None
+
+    # --- central-system requests ---------------------------------------------------------------
+
+    def _on_remote_start(self, e: RemoteStart) -> list[Effect]:
+        if e.connector is not None:
+            c = self.connectors.get(e.connector)
+            if c is None or self._why_not_free(c, e.id_tag):
+                return [Reply("Rejected")]
+        else:
+            found = self.choose_connector(e.id_tag)
+            if found is None:
+                return [Reply("Rejected")]
+            c = found
+        if self.config.get_bool("AuthorizeRemoteTxRequests"):
+            effects = self._authorise(e.id_tag, c, None, None, e.limit_a)
+        else:
+            effects = c.authorised(e.id_tag, limit_a=e.limit_a)
+        return [*effects, Reply("Accepted")]
+
+    def _on_remote_stop(self, e: RemoteStop) -> list[Effect]:
+        for c in self.connectors.values():
+            if c.facts.tx is not None and c.facts.tx.transaction_id == e.transaction_id:
+                return [*c.stop_transaction(StopReason.REMOTE), Reply("Accepted")]
+        return [Reply("Rejected")]
+
+    def _on_change_availability(self, e: ChangeAvailability) -> list[Effect]:
+        if e.connector == 0:
+            targets = list(self.connectors.values())
+        elif e.connector in self.connectors:
+            targets = [self.connectors[e.connector]]
+        else:
+            return [Reply("Rejected")]
+        scheduled = False
+        for c in targets:
+            if c.facts.tx is not None and c.facts.operative != e.operative:
+                c.facts.scheduled_operative = e.operative
+                scheduled = True
+            else:
+                c.facts.operative, c.facts.scheduled_operative = e.operative, None
+        return [Reply("Scheduled" if scheduled else "Accepted")]
+
+    def _on_unlock(self, e: Unlock) -> list[Effect]:
+        c = self.connectors.get(e.connector)
+        if c is None or not self.unlock_supported:
+            return [Reply("NotSupported")]
+        return [*c.stop_transaction(StopReason.UNLOCK_COMMAND), Reply("Unlocked")]
+
+    def _on_reset(self, e: Reset) -> list[Effect]:
+        reason = StopReason.HARD_RESET if e.hard else StopReason.SOFT_RESET
+        effects: list[Effect] = []
+        for c in self.connectors.values():
+            effects += c.stop_transaction(reason)
+        return [*effects, RestartRequested(e.hard), Reply("Accepted")]
+
+    def reserve(self, connector: int, reservation: Reservation) -> str:
+        """ReserveNow: Accepted, Occupied, Faulted, Unavailable or Rejected (OCPP 1.6 5.13)."""
+        targets = ([self.connectors[connector]] if connector in self.connectors
+                   else list(self.connectors.values()) if connector == 0 else [])
+        if not targets:
+            return "Rejected"
+        for c in targets:
+            if c.facts.reservation and c.facts.reservation.reservation_id == (
+                    reservation.reservation_id):
+                c.facts.reservation = reservation
+                return "Accepted"
+        for c in targets:
+            f = c.facts
+            if c.usable and f.reservation is None and f.waiting is None and not c.plugged:
+                f.reservation = reservation
+                return "Accepted"
+        c = targets[0]
+        if c.status and c.status.value == "Faulted":
+            return "Faulted"
+        if c.status and c.status.value == "Unavailable":
+            return "Unavailable"
+        return "Occupied"
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """CancelReservation: True when it existed."""
+        for c in self.connectors.values():
+            r = c.facts.reservation
+            if r is not None and r.reservation_id == reservation_id:
+                c.facts.reservation = None
+                return True
+        return False

@@ -1,0 +1,93 @@
+"""The durable outbox: transaction messages are stored before they are sent, sent in order with
+their original timestamps, and removed only when the central system has answered.
+
+A transaction started offline has only a local id; once its StartTransaction is answered the real
+transactionId is recorded, and every later message of that transaction is sent with it (OCPP 1.6
+4.7, "transaction-related messages").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from voltbus_ocpp.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One stored message."""
+
+    seq: int
+    action: str
+    payload: dict[str, Any]
+    local_id: int | None
+    attempts: int
+
+
+class OfflineQueue:
+    """StartTransaction, MeterValues (transaction) and StopTransaction on disk, in order."""
+
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+
+    def add(self, action: str, payload: dict[str, Any], local_id: int | None) -> int:
+        """Store a message (camelCase payload); its sequence number."""
+        cur = self.db.execute("INSERT INTO outbox (action, payload, local_id) VALUES (?, ?, ?)",
+                              (action, json.dumps(payload), local_id))
+        return int(cur.lastrowid or 0)
+
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def peek(self) -> Queued | None:
+        """The oldest message, not removed."""
+        row = self.db.execute("SELECT seq, action, payload, local_id, attempts FROM outbox "
+                              "ORDER BY seq LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return Queued(row[0], row[1], json.loads(row[2]), row[3], row[4])
+
+    def all(self) -> list[Queued]:
+        """Every stored message in order (for inspection and tests)."""
+        rows = self.db.execute("SELECT seq, action, payload, local_id, attempts FROM outbox "
+                               "ORDER BY seq").fetchall()
+        return [Queued(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def done(self, seq: int) -> None:
+        """The central system answered: forget the message."""
+        self.db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+
+    def failed(self, seq: int) -> int:
+        """Count a failed attempt; the attempts so far."""
+        self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq=?", (seq,))
+        row = self.db.execute("SELECT attempts FROM outbox WHERE seq=?", (seq,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def resolve(self, local_id: int, transaction_id: int) -> None:
+        """Record the real transactionId of a local transaction."""
+        self.db.execute("INSERT OR REPLACE INTO txmap VALUES (?, ?)", (local_id, transaction_id))
+
+    def transaction_id(self, local_id: int) -> int | None:
+        """The real transactionId, once the central system gave it."""
+        row = self.db.execute("SELECT transaction_id FROM txmap WHERE local_id=?",
+                              (local_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def ready(self, item: Queued) -> dict[str, Any] | None:
+        """The payload to send, with the real transactionId filled in; None if it can never be
+        sent (its StartTransaction was given up)."""
+        if item.action == "StartTransaction" or item.local_id is None:
+            return item.payload
+        transaction_id = self.transaction_id(item.local_id)
+        if transaction_id is None:
+            return None
+        return {**item.payload, "transactionId": transaction_id}
+
+    def forget_transaction(self, local_id: int) -> int:
+        """Drop every queued message of a transaction the central system never accepted."""
+        return self.db.execute("DELETE FROM outbox WHERE local_id=?", (local_id,)).rowcount

@@ -1,0 +1,1 @@
+"""OCPP 1.6J: handlers and pure conversions."""

@@ -1,0 +1,59 @@
+"""Gateway settings: the central system, security, station shape. Env prefix VOLTBUS_."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from voltbus_common.settings import BusSettings, ConfigError
+
+
+class GatewaySettings(BusSettings):
+    """VOLTBUS_CSMS_URL, VOLTBUS_CONNECTORS, VOLTBUS_CSMS_AUTH_KEY(_FILE), TLS files, ..."""
+
+    csms_url: str = Field(default="ws://127.0.0.1:9000/ocpp", pattern=r"^wss?://.+")
+    connectors: int = Field(default=1, ge=1, le=500)
+    csms_auth_key: SecretStr | None = None
+    csms_auth_key_file: Path | None = None
+    csms_ca_file: Path | None = None
+    csms_client_cert_file: Path | None = None
+    csms_client_key_file: Path | None = None
+    charge_point_vendor: str = Field(default="voltbus", min_length=1, max_length=20)
+    charge_point_model: str = Field(default="voltbus", min_length=1, max_length=20)
+    firmware_version: str = Field(default="0.1.0", max_length=50)
+    max_current_a: float = Field(default=16.0, gt=0, le=100)
+    phases: int = Field(default=3, ge=1, le=3)
+    unlock_supported: bool = False
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+    response_timeout_s: float = Field(default=30.0, gt=0)
+    time_scale: float = Field(default=1.0, gt=0, le=1.0)
+    """Multiplies every OCPP interval key (tests run 1 s as 0.01 s); keep 1.0 in production."""
+    ocpp_config: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Initial configuration key values, JSON: {"MeterValueSampleInterval": "10"}."""
+
+    @field_validator("ocpp_config", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    def auth_key(self) -> str | None:
+        """The AuthorizationKey (security profile 1/2), from the environment or its file."""
+        if self.csms_auth_key is not None:
+            return self.csms_auth_key.get_secret_value()
+        if self.csms_auth_key_file is not None:
+            try:
+                return self.csms_auth_key_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"VOLTBUS_CSMS_AUTH_KEY_FILE: cannot read: {exc}") from None
+        return None
+
+    def station_dir(self, station: str) -> Path:
+        """Where one station's state lives."""
+        return self.data_dir / "gateway" / station

@@ -1,0 +1,94 @@
+"""The station's state on disk (sqlite, one file per station): config, outbox, transactions, auth.
+
+Every write is committed at once with synchronous=FULL, so a kill -9 or a power cut loses nothing
+that a caller was told is stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, MutableMapping
+from datetime import datetime
+from pathlib import Path
+
+from voltbus_ocpp.model.authorisation import AuthEntry
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, action TEXT NOT NULL, payload TEXT NOT NULL,
+    local_id INTEGER, attempts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS txmap (local_id INTEGER PRIMARY KEY, transaction_id INTEGER);
+CREATE TABLE IF NOT EXISTS running (
+    connector INTEGER PRIMARY KEY, local_id INTEGER NOT NULL, id_tag TEXT NOT NULL,
+    started_at TEXT NOT NULL, meter_start_wh REAL NOT NULL, energy_wh REAL NOT NULL,
+    transaction_id INTEGER);
+CREATE TABLE IF NOT EXISTS auth (
+    kind TEXT NOT NULL, id_tag TEXT NOT NULL, status TEXT NOT NULL, expiry TEXT, parent TEXT,
+    PRIMARY KEY (kind, id_tag));
+CREATE TABLE IF NOT EXISTS profiles (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+"""
+
+
+class Store:
+    """One sqlite database; ':memory:' for tests of parts that need no disk."""
+
+    def __init__(self, path: Path | str) -> None:
+        if isinstance(path, Path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        """A value from the meta table."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a meta value."""
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+class AuthTable(MutableMapping[str, AuthEntry]):
+    """The authorisation cache ('cache') or the local list ('list') as a mapping on disk."""
+
+    def __init__(self, store: Store, kind: str) -> None:
+        self.db = store.db
+        self.kind = kind
+
+    def __getitem__(self, id_tag: str) -> AuthEntry:
+        row = self.db.execute("SELECT status, expiry, parent FROM auth WHERE kind=? AND id_tag=?",
+                              (self.kind, id_tag)).fetchone()
+        if row is None:
+            raise KeyError(id_tag)
+        expiry = datetime.fromisoformat(row[1]) if row[1] else None
+        return AuthEntry(row[0], expiry, row[2])
+
+    def __setitem__(self, id_tag: str, entry: AuthEntry) -> None:
+        self.db.execute("INSERT OR REPLACE INTO auth VALUES (?, ?, ?, ?, ?)",
+                        (self.kind, id_tag, entry.status,
+                         entry.expiry.isoformat() if entry.expiry else None, entry.parent_id_tag))
+
+    def __delitem__(self, id_tag: str) -> None:
+        if self.db.execute("DELETE FROM auth WHERE kind=? AND id_tag=?",
+                           (self.kind, id_tag)).rowcount == 0:
+            raise KeyError(id_tag)
+
+    def __iter__(self) -> Iterator[str]:
+        rows = self.db.execute("SELECT id_tag FROM auth WHERE kind=?", (self.kind,)).fetchall()
+        return iter([r[0] for r in rows])
+
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM auth WHERE kind=?",
+                                   (self.kind,)).fetchone()[0])
+
+    def clear(self) -> None:
+        """Remove every entry at once."""
+        self.db.execute("DELETE FROM auth WHERE kind=?", (self.kind,))
