@@ -218,11 +218,16 @@ class Bus:
                  self.settings.mqtt_port, self.settings.mqtt_username, self.station)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
+        task = asyncio.current_task()
         while True:
             while self._outbox:
                 topic, payload, qos, retain = self._outbox[0]
                 await client.publish(topic, payload, qos=qos, retain=retain)
                 self._outbox.popleft()  # only once the client accepted it
+                if task is not None and task.cancelling():
+                    # On 3.11 asyncio.wait_for (inside aiomqtt's publish) swallows a cancel that
+                    # lands as the publish completes; without this the stop hangs forever.
+                    raise asyncio.CancelledError
             self._outbox_ready.clear()
             await self._outbox_ready.wait()
 
