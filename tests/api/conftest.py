@@ -52,6 +52,7 @@ def api_settings(broker: Broker, station: str, data_dir: Path, **extra: Any) -> 
         "mqtt_host": "127.0.0.1", "mqtt_port": broker.port, "mqtt_username": "api",
         "mqtt_password": broker.passwords["api"], "root": broker.root, "stations": [station],
         "data_dir": data_dir, "api_command_timeout_s": 2.0,
+        "api_admin_token_file": data_dir / "admin-token",
     }
     values.update(extra)
     return ApiSettings(**values)
@@ -71,15 +72,21 @@ async def running_buses(*buses: Bus) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_api(settings: ApiSettings) -> AsyncIterator[tuple[httpx.AsyncClient, ApiContext]]:
-    """The app with its lifespan running, and an httpx client on it."""
+async def running_api(settings: ApiSettings, *, as_admin: bool = True
+                      ) -> AsyncIterator[tuple[httpx.AsyncClient, ApiContext]]:
+    """The app with its lifespan running, and an httpx client on it (with the admin token)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         ctx: ApiContext = app.state.ctx
         for bus in ctx.buses.values():
             await bus.wait_connected(5)
+        headers = {}
+        if as_admin and settings.api_admin_token_file is not None:
+            token = settings.api_admin_token_file.read_text().strip()
+            headers["Authorization"] = f"Bearer {token}"
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api",
+                                     headers=headers) as client:
             yield client, ctx
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from voltbus_api import errors
 from voltbus_api.context import ApiContext
-from voltbus_api.routes import commands, health, state
+from voltbus_api.deps import current_principal, require_admin
+from voltbus_api.routes import auth, commands, health, state
 from voltbus_api.settings import ApiSettings
 
 DESCRIPTION = """REST API of a voltbus charge point.
@@ -17,6 +18,10 @@ DESCRIPTION = """REST API of a voltbus charge point.
 State comes from the retained bus topics; commands go to the OCPP gateway over the bus and answer
 with the gateway's real result (409 when it rejected the command, 504 when it did not answer).
 Every error has the shape `{"detail": "a sentence", ...}`.
+
+Authentication: `Authorization: Bearer <token>` (an API token, or the session token from
+`POST /api/v1/auth/login`), or the login cookie. Role `viewer` reads; `admin` also sends commands
+and manages users and tokens. `GET /api/v1/health` is open.
 """
 
 
@@ -36,6 +41,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
                   docs_url="/api/docs", redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.ctx = ctx
     errors.install(app)
-    for module in (health, state, commands):
-        app.include_router(module.router, prefix="/api/v1")
+    viewer, admin = [Depends(current_principal)], [Depends(require_admin)]
+    app.include_router(health.router, prefix="/api/v1")
+    app.include_router(auth.router, prefix="/api/v1")
+    app.include_router(state.router, prefix="/api/v1", dependencies=viewer)
+    app.include_router(commands.router, prefix="/api/v1", dependencies=admin)
     return app

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from voltbus_api.auth_store import AuthStore
 from voltbus_api.commands import CommandClient
+from voltbus_api.ratelimit import LoginLimiter
 from voltbus_api.settings import ApiSettings
 from voltbus_api.state_cache import StateCache
 from voltbus_common.bus import Bus
@@ -23,7 +24,16 @@ class ApiContext:
     buses: dict[str, Bus]
     cache: StateCache
     commands: CommandClient
+    limiter: LoginLimiter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _auth: AuthStore | None = None
+
+    @property
+    def auth(self) -> AuthStore:
+        """The account store (open while the app runs)."""
+        if self._auth is None:
+            raise RuntimeError("the API is not started")
+        return self._auth
 
     @classmethod
     def build(cls, settings: ApiSettings) -> ApiContext:
@@ -34,18 +44,36 @@ class ApiContext:
         for bus in buses.values():
             cache.attach(bus)
             commands.attach(bus)
-        return cls(settings, buses, cache, commands)
+        limiter = LoginLimiter(settings.api_login_max_failures, settings.api_login_window_s)
+        return cls(settings, buses, cache, commands, limiter)
 
     async def start(self) -> None:
-        """Run every bus in the background."""
+        """Open the account store (first start: admin password), then run every bus."""
+        s = self.settings
+        self._auth = AuthStore(s.api_dir / "auth.sqlite", session_ttl_s=s.api_session_ttl_s)
+        self._auth.ensure_admin(s.api_dir)
+        if s.api_admin_token_file is not None:
+            self._auth.provision_token(s.api_admin_token_file)
         for station, bus in self.buses.items():
             self.tasks.append(asyncio.create_task(bus.run(), name=f"bus-{station}"))
 
     async def stop(self) -> None:
         """Cancel the buses (they publish offline and flush) and wait for them."""
+        pending = set(self.tasks)
+        for _ in range(5):
+            for task in pending:
+                task.cancel()
+            # On Python 3.11 asyncio.wait_for (used inside aiomqtt's publish) can swallow a
+            # cancellation that lands as the publish completes; cancel again until it stops.
+            _, pending = await asyncio.wait(pending, timeout=3)
+            if not pending:
+                break
+        else:
+            log.error("bus tasks did not stop: %s", pending)  # pragma: no cover
         for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("bus task ended with %r", task.exception())
         self.tasks.clear()
+        if self._auth is not None:
+            self._auth.close()
+            self._auth = None

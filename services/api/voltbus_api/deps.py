@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from voltbus_api.auth_store import Principal, Role
 
 from voltbus_api.commands import CommandClient
 from voltbus_api.context import ApiContext
@@ -66,3 +69,45 @@ def known_connector(cache: StateDep, station: StationDep,
 
 
 ConnectorDep = Annotated[int, Depends(known_connector)]
+
+
+SESSION_COOKIE = "voltbus_session"
+_bearer = HTTPBearer(auto_error=False, description="an API token or a login session token")
+
+
+def bearer_or_cookie(request: Request,
+                     credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                            Depends(_bearer)]) -> str | None:
+    """The token from `Authorization: Bearer` or else the login cookie."""
+    if credentials is not None:
+        return credentials.credentials
+    return request.cookies.get(SESSION_COOKIE)
+
+
+TokenDep = Annotated[str | None, Depends(bearer_or_cookie)]
+
+
+def current_principal(ctx: ContextDep, token: TokenDep) -> Principal:
+    """The caller; 401 without a valid token or session."""
+    if not token:
+        raise ApiError(401, "not authenticated: log in or send 'Authorization: Bearer <token>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    principal = ctx.auth.authenticate(token)
+    if principal is None:
+        raise ApiError(401, "the token or session is invalid or has expired",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    """The caller, who must have the admin role (403 otherwise)."""
+    if principal.role is not Role.ADMIN:
+        raise ApiError(403, f"{principal.name!r} has the role {principal.role.value!r}; "
+                            "this needs 'admin'")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,183 @@
+"""Login, logout, own password, and (admin) users and API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from voltbus_api.auth_store import Role
+from voltbus_api.deps import SESSION_COOKIE, AdminDep, ContextDep, PrincipalDep, TokenDep
+from voltbus_api.errors import ApiError
+from voltbus_api.schemas import Body, error_responses
+
+router = APIRouter(tags=["auth"])
+UserName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Password = Annotated[str, Field(min_length=10, max_length=200,
+                                description="at least 10 characters")]
+
+
+class LoginBody(Body):
+    """User name and password."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"username": "admin", "password": "from var/api/initial-admin-password"}]})
+
+
+class LoginAnswer(BaseModel):
+    """A session token (also set as an HttpOnly cookie for the web page)."""
+
+    token: str
+    username: str
+    role: Role
+    expires_at: datetime
+
+
+class Me(BaseModel):
+    """The caller."""
+
+    name: str
+    role: Role
+    kind: str
+
+
+class PasswordBody(Body):
+    """Change your own password."""
+
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: Password
+
+
+class NewUser(Body):
+    """A user to create."""
+
+    username: UserName
+    password: Password
+    role: Role = Role.VIEWER
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"username": "anna", "password": "correct horse battery", "role": "viewer"}]})
+
+
+class UserOut(BaseModel):
+    """A user (no password)."""
+
+    username: str
+    role: Role
+
+
+class NewToken(Body):
+    """An API token to create for a script."""
+
+    name: str = Field(min_length=1, max_length=64)
+    role: Role = Role.VIEWER
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "grafana", "role": "viewer"}]})
+
+
+class TokenOut(BaseModel):
+    """An API token; `token` is only present in the answer that created it."""
+
+    id: int
+    name: str
+    role: Role
+    token: str | None = None
+    created_at: datetime | None = None
+
+
+@router.post("/auth/login", response_model=LoginAnswer, responses=error_responses(401, 422, 429))
+async def login(ctx: ContextDep, body: LoginBody, request: Request,
+                response: Response) -> LoginAnswer:
+    """Log in; too many failures from one address or for one user answer 429 for a while."""
+    client = f"ip:{request.client.host if request.client else '?'}"
+    user = f"user:{body.username}"
+    wait = ctx.limiter.retry_after(client, user)
+    if wait is not None:
+        raise ApiError(429, f"too many failed logins; try again in {int(wait) + 1} s",
+                       headers={"Retry-After": str(int(wait) + 1)})
+    role = await asyncio.to_thread(ctx.auth.check_password, body.username, body.password)
+    if role is None:
+        ctx.limiter.failed(client, user)
+        raise ApiError(401, "wrong user name or password")
+    ctx.limiter.succeeded(user)
+    token, expires = ctx.auth.create_session(body.username, role)
+    response.set_cookie(SESSION_COOKIE, token, max_age=ctx.settings.api_session_ttl_s,
+                        httponly=True, samesite="strict", secure=ctx.settings.api_cookie_secure,
+                        path="/")
+    return LoginAnswer(token=token, username=body.username, role=role,
+                       expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+@router.post("/auth/logout", status_code=204, responses=error_responses(401))
+async def logout(ctx: ContextDep, principal: PrincipalDep, token: TokenDep,
+                 response: Response) -> None:
+    """End this login session (API tokens are revoked with DELETE /tokens/{id})."""
+    if principal.kind == "session" and token:
+        ctx.auth.revoke_secret(token)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/auth/me", response_model=Me, responses=error_responses(401))
+async def me(principal: PrincipalDep) -> Me:
+    """Who you are logged in as."""
+    return Me(name=principal.name, role=principal.role, kind=principal.kind)
+
+
+@router.put("/auth/password", status_code=204, responses=error_responses(401, 403, 422))
+async def change_password(ctx: ContextDep, principal: PrincipalDep, body: PasswordBody) -> None:
+    """Change your own password (ends your other sessions)."""
+    if principal.kind != "session":
+        raise ApiError(403, "an API token has no password; log in as the user")
+    role = await asyncio.to_thread(ctx.auth.check_password, principal.name, body.current_password)
+    if role is None:
+        raise ApiError(403, "the current password is wrong")
+    await asyncio.to_thread(ctx.auth.set_password, principal.name, body.new_password)
+
+
+@router.get("/users", response_model=list[UserOut], responses=error_responses(401, 403))
+async def users(ctx: ContextDep, _: AdminDep) -> list[UserOut]:
+    """Every user."""
+    return [UserOut(username=n, role=r) for n, r in ctx.auth.users()]
+
+
+@router.post("/users", response_model=UserOut, status_code=201,
+             responses=error_responses(401, 403, 409, 422))
+async def add_user(ctx: ContextDep, _: AdminDep, body: NewUser) -> UserOut:
+    """Create a user."""
+    if not await asyncio.to_thread(ctx.auth.add_user, body.username, body.password, body.role):
+        raise ApiError(409, f"user {body.username!r} exists already")
+    return UserOut(username=body.username, role=body.role)
+
+
+@router.delete("/users/{username}", status_code=204, responses=error_responses(401, 403, 404))
+async def delete_user(ctx: ContextDep, admin: AdminDep, username: Annotated[str, Path()]) -> None:
+    """Delete a user (not yourself)."""
+    if admin.kind == "session" and admin.name == username:
+        raise ApiError(409, "you cannot delete yourself")
+    if not ctx.auth.delete_user(username):
+        raise ApiError(404, f"no user {username!r}")
+
+
+@router.get("/tokens", response_model=list[TokenOut], responses=error_responses(401, 403))
+async def tokens(ctx: ContextDep, _: AdminDep) -> list[TokenOut]:
+    """Every API token (without secrets)."""
+    return [TokenOut(id=i, name=n, role=r, created_at=datetime.fromtimestamp(c, UTC))
+            for i, n, r, c in ctx.auth.api_tokens()]
+
+
+@router.post("/tokens", response_model=TokenOut, status_code=201,
+             responses=error_responses(401, 403, 422))
+async def add_token(ctx: ContextDep, _: AdminDep, body: NewToken) -> TokenOut:
+    """Create an API token; its secret is in this answer only."""
+    token_id, token = ctx.auth.create_api_token(body.name, body.role)
+    return TokenOut(id=token_id, name=body.name, role=body.role, token=token)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, responses=error_responses(401, 403, 404))
+async def delete_token(ctx: ContextDep, _: AdminDep, token_id: int) -> None:
+    """Revoke an API token."""
+    if not ctx.auth.revoke(token_id):
+        raise ApiError(404, f"no token {token_id}")

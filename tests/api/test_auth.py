@@ -1,0 +1,177 @@
+"""Authentication: first-start admin password, login, roles, API tokens, rate limit."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import Peers, api_settings, running_api
+from tests.fixtures.mosquitto import Broker
+from voltbus_api.context import ApiContext
+
+API = tuple[httpx.AsyncClient, ApiContext]
+
+
+def initial_password(tmp_path: Path) -> str:
+    return (tmp_path / "api" / "initial-admin-password").read_text().strip()
+
+
+async def login(client: httpx.AsyncClient, user: str, password: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/login", json={"username": user, "password": password},
+                             headers={"Authorization": ""})
+
+
+async def test_first_start_generates_admin_password_file_and_logs_only_its_path(
+        mosquitto: Broker, station: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        path = tmp_path / "api" / "initial-admin-password"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        password = initial_password(tmp_path)
+        assert len(password) >= 16
+        assert str(path) in caplog.text
+        assert password not in caplog.text
+        r = await login(c, "admin", password)
+        assert r.status_code == 200
+        assert r.json()["role"] == "admin"
+    # The hash is argon2, never the password.
+    db = sqlite3.connect(tmp_path / "api" / "auth.sqlite")
+    [(hashed,)] = db.execute("SELECT password_hash FROM users WHERE username='admin'").fetchall()
+    assert hashed.startswith("$argon2id$")
+    assert password not in hashed
+    # A second start keeps the same admin and does not generate a new password.
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        assert initial_password(tmp_path) == password
+        assert (await login(c, "admin", password)).status_code == 200
+
+
+async def test_everything_but_health_needs_a_token(mosquitto: Broker, station: str,
+                                                   tmp_path: Path) -> None:
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        assert (await c.get("/api/v1/health")).status_code == 200
+        for method, path in [("GET", "/api/v1/stations"),
+                             ("GET", f"/api/v1/stations/{station}/connectors"),
+                             ("POST", f"/api/v1/stations/{station}/connectors/1/stop"),
+                             ("GET", "/api/v1/users"), ("GET", "/api/v1/auth/me")]:
+            r = await c.request(method, path)
+            assert r.status_code == 401, path
+            assert r.headers["www-authenticate"] == "Bearer"
+            assert "not authenticated" in r.json()["detail"]
+        r = await c.get("/api/v1/stations", headers={"Authorization": "Bearer vb_forged"})
+        assert r.status_code == 401
+        assert r.json()["detail"] == "the token or session is invalid or has expired"
+
+
+async def test_session_cookie_and_bearer_both_work_and_logout_ends_it(
+        mosquitto: Broker, station: str, tmp_path: Path) -> None:
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        r = await login(c, "admin", initial_password(tmp_path))
+        token = r.json()["token"]
+        assert "httponly" in r.headers["set-cookie"].lower()
+        assert "samesite=strict" in r.headers["set-cookie"].lower()
+        # The cookie jar now holds the session.
+        assert (await c.get("/api/v1/auth/me")).json() == {"name": "admin", "role": "admin",
+                                                           "kind": "session"}
+        c.cookies.clear()
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await c.get("/api/v1/stations", headers=bearer)).status_code == 200
+        assert (await c.post("/api/v1/auth/logout", headers=bearer)).status_code == 204
+        assert (await c.get("/api/v1/stations", headers=bearer)).status_code == 401
+
+
+async def test_roles_viewer_reads_admin_commands(api: API, peers: Peers, station: str) -> None:
+    client, _ = api
+    r = await client.post("/api/v1/users", json={"username": "anna",
+                                                 "password": "correct horse battery"})
+    assert r.status_code == 201
+    assert r.json() == {"username": "anna", "role": "viewer"}
+    assert (await client.post("/api/v1/users", json={
+        "username": "anna", "password": "another password"})).status_code == 409
+    r = await login(client, "anna", "correct horse battery")
+    viewer = {"Authorization": f"Bearer {r.json()['token']}"}
+    client.cookies.clear()
+    assert (await client.get("/api/v1/stations", headers=viewer)).status_code == 200
+    r = await client.post(f"/api/v1/stations/{station}/connectors/1/stop", headers=viewer)
+    assert r.status_code == 403
+    assert r.json()["detail"] == "'anna' has the role 'viewer'; this needs 'admin'"
+    assert (await client.get("/api/v1/users", headers=viewer)).status_code == 403
+    assert peers.commands == []
+
+
+async def test_api_tokens_create_use_revoke(api: API) -> None:
+    client, _ = api
+    r = await client.post("/api/v1/tokens", json={"name": "grafana", "role": "viewer"})
+    assert r.status_code == 201
+    made = r.json()
+    assert made["token"].startswith("vb_")
+    listed = (await client.get("/api/v1/tokens")).json()
+    assert {t["name"] for t in listed} >= {"grafana"}
+    assert all(t["token"] is None for t in listed)
+    script = {"Authorization": f"Bearer {made['token']}"}
+    me = (await client.get("/api/v1/auth/me", headers=script)).json()
+    assert me == {"name": "grafana", "role": "viewer", "kind": "api"}
+    assert (await client.delete(f"/api/v1/tokens/{made['id']}")).status_code == 204
+    assert (await client.get("/api/v1/auth/me", headers=script)).status_code == 401
+
+
+async def test_provisioned_admin_token_file(mosquitto: Broker, station: str,
+                                            tmp_path: Path) -> None:
+    token_file = tmp_path / "given-token"
+    token_file.write_text("vb_a-token-a-script-chose-1234567\n")
+    settings = api_settings(mosquitto, station, tmp_path, api_admin_token_file=token_file)
+    async with running_api(settings) as (c, _):
+        me = (await c.get("/api/v1/auth/me")).json()
+        assert me["role"] == "admin"
+        assert me["kind"] == "api"
+    generated = tmp_path / "new" / "token"
+    settings = api_settings(mosquitto, station, tmp_path, api_admin_token_file=generated)
+    async with running_api(settings) as (c, _):
+        assert stat.S_IMODE(generated.stat().st_mode) == 0o600
+        assert (await c.get("/api/v1/auth/me")).json()["role"] == "admin"
+
+
+async def test_login_is_rate_limited(mosquitto: Broker, station: str, tmp_path: Path) -> None:
+    settings = api_settings(mosquitto, station, tmp_path, api_login_max_failures=3)
+    async with running_api(settings, as_admin=False) as (c, _):
+        for _ in range(3):
+            r = await login(c, "admin", "guess")
+            assert r.status_code == 401
+            assert r.json()["detail"] == "wrong user name or password"
+        r = await login(c, "admin", initial_password(tmp_path))
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) > 0
+        assert "too many failed logins" in r.json()["detail"]
+        # Another user from the same address is blocked too (per address and per name).
+        assert (await login(c, "bob", "x")).status_code == 429
+
+
+async def test_bad_login_bodies_are_422(mosquitto: Broker, station: str, tmp_path: Path) -> None:
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        r = await c.post("/api/v1/auth/login", json={"username": "admin"})
+        assert r.status_code == 422
+        assert "password: Field required" in r.json()["detail"]
+
+
+async def test_change_own_password(mosquitto: Broker, station: str, tmp_path: Path) -> None:
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        old = initial_password(tmp_path)
+        token = (await login(c, "admin", old)).json()["token"]
+        c.cookies.clear()
+        h = {"Authorization": f"Bearer {token}"}
+        r = await c.put("/api/v1/auth/password", headers=h,
+                        json={"current_password": "wrong", "new_password": "a much better one"})
+        assert r.status_code == 403
+        r = await c.put("/api/v1/auth/password", headers=h,
+                        json={"current_password": old, "new_password": "short"})
+        assert r.status_code == 422
+        assert "new_password" in r.json()["detail"]
+        r = await c.put("/api/v1/auth/password", headers=h,
+                        json={"current_password": old, "new_password": "a much better one"})
+        assert r.status_code == 204
+        assert (await login(c, "admin", old)).status_code == 401
+        assert (await login(c, "admin", "a much better one")).status_code == 200
