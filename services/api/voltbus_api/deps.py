@@ -8,7 +8,6 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from voltbus_api.auth_store import Principal, Role
-
 from voltbus_api.commands import CommandClient
 from voltbus_api.context import ApiContext
 from voltbus_api.errors import ApiError

@@ -75,7 +75,8 @@ class NewToken(Body):
 
     name: str = Field(min_length=1, max_length=64)
     role: Role = Role.VIEWER
-    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "grafana", "role": "viewer"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "grafana", "role": "viewer"}]})
 
 
 class TokenOut(BaseModel):
