@@ -7,10 +7,12 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from tests.fixtures.influxdb import InfluxServer
+import pytest
+
+from tests.fixtures.influxdb import InfluxServer, VictoriaMetrics
 from tests.fixtures.mosquitto import Broker
 from tests.fixtures.services import ServiceGroup
-from tests.recorder.helpers import ns, reading, running, wait_for
+from tests.recorder.helpers import ns, reading, recorder, running, settings, wait_for
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.models import RecorderHealth
@@ -74,3 +76,30 @@ async def test_influx_outage_and_recorder_sigkill_lose_nothing(
     assert [r["energy_wh"] for r in rows] == [r.energy_wh for r in readings]
     assert health[-1].dropped == 0
     assert "InfluxDB unavailable" in services.logs()
+
+
+async def test_2x_api_outage_spools_and_recovers(
+        mosquitto: Broker, own_victoriametrics: VictoriaMetrics, station: str,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    vm = own_victoriametrics
+    cfg = settings(mosquitto, station, tmp_path, influx_api=2, influx_url=vm.url,
+                   influx_org="home", influx_bucket="voltbus", influx_token="t0ken",
+                   influx_timeout_s=2)
+    hw = Bus(mosquitto.settings("hardware"), station=station, service="hardware")
+    readings = [reading(i) for i in range(100)]
+    async with recorder(cfg), running(hw):
+        await asyncio.sleep(0.3)
+        vm.stop()
+        for r in readings[:50]:
+            hw.publish(ch.METER, r, connector=1)
+        await wait_for(lambda: _spooled(cfg.spool_path), lambda n: n == 50, what="50 spooled")
+        await wait_for(lambda: "InfluxDB unavailable" in caplog.text, bool, what="outage seen")
+        vm.start()
+        for r in readings[50:]:
+            hw.publish(ch.METER, r, connector=1)
+        match = f'{{__name__="meter_energy_wh",station="{station}"}}'
+        series = await asyncio.to_thread(
+            vm.wait_export, match, lambda s: len(s) == 1 and len(s[0]["timestamps"]) == 100, 20)
+        await wait_for(lambda: _spooled(cfg.spool_path), lambda n: n == 0, what="empty spool")
+    assert series[0]["timestamps"] == [ns(r.ts) // 1_000_000 for r in readings]
+    assert "InfluxDB is back" in caplog.text
