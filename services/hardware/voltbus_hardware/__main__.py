@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from voltbus_common.runtime import run
-from voltbus_common.settings import load_settings
+from voltbus_common.settings import ConfigError, load_settings
+from voltbus_hardware.config import load_station_file
+from voltbus_hardware.registry import build_station
 from voltbus_hardware.service import serve
 from voltbus_hardware.settings import HardwareSettings
 from voltbus_hardware.station import StationHardware, simulated_station
@@ -11,14 +15,28 @@ from voltbus_hardware.station import StationHardware, simulated_station
 
 def build_stations(settings: HardwareSettings) -> list[StationHardware]:
     """Simulated stations, or the station file's hardware."""
-    return [simulated_station(s, settings.connectors, max_current_a=settings.sim_max_current_a)
-            for s in settings.stations]
+    if settings.station_file is None:
+        return [simulated_station(s, settings.connectors, max_current_a=settings.sim_max_current_a)
+                for s in settings.stations]
+    if len(settings.stations) != 1:
+        raise ConfigError("VOLTBUS_STATION_FILE describes one station: VOLTBUS_STATIONS must "
+                          f"name exactly one, not {settings.stations}")
+    cfg = load_station_file(settings.station_file)
+    station_id = settings.stations[0]
+    if cfg.id is not None and cfg.id != station_id:
+        raise ConfigError(f"{settings.station_file}: id {cfg.id!r} is not VOLTBUS_STATIONS "
+                          f"{station_id!r}")
+    return [build_station(cfg, station_id)]
 
 
 def main() -> None:
-    """Entry point."""
+    """Entry point: exit 2 with a readable message when the configuration cannot work."""
     settings = load_settings(HardwareSettings)
-    stations = build_stations(settings)
+    try:
+        stations = build_stations(settings)
+    except ConfigError as exc:
+        print(f"voltbus hardware: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     run(lambda: serve(settings, stations), service="hardware", log_level=settings.log_level)
 
 

@@ -48,12 +48,13 @@ class StationHardware:
     connectors: dict[int, ConnectorHardware]
     readers: list[RfidReader] = field(default_factory=list)
     buzzer: Buzzer | None = None
+    resources: list[object] = field(default_factory=list)
 
     def close(self) -> None:
         """Release every serial port, pin and input device (each once)."""
         seen: set[int] = set()
         devices = [d for c in self.connectors.values() for d in c.devices()]
-        for device in [*devices, *self.readers, self.buzzer]:
+        for device in [*devices, *self.readers, self.buzzer, *self.resources]:
             if isinstance(device, SupportsClose) and id(device) not in seen:
                 seen.add(id(device))
                 with contextlib.suppress(Exception):

@@ -1,0 +1,291 @@
+"""The station file: which driver for each device of each connector, validated with field paths.
+
+```yaml
+connectors:
+  - evse: {type: openevse, port: /dev/ttyUSB0}
+    relay: {type: evse}
+    meter: {type: modbus, model: eastron_sdm630, bus: rs485, address: 1}
+```
+Errors name the field the way the file reads: `connectors[1].meter.address: must be 1..247`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from voltbus_common.settings import ConfigError
+
+
+def _range(lo: float, hi: float) -> AfterValidator:
+    def check(value: float) -> float:
+        if not lo <= value <= hi:
+            raise ValueError(f"must be {lo:g}..{hi:g}")
+        return value
+    return AfterValidator(check)
+
+
+Pin = Annotated[int, _range(0, 53)]
+ModbusAddress = Annotated[int, _range(1, 247)]
+Amps = Annotated[float, _range(6, 80)]
+
+
+class Device(BaseModel):
+    """Base of every device entry: unknown keys are mistakes, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimDevice(Device):
+    """The simulator plays this device."""
+
+    type: Literal["sim"]
+
+
+class SerialLine(Device):
+    """A serial port, shared by the devices that name it (several meters on one RS-485 bus)."""
+
+    port: str
+    baudrate: Annotated[int, _range(1200, 921600)] = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout_s: Annotated[float, _range(0.05, 10)] = 0.5
+
+
+# --- EVSE ----------------------------------------------------------------------------------------
+
+class OpenEvseConfig(Device):
+    """OpenEVSE board over RAPI (serial)."""
+
+    type: Literal["openevse"]
+    port: str
+    baudrate: Annotated[int, _range(1200, 921600)] = 115200
+    timeout_s: Annotated[float, _range(0.05, 10)] = 1.0
+
+
+class SmartEvseConfig(Device):
+    """SmartEVSE as Oppleo wires it: an enable pin, and the status LED read back by PWM."""
+
+    type: Literal["smartevse"]
+    enable_pin: Pin
+    status_pin: Pin
+    enable_active_high: bool = True
+
+
+class NoEvseConfig(Device):
+    """A socket with no pilot (ChargePi's Schuko outlets): always treated as plugged in (B)."""
+
+    type: Literal["none"]
+
+
+EvseConfig = Annotated[SimDevice | OpenEvseConfig | SmartEvseConfig | NoEvseConfig,
+                       Field(discriminator="type")]
+
+# --- relay, meter, LED, buzzer -------------------------------------------------------------------
+
+
+class GpioRelayConfig(Device):
+    """A relay module on a GPIO pin."""
+
+    type: Literal["gpio"]
+    pin: Pin
+    active_high: bool = True
+
+
+class EvseRelayConfig(Device):
+    """The EVSE board switches (OpenEVSE $FE/$FS, SmartEVSE enable pin)."""
+
+    type: Literal["evse"]
+
+
+RelayConfig = Annotated[SimDevice | GpioRelayConfig | EvseRelayConfig, Field(discriminator="type")]
+
+
+class ModbusMeterConfig(Device):
+    """A Modbus RTU meter: a model (bundled name or a register-map file) at an address."""
+
+    type: Literal["modbus"]
+    model: str = Field(description="eastron_sdm630, eastron_sdm120, eastron_sdm72d, abb_b23, "
+                                   "or a path to a register-map YAML")
+    bus: str = Field(description="name of an entry under serial:")
+    address: ModbusAddress = 1
+
+
+class EvseMeterConfig(Device):
+    """The EVSE board measures (OpenEVSE $GG/$GU)."""
+
+    type: Literal["evse"]
+
+
+MeterConfig = Annotated[SimDevice | ModbusMeterConfig | EvseMeterConfig,
+                        Field(discriminator="type")]
+
+
+class GpioLedConfig(Device):
+    """A single-colour LED on one pin (colour is ignored; off/black switches it off)."""
+
+    type: Literal["gpio"]
+    pin: Pin
+
+
+class GpioRgbLedConfig(Device):
+    """An RGB LED on three PWM pins."""
+
+    type: Literal["gpio_rgb"]
+    red: Pin
+    green: Pin
+    blue: Pin
+    common_anode: bool = False
+
+
+LedConfig = Annotated[SimDevice | GpioLedConfig | GpioRgbLedConfig, Field(discriminator="type")]
+
+
+class GpioBuzzerConfig(Device):
+    """An active buzzer on a GPIO pin."""
+
+    type: Literal["gpio"]
+    pin: Pin
+
+
+BuzzerConfig = Annotated[SimDevice | GpioBuzzerConfig, Field(discriminator="type")]
+
+# --- card readers --------------------------------------------------------------------------------
+
+
+class SimReaderConfig(Device):
+    """A simulated reader fed by sim/rfid."""
+
+    type: Literal["sim"]
+    name: str = "sim"
+
+
+class Mfrc522Config(Device):
+    """MFRC522 on SPI."""
+
+    type: Literal["mfrc522"]
+    name: str = "mfrc522"
+    spi_bus: Annotated[int, _range(0, 6)] = 0
+    spi_device: Annotated[int, _range(0, 2)] = 0
+    reset_pin: Pin | None = 25
+
+
+class Pn532Config(Device):
+    """PN532 on I2C or UART."""
+
+    type: Literal["pn532"]
+    name: str = "pn532"
+    interface: Literal["i2c", "uart"] = "i2c"
+    i2c_bus: Annotated[int, _range(0, 20)] = 1
+    i2c_address: Annotated[int, _range(0x03, 0x77)] = 0x24
+    port: str | None = None
+    baudrate: Annotated[int, _range(9600, 921600)] = 115200
+
+    @model_validator(mode="after")
+    def _port_for_uart(self) -> Pn532Config:
+        if self.interface == "uart" and not self.port:
+            raise ValueError("port: needed when interface is uart")
+        return self
+
+
+class KeyboardReaderConfig(Device):
+    """A USB keyboard-wedge reader (evdev input device)."""
+
+    type: Literal["keyboard"]
+    name: str = "usb"
+    device: str = Field(description="/dev/input/by-id/... of the reader")
+
+
+ReaderConfig = Annotated[SimReaderConfig | Mfrc522Config | Pn532Config | KeyboardReaderConfig,
+                         Field(discriminator="type")]
+
+# --- the station ---------------------------------------------------------------------------------
+
+
+class ConnectorConfig(Device):
+    """One connector: its devices, and what its wiring is rated for."""
+
+    id: Annotated[int, _range(1, 1000)] | None = None
+    max_current_a: Amps = 16.0
+    evse: EvseConfig
+    relay: RelayConfig
+    meter: MeterConfig | None = None
+    led: LedConfig | None = None
+
+
+class StationConfig(Device):
+    """The whole station file."""
+
+    id: str | None = Field(default=None, description="must match VOLTBUS_STATIONS when given")
+    serial: dict[str, SerialLine] = Field(default_factory=dict)
+    connectors: list[ConnectorConfig] = Field(min_length=1)
+    rfid: list[ReaderConfig] = Field(default_factory=list)
+    buzzer: BuzzerConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StationConfig:
+        ids = self.connector_ids()
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"connectors: ids must be unique, got {ids}")
+        for n, c in enumerate(self.connectors):
+            if isinstance(c.meter, ModbusMeterConfig) and c.meter.bus not in self.serial:
+                raise ValueError(f"connectors[{n}].meter.bus: {c.meter.bus!r} is not under "
+                                 f"serial: (have {sorted(self.serial)})")
+            needs_board = isinstance(c.relay, EvseRelayConfig) or isinstance(c.meter,
+                                                                              EvseMeterConfig)
+            if needs_board and isinstance(c.evse, SimDevice | NoEvseConfig):
+                raise ValueError(f"connectors[{n}]: relay/meter type 'evse' needs an EVSE board "
+                                 f"(openevse or smartevse), not {c.evse.type!r}")
+            if isinstance(c.meter, EvseMeterConfig) and not isinstance(c.evse, OpenEvseConfig):
+                raise ValueError(f"connectors[{n}].meter: type 'evse' needs evse type openevse")
+        names = [r.name for r in self.rfid]
+        if len(set(names)) != len(names):
+            raise ValueError(f"rfid: reader names must be unique, got {names}")
+        return self
+
+    def connector_ids(self) -> list[int]:
+        """Each connector's id: given, or its position from 1."""
+        return [c.id or n + 1 for n, c in enumerate(self.connectors)]
+
+
+def _path(loc: tuple[int | str, ...], data: Any) -> str:
+    """`connectors[1].meter.address` from pydantic's loc, dropping the union's `type` tags."""
+    out, node = "", data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and part == node.get("type"):
+            continue  # pydantic's discriminator level: not in the file
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out
+
+
+def parse_station(data: Any, *, source: str = "station file") -> StationConfig:
+    """Validate a parsed station file; ConfigError lists every problem with its field path."""
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            where = _path(tuple(err["loc"]), data)
+            lines.append(f"{where}: {msg}" if where else msg)
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+
+
+def load_station_file(path: Path) -> StationConfig:
+    """Read and validate a station YAML file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"VOLTBUS_STATION_FILE: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_station(data, source=str(path))
