@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from voltbus_api import errors
 from voltbus_api.context import ApiContext
 from voltbus_api.deps import current_principal, require_admin
-from voltbus_api.routes import auth, commands, health, state
+from voltbus_api.routes import auth, commands, config, health, history, reports, state, stream
 from voltbus_api.settings import ApiSettings
 
 DESCRIPTION = """REST API of a voltbus charge point.
@@ -44,6 +44,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     viewer, admin = [Depends(current_principal)], [Depends(require_admin)]
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(auth.router, prefix="/api/v1")
-    app.include_router(state.router, prefix="/api/v1", dependencies=viewer)
+    for module in (state, history, reports, stream, config):
+        app.include_router(module.router, prefix="/api/v1", dependencies=viewer)
     app.include_router(commands.router, prefix="/api/v1", dependencies=admin)
     return app

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 
 from voltbus_api.auth_store import AuthStore
 from voltbus_api.commands import CommandClient
+from voltbus_api.history import LocalHistory
+from voltbus_api.influx_reader import InfluxSessions
+from voltbus_api.notify import Notifier
 from voltbus_api.ratelimit import LoginLimiter
+from voltbus_api.sessions import SessionSource
 from voltbus_api.settings import ApiSettings
 from voltbus_api.state_cache import StateCache
 from voltbus_common.bus import Bus
@@ -27,6 +31,8 @@ class ApiContext:
     limiter: LoginLimiter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _auth: AuthStore | None = None
+    _sessions: SessionSource | None = None
+    notifier: Notifier | None = None
 
     @property
     def auth(self) -> AuthStore:
@@ -34,6 +40,13 @@ class ApiContext:
         if self._auth is None:
             raise RuntimeError("the API is not started")
         return self._auth
+
+    @property
+    def sessions(self) -> SessionSource:
+        """Session history (open while the app runs)."""
+        if self._sessions is None:
+            raise RuntimeError("the API is not started")
+        return self._sessions
 
     @classmethod
     def build(cls, settings: ApiSettings) -> ApiContext:
@@ -54,6 +67,14 @@ class ApiContext:
         self._auth.ensure_admin(s.api_dir)
         if s.api_admin_token_file is not None:
             self._auth.provision_token(s.api_admin_token_file)
+        local = LocalHistory(s.api_dir / "history.sqlite")
+        self.cache.add_listener(local.on_change)
+        influx = InfluxSessions(s) if s.influx_url else None
+        self._sessions = SessionSource(local, influx)
+        self.notifier = Notifier(s.api_notify_urls,
+                                 ocpp_lost_after_s=s.api_notify_ocpp_lost_min * 60)
+        self.cache.add_listener(self.notifier.on_change)
+        self.notifier.start()
         for station, bus in self.buses.items():
             self.tasks.append(asyncio.create_task(bus.run(), name=f"bus-{station}"))
 
@@ -74,6 +95,10 @@ class ApiContext:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 log.error("bus task ended with %r", task.exception())
         self.tasks.clear()
+        if self.notifier is not None:
+            await self.notifier.stop()
+        if self._sessions is not None:
+            self._sessions.local.close()
         if self._auth is not None:
             self._auth.close()
             self._auth = None

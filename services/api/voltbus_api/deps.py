@@ -11,6 +11,7 @@ from voltbus_api.auth_store import Principal, Role
 from voltbus_api.commands import CommandClient
 from voltbus_api.context import ApiContext
 from voltbus_api.errors import ApiError
+from voltbus_api.sessions import SessionSource
 from voltbus_api.settings import ApiSettings
 from voltbus_api.state_cache import StateCache
 
@@ -110,3 +111,11 @@ def require_admin(principal: PrincipalDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def get_sessions(ctx: ContextDep) -> SessionSource:
+    """Session history."""
+    return ctx.sessions
+
+
+SessionsDep = Annotated[SessionSource, Depends(get_sessions)]

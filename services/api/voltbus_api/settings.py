@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -38,6 +39,7 @@ class ApiSettings(BusSettings):
     # reports
     api_price_per_kwh: float = Field(default=0.30, ge=0, allow_inf_nan=False)
     api_currency: str = Field(default="EUR", min_length=1, max_length=8)
+    api_timezone: str = "UTC"
     # notifications (apprise URLs, comma separated)
     api_notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_notify_ocpp_lost_min: float = Field(default=5.0, ge=0)
@@ -59,6 +61,20 @@ class ApiSettings(BusSettings):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("api_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use e.g. Europe/Berlin)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone for days, weeks and months in history and reports."""
+        return ZoneInfo(self.api_timezone)
 
     @property
     def api_dir(self) -> Path:

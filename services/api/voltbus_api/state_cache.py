@@ -62,6 +62,7 @@ class Change(BaseModel):
     connector: int | None = None
     kind: str
     data: Any = None
+    retained: bool = Field(default=False, description="replayed retained state, not news")
     ts: datetime = Field(default_factory=utcnow)
 
 
@@ -127,11 +128,12 @@ class StateCache:
 
     def _connector_handler(self, field_name: str) -> Callable[[Received[Any]], Awaitable[None]]:
         async def handle(msg: Received[Any]) -> None:
-            await self.set_connector(msg.station, msg.connector, field_name, msg.payload)
+            await self.set_connector(msg.station, msg.connector, field_name, msg.payload,
+                                     retained=msg.retain)
         return handle
 
     async def set_connector(self, station: str, connector: int, field_name: str,
-                            value: BaseModel | None) -> None:
+                            value: BaseModel | None, *, retained: bool = False) -> None:
         """Store one connector field and tell listeners; connector 0 status is the station's."""
         if station not in self._stations:
             return
@@ -139,7 +141,8 @@ class StateCache:
             if field_name == "status":
                 self._stations[station] = self._stations[station].model_copy(
                     update={"station_status": value})
-                await self._emit(Change(station=station, kind="station_status", data=_dump(value)))
+                await self._emit(Change(station=station, kind="station_status", data=_dump(value),
+                                        retained=retained))
             return
         key = (station, connector)
         state = self._connectors.get(key)
@@ -149,21 +152,22 @@ class StateCache:
         state.updated_at = utcnow()
         kind = "session" if field_name == "last_session" else field_name
         await self._emit(Change(station=station, connector=connector, kind=kind,
-                                data=_dump(value)))
+                                data=_dump(value), retained=retained))
 
     async def _on_ocpp(self, msg: Received[OcppConnection]) -> None:
         station = self._stations.get(msg.station)
         if station is None:
             return
         self._stations[msg.station] = station.model_copy(update={"ocpp": msg.payload})
-        await self._emit(Change(station=msg.station, kind="ocpp", data=_dump(msg.payload)))
+        await self._emit(Change(station=msg.station, kind="ocpp", data=_dump(msg.payload),
+                                retained=msg.retain))
 
     async def _on_service(self, msg: Received[ServiceState]) -> None:
         station = self._stations.get(msg.station)
         if station is None or msg.payload is None:
             return
         station.services[msg.args["service"]] = msg.payload
-        await self._emit(Change(station=msg.station, kind="service",
+        await self._emit(Change(station=msg.station, kind="service", retained=msg.retain,
                                 data={"service": msg.args["service"], "state": msg.payload.value}))
 
     # --- fan-out ------------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""Charging reports (Oppleo style): sessions with energy and cost, and totals, as CSV/XLSX/PDF.
+
+Cost is rounded per session and the total is the sum of the rounded rows, so a printed report
+always adds up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import tzinfo
+from decimal import ROUND_HALF_UP, Decimal
+
+from voltbus_api.history import SessionRecord
+
+HEADER = ("Start", "End", "Station", "Connector", "Id tag", "Duration (min)", "Energy (kWh)",
+          "Cost")
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One session as printed: local times, kWh to 3 decimals, cost to the cent."""
+
+    start: str
+    end: str
+    station: str
+    connector: int
+    id_tag: str
+    minutes: int
+    energy_kwh: Decimal
+    cost: Decimal
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report's title, rows and totals."""
+
+    title: str
+    currency: str
+    price_per_kwh: Decimal
+    rows: list[ReportRow]
+
+    @property
+    def total_kwh(self) -> Decimal:
+        """Sum of the rows' energy."""
+        return sum((r.energy_kwh for r in self.rows), Decimal("0.000"))
+
+    @property
+    def total_cost(self) -> Decimal:
+        """Sum of the rows' cost."""
+        return sum((r.cost for r in self.rows), Decimal("0.00"))
+
+
+def build(records: list[SessionRecord], *, title: str, price_per_kwh: float, currency: str,
+          zone: tzinfo) -> Report:
+    """Rows oldest first with cost at the given price."""
+    price = Decimal(str(price_per_kwh))
+    rows = []
+    for r in sorted(records, key=lambda r: r.started_at):
+        kwh = (Decimal(str(r.energy_wh)) / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)
+        rows.append(ReportRow(
+            start=r.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            end=r.stopped_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+            station=r.station, connector=r.connector, id_tag=r.id_tag,
+            minutes=round(r.duration_s / 60), energy_kwh=kwh,
+            cost=(kwh * price).quantize(Decimal("0.01"), ROUND_HALF_UP)))
+    return Report(title, currency, price, rows)
+
+
+def _cells(row: ReportRow) -> list[str | int]:
+    return [row.start, row.end, row.station, row.connector, row.id_tag, row.minutes,
+            f"{row.energy_kwh:.3f}", f"{row.cost:.2f}"]
+
+
+def to_csv(report: Report) -> bytes:
+    """CSV with a header, one line per session and a Total line (UTF-8 with BOM for Excel)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*HEADER[:-1], f"Cost ({report.currency})"])
+    for row in report.rows:
+        writer.writerow(_cells(row))
+    writer.writerow(["Total", "", "", "", "", "", f"{report.total_kwh:.3f}",
+                     f"{report.total_cost:.2f}"])
+    return ("\ufeff" + out.getvalue()).encode()
+
+
+def to_xlsx(report: Report) -> bytes:
+    """An Excel workbook: numbers as numbers, a SUM row, the price in the title block."""
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.styles import Font  # type: ignore[import-untyped]
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Sessions"
+    ws.append([report.title])
+    ws.append([f"Price per kWh ({report.currency})", float(report.price_per_kwh)])
+    ws.append([])
+    ws.append([*HEADER[:-1], f"Cost ({report.currency})"])
+    for cell in ws[4]:
+        cell.font = Font(bold=True)
+    first = ws.max_row + 1
+    for row in report.rows:
+        ws.append([row.start, row.end, row.station, row.connector, row.id_tag, row.minutes,
+                   float(row.energy_kwh), float(row.cost)])
+    last = ws.max_row
+    total = ws.max_row + 1
+    ws.append(["Total", None, None, None, None, None,
+               f"=SUM(G{first}:G{last})" if report.rows else 0,
+               f"=SUM(H{first}:H{last})" if report.rows else 0])
+    for cell in ws[total]:
+        cell.font = Font(bold=True)
+    for r in range(first, total + 1):
+        ws[f"G{r}"].number_format = "0.000"
+        ws[f"H{r}"].number_format = "0.00"
+    for col, width in zip("ABCDEFGH", (17, 17, 12, 10, 14, 14, 13, 11), strict=True):
+        ws.column_dimensions[col].width = width
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def to_pdf(report: Report) -> bytes:
+    """A one-table A4 PDF with the totals line."""
+    from reportlab.lib import colors  # type: ignore[import-untyped]
+    from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
+    from reportlab.lib.styles import getSampleStyleSheet  # type: ignore[import-untyped]
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle  # type: ignore[import-untyped]
+
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(out, pagesize=landscape(A4), title=report.title,
+                            author="voltbus")
+    styles = getSampleStyleSheet()
+    data: list[list[str | int]] = [[*HEADER[:-1], f"Cost ({report.currency})"]]
+    data += [_cells(r) for r in report.rows]
+    data.append(["Total", "", "", "", "", "", f"{report.total_kwh:.3f}",
+                 f"{report.total_cost:.2f}"])
+    table = Table(data, repeatRows=1)
+    table.setStyle(TableStyle([
+        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+        ("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+        ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.black),
+        ("ALIGN", (3, 1), (-1, -1), "RIGHT"),
+    ]))
+    doc.build([
+        Paragraph(report.title, styles["Title"]),
+        Paragraph(f"Price per kWh: {report.price_per_kwh} {report.currency}", styles["Normal"]),
+        Spacer(1, 12), table,
+    ])
+    return out.getvalue()

@@ -1,0 +1,89 @@
+"""Session history (filtered, paged) and energy per day/week/month."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from voltbus_api.deps import SessionsDep, SettingsDep
+from voltbus_api.history import EnergyBucket, Period, SessionFilter, SessionRecord, energy_totals
+from voltbus_api.schemas import error_responses
+
+router = APIRouter(tags=["history"])
+
+
+class SessionPage(BaseModel):
+    """One page of sessions, newest first, with totals over every matching session."""
+
+    total: int = Field(description="matching sessions (all pages)")
+    total_energy_wh: float = Field(description="energy of all matching sessions")
+    limit: int
+    offset: int
+    items: list[SessionRecord]
+    influx_error: str | None = Field(default=None, description="set when InfluxDB could not be "
+                                     "read and only the API's local copy is shown")
+
+
+class EnergyReport(BaseModel):
+    """Energy of the sessions that started in each period."""
+
+    period: Period
+    timezone: str
+    total_energy_wh: float
+    buckets: list[EnergyBucket]
+
+
+def session_filter(
+    station: Annotated[str | None, Query(description="station id")] = None,
+    connector: Annotated[int | None, Query(ge=1)] = None,
+    id_tag: Annotated[str | None, Query(max_length=20)] = None,
+    start: Annotated[datetime | None, Query(
+        alias="from", description="sessions that started at or after (ISO 8601)",
+        examples=["2026-01-01T00:00:00Z"])] = None,
+    end: Annotated[datetime | None, Query(
+        alias="to", description="sessions that started before (ISO 8601)")] = None,
+) -> SessionFilter:
+    """The common filter query parameters."""
+    return SessionFilter(station=station, connector=connector, id_tag=id_tag, start=start,
+                         end=end)
+
+
+@router.get("/sessions", response_model=SessionPage, responses=error_responses(401, 422))
+async def sessions(
+    source: SessionsDep,
+    station: Annotated[str | None, Query(description="station id")] = None,
+    connector: Annotated[int | None, Query(ge=1)] = None,
+    id_tag: Annotated[str | None, Query(max_length=20)] = None,
+    start: Annotated[datetime | None, Query(alias="from", examples=["2026-01-01T00:00:00Z"],
+                                            description="started at or after (ISO 8601)")] = None,
+    end: Annotated[datetime | None, Query(alias="to",
+                                          description="started before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SessionPage:
+    """Finished sessions from InfluxDB and the API's own copy, newest first."""
+    f = session_filter(station, connector, id_tag, start, end)
+    found = await source.sessions(f)
+    return SessionPage(total=len(found), total_energy_wh=sum(r.energy_wh for r in found),
+                       limit=limit, offset=offset, items=found[offset:offset + limit],
+                       influx_error=source.influx_error)
+
+
+@router.get("/energy", response_model=EnergyReport, responses=error_responses(401, 422))
+async def energy(
+    source: SessionsDep, settings: SettingsDep,
+    period: Period = Period.DAY,
+    station: Annotated[str | None, Query()] = None,
+    connector: Annotated[int | None, Query(ge=1)] = None,
+    id_tag: Annotated[str | None, Query(max_length=20)] = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> EnergyReport:
+    """Energy per day, ISO week or month (in VOLTBUS_API_TIMEZONE), by session start."""
+    found = await source.sessions(session_filter(station, connector, id_tag, start, end))
+    buckets = energy_totals(found, period, settings.zone)
+    return EnergyReport(period=period, timezone=settings.api_timezone,
+                        total_energy_wh=sum(b.energy_wh for b in buckets), buckets=buckets)
