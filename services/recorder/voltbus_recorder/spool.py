@@ -9,9 +9,11 @@ a committed point survives power loss; with False (NORMAL) it survives a crash o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
+
 CREATE TABLE IF NOT EXISTS dead_letter (
     id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL, reason TEXT NOT NULL,
     at TEXT NOT NULL);
@@ -46,6 +49,17 @@ class Spool:
         if self.committed:
             log.info("spool %s holds %d points from before; they will be written first",
                      path, self.committed)
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One explicit transaction (the connection is in autocommit mode otherwise)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # --- ingest side ---------------------------------------------------------------------------
 
@@ -85,7 +99,7 @@ class Spool:
         if not self._staged:
             return 0
         staged, self._staged = self._staged, []
-        with self._db:
+        with self._tx():
             self._db.executemany("INSERT INTO spool (line) VALUES (?)", ((s,) for s in staged))
         self.committed += len(staged)
         return len(staged)
@@ -112,7 +126,7 @@ class Spool:
         """Forget points InfluxDB acknowledged."""
         if not ids:
             return
-        with self._db:
+        with self._tx():
             cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
                                    (json.dumps(ids),))
         self.committed -= cur.rowcount
@@ -122,7 +136,7 @@ class Spool:
     def dead_letter(self, rows: list[tuple[int, str]], reason: str) -> None:
         """Move rejected points out of the spool, with InfluxDB's reason."""
         at = datetime.now(UTC).isoformat()
-        with self._db:
+        with self._tx():
             self._db.executemany("INSERT INTO dead_letter (line, reason, at) VALUES (?, ?, ?)",
                                  ((s, reason[:1000], at) for _, s in rows))
             cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",

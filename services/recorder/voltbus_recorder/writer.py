@@ -93,7 +93,7 @@ class Writer:
         s.last_write_at = datetime.now(UTC)
         if s.influx_ok is False:
             down = time.monotonic() - (s.outage_since or time.monotonic())
-            log.info("InfluxDB is back after %.0fs; draining %d spooled points",
+            log.info("InfluxDB is back after %.0fs; %d points still spooled",
                      down, self.spool.committed)
         s.influx_ok, s.outage_since = True, None
         # A full batch means more may be waiting: keep going without the age wait.
