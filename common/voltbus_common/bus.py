@@ -88,6 +88,9 @@ class Bus:
         self.invalid_count = 0
         self.dropped_count = 0
         self._subs: list[_Subscription] = []
+        # topic -> the subscriptions it matches; matching every filter per message was the
+        # biggest cost of a busy subscriber (the recorder). Bounded: cleared when it grows.
+        self._routes: dict[str, list[_Subscription]] = {}
         self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
         self._outbox_limit = outbox_limit
         self._outbox_ready = asyncio.Event()
@@ -106,11 +109,13 @@ class Bus:
            **args: str | int) -> None:
         """Call handler for each valid message on channel (this station unless args say else)."""
         args.setdefault("station", self.station)
+        self._routes.clear()
         self._subs.append(_Subscription(channel, channel.filter(self.root, **args), handler,
                                         channel.qos))
 
     def on_raw(self, topic_filter: str, handler: RawHandler, qos: int = 1) -> None:
         """Call handler(topic, payload, retain) for a topic outside the contract."""
+        self._routes.clear()
         self._subs.append(_Subscription(None, topic_filter, handler, qos))
 
     # --- publishing --------------------------------------------------------------------------
@@ -238,9 +243,13 @@ class Bus:
             await self._dispatch(str(message.topic), raw, bool(message.retain))
 
     async def _dispatch(self, topic: str, raw: bytes, retain: bool) -> None:
-        for sub in self._subs:
-            if not aiomqtt.Topic(topic).matches(sub.topic_filter):
-                continue
+        subs = self._routes.get(topic)
+        if subs is None:
+            if len(self._routes) >= 20_000:
+                self._routes.clear()
+            subs = self._routes[topic] = [
+                s for s in self._subs if aiomqtt.Topic(topic).matches(s.topic_filter)]
+        for sub in subs:
             try:
                 if sub.channel is None:
                     await sub.handler(topic, raw, retain)  # type: ignore[call-arg]
