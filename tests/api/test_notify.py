@@ -44,10 +44,10 @@ class Inbox:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"json://127.0.0.1:{self.server.server_address[1]}/notify"
 
-    async def wait(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait(self, count: int, within_s: float = 10.0) -> list[dict[str, Any]]:
         def block() -> list[dict[str, Any]]:
             with self.arrived:
-                self.arrived.wait_for(lambda: len(self.messages) >= count, timeout)
+                self.arrived.wait_for(lambda: len(self.messages) >= count, within_s)
                 return list(self.messages)
         messages = await asyncio.to_thread(block)
         assert len(messages) >= count, messages

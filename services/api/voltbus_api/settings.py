@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -44,7 +44,7 @@ class ApiSettings(BusSettings):
     api_notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_notify_ocpp_lost_min: float = Field(default=5.0, ge=0)
     # InfluxDB (read side; the same names the recorder uses)
-    influx_api: Literal[1, 2] = 1
+    influx_api: int = Field(default=1, ge=1, le=3)  # 2 and 3 read through the 1.x query API
     influx_url: str | None = None
     influx_database: str = "voltbus"
     influx_org: str | None = None
