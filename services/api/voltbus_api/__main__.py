@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import uvicorn
 
 from voltbus_api.app import create_app
@@ -15,6 +17,10 @@ def main() -> None:
     settings = load_settings(ApiSettings)
     setup_logging("api", settings.log_level)
     app = create_app(settings)
+    # uvicorn re-raises the stop signal once it has shut down; with a no-op handler in place that
+    # ends as a clean exit 0 instead of death by SIGTERM, which supervisors would count as a crash.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None,
                 access_log=False, proxy_headers=False)
 
