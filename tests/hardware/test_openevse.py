@@ -1,4 +1,4 @@
-"""The OpenEVSE RAPI driver against a RAPI responder on a pty: state, limit, enable, meter, faults."""
+"""The OpenEVSE RAPI driver against a RAPI board on a pty: state, limit, enable, meter, faults."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ async def test_openevse_station_through_the_service(rapi_board: RapiBoard, mosqu
         reading = await w["meter"].until(lambda m: m.payload.current_a == [16.0])
         r.send(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=12), connector=1)
         async with asyncio.timeout(5):
-            while rapi_board.capacity_a != 12:
+            while rapi_board.capacity_a != 12:  # noqa: ASYNC110 (the board lives in a thread)
                 await asyncio.sleep(0.02)
         rapi_board.fault_state = 6  # GFI trip
         rapi_board.announce()

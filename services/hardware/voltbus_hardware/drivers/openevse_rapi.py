@@ -181,7 +181,8 @@ class OpenEvse:
             state = int(fields[0], 16)
             pilot_code = int(fields[2], 16) if len(fields) > 2 else None
         except (IndexError, ValueError):
-            raise DeviceUnavailable(f"OpenEVSE: bad $GS answer {fields}", E.INTERNAL_ERROR) from None
+            raise DeviceUnavailable(f"OpenEVSE: bad $GS answer {fields}",
+                                    E.INTERNAL_ERROR) from None
         if state in (SLEEPING, DISABLED):
             if pilot_code is None:  # older firmware: ask whether an EV is connected
                 connected = (await self._ask("$G0"))[0] == "1"
