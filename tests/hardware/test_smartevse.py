@@ -29,8 +29,8 @@ class LedWave:
 
     def __init__(self, pins: MockFactory) -> None:
         self.pin = pins.pin(STATUS)
-        self.pattern: Callable[[float], float] = lambda t: 0.0  # duty cycle over time
-        self.period_s = 0.02
+        self.pattern: Callable[[float], float] = OFF  # duty cycle over time
+        self.period_s = 0.02  # 50 Hz PWM
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -68,20 +68,28 @@ def wave(pins: MockFactory) -> Iterator[LedWave]:
     w.stop()
 
 
-OFF: Callable[[float], float] = lambda t: 0.0
-ON: Callable[[float], float] = lambda t: 1.0
-FADING: Callable[[float], float] = lambda t: 0.5 + 0.45 * math.sin(t * 2 * math.pi)
-BLINKING: Callable[[float], float] = lambda t: 0.5  # 50 Hz square wave at a fixed duty
+def OFF(t: float) -> float:
+    return 0.0
+def ON(t: float) -> float:
+    return 1.0
+def FADING(t: float) -> float:
+    return 0.5 + 0.45 * math.sin(t * 2 * math.pi)
+def DIMMED(t: float) -> float:
+    return 0.3  # steady PWM dimming at 50 Hz
 
 
-@pytest.mark.parametrize(("pattern", "pilot"), [(OFF, P.A), (ON, P.B), (FADING, P.C),
-                                                (BLINKING, P.F)])
+def BLINKING(t: float) -> float:
+    return 1.0 if int(t * 8) % 2 else 0.0  # 4 Hz on/off
+
+
+@pytest.mark.parametrize(("pattern", "pilot"), [(OFF, P.A), (ON, P.B), (DIMMED, P.B),
+                                                (FADING, P.C), (BLINKING, P.F)])
 async def test_led_patterns_read_back_as_states(pins: MockFactory, wave: LedWave,
                                                 pattern: Callable[[float], float],
                                                 pilot: PilotState) -> None:
-    evse = SmartEvse(ENABLE, STATUS, window_s=0.6, pin_factory=pins)
+    evse = SmartEvse(ENABLE, STATUS, window_s=1.0, pin_factory=pins)
     wave.pattern = pattern
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.2)
     status = await evse.status()
     evse.close()
     assert status.pilot is pilot

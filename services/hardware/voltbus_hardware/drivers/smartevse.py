@@ -2,12 +2,13 @@
 
 The LED output, wired to an input pin, tells the state by its pattern (SmartEVSE v2 manual):
 off = no EV (A), steady on = EV connected (B), slowly fading = charging (C), fast blinking =
-error (F). Edges are timestamped in gpiozero's callback thread and judged over a short window.
+error (F); a fast steady PWM is a dimmed LED, i.e. steady on. Edges are timestamped in gpiozero's callback thread and judged over a short window.
 The board takes no current limit over these wires, so the controller says so on the bus.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -19,7 +20,7 @@ from voltbus_common.enums import ChargePointErrorCode, PilotState
 from voltbus_hardware.drivers.base import EvseStatus
 
 FADING_SPREAD = 0.25   # duty-cycle spread over the window that means "fading"
-ERROR_BLINK_HZ = 1.5   # a steady blink at least this fast is the error pattern
+ERROR_BLINK_HZ = (1.5, 30.0)  # a visible steady blink is the error pattern; faster is dimming
 
 
 def classify(edges: list[tuple[float, bool]], level: bool) -> EvseStatus:
@@ -28,14 +29,14 @@ def classify(edges: list[tuple[float, bool]], level: bool) -> EvseStatus:
     if len(rises) < 3:
         return EvseStatus(PilotState.B if level else PilotState.A)
     duties = []
-    for start, end in zip(rises, rises[1:], strict=False):
+    for start, end in itertools.pairwise(rises):
         fall = next((t for t, high in edges if not high and start < t < end), None)
         if fall is not None:
             duties.append((fall - start) / (end - start))
     frequency = (len(rises) - 1) / (rises[-1] - rises[0])
     if duties and max(duties) - min(duties) >= FADING_SPREAD:
         return EvseStatus(PilotState.C)
-    if frequency >= ERROR_BLINK_HZ:
+    if ERROR_BLINK_HZ[0] <= frequency < ERROR_BLINK_HZ[1]:
         return EvseStatus(PilotState.F, ChargePointErrorCode.OTHER_ERROR, "SmartEVSE error blink")
     return EvseStatus(PilotState.B)
 
