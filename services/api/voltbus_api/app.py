@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from voltbus_api import errors
 from voltbus_api.context import ApiContext
@@ -13,6 +15,7 @@ from voltbus_api.deps import current_principal, require_admin
 from voltbus_api.routes import auth, commands, config, health, history, reports, state, stream
 from voltbus_api.settings import ApiSettings
 
+STATIC = Path(__file__).parent / "static"
 DESCRIPTION = """REST API of a voltbus charge point.
 
 State comes from the retained bus topics; commands go to the OCPP gateway over the bus and answer
@@ -47,4 +50,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for module in (state, history, reports, stream, config):
         app.include_router(module.router, prefix="/api/v1", dependencies=viewer)
     app.include_router(commands.router, prefix="/api/v1", dependencies=admin)
+    # The web page last, so every API route takes precedence.
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="web")
     return app
