@@ -35,15 +35,17 @@ async def test_runs_as_a_process_and_stops_cleanly(mosquitto: Broker, peers: Pee
                   service=None)
     watcher.on(ch.SERVICE_STATUS, seen, service="api")
     watch = asyncio.create_task(watcher.run())
-    proc = subprocess.Popen([sys.executable, "-m", "voltbus_api"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log_path = tmp_path / "api.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(  # noqa: ASYNC220 (starting a process does not block)
+            [sys.executable, "-m", "voltbus_api"], env=env, stdout=log_file, stderr=log_file)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             async def healthy() -> bool:
                 try:
                     return (await client.get("/api/v1/health")).status_code == 200
                 except httpx.TransportError:
-                    assert proc.poll() is None, proc.stderr.read().decode()  # type: ignore[union-attr]
+                    assert proc.poll() is None, log_path.read_text()
                     return False
 
             await eventually(healthy, within_s=20)
@@ -58,7 +60,7 @@ async def test_runs_as_a_process_and_stops_cleanly(mosquitto: Broker, peers: Pee
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 15) == 0
         await eventually(lambda: _true(statuses[-1] is ServiceState.OFFLINE))
-        err = proc.stderr.read().decode()  # type: ignore[union-attr]
+        err = log_path.read_text()
         password = (tmp_path / "var" / "api" / "initial-admin-password").read_text().strip()
         assert "initial-admin-password" in err
         assert password not in err
