@@ -197,6 +197,7 @@ class KeyboardReaderConfig(Device):
     type: Literal["keyboard"]
     name: str = "usb"
     device: str = Field(description="/dev/input/by-id/... of the reader")
+    format: Literal["hex", "decimal"] = "hex"
 
 
 ReaderConfig = Annotated[SimReaderConfig | Mfrc522Config | Pn532Config | KeyboardReaderConfig,

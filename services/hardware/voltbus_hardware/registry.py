@@ -133,6 +133,12 @@ def _reader(module: str, name: str) -> Factory:
     return make
 
 
+def _mfrc522(cfg: Any, ctx: BuildContext) -> Any:
+    from voltbus_hardware.drivers.rfid_mfrc522 import Mfrc522Reader
+    factory = ctx.pin_factory if cfg.reset_pin is not None else None
+    return Mfrc522Reader.from_config(cfg, pin_factory=factory)
+
+
 FACTORIES: dict[tuple[str, str], Factory] = {
     ("evse", "sim"): lambda cfg, ctx: SimEvse(ctx.sim()),
     ("evse", "openevse"): _openevse,
@@ -150,7 +156,7 @@ FACTORIES: dict[tuple[str, str], Factory] = {
     ("buzzer", "sim"): lambda cfg, ctx: SimBuzzer(),
     ("buzzer", "gpio"): _gpio("GpioBuzzer"),
     ("rfid", "sim"): lambda cfg, ctx: SimRfid(cfg.name),
-    ("rfid", "mfrc522"): _reader("rfid_mfrc522", "Mfrc522Reader"),
+    ("rfid", "mfrc522"): _mfrc522,
     ("rfid", "pn532"): _reader("rfid_pn532", "Pn532Reader"),
     ("rfid", "keyboard"): _reader("rfid_keyboard", "KeyboardReader"),
 }

@@ -2,7 +2,8 @@
 
 The LED output, wired to an input pin, tells the state by its pattern (SmartEVSE v2 manual):
 off = no EV (A), steady on = EV connected (B), slowly fading = charging (C), fast blinking =
-error (F); a fast steady PWM is a dimmed LED, i.e. steady on. Edges are timestamped in gpiozero's callback thread and judged over a short window.
+error (F); a fast steady PWM is a dimmed LED, i.e. steady on. Edges are timestamped in
+gpiozero's callback thread and judged over a short window.
 The board takes no current limit over these wires, so the controller says so on the bus.
 """
 
