@@ -58,10 +58,11 @@ async def writing(writer: Writer) -> AsyncIterator[None]:
         await writer.sink.aclose()
 
 
-def add(spool: Spool, writer: Writer, new: list[str]) -> None:
+async def add(spool: Spool, writer: Writer, new: list[str]) -> None:
+    """Stage and commit on the spool's thread (as the recorder does), then wake the writer."""
     for line in new:
         assert spool.stage(line)
-    spool.commit()
+    await spool.commit_async()
     writer.notify()
 
 
@@ -71,10 +72,10 @@ async def test_batches_by_size_then_by_age(influxdb: InfluxServer, tmp_path: Pat
     sink = Observed(InfluxV1Sink(influxdb.url, db))
     writer = Writer(spool, sink, batch_size=50, max_age_s=0.5, live_share=0.0)
     async with writing(writer):
-        add(spool, writer, lines(120))
+        await add(spool, writer, lines(120))
         await wait_for(lambda: spool.committed, lambda n: n == 0, what="120 written")
         assert [len(b) for b in sink.batches] == [50, 50, 20]
-        add(spool, writer, lines(1, start=500))
+        await add(spool, writer, lines(1, start=500))
         await asyncio.sleep(0.1)
         assert len(sink.batches) == 3, "a lone point waits for the batch age"
         await wait_for(lambda: spool.committed, lambda n: n == 0, what="lone point written")
@@ -110,7 +111,7 @@ async def test_replaying_written_points_is_idempotent(influxdb: InfluxServer,
     spool = Spool(tmp_path / "spool.db", max_points=10_000)
     writer = Writer(spool, InfluxV1Sink(influxdb.url, db), batch_size=1000, max_age_s=0.1)
     async with writing(writer):
-        add(spool, writer, batch)
+        await add(spool, writer, batch)
         await wait_for(lambda: spool.committed, lambda n: n == 0, what="replay written")
     rows = influxdb.rows("SELECT * FROM meter", db=db)
     assert len(rows) == 100
@@ -130,7 +131,7 @@ async def test_rejected_points_go_to_dead_letters_and_the_rest_is_written(
     sink = Observed(InfluxV1Sink(influxdb.url, db))
     writer = Writer(spool, sink, batch_size=1000, max_age_s=0.1)
     async with writing(writer):
-        add(spool, writer, [*good[:40], too_late, *good[40:], wrong_type])
+        await add(spool, writer, [*good[:40], too_late, *good[40:], wrong_type])
         await wait_for(lambda: spool.committed, lambda n: n == 0, what="batch settled")
     dead = {line: reason for line, reason, _ in spool.dead_letters()}
     assert set(dead) == {too_late, wrong_type}

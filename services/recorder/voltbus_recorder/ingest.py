@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -102,16 +103,23 @@ class Ingest:
             self._urgent.set()
 
     async def run(self) -> None:
-        """Commit staged points every commit_interval_s (sooner when many wait), until cancelled."""
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), self.commit_interval_s)
-                self._urgent.clear()
-                if self.spool.commit():
-                    self.on_commit()
-        finally:
-            self.spool.commit()
+        """Commit staged points every commit_interval_s (sooner when many wait), until cancelled.
+
+        What is still staged when cancelled is committed by Spool.close().
+        """
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), self.commit_interval_s)
+            self._urgent.clear()
+            try:
+                committed = await self.spool.commit_async()
+            except sqlite3.Error as exc:  # disk full, I/O error: keep the points staged, retry
+                log.error("cannot write to the spool %s: %s; %d points wait in memory",
+                          self.spool.path, exc, self.spool.staged)
+                await asyncio.sleep(1.0)
+                continue
+            if committed:
+                self.on_commit()
 
 
 

@@ -9,15 +9,19 @@ a committed point survives power loss; with False (NORMAL) it survives a crash o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
@@ -37,11 +41,13 @@ class Spool:
         self.path = path
         self.max_points = max_points
         self.dead_letter_max = dead_letter_max
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
         self._staged: list[str] = []
+        self._committing = 0
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
         self.committed = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
         self.dead_count = int(self._db.execute("SELECT COUNT(*) FROM dead_letter").fetchone()[0])
         self.dropped = 0
@@ -65,8 +71,8 @@ class Spool:
 
     @property
     def size(self) -> int:
-        """Points waiting: committed plus staged."""
-        return self.committed + len(self._staged)
+        """Points waiting: committed, being committed, and staged."""
+        return self.committed + self._committing + len(self._staged)
 
     @property
     def staged(self) -> int:
@@ -94,17 +100,36 @@ class Spool:
         self._staged.append(line)
         return True
 
+    # Each operation exists twice: a blocking one (tests, shutdown) and an async one that runs
+    # the sqlite work on the spool's own thread, so an fsync on a slow SD card never stalls the
+    # event loop that receives MQTT messages. Counters change only in the caller's thread.
+
     def commit(self) -> int:
         """Write staged points to disk in one transaction; the number committed."""
-        if not self._staged:
-            return 0
         staged, self._staged = self._staged, []
-        with self._tx():
-            self._db.executemany("INSERT INTO spool (line) VALUES (?)", ((s,) for s in staged))
+        self._insert(staged)
         self.committed += len(staged)
         return len(staged)
 
-    # --- writer side ---------------------------------------------------------------------------
+    async def commit_async(self) -> int:
+        """commit() without blocking the event loop."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return 0
+        self._committing += len(staged)
+        insert = asyncio.ensure_future(self._run(self._insert, staged))
+        try:
+            await asyncio.shield(insert)
+        except asyncio.CancelledError:
+            await asyncio.wait([insert])  # stopping: let the insert finish, the points are ours
+            raise
+        finally:
+            self._committing -= len(staged)
+            if insert.done() and not insert.cancelled() and insert.exception() is None:
+                self.committed += len(staged)
+            else:
+                self._staged[:0] = staged  # not on disk: keep them for the next try
+        return len(staged)
 
     def take(self, limit: int, live_share: float = 0.0) -> list[tuple[int, str]]:
         """Up to `limit` committed points: the oldest, plus the newest `live_share` of the batch.
@@ -112,39 +137,28 @@ class Spool:
         While a backlog drains, reserving part of each batch for the newest points keeps live
         data flowing instead of waiting behind an hour of history.
         """
+        return self._select(limit, int(limit * live_share) if self.committed > limit else 0)
+
+    async def take_async(self, limit: int, live_share: float = 0.0) -> list[tuple[int, str]]:
+        """take() without blocking the event loop."""
         live = int(limit * live_share) if self.committed > limit else 0
-        rows = self._db.execute("SELECT id, line FROM spool ORDER BY id LIMIT ?",
-                                (limit - live,)).fetchall()
-        if live:
-            newest = self._db.execute("SELECT id, line FROM spool ORDER BY id DESC LIMIT ?",
-                                      (live,)).fetchall()
-            seen = {r[0] for r in rows}
-            rows += [r for r in reversed(newest) if r[0] not in seen]
-        return [(int(i), str(s)) for i, s in rows]
+        return await self._run(self._select, limit, live)
 
     def remove(self, ids: list[int]) -> None:
         """Forget points InfluxDB acknowledged."""
-        if not ids:
-            return
-        with self._tx():
-            cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
-                                   (json.dumps(ids),))
-        self.committed -= cur.rowcount
-        if not self.near_full:
-            self._warned_near_full = False
+        self._after_delete(self._delete(ids))
+
+    async def remove_async(self, ids: list[int]) -> None:
+        """remove() without blocking the event loop."""
+        self._after_delete(await self._run(self._delete, ids))
 
     def dead_letter(self, rows: list[tuple[int, str]], reason: str) -> None:
         """Move rejected points out of the spool, with InfluxDB's reason."""
-        at = datetime.now(UTC).isoformat()
-        with self._tx():
-            self._db.executemany("INSERT INTO dead_letter (line, reason, at) VALUES (?, ?, ?)",
-                                 ((s, reason[:1000], at) for _, s in rows))
-            cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
-                                   (json.dumps([i for i, _ in rows]),))
-            self._db.execute("DELETE FROM dead_letter WHERE id <= (SELECT MAX(id) FROM dead_letter)"
-                             " - ?", (self.dead_letter_max,))
-        self.committed -= cur.rowcount
-        self.dead_count = min(self.dead_count + len(rows), self.dead_letter_max)
+        self._after_dead(len(rows), self._move_dead(rows, reason))
+
+    async def dead_letter_async(self, rows: list[tuple[int, str]], reason: str) -> None:
+        """dead_letter() without blocking the event loop."""
+        self._after_dead(len(rows), await self._run(self._move_dead, rows, reason))
 
     def dead_letters(self, limit: int = 100) -> list[tuple[str, str, str]]:
         """The newest rejected points as (line, reason, at)."""
@@ -154,5 +168,54 @@ class Spool:
 
     def close(self) -> None:
         """Commit what is staged and close the database."""
+        self._io.shutdown(wait=True)
         self.commit()
         self._db.close()
+
+    # --- sqlite work (runs on the spool thread when called through the async methods) --------
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    def _insert(self, lines: list[str]) -> None:
+        if lines:
+            with self._tx():
+                self._db.executemany("INSERT INTO spool (line) VALUES (?)", ((s,) for s in lines))
+
+    def _select(self, limit: int, live: int) -> list[tuple[int, str]]:
+        rows = self._db.execute("SELECT id, line FROM spool ORDER BY id LIMIT ?",
+                                (limit - live,)).fetchall()
+        if live:
+            newest = self._db.execute("SELECT id, line FROM spool ORDER BY id DESC LIMIT ?",
+                                      (live,)).fetchall()
+            seen = {r[0] for r in rows}
+            rows += [r for r in reversed(newest) if r[0] not in seen]
+        return [(int(i), str(s)) for i, s in rows]
+
+    def _delete(self, ids: list[int]) -> int:
+        if not ids:
+            return 0
+        with self._tx():
+            cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
+                                   (json.dumps(ids),))
+        return int(cur.rowcount)
+
+    def _move_dead(self, rows: list[tuple[int, str]], reason: str) -> int:
+        at = datetime.now(UTC).isoformat()
+        with self._tx():
+            self._db.executemany("INSERT INTO dead_letter (line, reason, at) VALUES (?, ?, ?)",
+                                 ((s, reason[:1000], at) for _, s in rows))
+            cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
+                                   (json.dumps([i for i, _ in rows]),))
+            self._db.execute("DELETE FROM dead_letter WHERE id <= (SELECT MAX(id) FROM dead_letter)"
+                             " - ?", (self.dead_letter_max,))
+        return int(cur.rowcount)
+
+    def _after_delete(self, removed: int) -> None:
+        self.committed -= removed
+        if not self.near_full:
+            self._warned_near_full = False
+
+    def _after_dead(self, moved: int, removed: int) -> None:
+        self.committed -= removed
+        self.dead_count = min(self.dead_count + moved, self.dead_letter_max)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,10 +61,16 @@ class Writer:
         backoff = self.retry_min_s
         while True:
             await self._wait_for_batch()
-            rows = self.spool.take(self.batch_size, self.live_share)
-            if not rows:
+            rows: list[tuple[int, str]] = []
+            try:
+                rows = await self.spool.take_async(self.batch_size, self.live_share)
+                written = await self._write(rows) if rows else True
+            except sqlite3.Error as exc:
+                log.error("spool %s failed: %s; retrying", self.spool.path, exc)
+                written = False
+            if written and not rows:
                 continue
-            if await self._write(rows):
+            if written:
                 self._on_success(len(rows))
                 backoff = self.retry_min_s
             else:
@@ -104,17 +111,19 @@ class Writer:
         """Write rows; False if InfluxDB is unavailable (nothing was removed)."""
         outcome = await self.sink.write("\n".join(line for _, line in rows).encode())
         if outcome.result is Result.WRITTEN:
-            self.spool.remove([i for i, _ in rows])
+            await self.spool.remove_async([i for i, _ in rows])
             self.stats.written += len(rows)
             return True
         if outcome.result is Result.UNAVAILABLE:
             self._on_unavailable(outcome.reason)
             return False
         if len(rows) == 1:
-            log.error("InfluxDB rejected a point; set aside in the dead-letter table: %s -- %s",
-                      rows[0][1][:300], outcome.reason)
-            self.spool.dead_letter(rows, outcome.reason)
             self.stats.rejected += 1
+            n = self.stats.rejected
+            if n <= 10 or n % 1000 == 0:  # a schema conflict can reject every point: stay readable
+                log.error("InfluxDB rejected a point (%d so far); set aside in the dead-letter "
+                          "table: %s -- %s", n, rows[0][1][:300], outcome.reason)
+            await self.spool.dead_letter_async(rows, outcome.reason)
             return True
         half = len(rows) // 2
         return await self._write(rows[:half]) and await self._write(rows[half:])
