@@ -6,6 +6,7 @@ gateway finishes it, the history shows it and the downloaded report holds its en
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import os
@@ -117,8 +118,9 @@ async def test_login_watch_a_session_stop_it_and_download_a_report(
             await page.click("#report-csv")
         download = await info.value
         assert download.suggested_filename == f"voltbus-{started:%Y-%m}.csv"
-        rows = list(csv.reader(io.StringIO(
-            Path(await download.path()).read_text(encoding="utf-8-sig"))))
+        saved = Path(await download.path())
+        text = await asyncio.to_thread(saved.read_text, encoding="utf-8-sig")
+        rows = list(csv.reader(io.StringIO(text)))
         assert rows[1][4] == "04A1B2C3"
         assert rows[-1] == ["Total", "", "", "", "", "", "7.500", "3.00"]
 

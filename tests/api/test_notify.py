@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -155,3 +155,15 @@ async def test_unreachable_target_is_a_warning_not_a_crash(
         assert (await client.get("/api/v1/health")).status_code == 200
         assert ctx.notifier is not None
         assert ctx.notifier.sent == 0
+
+
+async def test_link_down_since_long_before_the_api_started_is_reported_at_once(
+        mosquitto: Broker, peers: Peers, station: str, tmp_path: Path, inbox: Inbox) -> None:
+    long_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    peers.gateway.publish(ch.OCPP_CONNECTION, OcppConnection(connected=False, since=long_ago))
+    await peers.gateway.drain()
+    settings = api_settings(mosquitto, station, tmp_path, api_notify_urls=inbox.url,
+                            api_notify_ocpp_lost_min=30)
+    async with running_api(settings):
+        messages = await inbox.wait(1)
+    assert messages[0]["title"] == f"{station}: central system unreachable"

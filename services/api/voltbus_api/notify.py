@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import apprise
 
 from voltbus_api.state_cache import Change
 from voltbus_common.enums import ChargePointErrorCode
+from voltbus_common.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +118,10 @@ class Notifier:
             self.queue(Notice(f"Error on {where}: {data['code']}",
                               f"Connector {where} reports {data['code']}{info}.", "failure"))
         elif change.kind == "ocpp" and data is not None:
-            self._on_link(change.station, bool(data["connected"]))
+            since = datetime.fromisoformat(data["since"])
+            self._on_link(change.station, bool(data["connected"]), since)
 
-    def _on_link(self, station: str, connected: bool) -> None:
+    def _on_link(self, station: str, connected: bool, since: datetime) -> None:
         timer = self._lost_timers.pop(station, None)
         if connected:
             if timer is not None:
@@ -131,10 +134,13 @@ class Notifier:
         if timer is not None:
             self._lost_timers[station] = timer  # already counting
         elif station not in self._lost_notified and self.enabled:
-            self._lost_timers[station] = asyncio.create_task(self._lost_later(station))
+            # Count from when the link went down (a retained state may be old already).
+            down_s = max(0.0, (utcnow() - since).total_seconds())
+            self._lost_timers[station] = asyncio.create_task(
+                self._lost_later(station, max(0.0, self._lost_after_s - down_s)))
 
-    async def _lost_later(self, station: str) -> None:
-        await asyncio.sleep(self._lost_after_s)
+    async def _lost_later(self, station: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         self._lost_timers.pop(station, None)
         self._lost_notified.add(station)
         minutes = self._lost_after_s / 60
@@ -144,8 +150,6 @@ class Notifier:
 
 
 def _minutes(data: dict[str, str | float]) -> int:
-    from datetime import datetime
-
     start = datetime.fromisoformat(str(data["started_at"]))
     stop = datetime.fromisoformat(str(data["stopped_at"]))
     return max(0, round((stop - start).total_seconds() / 60))
