@@ -101,7 +101,8 @@ async def test_simulator_and_real_drivers_publish_the_same_shapes(
         await asyncio.gather(task, return_exceptions=True)
     for name in HW_CHANNELS:
         sim_msgs, real_msgs = sim_tap.got[name], real_tap.got[name]
-        assert sim_msgs and real_msgs, name
+        assert sim_msgs, name
+        assert real_msgs, name
         sim_shapes = {json.dumps(shape(p)) for p, _ in sim_msgs}
         real_shapes = {json.dumps(shape(p)) for p, _ in real_msgs}
         assert sim_shapes == real_shapes, name
