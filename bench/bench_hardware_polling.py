@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pymodbus.server import ModbusSerialServer  # noqa: E402
-from pymodbus.simulator import SimDevice  # noqa: E402
+from pymodbus.server import ModbusSerialServer
+from pymodbus.simulator import SimDevice
 
-from tests.fixtures.modbus_slave import MeterValues, sdm630  # noqa: E402
-from tests.fixtures.pty_link import PtyLink  # noqa: E402
-from voltbus_common.devbroker import LocalMosquitto  # noqa: E402
+from tests.fixtures.modbus_slave import MeterValues, sdm630
+from tests.fixtures.pty_link import PtyLink
+from voltbus_common.devbroker import LocalMosquitto
 
 TICK = os.sysconf("SC_CLK_TCK")
 
