@@ -34,9 +34,20 @@ async def running(*buses: Bus) -> AsyncIterator[None]:
             await b.wait_connected(TIMEOUT)
         yield
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop(tasks)
+
+
+async def stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until they end: on Python 3.11 asyncio.wait_for (inside aiomqtt's publish) can
+    swallow a cancellation that lands just as a publish completes (seen here as a rare hang)."""
+    pending = set(tasks)
+    for _ in range(10):
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=2)
+        if not pending:
+            return
+    raise AssertionError(f"bus tasks did not stop: {pending}")
 
 
 Raw = tuple[str, bytes, bool]

@@ -1,0 +1,108 @@
+"""Writes Mosquitto's password file, ACL and optional TLS listener for the compose stack.
+
+Run by the `mosquitto-init` compose service (the voltbus image, as root) before the broker
+starts, on every `docker compose up`: a password changed in .env or a contract change in a new
+image takes effect with the next start, and nothing generated is ever committed.
+
+Inputs:  /run/secrets/mqtt_<user> for every voltbus MQTT user (compose secrets from .env);
+         VOLTBUS_ROOT (topic root); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS.
+Outputs: /mosquitto/generated/{passwd,acl,healthcheck,conf.d/tls.conf}, owned by the broker's
+         user (uid 1883 in eclipse-mosquitto), mode 0600/0640.
+The `healthcheck` user gets a fresh random password on every run and may read only
+`$SYS/broker/uptime`: the broker's healthcheck subscribes to it, so "healthy" means
+"accepts a password login and serves a subscription", not just "the port is open".
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from voltbus_common.broker import password_entry, render_acl
+from voltbus_common.channels import ALL_USERS, DEFAULT_ROOT
+
+BROKER_UID = 1883
+HEALTHCHECK_USER = "healthcheck"
+
+
+def _env_path(name: str, default: str) -> Path:
+    return Path(os.environ.get(name, default))
+
+
+def read_passwords(secrets_dir: Path, users: tuple[str, ...] = ALL_USERS) -> dict[str, str]:
+    """Every user's password from secrets_dir/mqtt_<user>; SystemExit naming what is missing."""
+    passwords, missing = {}, []
+    for user in users:
+        path = secrets_dir / f"mqtt_{user}"
+        try:
+            password = path.read_text().strip()
+        except OSError:
+            password = ""
+        if len(password) < 12:
+            missing.append(f"mqtt_{user}")
+        passwords[user] = password
+    if missing:
+        raise SystemExit(f"init_broker: missing or too short (< 12 characters) MQTT passwords: "
+                         f"{', '.join(missing)} in {secrets_dir} (set them in .env)")
+    return passwords
+
+
+def tls_config(certs: Path, port: int) -> str:
+    """The TLS listener block, or "" when no server certificate is mounted."""
+    cert, key, ca = certs / "server.crt", certs / "server.key", certs / "ca.crt"
+    if not (cert.exists() and key.exists()):
+        return ""
+    lines = [f"listener {port}", f"certfile {cert}", f"keyfile {key}", "tls_version tlsv1.2"]
+    if ca.exists():
+        lines.append(f"cafile {ca}")
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    if os.geteuid() == 0:
+        os.chown(tmp, BROKER_UID, BROKER_UID)
+    tmp.replace(path)
+
+
+def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: int) -> None:
+    """Write passwd, acl, healthcheck and conf.d/ into out."""
+    passwords = read_passwords(secrets_dir)
+    health = secrets.token_urlsafe(24)
+    (out / "conf.d").mkdir(parents=True, exist_ok=True)
+    entries = [password_entry(u, p) for u, p in passwords.items()]
+    entries.append(password_entry(HEALTHCHECK_USER, health))
+    _write(out / "passwd", "\n".join(entries) + "\n", 0o600)
+    acl = render_acl(root) + f"\nuser {HEALTHCHECK_USER}\ntopic read $SYS/broker/uptime\n"
+    _write(out / "acl", acl, 0o600)
+    _write(out / "healthcheck", health + "\n", 0o600)
+    tls = tls_config(certs, tls_port)
+    tls_file = out / "conf.d" / "tls.conf"
+    if tls:
+        _write(tls_file, tls, 0o644)
+    else:
+        tls_file.unlink(missing_ok=True)
+    if os.geteuid() == 0:
+        for path in (out, out / "conf.d"):
+            os.chown(path, BROKER_UID, BROKER_UID)
+    print(f"init_broker: {len(entries)} users, ACL for root {root!r}, "
+          f"TLS listener {'on port ' + str(tls_port) if tls else 'off'}", file=sys.stderr)
+
+
+def main() -> None:
+    """Generate from the environment (see the module docstring)."""
+    generate(
+        secrets_dir=_env_path("VOLTBUS_BROKER_SECRETS_DIR", "/run/secrets"),
+        out=_env_path("VOLTBUS_BROKER_OUT_DIR", "/mosquitto/generated"),
+        certs=_env_path("VOLTBUS_BROKER_CERTS_DIR", "/mosquitto/certs"),
+        root=os.environ.get("VOLTBUS_ROOT", DEFAULT_ROOT),
+        tls_port=int(os.environ.get("VOLTBUS_MQTT_TLS_PORT", "8883")),
+    )
+
+
+if __name__ == "__main__":
+    main()
