@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -174,3 +175,21 @@ async def test_link_state_is_resampled_and_an_offline_gateway_counts_as_down(
     assert [r["up"] for r in services][:2] == [1, 0]
     every = influxdb.rows("SELECT up, sampled FROM ocpp_connection", db=db)
     assert [(r["time"], r["up"]) for r in every if r["sampled"] is None] == [(ns(T0), 1)]
+
+
+async def test_all_stations_option_records_every_station_on_the_broker(
+        mosquitto: Broker, influxdb: InfluxServer, tmp_path: Path) -> None:
+    db = influxdb.create_database()
+    stations = [f"A{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    cfg = settings(mosquitto, stations[0], tmp_path, influx_url=influxdb.url,
+                   influx_database=db, recorder_all_stations=True)
+    hws = [Bus(mosquitto.settings("hardware"), station=s, service=None) for s in stations]
+    async with recorder(cfg), running(*hws):
+        await asyncio.sleep(0.3)
+        for i, hw in enumerate(hws):
+            hw.publish(ch.METER, reading(i), connector=1)
+        rows = await wait_for(
+            lambda: influxdb.rows("SELECT energy_wh FROM meter WHERE station =~ "
+                                  f"/^({stations[0]}|{stations[1]})$/ GROUP BY station", db=db),
+            lambda r: len(r) == 2, what="both stations")
+    assert sorted(r["station"] for r in rows) == sorted(stations)
