@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.fixtures.mosquitto import Broker
 from voltbus_api.app import create_app
@@ -72,10 +73,10 @@ async def running_buses(*buses: Bus) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_api(settings: ApiSettings, *, as_admin: bool = True
+async def running_api(settings: ApiSettings, *, as_admin: bool = True, app: FastAPI | None = None
                       ) -> AsyncIterator[tuple[httpx.AsyncClient, ApiContext]]:
     """The app with its lifespan running, and an httpx client on it (with the admin token)."""
-    app = create_app(settings)
+    app = app or create_app(settings)
     async with app.router.lifespan_context(app):
         ctx: ApiContext = app.state.ctx
         for bus in ctx.buses.values():

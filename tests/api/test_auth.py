@@ -175,3 +175,26 @@ async def test_change_own_password(mosquitto: Broker, station: str, tmp_path: Pa
         assert r.status_code == 204
         assert (await login(c, "admin", old)).status_code == 401
         assert (await login(c, "admin", "a much better one")).status_code == 200
+
+
+async def test_container_admin_is_off_by_default_and_admin_only_when_on(
+        mosquitto: Broker, station: str, tmp_path: Path) -> None:
+    from voltbus_api.app import create_app
+    from voltbus_api.docker_admin import DockerAdmin
+
+    async with running_api(api_settings(mosquitto, station, tmp_path)) as (c, _):
+        assert (await c.get("/api/v1/admin/containers")).status_code == 404
+    settings = api_settings(mosquitto, station, tmp_path)
+    app = create_app(settings, docker_admin=DockerAdmin(url="unix:///nonexistent.sock",
+                                                        project="voltbus"))
+    assert "/api/v1/admin/containers" in app.openapi()["paths"]
+    async with running_api(settings, app=app) as (c, _):
+        r = await c.post("/api/v1/users", json={"username": "vera", "password": "viewer password"})
+        assert r.status_code == 201
+        token = (await login(c, "vera", "viewer password")).json()["token"]
+        c.cookies.clear()
+        r = await c.get("/api/v1/admin/containers", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403
+        r = await c.post("/api/v1/admin/containers/gateway/restart",
+                         headers={"Authorization": ""})
+        assert r.status_code == 401

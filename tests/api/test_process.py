@@ -56,9 +56,14 @@ async def test_runs_as_a_process_and_stops_cleanly(mosquitto: Broker, peers: Pee
             page = await client.get("/")
             assert page.status_code == 200
             assert "<title>voltbus</title>" in page.text
-        await eventually(lambda: _true(ServiceState.ONLINE in statuses))
-        proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 15) == 0
+            await eventually(lambda: _true(ServiceState.ONLINE in statuses))
+            # A browser's open live stream must not hold up the stop.
+            async with client.stream("GET", "/api/v1/events",
+                                     headers={"Authorization": f"Bearer {token}"}) as stream:
+                lines = stream.aiter_lines()
+                assert (await anext(lines)).startswith("event: snapshot")
+                proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(proc.wait, 4) == 0
         await eventually(lambda: _true(statuses[-1] is ServiceState.OFFLINE))
         err = log_path.read_text()
         password = (tmp_path / "var" / "api" / "initial-admin-password").read_text().strip()

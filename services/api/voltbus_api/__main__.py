@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import socket
+from types import FrameType
 
 import uvicorn
 
 from voltbus_api.app import create_app
+from voltbus_api.docker_admin import DockerAdmin, DockerAdminSettings
 from voltbus_api.settings import ApiSettings
 from voltbus_common.runtime import setup_logging
 from voltbus_common.settings import load_settings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that also tells the app it is stopping, so open live streams end at once."""
+
+    def __init__(self, config: uvicorn.Config, closing: asyncio.Event) -> None:
+        super().__init__(config)
+        self._closing = closing
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is not None:  # called from a signal handler: wake the loop safely
+            self._loop.call_soon_threadsafe(self._closing.set)
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
     """Load settings, build the app, serve until SIGTERM/SIGINT (uvicorn shuts down cleanly)."""
     settings = load_settings(ApiSettings)
     setup_logging("api", settings.log_level)
-    app = create_app(settings)
+    docker = DockerAdminSettings()
+    app = create_app(settings, docker_admin=DockerAdmin.from_settings(docker)
+                     if docker.admin else None)
     # uvicorn re-raises the stop signal once it has shut down; with a no-op handler in place that
     # ends as a clean exit 0 instead of death by SIGTERM, which supervisors would count as a crash.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None,
-                access_log=False, proxy_headers=False)
+    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
+                            log_config=None, access_log=False, proxy_headers=False,
+                            timeout_graceful_shutdown=5)
+    _Server(config, app.state.ctx.closing).run()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from voltbus_api import errors
 from voltbus_api.context import ApiContext
 from voltbus_api.deps import current_principal, require_admin
+from voltbus_api.docker_admin import DockerAdmin, create_router
 from voltbus_api.routes import auth, commands, config, health, history, reports, state, stream
 from voltbus_api.settings import ApiSettings
 
@@ -28,8 +29,11 @@ and manages users and tokens. `GET /api/v1/health` is open.
 """
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
-    """The application for these settings; the lifespan connects one Bus per station."""
+def create_app(settings: ApiSettings, *, docker_admin: DockerAdmin | None = None) -> FastAPI:
+    """The application for these settings; the lifespan connects one Bus per station.
+
+    docker_admin, when given, mounts the opt-in container admin routes (admin role only).
+    """
     ctx = ApiContext.build(settings)
 
     @asynccontextmanager
@@ -50,6 +54,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for module in (state, history, reports, stream, config):
         app.include_router(module.router, prefix="/api/v1", dependencies=viewer)
     app.include_router(commands.router, prefix="/api/v1", dependencies=admin)
+    if docker_admin is not None:
+        app.include_router(create_router(docker_admin), prefix="/api/v1", dependencies=admin)
     # The web page last, so every API route takes precedence.
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="web")
     return app

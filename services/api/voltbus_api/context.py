@@ -30,6 +30,7 @@ class ApiContext:
     commands: CommandClient
     limiter: LoginLimiter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
     _auth: AuthStore | None = None
     _sessions: SessionSource | None = None
     notifier: Notifier | None = None
