@@ -7,7 +7,8 @@ image takes effect with the next start, and nothing generated is ever committed.
 Inputs:  /run/secrets/mqtt_<user> for every voltbus MQTT user (compose secrets from .env);
          VOLTBUS_ROOT (topic root); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS.
 Outputs: /mosquitto/generated/{passwd,acl,healthcheck,conf.d/tls.conf}, owned by the broker's
-         user (uid 1883 in eclipse-mosquitto), mode 0600/0640.
+         user (uid 1883 in eclipse-mosquitto; VOLTBUS_BROKER_USER=mosquitto on Debian), mode 0600.
+The VOLTBUS_BROKER_{SECRETS,OUT,CERTS}_DIR variables move these paths (deploy/systemd does).
 The `healthcheck` user gets a fresh random password on every run and may read only
 `$SYS/broker/uptime`: the broker's healthcheck subscribes to it, so "healthy" means
 "accepts a password login and serves a subscription", not just "the port is open".
@@ -16,6 +17,7 @@ The `healthcheck` user gets a fresh random password on every run and may read on
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 import sys
 from pathlib import Path
@@ -23,7 +25,12 @@ from pathlib import Path
 from voltbus_common.broker import password_entry, render_acl
 from voltbus_common.channels import ALL_USERS, DEFAULT_ROOT
 
-BROKER_UID = 1883
+
+def broker_uid() -> int:
+    """The broker's user: VOLTBUS_BROKER_USER by name (Debian: mosquitto), else uid 1883."""
+    name = os.environ.get("VOLTBUS_BROKER_USER")
+    return pwd.getpwnam(name).pw_uid if name else int(os.environ.get("VOLTBUS_BROKER_UID", "1883"))
+
 HEALTHCHECK_USER = "healthcheck"
 
 
@@ -65,7 +72,8 @@ def _write(path: Path, text: str, mode: int) -> None:
     tmp.write_text(text)
     tmp.chmod(mode)
     if os.geteuid() == 0:
-        os.chown(tmp, BROKER_UID, BROKER_UID)
+        uid = broker_uid()
+        os.chown(tmp, uid, uid)
     tmp.replace(path)
 
 
@@ -87,8 +95,9 @@ def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: 
     else:
         tls_file.unlink(missing_ok=True)
     if os.geteuid() == 0:
+        uid = broker_uid()
         for path in (out, out / "conf.d"):
-            os.chown(path, BROKER_UID, BROKER_UID)
+            os.chown(path, uid, uid)
     print(f"init_broker: {len(entries)} users, ACL for root {root!r}, "
           f"TLS listener {'on port ' + str(tls_port) if tls else 'off'}", file=sys.stderr)
 
