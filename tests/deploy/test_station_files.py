@@ -40,5 +40,6 @@ def test_docs_show_exactly_the_shipped_files() -> None:
 def test_docker_admin_override_in_the_docs_is_valid_compose(tmp_path: Path) -> None:
     override = next(b for b in yaml_blocks() if "VOLTBUS_API_DOCKER_ADMIN" in b)
     (tmp_path / "override.yaml").write_text(override)
-    result = compose(tmp_path, "config", "-q", files=("compose.yaml", str(tmp_path / "override.yaml")))
+    files = ("compose.yaml", str(tmp_path / "override.yaml"))
+    result = compose(tmp_path, "config", "-q", files=files)
     assert result.returncode == 0, result.stderr
