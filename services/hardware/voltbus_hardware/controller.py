@@ -110,6 +110,7 @@ class StationController:
             await self._poll_state(c)
             self._publish_error(c, force=True)
         async with asyncio.TaskGroup() as group:
+            group.create_task(self._republish_on_connect())
             group.create_task(self._state_loop())
             group.create_task(self._meter_loop())
             group.create_task(self._rfid_loop())
@@ -248,6 +249,19 @@ class StationController:
             for c in self.connectors.values():
                 await self._poll_state(c)
             await _wait(self._state_wake, self.config.poll_interval_s)
+
+    async def _republish_on_connect(self) -> None:
+        """After every (re)connect, state again: a broker that lost its retained store (no
+        persistence, a new volume) must not leave subscribers without pilot, relay or error."""
+        while True:
+            await self.bus.connected.wait()
+            for c in self.connectors.values():
+                if c.pilot is not None:
+                    self.bus.publish(ch.PILOT, PilotEvent(state=c.pilot), connector=c.hw.id)
+                self._publish_relay(c)
+                self._publish_error(c, force=True)
+            while self.bus.connected.is_set():  # noqa: ASYNC110 (the bus has no "lost" event)
+                await asyncio.sleep(0.5)
 
     # --- meters --------------------------------------------------------------------------
 

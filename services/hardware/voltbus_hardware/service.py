@@ -10,6 +10,7 @@ from voltbus_common.bus import Bus
 from voltbus_hardware.controller import ControllerConfig, StationController
 from voltbus_hardware.settings import HardwareSettings
 from voltbus_hardware.sim_control import SimControl
+from voltbus_hardware.sim_registers import SimRegisterStore
 from voltbus_hardware.station import StationHardware
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,11 @@ def controller_config(settings: HardwareSettings) -> ControllerConfig:
         gateway_loss_opens_relay=settings.gateway_loss_opens_relay)
 
 
-async def serve_station(bus: Bus, station: StationHardware, config: ControllerConfig) -> None:
+async def serve_station(bus: Bus, station: StationHardware, config: ControllerConfig, *,
+                        registers: SimRegisterStore | None = None) -> None:
     """Run one station until cancelled; on the way out open its relays, then say offline."""
+    if registers is not None:
+        registers.restore(station)
     controller = StationController(bus, station, config)
     controller.attach()
     SimControl(bus, station).attach()
@@ -42,15 +46,18 @@ async def serve_station(bus: Bus, station: StationHardware, config: ControllerCo
             bus_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await bus_task
+            if registers is not None:
+                registers.save(station)
             station.close()
 
 
 async def serve(settings: HardwareSettings, stations: list[StationHardware]) -> None:
     """Run every station in one process, each on its own bus connection."""
     config = controller_config(settings)
+    registers = SimRegisterStore(settings.data_dir / "hardware" / "sim-registers.json")
     log.info("hardware: %d station(s), %d connector(s)", len(stations),
              sum(len(s.connectors) for s in stations))
     async with asyncio.TaskGroup() as group:
         for station in stations:
             bus = Bus(settings, station=station.id, service="hardware")
-            group.create_task(serve_station(bus, station, config))
+            group.create_task(serve_station(bus, station, config, registers=registers))
