@@ -1,0 +1,148 @@
+"""Home Assistant's side of a whole session against the running stack.
+
+The real gateway, simulated hardware and development central system run as processes on the
+real broker. A client logged in as the `homeassistant` MQTT user reads the discovery config from
+the broker, presses the buttons, flips the switch and sets the number exactly as HA would, and
+renders each entity's template from the state topics the services actually publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from tests.fixtures.mosquitto import Broker
+from tests.fixtures.services import ServiceGroup
+from tests.homeassistant.test_publisher import home_assistant, publisher, raw_queue, running
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus, Received
+from voltbus_common.devbroker import free_port, wait_for_port
+from voltbus_common.enums import CommandName, CommandStatus
+from voltbus_common.models import CommandResult, SimPlug
+
+_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], within_s: float,
+                     what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        result = check()
+        if await result if asyncio.iscoroutine(result) else result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class HomeAssistantView:
+    """What HA would show: each entity's template applied to the last state payload."""
+
+    def __init__(self, config: dict[str, Any], retained: dict[str, bytes]) -> None:
+        self.components = config["components"]
+        self.retained = retained
+
+    def state(self, key: str) -> str | None:
+        comp = self.components[key]
+        raw = self.retained.get(comp["state_topic"])
+        if raw is None:
+            return None
+        variables: dict[str, Any] = {"value": raw.decode()}
+        if raw:
+            variables["value_json"] = json.loads(raw)
+        return _JINJA.from_string(comp["value_template"]).render(**variables).strip()
+
+
+async def test_ha_drives_a_session_through_the_real_gateway(
+        mosquitto: Broker, services: ServiceGroup, station: str, tmp_path: Path) -> None:
+    ws_port, http_port = free_port(), free_port()
+    base = {"VOLTBUS_STATIONS": station, "VOLTBUS_DATA_DIR": str(tmp_path / "data")}
+    services.start("devcsms", {"VOLTBUS_DEVCSMS_PORT": str(ws_port),
+                               "VOLTBUS_DEVCSMS_HTTP_PORT": str(http_port)})
+    await asyncio.to_thread(wait_for_port, ws_port, 30)
+    services.start("hardware", {**base, **mosquitto.env("hardware"),
+                                "VOLTBUS_METER_INTERVAL_S": "0.2"})
+    services.start("gateway", {**base, **mosquitto.env("gateway"),
+                               "VOLTBUS_CSMS_URL": f"ws://127.0.0.1:{ws_port}/ocpp",
+                               "VOLTBUS_MAX_CURRENT_A": "16"})
+
+    api_bus, pub = publisher(mosquitto, station, connectors=[1], max_current_a=16.0)
+    ha = home_assistant(mosquitto, station)
+    configs = raw_queue(ha, pub.topic)
+    retained: dict[str, bytes] = {}
+
+    async def remember(topic: str, payload: bytes, retain: bool) -> None:
+        retained[topic] = payload
+
+    ha.on_raw(f"{mosquitto.root}/{station}/#", remember)
+    results: asyncio.Queue[CommandResult] = asyncio.Queue()
+
+    async def on_result(msg: Received[CommandResult]) -> None:
+        assert msg.payload is not None
+        if msg.payload.request_id == "homeassistant":
+            await results.put(msg.payload)
+
+    ha.on(ch.COMMAND_RESULT, on_result)
+    operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
+                   service=None)
+
+    async with running(api_bus, ha, operator):
+        config = json.loads((await asyncio.wait_for(configs.get(), 5))[1])
+        view = HomeAssistantView(config, retained)
+        comps = config["components"]
+
+        async def press(key: str, payload: str | None = None) -> CommandResult:
+            comp = comps[key]
+            body = payload if payload is not None else comp["payload_press"]
+            ha.publish_raw(comp["command_topic"], body.encode(), qos=1)
+            return await asyncio.wait_for(results.get(), 15)
+
+        await eventually(lambda: view.state("c1_status") == "Available", 30,
+                         "Available " + services.logs())
+        await eventually(lambda: view.state("ocpp_connected") == "ON", 10, "OCPP connected")
+        await eventually(lambda: view.state("c1_plugged_in") == "OFF", 10, "not plugged in")
+        await eventually(lambda: view.state("c1_energy") is not None, 10, "a meter reading")
+        assert float(view.state("c1_energy") or "nan") >= 0
+
+        # Nothing to stop: the gateway answers, and says no.
+        answer = await press("c1_stop")
+        assert (answer.command, answer.status) == (CommandName.STOP, CommandStatus.REJECTED)
+
+        operator.publish(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        await eventually(lambda: view.state("c1_plugged_in") == "ON", 15, "plugged in")
+        answer = await press("c1_start")
+        assert (answer.command, answer.status) == (CommandName.START, CommandStatus.ACCEPTED)
+        await eventually(lambda: view.state("c1_status") == "Charging", 15, "Charging")
+        await eventually(lambda: float(view.state("c1_power") or 0) > 0, 15, "power")
+        await eventually(lambda: float(view.state("c1_session_energy") or 0) > 0, 15,
+                         "session energy")
+
+        # The number, as HA renders its command_template for 10 A.
+        number = comps["c1_current_limit"]
+        limit = _JINJA.from_string(number["command_template"]).render(value=10)
+        answer = await press("c1_current_limit", limit)
+        assert answer.status is CommandStatus.ACCEPTED, answer
+        await eventually(lambda: view.state("c1_current_limit") == "10.0", 10, "limit 10 A")
+
+        switch = comps["c1_charging_enabled"]
+        answer = await press("c1_charging_enabled", switch["payload_off"])
+        assert (answer.command, answer.status) == (CommandName.DISABLE_CHARGING,
+                                                   CommandStatus.ACCEPTED)
+        await eventually(lambda: view.state("c1_charging_enabled") == "OFF", 10, "switch off")
+        answer = await press("c1_charging_enabled", switch["payload_on"])
+        assert answer.status is CommandStatus.ACCEPTED
+        await eventually(lambda: view.state("c1_charging_enabled") == "ON", 10, "switch on")
+
+        answer = await press("c1_stop")
+        assert (answer.command, answer.status) == (CommandName.STOP, CommandStatus.ACCEPTED)
+        # The transaction topic goes empty: session energy shows 0, not an error.
+        await eventually(lambda: retained.get(comps["c1_session_energy"]["state_topic"]) == b"",
+                         15, "transaction cleared")
+        assert view.state("c1_session_energy") == "0"
+    gateway_log = next(p for p in services.started if p.name == "gateway").log()
+    assert "dropped message" not in gateway_log  # no HA payload was invalid
