@@ -5,7 +5,7 @@ the rest."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import io
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -98,8 +98,12 @@ class Rig:
         """Stop it cleanly (as SIGTERM would)."""
         if self._gw_task is not None:
             self._gw_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._gw_task
+            done, _ = await asyncio.wait({self._gw_task}, timeout=5)
+            if not done:
+                stuck = io.StringIO()
+                for task in asyncio.all_tasks():
+                    task.print_stack(file=stuck)
+                raise AssertionError("gateway did not stop within 5 s:\n" + stuck.getvalue())
             self._gw_task = None
             assert self.gateway is not None
             self.gateway.store.close()

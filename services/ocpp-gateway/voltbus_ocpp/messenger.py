@@ -98,14 +98,20 @@ class Messenger:
 
     async def run(self, cp: ChargePoint) -> None:
         """Send until the connection fails (the exception ends the session)."""
+        task = asyncio.current_task()
         while True:
+            if task is not None and task.cancelling():
+                # Python 3.11's wait_for (used inside ocpp's call()) can swallow a cancel that
+                # races with the answer; honour it here instead of looping on.
+                raise asyncio.CancelledError
             if not self.items:
                 self.wake.clear()
                 interval = self.config.get_seconds("HeartbeatInterval")
                 wait = None if interval <= 0 else max(0.0, self.last_sent + interval
                                                       - time.monotonic())
-                try:
-                    await asyncio.wait_for(self.wake.wait(), wait)
+                try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                    async with asyncio.timeout(wait):
+                        await self.wake.wait()
                 except TimeoutError:
                     self.items.append(Live("Heartbeat", {}))
                 continue

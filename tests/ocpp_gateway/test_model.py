@@ -1,0 +1,352 @@
+"""The connector/station model as tables: (facts, event) -> (status, effects). No I/O, fake clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    CommandName,
+    CommandStatus,
+    ConnectorStatus,
+    PilotState,
+    StopReason,
+)
+from voltbus_ocpp.config_store import ConfigStore
+from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser
+from voltbus_ocpp.model.connector import Facts, Transaction, derive_status
+from voltbus_ocpp.model.events import (
+    AnswerCommand,
+    AuthorizeAnswered,
+    CardPresented,
+    ChangeAvailability,
+    Command,
+    Effect,
+    Event,
+    HardwareFault,
+    LinkChanged,
+    MeterSnapshot,
+    MeterUpdated,
+    PilotChanged,
+    PublishSession,
+    RemoteStart,
+    RemoteStop,
+    Reply,
+    Reset,
+    SendAuthorize,
+    SendMeterValues,
+    SendStartTransaction,
+    SendStatus,
+    SendStopTransaction,
+    SetCurrentLimit,
+    SetRelay,
+    StartAnswered,
+    Tick,
+)
+from voltbus_ocpp.model.station import StationModel
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def reading(energy_wh: float) -> MeterSnapshot:
+    return MeterSnapshot(energy_wh, 3680.0, (16.0, 16.0, 16.0), (230.0, 230.0, 230.0), T0)
+
+
+def build(connectors: int = 1, **config: str) -> tuple[StationModel, FakeClock]:
+    clock = FakeClock()
+    cfg = ConfigStore(None, overrides=config)
+    model = StationModel(connectors, cfg, Authoriser(cfg, local_list={}, cache={}),
+                         max_current_a=16.0, clock=clock)
+    model.startup()
+    model.handle(LinkChanged(True))
+    return model, clock
+
+
+def kinds(effects: list[Effect]) -> list[str]:
+    return [type(e).__name__ for e in effects]
+
+
+def status(model: StationModel, connector: int = 1) -> ConnectorStatus | None:
+    return model.connectors[connector].status
+
+
+# --- derive_status: the priority table ---------------------------------------------------------
+
+TX = Transaction(1, "TAG", T0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(("facts", "limit", "expected"), [
+    (Facts(), 16, ConnectorStatus.AVAILABLE),
+    (Facts(pilot=PilotState.B), 16, ConnectorStatus.PREPARING),
+    (Facts(pilot=PilotState.B, tx=TX), 16, ConnectorStatus.SUSPENDED_EV),
+    (Facts(pilot=PilotState.C, tx=TX), 16, ConnectorStatus.CHARGING),
+    (Facts(pilot=PilotState.C, tx=TX), 0, ConnectorStatus.SUSPENDED_EVSE),
+    (Facts(pilot=PilotState.B, finishing=True), 16, ConnectorStatus.FINISHING),
+    (Facts(operative=False), 16, ConnectorStatus.UNAVAILABLE),
+    (Facts(operative=False, pilot=PilotState.C, tx=TX), 16, ConnectorStatus.CHARGING),
+    (Facts(fault=ChargePointErrorCode.GROUND_FAILURE, tx=TX), 16, ConnectorStatus.FAULTED),
+    (Facts(pilot=PilotState.F), 16, ConnectorStatus.FAULTED),
+])
+def test_status_priority(facts: Facts, limit: float, expected: ConnectorStatus) -> None:
+    assert derive_status(facts, limit) is expected
+
+
+# --- station transitions -----------------------------------------------------------------------
+
+def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
+    model, clock = build(MeterValueSampleInterval="10")
+    model.handle(MeterUpdated(1, reading(500.0)))
+    assert kinds(model.handle(PilotChanged(1, PilotState.B))) == ["SendStatus", "SetLed"]
+    assert status(model) is ConnectorStatus.PREPARING
+    assert model.handle(CardPresented("TAG")) == [SendAuthorize("TAG")]
+    effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    assert kinds(effects) == ["SendStartTransaction", "PublishTransaction", "SetCurrentLimit",
+                              "PublishCharging", "SetRelay", "SendStatus", "SetLed"]
+    start = effects[0]
+    assert isinstance(start, SendStartTransaction)
+    assert (start.id_tag, start.meter_start_wh, start.ts) == ("TAG", 500.0, T0)
+    assert SetRelay(1, True) in effects
+    assert status(model) is ConnectorStatus.SUSPENDED_EV
+    model.handle(PilotChanged(1, PilotState.C))
+    assert status(model) is ConnectorStatus.CHARGING
+    model.handle(StartAnswered(start.local_id, 77, "Accepted"))
+    model.handle(MeterUpdated(1, reading(600.0)))
+    clock.advance(9)
+    assert model.handle(Tick()) == []
+    clock.advance(1)
+    (sample,) = model.handle(Tick())
+    assert isinstance(sample, SendMeterValues)
+    assert sample.reading.energy_wh == 600.0
+    model.handle(MeterUpdated(1, reading(650.0)))
+    effects = model.handle(CardPresented("TAG"))
+    stop = next(e for e in effects if isinstance(e, SendStopTransaction))
+    assert (stop.meter_stop_wh, stop.reason, stop.id_tag) == (650.0, StopReason.LOCAL, "TAG")
+    assert SetRelay(1, False) in effects
+    session = next(e for e in effects if isinstance(e, PublishSession))
+    assert session.transaction.transaction_id == 77
+    assert status(model) is ConnectorStatus.FINISHING
+    model.handle(PilotChanged(1, PilotState.A))
+    assert status(model) is ConnectorStatus.AVAILABLE
+
+
+def test_unplug_stops_with_ev_disconnected() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.B))
+    model.handle(CardPresented("TAG"))
+    model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    effects = model.handle(PilotChanged(1, PilotState.A))
+    stop = next(e for e in effects if isinstance(e, SendStopTransaction))
+    assert stop.reason is StopReason.EV_DISCONNECTED
+    assert status(model) is ConnectorStatus.AVAILABLE
+
+
+def test_rejected_tag_does_not_start() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.B))
+    model.handle(CardPresented("BAD"))
+    assert kinds(model.handle(AuthorizeAnswered("BAD", "Invalid"))) == []
+    assert model.connectors[1].facts.tx is None
+    assert model.authoriser.cache["BAD"].status == "Invalid"
+
+
+def test_remote_start_waits_for_plug_then_times_out() -> None:
+    model, clock = build(ConnectionTimeOut="30")
+    assert Reply("Accepted") in model.handle(RemoteStart("TAG", 1))
+    assert status(model) is ConnectorStatus.PREPARING
+    clock.advance(31)
+    model.handle(Tick())
+    assert status(model) is ConnectorStatus.AVAILABLE
+    model.handle(RemoteStart("TAG", 1))
+    clock.advance(5)
+    effects = model.handle(PilotChanged(1, PilotState.B))
+    assert "SendStartTransaction" in kinds(effects)
+
+
+def test_remote_start_with_authorize_remote_tx_requests_asks_first() -> None:
+    model, _ = build(AuthorizeRemoteTxRequests="true")
+    model.handle(PilotChanged(1, PilotState.B))
+    effects = model.handle(RemoteStart("TAG"))
+    assert effects == [SendAuthorize("TAG"), Reply("Accepted")]
+
+
+@pytest.mark.parametrize(("event", "answer"), [
+    (RemoteStart("TAG", 2), "Rejected"),       # no connector 2
+    (RemoteStop(999), "Rejected"),             # no such transaction
+    (ChangeAvailability(5, False), "Rejected"),
+    (ChangeAvailability(0, False), "Accepted"),
+    (Reset(False), "Accepted"),
+])
+def test_central_requests_answers(event: Event, answer: str) -> None:
+    model, _ = build()
+    assert Reply(answer) in model.handle(event)
+
+
+def test_change_availability_is_scheduled_during_a_transaction() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.C))
+    model.handle(RemoteStart("TAG", 1))
+    assert model.handle(ChangeAvailability(1, False)) == [Reply("Scheduled")]
+    assert status(model) is ConnectorStatus.CHARGING
+    model.handle(Command(1, CommandName.STOP, "r"))
+    model.handle(PilotChanged(1, PilotState.A))
+    assert status(model) is ConnectorStatus.UNAVAILABLE
+
+
+def test_remote_stop_uses_the_real_transaction_id() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.B))
+    start = model.handle(RemoteStart("TAG", 1))[0]
+    assert isinstance(start, SendStartTransaction)
+    assert model.handle(RemoteStop(5)) == [Reply("Rejected")]  # not answered yet
+    model.handle(StartAnswered(start.local_id, 5, "Accepted"))
+    effects = model.handle(RemoteStop(5))
+    assert Reply("Accepted") in effects
+    stop = next(e for e in effects if isinstance(e, SendStopTransaction))
+    assert stop.reason is StopReason.REMOTE
+
+
+def test_invalid_start_answer_stops_transaction() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.B))
+    start = model.handle(RemoteStart("TAG", 1))[0]
+    assert isinstance(start, SendStartTransaction)
+    effects = model.handle(StartAnswered(start.local_id, 9, "Blocked"))
+    stop = next(e for e in effects if isinstance(e, SendStopTransaction))
+    assert stop.reason is StopReason.DE_AUTHORIZED
+
+
+def answers(effects: list[Effect]) -> list[tuple[CommandStatus, str | None]]:
+    return [(e.status, e.reason) for e in effects if isinstance(e, AnswerCommand)]
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    (Command(1, CommandName.STOP, "r"), (CommandStatus.REJECTED,
+                                         "no transaction running on connector 1")),
+    (Command(3, CommandName.STOP, "r"), (CommandStatus.REJECTED, "unknown connector 3")),
+    (Command(0, CommandName.STOP, "r"), (CommandStatus.REJECTED,
+                                         "connector 0 is the whole station; stop needs a "
+                                         "connector")),
+    (Command(1, CommandName.SET_CURRENT_LIMIT, "r", amps=32), (
+        CommandStatus.REJECTED, "amps 32 above the station maximum 16 A")),
+    (Command(1, CommandName.SET_CURRENT_LIMIT, "r", amps=10), (CommandStatus.ACCEPTED, None)),
+    (Command(1, CommandName.UNLOCK, "r"), (CommandStatus.NOT_SUPPORTED,
+                                           "this station has no connector lock")),
+    (Command(0, CommandName.CHANGE_AVAILABILITY, "r", operative=False), (
+        CommandStatus.ACCEPTED, None)),
+    (Command(2, CommandName.CHANGE_AVAILABILITY, "r", operative=False), (
+        CommandStatus.REJECTED, "unknown connector 2")),
+])
+def test_commands_are_always_answered(command: Command, expected: tuple) -> None:
+    model, _ = build()
+    assert answers(model.handle(command)) == [expected]
+
+
+def test_disable_charging_suspends_and_enable_restores_limit() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.C))
+    model.handle(RemoteStart("TAG", 1))
+    effects = model.handle(Command(1, CommandName.DISABLE_CHARGING, "r"))
+    assert SetCurrentLimit(1, 0.0) in effects
+    assert status(model) is ConnectorStatus.SUSPENDED_EVSE
+    effects = model.handle(Command(1, CommandName.ENABLE_CHARGING, "r"))
+    assert SetCurrentLimit(1, 16.0) in effects
+    assert status(model) is ConnectorStatus.CHARGING
+    effects = model.handle(Command(1, CommandName.SET_CURRENT_LIMIT, "r", amps=6))
+    assert SetCurrentLimit(1, 6.0) in effects
+
+
+def test_command_start_answers_after_authorize() -> None:
+    model, _ = build()
+    assert model.handle(Command(1, CommandName.START, "r1", id_tag="TAG")) == [
+        SendAuthorize("TAG")]
+    effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    assert answers(effects) == [(CommandStatus.ACCEPTED, None)]
+    assert status(model) is ConnectorStatus.PREPARING
+    model.handle(Command(1, CommandName.STOP, "r2"))
+    model.handle(Command(1, CommandName.START, "r3", id_tag="NOPE"))
+    assert answers(model.handle(AuthorizeAnswered("NOPE", "Blocked"))) == [
+        (CommandStatus.REJECTED, "id tag NOPE: Blocked")]
+
+
+@pytest.mark.parametrize(("config", "known", "accepted"), [
+    ({}, None, False),
+    ({"AllowOfflineTxForUnknownId": "true"}, None, True),
+    ({}, "Accepted", True),
+    ({"LocalAuthorizeOffline": "false"}, "Accepted", False),
+    ({"AllowOfflineTxForUnknownId": "true"}, "Blocked", False),
+])
+def test_offline_authorisation(config: dict[str, str], known: str | None,
+                               accepted: bool) -> None:
+    model, _ = build(**config)
+    if known:
+        model.authoriser.cache["TAG"] = AuthEntry(known)
+    model.handle(LinkChanged(False))
+    model.handle(PilotChanged(1, PilotState.B))
+    effects = model.handle(CardPresented("TAG"))
+    assert ("SendStartTransaction" in kinds(effects)) is accepted
+    assert "SendAuthorize" not in kinds(effects)
+
+
+def test_local_pre_authorize_skips_authorize_for_cached_tag() -> None:
+    model, _ = build(LocalPreAuthorize="true")
+    model.authoriser.cache["TAG"] = AuthEntry("Accepted", T0 + timedelta(days=1))
+    model.handle(PilotChanged(1, PilotState.B))
+    assert "SendStartTransaction" in kinds(model.handle(CardPresented("TAG")))
+
+
+def test_authorize_without_answer_falls_back_to_offline_rules() -> None:
+    model, _ = build(AllowOfflineTxForUnknownId="true")
+    model.handle(PilotChanged(1, PilotState.B))
+    model.handle(CardPresented("TAG"))
+    assert "SendStartTransaction" in kinds(model.handle(AuthorizeAnswered("TAG", None)))
+
+
+def test_hardware_fault_stops_and_reports_faulted() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.C))
+    model.handle(RemoteStart("TAG", 1))
+    effects = model.handle(HardwareFault(1, ChargePointErrorCode.GROUND_FAILURE, "RCD"))
+    assert SetRelay(1, False) in effects
+    sent = next(e for e in effects if isinstance(e, SendStatus))
+    assert (sent.status, sent.error_code, sent.info) == (
+        ConnectorStatus.FAULTED, ChargePointErrorCode.GROUND_FAILURE, "RCD")
+    model.handle(HardwareFault(1, ChargePointErrorCode.NO_ERROR))
+    assert status(model) is ConnectorStatus.FINISHING
+
+
+def test_tap_goes_to_the_plugged_connector_of_two() -> None:
+    model, _ = build(connectors=2)
+    model.handle(PilotChanged(2, PilotState.B))
+    model.handle(CardPresented("TAG"))
+    effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    start = next(e for e in effects if isinstance(e, SendStartTransaction))
+    assert start.connector == 2
+
+
+def test_clock_aligned_meter_values() -> None:
+    model, clock = build(ClockAlignedDataInterval="900", MeterValueSampleInterval="0")
+    model.handle(MeterUpdated(1, reading(10.0)))
+    model.handle(PilotChanged(1, PilotState.C))
+    model.handle(RemoteStart("TAG", 1))
+    clock.advance(899)
+    assert model.handle(Tick()) == []
+    clock.advance(1)  # 12:15:00
+    (aligned,) = model.handle(Tick())
+    assert isinstance(aligned, SendMeterValues)
+    assert aligned.context == "Sample.Clock"
