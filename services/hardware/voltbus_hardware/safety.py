@@ -32,9 +32,13 @@ class OvercurrentGuard:
         self._since = None
 
 
+PRIORITY = ("evse", "relay", "overcurrent", "meter")  # then readers; the first active shows
+
+
 @dataclass
 class FaultSet:
-    """Faults by source (evse, meter, relay, reader, overcurrent); the oldest active one shows."""
+    """Faults by source; the error topic shows the most severe: EVSE board, relay,
+    overcurrent, meter, then card readers (one topic carries one code)."""
 
     _active: dict[str, tuple[ChargePointErrorCode, str | None]] = field(default_factory=dict)
 
@@ -56,6 +60,10 @@ class FaultSet:
 
     def shown(self) -> tuple[ChargePointErrorCode, str | None]:
         """What the error topic should say now."""
-        for fault in self._active.values():
-            return fault
+        for source in sorted(self._active, key=_rank):
+            return self._active[source]
         return ChargePointErrorCode.NO_ERROR, None
+
+
+def _rank(source: str) -> int:
+    return PRIORITY.index(source) if source in PRIORITY else len(PRIORITY)
