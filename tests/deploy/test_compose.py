@@ -139,6 +139,7 @@ def test_services_are_wired_for_a_pi(tmp_path: Path) -> None:
             assert how["condition"] == expected, (name, dep)
     for name, module in MODULES.items():
         assert services[name]["command"] == ["python", "-m", module]
+        assert services[name]["stop_grace_period"] == "20s"
         assert services[name]["image"] == services["api"]["image"]  # one image
     assert services["gateway"]["depends_on"]["devcsms"]["required"] is False
 
