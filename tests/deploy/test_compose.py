@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,12 @@ def test_no_secret_is_committed_and_every_variable_is_documented() -> None:
             assert match.group(2) == "", f".env.example must leave {match.group(1)} empty"
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO, check=False)
     assert ignored.returncode == 0, ".env must be git-ignored"
+
+
+def test_compose_spec_json_schema() -> None:
+    """A second, independent check: the compose-spec JSON schema (bundled, offline)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+         *(str(REPO / f) for f in COMPOSE_FILES)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
