@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -53,8 +54,10 @@ def test_uv_sync_recipe_builds_a_working_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "UV_LINK_MODE": "copy"}
     env.pop("VIRTUAL_ENV", None)
+    uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` tells its children where it is
+    assert uv, "uv is not on PATH"
     for args in (["--no-install-workspace"], ["--no-editable"]):
-        result = subprocess.run(["uv", "sync", "--frozen", "--no-dev", *args], cwd=REPO, env=env,
+        result = subprocess.run([uv, "sync", "--frozen", "--no-dev", *args], cwd=REPO, env=env,
                                 capture_output=True, text=True, timeout=240, check=False)
         assert result.returncode == 0, result.stderr[-2000:]
     python = venv / "bin" / "python"
