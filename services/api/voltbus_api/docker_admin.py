@@ -23,7 +23,7 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from requests import RequestException  # type: ignore[import-untyped]
+from requests import RequestException  # type: ignore[import-untyped,unused-ignore]
 
 log = logging.getLogger(__name__)
 
