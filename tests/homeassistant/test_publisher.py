@@ -211,7 +211,27 @@ async def test_turning_discovery_off_removes_the_device(mosquitto: Broker, stati
     assert seen.empty()
 
 
-@pytest.mark.parametrize("bad", [b"not json", b"[1, 2]"])
+async def test_entities_dropped_by_a_new_configuration_are_removed(
+    mosquitto: Broker, station: str
+) -> None:
+    bus, _ = publisher(mosquitto, station, phases=3)
+    async with running(bus):
+        await bus.drain()
+    ha = home_assistant(mosquitto, station)
+    bus, pub = publisher(mosquitto, station, phases=1)  # a single-phase meter now
+    configs = raw_queue(ha, pub.topic)
+    async with running(ha):
+        await next_config(configs)  # retained, three phases
+        async with running(bus):
+            await next_config(configs)  # from attach()
+            removal = await next_config(configs)
+    assert removal["components"]["c1_current_l2"] == {"platform": "sensor"}
+    assert removal["components"]["c1_current_l3"] == {"platform": "sensor"}
+    assert len(removal["components"]["c1_current_l1"]) > 1
+    assert ha_schema.check_device_config(removal) == []
+
+
+@pytest.mark.parametrize("bad", [b"not json", b"[1, 2]", b'{"components": [1]}'])
 async def test_unreadable_retained_config_is_replaced(
     mosquitto: Broker, station: str, bad: bytes
 ) -> None:

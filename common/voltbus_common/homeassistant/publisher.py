@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import replace
 
 from voltbus_common.bus import Bus
 from voltbus_common.homeassistant.discovery import (
     DEFAULT_PREFIX,
     DEFAULT_REMOTE_ID_TAG,
     StationDiscovery,
-    configured_connectors,
     discovery_topic,
 )
 
@@ -23,7 +21,8 @@ class DiscoveryPublisher:
     """Announces one station to Home Assistant over its Bus; re-announces when HA comes online.
 
     Call `attach()` before `bus.run()`. On (re)connect the broker hands us the config we
-    published last (retained): entities of connectors no longer configured are removed, and with
+    published last (retained): every entity in it that is no longer configured (a connector
+    removed, phases 3 -> 1, an entity a newer version dropped) is removed, and with
     `enabled=False` the whole device is removed. Needs MQTT rights on `<prefix>/#` (the ACL gives
     them to the api and gateway users for the default prefix).
     """
@@ -43,6 +42,7 @@ class DiscoveryPublisher:
             configuration_url=configuration_url, root=bus.root, remote_id_tag=remote_id_tag,
             phases=phases)
         self.published = 0
+        self._stubs: dict[str, str] = {}  # component id -> platform, for HA to remove
 
     def attach(self) -> None:
         """Subscribe to HA's status and our own retained config; queue the first announcement."""
@@ -53,7 +53,11 @@ class DiscoveryPublisher:
 
     def publish(self) -> None:
         """Queue the device config (retained)."""
-        payload = json.dumps(self.station.config(), separators=(",", ":")).encode()
+        config = self.station.config()
+        for key, platform in self._stubs.items():
+            # HA removes a component of a device whose config holds only its platform.
+            config["components"].setdefault(key, {"platform": platform})
+        payload = json.dumps(config, separators=(",", ":")).encode()
         self.bus.publish_raw(self.topic, payload, qos=1, retain=True)
         self.published += 1
 
@@ -78,15 +82,15 @@ class DiscoveryPublisher:
         except ValueError:
             log.warning("unreadable retained discovery config on %s: ignored", topic)
             return
-        stale = configured_connectors(previous if isinstance(previous, dict) else {}) - set(
-            self.station.connectors)
+        components = previous.get("components") if isinstance(previous, dict) else None
+        if not isinstance(components, dict):
+            components = {}
+        current = self.station.components()
+        stale = {key: comp.get("platform") for key, comp in components.items()
+                 if isinstance(comp, dict) and len(comp) > 1 and key not in current
+                 and isinstance(comp.get("platform"), str)}
         if stale:
-            log.info("removing Home Assistant entities of connectors %s (no longer configured)",
-                     sorted(stale))
-            self.station = _with_removed(self.station, stale)
+            log.info("removing %d Home Assistant entities no longer configured: %s",
+                     len(stale), ", ".join(sorted(stale)))
+            self._stubs.update(stale)
             self.publish()
-
-
-def _with_removed(station: StationDiscovery, stale: set[int]) -> StationDiscovery:
-    """The same station with these connectors' entities marked for removal."""
-    return replace(station, removed_connectors=station.removed_connectors | frozenset(stale))
