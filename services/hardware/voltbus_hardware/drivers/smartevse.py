@@ -10,6 +10,7 @@ The board takes no current limit over these wires, so the controller says so on 
 from __future__ import annotations
 
 import itertools
+import statistics
 import threading
 import time
 from collections import deque
@@ -21,7 +22,7 @@ from voltbus_common.enums import ChargePointErrorCode, PilotState
 from voltbus_hardware.drivers.base import EvseStatus
 
 FADING_SPREAD = 0.25   # duty-cycle spread over the window that means "fading"
-ERROR_BLINK_HZ = (1.5, 30.0)  # a visible steady blink is the error pattern; faster is dimming
+ERROR_BLINK_HZ = (1.5, 10.0)  # a visible steady blink is the error pattern; faster is dimming
 
 
 def classify(edges: list[tuple[float, bool]], level: bool) -> EvseStatus:
@@ -34,7 +35,7 @@ def classify(edges: list[tuple[float, bool]], level: bool) -> EvseStatus:
         fall = next((t for t, high in edges if not high and start < t < end), None)
         if fall is not None:
             duties.append((fall - start) / (end - start))
-    frequency = (len(rises) - 1) / (rises[-1] - rises[0])
+    frequency = 1 / statistics.median(b - a for a, b in itertools.pairwise(rises))
     if duties and max(duties) - min(duties) >= FADING_SPREAD:
         return EvseStatus(PilotState.C)
     if ERROR_BLINK_HZ[0] <= frequency < ERROR_BLINK_HZ[1]:
