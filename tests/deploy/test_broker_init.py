@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 import trustme
+import yaml
 
 from voltbus_common.channels import ALL_USERS, COMMAND, DEFAULT_ROOT
 from voltbus_common.devbroker import LocalMosquitto, free_port, wait_for_port
@@ -77,6 +79,18 @@ class Broker:
             self.process.wait(5)
 
 
+def run_compose_healthcheck(broker: Broker) -> int:
+    """compose.yaml's mosquitto healthcheck (CMD-SHELL), paths and port moved to the test's."""
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    kind, command = compose["services"]["mosquitto"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$")  # compose's escape for a literal $
+    command = command.replace("/mosquitto/generated", str(broker.tmp / "generated"))
+    command = command.replace("-p 1883", f"-p {broker.port}")
+    assert shutil.which("mosquitto_sub"), "apt-get install mosquitto-clients"
+    return subprocess.run(["sh", "-c", command], timeout=20, check=False).returncode
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     b = Broker(tmp_path)
@@ -115,6 +129,11 @@ async def test_generated_files_work_with_the_committed_config(broker: Broker) ->
         async with asyncio.timeout(5):
             message = await anext(aiter(probe.messages))
         assert b"seconds" in message.payload  # type: ignore[operator]
+    # The compose healthcheck's own command line, as the container's shell runs it.
+    assert await asyncio.to_thread(run_compose_healthcheck, broker) == 0
+    (generated / "healthcheck").write_text("wrong-password\n")
+    assert await asyncio.to_thread(run_compose_healthcheck, broker) != 0
+    (generated / "healthcheck").write_text(health + "\n")
     # The ACL came through: Home Assistant's command reaches the gateway's subscription.
     topic = COMMAND.topic(DEFAULT_ROOT, station="CP1", connector=1)
     async with client(broker.port, "gateway", passwords["gateway"]) as gateway, \
