@@ -223,3 +223,15 @@ def test_compose_spec_json_schema() -> None:
          *(str(REPO / f) for f in COMPOSE_FILES)],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_gets_every_variable_its_provisioning_reads(tmp_path: Path) -> None:
+    grafana = resolved(tmp_path)["services"]["grafana"]
+    env = grafana["environment"]
+    for volume in grafana["volumes"]:
+        if volume["type"] != "bind" or "provisioning" not in volume["target"]:
+            continue
+        source = Path(volume["source"])
+        for path in [source] if source.is_file() else sorted(source.rglob("*.y*ml")):
+            for var in set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)\}?", path.read_text())):
+                assert env.get(var), f"{path.name} reads ${var}, which grafana's env lacks"
