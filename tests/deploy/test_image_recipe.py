@@ -70,6 +70,7 @@ def test_uv_sync_recipe_builds_a_working_venv(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for path in result.stdout.split():
         assert path.startswith(str(venv)), f"{path}: not installed into the venv (editable?)"
+    assert (venv / "bin" / "voltbus").exists(), "the voltbus CLI (docs: voltbus sim ...)"
     assert subprocess.run([str(python), "-c", "import pytest"], capture_output=True,
                           check=False).returncode != 0, "dev dependencies leaked into the image"
     # Package data (web page, meter register maps, ...) made it into the wheels.
