@@ -92,6 +92,7 @@ class Rig:
         self.gateway = Station(settings, self.id, Bus(settings, station=self.id,
                                                        service="gateway"))
         self._gw_task = asyncio.create_task(self.gateway.run())
+        await self.gateway.bus.wait_connected(5)  # subscribed: commands will not be missed
         return self.gateway
 
     async def stop_gateway(self) -> None:

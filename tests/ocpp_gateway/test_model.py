@@ -1,4 +1,6 @@
-"""The connector/station model as tables: (facts, event) -> (status, effects). No I/O, fake clock."""
+"""The connector/station model as tables: (facts, event) -> (status, effects).
+
+No I/O, fake clock."""
 
 from __future__ import annotations
 

@@ -96,6 +96,7 @@ class Station(CentralRequests):
         self._restart_after_reply = False
         self._tx_profiles: dict[int, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped_cleanly = True
 
     def _auth_key(self) -> str | None:
         return self.config.get_str("AuthorizationKey") or self.settings.auth_key()
@@ -275,8 +276,7 @@ class Station(CentralRequests):
                                      ).fetchall()
         if not rows:
             return
-        clean = self.store.meta("clean_shutdown") == "1"
-        reason = StopReason.REBOOT if clean else StopReason.POWER_LOSS
+        reason = StopReason.REBOOT if self._stopped_cleanly else StopReason.POWER_LOSS
         with contextlib.suppress(TimeoutError):
             await self.bus.wait_connected(5)
         for _ in range(50):  # the retained meter reading arrives right after subscribing
@@ -294,6 +294,7 @@ class Station(CentralRequests):
 
     async def run(self) -> None:
         """Serve until cancelled."""
+        self._stopped_cleanly = self.store.meta("clean_shutdown", "1") == "1"
         self.store.set_meta("clean_shutdown", "0")
         self.execute(self.model.startup())
         try:

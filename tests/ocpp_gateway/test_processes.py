@@ -1,0 +1,133 @@
+"""The gateway and the dev central system as real processes: kill -9 mid-transaction and SIGTERM.
+
+After SIGKILL the interrupted transaction is stopped with reason PowerLoss and meterStop read from
+the retained meter topic; after a clean stop it is Reboot. No message lost, none sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.mosquitto import Broker
+from tests.ocpp_gateway.conftest import Rig
+from voltbus_common.devbroker import free_port, wait_for_port
+
+
+class DevCsmsProcess:
+    """`python -m voltbus_devcsms` on free ports."""
+
+    def __init__(self) -> None:
+        self.port, self.http_port = free_port(), free_port()
+        env = {**os.environ, "VOLTBUS_DEVCSMS_PORT": str(self.port),
+               "VOLTBUS_DEVCSMS_HTTP_PORT": str(self.http_port),
+               "VOLTBUS_DEVCSMS_HEARTBEAT_S": "3600"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "voltbus_devcsms"], env=env)
+        wait_for_port(self.port)
+        wait_for_port(self.http_port)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    async def messages(self, station: str, action: str) -> list[dict]:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.http_port}") as client:
+            answer = await client.get(f"/chargers/{station}/messages", params={"action": action})
+        return [m["payload"] for m in answer.json()]
+
+    async def wait(self, station: str, action: str, count: int = 1,
+                   timeout: float = 10) -> dict:  # noqa: ASYNC109
+        async def poll() -> dict:
+            while True:
+                found = await self.messages(station, action)
+                if len(found) >= count:
+                    return found[count - 1]
+                await asyncio.sleep(0.05)
+        return await asyncio.wait_for(poll(), timeout)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def devcsms_process() -> Iterator[DevCsmsProcess]:
+    server = DevCsmsProcess()
+    yield server
+    server.stop()
+
+
+class GatewayProcess:
+    """`python -m voltbus_ocpp` for one station."""
+
+    def __init__(self, broker: Broker, station: str, csms_url: str, data_dir: Path) -> None:
+        self.env = {**os.environ, **broker.env("gateway"), "VOLTBUS_STATIONS": station,
+                    "VOLTBUS_CSMS_URL": csms_url, "VOLTBUS_DATA_DIR": str(data_dir),
+                    "VOLTBUS_TIME_SCALE": "0.01", "VOLTBUS_RECONNECT_MIN_S": "0.05",
+                    "VOLTBUS_RECONNECT_MAX_S": "0.3",
+                    "VOLTBUS_OCPP_CONFIG": json.dumps({"MeterValueSampleInterval": "20"})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "voltbus_ocpp"], env=self.env)
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(10)
+
+
+@pytest.fixture
+async def gateway_process(mosquitto: Broker, station: str, devcsms_process: DevCsmsProcess,
+                          tmp_path: Path) -> AsyncIterator[GatewayProcess]:
+    gw = GatewayProcess(mosquitto, station, devcsms_process.url, tmp_path / "data")
+    yield gw
+    if gw.proc is not None and gw.proc.poll() is None:
+        gw.signal(signal.SIGKILL)
+
+
+async def session_started(rig: Rig, csms: DevCsmsProcess) -> dict:
+    rig.meter(2000.0)
+    rig.pilot("B")
+    await csms.wait(rig.id, "StatusNotification")
+    rig.tap("04A1B2C3")
+    start = await csms.wait(rig.id, "StartTransaction")
+    rig.pilot("C")
+    await rig.wait("relay_set", lambda p: p.closed is True)
+    return start
+
+
+@pytest.mark.parametrize(("sig", "reason"), [(signal.SIGKILL, "PowerLoss"),
+                                             (signal.SIGTERM, "Reboot")])
+async def test_gateway_stopped_mid_transaction_stops_it_on_restart(
+        rig: Rig, devcsms_process: DevCsmsProcess, gateway_process: GatewayProcess,
+        sig: int, reason: str) -> None:
+    csms = devcsms_process
+    gateway_process.start()
+    await session_started(rig, csms)
+    await csms.wait(rig.id, "MeterValues")
+    code = gateway_process.signal(sig)
+    assert code == (-9 if sig == signal.SIGKILL else 0)
+    rig.meter(2345.0)  # the EV went on drawing while the gateway was down (retained)
+    gateway_process.start()
+    stop = await csms.wait(rig.id, "StopTransaction")
+    assert stop["reason"] == reason
+    assert stop["meterStop"] == 2345
+    assert stop["transactionId"] == 1
+    opened = await rig.wait("relay_set", lambda p: p.closed is False)
+    assert opened.closed is False
+    session = await rig.wait("session")
+    assert session.stop_reason.value == reason
+    assert len(await csms.messages(rig.id, "StartTransaction")) == 1
+    assert len(await csms.messages(rig.id, "BootNotification")) == 2
+    await asyncio.sleep(0.2)
+    assert len(await csms.messages(rig.id, "StopTransaction")) == 1
