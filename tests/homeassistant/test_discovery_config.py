@@ -133,6 +133,11 @@ def test_every_topic_belongs_to_the_contract() -> None:
                 assert "homeassistant" in channel.writers
 
 
+def test_commands_and_states_travel_at_qos_1() -> None:
+    for comp in station().config()["components"].values():
+        assert comp["qos"] == ch.COMMAND.qos == 1
+
+
 def test_availability_follows_the_service_that_owns_the_data() -> None:
     comps = station().config()["components"]
 

@@ -106,8 +106,10 @@ class StationDiscovery:
     def _entity(self, key: str, platform: str, name: str, *services: Service,
                 **options: Any) -> tuple[str, Component]:
         """One component: platform, a name without the device's name, a stable unique_id."""
+        # qos per component too: not every HA version merges a device-level qos into them, and
+        # commands must travel at the COMMAND channel's QoS 1.
         return key, {"platform": platform, "name": name,
-                     "unique_id": f"{self.object_id}_{key}",
+                     "unique_id": f"{self.object_id}_{key}", "qos": COMMAND.qos,
                      **self._availability(*services), **options}
 
     def _station_entities(self) -> list[tuple[str, Component]]:
