@@ -7,9 +7,13 @@ it the way it talks to dockerd.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import posixpath
 import re
 import socketserver
+import tarfile
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler
@@ -33,6 +37,7 @@ class Engine:
         self.calls: list[tuple[str, str]] = []
         self.created: list[dict[str, Any]] = []
         self.fail: dict[tuple[str, str], tuple[int, str]] = {}
+        self.files: dict[str, dict[str, bytes]] = {}  # container id -> {absolute path: content}
         self._server: socketserver.ThreadingUnixStreamServer | None = None
 
     # --- building the scene ----------------------------------------------------------------
@@ -62,6 +67,8 @@ class Engine:
                            "RestartPolicy": {"Name": "unless-stopped"}},
             "NetworkSettings": {"Networks": {f"{project}_default": {"Aliases": [service]}}},
         }
+        # What compose copies in after create: the service's secret from the environment.
+        self.files[cid] = {f"/run/secrets/mqtt_{service}": f"pw-{service}\n".encode()}
         return cid
 
     def publish(self, ref: str, env: list[str] | None = None) -> str:
@@ -85,13 +92,18 @@ class Engine:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _answer(self, code: int, body: object = None, *, lines: bool = False) -> None:
-                if lines and isinstance(body, list):
+            def _answer(self, code: int, body: object = None, *, lines: bool = False,
+                        headers: dict[str, str] | None = None) -> None:
+                if isinstance(body, bytes):
+                    data = body
+                elif lines and isinstance(body, list):
                     data = b"".join(json.dumps(x).encode() + b"\r\n" for x in body)
                 else:
                     data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -101,7 +113,8 @@ class Engine:
                 path = re.sub(r"^/v[\d.]+", "", url.path)
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
+                raw = self.rfile.read(length) if length else b""
+                body: Any = raw if method == "PUT" else (json.loads(raw) if raw else None)
                 engine.calls.append((method, path))
                 failure = engine.fail.get((method, path))
                 if failure:
@@ -112,7 +125,12 @@ class Engine:
                 except KeyError as exc:
                     self._answer(404, {"message": f"No such object: {exc}"})
                     return
-                self._answer(code, answer, lines=lines)
+                headers = {}
+                if isinstance(answer, tuple):  # an archive: (tar bytes, stat)
+                    answer, stat = answer
+                    headers["X-Docker-Container-Path-Stat"] = base64.b64encode(
+                        json.dumps(stat).encode()).decode()
+                self._answer(code, answer, lines=lines, headers=headers)
 
             def do_GET(self) -> None:
                 self._handle("GET")
@@ -122,6 +140,9 @@ class Engine:
 
             def do_DELETE(self) -> None:
                 self._handle("DELETE")
+
+            def do_PUT(self) -> None:
+                self._handle("PUT")
 
         self._server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
         self._server.daemon_threads = True
@@ -174,6 +195,8 @@ class Engine:
             if method == "POST" and action == "stop":
                 c["State"] = {"Status": "exited", "Running": False}
                 return 204, None, False
+            if action == "archive":
+                return self._archive(c["Id"], method, query["path"], body)
             if method == "POST" and action == "rename":
                 c["Name"] = "/" + query["name"]
                 return 204, None, False
@@ -189,3 +212,26 @@ class Engine:
             image_id = self.tags.get(name, name)
             return 200, self.images[image_id], False
         return 404, {"message": f"page not found: {method} {path}"}, False
+
+    def _archive(self, cid: str, method: str, path: str, body: Any) -> tuple[int, Any, bool]:
+        """GET: a tar of path (its base name at the top); PUT: extract a tar under path."""
+        files = self.files.setdefault(cid, {})
+        if method == "GET":
+            found = {p: data for p, data in files.items() if p == path or p.startswith(path + "/")}
+            if not found:
+                return 404, {"message": f"Could not find the file {path} in container"}, False
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                base = posixpath.dirname(path.rstrip("/"))
+                for name, data in found.items():
+                    info = tarfile.TarInfo(posixpath.relpath(name, base))
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+            stat = {"name": posixpath.basename(path), "size": 0, "mode": 0o755 | 0x80000000}
+            return 200, (buffer.getvalue(), stat), False
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r") as tar:
+            for member in tar.getmembers():
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    files[posixpath.join(path, member.name)] = extracted.read()
+        return 200, None, False

@@ -119,9 +119,12 @@ async def test_update_recreates_from_the_new_image(http: httpx.AsyncClient, engi
         "gateway"]
     # The container's own settings survive; the old image's environment does not.
     assert created["Env"] == ["VOLTBUS_MQTT_USERNAME=gateway"]
+    # The secret compose copied into the old container was copied into the new one, before start.
+    new_id = next(cid for cid, c in engine.containers.items() if c is new)
+    assert engine.files[new_id] == {"/run/secrets/mqtt_gateway": b"pw-gateway\n"}
     order = [(m, p.split("/")[-1]) for m, p in engine.calls if m != "GET"]
-    assert order[-5:] == [("POST", "stop"), ("POST", "rename"), ("POST", "create"),
-                          ("POST", "start"), ("DELETE", stack["gateway"])]
+    assert order[-6:] == [("POST", "stop"), ("POST", "rename"), ("POST", "create"),
+                          ("PUT", "archive"), ("POST", "start"), ("DELETE", stack["gateway"])]
 
 
 @pytest.mark.expected_errors

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 API_VERSION = "1.41"  # Docker 20.10 and newer; pinned so the client does not probe /version
+# Files compose copies into a container after creating it (secrets whose source is an environment
+# variable): not part of the container's configuration, so a recreated container needs a copy.
+INJECTED_DIRS = ("/run/secrets",)
 
 
 class DockerAdminSettings(BaseSettings):
@@ -168,6 +171,9 @@ class DockerAdmin:
                 name: {"Aliases": ep.get("Aliases")} for name, ep in networks.items()}},
         }
 
+    def _copy_injected(self, old: Any, new_id: str) -> None:
+        _copy_injected_dirs(self.client, old, new_id)
+
     def _recreate(self, old: Any, ref: str) -> None:
         """Set the old container aside, start the new one; on error put the old one back."""
         api = self.client.api
@@ -178,6 +184,7 @@ class DockerAdmin:
         new_id = None
         try:
             new_id = api.create_container(**args)["Id"]
+            self._copy_injected(old, new_id)
             api.start(new_id)
         except DockerException:
             log.exception("admin: recreating %s failed; restoring the old container", name)
@@ -188,6 +195,16 @@ class DockerAdmin:
             raise
         old.remove()
         log.warning("admin: %s now runs %s (%s)", name, ref, str(new_id)[:12])
+
+
+def _copy_injected_dirs(client: Any, old: Any, new_id: str) -> None:
+    """Copy what compose injected into the old container (INJECTED_DIRS) into the new one."""
+    for path in INJECTED_DIRS:
+        try:
+            chunks, _ = old.get_archive(path)
+        except NotFound:
+            continue
+        client.api.put_archive(new_id, os.path.dirname(path), b"".join(chunks))
 
 
 def create_router(admin: DockerAdmin) -> APIRouter:
