@@ -30,7 +30,7 @@ class LedWave:
     def __init__(self, pins: MockFactory) -> None:
         self.pin = pins.pin(STATUS)
         self.pattern: Callable[[float], float] = OFF  # duty cycle over time
-        self.period_s = 0.02  # 50 Hz PWM
+        self.period_s = 0.04  # 25 Hz PWM (slow enough for a thread on a loaded machine)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -75,7 +75,7 @@ def ON(t: float) -> float:
 def FADING(t: float) -> float:
     return 0.5 + 0.45 * math.sin(t * 2 * math.pi)
 def DIMMED(t: float) -> float:
-    return 0.3  # steady PWM dimming at 50 Hz
+    return 0.3  # steady PWM dimming
 
 
 def BLINKING(t: float) -> float:

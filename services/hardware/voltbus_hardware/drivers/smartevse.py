@@ -21,7 +21,7 @@ from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from voltbus_common.enums import ChargePointErrorCode, PilotState
 from voltbus_hardware.drivers.base import EvseStatus
 
-FADING_SPREAD = 0.25   # duty-cycle spread over the window that means "fading"
+FADING_SPREAD = 0.3    # duty-cycle spread over the window that means "fading"
 ERROR_BLINK_HZ = (1.5, 10.0)  # a visible steady blink is the error pattern; faster is dimming
 
 
@@ -36,7 +36,11 @@ def classify(edges: list[tuple[float, bool]], level: bool) -> EvseStatus:
         if fall is not None:
             duties.append((fall - start) / (end - start))
     frequency = 1 / statistics.median(b - a for a, b in itertools.pairwise(rises))
-    if duties and max(duties) - min(duties) >= FADING_SPREAD:
+    if len(duties) >= 5:  # spread between 10th and 90th percentile: ignores stray cycles
+        deciles = statistics.quantiles(duties, n=10)
+        if deciles[-1] - deciles[0] >= FADING_SPREAD:
+            return EvseStatus(PilotState.C)
+    elif duties and max(duties) - min(duties) >= FADING_SPREAD:
         return EvseStatus(PilotState.C)
     if ERROR_BLINK_HZ[0] <= frequency < ERROR_BLINK_HZ[1]:
         return EvseStatus(PilotState.F, ChargePointErrorCode.OTHER_ERROR, "SmartEVSE error blink")
