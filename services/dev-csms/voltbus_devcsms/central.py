@@ -52,6 +52,7 @@ class CsmsBehaviour:
     heartbeat_interval_s: int = 60
     accepted_tags: set[str] | None = None  # None: every tag is Accepted
     start_status: dict[str, AuthorizationStatus] = field(default_factory=dict)
+    fail_next: dict[str, int] = field(default_factory=dict)  # action -> CALLERRORs to answer
 
     def tag_status(self, id_tag: str) -> AuthorizationStatus:
         """The status this central system gives an idTag."""
@@ -77,11 +78,16 @@ class StationSession(ChargePoint):
         self.csms = csms
 
     async def route_message(self, raw_msg: str) -> None:
-        """Record a CALL before the ocpp package routes it."""
+        """Record a CALL before the ocpp package routes it (or fails it on purpose)."""
         with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
             msg = json.loads(raw_msg)
             if isinstance(msg, list) and msg and msg[0] == 2:
                 self.csms.record(self.id, Recorded(msg[2], msg[3], msg[1], datetime.now(UTC)))
+                failing = self.csms.behaviour.fail_next
+                if failing.get(msg[2], 0) > 0:
+                    failing[msg[2]] -= 1
+                    await self._send(json.dumps([4, msg[1], "InternalError", "told to fail", {}]))
+                    return
         await super().route_message(raw_msg)
 
     @on(Action.boot_notification)
