@@ -8,6 +8,7 @@ connection's receive loop, which must stay free to read the answer.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Protocol
 
 from ocpp.charge_point import snake_to_camel_case
@@ -49,15 +50,26 @@ class StationApi(Protocol):
     def after_reset(self) -> None: ...
 
 
+_SECRET = re.compile(r'("key"\s*:\s*"AuthorizationKey"\s*,\s*"value"\s*:\s*")[^"]*"')
+
+
+def redact(text: object) -> object:
+    """Frames with an AuthorizationKey value, without the value."""
+    return _SECRET.sub(r'\1***"', text) if isinstance(text, str) else text
+
+
 class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Frames at DEBUG; the package's logger.exception for a peer's bad frame is a WARNING here."""
+    """Frames at DEBUG, secrets redacted; a peer's bad frame is a WARNING, not an exception."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        super().log(level, msg, *(redact(a) for a in args), **kwargs)
 
     def info(self, msg: object, *args: object, **kwargs: Any) -> None:
-        self.debug(msg, *args, **kwargs)
+        self.log(logging.DEBUG, msg, *args, **kwargs)
 
     def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         kwargs.pop("exc_info", None)
-        self.warning(msg, *args, **kwargs)
+        self.log(logging.WARNING, msg, *args, **kwargs)
 
 
 def camel(data: Any) -> Any:
