@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Peers, api_settings, running_api
+from tests.api.conftest import Peers, api_settings, eventually, running_api
 from tests.api.test_history import summary
 from tests.fixtures.mosquitto import Broker
 from voltbus_common import channels as ch
@@ -105,8 +105,11 @@ async def test_retained_state_on_start_is_not_news(
     await peers.gateway.drain()
     settings = api_settings(mosquitto, station, tmp_path, api_notify_urls=inbox.url)
     async with running_api(settings) as (client, _):
-        r = await client.get(f"/api/v1/stations/{station}/connectors/1")
-        assert r.json()["error"]["code"] == "GroundFailure"
+        async def replayed() -> bool:
+            r = await client.get(f"/api/v1/stations/{station}/connectors/1")
+            return r.status_code == 200 and (r.json()["error"] or {}).get("code") == "GroundFailure"
+
+        await eventually(replayed)
         peers.hardware.publish(ch.HW_ERROR, HardwareError(
             code=ChargePointErrorCode.HIGH_TEMPERATURE), connector=1)
         messages = await inbox.wait(1)

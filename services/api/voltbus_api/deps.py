@@ -1,4 +1,9 @@
-"""FastAPI dependencies as Annotated aliases: routes declare what they need by type."""
+"""FastAPI dependencies as Annotated aliases: routes declare what they need by type.
+
+All are `async def` although none awaits: FastAPI runs plain `def` dependencies in a thread pool
+(a thread hop per dependency per request, about 1 ms per command in bench/bench_api_commands.py);
+these are quick and never block.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from voltbus_api.settings import ApiSettings
 from voltbus_api.state_cache import StateCache
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
     """The context the lifespan put on the app."""
     ctx: ApiContext = request.app.state.ctx
     return ctx
@@ -25,17 +30,17 @@ def get_context(request: Request) -> ApiContext:
 ContextDep = Annotated[ApiContext, Depends(get_context)]
 
 
-def get_cache(ctx: ContextDep) -> StateCache:
+async def get_cache(ctx: ContextDep) -> StateCache:
     """The state cache."""
     return ctx.cache
 
 
-def get_commands(ctx: ContextDep) -> CommandClient:
+async def get_commands(ctx: ContextDep) -> CommandClient:
     """The command client."""
     return ctx.commands
 
 
-def get_settings(ctx: ContextDep) -> ApiSettings:
+async def get_settings(ctx: ContextDep) -> ApiSettings:
     """The service settings."""
     return ctx.settings
 
@@ -45,7 +50,7 @@ CommandsDep = Annotated[CommandClient, Depends(get_commands)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 
-def known_station(cache: StateDep,
+async def known_station(cache: StateDep,
                   station: Annotated[str, Path(description="station id", examples=["CP1"])]
                   ) -> str:
     """The station path parameter, 404 unless this API serves it."""
@@ -58,7 +63,7 @@ def known_station(cache: StateDep,
 StationDep = Annotated[str, Depends(known_station)]
 
 
-def known_connector(cache: StateDep, station: StationDep,
+async def known_connector(cache: StateDep, station: StationDep,
                     n: Annotated[int, Path(ge=1, le=10_000, description="connector id, from 1",
                                            examples=[1])]) -> int:
     """The connector path parameter, 404 unless the station has reported it on the bus."""
@@ -75,7 +80,7 @@ SESSION_COOKIE = "voltbus_session"
 _bearer = HTTPBearer(auto_error=False, description="an API token or a login session token")
 
 
-def bearer_or_cookie(request: Request,
+async def bearer_or_cookie(request: Request,
                      credentials: Annotated[HTTPAuthorizationCredentials | None,
                                             Depends(_bearer)]) -> str | None:
     """The token from `Authorization: Bearer` or else the login cookie."""
@@ -87,7 +92,7 @@ def bearer_or_cookie(request: Request,
 TokenDep = Annotated[str | None, Depends(bearer_or_cookie)]
 
 
-def current_principal(ctx: ContextDep, token: TokenDep) -> Principal:
+async def current_principal(ctx: ContextDep, token: TokenDep) -> Principal:
     """The caller; 401 without a valid token or session."""
     if not token:
         raise ApiError(401, "not authenticated: log in or send 'Authorization: Bearer <token>'",
@@ -102,7 +107,7 @@ def current_principal(ctx: ContextDep, token: TokenDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     """The caller, who must have the admin role (403 otherwise)."""
     if principal.role is not Role.ADMIN:
         raise ApiError(403, f"{principal.name!r} has the role {principal.role.value!r}; "
@@ -113,7 +118,7 @@ def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-def get_sessions(ctx: ContextDep) -> SessionSource:
+async def get_sessions(ctx: ContextDep) -> SessionSource:
     """Session history."""
     return ctx.sessions
 
