@@ -1,15 +1,15 @@
 """Polls one station's drivers into bus events and carries bus commands to the drivers.
 
-One station costs three tasks whatever its number of connectors: a state loop (pilot, board
+One station costs four tasks whatever its number of connectors: a state loop (pilot, board
 faults; woken at once by drivers that notice changes themselves), a meter loop (every meter
-interval, one meter after the other, as an RS-485 bus needs) and a card-reader loop. The safety
+interval, one meter after the other, as an RS-485 bus needs), the card readers (card_readers.py)
+and a re-publisher of state after reconnects. The safety
 rules live here so that every driver obeys them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,8 +26,8 @@ from voltbus_common.models import (
     PilotEvent,
     RelayCommand,
     RelayState,
-    RfidSeen,
 )
+from voltbus_hardware.card_readers import CardReaders, wait_or_timeout
 from voltbus_hardware.colors import parse_color
 from voltbus_hardware.drivers.base import (
     DeviceUnavailable,
@@ -84,9 +84,8 @@ class StationController:
             for n, hw in station.connectors.items()}
         self.gateway_online: bool | None = None
         self._state_wake = asyncio.Event()
-        self._rfid_wake = asyncio.Event()
-        self._reader_retry_at: dict[str, float] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self.readers = CardReaders(bus, station, self._set_reader_fault,
+                                   poll_interval_s=config.poll_interval_s, clock=clock)
 
     def attach(self) -> None:
         """Subscribe to the commands; call before bus.run()."""
@@ -97,9 +96,7 @@ class StationController:
         for c in self.connectors.values():
             if isinstance(c.hw.evse, SupportsWake):
                 c.hw.evse.set_wake(self._state_wake.set)
-        for reader in self.station.readers:
-            if isinstance(reader, SupportsWake):
-                reader.set_wake(self._rfid_wake.set)
+        self.readers.attach()
 
     async def run(self) -> None:
         """Publish the initial state, then poll until cancelled."""
@@ -113,7 +110,7 @@ class StationController:
             group.create_task(self._republish_on_connect())
             group.create_task(self._state_loop())
             group.create_task(self._meter_loop())
-            group.create_task(self._rfid_loop())
+            group.create_task(self.readers.run())
 
     async def shutdown(self) -> None:
         """Open every relay: a stopped hardware service cannot keep the safety rules."""
@@ -248,7 +245,16 @@ class StationController:
             self._state_wake.clear()
             for c in self.connectors.values():
                 await self._poll_state(c)
-            await _wait(self._state_wake, self.config.poll_interval_s)
+            await wait_or_timeout(self._state_wake, self.config.poll_interval_s)
+
+    def _set_reader_fault(self, source: str, info: str | None) -> None:
+        """A station's reader serves every connector: its fault shows on each (None clears)."""
+        for c in self.connectors.values():
+            if info is None:
+                c.faults.clear(source)
+            else:
+                c.faults.set(source, E.READER_FAILURE, info)
+            self._publish_error(c)
 
     async def _republish_on_connect(self) -> None:
         """After every (re)connect, state again: a broker that lost its retained store (no
@@ -313,54 +319,3 @@ class StationController:
             await self._switch(c, closed=False, why="overcurrent")
             self._publish_error(c)
 
-    # --- card readers ------------------------------------------------------------------
-
-    async def _rfid_loop(self) -> None:
-        while True:
-            self._rfid_wake.clear()
-            for reader in self.station.readers:
-                await self._read_card(reader)
-            await _wait(self._rfid_wake, self.config.poll_interval_s)
-
-    async def _read_card(self, reader: Any) -> None:
-        name = reader.name
-        if self.clock() < self._reader_retry_at.get(name, 0.0):
-            return
-        try:
-            tag = await reader.read_tag()
-        except DeviceUnavailable as exc:
-            first = name not in self._reader_retry_at
-            self._reader_retry_at[name] = self.clock() + 5.0
-            if first:
-                log.warning("reader %s unavailable: %s", name, exc)
-            for c in self.connectors.values():
-                c.faults.set(f"reader:{name}", E.READER_FAILURE, f"{name}: {exc}"[:50])
-                self._publish_error(c)
-            return
-        if name in self._reader_retry_at:
-            del self._reader_retry_at[name]
-            log.info("reader %s answers again", name)
-            for c in self.connectors.values():
-                c.faults.clear(f"reader:{name}")
-                self._publish_error(c)
-        if tag is None:
-            return
-        try:
-            seen = RfidSeen(id_tag=tag, reader=name)
-        except ValueError:
-            log.warning("reader %s: card id %r is not a valid OCPP idTag; ignored", name, tag)
-            return
-        self.bus.publish(ch.RFID, seen)
-        if self.station.buzzer is not None:
-            self._spawn(self.station.buzzer.beep())
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    """Sleep until the event is set or the time passes."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
