@@ -13,10 +13,11 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.api.conftest import Peers, api_settings
+from tests.api.conftest import Peers, api_settings, eventually
 from tests.api.served import served_api
 from tests.fixtures.mosquitto import Broker
 from voltbus_common import channels as ch
@@ -50,6 +51,9 @@ async def test_login_watch_a_session_stop_it_and_download_a_report(
     gw, hw = peers.gateway, peers.hardware
 
     def gateway(msg: Received[GatewayCommand]) -> CommandResult:
+        if msg.payload.command is CommandName.SET_CURRENT_LIMIT and msg.payload.amps > 32:
+            return CommandResult(request_id=msg.payload.request_id, command=msg.payload.command,
+                                 status=CommandStatus.REJECTED, reason="above the cable's 32 A")
         if msg.payload.command is CommandName.STOP:  # finish the session as a gateway does
             gw.publish(ch.SESSION, SessionSummary(
                 transaction_id=7, id_tag="04A1B2C3", started_at=started,
@@ -84,6 +88,19 @@ async def test_login_watch_a_session_stop_it_and_download_a_report(
         card = page.locator(f"#c-{station}-1")
         await expect(card.locator(".status")).to_have_text("Available")
 
+        # Start from the page: the gateway gets the id tag typed in.
+        await card.locator(".start-tag").fill("04A1B2C3")
+        await card.locator(".start button").click()
+        async def started_with_tag() -> bool:
+            return [c.payload.id_tag for c in peers.commands] == ["04A1B2C3"]
+
+        await eventually(started_with_tag)
+        # A limit the gateway refuses: the page says why.
+        await card.locator(".limit-amps").fill("40")
+        await card.locator(".limit-form button").click()
+        await expect(page.locator("#command-error")).to_contain_text(
+            "the gateway answered Rejected: above the cable's 32 A")
+
         # A session appears: the page shows it live.
         gw.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.CHARGING),
                    connector=1)
@@ -103,6 +120,8 @@ async def test_login_watch_a_session_stop_it_and_download_a_report(
         await card.locator(".stop").click()
         await expect(card.locator(".status")).to_have_text("Available")
         await expect(card.locator(".stop")).to_be_disabled()
+        assert [c.payload.command for c in peers.commands][:2] == [
+            CommandName.START, CommandName.SET_CURRENT_LIMIT]
         stop = [c for c in peers.commands if c.payload.command is CommandName.STOP]
         assert len(stop) == 1
         assert stop[0].connector == 1
@@ -128,4 +147,34 @@ async def test_login_watch_a_session_stop_it_and_download_a_report(
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
         assert errors == []
+        await browser.close()
+
+
+async def test_a_viewer_sees_state_but_no_controls(
+        chromium: str, mosquitto: Broker, peers: Peers, station: str, tmp_path: Path) -> None:
+    peers.gateway.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.CHARGING),
+                          connector=1)
+    async with served_api(api_settings(mosquitto, station, tmp_path)) as api, \
+            async_playwright() as pw:
+        async with httpx.AsyncClient(base_url=api.url) as client:
+            r = await client.post("/api/v1/users", json={
+                "username": "vera", "password": "viewer password", "role": "viewer"},
+                headers={"Authorization": f"Bearer {api.token}"})
+            assert r.status_code == 201
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        await page.goto(api.url + "/")
+        await page.fill("#login-user", "vera")
+        await page.fill("#login-password", "viewer password")
+        await page.click("#login-form button")
+        await expect(page.locator("#who")).to_have_text("vera (viewer)")
+        card = page.locator(f"#c-{station}-1")
+        await expect(card.locator(".status")).to_have_text("Charging")
+        await expect(card.locator(".stop")).to_be_hidden()
+        await expect(card.locator(".start")).to_be_hidden()
+        # Logging out returns to the login form, and the session is gone.
+        await page.click("#logout")
+        await expect(page.locator("#login-form")).to_be_visible()
+        await page.reload()
+        await expect(page.locator("#login-form")).to_be_visible()
         await browser.close()
