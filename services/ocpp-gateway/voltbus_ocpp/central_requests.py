@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from voltbus_ocpp.maintenance import Maintenance
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser
 from voltbus_ocpp.model.connector import Reservation
 from voltbus_ocpp.model.events import (
@@ -67,8 +68,8 @@ class CentralRequests:
     dispatch: Callable[[Event], list[Effect]]
     spawn: Callable[[Any], None]
     apply_profiles: Callable[[], None]
-    diagnostics_status: str = "Idle"
-    firmware_status: str = "Idle"
+    maintenance: Maintenance
+    _pending_job: Any = None
 
     # --- Core ----------------------------------------------------------------------------------
 
@@ -167,9 +168,9 @@ class CentralRequests:
                 "chargePointVendor": s.charge_point_vendor,
                 "chargePointModel": s.charge_point_model, "firmwareVersion": s.firmware_version})
         elif message == "DiagnosticsStatusNotification":
-            self.messenger.send(message, {"status": self.diagnostics_status})
+            self.messenger.send(message, {"status": self.maintenance.diagnostics_status})
         elif message == "FirmwareStatusNotification":
-            self.messenger.send(message, {"status": self.firmware_status})
+            self.messenger.send(message, {"status": self.maintenance.firmware_status})
         elif message == "StatusNotification":
             if connector == 0:
                 self.messenger.send(message, {"connectorId": 0, "status": "Available",
@@ -316,3 +317,34 @@ class CentralRequests:
         return {"duration": duration_s, "startSchedule": convert.iso(now),
                 "chargingRateUnit": unit or "A", "chargingSchedulePeriod": periods}
 
+
+    # --- Firmware Management -------------------------------------------------------------------
+
+    def get_diagnostics(self, location: str, retries: int, retry_interval_s: int,
+                        start: str | None, stop: str | None) -> str:
+        """GetDiagnostics: the archive's file name; the upload starts after the reply."""
+        name = self.maintenance.diagnostics_name()
+        self._pending_job = self.maintenance.diagnostics(
+            location, name, retries, retry_interval_s,
+            convert.parse_time(start) if start else None,
+            convert.parse_time(stop) if stop else None)
+        return name
+
+    def update_firmware(self, location: str, retrieve_date: str, retries: int,
+                        retry_interval_s: int) -> None:
+        """UpdateFirmware: download at the retrieve date (after the reply)."""
+        self._pending_job = self.maintenance.firmware(
+            location, convert.parse_time(retrieve_date), retries, retry_interval_s)
+
+    def after_get_diagnostics(self) -> None:
+        """Start the upload once the reply is out."""
+        self._start_job()
+
+    def after_update_firmware(self) -> None:
+        """Start the firmware job once the reply is out."""
+        self._start_job()
+
+    def _start_job(self) -> None:
+        job, self._pending_job = self._pending_job, None
+        if job is not None:
+            self.spawn(job)

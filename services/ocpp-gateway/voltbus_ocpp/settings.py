@@ -28,6 +28,8 @@ class GatewaySettings(BusSettings):
     max_current_a: float = Field(default=16.0, gt=0, le=100)
     phases: int = Field(default=3, ge=1, le=3)
     unlock_supported: bool = False
+    firmware_install_command: str | None = None
+    """Run with the downloaded firmware file as last argument; exit 0 means Installed."""
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     response_timeout_s: float = Field(default=30.0, gt=0)

@@ -25,6 +25,7 @@ from voltbus_ocpp.bus_bridge import BusBridge
 from voltbus_ocpp.central_requests import CentralRequests
 from voltbus_ocpp.config_store import ConfigStore
 from voltbus_ocpp.link import Link
+from voltbus_ocpp.maintenance import LogRing, Maintenance, snapshot_files
 from voltbus_ocpp.messenger import Live, Messenger, send_call
 from voltbus_ocpp.model.authorisation import Authoriser
 from voltbus_ocpp.model.events import (
@@ -89,6 +90,13 @@ class Station(CentralRequests):
         self.link = Link(settings, station_id, session=self._session, on_down=self._link_down,
                          auth_key=self._auth_key,
                          ping_interval=lambda: self.config.get_int("WebSocketPingInterval"))
+        self.ring = LogRing()
+        logging.getLogger("voltbus_ocpp").addHandler(self.ring)
+        self.maintenance = Maintenance(
+            station_id, settings.station_dir(station_id) / "firmware",
+            report=lambda action, payload: self.messenger.send(action, payload),
+            snapshot=self._snapshot, ring=self.ring,
+            install_command=settings.firmware_install_command, time_scale=settings.time_scale)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch)
         self.bridge.attach()
         self.registration: RegistrationStatus | None = None
@@ -97,6 +105,14 @@ class Station(CentralRequests):
         self._tx_profiles: dict[int, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped_cleanly = True
+
+    def _snapshot(self) -> dict[str, str]:
+        config = {k: v for k, v in self.config.values.items() if k != "AuthorizationKey"}
+        queued = [{"action": q.action, "local_id": q.local_id, "attempts": q.attempts}
+                  for q in self.queue.all()]
+        statuses = {n: c.status.value if c.status else "" for n, c in
+                    self.model.connectors.items()}
+        return snapshot_files(config, queued, statuses)
 
     def _auth_key(self) -> str | None:
         return self.config.get_str("AuthorizationKey") or self.settings.auth_key()
@@ -305,6 +321,7 @@ class Station(CentralRequests):
                 group.create_task(self._ticker())
         finally:
             self.store.set_meta("clean_shutdown", "1")
+            logging.getLogger("voltbus_ocpp").removeHandler(self.ring)
 
     def spawn(self, coro: Any) -> None:
         """Run a background job tied to this station."""

@@ -48,6 +48,12 @@ class StationApi(Protocol):
                   ) -> dict[str, Any] | None: ...
     def after_trigger(self, message: str, connector: int | None) -> None: ...
     def after_reset(self) -> None: ...
+    def get_diagnostics(self, location: str, retries: int, retry_interval_s: int,
+                        start: str | None, stop: str | None) -> str: ...
+    def after_get_diagnostics(self) -> None: ...
+    def update_firmware(self, location: str, retrieve_date: str, retries: int,
+                        retry_interval_s: int) -> None: ...
+    def after_update_firmware(self) -> None: ...
 
 
 _SECRET = re.compile(r'("key"\s*:\s*"AuthorizationKey"\s*,\s*"value"\s*:\s*")[^"]*"')
@@ -213,3 +219,26 @@ class V16ChargePoint(ChargePoint):
         return call_result.GetCompositeSchedule(status="Accepted", connector_id=connector_id,
                                                 schedule_start=schedule["startSchedule"],
                                                 charging_schedule=schedule)
+
+    @on(Action.get_diagnostics)
+    def on_get_diagnostics(self, location: str, retries: int | None = None,
+                           retry_interval: int | None = None, start_time: str | None = None,
+                           stop_time: str | None = None,
+                           **_: Any) -> call_result.GetDiagnostics:
+        return call_result.GetDiagnostics(file_name=self.station.get_diagnostics(
+            location, retries or 0, retry_interval or 30, start_time, stop_time))
+
+    @after(Action.get_diagnostics)
+    def after_get_diagnostics(self, **_: Any) -> None:
+        self.station.after_get_diagnostics()
+
+    @on(Action.update_firmware)
+    def on_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
+                           retry_interval: int | None = None,
+                           **_: Any) -> call_result.UpdateFirmware:
+        self.station.update_firmware(location, retrieve_date, retries or 0, retry_interval or 30)
+        return call_result.UpdateFirmware()
+
+    @after(Action.update_firmware)
+    def after_update_firmware(self, **_: Any) -> None:
+        self.station.after_update_firmware()

@@ -1,0 +1,137 @@
+"""Firmware Management against a real HTTP server: diagnostics archive uploaded, firmware
+downloaded at the retrieve date with retries and handed to the install hook."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from ocpp.v16 import call
+
+from tests.ocpp_gateway.conftest import Rig
+from voltbus_common.devbroker import free_port
+
+FIRMWARE = b"\x7fELF pretend firmware image"
+
+
+class FileServer:
+    """PUT stores the body, GET serves FIRMWARE after `fail_gets` HTTP 500s."""
+
+    def __init__(self) -> None:
+        self.uploads: dict[str, bytes] = {}
+        self.fail_gets = 0
+        self.gets = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                length = int(self.headers["Content-Length"])
+                owner.uploads[self.path] = self.rfile.read(length)
+                self.send_response(201)
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                owner.gets += 1
+                if owner.gets <= owner.fail_gets:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(FIRMWARE)))
+                self.end_headers()
+                self.wfile.write(FIRMWARE)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def files() -> Iterator[FileServer]:
+    server = FileServer()
+    yield server
+    server.close()
+
+
+def statuses(rig: Rig, action: str) -> list[str]:
+    return [m.payload["status"] for m in rig.csms.received(rig.id, action)]
+
+
+async def test_get_diagnostics_uploads_a_log_archive(rig: Rig, files: FileServer) -> None:
+    await rig.start_gateway(csms_auth_key="do-not-put-me-in-archives")
+    await rig.csms.wait_for(rig.id, "StatusNotification")
+    answer = await rig.csms.send(rig.id, call.GetDiagnostics(
+        location=f"http://127.0.0.1:{files.port}/upload"))
+    name = answer["fileName"]
+    assert name.startswith(f"diagnostics-{rig.id}-")
+    await rig.csms.wait_for(rig.id, "DiagnosticsStatusNotification",
+                            where=lambda p: p["status"] == "Uploaded")
+    assert statuses(rig, "DiagnosticsStatusNotification") == ["Uploading", "Uploaded"]
+    with tarfile.open(fileobj=io.BytesIO(files.uploads[f"/upload/{name}"])) as tar:
+        members = {m.name: tar.extractfile(m).read().decode() for m in tar.getmembers()}
+    assert set(members) == {"log.txt", "config.json", "outbox.json", "connectors.json"}
+    assert "accepted by the central system" in members["log.txt"]
+    config = json.loads(members["config.json"])
+    assert config["NumberOfConnectors"] == "1"
+    assert "AuthorizationKey" not in config
+    assert json.loads(members["connectors.json"]) == {"1": "Available"}
+
+
+async def test_get_diagnostics_upload_failure_is_reported(rig: Rig) -> None:
+    await rig.start_gateway()
+    await rig.csms.wait_for(rig.id, "StatusNotification")
+    await rig.csms.send(rig.id, call.GetDiagnostics(
+        location=f"http://127.0.0.1:{free_port()}/nothing", retries=1, retry_interval=1))
+    await rig.csms.wait_for(rig.id, "DiagnosticsStatusNotification",
+                            where=lambda p: p["status"] == "UploadFailed")
+    assert statuses(rig, "DiagnosticsStatusNotification") == [
+        "Uploading", "Uploading", "UploadFailed"]
+
+
+async def test_update_firmware_downloads_with_retries_and_installs(rig: Rig, files: FileServer,
+                                                                   tmp_path: Path) -> None:
+    files.fail_gets = 1
+    installed = tmp_path / "installed"
+    installed.mkdir()
+    await rig.start_gateway(firmware_install_command=f"cp --target-directory={installed}")
+    await rig.csms.wait_for(rig.id, "StatusNotification")
+    retrieve = datetime.now(UTC) + timedelta(seconds=0.3)
+    answer = await rig.csms.send(rig.id, call.UpdateFirmware(
+        location=f"http://127.0.0.1:{files.port}/fw/voltbus-1.2.bin",
+        retrieve_date=retrieve.isoformat().replace("+00:00", "Z"), retries=2, retry_interval=1))
+    assert answer == {}
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "Installed")
+    assert statuses(rig, "FirmwareStatusNotification") == [
+        "Downloading", "Downloading", "Downloaded", "Installing", "Installed"]
+    first = rig.csms.received(rig.id, "FirmwareStatusNotification")[0]
+    assert first.at >= retrieve
+    assert (installed / "voltbus-1.2.bin").read_bytes() == FIRMWARE
+
+
+async def test_update_firmware_without_install_hook_fails_installation(
+        rig: Rig, files: FileServer) -> None:
+    await rig.start_gateway()
+    await rig.csms.wait_for(rig.id, "StatusNotification")
+    await rig.csms.send(rig.id, call.UpdateFirmware(
+        location=f"http://127.0.0.1:{files.port}/fw.bin",
+        retrieve_date=datetime.now(UTC).isoformat().replace("+00:00", "Z")))
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "InstallationFailed")
+    assert statuses(rig, "FirmwareStatusNotification") == [
+        "Downloading", "Downloaded", "InstallationFailed"]
