@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -52,13 +53,14 @@ async def mqtt_hop(broker: LocalMosquitto, n: int) -> list[float]:
     samples: list[float] = []
     kw = {"username": "operator", "password": broker.passwords["operator"],
           "socket_options": _NODELAY}
+    topic = ch.SIM_TAP.topic(broker.root, station="hop-bench")  # a topic `operator` may write
     async with aiomqtt.Client("127.0.0.1", broker.port, **kw) as rx, \
             aiomqtt.Client("127.0.0.1", broker.port, **kw) as tx:
-        await rx.subscribe("voltbus/v1/bench/hop", qos=1)
+        await rx.subscribe(topic, qos=1)
         messages = aiomqtt_iter(rx)
         for i in range(n):
             start = time.perf_counter()
-            await tx.publish("voltbus/v1/bench/hop", str(i).encode(), qos=1)
+            await tx.publish(topic, str(i).encode(), qos=1)
             await anext(messages)
             samples.append(time.perf_counter() - start)
     return samples[n // 10:]
@@ -78,7 +80,8 @@ class _Csms(ChargePoint):
 async def ocpp_call(n: int) -> list[float]:
     """One OCPP 1.6 call and its answer over a loopback WebSocket with the `ocpp` package."""
     async def handler(ws: websockets.ServerConnection) -> None:
-        await _Csms("bench", ws).start()
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await _Csms("bench", ws).start()
 
     async with websockets.serve(handler, "127.0.0.1", 0, subprotocols=["ocpp1.6"]) as server:
         port = next(iter(server.sockets)).getsockname()[1]
@@ -143,6 +146,23 @@ async def tap_to_relay(broker: LocalMosquitto, station: str, sessions: int) -> l
     return samples[min(10, sessions // 10):]
 
 
+def durable_commit(directory: Path, n: int) -> list[float]:
+    """One sqlite commit in WAL mode with synchronous=FULL (how the gateway's outbox writes)."""
+    import sqlite3
+
+    db = sqlite3.connect(directory / "fsync-bench.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body TEXT)")
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        db.execute("INSERT INTO t (body) VALUES (?)", (f"message {i}",))
+        samples.append(time.perf_counter() - start)
+    db.close()
+    return samples[n // 10:]
+
+
 def idle_footprint(group: ServiceGroup, seconds: float) -> list[str]:
     """RSS and CPU share of each running service over `seconds` of idleness."""
     before = {p.name: cpu_seconds(p.pid) for p in group.started if p.alive()}
@@ -166,6 +186,7 @@ async def main(sessions: int, idle_s: float) -> None:
         try:
             hop = await mqtt_hop(broker, 1000)
             ocpp = await ocpp_call(1000)
+            commit = durable_commit(work, 300)
             station = "BENCH1"
             ws_port, http_port = free_port(), free_port()
             base = {"VOLTBUS_STATIONS": station, "VOLTBUS_DATA_DIR": str(work / "data"),
@@ -175,16 +196,26 @@ async def main(sessions: int, idle_s: float) -> None:
             wait_for_port(ws_port, 30)
             group.start("gateway", {**base, **broker.env("gateway"),
                                     "VOLTBUS_CSMS_URL": f"ws://127.0.0.1:{ws_port}/ocpp"})
-            stack = await tap_to_relay(broker, station, sessions)
+            try:
+                stack = await tap_to_relay(broker, station, sessions)
+            except TimeoutError:
+                print(group.logs()[-6000:], file=sys.stderr)
+                raise
             floor_p50 = 2 * pct(hop, 0.5) + 2 * pct(ocpp, 0.5)
             floor_p99 = 2 * pct(hop, 0.99) + 2 * pct(ocpp, 0.99)
             print(summary("raw MQTT QoS1 hop", hop))
             print(summary("raw OCPP call (Heartbeat)", ocpp))
             print(f"{'floor = 2 hops + 2 OCPP calls':<34} p50 {floor_p50:7.2f} ms   "
                   f"p99 {floor_p99:7.2f} ms")
+            print(summary("durable commit (sqlite FULL, WAL)", commit))
             print(summary("tap -> relay/set through voltbus", stack))
             print(f"ratio voltbus / floor: p50 {pct(stack, 0.5) / floor_p50:.2f}x   "
                   f"p99 {pct(stack, 0.99) / floor_p99:.2f}x")
+            # The gateway writes StartTransaction to its durable outbox before sending it (and
+            # records the answer): the same floor plus two durable commits.
+            durable_p50 = floor_p50 + 2 * pct(commit, 0.5)
+            print(f"ratio voltbus / (floor + 2 durable commits {durable_p50:.2f} ms): "
+                  f"p50 {pct(stack, 0.5) / durable_p50:.2f}x")
             # The whole stack idle: add the other services.
             group.start("hardware", {**base, **broker.env("hardware"),
                                      "VOLTBUS_STATIONS": "IDLE1"})
