@@ -65,6 +65,12 @@ async def test_session_walk(mosquitto: Broker, station: str) -> None:
         paused = await w["meter"].until(lambda m: m.payload.power_w == 0)
         r.send(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=32), connector=1)
         await w["meter"].until(lambda m: m.payload.current_a[0] == 16.0)  # EV max now binds
+        r.send(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=4), connector=1)  # below 6 A
+        note = await w["rejected"].next()
+        assert "charging paused" in note.payload.reason
+        await w["meter"].until(lambda m: m.payload.power_w == 0)  # applied the safe way
+        r.send(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=12), connector=1)
+        await w["meter"].until(lambda m: m.payload.current_a[0] == 12.0)
 
         r.send(ch.SIM_PLUG, SimPlug(plugged=False), connector=1)
         await w["pilot"].until(lambda m: m.payload.state is P.A)

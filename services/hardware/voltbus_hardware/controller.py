@@ -146,15 +146,21 @@ class StationController:
         c = self._connector(msg)
         if c is None or msg.payload is None:
             return
-        amps = msg.payload.amps
-        if 0 < amps < MIN_PWM_CURRENT_A or amps > c.hw.max_current_a:
-            self.bus.reject(msg.topic, f"amps {amps:g} out of range: 0 pauses, else "
-                            f"{MIN_PWM_CURRENT_A:g}..{c.hw.max_current_a:g} A on this connector")
-            return
         if not isinstance(c.hw.evse, SupportsCurrentLimit):
             self.bus.reject(msg.topic, f"connector {c.hw.id}'s EVSE "
                             f"({type(c.hw.evse).__name__}) cannot limit current")
             return
+        amps, rating = msg.payload.amps, c.hw.max_current_a
+        # Out of range is applied in the safe direction and announced, never ignored: a smart
+        # charging limit of 3 A that were dropped would leave the EV at its old, higher current.
+        if amps > rating:
+            self.bus.reject(msg.topic, f"amps {amps:g} above connector {c.hw.id}'s rating "
+                            f"{rating:g} A: limited to {rating:g} A")
+            amps = rating
+        elif 0 < amps < MIN_PWM_CURRENT_A:
+            self.bus.reject(msg.topic, f"amps {amps:g} below the {MIN_PWM_CURRENT_A:g} A a pilot "
+                            "can offer: charging paused (0 A)")
+            amps = 0.0
         await self._apply_limit(c, amps)
 
     async def _apply_limit(self, c: _Connector, amps: float) -> None:
