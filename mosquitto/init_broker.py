@@ -5,7 +5,8 @@ starts, on every `docker compose up`: a password changed in .env or a contract c
 image takes effect with the next start, and nothing generated is ever committed.
 
 Inputs:  /run/secrets/mqtt_<user> for every voltbus MQTT user (compose secrets from .env);
-         VOLTBUS_ROOT (topic root); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS.
+         VOLTBUS_ROOT (topic root); VOLTBUS_HA_PREFIX (HA's discovery prefix, when not
+         `homeassistant`); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS.
 Outputs: /mosquitto/generated/{passwd,acl,healthcheck,conf.d/tls.conf}, owned by the broker's
          user (uid 1883 in eclipse-mosquitto; VOLTBUS_BROKER_USER=mosquitto on Debian), mode 0600.
 The VOLTBUS_BROKER_{SECRETS,OUT,CERTS}_DIR variables move these paths (deploy/systemd does).
@@ -32,6 +33,8 @@ def broker_uid() -> int:
     return pwd.getpwnam(name).pw_uid if name else int(os.environ.get("VOLTBUS_BROKER_UID", "1883"))
 
 HEALTHCHECK_USER = "healthcheck"
+HA_DEFAULT_PREFIX = "homeassistant"
+HA_USERS = ("api", "gateway", "homeassistant")  # who may write discovery (as in render_acl)
 
 
 def _env_path(name: str, default: str) -> Path:
@@ -77,7 +80,18 @@ def _write(path: Path, text: str, mode: int) -> None:
     tmp.replace(path)
 
 
-def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: int) -> None:
+def ha_prefix_acl(prefix: str) -> str:
+    """ACL lines for a Home Assistant discovery prefix other than the default one."""
+    prefix = prefix.strip("/")
+    if prefix == HA_DEFAULT_PREFIX:
+        return ""  # render_acl grants homeassistant/# already
+    if not prefix or any(c in prefix for c in "+#"):
+        raise SystemExit(f"init_broker: VOLTBUS_HA_PREFIX {prefix!r} is not a topic prefix")
+    return "".join(f"\nuser {user}\ntopic readwrite {prefix}/#\n" for user in HA_USERS)
+
+
+def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: int,
+             ha_prefix: str = "homeassistant") -> None:
     """Write passwd, acl, healthcheck and conf.d/ into out."""
     passwords = read_passwords(secrets_dir)
     health = secrets.token_urlsafe(24)
@@ -85,7 +99,8 @@ def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: 
     entries = [password_entry(u, p) for u, p in passwords.items()]
     entries.append(password_entry(HEALTHCHECK_USER, health))
     _write(out / "passwd", "\n".join(entries) + "\n", 0o600)
-    acl = render_acl(root) + f"\nuser {HEALTHCHECK_USER}\ntopic read $SYS/broker/uptime\n"
+    acl = render_acl(root) + ha_prefix_acl(ha_prefix)
+    acl += f"\nuser {HEALTHCHECK_USER}\ntopic read $SYS/broker/uptime\n"
     _write(out / "acl", acl, 0o600)
     _write(out / "healthcheck", health + "\n", 0o600)
     tls = tls_config(certs, tls_port)
@@ -110,6 +125,7 @@ def main() -> None:
         certs=_env_path("VOLTBUS_BROKER_CERTS_DIR", "/mosquitto/certs"),
         root=os.environ.get("VOLTBUS_ROOT", DEFAULT_ROOT),
         tls_port=int(os.environ.get("VOLTBUS_MQTT_TLS_PORT", "8883")),
+        ha_prefix=os.environ.get("VOLTBUS_HA_PREFIX", HA_DEFAULT_PREFIX),
     )
 
 

@@ -175,6 +175,23 @@ async def test_tls_listener_when_certificates_are_mounted(broker: Broker) -> Non
     assert not (broker.tmp / "generated" / "conf.d" / "tls.conf").exists()
 
 
+async def test_custom_ha_prefix_is_granted_to_the_discovery_writers(broker: Broker) -> None:
+    passwords = write_secrets(broker.tmp)
+    result = run_init(broker.tmp, VOLTBUS_HA_PREFIX="ha-test")
+    assert result.returncode == 0, result.stderr
+    broker.start()
+    topic = "ha-test/device/voltbus_CP1/config"
+    async with client(broker.port, "homeassistant", passwords["homeassistant"]) as ha, \
+            client(broker.port, "api", passwords["api"]) as api, \
+            client(broker.port, "hardware", passwords["hardware"]) as hardware:
+        await ha.subscribe(topic, qos=1)
+        await hardware.publish(topic, b"from hardware", qos=1)  # not a discovery writer: denied
+        await api.publish(topic, b"from api", qos=1)
+        async with asyncio.timeout(5):
+            message = await anext(aiter(ha.messages))
+    assert message.payload == b"from api"
+
+
 def test_missing_passwords_stop_the_init_with_their_names(tmp_path: Path) -> None:
     write_secrets(tmp_path)
     (tmp_path / "secrets" / "mqtt_recorder").unlink()
