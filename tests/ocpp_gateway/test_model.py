@@ -19,7 +19,7 @@ from voltbus_common.enums import (
 )
 from voltbus_ocpp.config_store import ConfigStore
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser
-from voltbus_ocpp.model.connector import Facts, Transaction, derive_status
+from voltbus_ocpp.model.connector import Facts, Reservation, Transaction, derive_status
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     AuthorizeAnswered,
@@ -352,3 +352,17 @@ def test_clock_aligned_meter_values() -> None:
     (aligned,) = model.handle(Tick())
     assert isinstance(aligned, SendMeterValues)
     assert aligned.context == "Sample.Clock"
+
+
+def test_reservation_accepts_a_tag_with_the_same_parent() -> None:
+    model, _ = build()
+    model.authoriser.cache["CHILD"] = AuthEntry("Accepted", None, "FLEET")
+    model.authoriser.cache["STRANGER"] = AuthEntry("Accepted", None, "OTHER")
+    assert model.reserve(1, Reservation(3, "OWNER", "FLEET", T0 + timedelta(hours=1))) == (
+        "Accepted")
+    model.handle(PilotChanged(1, PilotState.B))
+    assert model.handle(CardPresented("STRANGER")) == []
+    assert model.handle(CardPresented("CHILD")) == [SendAuthorize("CHILD")]
+    start = model.handle(AuthorizeAnswered("CHILD", "Accepted", None, "FLEET"))[0]
+    assert isinstance(start, SendStartTransaction)
+    assert start.reservation_id == 3

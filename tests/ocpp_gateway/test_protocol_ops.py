@@ -327,3 +327,23 @@ async def test_data_transfer_unknown_vendor(rig: Rig) -> None:
     answer = await rig.csms.send(rig.id, call.DataTransfer(vendor_id="com.acme",
                                                            message_id="x", data=json.dumps({})))
     assert answer == {"status": "UnknownVendorId"}
+
+
+async def test_stop_transaction_carries_transaction_data(rig: Rig) -> None:
+    rig.meter(500.0)
+    rig.pilot("B")
+    await online(rig, ocpp_config={"StopTxnSampledData": "Energy.Active.Import.Register,Voltage",
+                                   "MeterValueSampleInterval": "0"})
+    await charging(rig)
+    rig.meter(650.0)
+    await rig.wait("transaction", lambda p: p is not None and p.energy_wh == 150.0)
+    rig.tap("TAG")
+    stop = await rig.csms.wait_for(rig.id, "StopTransaction")
+    begin, end = stop["transactionData"]
+    assert begin["sampledValue"] == [{"value": "500", "context": "Transaction.Begin",
+                                      "measurand": "Energy.Active.Import.Register",
+                                      "location": "Outlet", "unit": "Wh"}]
+    assert [(v["measurand"], v["value"], v.get("phase")) for v in end["sampledValue"]] == [
+        ("Energy.Active.Import.Register", "650", None), ("Voltage", "230", "L1-N"),
+        ("Voltage", "231", "L2-N"), ("Voltage", "229", "L3-N")]
+    assert {v["context"] for v in end["sampledValue"]} == {"Transaction.End"}

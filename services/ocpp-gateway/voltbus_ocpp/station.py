@@ -162,7 +162,8 @@ class Station(CentralRequests):
             db.execute("UPDATE running SET energy_wh=? WHERE local_id=?",
                        (effect.reading.energy_wh, effect.local_id))
         else:
-            action, payload = "StopTransaction", convert.stop_transaction(effect)
+            action = "StopTransaction"
+            payload = convert.stop_transaction(effect, self.config.get_list("StopTxnSampledData"))
             db.execute("DELETE FROM running WHERE local_id=?", (effect.local_id,))
             self.smart.end_transaction(self.queue.transaction_id(effect.local_id))
         self.queue.add(action, payload, effect.local_id)

@@ -225,7 +225,7 @@ class Connector:
             f.operative, f.scheduled_operative = f.scheduled_operative, None
         return [SetRelay(self.connector_id, False),
                 SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
-                                    reason),
+                                    reason, tx.started_at, tx.meter_start_wh, self.facts.meter),
                 PublishTransaction(self.connector_id, None),
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
 

@@ -262,6 +262,9 @@ class SendStopTransaction(Effect):
     meter_stop_wh: float
     ts: datetime
     reason: StopReason
+    started_at: datetime | None = None
+    meter_start_wh: float | None = None
+    reading: MeterSnapshot | None = None
 
 
 @dataclass(frozen=True)

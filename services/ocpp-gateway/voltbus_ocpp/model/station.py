@@ -159,8 +159,12 @@ class StationModel:
         return (reserved or plugged or free or [None])[0]
 
     def _reservation_allows(self, c: Connector, tag: str | None) -> bool:
+        """The reservation's own idTag, or one whose known parent idTag matches its parent."""
         r = c.facts.reservation
-        return r is None or tag in (r.id_tag, r.parent_id_tag)
+        if r is None or tag == r.id_tag:
+            return True
+        entry = self.authoriser.known(tag) if tag else None
+        return bool(r.parent_id_tag and entry and entry.parent_id_tag == r.parent_id_tag)
 
     def _authorise(self, tag: str, c: Connector, request_id: str | None,
                    command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
@@ -220,7 +224,8 @@ class StationModel:
                                e.meter_start_wh, meter_stop)
         self._next_local_id = max(self._next_local_id, e.local_id + 1)
         return [SetRelay(e.connector, False),
-                SendStopTransaction(e.connector, e.local_id, None, meter_stop, now, e.reason),
+                SendStopTransaction(e.connector, e.local_id, None, meter_stop, now, e.reason,
+                                    e.started_at, e.meter_start_wh, c.facts.meter),
                 PublishTransaction(e.connector, None),
                 PublishSession(e.connector, view, now, meter_stop, e.reason)]
 

@@ -82,13 +82,33 @@ def start_transaction(effect: SendStartTransaction) -> dict[str, Any]:
     return payload
 
 
-def stop_transaction(effect: SendStopTransaction) -> dict[str, Any]:
-    """StopTransaction.req; transactionId is filled in by the outbox when sent."""
+def stop_transaction(effect: SendStopTransaction,
+                     measurands: list[str] | None = None) -> dict[str, Any]:
+    """StopTransaction.req; transactionId is filled in by the outbox when sent.
+
+    With StopTxnSampledData measurands, transactionData holds the register at the start
+    (Transaction.Begin) and the measurands at the end (Transaction.End).
+    """
     payload: dict[str, Any] = {"meterStop": round(effect.meter_stop_wh),
                                "timestamp": iso(effect.ts), "reason": effect.reason.value,
                                "transactionId": 0}
     if effect.id_tag:
         payload["idTag"] = effect.id_tag
+    if measurands and effect.started_at is not None and effect.meter_start_wh is not None:
+        data: list[dict[str, Any]] = []
+        if "Energy.Active.Import.Register" in measurands:
+            data.append({"timestamp": iso(effect.started_at), "sampledValue": [
+                {"value": _value(effect.meter_start_wh), "context": "Transaction.Begin",
+                 "measurand": "Energy.Active.Import.Register", "location": "Outlet",
+                 "unit": "Wh"}]})
+        if effect.reading is not None:
+            end = sampled_values(effect.reading, measurands, "Transaction.End")
+            for value in end:
+                if value["measurand"] == "Energy.Active.Import.Register":
+                    value["value"] = _value(effect.meter_stop_wh)
+            data.append({"timestamp": iso(effect.ts), "sampledValue": end})
+        if data:
+            payload["transactionData"] = data
     return payload
 
 
