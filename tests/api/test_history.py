@@ -158,3 +158,18 @@ async def test_influxdb_down_falls_back_to_the_local_copy(
         body = (await client.get("/api/v1/sessions")).json()
         assert body["total"] == 2
         assert "ConnectError" in body["influx_error"]
+
+
+async def test_sessions_that_end_while_the_api_is_down_are_not_lost(
+        mosquitto: Broker, peers: Peers, station: str, tmp_path: Path) -> None:
+    async with running_api(api_settings(mosquitto, station, tmp_path)) as (client, _):
+        await publish_sessions(client, peers, SESSIONS[:1])
+    # The API is stopped: the gateway finishes two more sessions meanwhile.
+    for connector, s in SESSIONS[1:3]:
+        peers.gateway.publish(ch.SESSION, s, connector=connector)
+    await peers.gateway.drain()
+    async with running_api(api_settings(mosquitto, station, tmp_path)) as (client, _):
+        async def all_three() -> bool:
+            return (await client.get("/api/v1/sessions")).json()["total"] == 3
+
+        await eventually(all_three)

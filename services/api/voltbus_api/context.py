@@ -52,7 +52,10 @@ class ApiContext:
     @classmethod
     def build(cls, settings: ApiSettings) -> ApiContext:
         """Wire the parts; nothing connects until start()."""
-        buses = {s: Bus(settings, station=s, service="api") for s in settings.stations}
+        # A persistent MQTT session: the broker keeps the session events (QoS 1) that happen while
+        # the API is down or restarting, so the local history misses none of them.
+        buses = {s: Bus(settings, station=s, service="api", persistent_session=True)
+                 for s in settings.stations}
         cache = StateCache(settings.stations)
         commands = CommandClient(buses, timeout_s=settings.api_command_timeout_s)
         for bus in buses.values():
