@@ -51,8 +51,9 @@ class LocalInfluxDB:
         binary = self.binary()
         if binary is None:
             raise FileNotFoundError("influxd is not installed (apt-get install influxdb)")
+        config = self._config()
         log = open(self.directory / "influxd.log", "ab")  # noqa: SIM115 - lives with the process
-        self.process = subprocess.Popen([binary, "-config", str(self._config())],
+        self.process = subprocess.Popen([binary, "-config", str(config)],
                                         stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

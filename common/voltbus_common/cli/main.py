@@ -21,7 +21,8 @@ from voltbus_common.enums import ChargePointErrorCode, CommandName
 from voltbus_common.models import GatewayCommand, SimEv, SimFault, SimPlug, SimTap
 
 app = typer.Typer(help="voltbus: a Raspberry Pi EV charge point on MQTT and OCPP.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False)  # locals may hold secrets
 sim = typer.Typer(help="Drive the simulated hardware (plug in, tap a card, ...).",
                   no_args_is_help=True)
 cmd = typer.Typer(help="Send a command to the gateway and print its answer.", no_args_is_help=True)
