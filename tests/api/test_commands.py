@@ -120,13 +120,19 @@ async def test_gateway_refusal_maps_to_status(api: API, peers: Peers, station: s
     ("current_limit", "sixteen", "Input should be a valid dictionary"),
     ("charging", {"enabled": "maybe"}, "enabled: Input should be a valid boolean"),
     ("availability", {}, "operative: Field required"),
+    ("start", None, "body: Field required"),
+    ("start", b"{not json", "body: not valid JSON (Expecting property name"),
 ])
 async def test_bad_bodies_are_422_with_a_clear_message(api: API, peers: Peers, station: str,
                                                        path: str, body: object,
                                                        words: str) -> None:
     client, _ = api
     await connector_known(client, peers, station)
-    r = await client.post(f"/api/v1/stations/{station}/connectors/1/{path}", json=body)
+    if isinstance(body, bytes):
+        r = await client.post(f"/api/v1/stations/{station}/connectors/1/{path}", content=body,
+                              headers={"Content-Type": "application/json"})
+    else:
+        r = await client.post(f"/api/v1/stations/{station}/connectors/1/{path}", json=body)
     assert r.status_code == 422
     assert words in r.json()["detail"]
     assert r.json()["detail"].startswith("invalid request: ")

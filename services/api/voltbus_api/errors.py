@@ -38,6 +38,10 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    for e, raw in zip(errors, exc.errors(), strict=True):
+        if e["type"] == "json_invalid":  # pydantic puts the character offset in loc
+            e["loc"] = ["body"]
+            e["msg"] = f"not valid JSON ({raw.get('ctx', {}).get('error', 'syntax error')})"
     sentence = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors[:5])
     return JSONResponse({"detail": f"invalid request: {sentence}", "errors": errors},
                         status_code=422)
