@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+
 from tests.fixtures.mosquitto import Broker
 from tests.hardware.helpers import FAST, Rig, rig
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.enums import ChargePointErrorCode, PilotState
 from voltbus_common.models import CurrentLimitCommand, RelayCommand, SimFault, SimPlug
+from voltbus_hardware.station import simulated_station
 
 
 async def _charging(r: Rig, connector: int = 1) -> None:
@@ -146,3 +149,27 @@ async def test_real_last_will_of_a_killed_gateway_opens_relay(
                 proc.kill()
             await proc.wait()
     assert opened.connector == 1
+
+
+class _BrokenMeter:
+    """A driver with a bug: raises something that is not DeviceUnavailable."""
+
+    calls = 0
+
+    async def read(self) -> None:
+        _BrokenMeter.calls += 1
+        raise ZeroDivisionError("driver bug")
+
+
+@pytest.mark.expected_errors
+async def test_a_driver_bug_is_logged_and_polling_goes_on(
+    mosquitto: Broker, station: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hardware = simulated_station(station, 2)
+    hardware.connectors[1].meter = _BrokenMeter()  # type: ignore[assignment]
+    async with rig(mosquitto, station, hardware=hardware) as r:
+        await r.watches["meter"].until(lambda m: m.connector == 2)
+        await r.watches["meter"].until(lambda m: m.connector == 2)
+        await _charging(r, 2)  # commands still work
+    assert _BrokenMeter.calls >= 2
+    assert "connector 1 meter: unexpected error" in caplog.text

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from voltbus_common import channels as ch
@@ -26,6 +26,14 @@ async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
     """Sleep until the event is set or the time passes."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
+
+
+async def guarded(step: Coroutine[Any, Any, None], what: str) -> None:
+    """Run one poll step; a driver bug is logged with its traceback and the loop goes on."""
+    try:
+        await step
+    except Exception:
+        log.exception("%s: unexpected error (driver bug?); polling goes on", what)
 
 
 class CardReaders:
@@ -50,7 +58,7 @@ class CardReaders:
         while True:
             self._wake.clear()
             for reader in self.station.readers:
-                await self._read(reader)
+                await guarded(self._read(reader), f"reader {reader.name}")
             await wait_or_timeout(self._wake, self.poll_interval_s)
 
     async def _read(self, reader: RfidReader) -> None:

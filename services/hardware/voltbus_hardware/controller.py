@@ -27,7 +27,7 @@ from voltbus_common.models import (
     RelayCommand,
     RelayState,
 )
-from voltbus_hardware.card_readers import CardReaders, wait_or_timeout
+from voltbus_hardware.card_readers import CardReaders, guarded, wait_or_timeout
 from voltbus_hardware.colors import parse_color
 from voltbus_hardware.drivers.base import (
     DeviceUnavailable,
@@ -250,7 +250,7 @@ class StationController:
         while True:
             self._state_wake.clear()
             for c in self.connectors.values():
-                await self._poll_state(c)
+                await guarded(self._poll_state(c), f"connector {c.hw.id} state")
             await wait_or_timeout(self._state_wake, self.config.poll_interval_s)
 
     def _set_reader_fault(self, source: str, info: str | None) -> None:
@@ -282,7 +282,7 @@ class StationController:
         due = self.clock()
         while True:
             for c in self.connectors.values():
-                await self._read_meter(c)
+                await guarded(self._read_meter(c), f"connector {c.hw.id} meter")
             due += interval
             now = self.clock()
             if due < now:  # fell behind (slow meters): skip, don't burst
