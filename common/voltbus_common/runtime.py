@@ -27,8 +27,16 @@ async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        # Python 3.11's wait_for (used inside aiomqtt) can swallow a cancellation that lands just
+        # as its awaitable completes; cancel again until the task is really done.
+        if not task.done():
+            task.cancel()
+            loop.call_later(0.5, stop)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     try:
         await main()
     except asyncio.CancelledError:
