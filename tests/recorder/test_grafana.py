@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -80,12 +79,11 @@ async def _record(mosquitto: Broker, influxdb: InfluxServer, run: Run, data: Pat
                    recorder_link_sample_s=3600)
     hw = Bus(mosquitto.settings("hardware"), station=run.station, service=None)
     gw = Bus(mosquitto.settings("gateway"), station=run.station, service=None)
-    counts = ("SELECT count(energy_wh) FROM meter; SELECT count(energy_kwh) FROM session; "
-              "SELECT count(status) FROM connector_status; SELECT count(up) FROM ocpp_connection")
+    counts = ("SELECT count(energy_wh) FROM meter", "SELECT count(energy_kwh) FROM session",
+              "SELECT count(status) FROM connector_status", "SELECT count(up) FROM ocpp_connection")
 
     def totals() -> list[int]:
-        body = httpx.get(f"{influxdb.url}/query", params={"q": counts, "db": run.db}).json()
-        return [r["series"][0]["values"][0][1] if "series" in r else 0 for r in body["results"]]
+        return [sum(r["count"] for r in influxdb.rows(q, db=run.db)) for q in counts]
 
     async with recorder(cfg), running(hw, gw):
         await asyncio.sleep(0.3)
