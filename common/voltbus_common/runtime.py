@@ -30,10 +30,11 @@ async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
 
     def stop() -> None:
         # Python 3.11's wait_for (used inside aiomqtt) can swallow a cancellation that lands just
-        # as its awaitable completes; cancel again until the task is really done.
+        # as its awaitable completes; cancel again if the task is still running after the time a
+        # clean shutdown needs (the bus flushes and says `offline` within 2 s).
         if not task.done():
             task.cancel()
-            loop.call_later(0.5, stop)
+            loop.call_later(3.0, stop)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
