@@ -1,3 +1,5 @@
+# mypy: disable-error-code="misc,untyped-decorator"
+# (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
 """A development central system: answers a charge point's CALLs, records them, sends commands.
 
 Built on the `ocpp` package's central-system side, as its examples/v16/central_system.py, so the
@@ -152,7 +154,8 @@ def as_wire(result: Any) -> dict[str, Any]:
     """A call_result dataclass as its camelCase wire payload."""
     if result is None:
         return {}
-    data = asdict(result) if is_dataclass(result) else dict(result)
+    data = asdict(result) if is_dataclass(result) and not isinstance(result, type) else dict(
+        result)
     return snake_to_camel_case(remove_nones(data))  # type: ignore[no-any-return]
 
 

@@ -31,7 +31,6 @@ class DevCsms:
         config = uvicorn.Config(create_app(self.csms), host=self.http_host, port=self.http_port,
                                 log_level="warning", lifespan="off")
         self._http = uvicorn.Server(config)
-        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._http_task = asyncio.create_task(self._http.serve())
         while not self._http.started:
             if self._http_task.done():

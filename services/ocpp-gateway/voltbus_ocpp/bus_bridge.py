@@ -30,6 +30,7 @@ from voltbus_common.models import (
     RfidSeen,
     SessionSummary,
     TransactionState,
+    utcnow,
 )
 from voltbus_ocpp.model.events import (
     AnswerCommand,
@@ -124,7 +125,8 @@ class BusBridge:
                 name: CommandName | None, reason: str) -> None:
         self.bus.reject(topic, reason)
         self.bus.publish(ch.COMMAND_RESULT, CommandResult(
-            request_id=request_id, command=name, status=CommandStatus.REJECTED, reason=reason),
+            request_id=request_id, command=name, status=CommandStatus.REJECTED, reason=reason,
+            ts=utcnow()),
             connector=connector)
 
     # --- effects -> bus ------------------------------------------------------------------------
@@ -155,13 +157,13 @@ class BusBridge:
                     energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason),
                     connector=n)
             case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
-                bus.publish(ch.CHARGING, ChargingState(enabled=enabled, current_limit_a=limit),
-                            connector=n)
+                bus.publish(ch.CHARGING, ChargingState(enabled=enabled, current_limit_a=limit,
+                                                       ts=utcnow()), connector=n)
             case AnswerCommand(connector=n, request_id=rid, command=name, status=status,
                                reason=reason):
                 bus.publish(ch.COMMAND_RESULT, CommandResult(request_id=rid, command=name,
-                                                             status=status, reason=reason),
-                            connector=n)
+                                                             status=status, reason=reason,
+                                                             ts=utcnow()), connector=n)
             case _:
                 return False
         return True
@@ -178,7 +180,7 @@ def _salvage(raw: bytes) -> tuple[str | None, CommandName | None]:
     rid = data.get("request_id")
     request_id = rid if isinstance(rid, str) and len(rid) <= 64 else None
     try:
-        name = CommandName(data.get("command"))
+        name = CommandName(str(data.get("command")))
     except ValueError:
         name = None
     return request_id, name

@@ -141,7 +141,7 @@ class CentralRequests:
 
     def clear_cache(self) -> str:
         """ClearCache."""
-        self.authoriser.cache.clear()  # type: ignore[attr-defined]
+        self.authoriser.cache.clear()
         return "Accepted"
 
     # --- Remote Trigger ------------------------------------------------------------------------

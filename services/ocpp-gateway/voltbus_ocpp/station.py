@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -134,9 +135,8 @@ class Station(CentralRequests):
             elif self.bridge.publish(effect):
                 continue
             elif isinstance(effect, SendAuthorize):
-                tag = effect.id_tag
-                self.messenger.send("Authorize", {"idTag": tag},
-                                    lambda answer, tag=tag: self._authorize_answered(tag, answer))
+                self.messenger.send("Authorize", {"idTag": effect.id_tag},
+                                    functools.partial(self._authorize_answered, effect.id_tag))
             elif isinstance(effect, SendStartTransaction | SendMeterValues | SendStopTransaction):
                 self._durable(effect)
             elif isinstance(effect, RestartRequested):
@@ -260,7 +260,8 @@ class Station(CentralRequests):
 
     def _publish_connection(self, connected: bool) -> None:
         self.bus.publish(ch.OCPP_CONNECTION, OcppConnection(
-            connected=connected, registration=self.registration if connected else None))
+            connected=connected, registration=self.registration if connected else None,
+            since=self.clock()))
 
     # --- time ----------------------------------------------------------------------------------
 

@@ -156,7 +156,8 @@ class StationModel:
                 if c.usable and c.facts.waiting is None and self._reservation_allows(c, tag)]
         reserved = [c for c in free if c.facts.reservation is not None]
         plugged = [c for c in free if c.plugged]
-        return (reserved or plugged or free or [None])[0]
+        best = reserved or plugged or free
+        return best[0] if best else None
 
     def _reservation_allows(self, c: Connector, tag: str | None) -> bool:
         """The reservation's own idTag, or one whose known parent idTag matches its parent."""
@@ -255,6 +256,8 @@ class StationModel:
         if cmd.name is CommandName.START:
             assert cmd.id_tag is not None
             why = self._why_not_free(c, cmd.id_tag)
+            if why is None and cmd.id_tag in self.pending:
+                why = f"id tag {cmd.id_tag} is already being authorised"
             if why:
                 return answer(CommandStatus.REJECTED, why)
             return self._authorise(cmd.id_tag, c, cmd.request_id, cmd.name)

@@ -7,7 +7,7 @@ import decimal
 import json
 from typing import Any
 
-from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
 from ocpp.messages import get_validator
 from ocpp.v16.enums import Action
 

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="misc,untyped-decorator"
+# (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
 """The charge point's side of OCPP 1.6J: one thin `@on` handler per central-system request.
 
 Each handler converts the request, asks the station (which asks the model) and converts the answer
