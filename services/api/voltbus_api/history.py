@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from voltbus_api.state_cache import Change
 from voltbus_common.models import SessionSummary, UtcDatetime
@@ -44,6 +44,11 @@ class SessionRecord(BaseModel):
     meter_stop_wh: float
     energy_wh: float = Field(description="Wh charged in the session")
     stop_reason: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "station": "CP1", "connector": 1, "transaction_id": 42, "id_tag": "04A1B2C3",
+        "started_at": "2026-01-05T08:00:00Z", "stopped_at": "2026-01-05T09:00:00Z",
+        "meter_start_wh": 12000.0, "meter_stop_wh": 19000.0, "energy_wh": 7000.0,
+        "stop_reason": "Local", "duration_s": 3600.0}]})
 
     @property
     def key(self) -> tuple[str, int, datetime]:

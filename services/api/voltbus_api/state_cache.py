@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
@@ -29,6 +29,19 @@ from voltbus_common.models import (
 log = logging.getLogger(__name__)
 
 
+_CONNECTOR_EXAMPLE: dict[str, Any] = {
+    "station": "CP1", "connector": 1, "status": ch.OCPP_STATUS.example,
+    "pilot": {"state": "C", "ts": "2026-01-01T12:00:00Z"}, "relay": ch.RELAY.example,
+    "meter": ch.METER.example, "error": {"code": "NoError", "info": None,
+                                         "ts": "2026-01-01T12:00:00Z"},
+    "transaction": ch.TRANSACTION.example, "charging": ch.CHARGING.example,
+    "last_session": None, "updated_at": "2026-01-01T12:00:01Z"}
+
+
+_OCPP_EXAMPLE: dict[str, Any] = {"connected": True, "registration": "Accepted",
+                                  "since": "2026-01-01T11:00:00Z"}
+
+
 class ConnectorState(BaseModel):
     """Everything known about one connector; a field is null until its topic has been seen."""
 
@@ -43,6 +56,7 @@ class ConnectorState(BaseModel):
     charging: ChargingState | None = None
     last_session: SessionSummary | None = None
     updated_at: datetime | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [_CONNECTOR_EXAMPLE]})
 
 
 class StationState(BaseModel):
@@ -53,6 +67,11 @@ class StationState(BaseModel):
     station_status: OcppConnectorStatus | None = None
     services: dict[str, ServiceState] = Field(default_factory=dict)
     connectors: list[ConnectorState] = Field(default_factory=list)
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "station": "CP1", "ocpp": _OCPP_EXAMPLE, "station_status": None,
+        "services": {"hardware": "online", "gateway": "online", "recorder": "online",
+                     "api": "online"},
+        "connectors": [_CONNECTOR_EXAMPLE]}]})
 
 
 class Change(BaseModel):

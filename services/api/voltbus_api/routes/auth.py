@@ -36,6 +36,9 @@ class LoginAnswer(BaseModel):
     username: str
     role: Role
     expires_at: datetime
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "token": "vb_3q2-…", "username": "admin", "role": "admin",
+        "expires_at": "2026-01-08T12:00:00Z"}]})
 
 
 class Me(BaseModel):
@@ -44,6 +47,8 @@ class Me(BaseModel):
     name: str
     role: Role
     kind: str
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "admin", "role": "admin", "kind": "session"}]})
 
 
 class PasswordBody(Body):
@@ -51,6 +56,8 @@ class PasswordBody(Body):
 
     current_password: str = Field(min_length=1, max_length=200)
     new_password: Password
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"current_password": "the old one", "new_password": "correct horse battery"}]})
 
 
 class NewUser(Body):
@@ -68,6 +75,8 @@ class UserOut(BaseModel):
 
     username: str
     role: Role
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"username": "anna", "role": "viewer"}]})
 
 
 class NewToken(Body):
@@ -87,6 +96,9 @@ class TokenOut(BaseModel):
     role: Role
     token: str | None = None
     created_at: datetime | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": 3, "name": "grafana", "role": "viewer", "token": "vb_Zk1…",
+         "created_at": None}]})
 
 
 @router.post("/auth/login", response_model=LoginAnswer, responses=error_responses(401, 422, 429))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from voltbus_api.deps import ContextDep
 from voltbus_api.schemas import error_responses
@@ -28,6 +28,12 @@ class PublicConfig(BaseModel):
     influx_database_or_bucket: str | None
     notify_schemes: list[str]
     notify_ocpp_lost_min: float
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "stations": ["CP1"], "root": "voltbus/v1", "mqtt_host": "mosquitto", "mqtt_port": 1883,
+        "mqtt_tls": False, "command_timeout_s": 10.0, "price_per_kwh": 0.3, "currency": "EUR",
+        "timezone": "Europe/Berlin", "influx_api": 1, "influx_url": "http://influxdb:8086",
+        "influx_database_or_bucket": "voltbus", "notify_schemes": ["ntfy"],
+        "notify_ocpp_lost_min": 5.0}]})
 
 
 @router.get("/config", response_model=PublicConfig, responses=error_responses(401))

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from voltbus_api.deps import SessionsDep, SettingsDep
 from voltbus_api.history import EnergyBucket, Period, SessionFilter, SessionRecord, energy_totals
@@ -25,6 +25,9 @@ class SessionPage(BaseModel):
     items: list[SessionRecord]
     influx_error: str | None = Field(default=None, description="set when InfluxDB could not be "
                                      "read and only the API's local copy is shown")
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "total": 1, "total_energy_wh": 7000.0, "limit": 50, "offset": 0, "influx_error": None,
+        "items": SessionRecord.model_config["json_schema_extra"]["examples"]}]})  # type: ignore[index]
 
 
 class EnergyReport(BaseModel):
@@ -34,6 +37,12 @@ class EnergyReport(BaseModel):
     timezone: str
     total_energy_wh: float
     buckets: list[EnergyBucket]
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "period": "month", "timezone": "Europe/Berlin", "total_energy_wh": 26500.5,
+        "buckets": [{"period": "2026-01", "start": "2026-01-01", "energy_wh": 21500.5,
+                     "sessions": 3},
+                    {"period": "2026-02", "start": "2026-02-01", "energy_wh": 5000.0,
+                     "sessions": 1}]}]})
 
 
 def session_filter(
