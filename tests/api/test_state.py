@@ -149,3 +149,30 @@ async def test_bad_bus_payloads_keep_the_api_running(
     assert connector["meter"] is None
     assert connector["status"] is None
     assert (await client.get("/api/v1/health")).status_code == 200
+
+
+async def test_recorder_health_shows_in_health_and_station(
+        api: API, peers: Peers, station: str, mosquitto: Broker) -> None:
+    from tests.api.conftest import running_buses
+    from voltbus_common.bus import Bus
+    from voltbus_common.models import RecorderHealth
+
+    client, _ = api
+    recorder = Bus(mosquitto.settings("recorder", stations=[station]), station=station,
+                   service="recorder")
+    async with running_buses(recorder):
+        recorder.publish(ch.RECORDER_HEALTH, RecorderHealth(
+            ok=False, influx_reachable=False, target="1 http://influxdb:8086", spooled=120_000,
+            spool_max=2_000_000, spool_near_full=False, dropped=0, dead_letters=0, written=5,
+            last_error="ConnectError"))
+
+        async def reported() -> bool:
+            return station in (await client.get("/api/v1/health")).json()["recorder"]
+
+        await eventually(reported)
+    body = (await client.get("/api/v1/health")).json()
+    assert body["status"] == "degraded"
+    assert body["recorder"][station]["spooled"] == 120_000
+    assert body["recorder"][station]["influx_reachable"] is False
+    st = (await client.get(f"/api/v1/stations/{station}")).json()
+    assert st["recorder"]["last_error"] == "ConnectError"

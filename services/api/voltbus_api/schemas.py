@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from voltbus_common.enums import ServiceState
-from voltbus_common.models import Amps, IdTag
+from voltbus_common.models import Amps, IdTag, RecorderHealth
 
 
 class Body(BaseModel):
@@ -64,10 +64,12 @@ class ApiHealth(BaseModel):
 class Health(BaseModel):
     """The API and every service's status topic, per station."""
 
-    status: str = Field(description="ok when the API is connected and every known service is "
-                                    "online, otherwise degraded")
+    status: str = Field(description="ok when the API is connected, every known service is "
+                                    "online and the recorder reports ok; otherwise degraded")
     api: ApiHealth
     services: dict[str, dict[str, ServiceState]]
+    recorder: dict[str, RecorderHealth] = Field(
+        default_factory=dict, description="per station: InfluxDB reachable, spool fill, drops")
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "status": "ok", "api": {"status": "online", "mqtt_connected": {"CP1": True}},
         "services": {"CP1": {"hardware": "online", "gateway": "online", "recorder": "online",

@@ -20,6 +20,7 @@ from voltbus_common.models import (
     OcppConnection,
     OcppConnectorStatus,
     PilotEvent,
+    RecorderHealth,
     RelayState,
     SessionSummary,
     TransactionState,
@@ -66,6 +67,8 @@ class StationState(BaseModel):
     ocpp: OcppConnection | None = None
     station_status: OcppConnectorStatus | None = None
     services: dict[str, ServiceState] = Field(default_factory=dict)
+    recorder: RecorderHealth | None = Field(default=None, description="the recorder's last "
+                                            "health report (InfluxDB reachable, spool fill)")
     connectors: list[ConnectorState] = Field(default_factory=list)
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "station": "CP1", "ocpp": _OCPP_EXAMPLE, "station_status": None,
@@ -144,6 +147,7 @@ class StateCache:
             bus.on(channel, self._connector_handler(field_name))
         bus.on(ch.OCPP_CONNECTION, self._on_ocpp)
         bus.on(ch.SERVICE_STATUS, self._on_service)
+        bus.on(ch.RECORDER_HEALTH, self._on_recorder)
 
     def _connector_handler(self, field_name: str) -> Callable[[Received[Any]], Awaitable[None]]:
         async def handle(msg: Received[Any]) -> None:
@@ -180,6 +184,18 @@ class StateCache:
         self._stations[msg.station] = station.model_copy(update={"ocpp": msg.payload})
         await self._emit(Change(station=msg.station, kind="ocpp", data=_dump(msg.payload),
                                 retained=msg.retain))
+
+    async def _on_recorder(self, msg: Received[RecorderHealth]) -> None:
+        station = self._stations.get(msg.station)
+        if station is None:
+            return
+        self._stations[msg.station] = station.model_copy(update={"recorder": msg.payload})
+        await self._emit(Change(station=msg.station, kind="recorder", data=_dump(msg.payload),
+                                retained=msg.retain))
+
+    def recorder_health(self) -> dict[str, RecorderHealth]:
+        """Each station's last recorder health report, where one was seen."""
+        return {s: st.recorder for s, st in self._stations.items() if st.recorder is not None}
 
     async def _on_service(self, msg: Received[ServiceState]) -> None:
         station = self._stations.get(msg.station)

@@ -19,13 +19,15 @@ async def health(ctx: ContextDep, response: Response) -> Health:
     services = ctx.cache.services()
     for station, ok in connected.items():  # the API's own retained status may lag: report live
         services[station]["api"] = ServiceState.ONLINE if ok else ServiceState.OFFLINE
+    recorder = ctx.cache.recorder_health()
     api_ok = all(connected.values())
     all_online = all(v is ServiceState.ONLINE for per in services.values() for v in per.values())
+    recorder_ok = all(h.ok for h in recorder.values())
     if not api_ok:
         response.status_code = 503
     return Health(
-        status="ok" if api_ok and all_online else "degraded",
+        status="ok" if api_ok and all_online and recorder_ok else "degraded",
         api=ApiHealth(status=ServiceState.ONLINE if api_ok else ServiceState.OFFLINE,
                       mqtt_connected=connected),
-        services=services,
+        services=services, recorder=recorder,
     )
