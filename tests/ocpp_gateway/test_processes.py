@@ -131,3 +131,19 @@ async def test_gateway_stopped_mid_transaction_stops_it_on_restart(
     assert len(await csms.messages(rig.id, "BootNotification")) == 2
     await asyncio.sleep(0.2)
     assert len(await csms.messages(rig.id, "StopTransaction")) == 1
+
+
+async def test_one_process_serves_several_stations(
+        mosquitto: Broker, devcsms_process: DevCsmsProcess, station: str,
+        tmp_path: Path) -> None:
+    stations = [f"{station}a", f"{station}b"]
+    gw = GatewayProcess(mosquitto, ",".join(stations), devcsms_process.url, tmp_path / "d")
+    gw.start()
+    try:
+        for sid in stations:
+            boot = await devcsms_process.wait(sid, "BootNotification")
+            assert boot["chargePointSerialNumber"] == sid
+            await devcsms_process.wait(sid, "StatusNotification")
+        assert sorted(p.name for p in (tmp_path / "d" / "gateway").iterdir()) == stations
+    finally:
+        assert gw.signal(signal.SIGTERM) == 0

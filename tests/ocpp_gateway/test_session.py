@@ -57,6 +57,7 @@ async def test_full_session_tap_meter_remote_stop_unplug(rig: Rig) -> None:
     assert [(c["phase"], c["value"]) for c in currents] == [
         ("L1", "10.5"), ("L2", "10.6"), ("L3", "10.7")]
     last = rig.meter(1234.0)
+    await rig.wait("transaction", lambda p: p is not None and p.energy_wh == last - 1000.0)
 
     response = await csms.post("/remotestop", {"id": rig.id})
     assert response.status_code == 200, response.text
@@ -82,3 +83,30 @@ async def test_full_session_tap_meter_remote_stop_unplug(rig: Rig) -> None:
     assert order[:2] == ["BootNotification", "StatusNotification"]
     assert order.index("Authorize") < order.index("StartTransaction") < order.index(
         "StopTransaction")
+
+
+async def test_two_connectors_charge_at_once(rig: Rig) -> None:
+    csms = rig.csms
+    rig.meter(100.0, connector=1)
+    rig.meter(200.0, connector=2)
+    await rig.start_gateway(connectors=2)
+    await csms.wait_for(rig.id, "StatusNotification", where=lambda p: p["connectorId"] == 2)
+    rig.pilot("B", connector=2)
+    await rig.status("Preparing", connector=2)
+    rig.tap("CARD2")
+    start2 = await csms.wait_for(rig.id, "StartTransaction")
+    assert (start2["connectorId"], start2["meterStart"]) == (2, 200)
+    rig.pilot("B", connector=1)
+    rig.tap("CARD1")
+    start1 = await csms.wait_for(rig.id, "StartTransaction", count=2)
+    assert (start1["connectorId"], start1["meterStart"]) == (1, 100)
+    assert (await rig.wait("relay_set", connector=1)).closed is True
+    assert (await rig.wait("relay_set", connector=2)).closed is True
+    rig.tap("CARD2")  # stops connector 2 only
+    stop = await csms.wait_for(rig.id, "StopTransaction")
+    assert stop["transactionId"] == 1
+    assert (await rig.wait("relay_set", lambda p: p.closed is False, connector=2)).closed is False
+    assert [m.payload.closed for m in rig.seen["relay_set"] if m.connector == 1] == [True]
+    rig.pilot("B", connector=3)
+    assert (await rig.wait_rejected("unknown connector 3 (this station has 2)")).topic.endswith(
+        "/hw/3/pilot")
