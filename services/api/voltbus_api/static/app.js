@@ -133,7 +133,7 @@ async function loadHistory() {
   tbody.replaceChildren();
   for (const s of page.items) {
     const tr = document.createElement("tr");
-    for (const [text, cls] of [[new Date(s.started_at).toLocaleString(), ""], [`${s.station}/${s.connector}`, ""],
+    for (const [text, cls] of [[new Date(s.started_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" }), ""], [`${s.station}/${s.connector}`, ""],
       [s.id_tag, ""], [fmt.dur(s.duration_s), "num"], [(s.energy_wh / 1000).toFixed(3), "num"]]) {
       const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td);
     }
