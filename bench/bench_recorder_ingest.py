@@ -182,11 +182,11 @@ async def main(args: argparse.Namespace) -> None:
         work = Path(tmp)
         broker = LocalMosquitto(work / "mosquitto")
         broker.prepare()
-        broker.start()
         influx = LocalInfluxDB(work / "influxdb")
         (work / "influxdb").mkdir()  # LocalInfluxDB.start opens its log before creating the dir
-        influx.start()
         try:
+            broker.start()
+            influx.start()
             live, pub, backlog, dir_ = [], [], [], []
             for run in range(args.runs):
                 data = readings(args.points, args.connectors, run * 3)
