@@ -173,3 +173,25 @@ async def test_sessions_that_end_while_the_api_is_down_are_not_lost(
             return (await client.get("/api/v1/sessions")).json()["total"] == 3
 
         await eventually(all_three)
+
+
+async def test_influx_api_2_reads_the_bucket_through_the_1x_query_api(
+        mosquitto: Broker, influxdb: InfluxServer, peers: Peers, station: str,
+        tmp_path: Path) -> None:
+    """InfluxDB 2.x/3.x answer InfluxQL on /query with a token; 1.6 (auth off) takes the same."""
+    bucket = influxdb.create_database()
+    lines = "\n".join(points.session(station, c, s) for c, s in SESSIONS)
+    assert influxdb.write(bucket, lines).status_code == 204
+    token_file = tmp_path / "influx_token"
+    token_file.write_text("a-token\n")
+    settings = api_settings(mosquitto, station, tmp_path, influx_url=influxdb.url, influx_api=2,
+                            influx_bucket=bucket, influx_org="home",
+                            influx_token_file=token_file)
+    async with running_api(settings) as (client, ctx):
+        body = (await client.get("/api/v1/sessions", params={"id_tag": "CAFE0001"})).json()
+        reader = ctx.sessions.influx
+        assert reader is not None
+        assert reader._headers == {"Authorization": "Token a-token"}
+        assert reader._params["db"] == bucket
+    assert body["influx_error"] is None
+    assert [s["energy_wh"] for s in body["items"]] == [5000.0, 3500.5]
