@@ -164,3 +164,39 @@ async def test_offline_gateway_is_503(api: API, peers: Peers, station: str, mosq
     assert r.status_code == 503
     assert "offline" in r.json()["detail"]
     assert (await client.get("/api/v1/health")).json()["status"] == "degraded"
+
+
+async def test_one_api_serves_several_stations(mosquitto, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from tests.api.conftest import accept_all, api_settings, running_api, running_buses
+    from voltbus_common.bus import Bus
+
+    stations = [f"M{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    gateways = {s: Bus(mosquitto.settings("gateway", stations=[s]), station=s, service="gateway")
+                for s in stations}
+    got: dict[str, list[int]] = {s: [] for s in stations}
+    for s, gw in gateways.items():
+        async def answer(msg, gw=gw, s=s) -> None:  # type: ignore[no-untyped-def]
+            got[s].append(msg.connector)
+            gw.publish(ch.COMMAND_RESULT, accept_all(msg), connector=msg.connector)
+        gw.on(ch.COMMAND, answer)
+    async with running_buses(*gateways.values()):
+        for i, gw in enumerate(gateways.values()):
+            gw.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.AVAILABLE),
+                       connector=i + 1)
+        settings = api_settings(mosquitto, stations[0], tmp_path, stations=stations)
+        async with running_api(settings) as (client, ctx):
+            assert set(ctx.buses) == set(stations)
+
+            async def all_known() -> bool:
+                body = (await client.get("/api/v1/stations")).json()
+                return [[c["connector"] for c in st["connectors"]] for st in body] == [
+                    [1], [2], [3]]
+
+            await eventually(all_known)
+            r = await client.post(f"/api/v1/stations/{stations[2]}/connectors/3/stop")
+            assert r.status_code == 200
+            r = await client.post(f"/api/v1/stations/{stations[0]}/connectors/3/stop")
+            assert r.status_code == 404
+    assert got == {stations[0]: [], stations[1]: [], stations[2]: [3]}

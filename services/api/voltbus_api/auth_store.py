@@ -98,11 +98,14 @@ class AuthStore:
 
     def provision_token(self, path: Path) -> None:
         """Make the token in `path` a valid admin API token, generating the file if missing."""
-        token = path.read_text().strip() if path.exists() else ""
-        if not token:
-            token = new_token()
-            write_secret_file(path, token)
-            log.info("wrote a new admin API token to %s", path)
+        try:
+            token = path.read_text().strip() if path.exists() else ""
+            if not token:
+                token = new_token()
+                write_secret_file(path, token)
+                log.info("wrote a new admin API token to %s", path)
+        except OSError as exc:
+            raise ValueError(f"VOLTBUS_API_ADMIN_TOKEN_FILE {path}: {exc.strerror}") from None
         if len(token) < 16:
             raise ValueError(f"{path}: an admin token must be at least 16 characters")
         if self._db.execute("SELECT 1 FROM tokens WHERE token_hash=?",
