@@ -118,8 +118,8 @@ def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
     assert status(model) is ConnectorStatus.PREPARING
     assert model.handle(CardPresented("TAG")) == [SendAuthorize("TAG")]
     effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
-    assert kinds(effects) == ["SendStartTransaction", "PublishTransaction", "SetCurrentLimit",
-                              "PublishCharging", "SetRelay", "SendStatus", "SetLed"]
+    assert kinds(effects) == ["SendStartTransaction", "SetCurrentLimit", "SetRelay",
+                              "PublishTransaction", "PublishCharging", "SendStatus", "SetLed"]
     start = effects[0]
     assert isinstance(start, SendStartTransaction)
     assert (start.id_tag, start.meter_start_wh, start.ts) == ("TAG", 500.0, T0)

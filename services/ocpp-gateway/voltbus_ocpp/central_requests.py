@@ -45,6 +45,10 @@ TRIGGERABLE = {"BootNotification", "DiagnosticsStatusNotification", "FirmwareSta
                "Heartbeat", "MeterValues", "StatusNotification"}
 
 
+class _TooLong(Exception):
+    """The local list would exceed LocalAuthListMaxLength (rolled back)."""
+
+
 def _reply(effects: list[Effect]) -> str:
     return next(e.status for e in reversed(effects) if isinstance(e, Reply))
 
@@ -211,27 +215,24 @@ class CentralRequests:
             return "Failed"
         if update_type == "Differential" and version <= self.local_list_version():
             return "VersionMismatch"
-        self.store.db.execute("BEGIN")
         try:
-            if update_type == "Full":
-                self.local_list.clear()
-            for entry in entries:
-                info = entry.get("idTagInfo")
-                if info is None:
-                    self.local_list.pop(entry["idTag"], None)
-                    continue
-                expiry = info.get("expiryDate")
-                self.local_list[entry["idTag"]] = AuthEntry(
-                    info["status"], convert.parse_time(expiry) if expiry else None,
-                    info.get("parentIdTag"))
-            if len(self.local_list) > self.config.get_int("LocalAuthListMaxLength"):
-                self.store.db.execute("ROLLBACK")
-                return "Failed"
-            self.store.set_meta("local_list_version", str(version))
-            self.store.db.execute("COMMIT")
-        except Exception:
-            self.store.db.execute("ROLLBACK")
-            raise
+            with self.store.transaction():
+                if update_type == "Full":
+                    self.local_list.clear()
+                for entry in entries:
+                    info = entry.get("idTagInfo")
+                    if info is None:
+                        self.local_list.pop(entry["idTag"], None)
+                        continue
+                    expiry = info.get("expiryDate")
+                    self.local_list[entry["idTag"]] = AuthEntry(
+                        info["status"], convert.parse_time(expiry) if expiry else None,
+                        info.get("parentIdTag"))
+                if len(self.local_list) > self.config.get_int("LocalAuthListMaxLength"):
+                    raise _TooLong
+                self.store.set_meta("local_list_version", str(version))
+        except _TooLong:
+            return "Failed"
         return "Accepted"
 
     # --- Reservation ---------------------------------------------------------------------------
@@ -262,12 +263,11 @@ class CentralRequests:
     def save_profiles(self) -> None:
         """Charging profiles to disk (TxProfiles included; they end with their transaction)."""
         db = self.store.db
-        db.execute("BEGIN")
-        db.execute("DELETE FROM profiles")
-        for p in self.smart.profiles:
-            db.execute("INSERT INTO profiles VALUES (?, ?)",
-                       (p.id, json.dumps({"connector": p.connector, "profile": p.profile})))
-        db.execute("COMMIT")
+        with self.store.transaction():
+            db.execute("DELETE FROM profiles")
+            for p in self.smart.profiles:
+                db.execute("INSERT INTO profiles VALUES (?, ?)",
+                           (p.id, json.dumps({"connector": p.connector, "profile": p.profile})))
 
     def set_profile(self, connector: int, profile: dict[str, Any]) -> str:
         """SetChargingProfile."""

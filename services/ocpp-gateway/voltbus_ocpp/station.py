@@ -144,6 +144,16 @@ class Station(CentralRequests):
 
     def _durable(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
                  ) -> None:
+        with self.store.transaction():  # one commit per message: durable before anything acts
+            self._store_durable(effect)
+        self.messenger.durable_added()
+        if isinstance(effect, SendStartTransaction):
+            profile = self._tx_profiles.pop(effect.connector, None)
+            if profile is not None:  # RemoteStartTransaction brought a TxProfile
+                self._install_tx_profile(effect.connector, profile)
+
+    def _store_durable(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
+                       ) -> None:
         db = self.store.db
         if isinstance(effect, SendStartTransaction):
             payload, action = convert.start_transaction(effect), "StartTransaction"
@@ -151,9 +161,6 @@ class Station(CentralRequests):
                        (effect.connector, effect.local_id, effect.id_tag, effect.ts.isoformat(),
                         effect.meter_start_wh, effect.meter_start_wh))
             self.store.set_meta("next_local_id", str(effect.local_id + 1))
-            profile = self._tx_profiles.pop(effect.connector, None)
-            if profile is not None:
-                self._install_tx_profile(effect.connector, profile)
         elif isinstance(effect, SendMeterValues):
             action = "MeterValues"
             payload = convert.meter_values(effect, self.config.get_list(
@@ -167,7 +174,6 @@ class Station(CentralRequests):
             db.execute("DELETE FROM running WHERE local_id=?", (effect.local_id,))
             self.smart.end_transaction(self.queue.transaction_id(effect.local_id))
         self.queue.add(action, payload, effect.local_id)
-        self.messenger.durable_added()
 
     def _authorize_answered(self, tag: str, answer: dict[str, Any] | None) -> None:
         if answer is None:

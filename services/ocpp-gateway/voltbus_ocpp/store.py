@@ -6,6 +6,7 @@ that a caller was told is stored.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, MutableMapping
 from datetime import datetime
@@ -45,6 +46,20 @@ class Store:
     def close(self) -> None:
         """Close the database."""
         self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one commit (one fsync); nested use joins the outer one."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def meta(self, key: str, default: str | None = None) -> str | None:
         """A value from the meta table."""

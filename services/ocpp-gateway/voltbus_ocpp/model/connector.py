@@ -201,11 +201,11 @@ class Connector:
         f.tx, f.waiting, f.finishing, f.reservation = tx, None, False, None
         self._schedule_samples(now)
         self.limit_sent_a = None
+        limit, charging = self.push_limit()
         return [SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
                                      reservation_id),
-                PublishTransaction(self.connector_id, tx.view()),
-                *self.push_limit(),
-                SetRelay(self.connector_id, True)]
+                limit, SetRelay(self.connector_id, True),  # the EVSE first, then the news
+                PublishTransaction(self.connector_id, tx.view()), charging]
 
     def stop_transaction(self, reason: StopReason, id_tag: str | None = None) -> list[Effect]:
         """Stop charging; StopTransaction (meterStop = last register) goes to the durable queue."""
