@@ -171,6 +171,10 @@ async def test_a_viewer_sees_state_but_no_controls(
         card = page.locator(f"#c-{station}-1")
         await expect(card.locator(".status")).to_have_text("Charging")
         await expect(card.locator(".stop")).to_be_hidden()
+        # A service going offline shows on the page.
+        peers.hardware.publish_raw(f"{mosquitto.root}/{station}/service/hardware/status",
+                                   b"offline", retain=True)
+        await expect(page.locator("#link")).to_contain_text("offline: hardware")
         await expect(card.locator(".start")).to_be_hidden()
         # Logging out returns to the login form, and the session is gone.
         await page.click("#logout")

@@ -60,6 +60,7 @@ function applyChange(ch) {
   if (ch.kind === "ocpp") st.ocpp = ch.data;
   else if (ch.kind === "service") st.services[ch.data.service] = ch.data.state;
   else if (ch.kind === "station_status") st.station_status = ch.data;
+  else if (ch.kind === "recorder") st.recorder = ch.data;
   else if (ch.connector != null) {
     const field = ch.kind === "session" ? "last_session" : ch.kind;
     connectorOf(st, ch.connector)[field] = ch.data;
@@ -77,7 +78,12 @@ const fmt = {
 
 function render() {
   const root = $("#stations");
-  const link = Object.values(stations).map((st) => `${st.station}: central system ${st.ocpp?.connected ? "connected" : "not connected"}`);
+  const link = Object.values(stations).map((st) => {
+    const down = Object.entries(st.services || {}).filter(([, state]) => state !== "online").map(([name]) => name);
+    const recorder = st.recorder && !st.recorder.ok ? " · recording delayed (InfluxDB)" : "";
+    return `${st.station}: central system ${st.ocpp?.connected ? "connected" : "not connected"}` +
+      (down.length ? ` · offline: ${down.join(", ")}` : "") + recorder;
+  });
   $("#link").textContent = link.join(" · ");
   for (const st of Object.values(stations)) {
     for (const c of st.connectors) {
