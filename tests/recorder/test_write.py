@@ -15,7 +15,8 @@ from tests.fixtures.influxdb import InfluxServer, VictoriaMetrics
 from tests.fixtures.mosquitto import Broker
 from tests.recorder.helpers import T0, ns, reading, recorder, running, settings, wait_for
 from voltbus_common import channels as ch
-from voltbus_common.bus import Bus
+from voltbus_common.bus import Bus, Received
+from voltbus_common.devbroker import free_port
 from voltbus_common.enums import (
     ConnectorStatus,
     RegistrationStatus,
@@ -25,6 +26,7 @@ from voltbus_common.models import (
     MeterReading,
     OcppConnection,
     OcppConnectorStatus,
+    RecorderHealth,
     RejectedMessage,
     SessionSummary,
 )
@@ -193,3 +195,25 @@ async def test_all_stations_option_records_every_station_on_the_broker(
                                   f"/^({stations[0]}|{stations[1]})$/ GROUP BY station", db=db),
             lambda r: len(r) == 2, what="both stations")
     assert sorted(r["station"] for r in rows) == sorted(stations)
+
+
+async def test_health_knows_whether_influxdb_answers_before_anything_is_written(
+        mosquitto: Broker, influxdb: InfluxServer, station: str, tmp_path: Path) -> None:
+    watcher = Bus(mosquitto.settings("operator"), station=station, service=None)
+    health: asyncio.Queue[RecorderHealth] = asyncio.Queue()
+
+    async def keep(msg: Received[RecorderHealth]) -> None:
+        assert msg.payload is not None
+        await health.put(msg.payload)
+
+    watcher.on(ch.RECORDER_HEALTH, keep)
+    good = settings(mosquitto, station, tmp_path / "a", influx_url=influxdb.url)
+    bad = settings(mosquitto, station, tmp_path / "b", influx_url=f"http://127.0.0.1:{free_port()}")
+    async with running(watcher):
+        for cfg, reachable in ((good, True), (bad, False)):
+            async with recorder(cfg):
+                while (h := await asyncio.wait_for(health.get(), 5)).influx_reachable is None:
+                    pass
+            assert (h.influx_reachable, h.ok, h.spooled) == (reachable, reachable, 0)
+            while not health.empty():
+                health.get_nowait()

@@ -48,6 +48,8 @@ class HealthReporter:
         last_key: tuple[object, ...] | None = None
         next_due = 0.0
         while True:
+            if loop.time() >= next_due and not self.spool.size:
+                await self.writer.probe()
             health = self.snapshot()
             key = (health.ok, health.influx_reachable, health.spool_near_full,
                    health.dropped > 0, health.dead_letters)

@@ -57,6 +57,10 @@ class Sink(Protocol):
         """Write newline-separated line protocol with nanosecond timestamps."""
         ...
 
+    async def ping(self) -> str | None:
+        """None if the server answers, else why not (says nothing about auth or database)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...
@@ -105,6 +109,14 @@ class InfluxV1Sink:
         log.info("created InfluxDB database %r", self._database)
         return True
 
+    async def ping(self) -> str | None:
+        """GET /ping."""
+        try:
+            response = await self._client.get("/ping")
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None if response.is_success else f"ping: HTTP {response.status_code}"
+
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
@@ -120,7 +132,7 @@ class InfluxV2Sink:
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.description = f"InfluxDB 2.x API at {url}, org {org!r}, bucket {bucket!r}"
-        self._org, self._bucket = org, bucket
+        self._org, self._bucket, self._url = org, bucket, url
         self._client = InfluxDBClient(url=url, token=token or "", org=org,
                                       timeout=int(timeout_s * 1000))
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
@@ -141,6 +153,11 @@ class InfluxV2Sink:
     async def write(self, body: bytes) -> Outcome:
         """Write through influxdb-client without blocking the event loop."""
         return await asyncio.to_thread(self._write_blocking, body)
+
+    async def ping(self) -> str | None:
+        """influxdb-client's ping (GET /ping)."""
+        ok = await asyncio.to_thread(self._client.ping)
+        return None if ok else f"no answer to ping at {self._url}"
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""

@@ -128,6 +128,20 @@ class Writer:
         half = len(rows) // 2
         return await self._write(rows[:half]) and await self._write(rows[half:])
 
+    async def probe(self) -> None:
+        """Ping InfluxDB while there is nothing to write, so health is known on a quiet station.
+
+        A good ping counts only with an empty spool: it says nothing about a database or token
+        that makes real writes fail.
+        """
+        reason = await self.sink.ping()
+        if reason is not None:
+            self._on_unavailable(reason)
+        elif not self.spool.size:
+            if self.stats.influx_ok is False:
+                log.info("InfluxDB answers again (%s)", self.sink.description)
+            self.stats.influx_ok, self.stats.last_error = True, None
+
     def _on_unavailable(self, reason: str) -> None:
         s = self.stats
         if s.influx_ok is not False:
