@@ -147,3 +147,45 @@ async def test_one_process_serves_several_stations(
         assert sorted(p.name for p in (tmp_path / "d" / "gateway").iterdir()) == stations
     finally:
         assert gw.signal(signal.SIGTERM) == 0
+
+
+async def test_kill_9_during_an_offline_transaction_loses_nothing(
+        rig: Rig, mosquitto: Broker, tmp_path: Path) -> None:
+    """Offline start, SIGKILL, restart still offline, then the central system returns: it gets
+    the StartTransaction and a PowerLoss StopTransaction for the same transaction, once each."""
+    csms = rig.csms
+    gw = GatewayProcess(mosquitto, rig.id, csms.url, tmp_path / "gw")
+    gw.env["VOLTBUS_OCPP_CONFIG"] = json.dumps({"MeterValueSampleInterval": "20",
+                                                "AllowOfflineTxForUnknownId": "true"})
+    rig.meter(5000.0)
+    rig.pilot("B")
+    gw.start()
+    try:
+        await csms.wait_for(rig.id, "StatusNotification", timeout=10)
+        await csms.stop()
+        await rig.wait("connection", lambda p: p.connected is False, timeout=10)
+        rig.tap("OFFLINE1")
+        await rig.wait("relay_set", lambda p: p.closed is True)
+        rig.meter(5100.0)
+        await rig.wait("transaction", lambda p: p is not None and p.energy_wh == 100.0)
+        await asyncio.sleep(0.3)  # a sample or two queued
+        assert await asyncio.to_thread(gw.signal, signal.SIGKILL) == -9
+        rig.meter(5150.0)
+        gw.start()
+        await rig.wait("session", timeout=10)  # stopped (PowerLoss) while still offline
+        await csms.start()
+        stop = await csms.wait_for(rig.id, "StopTransaction", timeout=10)
+        starts = csms.received(rig.id, "StartTransaction")
+        assert [s.payload["idTag"] for s in starts] == ["OFFLINE1"]
+        assert starts[0].payload["meterStart"] == 5000
+        assert (stop["reason"], stop["meterStop"], stop["transactionId"]) == ("PowerLoss", 5150,
+                                                                               1)
+        order = [m.action for m in csms.received(rig.id)
+                 if m.action in ("StartTransaction", "MeterValues", "StopTransaction")]
+        assert order[0] == "StartTransaction"
+        assert order[-1] == "StopTransaction"
+        await asyncio.sleep(0.3)
+        assert len(csms.received(rig.id, "StopTransaction")) == 1
+    finally:  # the central system runs in this event loop: do not block it while waiting
+        if gw.proc is not None and gw.proc.poll() is None:
+            assert await asyncio.to_thread(gw.signal, signal.SIGTERM) == 0
