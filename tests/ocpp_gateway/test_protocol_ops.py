@@ -347,3 +347,14 @@ async def test_stop_transaction_carries_transaction_data(rig: Rig) -> None:
         ("Energy.Active.Import.Register", "650", None), ("Voltage", "230", "L1-N"),
         ("Voltage", "231", "L2-N"), ("Voltage", "229", "L3-N")]
     assert {v["context"] for v in end["sampledValue"]} == {"Transaction.End"}
+
+
+async def test_change_availability_of_the_station_reports_connector_0(rig: Rig) -> None:
+    await online(rig)
+    answer = await rig.csms.send(rig.id, call.ChangeAvailability(connector_id=0,
+                                                                 type="Inoperative"))
+    assert answer == {"status": "Accepted"}
+    await rig.csms.wait_for(rig.id, "StatusNotification",
+                            where=lambda p: p["connectorId"] == 0 and p["status"] == "Unavailable")
+    await rig.csms.wait_for(rig.id, "StatusNotification",
+                            where=lambda p: p["connectorId"] == 1 and p["status"] == "Unavailable")

@@ -119,7 +119,12 @@ class CentralRequests:
 
     def change_availability(self, connector: int, operative: bool) -> str:
         """ChangeAvailability: Accepted, Scheduled (transaction running) or Rejected."""
-        return _reply(self.dispatch(ChangeAvailability(connector, operative)))
+        status = _reply(self.dispatch(ChangeAvailability(connector, operative)))
+        if connector == 0 and status == "Accepted":
+            self.messenger.send("StatusNotification", {
+                "connectorId": 0, "status": "Available" if operative else "Unavailable",
+                "errorCode": "NoError", "timestamp": convert.iso(self.clock())})
+        return status
 
     def reset(self, hard: bool) -> str:
         """Reset: transactions are stopped now; the session restarts after the reply."""
