@@ -4,21 +4,12 @@ announcing (after HA restarts) until stopped. For stacks where no service runs t
 from __future__ import annotations
 
 import asyncio
-from importlib.metadata import PackageNotFoundError, version
 
 from voltbus_common.bus import Bus
-from voltbus_common.homeassistant.publisher import DiscoveryPublisher
+from voltbus_common.homeassistant.publisher import DiscoveryPublisher, publisher_for
 from voltbus_common.homeassistant.settings import HaDiscoverySettings
 from voltbus_common.runtime import run
 from voltbus_common.settings import load_settings
-
-
-def sw_version() -> str:
-    """The installed voltbus version."""
-    try:
-        return version("voltbus-common")
-    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "unknown"
 
 
 def publishers(settings: HaDiscoverySettings) -> list[tuple[Bus, DiscoveryPublisher]]:
@@ -26,14 +17,7 @@ def publishers(settings: HaDiscoverySettings) -> list[tuple[Bus, DiscoveryPublis
     out = []
     for station in settings.stations:
         bus = Bus(settings, station=station, service=None)
-        pub = DiscoveryPublisher(
-            bus, connectors=range(1, settings.connectors + 1),
-            max_current_a=settings.max_current_a, min_current_a=settings.ha_min_current_a,
-            sw_version=sw_version(), configuration_url=settings.public_url,
-            prefix=settings.ha_prefix, enabled=settings.ha_discovery,
-            remote_id_tag=settings.ha_remote_id_tag, phases=1 if settings.phases == 1 else 3)
-        pub.attach()
-        out.append((bus, pub))
+        out.append((bus, publisher_for(bus, settings)))
     return out
 
 

@@ -13,6 +13,7 @@ from voltbus_common.homeassistant.discovery import (
     StationDiscovery,
     discovery_topic,
 )
+from voltbus_common.homeassistant.settings import HaDiscoverySettings
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +95,25 @@ class DiscoveryPublisher:
                      len(stale), ", ".join(sorted(stale)))
             self._stubs.update(stale)
             self.publish()
+
+
+def sw_version() -> str:
+    """The installed voltbus version, shown on the HA device."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voltbus-common")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def publisher_for(bus: Bus, settings: HaDiscoverySettings) -> DiscoveryPublisher:
+    """A publisher for bus's station, shaped by the discovery settings, attached to the bus."""
+    publisher = DiscoveryPublisher(
+        bus, connectors=range(1, settings.connectors + 1),
+        max_current_a=settings.max_current_a, min_current_a=settings.ha_min_current_a,
+        sw_version=sw_version(), configuration_url=settings.public_url,
+        prefix=settings.ha_prefix, enabled=settings.ha_discovery,
+        remote_id_tag=settings.ha_remote_id_tag, phases=1 if settings.phases == 1 else 3)
+    publisher.attach()
+    return publisher

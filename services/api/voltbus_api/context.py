@@ -16,6 +16,7 @@ from voltbus_api.sessions import SessionSource
 from voltbus_api.settings import ApiSettings
 from voltbus_api.state_cache import StateCache
 from voltbus_common.bus import Bus
+from voltbus_common.homeassistant.publisher import publisher_for
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class ApiContext:
         for bus in buses.values():
             cache.attach(bus)
             commands.attach(bus)
+            # Home Assistant discovery (VOLTBUS_HA_DISCOVERY, on by default): the API announces
+            # each station, since it already holds a bus per station and the web page's address.
+            publisher_for(bus, settings)
         limiter = LoginLimiter(settings.api_login_max_failures, settings.api_login_window_s)
         return cls(settings, buses, cache, commands, limiter)
 

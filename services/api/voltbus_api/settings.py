@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from voltbus_common.settings import BusSettings, ConfigError
+from voltbus_common.homeassistant.settings import HaDiscoverySettings
+from voltbus_common.settings import ConfigError
 
 
 def _read_secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
@@ -24,8 +25,8 @@ def _read_secret(value: SecretStr | None, path: Path | None, name: str) -> str |
     return None
 
 
-class ApiSettings(BusSettings):
-    """Environment VOLTBUS_API_*, VOLTBUS_INFLUX_* and the shared bus settings."""
+class ApiSettings(HaDiscoverySettings):
+    """Environment VOLTBUS_API_*, VOLTBUS_INFLUX_*, VOLTBUS_HA_* and the shared bus settings."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)
