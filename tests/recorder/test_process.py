@@ -23,6 +23,17 @@ def test_missing_bucket_for_the_2x_api_is_a_readable_error(tmp_path: Path) -> No
     assert "VOLTBUS_INFLUX_BUCKET is needed" in done.stderr
 
 
+def test_unreadable_token_file_names_the_setting(tmp_path: Path) -> None:
+    env = {**os.environ, "VOLTBUS_INFLUX_API": "2", "VOLTBUS_INFLUX_ORG": "home",
+           "VOLTBUS_INFLUX_BUCKET": "b", "VOLTBUS_INFLUX_TOKEN_FILE": str(tmp_path / "missing"),
+           "VOLTBUS_DATA_DIR": str(tmp_path)}
+    env.pop("VOLTBUS_INFLUX_TOKEN", None)
+    done = subprocess.run([sys.executable, "-m", "voltbus_recorder"], env=env, timeout=30,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "VOLTBUS_INFLUX_TOKEN_FILE: cannot read" in done.stderr
+
+
 def test_sigterm_stops_cleanly_and_keeps_the_spool(
         mosquitto: Broker, influxdb: InfluxServer, services: ServiceGroup, station: str,
         tmp_path: Path) -> None:

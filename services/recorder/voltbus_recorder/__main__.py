@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from zoneinfo import ZoneInfo
 
 from voltbus_common.bus import Bus
 from voltbus_common.runtime import run
-from voltbus_common.settings import load_settings
+from voltbus_common.settings import ConfigError, load_settings
 from voltbus_recorder.health import HealthReporter
 from voltbus_recorder.ingest import Ingest
 from voltbus_recorder.settings import RecorderSettings
@@ -52,6 +53,13 @@ async def main(settings: RecorderSettings) -> None:
 def cli() -> None:
     """Entry point: load settings (exit 2 with a readable message when invalid), then run."""
     settings = load_settings(RecorderSettings)
+    try:  # secrets files are read now, so a missing one stops start-up with its name
+        settings.influx_password_secret()
+        settings.influx_token_secret()
+        settings.mqtt_secret()
+    except ConfigError as exc:
+        print(f"voltbus: invalid configuration (RecorderSettings): {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     run(lambda: main(settings), service="recorder", log_level=settings.log_level)
 
 
