@@ -366,3 +366,18 @@ def test_reservation_accepts_a_tag_with_the_same_parent() -> None:
     start = model.handle(AuthorizeAnswered("CHILD", "Accepted", None, "FLEET"))[0]
     assert isinstance(start, SendStartTransaction)
     assert start.reservation_id == 3
+
+
+def test_another_tag_of_the_same_group_stops_the_transaction() -> None:
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.C))
+    model.handle(CardPresented("DAD"))
+    model.handle(AuthorizeAnswered("DAD", "Accepted", None, "FAMILY"))
+    assert model.connectors[1].facts.tx is not None
+    assert model.handle(CardPresented("MUM")) == [SendAuthorize("MUM")]
+    assert model.handle(AuthorizeAnswered("MUM", "Accepted", None, "NEIGHBOURS")) == []
+    assert model.connectors[1].facts.tx is not None
+    model.handle(CardPresented("KID"))
+    effects = model.handle(AuthorizeAnswered("KID", "Accepted", None, "FAMILY"))
+    stop = next(e for e in effects if isinstance(e, SendStopTransaction))
+    assert (stop.id_tag, stop.reason) == ("KID", StopReason.LOCAL)

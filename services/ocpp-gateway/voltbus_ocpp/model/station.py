@@ -56,6 +56,7 @@ class Pending:
     request_id: str | None
     command: CommandName | None
     limit_a: float | None = None
+    stop_for_parent: str | None = None  # authorising a tag to stop a transaction of this group
 
 
 class StationModel:
@@ -146,9 +147,30 @@ class StationModel:
         if tag in self.pending:
             return []
         target = self.choose_connector(tag)
-        if target is None:
-            return []
-        return self._authorise(tag, target, None, None)
+        if target is not None:
+            return self._authorise(tag, target, None, None)
+        return self._stop_by_group(tag)
+
+    def _stop_by_group(self, tag: str) -> list[Effect]:
+        """No free connector: a tag of the same group (parentIdTag) may stop a transaction."""
+        for c in self.connectors.values():
+            tx = c.facts.tx
+            parent = self._parent_of(tx.id_tag) if tx is not None else None
+            if parent is None:
+                continue
+            known = self.authoriser.known(tag)
+            valid = known is not None and known.valid(self.clock())
+            if not self.online or (valid and self.config.get_bool("LocalPreAuthorize")):
+                if valid and known is not None and known.parent_id_tag == parent:
+                    return c.stop_transaction(StopReason.LOCAL, tag)
+                return []
+            self.pending[tag] = Pending(c.connector_id, None, None, stop_for_parent=parent)
+            return [SendAuthorize(tag)]
+        return []
+
+    def _parent_of(self, tag: str) -> str | None:
+        entry = self.authoriser.known(tag)
+        return entry.parent_id_tag if entry is not None else None
 
     def choose_connector(self, tag: str) -> Connector | None:
         """Where a tap (or a remote start without connector) goes: reserved, plugged, then free."""
@@ -200,6 +222,12 @@ class StationModel:
             self.authoriser.learn(event.id_tag, AuthEntry(event.status, event.expiry,
                                                           event.parent_id_tag))
             accepted, why = event.status == "Accepted", event.status
+        if p is not None and p.stop_for_parent is not None:
+            c = self.connectors[p.connector]
+            if accepted and c.facts.tx is not None and (
+                    event.parent_id_tag == p.stop_for_parent):
+                return c.stop_transaction(StopReason.LOCAL, event.id_tag)
+            return []
         return [] if p is None else self._authorised(event.id_tag, p, accepted, why)
 
     def _on_start_answer(self, event: StartAnswered) -> list[Effect]:
