@@ -189,3 +189,19 @@ async def test_kill_9_during_an_offline_transaction_loses_nothing(
     finally:  # the central system runs in this event loop: do not block it while waiting
         if gw.proc is not None and gw.proc.poll() is None:
             assert await asyncio.to_thread(gw.signal, signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"VOLTBUS_OCPP_CONFIG": '{"MeterValueSampleInterval": "often"}'},
+     "MeterValueSampleInterval='often': expected an integer"),
+    ({"VOLTBUS_OCPP_CONFIG": '{"NoSuchKey": "1"}'}, "unknown OCPP configuration key"),
+    ({"VOLTBUS_CSMS_URL": "http://example.org"}, "VOLTBUS_CSMS_URL"),
+    ({"VOLTBUS_CONNECTORS": "0"}, "VOLTBUS_CONNECTORS"),
+])
+def test_invalid_settings_stop_start_up_with_a_readable_message(
+        tmp_path: Path, env: dict[str, str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "voltbus_ocpp"], capture_output=True, text=True,
+                          env={**os.environ, "VOLTBUS_DATA_DIR": str(tmp_path), **env},
+                          timeout=30, check=False)
+    assert done.returncode == 2
+    assert message in done.stderr

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from voltbus_common.settings import BusSettings, ConfigError
+from voltbus_ocpp.protocol.v16.config_keys import KEYS
 
 
 class GatewaySettings(BusSettings):
@@ -43,6 +44,18 @@ class GatewaySettings(BusSettings):
     def _json(cls, value: object) -> object:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("ocpp_config")
+    @classmethod
+    def _known_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            spec = KEYS.get(key)
+            if spec is None:
+                raise ValueError(f"unknown OCPP configuration key {key!r}")
+            problem = spec.check(text)
+            if problem:
+                raise ValueError(f"{key}={text!r}: {problem}")
         return value
 
     def auth_key(self) -> str | None:
