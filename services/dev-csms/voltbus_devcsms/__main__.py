@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voltbus_common.runtime import run
@@ -38,6 +39,17 @@ async def main(settings: DevCsmsSettings) -> None:
         await server.stop()
 
 
+def load() -> DevCsmsSettings:
+    """Settings from the environment; exit 2 with the variable and the problem when invalid."""
+    try:
+        return DevCsmsSettings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = "VOLTBUS_DEVCSMS_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"voltbus_devcsms: {name}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    cfg = DevCsmsSettings()
+    cfg = load()
     run(lambda: main(cfg), service="devcsms", log_level=cfg.log_level)
