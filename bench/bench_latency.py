@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import statistics
 import sys
 import tempfile
 import time
@@ -28,13 +27,13 @@ from ocpp.v16 import ChargePoint, call, call_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.services import ServiceGroup, cpu_seconds, rss_kib  # noqa: E402
-from voltbus_common import channels as ch  # noqa: E402
-from voltbus_common.bus import _NODELAY, Bus, Received  # noqa: E402
-from voltbus_common.devbroker import LocalMosquitto, free_port, wait_for_port  # noqa: E402
-from voltbus_common.enums import ConnectorStatus, PilotState  # noqa: E402
-from voltbus_common.models import MeterReading, PilotEvent, RelayState, RfidSeen  # noqa: E402
-from voltbus_common.settings import BusSettings  # noqa: E402
+from tests.fixtures.services import ServiceGroup, cpu_seconds, rss_kib
+from voltbus_common import channels as ch
+from voltbus_common.bus import _NODELAY, Bus, Received
+from voltbus_common.devbroker import LocalMosquitto, free_port, wait_for_port
+from voltbus_common.enums import ConnectorStatus, PilotState
+from voltbus_common.models import MeterReading, PilotEvent, RelayState, RfidSeen
+from voltbus_common.settings import BusSettings
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -223,7 +222,7 @@ async def main(sessions: int, idle_s: float) -> None:
                                      "VOLTBUS_INFLUX_URL": f"http://127.0.0.1:{free_port()}",
                                      "VOLTBUS_INFLUX_DATABASE": "voltbus"})
             group.start("api", {**base, **broker.env("api"), "VOLTBUS_API_PORT": str(free_port())})
-            time.sleep(5)
+            await asyncio.sleep(5)
             for line in idle_footprint(group, idle_s):
                 print(line)
         finally:

@@ -128,7 +128,8 @@ class Bus:
         topic = channel.topic(self.root, **args)
         self.publish_raw(topic, channel.encode(payload), qos=channel.qos, retain=channel.retain)
 
-    def publish_raw(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+    def publish_raw(self, topic: str, payload: bytes, *, qos: int = 1,
+                    retain: bool = False) -> None:
         """Queue a message on a topic outside the contract (Home Assistant discovery)."""
         if len(self._outbox) >= self._outbox_limit:
             self._outbox.popleft()
@@ -146,15 +147,15 @@ class Bus:
         if self.service is not None:
             self.publish(SERVICE_REJECTED, RejectedMessage(topic=topic, reason=reason))
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
+    async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Return once connected (raises TimeoutError after timeout seconds)."""
         await asyncio.wait_for(self.connected.wait(), timeout)
 
-    async def drain(self, timeout: float = 5.0) -> bool:
+    async def drain(self, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
         """Wait until the outbox is empty; False if it did not empty in time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._outbox and loop.time() < deadline:
+        while self._outbox and loop.time() < deadline:  # noqa: ASYNC110 - polls a deque
             await asyncio.sleep(0.01)
         return not self._outbox
 

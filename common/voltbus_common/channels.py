@@ -63,7 +63,8 @@ class Channel(Generic[P]):
 
     def match(self, root: str, topic: str) -> dict[str, str] | None:
         """The placeholder values if the topic belongs to this channel, else None."""
-        regex = re.escape(self.pattern.replace("{root}", root)).replace(r"\{", "{").replace(r"\}", "}")
+        regex = re.escape(self.pattern.replace("{root}", root))
+        regex = regex.replace(r"\{", "{").replace(r"\}", "}")
         regex = _PLACEHOLDER.sub(lambda g: f"(?P<{g.group(1)}>[^/]+)", regex)
         found = re.fullmatch(regex, topic)
         return found.groupdict() if found else None
@@ -146,7 +147,8 @@ RFID = _ch("hw/rfid", m.RfidSeen, retain=False, writers=HARDWARE,
 RELAY_SET = _ch("hw/{connector}/relay/set", m.RelayCommand, retain=False, writers=GATEWAY,
                 doc="Open or close the relay.", example={"closed": True})
 CURRENT_LIMIT_SET = _ch("hw/{connector}/current_limit/set", m.CurrentLimitCommand, retain=False,
-                        writers=GATEWAY, doc="Current the EV may draw per phase; 0 pauses charging.",
+                        writers=GATEWAY,
+                        doc="Current the EV may draw per phase; 0 pauses charging.",
                         example={"amps": 16.0})
 LED_SET = _ch("hw/{connector}/led/set", m.LedCommand, retain=False, writers=GATEWAY,
               doc="What the connector's LED shows.", example={"color": "green", "pattern": "solid"})
@@ -156,7 +158,8 @@ OCPP_CONNECTION = _ch("ocpp/connection", m.OcppConnection, retain=True, writers=
                       doc="The link to the central system and the BootNotification answer.",
                       example={"connected": True, "registration": "Accepted", "since": _TS})
 OCPP_STATUS = _ch("ocpp/{connector}/status", m.OcppConnectorStatus, retain=True, writers=GATEWAY,
-                  doc="Connector status (OCPP 1.6 ChargePointStatus) as reported to the central system.",
+                  doc="Connector status (OCPP 1.6 ChargePointStatus) as reported to the central "
+                      "system.",
                   example={"status": "Charging", "error_code": "NoError", "ts": _TS})
 TRANSACTION = _ch("ocpp/{connector}/transaction", m.TransactionState, retain=True, writers=GATEWAY,
                   empty_clears=True,
@@ -184,7 +187,7 @@ COMMAND_RESULT = _ch("ocpp/{connector}/command/result", m.CommandResult, retain=
                      example={"request_id": "r-1", "command": "start", "status": "Accepted",
                               "reason": None, "ts": _TS})
 
-# --- every service ---------------------------------------------------------------------------------
+# --- every service -----------------------------------------------------------------------------
 SERVICE_STATUS = _ch("service/{service}/status", ServiceState, retain=True,
                      writers=frozenset({HARDWARE, GATEWAY, RECORDER, API}),
                      doc="`online` / `offline`; `offline` is the service's MQTT Last Will.",

@@ -86,8 +86,9 @@ class LocalMosquitto:
             wait_for_port(self.port, timeout)
         except TimeoutError:
             self.stop()
-            log = (self.directory / "mosquitto.log")
-            raise RuntimeError(f"mosquitto did not start: {log.read_text()[-2000:] if log.exists() else ''}") from None
+            log = self.directory / "mosquitto.log"
+            said = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"mosquitto did not start: {said}") from None
 
     def stop(self) -> None:
         """Stop the broker (SIGTERM, so it saves its persistence file)."""

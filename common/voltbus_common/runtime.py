@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -47,7 +48,5 @@ async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
 def run(main: Callable[[], Awaitable[None]], *, service: str, log_level: str = "INFO") -> None:
     """Run a service's main coroutine until SIGTERM/SIGINT, then shut down cleanly (exit 0)."""
     setup_logging(service, log_level)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_until_signalled(main))
-    except KeyboardInterrupt:
-        pass

@@ -50,7 +50,8 @@ class BusSettings(BaseSettings):
             raise ValueError("at least one station id is needed")
         for station in value:
             if not station or any(c in station for c in "/+# ") or len(station) > 48:
-                raise ValueError(f"station id {station!r} must be 1..48 chars without / + # or space")
+                raise ValueError(
+                    f"station id {station!r} must be 1..48 chars without / + # or space")
         if len(set(value)) != len(value):
             raise ValueError("station ids must be unique")
         return value

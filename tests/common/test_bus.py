@@ -96,7 +96,8 @@ async def test_status_online_then_offline_on_clean_stop(mosquitto: Broker, stati
     watcher = Bus(mosquitto.settings("operator"), station=station, service=None)
     states = collector(watcher, ch.SERVICE_STATUS, service="recorder")
     async with running(watcher):
-        async with running(Bus(mosquitto.settings("recorder"), station=station, service="recorder")):
+        recorder = Bus(mosquitto.settings("recorder"), station=station, service="recorder")
+        async with running(recorder):
             assert (await asyncio.wait_for(states.get(), 5)).payload is ServiceState.ONLINE
         assert (await asyncio.wait_for(states.get(), 5)).payload is ServiceState.OFFLINE
 

@@ -60,7 +60,9 @@ def test_voltbus_up_sim_and_cmd_walk_a_session(tmp_path: Path) -> None:
                 response = api.get(connector)
             except httpx.TransportError:
                 return None
-            return (response.json().get("status") or {}).get("status") if response.is_success else None
+            if not response.is_success:
+                return None
+            return (response.json().get("status") or {}).get("status")
 
         wait_for(lambda: status() == "Available", 60, "connector 2 Available in the API")
         assert voltbus(data, "sim", "plug", "2").returncode == 0

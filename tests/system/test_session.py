@@ -63,7 +63,7 @@ class Observer:
         self.sessions.append(msg.payload)
         self.changed.set()
 
-    async def until(self, what: str, predicate: Any, timeout: float = 20) -> None:
+    async def until(self, what: str, predicate: Any, timeout: float = 20) -> None:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
             while not predicate():
                 self.changed.clear()
@@ -87,9 +87,9 @@ class ApiWatcher:
                     self.seen.append(body)
             await asyncio.sleep(0.03)
 
-    async def until_status(self, status: str, timeout: float = 20) -> None:
+    async def until_status(self, status: str, timeout: float = 20) -> None:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
-            while not self.statuses() or self.statuses()[-1] != status:
+            while not self.statuses() or self.statuses()[-1] != status:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
 
     def statuses(self) -> list[str]:
@@ -113,9 +113,9 @@ async def csms_messages(http: httpx.AsyncClient, station: str, action: str) -> l
 
 
 async def wait_csms(http: httpx.AsyncClient, station: str, action: str, count: int = 1,
-                    timeout: float = 20) -> list[dict[str, Any]]:
+                    timeout: float = 20) -> list[dict[str, Any]]:  # noqa: ASYNC109
     async with asyncio.timeout(timeout):
-        while len(found := await csms_messages(http, station, action)) < count:
+        while len(found := await csms_messages(http, station, action)) < count:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     return found
 

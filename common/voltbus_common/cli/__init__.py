@@ -1,4 +1,4 @@
-"""The `voltbus` command: run services, start the whole stack, drive the simulator, watch the bus."""
+"""The `voltbus` command: run services, start the stack, drive the simulator, watch the bus."""
 
 from voltbus_common.cli.main import app
 

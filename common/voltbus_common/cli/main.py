@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -36,7 +37,8 @@ SERVICES = {
     "api": "voltbus_api",
     "devcsms": "voltbus_devcsms",
 }
-StationOpt = Annotated[str | None, typer.Option("--station", "-s", help="station id (default: first)")]
+StationOpt = Annotated[str | None,
+                       typer.Option("--station", "-s", help="station id (default: first)")]
 ConnectorArg = Annotated[int, typer.Argument(min=1, help="connector id, from 1")]
 
 
@@ -68,12 +70,13 @@ def up(
     connectors: Annotated[int, typer.Option(min=1, help="simulated connectors per station")] = 1,
     stations: Annotated[str, typer.Option(help="comma-separated station ids")] = "CP1",
     csms_url: Annotated[str | None, typer.Option(
-        envvar="VOLTBUS_CSMS_URL", help="central system URL; default: the development CSMS")] = None,
+        envvar="VOLTBUS_CSMS_URL",
+        help="central system URL; default: the development CSMS")] = None,
     api_port: Annotated[int, typer.Option(help="web page and REST API port")] = 8080,
     mqtt_port: Annotated[int, typer.Option(help="broker port")] = 1883,
     influx: Annotated[bool, typer.Option(help="start a local InfluxDB 1.x if installed")] = True,
 ) -> None:
-    """Start the whole stack (broker, InfluxDB, dev central system, four services); Ctrl-C stops all."""
+    """Start the stack (broker, InfluxDB, dev central system, four services); Ctrl-C stops it."""
     from voltbus_common.cli.stack import start_stack
 
     start_stack(connectors=connectors, stations=stations, csms_url=csms_url, api_port=api_port,
@@ -121,7 +124,8 @@ def ev(connector: ConnectorArg = 1,
 
 @sim.command()
 def fault(connector: ConnectorArg = 1,
-          code: Annotated[ChargePointErrorCode, typer.Argument()] = ChargePointErrorCode.GROUND_FAILURE,
+          code: Annotated[ChargePointErrorCode,
+                          typer.Argument()] = ChargePointErrorCode.GROUND_FAILURE,
           info: str | None = None, station: StationOpt = None) -> None:
     """Inject a hardware fault (NoError clears it)."""
     _sim(ch.SIM_FAULT, SimFault(code=code, info=info), station, connector=connector)
@@ -132,7 +136,8 @@ def fault(connector: ConnectorArg = 1,
 
 def _ask(connector: int, command: GatewayCommand, station: str | None) -> None:
     result = _run(ask_gateway(client_settings(), _station(station), connector, command))
-    typer.echo(f"{result.command}: {result.status}" + (f" ({result.reason})" if result.reason else ""))
+    reason = f" ({result.reason})" if result.reason else ""
+    typer.echo(f"{result.command}: {result.status}{reason}")
     if result.status != "Accepted":
         raise typer.Exit(1)
 
@@ -188,14 +193,14 @@ def watch(station: Annotated[str, typer.Option("--station", "-s")] = "+") -> Non
         bus.on_raw(f"{settings.root}/{station}/#", show)
         await bus.run()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _run(main())
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()
-def docs(check: Annotated[bool, typer.Option(help="fail if docs/topics.md is stale")] = False) -> None:
+def docs(
+    check: Annotated[bool, typer.Option(help="fail if docs/topics.md is stale")] = False,
+) -> None:
     """Write docs/topics.md from the topic contract."""
     from voltbus_common.docs import render_topics
 

@@ -1,4 +1,4 @@
-"""Short-lived bus clients for the CLI: publish one message, or ask the gateway and await its answer."""
+"""Short-lived bus clients for the CLI: publish one message, or ask the gateway for an answer."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from voltbus_common.settings import BusSettings
 
 
 async def publish_once(settings: BusSettings, station: str, channel: Channel[Any], payload: Any,
-                       timeout: float = 5.0, **args: str | int) -> None:
+                       timeout: float = 5.0, **args: str | int) -> None:  # noqa: ASYNC109
     """Connect, publish one message, make sure it left, disconnect."""
     bus = Bus(settings, station=station, service=None)
     task = asyncio.create_task(bus.run())
@@ -28,7 +28,7 @@ async def publish_once(settings: BusSettings, station: str, channel: Channel[Any
 
 
 async def ask_gateway(settings: BusSettings, station: str, connector: int,
-                      command: GatewayCommand, timeout: float = 10.0) -> CommandResult:
+                      command: GatewayCommand, timeout: float = 10.0) -> CommandResult:  # noqa: ASYNC109
     """Send a command to the gateway and wait for its CommandResult (TimeoutError if none)."""
     request_id = command.request_id or uuid.uuid4().hex[:12]
     command = command.model_copy(update={"request_id": request_id})

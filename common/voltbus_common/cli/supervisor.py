@@ -46,7 +46,7 @@ class Supervisor:
         log.info("started %s (pid %d)", child.name, child.process.pid)
 
     def poll(self) -> None:
-        """Restart children that exited, with backoff (1 s doubling to 30 s; reset after 60 s up)."""
+        """Restart children that exited, with backoff (1 s doubling to 30 s; reset after 60 s)."""
         now = time.monotonic()
         for child in self.children:
             if child.process is None or child.process.poll() is None or self._stopping:

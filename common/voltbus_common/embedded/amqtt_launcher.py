@@ -1,4 +1,4 @@
-"""Runs an amqtt broker with voltbus's users and ACL: the fallback where Mosquitto can't be installed.
+"""Runs amqtt with voltbus's users and ACL: the fallback where Mosquitto can't be installed.
 
 Executed by path with the interpreter of a separate virtualenv that holds amqtt (amqtt pins an old
 `websockets`, so it must stay out of the services' environment). Only stdlib, amqtt and pwdlib
