@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.fixtures.mosquitto import Broker
+from tests.fixtures.mosquitto import running as running_buses
 from voltbus_api.app import create_app
 from voltbus_api.context import ApiContext
 from voltbus_api.settings import ApiSettings
@@ -57,19 +58,6 @@ def api_settings(broker: Broker, station: str, data_dir: Path, **extra: Any) -> 
     }
     values.update(extra)
     return ApiSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def running_buses(*buses: Bus) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(b.run()) for b in buses]
-    try:
-        for b in buses:
-            await b.wait_connected(5)
-        yield
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager

@@ -3,39 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fixtures.mosquitto import Broker
+from tests.fixtures.mosquitto import Broker, collector, running
 from voltbus_common import channels as ch
-from voltbus_common.bus import Bus, Received
+from voltbus_common.bus import Bus
 from voltbus_common.enums import PilotState, ServiceState
 from voltbus_common.models import PilotEvent, RejectedMessage, RelayCommand
-
-
-@contextlib.asynccontextmanager
-async def running(*buses: Bus) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(b.run()) for b in buses]
-    try:
-        for b in buses:
-            await b.wait_connected(5)
-        yield
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def collector(bus: Bus, channel: ch.Channel, **args: str | int) -> asyncio.Queue[Received]:
-    queue: asyncio.Queue[Received] = asyncio.Queue()
-
-    async def put(msg: Received) -> None:
-        await queue.put(msg)
-
-    bus.on(channel, put, **args)
-    return queue
 
 
 async def test_typed_round_trip(mosquitto: Broker, station: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.common.test_bus import collector, running
+from tests.fixtures.mosquitto import collector, running
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.devbroker import EmbeddedBroker

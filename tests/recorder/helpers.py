@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.fixtures.mosquitto import Broker
-from voltbus_common.bus import Bus
 from voltbus_common.models import MeterReading
 from voltbus_recorder.__main__ import main
 from voltbus_recorder.settings import RecorderSettings
@@ -42,20 +41,6 @@ async def recorder(cfg: RecorderSettings) -> AsyncIterator[asyncio.Task[None]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-@contextlib.asynccontextmanager
-async def running(*buses: Bus) -> AsyncIterator[None]:
-    """Run buses until the block ends."""
-    tasks = [asyncio.create_task(b.run()) for b in buses]
-    try:
-        for b in buses:
-            await b.wait_connected(5)
-        yield
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def wait_for(probe: Callable[[], T], done: Callable[[T], bool], limit_s: float = 10.0,

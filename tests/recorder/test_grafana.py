@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from tests.fixtures.influxdb import InfluxServer
-from tests.fixtures.mosquitto import Broker
-from tests.recorder.helpers import recorder, running, settings, wait_for
+from tests.fixtures.mosquitto import Broker, running
+from tests.recorder.helpers import recorder, settings, wait_for
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.enums import ConnectorStatus, RegistrationStatus, StopReason

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.influxdb import InfluxServer, VictoriaMetrics
-from tests.fixtures.mosquitto import Broker
+from tests.fixtures.mosquitto import Broker, running
 from tests.fixtures.services import ServiceGroup
-from tests.recorder.helpers import ns, reading, recorder, running, settings, wait_for
+from tests.recorder.helpers import ns, reading, recorder, settings, wait_for
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.models import RecorderHealth

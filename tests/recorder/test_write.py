@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.influxdb import InfluxServer, VictoriaMetrics
-from tests.fixtures.mosquitto import Broker
-from tests.recorder.helpers import T0, ns, reading, recorder, running, settings, wait_for
+from tests.fixtures.mosquitto import Broker, running
+from tests.recorder.helpers import T0, ns, reading, recorder, settings, wait_for
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.devbroker import free_port
