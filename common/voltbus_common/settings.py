@@ -18,6 +18,18 @@ class ConfigError(Exception):
     """Configuration that cannot work; the message names the setting and the problem."""
 
 
+def read_secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
+    """A secret from VOLTBUS_<name> or, failing that, from the file VOLTBUS_<name>_FILE names."""
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"VOLTBUS_{name}_FILE: cannot read: {exc}") from None
+    return None
+
+
 class BusSettings(BaseSettings):
     """What every service needs to join the bus. Subclasses add their own fields."""
 
@@ -58,14 +70,7 @@ class BusSettings(BaseSettings):
 
     def mqtt_secret(self) -> str | None:
         """The MQTT password, from VOLTBUS_MQTT_PASSWORD or the file VOLTBUS_MQTT_PASSWORD_FILE."""
-        if self.mqtt_password is not None:
-            return self.mqtt_password.get_secret_value()
-        if self.mqtt_password_file is not None:
-            try:
-                return self.mqtt_password_file.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"VOLTBUS_MQTT_PASSWORD_FILE: cannot read: {exc}") from None
-        return None
+        return read_secret(self.mqtt_password, self.mqtt_password_file, "MQTT_PASSWORD")
 
 
 def load_settings(cls: type[S]) -> S:

@@ -10,19 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from voltbus_common.homeassistant.settings import HaDiscoverySettings
-from voltbus_common.settings import ConfigError
-
-
-def _read_secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
-    """A secret given directly or through a file (Docker secrets)."""
-    if value is not None:
-        return value.get_secret_value()
-    if path is not None:
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"VOLTBUS_{name}_FILE: cannot read: {exc}") from None
-    return None
+from voltbus_common.settings import read_secret
 
 
 class ApiSettings(HaDiscoverySettings):
@@ -84,8 +72,8 @@ class ApiSettings(HaDiscoverySettings):
 
     def influx_token_secret(self) -> str | None:
         """The InfluxDB token, from the variable or its _FILE."""
-        return _read_secret(self.influx_token, self.influx_token_file, "INFLUX_TOKEN")
+        return read_secret(self.influx_token, self.influx_token_file, "INFLUX_TOKEN")
 
     def influx_password_secret(self) -> str | None:
         """The InfluxDB 1.x password, from the variable or its _FILE."""
-        return _read_secret(self.influx_password, self.influx_password_file, "INFLUX_PASSWORD")
+        return read_secret(self.influx_password, self.influx_password_file, "INFLUX_PASSWORD")

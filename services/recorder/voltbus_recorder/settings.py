@@ -8,19 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, model_validator
 
-from voltbus_common.settings import BusSettings, ConfigError
-
-
-def _secret(value: SecretStr | None, path: Path | None, name: str) -> str | None:
-    """A secret from its variable or, failing that, from its *_FILE (Docker secrets)."""
-    if value is not None:
-        return value.get_secret_value()
-    if path is not None:
-        try:
-            return path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"VOLTBUS_{name}_FILE: cannot read: {exc}") from None
-    return None
+from voltbus_common.settings import BusSettings, read_secret
 
 
 class RecorderSettings(BusSettings):
@@ -82,8 +70,8 @@ class RecorderSettings(BusSettings):
 
     def influx_password_secret(self) -> str | None:
         """The 1.x password from VOLTBUS_INFLUX_PASSWORD or VOLTBUS_INFLUX_PASSWORD_FILE."""
-        return _secret(self.influx_password, self.influx_password_file, "INFLUX_PASSWORD")
+        return read_secret(self.influx_password, self.influx_password_file, "INFLUX_PASSWORD")
 
     def influx_token_secret(self) -> str | None:
         """The 2.x token from VOLTBUS_INFLUX_TOKEN or VOLTBUS_INFLUX_TOKEN_FILE."""
-        return _secret(self.influx_token, self.influx_token_file, "INFLUX_TOKEN")
+        return read_secret(self.influx_token, self.influx_token_file, "INFLUX_TOKEN")
