@@ -172,14 +172,17 @@ SESSION = _ch("ocpp/{connector}/session", m.SessionSummary, retain=False, writer
                        "stopped_at": "2026-01-01T13:00:00Z", "meter_start_wh": 12000.0,
                        "meter_stop_wh": 19000.0, "energy_wh": 7000.0, "stop_reason": "Local"})
 CHARGING = _ch("ocpp/{connector}/charging", m.ChargingState, retain=True, writers=GATEWAY,
-               doc="Whether charging is enabled and the current limit in force (null: none set).",
-               example={"enabled": True, "current_limit_a": 16.0, "ts": _TS})
+               doc="Whether charging is enabled and the current limit in force (null: none set); "
+                   "offpeak_waiting/offpeak_until/offpeak_override: the off-peak policy.",
+               example={"enabled": True, "current_limit_a": 16.0, "ts": _TS,
+                        "offpeak_waiting": False, "offpeak_until": None,
+                        "offpeak_override": False})
 
 # --- commands to the gateway, and its answers ----------------------------------------------------
 COMMAND = _ch("ocpp/{connector}/command", m.GatewayCommand, retain=False, writers=COMMANDERS,
               doc="A command to the gateway (start, stop, set_current_limit, enable_charging, "
-                  "disable_charging, change_availability, unlock). Connector 0 means the station "
-                  "for change_availability. Answered on command/result.",
+                  "disable_charging, change_availability, unlock, override_offpeak). Connector 0 "
+                  "means the station for change_availability. Answered on command/result.",
               example={"command": "start", "id_tag": "04A1B2C3", "request_id": "r-1"})
 COMMAND_RESULT = _ch("ocpp/{connector}/command/result", m.CommandResult, retain=False,
                      writers=GATEWAY,

@@ -110,6 +110,7 @@ class CommandName(StrEnum):
     DISABLE_CHARGING = "disable_charging"
     CHANGE_AVAILABILITY = "change_availability"
     UNLOCK = "unlock"
+    OVERRIDE_OFFPEAK = "override_offpeak"
 
 
 class CommandStatus(StrEnum):

@@ -167,11 +167,19 @@ class SessionSummary(Payload):
 
 
 class ChargingState(Payload):
-    """Whether charging is enabled on the connector and the current limit in force."""
+    """Whether charging is enabled on the connector and the current limit in force.
+
+    Off-peak charging: offpeak_waiting when the running transaction is held at 0 A until the
+    off-peak window opens at offpeak_until (set whenever off-peak is enabled and the window is
+    closed); offpeak_override when an admin let this transaction charge regardless.
+    """
 
     enabled: bool
     current_limit_a: Amps | None = None
     ts: Timestamp
+    offpeak_waiting: bool = False
+    offpeak_until: UtcDatetime | None = None
+    offpeak_override: bool = False
 
 
 class GatewayCommand(Payload):

@@ -157,8 +157,10 @@ class BusBridge:
                     energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason),
                     connector=n)
             case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
-                bus.publish(ch.CHARGING, ChargingState(enabled=enabled, current_limit_a=limit,
-                                                       ts=utcnow()), connector=n)
+                bus.publish(ch.CHARGING, ChargingState(
+                    enabled=enabled, current_limit_a=limit, ts=utcnow(),
+                    offpeak_waiting=effect.offpeak_waiting, offpeak_until=effect.offpeak_until,
+                    offpeak_override=effect.offpeak_override), connector=n)
             case AnswerCommand(connector=n, request_id=rid, command=name, status=status,
                                reason=reason):
                 bus.publish(ch.COMMAND_RESULT, CommandResult(request_id=rid, command=name,

@@ -10,10 +10,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from voltbus_common.settings import BusSettings, ConfigError
+from voltbus_ocpp.offpeak_timer import OffPeakSettings
 from voltbus_ocpp.protocol.v16.config_keys import KEYS
 
 
-class GatewaySettings(BusSettings):
+class GatewaySettings(BusSettings, OffPeakSettings):
     """VOLTBUS_CSMS_URL, VOLTBUS_CONNECTORS, VOLTBUS_CSMS_AUTH_KEY(_FILE), TLS files, ..."""
 
     csms_url: str = Field(default="ws://127.0.0.1:9000/ocpp", pattern=r"^wss?://.+")

@@ -48,6 +48,7 @@ from voltbus_ocpp.model.events import (
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.offline_queue import OfflineQueue
+from voltbus_ocpp.offpeak_timer import OffPeakTimer
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.protocol.v16.handlers import V16ChargePoint
 from voltbus_ocpp.settings import GatewaySettings
@@ -85,6 +86,9 @@ class Station(CentralRequests):
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
             unlock_supported=settings.unlock_supported)
         self.smart = SmartCharging(self.load_profiles(), phases=settings.phases)
+        self.offpeak = OffPeakTimer(settings.offpeak_schedule(),
+                                    enabled=settings.offpeak_enabled, clock=clock)
+        self.offpeak.prime(self.model)
         self.messenger = Messenger(station_id, self.queue, self.config,
                                    on_durable_answer=self._durable_answered,
                                    on_durable_dropped=self._durable_dropped)
@@ -277,6 +281,7 @@ class Station(CentralRequests):
             await asyncio.sleep(max(0.02, min(0.5, sample / 4)))
             self.dispatch(Tick())
             self.apply_profiles()
+            self.offpeak.poll(self.dispatch)
 
     def apply_profiles(self) -> None:
         """Turn the charging profiles in force now into each connector's limit."""

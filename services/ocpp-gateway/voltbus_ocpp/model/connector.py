@@ -107,6 +107,8 @@ class Facts:
     reservation: Reservation | None = None
     meter: MeterSnapshot | None = None
     relay_closed: bool | None = None
+    policy_limit_a: float | None = None  # off-peak (model/offpeak.py): 0 holds a session
+    policy_override: int | None = None  # local id of the one transaction exempt from the policy
 
 
 def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
@@ -151,7 +153,10 @@ class Connector:
         f = self.facts
         if not f.enabled:
             return 0.0
-        limits = [self.max_current_a, f.command_limit_a, f.profile_limit_a]
+        policy = f.policy_limit_a
+        if f.tx is not None and f.policy_override == f.tx.local_id:
+            policy = None
+        limits = [self.max_current_a, f.command_limit_a, f.profile_limit_a, policy]
         return max(0.0, min(x for x in limits if x is not None))
 
     @property

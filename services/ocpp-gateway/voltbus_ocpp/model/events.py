@@ -305,6 +305,9 @@ class PublishCharging(Effect):
     connector: int
     enabled: bool
     limit_a: float
+    offpeak_waiting: bool = False  # filled in by model/offpeak.py
+    offpeak_until: datetime | None = None
+    offpeak_override: bool = False
 
 
 @dataclass(frozen=True)

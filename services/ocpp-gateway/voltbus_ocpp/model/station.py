@@ -46,6 +46,7 @@ from voltbus_ocpp.model.events import (
     TransactionView,
     Unlock,
 )
+from voltbus_ocpp.model.offpeak import OffPeak, OffPeakChanged
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class StationModel:
         self.unlock_supported = unlock_supported
         self.online = False
         self.pending: dict[str, Pending] = {}
+        self.offpeak = OffPeak()  # off-peak charging policy (model/offpeak.py)
         self._next_local_id = first_local_id
         self.connectors = {
             n: Connector(n, config, max_current_a, clock, self.new_local_id)
@@ -94,6 +96,7 @@ class StationModel:
             LinkChanged: self._on_link,
             Tick: lambda e: [x for c in self.connectors.values() for x in c.on_tick()],
             Recovered: self._on_recovered,
+            OffPeakChanged: lambda e: self.offpeak.apply(e, self.connectors.values()),
         }
 
     def new_local_id(self) -> int:
@@ -107,7 +110,7 @@ class StationModel:
         effects = self.HANDLERS[type(event)](event)
         for connector in self.connectors.values():
             effects += connector.refresh()
-        return effects
+        return self.offpeak.annotate(effects, self.connectors)
 
     def startup(self) -> list[Effect]:
         """The first statuses, charging state and (empty) transactions."""
@@ -117,7 +120,7 @@ class StationModel:
             effects.append(PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a))
             if c.facts.tx is None:
                 effects.append(PublishTransaction(c.connector_id, None))
-        return effects
+        return self.offpeak.annotate(effects, self.connectors)
 
     # --- local events --------------------------------------------------------------------------
 
@@ -308,6 +311,9 @@ class StationModel:
         if cmd.name in (CommandName.ENABLE_CHARGING, CommandName.DISABLE_CHARGING):
             f.enabled = cmd.name is CommandName.ENABLE_CHARGING
             return self._charging(c) + answer(CommandStatus.ACCEPTED)
+        if cmd.name is CommandName.OVERRIDE_OFFPEAK:
+            effects, status, reason = self.offpeak.override(c)
+            return effects + answer(status, reason)
         if cmd.name is CommandName.UNLOCK:
             reply = self._on_unlock(Unlock(c.connector_id))
             r = reply[-1]
