@@ -102,11 +102,18 @@ async def test_two_connectors_charge_at_once(rig: Rig) -> None:
     assert (start1["connectorId"], start1["meterStart"]) == (1, 100)
     assert (await rig.wait("relay_set", connector=1)).closed is True
     assert (await rig.wait("relay_set", connector=2)).closed is True
+    # A station-wide maximum of 20 A is shared: 10 A each while both charge, 16 A when alone.
+    response = await csms.post("/setmaxvalue", {"id": rig.id, "limit": 20})
+    assert response.json() == {"status": "Accepted"}
+    assert (await rig.wait("limit_set", lambda p: p.amps == 10.0, connector=1)).amps == 10.0
+    assert (await rig.wait("limit_set", lambda p: p.amps == 10.0, connector=2)).amps == 10.0
     rig.tap("CARD2")  # stops connector 2 only
     stop = await csms.wait_for(rig.id, "StopTransaction")
     assert stop["transactionId"] == 1
     assert (await rig.wait("relay_set", lambda p: p.closed is False, connector=2)).closed is False
     assert [m.payload.closed for m in rig.seen["relay_set"] if m.connector == 1] == [True]
+    assert (await rig.wait("limit_set", lambda p: p.amps == 16.0, connector=1,
+                           count=2)).amps == 16.0
     rig.pilot("B", connector=3)
     assert (await rig.wait_rejected("unknown connector 3 (this station has 2)")).topic.endswith(
         "/hw/3/pilot")

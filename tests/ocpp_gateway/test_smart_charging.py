@@ -115,3 +115,11 @@ def test_composite_lists_each_change() -> None:
     assert smart.composite(1, T0, 180) == [{"startPeriod": 0, "limit": 13.0},
                                            {"startPeriod": 60, "limit": 10.0},
                                            {"startPeriod": 120, "limit": 13.0}]
+
+
+def test_station_maximum_is_shared_by_the_charging_connectors() -> None:
+    smart = SmartCharging()
+    smart.install(0, prof(1, "ChargePointMaxProfile", [(0, 20)]), None)
+    smart.install(0, prof(2, "TxDefaultProfile", [(0, 16)]), None)
+    assert smart.limit_a(1, at(0), in_tx=True, sharing=1) == 16.0
+    assert smart.limit_a(1, at(0), in_tx=True, sharing=2) == 10.0

@@ -286,12 +286,14 @@ class Station(CentralRequests):
     def apply_profiles(self) -> None:
         """Turn the charging profiles in force now into each connector's limit."""
         now = self.clock()
+        charging = sum(1 for c in self.model.connectors.values() if c.facts.tx is not None)
         for c in self.model.connectors.values():
             tx = c.facts.tx
             limit = self.smart.limit_a(c.connector_id, now,
                                        tx_id=(tx.transaction_id or -tx.local_id) if tx else None,
                                        tx_start=tx.started_at if tx else None,
-                                       in_tx=tx is not None)
+                                       in_tx=tx is not None,
+                                       sharing=charging if tx is not None else max(1, charging))
             if limit != c.facts.profile_limit_a:
                 self.dispatch(ProfileLimit(c.connector_id, limit))
 

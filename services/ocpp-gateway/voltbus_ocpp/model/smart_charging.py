@@ -146,9 +146,16 @@ class SmartCharging:
         return None
 
     def limit_a(self, connector: int, at: datetime, *, tx_id: int | None = None,
-                tx_start: datetime | None = None, in_tx: bool = False) -> float | None:
-        """The composite limit for a connector at `at` (None: no profile limits it)."""
+                tx_start: datetime | None = None, in_tx: bool = False,
+                sharing: int = 1) -> float | None:
+        """The composite limit for a connector at `at` (None: no profile limits it).
+
+        The ChargePointMaxProfile limits the whole station: it is split evenly between the
+        `sharing` connectors that charge at that moment.
+        """
         station_max = self._best([p for p in self.profiles if p.purpose == MAX], at, tx_start)
+        if station_max is not None:
+            station_max /= max(1, sharing)
         tx_limit = None
         if in_tx:
             tx_limit = self._best([p for p in self.profiles if p.purpose == TX
