@@ -270,12 +270,12 @@ class StationModel:
         if cmd.name is CommandName.CHANGE_AVAILABILITY:
             assert cmd.operative is not None
             reply = self._on_change_availability(ChangeAvailability(cmd.connector, cmd.operative))
-            status = reply[-1]
-            assert isinstance(status, Reply)
-            if status.status == "Rejected":
+            outcome = reply[-1]
+            assert isinstance(outcome, Reply)
+            if outcome.status == "Rejected":
                 return answer(CommandStatus.REJECTED, f"unknown connector {cmd.connector}")
             note = "scheduled: applies when the running transaction ends" if (
-                status.status == "Scheduled") else None
+                outcome.status == "Scheduled") else None
             return reply[:-1] + answer(CommandStatus.ACCEPTED, note)
         if cmd.connector == 0:
             return answer(CommandStatus.REJECTED,
