@@ -101,3 +101,16 @@ async def station_availability(cache: StateDep, commands: CommandsDep, station: 
     """Change the whole station's availability (connector 0)."""
     return await _send(cache, commands, station, 0, GatewayCommand(
         command=CommandName.CHANGE_AVAILABILITY, operative=body.operative))
+
+
+@router.post("/stations/{station}/connectors/{n}/offpeak_override", response_model=CommandResult,
+             responses=_ERRORS)
+async def offpeak_override(cache: StateDep, commands: CommandsDep, station: StationDep,
+                           n: ConnectorDep) -> CommandResult:
+    """Let the session waiting for the off-peak window charge now (this session only).
+
+    409 when no transaction on the connector is waiting for off-peak (none running, off-peak
+    not enabled, the window already open, or already overridden); the reason says which.
+    """
+    return await _send(cache, commands, station, n,
+                       GatewayCommand(command=CommandName.OVERRIDE_OFFPEAK))

@@ -72,6 +72,8 @@ function applyChange(ch) {
 const fmt = {
   kw: (w) => (w == null ? "–" : `${(w / 1000).toFixed(2)} kW`),
   kwh: (wh) => (wh == null ? "–" : `${(wh / 1000).toFixed(3)} kWh`),
+  at: (iso) => { const d = new Date(iso), hm = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+    return d.toDateString() === new Date().toDateString() ? hm : `${d.toLocaleDateString([], { weekday: "short" })} ${hm}`; },
   dur: (s) => { s = Math.max(0, Math.round(s)); const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), x = s % 60;
     return `${h}:${String(m).padStart(2, "0")}:${String(x).padStart(2, "0")}`; },
 };
@@ -112,7 +114,20 @@ function fill(card, c) {
   $(".hwerror", card).textContent = c.error && c.error.code !== "NoError" ? c.error.code : "none";
   card.dataset.started = c.transaction?.started_at || "";
   $(".stop", card).disabled = !c.transaction;
+  const note = offpeakNote(c.charging);
+  $(".offpeak", card).textContent = note; $(".offpeak", card).hidden = !note;
+  $(".offpeak", card).classList.toggle("waiting", !!c.charging?.offpeak_waiting);
+  $(".override", card).hidden = !c.charging?.offpeak_waiting;
   tick(card);
+}
+
+// Off-peak charging: a session held until the window opens, an override, or when it opens next.
+function offpeakNote(charging) {
+  if (!charging) return "";
+  const until = charging.offpeak_until ? fmt.at(charging.offpeak_until) : null;
+  if (charging.offpeak_waiting) return until ? `waiting for off-peak (starts ${until})` : "waiting for off-peak";
+  if (charging.offpeak_override) return "off-peak overridden: charging now";
+  return until ? `off-peak starts ${until}` : "";
 }
 
 function tick(card) {
@@ -130,6 +145,7 @@ function wire(card) {
   };
   $(".start", card).addEventListener("submit", (e) => { e.preventDefault(); run("start", { id_tag: $(".start-tag", card).value.trim() }); });
   $(".stop", card).addEventListener("click", () => run("stop"));
+  $(".override", card).addEventListener("click", () => run("offpeak_override"));
   $(".limit-form", card).addEventListener("submit", (e) => { e.preventDefault(); run("current_limit", { amps: Number($(".limit-amps", card).value) }); });
 }
 
