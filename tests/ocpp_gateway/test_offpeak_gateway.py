@@ -111,6 +111,13 @@ async def test_override_lets_one_waiting_session_charge_now(rig: Rig) -> None:
     await rig.status("SuspendedEVSE", count=2)
     held = await rig.wait("charging", lambda p: p.offpeak_waiting, count=2)
     assert (held.offpeak_override, held.current_limit_a) == (False, 0.0)
+    # stopped while waiting: the retained charging state no longer says it waits
+    before = {id(m.payload) for m in rig.seen["charging"]}
+    rig.command(1, command="stop", request_id="x2")
+    await rig.csms.wait_for(rig.id, "StopTransaction", count=2)
+    after = await rig.wait("charging", lambda p: id(p) not in before)
+    assert (after.offpeak_waiting, after.offpeak_override) == (False, False)
+    assert after.offpeak_until == today_at(12)
 
 
 async def test_override_with_nothing_waiting_is_rejected(rig: Rig) -> None:

@@ -358,3 +358,18 @@ async def test_change_availability_of_the_station_reports_connector_0(rig: Rig) 
                             where=lambda p: p["connectorId"] == 0 and p["status"] == "Unavailable")
     await rig.csms.wait_for(rig.id, "StatusNotification",
                             where=lambda p: p["connectorId"] == 1 and p["status"] == "Unavailable")
+
+
+async def test_minimum_status_duration_hides_a_blip(rig: Rig) -> None:
+    await online(rig, ocpp_config={"MinimumStatusDuration": "40",  # 0.4 s here
+                                   "MeterValueSampleInterval": "20"})
+    rig.pilot("B")
+    await rig.status("Preparing")  # the bus shows every change at once
+    rig.pilot("A")
+    await rig.status("Available", count=2)
+    await asyncio.sleep(0.6)
+    assert [m.payload["status"] for m in rig.csms.received(rig.id, "StatusNotification")
+            if m.payload["connectorId"] == 1] == ["Available"]  # the blip never reached it
+    rig.pilot("B")
+    await rig.csms.wait_for(rig.id, "StatusNotification",
+                            where=lambda p: p["status"] == "Preparing")

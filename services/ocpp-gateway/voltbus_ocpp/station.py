@@ -110,6 +110,8 @@ class Station(CentralRequests):
         self._tx_profiles: dict[int, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped_cleanly = True
+        self._held_status: dict[int, SendStatus] = {}
+        self._reported: dict[int, tuple[object, object]] = {}
 
     def _snapshot(self) -> dict[str, str]:
         config = {k: v for k, v in self.config.values.items() if k != "AuthorizationKey"}
@@ -135,7 +137,7 @@ class Station(CentralRequests):
         for effect in effects:
             if isinstance(effect, SendStatus):
                 self.bridge.publish(effect)
-                self.messenger.send("StatusNotification", convert.status_notification(effect))
+                self._report_status(effect)
             elif self.bridge.publish(effect):
                 continue
             elif isinstance(effect, SendAuthorize):
@@ -145,6 +147,23 @@ class Station(CentralRequests):
                 self._durable(effect)
             elif isinstance(effect, RestartRequested):
                 self._restart_after_reply = True
+
+    def _report_status(self, effect: SendStatus) -> None:
+        """StatusNotification, held back MinimumStatusDuration so a blip is not reported."""
+        hold = self.config.get_seconds("MinimumStatusDuration")
+        if hold <= 0:
+            self._reported[effect.connector] = (effect.status, effect.error_code)
+            self.messenger.send("StatusNotification", convert.status_notification(effect))
+            return
+        self._held_status[effect.connector] = effect
+        asyncio.get_running_loop().call_later(hold, self._release_status, effect)
+
+    def _release_status(self, effect: SendStatus) -> None:
+        if self._held_status.get(effect.connector) is effect:
+            del self._held_status[effect.connector]
+            if self._reported.get(effect.connector) != (effect.status, effect.error_code):
+                self._reported[effect.connector] = (effect.status, effect.error_code)
+                self.messenger.send("StatusNotification", convert.status_notification(effect))
 
     def _durable(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
                  ) -> None:
@@ -231,6 +250,7 @@ class Station(CentralRequests):
                                              "timestamp": convert.iso(self.clock())})]
         for c in self.model.connectors.values():
             assert c.status is not None
+            self._reported[c.connector_id] = (c.status, c.facts.fault)
             first.append(Live("StatusNotification", convert.status_notification(SendStatus(
                 c.connector_id, c.status, c.facts.fault, c.facts.fault_info, self.clock()))))
         self.messenger.go_online(first)

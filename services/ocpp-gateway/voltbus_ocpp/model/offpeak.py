@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from voltbus_common.enums import CommandStatus
 from voltbus_ocpp.model.connector import Connector
-from voltbus_ocpp.model.events import Effect, Event, PublishCharging
+from voltbus_ocpp.model.events import Effect, Event, PublishCharging, PublishTransaction
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = {**{d: i for i, d in enumerate(DAYS)},
@@ -306,7 +306,10 @@ class OffPeak:
         return c.push_limit(), CommandStatus.ACCEPTED, None
 
     def annotate(self, effects: list[Effect], connectors: dict[int, Connector]) -> list[Effect]:
-        """Charging news carries the off-peak state of its connector."""
+        """Charging news carries the off-peak state of its connector; when a transaction ends,
+        news that it no longer waits (or has an override) follows."""
+        if self.enabled:
+            effects = self._after_transactions(effects, connectors)
         out: list[Effect] = []
         for e in effects:
             c = connectors.get(e.connector) if isinstance(e, PublishCharging) else None
@@ -317,4 +320,18 @@ class OffPeak:
                             offpeak_override=bool(tx is not None
                                                   and c.facts.policy_override == tx.local_id))
             out.append(e)
+        return out
+
+    @staticmethod
+    def _after_transactions(effects: list[Effect], connectors: dict[int, Connector]
+                            ) -> list[Effect]:
+        told = {e.connector for e in effects if isinstance(e, PublishCharging)}
+        out: list[Effect] = []
+        for e in effects:
+            out.append(e)
+            if isinstance(e, PublishTransaction) and e.transaction is None and (
+                    e.connector not in told and e.connector in connectors):
+                c = connectors[e.connector]
+                out.append(PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a))
+                told.add(e.connector)
         return out
