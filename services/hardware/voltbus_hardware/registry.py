@@ -57,6 +57,7 @@ class BuildContext:
     station_id: str
     clock: Clock = time.monotonic
     pin_factory_maker: Callable[[], Any] = make_pin_factory
+    open_i2c: Callable[[int], Any] | None = None  # bus number -> smbus2.SMBus-like; None: SMBus
     connector_id: int = 0
     max_current_a: float = 32.0
     evse: Any = None
@@ -133,6 +134,11 @@ def _reader(module: str, name: str) -> Factory:
     return make
 
 
+def _pn532(cfg: Any, ctx: BuildContext) -> Any:
+    from voltbus_hardware.drivers.rfid_pn532 import Pn532Reader
+    return Pn532Reader.from_config(cfg, open_i2c=ctx.open_i2c)
+
+
 def _mfrc522(cfg: Any, ctx: BuildContext) -> Any:
     from voltbus_hardware.drivers.rfid_mfrc522 import Mfrc522Reader
     factory = ctx.pin_factory if cfg.reset_pin is not None else None
@@ -157,7 +163,7 @@ FACTORIES: dict[tuple[str, str], Factory] = {
     ("buzzer", "gpio"): _gpio("GpioBuzzer"),
     ("rfid", "sim"): lambda cfg, ctx: SimRfid(cfg.name),
     ("rfid", "mfrc522"): _mfrc522,
-    ("rfid", "pn532"): _reader("rfid_pn532", "Pn532Reader"),
+    ("rfid", "pn532"): _pn532,
     ("rfid", "keyboard"): _reader("rfid_keyboard", "KeyboardReader"),
 }
 
@@ -176,9 +182,10 @@ def create(kind: str, cfg: Any, ctx: BuildContext, where: str) -> Any:
 
 
 def build_station(cfg: c.StationConfig, station_id: str, *, clock: Clock = time.monotonic,
-                  pin_factory: Any = None) -> StationHardware:
+                  pin_factory: Any = None,
+                  open_i2c: Callable[[int], Any] | None = None) -> StationHardware:
     """Every driver of the station file; on failure the ones already made are released."""
-    ctx = BuildContext(cfg, station_id, clock)
+    ctx = BuildContext(cfg, station_id, clock, open_i2c=open_i2c)
     if pin_factory is not None:
         ctx._pin_factory = pin_factory
     station = StationHardware(station_id, {})

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, Self
 
 import serial
@@ -109,19 +110,46 @@ class UartTransport:
         self._serial = None
 
 
-class I2cTransport:
-    """I2C: each read starts with a ready byte (0x01 when the chip has something to say)."""
+class I2cBus(Protocol):
+    """What the driver needs of smbus2.SMBus: combined transfers of smbus2.i2c_msg, and close."""
 
-    def __init__(self, bus: int, address: int = 0x24) -> None:
-        from smbus2 import SMBus  # only on a Pi: pip install smbus2
-        self._bus, self.address = SMBus(bus), address
+    def i2c_rdwr(self, *msgs: Any) -> None:
+        """Run the messages as one transaction; read messages get their buffers filled."""
+        ...
+
+    def close(self) -> None:
+        """Release the bus."""
+        ...
+
+
+def _smbus(bus: int) -> I2cBus:
+    from smbus2 import SMBus  # only on a Pi: pip install smbus2
+    return SMBus(bus)
+
+
+class I2cTransport:
+    """I2C: each read starts with a ready byte (0x01 when the chip has something to say).
+
+    `open_bus` makes the bus object (smbus2.SMBus by default, a chip model in tests); it is called
+    again after close() so a reader recovers from a failed transfer.
+    """
+
+    def __init__(self, bus: int, address: int = 0x24, *,
+                 open_bus: Callable[[int], I2cBus] = _smbus) -> None:
+        self.bus_number, self.address, self._open_bus = bus, address, open_bus
+        self._bus: I2cBus | None = open_bus(bus)
+
+    def _port(self) -> I2cBus:
+        if self._bus is None:
+            self._bus = self._open_bus(self.bus_number)
+        return self._bus
 
     def _read(self, count: int, timeout_s: float) -> bytes:
         from smbus2 import i2c_msg
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             msg = i2c_msg.read(self.address, count + 1)
-            self._bus.i2c_rdwr(msg)
+            self._port().i2c_rdwr(msg)
             data = bytes(msg)
             if data[0] == 0x01:
                 return data[1:]
@@ -131,14 +159,17 @@ class I2cTransport:
     def exchange(self, frame: bytes, timeout_s: float) -> bytes:
         """Write the frame, read ACK, read the answer."""
         from smbus2 import i2c_msg
-        self._bus.i2c_rdwr(i2c_msg.write(self.address, frame))
+        self._port().i2c_rdwr(i2c_msg.write(self.address, frame))
         if not self._read(len(ACK), timeout_s).startswith(ACK):
             raise ValueError("no ACK")
         return parse_frame(self._read(64, timeout_s))
 
     def close(self) -> None:
-        """Close the bus."""
-        self._bus.close()
+        """Close the bus; the next exchange opens it again."""
+        if self._bus is not None:
+            with contextlib.suppress(Exception):
+                self._bus.close()
+        self._bus = None
 
 
 class Pn532Reader:
@@ -152,11 +183,12 @@ class Pn532Reader:
         self.presence = Presence()
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Self:
-        """From an `rfid: [{type: pn532, interface: uart|i2c, ...}]` entry."""
+    def from_config(cls, cfg: Any, *, open_i2c: Callable[[int], I2cBus] | None = None) -> Self:
+        """From an `rfid: [{type: pn532, ...}]` entry; `open_i2c` makes the bus (default SMBus)."""
         if cfg.interface == "uart":
             return cls(UartTransport(cfg.port, cfg.baudrate), name=cfg.name)
-        return cls(I2cTransport(cfg.i2c_bus, cfg.i2c_address), name=cfg.name)
+        return cls(I2cTransport(cfg.i2c_bus, cfg.i2c_address, open_bus=open_i2c or _smbus),
+                   name=cfg.name)
 
     def _command(self, command: int, data: bytes = b"") -> bytes:
         body = self.transport.exchange(build_frame(command, data), self.timeout_s)
