@@ -276,7 +276,7 @@ class OffPeak:
         effects: list[Effect] = []
         for c in connectors:
             c.facts.policy_limit_a = 0.0 if self.holding else None
-            if c.facts.tx is not None:
+            if c.facts.tx is not None and c.limit_sent_a != c.effective_limit_a:
                 effects += c.push_limit()
             else:
                 effects.append(PublishCharging(c.connector_id, c.facts.enabled,
