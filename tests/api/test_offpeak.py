@@ -5,6 +5,9 @@ gateway, simulated hardware and dev central system."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -205,6 +208,14 @@ async def test_override_through_the_real_gateway(mosquitto: Broker, services: Se
             r = await client.post(f"{path}/offpeak_override")  # nothing waiting yet
             assert r.status_code == 409, r.text
             assert "no transaction on connector 1 is waiting" in r.json()["detail"]
+            cli = await asyncio.to_thread(  # the same through `voltbus cmd`
+                subprocess.run, [sys.executable, "-m", "voltbus_common.cli", "cmd",
+                                 "offpeak-override", "1", "--station", station],
+                env={**os.environ, **mosquitto.env("operator"), "VOLTBUS_STATIONS": station},
+                capture_output=True, text=True, timeout=30)
+            assert cli.returncode == 1, cli.stderr
+            assert cli.stdout.strip() == ("override_offpeak: Rejected (no transaction on "
+                                          "connector 1 is waiting for off-peak)")
 
             await operator.wait_connected(5)
             operator.publish(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)

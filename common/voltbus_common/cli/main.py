@@ -118,7 +118,7 @@ def ev(connector: ConnectorArg = 1,
        full: Annotated[bool | None, typer.Option("--full/--not-full")] = None,
        station: StationOpt = None) -> None:
     """Change how the simulated EV behaves."""
-    _sim(ch.SIM_EV, SimEv(max_current_a=max_current, phases=phases, full=full),  # type: ignore[arg-type]
+    _sim(ch.SIM_EV, SimEv(max_current_a=max_current, phases=phases, full=full),  # type: ignore[arg-type,unused-ignore]
          station, connector=connector)
 
 
@@ -173,6 +173,12 @@ def enable(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
 def disable(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Pause charging (current limit 0) until enabled again."""
     _ask(connector, GatewayCommand(command=CommandName.DISABLE_CHARGING), station)
+
+
+@cmd.command()
+def offpeak_override(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
+    """Let the session waiting for the off-peak window charge now (this session only)."""
+    _ask(connector, GatewayCommand(command=CommandName.OVERRIDE_OFFPEAK), station)
 
 
 # --- watching and generated files --------------------------------------------------------------
