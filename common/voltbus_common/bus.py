@@ -18,7 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any, Generic, cast
 
 import aiomqtt
 
@@ -253,11 +253,11 @@ class Bus:
         for sub in subs:
             try:
                 if sub.channel is None:
-                    await sub.handler(topic, raw, retain)  # type: ignore[call-arg]
+                    await cast(RawHandler, sub.handler)(topic, raw, retain)
                     continue
                 received = self._decode(sub.channel, topic, raw, retain)
                 if received is not None:
-                    await sub.handler(received)  # type: ignore[call-arg]
+                    await cast(Handler, sub.handler)(received)
             except Exception:  # a handler bug must not take the service down
                 log.exception("handler for %s failed", topic)
 

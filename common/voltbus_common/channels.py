@@ -88,11 +88,11 @@ class Channel(Generic[P]):
         if issubclass(self.model, ServiceState):
             text = raw.decode(errors="replace").strip()
             try:
-                return self.model(text)  # type: ignore[return-value]
+                return self.model(text)  # type: ignore[return-value,unused-ignore]
             except ValueError:
                 raise PayloadError(f"expected one of online/offline, got {text[:40]!r}") from None
         try:
-            return self.model.model_validate_json(raw)  # type: ignore[union-attr,return-value]
+            return self.model.model_validate_json(raw)  # type: ignore[union-attr,return-value,unused-ignore]
         except ValidationError as exc:
             raise PayloadError(_describe(exc)) from None
 
