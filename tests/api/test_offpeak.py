@@ -202,7 +202,11 @@ async def test_override_through_the_real_gateway(mosquitto: Broker, services: Se
             async def status_is(wanted: str) -> bool:
                 return ((await view()).get("status") or {}).get("status") == wanted  # type: ignore[union-attr]
 
+            async def charging_known() -> bool:
+                return (await view()).get("charging") is not None
+
             await eventually(lambda: status_is("Available"), within_s=30)
+            await eventually(charging_known)
             charging = (await view())["charging"]
             assert charging["offpeak_until"] == opens.strftime("%Y-%m-%dT%H:%M:%SZ"), charging  # type: ignore[index]
             r = await client.post(f"{path}/offpeak_override")  # nothing waiting yet

@@ -70,9 +70,9 @@ async def test_session_waits_for_the_window_and_starts_by_itself(rig: Rig) -> No
     held = await rig.wait("charging", lambda p: p.offpeak_waiting)
     assert (held.current_limit_a, held.offpeak_until, held.offpeak_override) == (0.0, opens, False)
     assert rig.seen["status"][-1].payload.status.value == "SuspendedEVSE"
-    # one second before the window: nothing yet; then the window opens by itself
-    clock.set(opens - timedelta(seconds=1))
-    await asyncio.sleep(0.5)
+    # two seconds before the window: nothing yet; then the window opens by itself
+    clock.set(opens - timedelta(seconds=2))
+    await asyncio.sleep(0.3)
     assert [p.payload.amps for p in rig.seen["limit_set"]] == [0.0]
     await rig.status("Charging", timeout=5)
     assert (await rig.wait("limit_set", lambda p: p.amps > 0)).amps == 16.0
