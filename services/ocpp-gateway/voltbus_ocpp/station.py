@@ -143,6 +143,11 @@ class Station(CentralRequests):
             elif isinstance(effect, SendAuthorize):
                 self.messenger.send("Authorize", {"idTag": effect.id_tag},
                                     functools.partial(self._authorize_answered, effect.id_tag))
+            elif isinstance(effect, SendMeterValues) and effect.local_id is None:
+                # outside a transaction: live, dropped while offline (only transaction
+                # messages must be kept, OCPP 1.6 4.7)
+                self.messenger.send("MeterValues", convert.meter_values(
+                    effect, self.config.get_list("MeterValuesAlignedData")))
             elif isinstance(effect, SendStartTransaction | SendMeterValues | SendStopTransaction):
                 self._durable(effect)
             elif isinstance(effect, RestartRequested):
@@ -193,7 +198,8 @@ class Station(CentralRequests):
                        (effect.reading.energy_wh, effect.local_id))
         else:
             action = "StopTransaction"
-            payload = convert.stop_transaction(effect, self.config.get_list("StopTxnSampledData"))
+            payload = convert.stop_transaction(effect, self.config.get_list("StopTxnSampledData"),
+                                               self.config.get_list("StopTxnAlignedData"))
             db.execute("DELETE FROM running WHERE local_id=?", (effect.local_id,))
             self.smart.end_transaction(self.queue.transaction_id(effect.local_id))
         self.queue.add(action, payload, effect.local_id)

@@ -25,6 +25,7 @@ from voltbus_ocpp.model.events import (
     PublishCharging,
     PublishSession,
     PublishTransaction,
+    Sample,
     SendMeterValues,
     SendStartTransaction,
     SendStatus,
@@ -62,6 +63,13 @@ class Transaction:
     meter_start_wh: float
     energy_wh: float
     transaction_id: int | None = None
+    samples: list[Sample] = field(default_factory=list)  # StopTxnSampled/AlignedData
+    energy_cap_wh: float | None = None  # MaxEnergyOnInvalidId after a non-Accepted start
+
+    @property
+    def delivered_wh(self) -> float:
+        """Energy delivered in this transaction so far."""
+        return self.energy_wh - self.meter_start_wh
 
     def view(self) -> TransactionView:
         """The bus view."""
@@ -224,13 +232,14 @@ class Connector:
         f = self.facts
         f.tx = None
         f.finishing = self.plugged
-        self.next_sample_at = self.next_clock_at = None
+        self.next_sample_at = None  # clock-aligned values go on outside transactions too
         self.limit_sent_a = None
         if f.scheduled_operative is not None:
             f.operative, f.scheduled_operative = f.scheduled_operative, None
         return [SetRelay(self.connector_id, False),
                 SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
-                                    reason, tx.started_at, tx.meter_start_wh, self.facts.meter),
+                                    reason, tx.started_at, tx.meter_start_wh, self.facts.meter,
+                                    tuple(tx.samples)),
                 PublishTransaction(self.connector_id, None),
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
 
@@ -267,7 +276,24 @@ class Connector:
         if tx is None:
             return []
         tx.energy_wh = max(reading.energy_wh, tx.meter_start_wh)
+        if tx.energy_cap_wh is not None and tx.delivered_wh >= tx.energy_cap_wh:
+            return self.stop_transaction(StopReason.DE_AUTHORIZED)  # MaxEnergyOnInvalidId
         return [PublishTransaction(self.connector_id, tx.view())]
+
+    def invalidated(self, local_id: int) -> list[Effect]:
+        """StartTransaction.conf said the idTag is not Accepted (OCPP 1.6 4.8).
+
+        StopTransactionOnInvalidId=true stops at once; false keeps charging until
+        MaxEnergyOnInvalidId Wh were delivered in the transaction, then stops (DeAuthorized).
+        """
+        tx = self.facts.tx
+        if tx is None or tx.local_id != local_id:
+            return []
+        cap = float(self.config.get_int("MaxEnergyOnInvalidId"))
+        if self.config.get_bool("StopTransactionOnInvalidId") or tx.delivered_wh >= cap:
+            return self.stop_transaction(StopReason.DE_AUTHORIZED)
+        tx.energy_cap_wh = cap
+        return []
 
     def on_fault(self, code: ChargePointErrorCode, info: str | None) -> list[Effect]:
         """A hardware fault stops a running transaction (EVSE safety first)."""
@@ -285,18 +311,40 @@ class Connector:
             f.waiting = None
         if f.reservation is not None and now >= f.reservation.expiry:
             f.reservation = None
-        if f.tx is not None and f.meter is not None:
-            if self.next_sample_at is not None and now >= self.next_sample_at:
-                interval = timedelta(seconds=max(0.01, self.config.get_seconds(
-                    "MeterValueSampleInterval")))
-                while self.next_sample_at <= now:
-                    self.next_sample_at += interval
-                effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now))
-            if self.next_clock_at is not None and now >= self.next_clock_at:
-                self.next_clock_at = _next_aligned(now, self.config.get_int(
-                    "ClockAlignedDataInterval"))
-                effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now,
-                                               "Sample.Clock"))
+        if f.tx is not None and f.meter is not None and self.next_sample_at is not None and (
+                now >= self.next_sample_at):
+            interval = timedelta(seconds=max(0.01, self.config.get_seconds(
+                "MeterValueSampleInterval")))
+            while self.next_sample_at <= now:
+                self.next_sample_at += interval
+            effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now))
+            if self.config.get_str("StopTxnSampledData"):
+                f.tx.samples.append(Sample(now, f.meter, "Sample.Periodic"))
+        return effects + self._clock_aligned(now)
+
+    def _clock_aligned(self, now: datetime) -> list[Effect]:
+        """ClockAlignedDataInterval: MeterValues (Sample.Clock) at every whole interval since
+        midnight UTC, in and outside transactions (OCPP 1.6 3.12.2)."""
+        aligned = self.config.get_int("ClockAlignedDataInterval")
+        if aligned <= 0:
+            self.next_clock_at = None
+            return []
+        if self.next_clock_at is None:
+            self.next_clock_at = _next_aligned(now, aligned)
+            return []
+        if now < self.next_clock_at:
+            return []
+        due = self.next_clock_at  # the values are stamped with the interval boundary
+        self.next_clock_at = _next_aligned(now, aligned)
+        f = self.facts
+        if f.meter is None:
+            return []
+        effects: list[Effect] = []
+        if self.config.get_str("MeterValuesAlignedData"):
+            effects.append(SendMeterValues(self.connector_id, f.tx.local_id if f.tx else None,
+                                           f.meter, due, "Sample.Clock"))
+        if f.tx is not None and self.config.get_str("StopTxnAlignedData"):
+            f.tx.samples.append(Sample(due, f.meter, "Sample.Clock"))
         return effects
 
     def authorised(self, id_tag: str, *, limit_a: float | None = None) -> list[Effect]:

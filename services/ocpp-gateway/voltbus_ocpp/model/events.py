@@ -242,11 +242,20 @@ class SendStartTransaction(Effect):
 
 
 @dataclass(frozen=True)
+class Sample:
+    """A reading taken during a transaction for StopTransaction's transactionData."""
+
+    ts: datetime
+    reading: MeterSnapshot
+    context: str  # Sample.Periodic (StopTxnSampledData) or Sample.Clock (StopTxnAlignedData)
+
+
+@dataclass(frozen=True)
 class SendMeterValues(Effect):
-    """Transaction MeterValues.req, queued durably."""
+    """MeterValues.req: queued durably in a transaction (local_id), sent live outside one."""
 
     connector: int
-    local_id: int
+    local_id: int | None
     reading: MeterSnapshot
     ts: datetime
     context: str = "Sample.Periodic"
@@ -265,6 +274,7 @@ class SendStopTransaction(Effect):
     started_at: datetime | None = None
     meter_start_wh: float | None = None
     reading: MeterSnapshot | None = None
+    samples: tuple[Sample, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -242,8 +242,7 @@ class StationModel:
             effects += c.answered(event.local_id, event.transaction_id)
             if event.status != "Accepted":
                 self.authoriser.learn(tx.id_tag, AuthEntry(event.status))
-                if self.config.get_bool("StopTransactionOnInvalidId"):
-                    effects += c.stop_transaction(StopReason.DE_AUTHORIZED)
+                effects += c.invalidated(event.local_id)
         return effects
 
     def _on_recovered(self, e: Recovered) -> list[Effect]:

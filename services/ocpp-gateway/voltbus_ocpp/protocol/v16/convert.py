@@ -82,31 +82,41 @@ def start_transaction(effect: SendStartTransaction) -> dict[str, Any]:
     return payload
 
 
-def stop_transaction(effect: SendStopTransaction,
-                     measurands: list[str] | None = None) -> dict[str, Any]:
+def stop_transaction(effect: SendStopTransaction, sampled: list[str] | None = None,
+                     aligned: list[str] | None = None) -> dict[str, Any]:
     """StopTransaction.req; transactionId is filled in by the outbox when sent.
 
-    With StopTxnSampledData measurands, transactionData holds the register at the start
-    (Transaction.Begin) and the measurands at the end (Transaction.End).
+    transactionData (OCPP 1.6 9.1.36/37): the register at the start (Transaction.Begin), every
+    periodic sample with the StopTxnSampledData measurands, every clock-aligned sample with the
+    StopTxnAlignedData measurands, and the end values (Transaction.End). Begin/End use
+    StopTxnSampledData, or StopTxnAlignedData when only that is set.
     """
     payload: dict[str, Any] = {"meterStop": round(effect.meter_stop_wh),
                                "timestamp": iso(effect.ts), "reason": effect.reason.value,
                                "transactionId": 0}
     if effect.id_tag:
         payload["idTag"] = effect.id_tag
-    if measurands and effect.started_at is not None and effect.meter_start_wh is not None:
+    sampled, aligned = sampled or [], aligned or []
+    edges = sampled or aligned
+    if edges and effect.started_at is not None and effect.meter_start_wh is not None:
         data: list[dict[str, Any]] = []
-        if "Energy.Active.Import.Register" in measurands:
+        if "Energy.Active.Import.Register" in edges:
             data.append({"timestamp": iso(effect.started_at), "sampledValue": [
                 {"value": _value(effect.meter_start_wh), "context": "Transaction.Begin",
                  "measurand": "Energy.Active.Import.Register", "location": "Outlet",
                  "unit": "Wh"}]})
+        for sample in effect.samples:
+            measurands = sampled if sample.context == "Sample.Periodic" else aligned
+            values = sampled_values(sample.reading, measurands, sample.context)
+            if values:
+                data.append({"timestamp": iso(sample.ts), "sampledValue": values})
         if effect.reading is not None:
-            end = sampled_values(effect.reading, measurands, "Transaction.End")
+            end = sampled_values(effect.reading, edges, "Transaction.End")
             for value in end:
                 if value["measurand"] == "Energy.Active.Import.Register":
                     value["value"] = _value(effect.meter_stop_wh)
-            data.append({"timestamp": iso(effect.ts), "sampledValue": end})
+            if end:
+                data.append({"timestamp": iso(effect.ts), "sampledValue": end})
         if data:
             payload["transactionData"] = data
     return payload
