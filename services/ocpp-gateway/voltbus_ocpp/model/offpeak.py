@@ -293,8 +293,8 @@ class OffPeak:
         tx = c.facts.tx
         n = c.connector_id
         if tx is None:
-            return [], CommandStatus.REJECTED, f"no transaction on connector {n} is waiting " \
-                                               "for off-peak"
+            return [], CommandStatus.REJECTED, (f"no transaction on connector {n} is waiting "
+                                                "for off-peak")
         if not self.enabled:
             return [], CommandStatus.REJECTED, "off-peak charging is not enabled"
         if c.facts.policy_override == tx.local_id:
