@@ -8,8 +8,13 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import ValidationError
 
-from voltbus_ocpp.model.offpeak import OffPeakError, OffPeakSchedule, parse_windows
-from voltbus_ocpp.offpeak_timer import OffPeakSettings
+from voltbus_ocpp.model.offpeak import (
+    OffPeakChanged,
+    OffPeakError,
+    OffPeakSchedule,
+    parse_windows,
+)
+from voltbus_ocpp.offpeak_timer import OffPeakSettings, OffPeakTimer
 
 
 def z(text: str) -> datetime:
@@ -146,3 +151,34 @@ def test_settings_defaults_and_schedule() -> None:
     # default: nights plus whole weekends, so Friday 23:00 .. Monday 07:00 is one window
     assert schedule.next_change(z("2026-01-09 22:30")) == z("2026-01-12 06:00")
     assert "holidays 2026-12-25" in schedule.describe()
+
+
+def test_timer_tells_the_model_only_at_boundaries_and_after_a_clock_step_back() -> None:
+    now = [z("2026-01-05 22:00")]
+    timer = OffPeakTimer(OffPeakSchedule.parse("daily 23:00-07:00"), enabled=True,
+                         clock=lambda: now[0])
+    sent: list[OffPeakChanged] = []
+    assert timer.current() == OffPeakChanged(True, False, z("2026-01-05 23:00"))
+    timer.poll(sent.append)
+    assert sent == []  # no boundary passed: nothing recomputed, nothing sent
+    for minute in range(0, 60, 5):
+        now[0] = z(f"2026-01-05 22:{minute:02d}")
+        timer.poll(sent.append)
+    assert sent == []
+    now[0] = z("2026-01-05 23:00")
+    timer.poll(sent.append)
+    now[0] = z("2026-01-06 06:59")
+    timer.poll(sent.append)
+    assert sent == [OffPeakChanged(True, True, None)]
+    now[0] = z("2026-01-05 12:00")  # the clock was stepped back (NTP): look again at once
+    timer.poll(sent.append)
+    assert sent[-1] == OffPeakChanged(True, False, z("2026-01-05 23:00"))
+
+
+def test_disabled_timer_never_dispatches() -> None:
+    timer = OffPeakTimer(OffPeakSchedule.parse("daily 23:00-07:00"), enabled=False,
+                         clock=lambda: z("2026-01-05 23:30"))
+    sent: list[OffPeakChanged] = []
+    timer.poll(sent.append)
+    assert sent == []
+    assert timer.current() == OffPeakChanged(False, True, None)
