@@ -86,6 +86,17 @@ def test_window_table(windows: str, holidays: str, zone: str, now: str, is_open:
     assert schedule.next_change(z(now)) == (z(change) if change else None)
 
 
+def test_far_holidays_are_found_only_when_nothing_changes_before_them() -> None:
+    only_holidays = OffPeakSchedule({}, frozenset({date(2026, 12, 25)}))
+    assert only_holidays.next_change(z("2026-01-05 12:00")) == z("2026-12-25 00:00")
+    assert only_holidays.next_change(z("2026-12-25 12:00")) == z("2026-12-26 00:00")
+    assert only_holidays.next_change(z("2026-12-26 12:00")) is None  # never again
+    weekly = OffPeakSchedule.parse("mon 10:00-11:00", "2026-12-25")
+    assert weekly.next_change(z("2026-01-05 12:00")) == z("2026-01-12 10:00")
+    always = OffPeakSchedule.parse("daily 00:00-24:00", "2026-12-25")
+    assert always.next_change(z("2026-01-05 12:00")) is None
+
+
 def test_next_open_is_now_when_open_and_the_change_when_closed() -> None:
     schedule = OffPeakSchedule.parse("mon 23:00-07:00")
     assert schedule.next_open(z("2026-01-05 23:30")) == z("2026-01-05 23:30")

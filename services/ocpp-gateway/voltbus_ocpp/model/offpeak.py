@@ -182,17 +182,17 @@ class OffPeakSchedule:
 
     def is_open(self, now: datetime) -> bool:
         """Whether now (aware) falls inside an off-peak window."""
-        return any(start <= now < end for start, end in self._intervals(now))
+        today = self._today(now)
+        return any(start <= now < end for start, end in
+                   self._intervals(today - timedelta(days=1), today + timedelta(days=1)))
 
     def next_change(self, now: datetime) -> datetime | None:
         """The first instant after now (UTC) at which is_open changes; None if it never does."""
-        intervals = self._intervals(now)
-        horizon = self._instant(self._last_day(now) + timedelta(days=1), 0)
-        for start, end in intervals:
-            if start <= now < end:
-                return None if end >= horizon else end
-            if start > now:
-                return start
+        today = self._today(now)
+        for last in self._horizons(today):
+            found = self._change_until(now, today, last)
+            if found is not None:
+                return found
         return None
 
     def next_open(self, now: datetime) -> datetime | None:
@@ -201,16 +201,28 @@ class OffPeakSchedule:
             return now.astimezone(UTC)
         return self.next_change(now)
 
-    def _last_day(self, now: datetime) -> date:
-        today = now.astimezone(self.zone).date()
-        last = today + timedelta(days=self.horizon_days)
-        future = [d for d in self.holidays if d >= today]
-        return max([last, *(d + timedelta(days=1) for d in future)])
+    def _today(self, now: datetime) -> date:
+        return now.astimezone(self.zone).date()
 
-    def _intervals(self, now: datetime) -> list[tuple[datetime, datetime]]:
-        """Merged real-time intervals from the day before now's local date to the horizon."""
-        day = now.astimezone(self.zone).date() - timedelta(days=1)
-        last = self._last_day(now)
+    def _horizons(self, today: date) -> list[date]:
+        """How far to look: a week and a day (the windows repeat weekly), then as far as each
+        later holiday, so a far holiday is only scanned for when nothing changes before it."""
+        first = today + timedelta(days=self.horizon_days)
+        ends = sorted(d + timedelta(days=1) for d in self.holidays)
+        return [first, *(d for d in ends if d > first)]
+
+    def _change_until(self, now: datetime, today: date, last: date) -> datetime | None:
+        """The next change if it is certain from the days up to `last`, else None."""
+        scanned_to = self._instant(last + timedelta(days=1), 0)
+        for start, end in self._intervals(today - timedelta(days=1), last):
+            if start <= now < end:
+                return end if end < scanned_to else None  # at the edge it may go on
+            if start > now:
+                return start
+        return None
+
+    def _intervals(self, day: date, last: date) -> list[tuple[datetime, datetime]]:
+        """Merged real-time intervals of the windows and holidays of the days day..last."""
         raw: list[tuple[datetime, datetime]] = []
         while day <= last:
             if day in self.holidays:  # the whole day, on top of the day's own windows
