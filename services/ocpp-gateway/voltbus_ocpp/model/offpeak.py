@@ -163,7 +163,7 @@ class OffPeakSchedule:
     holidays: frozenset[date] = frozenset()
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     horizon_days: int = 8
-    """How far next_change looks beyond the last holiday (a week repeats)."""
+    """Days next_change scans first (the windows repeat weekly); later holidays only if needed."""
 
     @classmethod
     def parse(cls, windows: str, holidays: str = "", zone: str = "UTC") -> OffPeakSchedule:
