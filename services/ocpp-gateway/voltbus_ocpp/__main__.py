@@ -1,25 +1,55 @@
-"""`python -m voltbus_ocpp`: one OCPP 1.6J charge point per station in VOLTBUS_STATIONS."""
+"""`python -m voltbus_ocpp`: one OCPP 1.6J charge point per station in VOLTBUS_STATIONS.
+
+A hard Reset from the central system ends the process with HARD_RESET_EXIT_CODE (75) when it
+serves that station alone, so its supervisor starts it again; a process serving several stations
+rebuilds only the reset station from disk, so the others keep charging.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 
 from voltbus_common.bus import Bus
 from voltbus_common.runtime import run
 from voltbus_common.settings import load_settings
 from voltbus_ocpp.settings import GatewaySettings
-from voltbus_ocpp.station import Station
+from voltbus_ocpp.station import HARD_RESET_EXIT_CODE, Station
+
+log = logging.getLogger("voltbus_ocpp")
 
 
-async def main(settings: GatewaySettings) -> None:
-    """Every station with its own bus connection and its own OCPP connection."""
-    stations = [Station(settings, sid, Bus(settings, station=sid, service="gateway"))
-                for sid in settings.stations]
+async def serve(settings: GatewaySettings, station_id: str, *, alone: bool) -> bool:
+    """Run one station; True when a hard Reset wants the whole process restarted."""
+    while True:
+        station = Station(settings, station_id, Bus(settings, station=station_id,
+                                                    service="gateway"))
+        try:
+            await station.run()
+        finally:
+            station.store.close()
+        if alone:
+            return True
+        log.warning("%s: hard Reset: rebuilding the station from disk (other stations in this "
+                    "process keep running)", station_id)
+
+
+async def main(settings: GatewaySettings) -> int:
+    """Every station with its own bus connection and its own OCPP connection; the exit code."""
+    alone = len(settings.stations) == 1
     async with asyncio.TaskGroup() as group:
-        for station in stations:
-            group.create_task(station.run())
+        tasks = [group.create_task(serve(settings, sid, alone=alone))
+                 for sid in settings.stations]
+    return HARD_RESET_EXIT_CODE if any(t.result() for t in tasks) else 0
 
 
 if __name__ == "__main__":
     cfg = load_settings(GatewaySettings)
-    run(lambda: main(cfg), service="gateway", log_level=cfg.log_level)
+    outcome: list[int] = []
+
+    async def _main() -> None:
+        outcome.append(await main(cfg))
+
+    run(_main, service="gateway", log_level=cfg.log_level)
+    sys.exit(outcome[0] if outcome else 0)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from voltbus_ocpp.link import Link
     from voltbus_ocpp.messenger import Messenger
     from voltbus_ocpp.model.station import StationModel
+    from voltbus_ocpp.offline_queue import OfflineQueue
     from voltbus_ocpp.settings import GatewaySettings
     from voltbus_ocpp.store import AuthTable, Store
 
@@ -68,6 +69,9 @@ class CentralRequests:
     link: Link
     clock: Callable[[], datetime]
     _restart_after_reply: bool
+    _hard_reset_after_reply: bool
+    hard_reset: asyncio.Event
+    queue: OfflineQueue
     _tx_profiles: dict[int, dict[str, Any]]
     dispatch: Callable[[Event], list[Effect]]
     spawn: Callable[[Any], None]
@@ -131,18 +135,48 @@ class CentralRequests:
         return _reply(self.dispatch(Reset(hard)))
 
     def after_reset(self) -> None:
-        """Once the reply is out: deliver the StopTransactions, then reconnect and boot again."""
+        """Once the reply is out: deliver the StopTransactions, then restart (see _restart)."""
         if self._restart_after_reply:
             self._restart_after_reply = False
-            self.spawn(self._restart())
+            self.spawn(self._restart(self._hard_reset_after_reply))
 
-    async def _restart(self) -> None:
-        for _ in range(200):
-            if not self.messenger.items:
+    async def _restart(self, hard: bool) -> None:
+        """A reset attempt succeeds when every queued transaction message (the StopTransactions
+        of the stopped transactions first) is answered within TransactionMessageRetryInterval;
+        an unsuccessful attempt is retried ResetRetries times, then the reset goes ahead anyway
+        (the messages stay in the durable outbox and are sent after the restart).
+
+        Soft: the OCPP session restarts (reconnect, BootNotification). Hard: the station's
+        runtime ends and the process exits with HARD_RESET_EXIT_CODE for its supervisor to
+        restart it (see __main__)."""
+        window = max(0.05, self.config.get_seconds("TransactionMessageRetryInterval"))
+        retries = self.config.get_int("ResetRetries")
+        for attempt in range(retries + 1):
+            if await self._outbox_drained(window):
                 break
-            await asyncio.sleep(0.05)
-        log.warning("%s: Reset: restarting the OCPP session", self.id)
+            if attempt < retries:
+                log.warning("%s: Reset attempt %d of %d unsuccessful: %d transaction message(s) "
+                            "unanswered; retrying", self.id, attempt + 1, retries + 1,
+                            len(self.queue))
+        else:
+            log.warning("%s: Reset after %d attempt(s): %d transaction message(s) stay queued "
+                        "for after the restart", self.id, retries + 1, len(self.queue))
+        if hard:
+            log.warning("%s: hard Reset: restarting the gateway", self.id)
+            self.hard_reset.set()
+            return
+        log.warning("%s: soft Reset: restarting the OCPP session", self.id)
         await self.link.drop()
+
+    async def _outbox_drained(self, seconds: float) -> bool:
+        """True once the durable outbox is empty, False if it is not within seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while len(self.queue):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     def unlock(self, connector: int) -> str:
         """UnlockConnector: Unlocked, UnlockFailed or NotSupported."""

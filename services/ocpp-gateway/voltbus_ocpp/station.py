@@ -56,6 +56,13 @@ from voltbus_ocpp.store import AuthTable, Store
 
 log = logging.getLogger(__name__)
 
+HARD_RESET_EXIT_CODE = 75  # sysexits EX_TEMPFAIL: non-zero, so systemd's Restart=on-failure,
+# compose's restart: unless-stopped and `voltbus up`'s supervisor all start the process again
+
+
+class _HardReset(Exception):
+    """Ends the station's task group after a hard Reset."""
+
 
 def utcnow() -> datetime:
     """Now, aware UTC."""
@@ -107,6 +114,9 @@ class Station(CentralRequests):
         self.registration: RegistrationStatus | None = None
         self.cp: ChargePoint | None = None
         self._restart_after_reply = False
+        self._hard_reset_after_reply = False
+        self.hard_reset = asyncio.Event()  # set when a hard Reset is due: run() returns
+        self.reset_done = False
         self._tx_profiles: dict[int, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped_cleanly = True
@@ -152,6 +162,7 @@ class Station(CentralRequests):
                 self._durable(effect)
             elif isinstance(effect, RestartRequested):
                 self._restart_after_reply = True
+                self._hard_reset_after_reply = effect.hard
 
     def _report_status(self, effect: SendStatus) -> None:
         """StatusNotification, held back MinimumStatusDuration so a blip is not reported."""
@@ -350,7 +361,7 @@ class Station(CentralRequests):
                                     row[4], row[5], row[6], reason))
 
     async def run(self) -> None:
-        """Serve until cancelled."""
+        """Serve until cancelled, or until a hard Reset (then `reset_done` is True)."""
         self._stopped_cleanly = self.store.meta("clean_shutdown", "1") == "1"
         self.store.set_meta("clean_shutdown", "0")
         self.execute(self.model.startup())
@@ -360,9 +371,16 @@ class Station(CentralRequests):
                 group.create_task(self._recover())
                 group.create_task(self.link.run())
                 group.create_task(self._ticker())
+                group.create_task(self._until_hard_reset())
+        except* _HardReset:
+            self.reset_done = True
         finally:
             self.store.set_meta("clean_shutdown", "1")
             logging.getLogger("voltbus_ocpp").removeHandler(self.ring)
+
+    async def _until_hard_reset(self) -> None:
+        await self.hard_reset.wait()
+        raise _HardReset
 
     def spawn(self, coro: Any) -> None:
         """Run a background job tied to this station."""
