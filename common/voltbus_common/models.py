@@ -122,6 +122,13 @@ class LedCommand(Payload):
 
     color: str = Field(pattern=r"^(#[0-9a-fA-F]{6}|[a-z]{1,20})$")
     pattern: LedPattern
+    intensity_pct: int | None = Field(
+        default=None, ge=0, le=100,
+        description="brightness in % of the maximum (OCPP LightIntensity); null: 100")
+    blink_repeat: int | None = Field(
+        default=None, ge=0,
+        description="with `blink`: blink this many times, then hold the colour solid (OCPP "
+                    "BlinkRepeat); null or 0: blink until the next command")
 
 
 # --- gateway -> bus ----------------------------------------------------------------------------

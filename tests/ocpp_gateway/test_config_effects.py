@@ -4,6 +4,7 @@ transactions, StopTxnSampled/AlignedData in transactionData, MaxEnergyOnInvalidI
 
 from __future__ import annotations
 
+from ocpp.v16 import call
 from ocpp.v16.enums import AuthorizationStatus
 
 from tests.ocpp_gateway.conftest import Rig
@@ -88,3 +89,34 @@ async def test_stop_transaction_on_invalid_id_stops_at_once(rig: Rig) -> None:
     await charging(rig, "BAD")
     stop = await rig.csms.wait_for(rig.id, "StopTransaction")
     assert (stop["reason"], stop["meterStop"]) == ("DeAuthorized", 1000)
+
+
+async def test_light_intensity_and_blink_repeat_reach_the_led(rig: Rig) -> None:
+    await online(rig, ocpp_config={"LightIntensity": "60"})
+    first = await rig.wait("led_set", connector=1)
+    assert (first.color, first.intensity_pct, first.blink_repeat) == ("green", 60, None)
+    answer = await rig.csms.send(rig.id, call.ChangeConfiguration(key="LightIntensity",
+                                                                  value="25"))
+    assert answer == {"status": "Accepted"}
+    dimmed = await rig.wait("led_set", lambda p: p.intensity_pct == 25, connector=1)
+    assert (dimmed.color, dimmed.pattern.value) == ("green", "solid")
+    assert await rig.csms.send(rig.id, call.ChangeConfiguration(key="BlinkRepeat", value="5")
+                               ) == {"status": "Accepted"}
+    rig.pilot("B")  # Preparing blinks
+    blink = await rig.wait("led_set", lambda p: p.pattern.value == "blink", connector=1)
+    assert (blink.color, blink.blink_repeat, blink.intensity_pct) == ("blue", 5, 25)
+    assert await rig.csms.send(rig.id, call.ChangeConfiguration(key="LightIntensity",
+                                                                value="101")) == {
+        "status": "Rejected"}
+
+
+async def test_connector_phase_rotation_is_validated_and_reported(rig: Rig) -> None:
+    await online(rig, connectors=2)
+    for value, status in [("0.RST,1.RTS,2.NotApplicable", "Accepted"), ("1.RSX", "Rejected"),
+                          ("3.RST", "Rejected"), ("1.RST,1.TSR", "Rejected")]:
+        answer = await rig.csms.send(rig.id, call.ChangeConfiguration(
+            key="ConnectorPhaseRotation", value=value))
+        assert answer == {"status": status}, value
+    got = await rig.csms.send(rig.id, call.GetConfiguration(key=["ConnectorPhaseRotation"]))
+    assert got["configurationKey"] == [{"key": "ConnectorPhaseRotation", "readonly": False,
+                                        "value": "0.RST,1.RTS,2.NotApplicable"}]

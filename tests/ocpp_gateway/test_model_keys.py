@@ -8,6 +8,7 @@ import pytest
 
 from tests.ocpp_gateway.test_model import T0, build, reading
 from voltbus_common.enums import PilotState, StopReason
+from voltbus_ocpp.config_store import ConfigStore
 from voltbus_ocpp.model.events import (
     Effect,
     MeterUpdated,
@@ -149,3 +150,28 @@ def test_accepted_start_has_no_energy_cap() -> None:
     begun = start(model, 1000.0)
     model.handle(StartAnswered(begun.local_id, 5, "Accepted"))
     assert stops(model.handle(MeterUpdated(1, reading(5000.0)))) == []
+
+
+@pytest.mark.parametrize(("value", "connectors", "answer"), [
+    ("0.RST,1.RTS", "1", "Accepted"),
+    ("0.NotApplicable,1.Unknown,2.TSR", "2", "Accepted"),
+    ("", "1", "Accepted"),
+    ("1.XYZ", "1", "Rejected"),  # not a rotation
+    ("1RST", "1", "Rejected"),  # no connector prefix
+    ("2.RST", "1", "Rejected"),  # no connector 2
+    ("1.RST,1.RTS", "1", "Rejected"),  # twice
+    (",".join(f"{n}.RST" for n in range(10)), "12", "Accepted"),  # MaxLength 10
+    (",".join(f"{n}.RST" for n in range(11)), "12", "Rejected"),
+])
+def test_connector_phase_rotation_is_validated(value: str, connectors: str, answer: str) -> None:
+    cfg = ConfigStore(None, overrides={"NumberOfConnectors": connectors})
+    assert cfg.change("ConnectorPhaseRotation", value) == answer
+    assert (cfg.get_str("ConnectorPhaseRotation") == value) is (answer == "Accepted")
+
+
+def test_csl_keys_respect_their_max_length() -> None:
+    cfg = ConfigStore(None)
+    five = ("Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,"
+            "Current.Offered")
+    assert cfg.change("MeterValuesSampledData", five) == "Accepted"
+    assert cfg.change("StopTxnAlignedData", five + ",Voltage") == "Rejected"  # MaxLength 5

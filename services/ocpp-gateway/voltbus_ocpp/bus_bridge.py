@@ -139,8 +139,11 @@ class BusBridge:
                 bus.publish(ch.RELAY_SET, RelayCommand(closed=closed), connector=n)
             case SetCurrentLimit(connector=n, amps=amps):
                 bus.publish(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=amps), connector=n)
-            case SetLed(connector=n, color=color, pattern=pattern):
-                bus.publish(ch.LED_SET, LedCommand(color=color, pattern=pattern), connector=n)
+            case SetLed(connector=n, color=color, pattern=pattern, intensity_pct=pct,
+                        blink_repeat=repeat):
+                bus.publish(ch.LED_SET, LedCommand(color=color, pattern=pattern,
+                                                   intensity_pct=pct, blink_repeat=repeat),
+                            connector=n)
             case SendStatus(connector=n, status=status, error_code=code, ts=ts):
                 bus.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=status, error_code=code,
                                                                  ts=ts), connector=n)

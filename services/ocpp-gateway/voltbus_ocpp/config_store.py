@@ -53,7 +53,7 @@ class ConfigStore:
             return "NotSupported"
         if spec.readonly:
             return "Rejected"
-        problem = spec.check(value)
+        problem = spec.check(value) or self._check_list(key, value)
         if problem is not None:
             log.warning("ChangeConfiguration %s rejected: %s", key, problem)
             return "Rejected"
@@ -63,6 +63,21 @@ class ConfigStore:
             value = value.lower()
         self.set(key, value)
         return "RebootRequired" if spec.reboot else "Accepted"
+
+    def _check_list(self, key: str, value: str) -> str | None:
+        """The limits a CSL value has beyond its items: <key>MaxLength, phase rotation ids."""
+        items = [i.strip() for i in value.split(",") if i.strip()]
+        limit_key = f"{key}MaxLength"
+        if limit_key in self.values and len(items) > int(self.values[limit_key]):
+            return f"{len(items)} items, {limit_key} is {self.values[limit_key]}"
+        if key == "ConnectorPhaseRotation":
+            ids = [int(i.split(".", 1)[0]) for i in items]
+            if len(set(ids)) != len(ids):
+                return "a connector is listed twice"
+            connectors = self.get_int("NumberOfConnectors")
+            if any(n > connectors for n in ids):
+                return f"connector ids go from 0 (grid) to {connectors}"
+        return None
 
     def set(self, key: str, value: str) -> None:
         """Store a value and tell the listeners."""

@@ -111,6 +111,7 @@ class Station(CentralRequests):
             install_command=settings.firmware_install_command, time_scale=settings.time_scale)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch)
         self.bridge.attach()
+        self.config.listeners.append(self._config_changed)
         self.registration: RegistrationStatus | None = None
         self.cp: ChargePoint | None = None
         self._restart_after_reply = False
@@ -122,6 +123,12 @@ class Station(CentralRequests):
         self._stopped_cleanly = True
         self._held_status: dict[int, SendStatus] = {}
         self._reported: dict[int, tuple[object, object]] = {}
+
+    def _config_changed(self, key: str, _value: str) -> None:
+        """LightIntensity/BlinkRepeat apply to the LEDs at once."""
+        if key in ("LightIntensity", "BlinkRepeat"):
+            self.execute([c.led() for c in self.model.connectors.values()
+                          if c.status is not None])
 
     def _snapshot(self) -> dict[str, str]:
         config = {k: v for k, v in self.config.values.items() if k != "AuthorizationKey"}

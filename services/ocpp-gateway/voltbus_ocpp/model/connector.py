@@ -190,11 +190,18 @@ class Connector:
             if code is ChargePointErrorCode.NO_ERROR and f.pilot in PILOT_FAULT:
                 code = ChargePointErrorCode.EV_COMMUNICATION_ERROR
             effects.append(SendStatus(self.connector_id, status, code, f.fault_info, self.clock()))
-            color, pattern = LED_FOR_STATUS[status]
-            effects.append(SetLed(self.connector_id, color, pattern))
+            effects.append(self.led())
         if self.facts.tx is not None and self.limit_sent_a != self.effective_limit_a:
             effects += self.push_limit()
         return effects
+
+    def led(self) -> SetLed:
+        """The LED for the current status, at LightIntensity; blinks BlinkRepeat times."""
+        assert self.status is not None
+        color, pattern = LED_FOR_STATUS[self.status]
+        repeat = self.config.get_int("BlinkRepeat") if pattern is LedPattern.BLINK else None
+        return SetLed(self.connector_id, color, pattern,
+                      self.config.get_int("LightIntensity"), repeat)
 
     def push_limit(self) -> list[Effect]:
         """Send the effective limit to the EVSE and the bus."""

@@ -209,6 +209,8 @@ class SetLed(Effect):
     connector: int
     color: str
     pattern: LedPattern
+    intensity_pct: int | None = None  # LightIntensity
+    blink_repeat: int | None = None  # BlinkRepeat, for the blink pattern
 
 
 @dataclass(frozen=True)

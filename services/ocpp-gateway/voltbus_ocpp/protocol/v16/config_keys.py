@@ -5,6 +5,7 @@ Pure data plus validation; `store.ConfigStore` keeps the values on disk.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -20,6 +21,8 @@ class Kind(Enum):
 
 MEASURANDS = frozenset({"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import",
                         "Voltage", "Current.Offered"})
+# 9.1.7: <connector>.<rotation> per item, 0 = the grid connection; R, S, T = L1, L2, L3
+PHASE_ROTATION = re.compile(r"\d{1,3}\.(RST|RTS|SRT|STR|TRS|TSR|NotApplicable|Unknown)")
 PROFILES = "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"
 
 
@@ -37,6 +40,7 @@ class Key:
     allowed: frozenset[str] | None = None  # for CSL keys: the values each item may take
     reboot: bool = False
     secret: bool = False  # write-only (AuthorizationKey): never returned, never logged
+    item_pattern: re.Pattern[str] | None = None  # for CSL keys: the form each item must have
 
     def check(self, value: str) -> str | None:
         """None if value is valid for this key, else why not."""
@@ -54,6 +58,10 @@ class Key:
             items = [i.strip() for i in value.split(",") if i.strip()]
             bad = [i for i in items if i not in self.allowed]
             return f"not supported: {', '.join(bad)}" if bad else None
+        if self.kind is Kind.CSL and self.item_pattern is not None:
+            items = [i.strip() for i in value.split(",") if i.strip()]
+            bad = [i for i in items if not self.item_pattern.fullmatch(i)]
+            return f"malformed: {', '.join(bad)}" if bad else None
         if self.secret and not (16 <= len(value) <= 40):
             return "AuthorizationKey must be 16..40 characters"
         return None
@@ -70,7 +78,7 @@ def _keys() -> tuple[Key, ...]:
         Key("BlinkRepeat", i, "3"),
         Key("ClockAlignedDataInterval", i, "0"),
         Key("ConnectionTimeOut", i, "60", minimum=1),
-        Key("ConnectorPhaseRotation", c, "0.RST"),
+        Key("ConnectorPhaseRotation", c, "0.RST", item_pattern=PHASE_ROTATION),
         Key("ConnectorPhaseRotationMaxLength", i, "10", readonly=True),
         Key("GetConfigurationMaxKeys", i, "100", readonly=True),
         Key("HeartbeatInterval", i, "300"),
