@@ -31,6 +31,7 @@ async def test_hard_reset_stops_the_transaction_then_ends_the_station(rig: Rig) 
     assert rig.gateway is not None
     assert rig.gateway.reset_done
     assert len(rig.gateway.queue) == 0  # the StopTransaction was answered before
+    await rig.wait("connection", lambda p: p.connected is False)
     await rig.stop_gateway()
     await rig.start_gateway()  # what the supervisor does
     await rig.csms.wait_for(rig.id, "BootNotification", count=2)
@@ -100,6 +101,8 @@ async def test_hard_reset_of_one_station_leaves_the_others_charging(
         answer = await rig.csms.send(rig.id, call.Reset(type="Hard"))
         assert answer == {"status": "Accepted"}
         await rig.csms.wait_for(rig.id, "BootNotification", count=2, timeout=10)
+        await rig.csms.wait_for(rig.id, "StatusNotification", count=2, timeout=10,
+                                where=lambda p: p["connectorId"] == 1)  # rebuilt and running
         assert gw.proc is not None
         assert gw.proc.poll() is None
         assert len(rig.csms.received(other, "BootNotification")) == 1

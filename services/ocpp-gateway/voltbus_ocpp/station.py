@@ -387,6 +387,8 @@ class Station(CentralRequests):
 
     async def _until_hard_reset(self) -> None:
         await self.hard_reset.wait()
+        self.messenger.go_offline()
+        self._publish_connection(False)  # flushed by the bus as it stops
         raise _HardReset
 
     def spawn(self, coro: Any) -> None:
