@@ -36,7 +36,6 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-Timestamp = Annotated[UtcDatetime, Field(default_factory=utcnow)]
 IdTag = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[\x21-\x7e]+$")]
 """An OCPP 1.6 idToken: 1..20 printable characters, no spaces."""
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -59,7 +58,7 @@ class PilotEvent(Payload):
     """The control-pilot state the EVSE measured."""
 
     state: PilotState
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class MeterReading(Payload):
@@ -69,7 +68,7 @@ class MeterReading(Payload):
     power_w: Watts
     current_a: PhaseValues
     voltage_v: PhaseValues
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
     @model_validator(mode="after")
     def _one_or_three_phases(self) -> Self:
@@ -83,7 +82,7 @@ class RelayState(Payload):
     """The relay position actually switched (not the one commanded)."""
 
     closed: bool
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class HardwareError(Payload):
@@ -91,7 +90,7 @@ class HardwareError(Payload):
 
     code: ChargePointErrorCode
     info: str | None = Field(default=None, max_length=50)
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class RfidSeen(Payload):
@@ -99,7 +98,7 @@ class RfidSeen(Payload):
 
     id_tag: IdTag
     reader: str = Field(default="default", min_length=1, max_length=64)
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 # --- gateway -> hardware -----------------------------------------------------------------------
@@ -139,7 +138,7 @@ class OcppConnection(Payload):
 
     connected: bool
     registration: RegistrationStatus | None = None
-    since: Timestamp
+    since: UtcDatetime = Field(default_factory=utcnow)
 
 
 class OcppConnectorStatus(Payload):
@@ -147,7 +146,7 @@ class OcppConnectorStatus(Payload):
 
     status: ConnectorStatus
     error_code: ChargePointErrorCode = ChargePointErrorCode.NO_ERROR
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class TransactionState(Payload):
@@ -183,7 +182,7 @@ class ChargingState(Payload):
 
     enabled: bool
     current_limit_a: Amps | None = None
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
     offpeak_waiting: bool = False
     offpeak_until: UtcDatetime | None = None
     offpeak_override: bool = False
@@ -221,7 +220,7 @@ class CommandResult(Payload):
     command: CommandName | None
     status: CommandStatus
     reason: str | None = None
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 # --- any service -> bus ------------------------------------------------------------------------
@@ -232,7 +231,7 @@ class RejectedMessage(Payload):
 
     topic: str
     reason: str
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class RecorderHealth(Payload):
@@ -249,7 +248,7 @@ class RecorderHealth(Payload):
     written: int = Field(ge=0, description="points written since the recorder started")
     last_write_at: UtcDatetime | None = None
     last_error: str | None = Field(default=None, max_length=600)
-    ts: Timestamp
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 # --- simulator control (voltbus sim, tests) ----------------------------------------------------
