@@ -132,6 +132,9 @@ async def tap_to_relay(broker: LocalMosquitto, station: str, sessions: int) -> l
         tag = f"BENCH{i % 50:04d}"
         hw.publish(ch.PILOT, PilotEvent(state=PilotState.B), connector=1)
         await wait_status(ConnectorStatus.PREPARING)
+        # A driver taps seconds after plugging in: let the StatusNotification(Preparing) call
+        # finish first, or the tap queues behind it (OCPP allows one call in flight).
+        await asyncio.sleep(0.05)
         start = time.perf_counter()
         hw.publish(ch.RFID, RfidSeen(id_tag=tag, reader="bench"))
         while not await asyncio.wait_for(relay_cmds.get(), 20):
