@@ -80,8 +80,8 @@ class LocalMosquitto:
         config = self.directory / "mosquitto.conf"
         if not config.exists():
             self.prepare()
-        self.process = subprocess.Popen([binary, "-c", str(config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen([binary, "-c", str(config)], start_new_session=True,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(self.port, timeout)
         except TimeoutError:
@@ -163,7 +163,7 @@ class EmbeddedBroker(LocalMosquitto):
         launcher = Path(__file__).parent / "embedded" / "amqtt_launcher.py"
         log = open(self.directory / "amqtt.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen([str(self._python()), str(launcher), str(spec)],
-                                        stdout=log, stderr=log)
+                                        stdout=log, stderr=log, start_new_session=True)
         try:
             wait_for_port(self.port, timeout)
         except TimeoutError:

@@ -54,7 +54,7 @@ class LocalInfluxDB:
         config = self._config()
         log = open(self.directory / "influxd.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen([binary, "-config", str(config)],
-                                        stdout=log, stderr=log)
+                                        stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

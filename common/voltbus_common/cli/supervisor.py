@@ -41,7 +41,9 @@ class Supervisor:
         return child
 
     def _start(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.argv, env=child.env)
+        # Its own session: a Ctrl-C in the terminal reaches only the supervisor, which then
+        # stops the services first and the broker last, so each can say `offline` cleanly.
+        child.process = subprocess.Popen(child.argv, env=child.env, start_new_session=True)
         child.started_at = time.monotonic()
         log.info("started %s (pid %d)", child.name, child.process.pid)
 
