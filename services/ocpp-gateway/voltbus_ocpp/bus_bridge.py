@@ -14,7 +14,7 @@ from typing import Any
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.channels import PayloadError
-from voltbus_common.enums import CommandName, CommandStatus
+from voltbus_common.enums import CommandName, CommandStatus, ServiceState
 from voltbus_common.models import (
     ChargingState,
     CommandResult,
@@ -39,6 +39,7 @@ from voltbus_ocpp.model.events import (
     Effect,
     Event,
     HardwareFault,
+    HardwareStatus,
     MeterSnapshot,
     MeterUpdated,
     PilotChanged,
@@ -70,6 +71,7 @@ class BusBridge:
         self.bus.on(ch.RELAY, self._relay)
         self.bus.on(ch.HW_ERROR, self._error)
         self.bus.on(ch.RFID, self._rfid)
+        self.bus.on(ch.SERVICE_STATUS, self._hardware_status, service="hardware")
         self.bus.on_raw(ch.COMMAND.filter(self.bus.root, station=self.bus.station), self._command)
 
     def _known(self, msg: Received[Any]) -> bool:
@@ -96,6 +98,9 @@ class BusBridge:
     async def _error(self, msg: Received[HardwareError]) -> None:
         if self._known(msg) and msg.payload is not None:
             self.dispatch(HardwareFault(msg.connector, msg.payload.code, msg.payload.info))
+
+    async def _hardware_status(self, msg: Received[ServiceState]) -> None:
+        self.dispatch(HardwareStatus(msg.payload is ServiceState.ONLINE))
 
     async def _rfid(self, msg: Received[RfidSeen]) -> None:
         if msg.payload is not None:

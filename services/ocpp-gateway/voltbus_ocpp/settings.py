@@ -35,6 +35,8 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     response_timeout_s: float = Field(default=30.0, gt=0)
+    relay_grace_s: float = Field(default=3.0, gt=0, le=60)
+    """How long the reported relay may disagree with the last command before it is re-sent."""
     time_scale: float = Field(default=1.0, gt=0, le=1.0)
     """Multiplies every OCPP interval key (tests run 1 s as 0.01 s); keep 1.0 in production."""
     ocpp_config: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)

@@ -36,6 +36,7 @@ from voltbus_ocpp.model.events import (
     LinkChanged,
     ProfileLimit,
     Recovered,
+    RelayMismatch,
     RestartRequested,
     SendAuthorize,
     SendMeterValues,
@@ -91,7 +92,7 @@ class Station(CentralRequests):
         self.model = StationModel(
             settings.connectors, self.config, self.authoriser, max_current_a=settings.max_current_a,
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
-            unlock_supported=settings.unlock_supported)
+            unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s)
         self.smart = SmartCharging(self.load_profiles(), phases=settings.phases)
         self.offpeak = OffPeakTimer(settings.offpeak_schedule(),
                                     enabled=settings.offpeak_enabled, clock=clock)
@@ -167,6 +168,12 @@ class Station(CentralRequests):
                     effect, self.config.get_list("MeterValuesAlignedData")))
             elif isinstance(effect, SendStartTransaction | SendMeterValues | SendStopTransaction):
                 self._durable(effect)
+            elif isinstance(effect, RelayMismatch):
+                log.warning("%s: connector %d: relay reported %s, wanted %s; commanding it "
+                            "again (attempt %d%s)", self.id, effect.connector,
+                            "open" if effect.wanted_closed else "closed",
+                            "closed" if effect.wanted_closed else "open", effect.attempt,
+                            ", the last" if effect.last else "")
             elif isinstance(effect, RestartRequested):
                 self._restart_after_reply = True
                 self._hard_reset_after_reply = effect.hard

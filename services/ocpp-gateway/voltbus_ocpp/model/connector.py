@@ -25,6 +25,7 @@ from voltbus_ocpp.model.events import (
     PublishCharging,
     PublishSession,
     PublishTransaction,
+    RelayMismatch,
     Sample,
     SendMeterValues,
     SendStartTransaction,
@@ -35,6 +36,7 @@ from voltbus_ocpp.model.events import (
     SetRelay,
     TransactionView,
 )
+from voltbus_ocpp.model.relay import MAX_RESENDS, RelayKeeper, Verdict, verdict
 
 PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
 DRAWING = frozenset({PilotState.C, PilotState.D})
@@ -152,6 +154,7 @@ class Connector:
     limit_sent_a: float | None = None
     next_sample_at: datetime | None = None
     next_clock_at: datetime | None = None
+    relay: RelayKeeper = field(default_factory=RelayKeeper)
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -178,6 +181,53 @@ class Connector:
         f = self.facts
         return (f.tx is None and f.operative and f.station_operative
                 and f.fault is ChargePointErrorCode.NO_ERROR and f.pilot not in PILOT_FAULT)
+
+    @property
+    def relay_wanted(self) -> bool:
+        """The relay is closed exactly while a transaction runs here."""
+        return self.facts.tx is not None
+
+    @property
+    def may_close(self) -> bool:
+        """The hardware would close the relay now: an EV on the pilot and no fault."""
+        f = self.facts
+        return f.fault is ChargePointErrorCode.NO_ERROR and f.pilot in PLUGGED
+
+    def set_relay(self, closed: bool) -> SetRelay:
+        """Command the relay (remembered, so a lost command can be noticed and re-sent)."""
+        self.relay.commanded(self.clock())
+        return SetRelay(self.connector_id, closed)
+
+    def on_relay(self, closed: bool) -> list[Effect]:
+        """The relay position actually switched, as the hardware reports it."""
+        self.facts.relay_closed = closed
+        self.relay.observe(self.clock(), self._relay_verdict())
+        return []
+
+    def _relay_verdict(self) -> Verdict:
+        return verdict(want_closed=self.relay_wanted, reported=self.facts.relay_closed,
+                       may_close=self.may_close)
+
+    def reconcile_relay(self) -> list[Effect]:
+        """Re-send the wanted relay state when the hardware reports otherwise past the grace."""
+        want = self.relay_wanted
+        if not self.relay.due(self.clock(), self._relay_verdict()):
+            return []
+        attempt = self.relay.resends
+        return [RelayMismatch(self.connector_id, want, attempt, attempt >= MAX_RESENDS),
+                SetRelay(self.connector_id, want)]
+
+    def resync(self) -> list[Effect]:
+        """The hardware (re)started or reconnected: tell it again the limit, relay and LED."""
+        effects: list[Effect] = []
+        if self.facts.tx is not None:
+            self.limit_sent_a = self.effective_limit_a
+            effects.append(SetCurrentLimit(self.connector_id, self.limit_sent_a))
+        if not self.relay_wanted or self.may_close:
+            effects.append(self.set_relay(self.relay_wanted))
+        if self.status is not None:
+            effects.append(self.led())
+        return effects
 
     def refresh(self) -> list[Effect]:
         """Report the status (and LED) if it changed; keep the EVSE limit in step."""
@@ -224,7 +274,7 @@ class Connector:
         limit, charging = self.push_limit()
         return [SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
                                      reservation_id),
-                limit, SetRelay(self.connector_id, True),  # the EVSE first, then the news
+                limit, self.set_relay(True),  # the EVSE first, then the news
                 PublishTransaction(self.connector_id, tx.view()), charging]
 
     def stop_transaction(self, reason: StopReason, id_tag: str | None = None) -> list[Effect]:
@@ -243,7 +293,7 @@ class Connector:
         self.limit_sent_a = None
         if f.scheduled_operative is not None:
             f.operative, f.scheduled_operative = f.scheduled_operative, None
-        return [SetRelay(self.connector_id, False),
+        return [self.set_relay(False),
                 SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
                                     reason, tx.started_at, tx.meter_start_wh, self.facts.meter,
                                     tuple(tx.samples)),

@@ -160,6 +160,13 @@ class LinkChanged(Event):
 
 
 @dataclass(frozen=True)
+class HardwareStatus(Event):
+    """The hardware service said online (it may have missed commands: resync) or went away."""
+
+    online: bool
+
+
+@dataclass(frozen=True)
 class Tick(Event):
     """Time passed: timeouts and meter sampling are checked against the clock."""
 
@@ -192,6 +199,16 @@ class SetRelay(Effect):
 
     connector: int
     closed: bool
+
+
+@dataclass(frozen=True)
+class RelayMismatch(Effect):
+    """The reported relay state disagrees with the wanted one: it is commanded again (logged)."""
+
+    connector: int
+    wanted_closed: bool
+    attempt: int
+    last: bool  # no further re-sends in this disagreement
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from voltbus_ocpp.model.events import (
     Effect,
     Event,
     HardwareFault,
+    HardwareStatus,
     LinkChanged,
     MeterUpdated,
     PilotChanged,
@@ -40,7 +41,6 @@ from voltbus_ocpp.model.events import (
     RestartRequested,
     SendAuthorize,
     SendStopTransaction,
-    SetRelay,
     StartAnswered,
     Tick,
     TransactionView,
@@ -65,19 +65,22 @@ class StationModel:
 
     def __init__(self, connectors: int, config: ConfigView, authoriser: Authoriser, *,
                  max_current_a: float, clock: Callable[[], datetime], first_local_id: int = 1,
-                 unlock_supported: bool = False) -> None:
+                 unlock_supported: bool = False, relay_grace_s: float = 3.0) -> None:
         self.config = config
         self.authoriser = authoriser
         self.clock = clock
         self.max_current_a = max_current_a
         self.unlock_supported = unlock_supported
         self.online = False
+        self.hardware_online: bool | None = None  # service/hardware/status; None: not heard
         self.pending: dict[str, Pending] = {}
         self.offpeak = OffPeak()  # off-peak charging policy (model/offpeak.py)
         self._next_local_id = first_local_id
         self.connectors = {
             n: Connector(n, config, max_current_a, clock, self.new_local_id)
             for n in range(1, connectors + 1)}
+        for c in self.connectors.values():
+            c.relay.grace_s = relay_grace_s
         self.HANDLERS: dict[type[Event], Callable[[Any], list[Effect]]] = {
             PilotChanged: lambda e: self.connectors[e.connector].on_pilot(e.state),
             MeterUpdated: lambda e: self.connectors[e.connector].on_meter(e.reading),
@@ -94,7 +97,8 @@ class StationModel:
             Reset: self._on_reset,
             ProfileLimit: self._on_profile_limit,
             LinkChanged: self._on_link,
-            Tick: lambda e: [x for c in self.connectors.values() for x in c.on_tick()],
+            HardwareStatus: self._on_hardware_status,
+            Tick: self._on_tick,
             Recovered: self._on_recovered,
             OffPeakChanged: lambda e: self.offpeak.apply(e, self.connectors.values()),
         }
@@ -125,8 +129,20 @@ class StationModel:
     # --- local events --------------------------------------------------------------------------
 
     def _on_relay(self, event: RelayChanged) -> list[Effect]:
-        self.connectors[event.connector].facts.relay_closed = event.closed
-        return []
+        return self.connectors[event.connector].on_relay(event.closed)
+
+    def _on_hardware_status(self, event: HardwareStatus) -> list[Effect]:
+        """Commands sent while the hardware was away are lost (clean session): send them again."""
+        self.hardware_online = event.online
+        if not event.online:
+            return []
+        return [x for c in self.connectors.values() for x in c.resync()]
+
+    def _on_tick(self, _event: Tick) -> list[Effect]:
+        effects = [x for c in self.connectors.values() for x in c.on_tick()]
+        if self.hardware_online is not False:  # re-sends to an absent service would be lost
+            effects += [x for c in self.connectors.values() for x in c.reconcile_relay()]
+        return effects
 
     def _on_link(self, event: LinkChanged) -> list[Effect]:
         self.online = event.online
@@ -254,7 +270,7 @@ class StationModel:
         view = TransactionView(e.local_id, e.transaction_id, e.id_tag, e.started_at,
                                e.meter_start_wh, meter_stop)
         self._next_local_id = max(self._next_local_id, e.local_id + 1)
-        return [SetRelay(e.connector, False),
+        return [c.set_relay(False),
                 SendStopTransaction(e.connector, e.local_id, None, meter_stop, now, e.reason,
                                     e.started_at, e.meter_start_wh, c.facts.meter),
                 PublishTransaction(e.connector, None),
