@@ -56,7 +56,12 @@ def test_uv_sync_recipe_builds_a_working_venv(tmp_path: Path) -> None:
     env.pop("VIRTUAL_ENV", None)
     uv = os.environ.get("UV") or shutil.which("uv")  # `uv run` tells its children where it is
     assert uv, "uv is not on PATH"
-    for args in (["--no-install-workspace"], ["--no-editable"]):
+    # The image builds the workspace packages fresh; here uv's cache may hold an older build of
+    # the same version (it keys local builds on pyproject.toml), so rebuild them.
+    rebuild = [arg for name in ("voltbus-common", "voltbus-hardware", "voltbus-ocpp-gateway",
+                                "voltbus-recorder", "voltbus-api", "voltbus-devcsms")
+               for arg in ("--reinstall-package", name)]
+    for args in (["--no-install-workspace"], ["--no-editable", *rebuild]):
         result = subprocess.run([uv, "sync", "--frozen", "--no-dev", *args], cwd=REPO, env=env,
                                 capture_output=True, text=True, timeout=240, check=False)
         assert result.returncode == 0, result.stderr[-2000:]
