@@ -23,7 +23,6 @@ from tests.fixtures.services import ServiceGroup
 from voltbus_api.context import ApiContext
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.devbroker import free_port, wait_for_port
 from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus
 from voltbus_common.models import (
     ChargingState,
@@ -175,18 +174,10 @@ async def test_override_through_the_real_gateway(mosquitto: Broker, services: Se
     opens = (datetime.now(UTC) + timedelta(days=3)).replace(hour=0, minute=0, second=0,
                                                             microsecond=0)
     window = f"{opens.strftime('%a').lower()} 00:00-00:01"
-    ws_port, http_port = free_port(), free_port()
-    base = {"VOLTBUS_STATIONS": station, "VOLTBUS_DATA_DIR": str(tmp_path / "data")}
-    services.start("devcsms", {"VOLTBUS_DEVCSMS_PORT": str(ws_port),
-                               "VOLTBUS_DEVCSMS_HTTP_PORT": str(http_port)})
-    await asyncio.to_thread(wait_for_port, ws_port, 30)
-    services.start("hardware", {**base, **mosquitto.env("hardware"),
-                                "VOLTBUS_METER_INTERVAL_S": "0.2"})
-    services.start("gateway", {**base, **mosquitto.env("gateway"),
-                               "VOLTBUS_CSMS_URL": f"ws://127.0.0.1:{ws_port}/ocpp",
-                               "VOLTBUS_OFFPEAK_ENABLED": "true",
-                               "VOLTBUS_OFFPEAK_WINDOWS": window,
-                               "VOLTBUS_OFFPEAK_TIMEZONE": "UTC"})
+    await services.start_charge_point(
+        mosquitto, station, tmp_path / "data", gateway_env={
+            "VOLTBUS_OFFPEAK_ENABLED": "true", "VOLTBUS_OFFPEAK_WINDOWS": window,
+            "VOLTBUS_OFFPEAK_TIMEZONE": "UTC"})
     operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
                    service=None)
     op_task = asyncio.create_task(operator.run())

@@ -10,7 +10,6 @@ from tests.fixtures.mosquitto import Broker
 from tests.fixtures.services import ServiceGroup
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.devbroker import free_port, wait_for_port
 from voltbus_common.models import SimPlug
 
 TAG = "04A1B2C3"
@@ -18,15 +17,7 @@ TAG = "04A1B2C3"
 
 async def test_start_limit_stop_through_the_real_gateway(
         mosquitto: Broker, services: ServiceGroup, station: str, tmp_path: Path) -> None:
-    ws_port, http_port = free_port(), free_port()
-    base = {"VOLTBUS_STATIONS": station, "VOLTBUS_DATA_DIR": str(tmp_path / "data")}
-    services.start("devcsms", {"VOLTBUS_DEVCSMS_PORT": str(ws_port),
-                               "VOLTBUS_DEVCSMS_HTTP_PORT": str(http_port)})
-    await asyncio.to_thread(wait_for_port, ws_port, 30)
-    services.start("hardware", {**base, **mosquitto.env("hardware"),
-                                "VOLTBUS_METER_INTERVAL_S": "0.2"})
-    services.start("gateway", {**base, **mosquitto.env("gateway"),
-                               "VOLTBUS_CSMS_URL": f"ws://127.0.0.1:{ws_port}/ocpp"})
+    await services.start_charge_point(mosquitto, station, tmp_path / "data")
     operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
                    service=None)
     op_task = asyncio.create_task(operator.run())

@@ -21,7 +21,6 @@ from tests.fixtures.services import ServiceGroup
 from tests.homeassistant.test_publisher import home_assistant, publisher, raw_queue, running
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.devbroker import free_port, wait_for_port
 from voltbus_common.enums import CommandName, CommandStatus
 from voltbus_common.models import CommandResult, SimPlug
 
@@ -60,16 +59,8 @@ class HomeAssistantView:
 
 async def test_ha_drives_a_session_through_the_real_gateway(
         mosquitto: Broker, services: ServiceGroup, station: str, tmp_path: Path) -> None:
-    ws_port, http_port = free_port(), free_port()
-    base = {"VOLTBUS_STATIONS": station, "VOLTBUS_DATA_DIR": str(tmp_path / "data")}
-    services.start("devcsms", {"VOLTBUS_DEVCSMS_PORT": str(ws_port),
-                               "VOLTBUS_DEVCSMS_HTTP_PORT": str(http_port)})
-    await asyncio.to_thread(wait_for_port, ws_port, 30)
-    services.start("hardware", {**base, **mosquitto.env("hardware"),
-                                "VOLTBUS_METER_INTERVAL_S": "0.2"})
-    services.start("gateway", {**base, **mosquitto.env("gateway"),
-                               "VOLTBUS_CSMS_URL": f"ws://127.0.0.1:{ws_port}/ocpp",
-                               "VOLTBUS_MAX_CURRENT_A": "16"})
+    await services.start_charge_point(
+        mosquitto, station, tmp_path / "data", gateway_env={"VOLTBUS_MAX_CURRENT_A": "16"})
 
     api_bus, pub = publisher(mosquitto, station, connectors=[1], max_current_a=16.0)
     ha = home_assistant(mosquitto, station)
