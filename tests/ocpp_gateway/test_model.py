@@ -381,3 +381,29 @@ def test_another_tag_of_the_same_group_stops_the_transaction() -> None:
     effects = model.handle(AuthorizeAnswered("KID", "Accepted", None, "FAMILY"))
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
     assert (stop.id_tag, stop.reason) == ("KID", StopReason.LOCAL)
+
+
+def test_reader_failure_is_reported_but_does_not_stop_charging() -> None:
+    """A failed card reader is a warning: the session goes on, the CSMS hears the error code."""
+    model, _ = build()
+    model.handle(PilotChanged(1, PilotState.C))
+    model.handle(RemoteStart("TAG", 1))
+    assert status(model) is ConnectorStatus.CHARGING
+    effects = model.handle(HardwareFault(1, ChargePointErrorCode.READER_FAILURE, "reader gone"))
+    assert SetRelay(1, False) not in effects
+    assert "SendStopTransaction" not in kinds(effects)
+    sent = next(e for e in effects if isinstance(e, SendStatus))
+    assert (sent.status, sent.error_code) == (ConnectorStatus.CHARGING,
+                                              ChargePointErrorCode.READER_FAILURE)
+    cleared = model.handle(HardwareFault(1, ChargePointErrorCode.NO_ERROR))
+    sent = next(e for e in cleared if isinstance(e, SendStatus))
+    assert (sent.status, sent.error_code) == (ConnectorStatus.CHARGING,
+                                              ChargePointErrorCode.NO_ERROR)
+
+
+@pytest.mark.parametrize("code", [ChargePointErrorCode.READER_FAILURE,
+                                  ChargePointErrorCode.WEAK_SIGNAL])
+def test_warning_errors_leave_the_connector_usable(code: ChargePointErrorCode) -> None:
+    assert derive_status(Facts(fault=code), 16) is ConnectorStatus.AVAILABLE
+    assert derive_status(Facts(fault=code, pilot=PilotState.C, tx=TX), 16) is (
+        ConnectorStatus.CHARGING)

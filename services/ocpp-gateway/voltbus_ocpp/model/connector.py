@@ -121,9 +121,25 @@ class Facts:
     policy_override: int | None = None  # local id of the one transaction exempt from the policy
 
 
+# Errors that do not stop energy delivery: OCPP 1.6 calls a connector Faulted only when it "is
+# not available for energy delivery", so these are reported with the current status instead. A
+# failed card reader (reported on every connector of its station) must not end running sessions.
+NON_BLOCKING_ERRORS = frozenset({
+    ChargePointErrorCode.NO_ERROR,
+    ChargePointErrorCode.READER_FAILURE,
+    ChargePointErrorCode.WEAK_SIGNAL,
+    ChargePointErrorCode.LOCAL_LIST_CONFLICT,
+})
+
+
+def blocking_fault(f: Facts) -> bool:
+    """A hardware error that stops energy delivery on this connector."""
+    return f.fault not in NON_BLOCKING_ERRORS
+
+
 def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
     """OCPP ChargePointStatus from the facts, highest priority first."""
-    if f.fault is not ChargePointErrorCode.NO_ERROR or f.pilot in PILOT_FAULT:
+    if blocking_fault(f) or f.pilot in PILOT_FAULT:
         return ConnectorStatus.FAULTED
     if f.tx is not None:
         if effective_limit_a <= 0:
@@ -151,6 +167,7 @@ class Connector:
     new_local_id: Callable[[], int]
     facts: Facts = field(default_factory=Facts)
     status: ConnectorStatus | None = None
+    error_code: ChargePointErrorCode = ChargePointErrorCode.NO_ERROR
     limit_sent_a: float | None = None
     next_sample_at: datetime | None = None
     next_clock_at: datetime | None = None
@@ -180,7 +197,7 @@ class Connector:
         """A new session may start here."""
         f = self.facts
         return (f.tx is None and f.operative and f.station_operative
-                and f.fault is ChargePointErrorCode.NO_ERROR and f.pilot not in PILOT_FAULT)
+                and not blocking_fault(f) and f.pilot not in PILOT_FAULT)
 
     @property
     def relay_wanted(self) -> bool:
@@ -191,7 +208,7 @@ class Connector:
     def may_close(self) -> bool:
         """The hardware would close the relay now: an EV on the pilot and no fault."""
         f = self.facts
-        return f.fault is ChargePointErrorCode.NO_ERROR and f.pilot in PLUGGED
+        return not blocking_fault(f) and f.pilot in PLUGGED
 
     def set_relay(self, closed: bool) -> SetRelay:
         """Command the relay (remembered, so a lost command can be noticed and re-sent)."""
@@ -233,12 +250,12 @@ class Connector:
         """Report the status (and LED) if it changed; keep the EVSE limit in step."""
         effects: list[Effect] = []
         status = derive_status(self.facts, self.effective_limit_a)
-        if status != self.status:
-            self.status = status
-            f = self.facts
-            code = f.fault
-            if code is ChargePointErrorCode.NO_ERROR and f.pilot in PILOT_FAULT:
-                code = ChargePointErrorCode.EV_COMMUNICATION_ERROR
+        f = self.facts
+        code = f.fault
+        if code is ChargePointErrorCode.NO_ERROR and f.pilot in PILOT_FAULT:
+            code = ChargePointErrorCode.EV_COMMUNICATION_ERROR
+        if status != self.status or code != self.error_code:
+            self.status, self.error_code = status, code
             effects.append(SendStatus(self.connector_id, status, code, f.fault_info, self.clock()))
             effects.append(self.led())
         if self.facts.tx is not None and self.limit_sent_a != self.effective_limit_a:
@@ -353,9 +370,10 @@ class Connector:
         return []
 
     def on_fault(self, code: ChargePointErrorCode, info: str | None) -> list[Effect]:
-        """A hardware fault stops a running transaction (EVSE safety first)."""
+        """A hardware fault that blocks energy delivery stops a running transaction (EVSE safety
+        first); a warning-class error is only reported."""
         self.facts.fault, self.facts.fault_info = code, info
-        if code is not ChargePointErrorCode.NO_ERROR and self.facts.tx is not None:
+        if blocking_fault(self.facts) and self.facts.tx is not None:
             return self.stop_transaction(StopReason.OTHER)
         return []
 
