@@ -20,7 +20,7 @@ import pytest
 
 from tests.fixtures.influxdb import InfluxServer
 from tests.fixtures.mosquitto import Broker
-from tests.fixtures.services import ServiceGroup
+from tests.fixtures.services import ServiceGroup, wait_online
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.devbroker import free_port, wait_for_port
@@ -145,6 +145,7 @@ async def test_a_whole_session_through_every_service(
                            "VOLTBUS_API_PORT": str(api_port),
                            "VOLTBUS_API_ADMIN_TOKEN_FILE": str(token_file)})
     wait_for_port(api_port, 30)
+    await wait_online(mosquitto, station, ("hardware", "gateway", "recorder", "api"))
 
     observer = Observer(mosquitto, station)
     operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
