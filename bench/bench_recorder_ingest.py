@@ -183,7 +183,6 @@ async def main(args: argparse.Namespace) -> None:
         broker = LocalMosquitto(work / "mosquitto")
         broker.prepare()
         influx = LocalInfluxDB(work / "influxdb")
-        (work / "influxdb").mkdir()  # LocalInfluxDB.start opens its log before creating the dir
         try:
             broker.start()
             influx.start()

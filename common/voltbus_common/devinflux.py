@@ -8,8 +8,40 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from voltbus_common.devbroker import free_port
+
+_CONFIG = """\
+reporting-disabled = true
+bind-address = "127.0.0.1:{rpc_port}"
+[meta]
+  dir = "{root}/meta"
+  retention-autocreate = true
+  logging-enabled = false
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[monitor]
+  store-enabled = false
+[retention]
+  enabled = false
+[shard-precreation]
+  enabled = false
+[subscriber]
+  enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{port}"
+  auth-enabled = false
+  log-enabled = false
+  pprof-enabled = false
+[logging]
+  level = "warn"
+  suppress-logo = true
+"""
 
 
 class LocalInfluxDB:
@@ -34,17 +66,14 @@ class LocalInfluxDB:
 
     def _config(self) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
-        d = self.directory
-        config = d / "influxdb.conf"
-        config.write_text(
-            'reporting-disabled = true\n'
-            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
-            f'[meta]\n  dir = "{d}/meta"\n'
-            f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n  query-log-enabled = false\n'
-            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
-            '[monitor]\n  store-enabled = false\n'
-        )
+        config = self.directory / "influxdb.conf"
+        config.write_text(_CONFIG.format(root=self.directory, port=self.port,
+                                         rpc_port=self.rpc_port))
         return config
+
+    def _popen_options(self) -> dict[str, Any]:
+        """Extra subprocess.Popen options (its own session: a terminal Ctrl-C is not for it)."""
+        return {"start_new_session": True}
 
     def start(self, timeout: float = 30.0) -> None:
         """Start influxd and wait until /ping answers."""
@@ -54,7 +83,7 @@ class LocalInfluxDB:
         config = self._config()
         log = open(self.directory / "influxd.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen([binary, "-config", str(config)],
-                                        stdout=log, stderr=log, start_new_session=True)
+                                        stdout=log, stderr=log, **self._popen_options())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
