@@ -5,8 +5,8 @@ Starts a real Mosquitto, a local InfluxDB 1.x, the development central system, a
 `--per-station` connectors. Every connector is plugged in and tapped until it charges, then for
 `--seconds` it counts, side by side:
 
-- meter readings published on the bus (`hw/{c}/meter`, one bare subscriber counting),
-- meter points stored in InfluxDB (`meter` measurement) over the same window,
+- meter readings published on the bus (`hw/{c}/meter`, one bare subscriber counting) and meter
+  points stored in InfluxDB (`meter` measurement), both by the reading's own timestamp,
 - MeterValues received by the central system over the window (MeterValueSampleInterval = the meter
   interval), against the number expected,
 - the gateway outbox backlog (rows waiting in each station's sqlite outbox) at start and end,
@@ -25,12 +25,14 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import aiomqtt
@@ -96,7 +98,7 @@ class Watcher:
 
     def __init__(self, broker: LocalMosquitto) -> None:
         self.broker = broker
-        self.meter_count = 0
+        self.meter_ts_ns: list[int] = []  # each live reading's own timestamp
         self.status: dict[tuple[str, str], str] = {}
         self.changed = asyncio.Event()
         self.ready = asyncio.Event()
@@ -112,8 +114,11 @@ class Watcher:
             async for message in c.messages:
                 topic = str(message.topic)
                 if topic.endswith("/meter"):
-                    if not message.retain:
-                        self.meter_count += 1
+                    if not message.retain and isinstance(message.payload, bytes | bytearray):
+                        with contextlib.suppress(ValueError, KeyError):
+                            ts = json.loads(message.payload)["ts"].replace("Z", "+00:00")
+                            self.meter_ts_ns.append(int(datetime.fromisoformat(ts).timestamp()
+                                                        * 1e9))
                     continue
                 args = ch.OCPP_STATUS.match(root, topic)
                 if args is None or not isinstance(message.payload, bytes | bytearray):
@@ -168,7 +173,16 @@ async def start_sessions(broker: LocalMosquitto, watcher: Watcher, stations: lis
     return sum(counts), time.monotonic() - started
 
 
-async def main(connectors: int, per_station: int, seconds: float, interval_s: float) -> None:
+def profile(pid: int, name: str, seconds: float, directory: Path) -> subprocess.Popen[bytes]:
+    """py-spy (if installed) samples a service over the window; collapsed stacks in a file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)),
+                             "-f", "raw", "-o", str(directory / f"{name}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def main(connectors: int, per_station: int, seconds: float, interval_s: float,
+               profile_dir: Path | None = None) -> None:
     per_station = min(per_station, connectors)
     stations = [f"SC{i:03d}" for i in range(max(1, connectors // per_station))]
     connectors = len(stations) * per_station
@@ -214,17 +228,20 @@ async def main(connectors: int, per_station: int, seconds: float, interval_s: fl
             cpu0 = {n: cpu_seconds(p.pid) for n, p in procs.items()}
             backlog0 = outbox_backlog(data_dir, stations)
             mv0 = meter_values_at_csms(http_port, stations)
-            bus0 = watcher.meter_count
             start_ns, t0 = time.time_ns(), time.monotonic()
+            spies = [profile(procs[name].pid, name, seconds, profile_dir)
+                     for name in ("gateway", "devcsms", "recorder") if profile_dir]
             await asyncio.sleep(seconds)
+            for spy in spies:
+                spy.wait()
             end_ns, elapsed = time.time_ns(), time.monotonic() - t0
-            bus_n = watcher.meter_count - bus0
             cpu = {n: (cpu_seconds(p.pid) - cpu0[n]) / elapsed * 100 for n, p in procs.items()}
             rss = {n: rss_kib(p.pid) / 1024 for n, p in procs.items()}
             mv_n = meter_values_at_csms(http_port, stations) - mv0
             backlog1 = outbox_backlog(data_dir, stations)
             await asyncio.sleep(min(30.0, 5 + seconds / 4))  # let the recorder catch up
             stored = influx_count(influx.url, start_ns, end_ns)
+            bus_n = sum(1 for ts in watcher.meter_ts_ns if start_ns <= ts < end_ns)
             expected_mv = charging * elapsed / max(1.0, round(interval_s))
 
             print(f"window {elapsed:.1f} s")
@@ -262,5 +279,8 @@ if __name__ == "__main__":
     parser.add_argument("--per-station", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--meter-interval", type=float, default=1.0)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="directory for py-spy profiles of gateway, devcsms and recorder")
     args = parser.parse_args()
-    asyncio.run(main(args.connectors, args.per_station, args.seconds, args.meter_interval))
+    asyncio.run(main(args.connectors, args.per_station, args.seconds, args.meter_interval,
+                     args.profile))

@@ -55,6 +55,7 @@ class CsmsBehaviour:
     accepted_tags: set[str] | None = None  # None: every tag is Accepted
     start_status: dict[str, AuthorizationStatus] = field(default_factory=dict)
     fail_next: dict[str, int] = field(default_factory=dict)  # action -> CALLERRORs to answer
+    answer_delay_s: dict[str, float] = field(default_factory=dict)  # action -> a slow answer
 
     def tag_status(self, id_tag: str) -> AuthorizationStatus:
         """The status this central system gives an idTag."""
@@ -127,7 +128,10 @@ class StationSession(ChargePoint):
         return call_result.StopTransaction()
 
     @on(Action.meter_values)
-    def on_meter_values(self, **_: Any) -> call_result.MeterValues:
+    async def on_meter_values(self, **_: Any) -> call_result.MeterValues:
+        delay = self.csms.behaviour.answer_delay_s.get("MeterValues", 0.0)
+        if delay > 0:  # a slow central system: a backlog drains slowly
+            await asyncio.sleep(delay)
         return call_result.MeterValues()
 
     @on(Action.data_transfer)

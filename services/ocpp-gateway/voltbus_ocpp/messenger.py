@@ -3,6 +3,11 @@
 Live messages (StatusNotification, Authorize, Heartbeat, triggered ones) go in a memory queue that
 is dropped when the link goes down; transaction messages come from the durable outbox and stay
 there until answered. Heartbeat is sent when nothing else was sent for HeartbeatInterval.
+
+An Authorize is a person waiting at the charger: it goes ahead of stored transaction messages (a
+backlog of MeterValues after an outage can take minutes), behind only the CALL in flight and other
+Authorizes. Everything else keeps its order, so StatusNotifications still follow the
+StartTransaction they describe.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from voltbus_ocpp.offline_queue import OfflineQueue
 log = logging.getLogger(__name__)
 
 Answer = Callable[[dict[str, Any] | None], None]
+
+PRIORITY_ACTIONS = frozenset({"Authorize"})
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,21 @@ class Messenger:
             if answer is not None:
                 answer(None)
             return
-        self.items.append(Live(action, payload, answer))
+        item = Live(action, payload, answer)
+        if action in PRIORITY_ACTIONS:
+            self._insert_priority(item)
+        else:
+            self.items.append(item)
         self.wake.set()
+
+    def _insert_priority(self, item: Live) -> None:
+        """Before the first queued durable message; never before items[0], which may be the CALL
+        in flight (run() removes it only once answered)."""
+        for index in range(1, len(self.items)):
+            if isinstance(self.items[index], _Durable):
+                self.items.insert(index, item)
+                return
+        self.items.append(item)
 
     def durable_added(self) -> None:
         """An outbox entry was stored: send it in its turn."""

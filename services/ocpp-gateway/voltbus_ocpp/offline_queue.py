@@ -33,6 +33,7 @@ class OfflineQueue:
     """StartTransaction, MeterValues (transaction) and StopTransaction on disk, in order."""
 
     def __init__(self, store: Store) -> None:
+        self.store = store
         self.db = store.db
 
     def add(self, action: str, payload: dict[str, Any], local_id: int | None) -> int:
@@ -60,7 +61,7 @@ class OfflineQueue:
 
     def done(self, seq: int) -> None:
         """The central system answered: forget the message."""
-        self.db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+        self.store.forget("DELETE FROM outbox WHERE seq=?", (seq,))
 
     def failed(self, seq: int) -> int:
         """Count a failed attempt; the attempts so far."""

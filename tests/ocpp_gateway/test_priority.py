@@ -1,0 +1,44 @@
+"""A person at the charger goes first: an Authorize is sent ahead of a stored backlog."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.ocpp_gateway.conftest import Rig
+
+
+async def test_authorize_goes_ahead_of_stored_meter_values(rig: Rig) -> None:
+    csms = rig.csms
+    rig.meter(1000.0)
+    rig.pilot("B")
+    await rig.start_gateway(connectors=2)
+    await rig.status("Preparing")
+    rig.tap("TAG1")
+    await csms.wait_for(rig.id, "StartTransaction")
+    rig.pilot("C")
+    rig.relay(True)
+    await csms.wait_for(rig.id, "StatusNotification", where=lambda p: p["status"] == "Charging")
+
+    # Offline for a while: periodic MeterValues (every 0.2 s here) pile up in the outbox.
+    await csms.stop()
+    await rig.wait("connection", lambda p: p.connected is False)
+    await asyncio.sleep(2.0)
+    assert rig.gateway is not None
+    backlog = sum(1 for q in rig.gateway.queue.all() if q.action == "MeterValues")
+    assert backlog >= 5
+
+    # Back online behind a slow central system; a driver taps at connector 2 meanwhile.
+    csms.behaviour.answer_delay_s["MeterValues"] = 0.25
+    rig.pilot("B", connector=2)
+    await csms.start()
+    await csms.wait_for(rig.id, "MeterValues", timeout=10)
+    rig.tap("TAG2")
+    await csms.wait_for(rig.id, "Authorize", where=lambda p: p["idTag"] == "TAG2", timeout=10)
+    actions = [(m.action, m.payload) for m in csms.received(rig.id)]
+    authorize_at = next(i for i, (a, p) in enumerate(actions)
+                        if a == "Authorize" and p["idTag"] == "TAG2")
+    replayed_before = sum(1 for a, _ in actions[:authorize_at] if a == "MeterValues")
+    # Without priority the Authorize waits behind the whole backlog (>= 5 x 0.25 s).
+    assert replayed_before < backlog, (replayed_before, backlog)
+    csms.behaviour.answer_delay_s.clear()
+    await rig.wait("relay_set", lambda p: p.closed is True, count=2)  # connector 2 charges too
