@@ -87,6 +87,7 @@ class Bus:
         self.connected = asyncio.Event()
         self.invalid_count = 0
         self.dropped_count = 0
+        self.last_error: str | None = None  # why the last connection attempt failed (CLI says it)
         self._subs: list[_Subscription] = []
         # topic -> the subscriptions it matches; matching every filter per message was the
         # biggest cost of a busy subscriber (the recorder). Bounded: cleared when it grows.
@@ -197,6 +198,7 @@ class Bus:
                             await asyncio.wait_for(self._say_goodbye(client), 2)
                         raise
             except aiomqtt.MqttError as exc:
+                self.last_error = str(exc) or type(exc).__name__
                 log.warning("MQTT %s:%d unavailable (%s); retrying in %.1fs",
                             self.settings.mqtt_host, self.settings.mqtt_port, exc, backoff)
             finally:

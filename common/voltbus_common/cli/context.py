@@ -22,6 +22,8 @@ class StackInfo:
     secrets_dir: str
     api_url: str | None = None
     csms_http_url: str | None = None
+    mqtt_host: str = "127.0.0.1"
+    mqtt_tls: bool = False
 
     def save(self, data_dir: Path) -> None:
         """Write the stack description for `voltbus sim`, `cmd` and `watch`."""
@@ -49,6 +51,7 @@ def client_settings(user: str = "operator") -> BusSettings:
     if info is None:
         return BusSettings(mqtt_username=user)
     return BusSettings(
-        mqtt_port=info.mqtt_port, root=info.root, stations=info.stations, mqtt_username=user,
+        mqtt_host=info.mqtt_host, mqtt_port=info.mqtt_port, mqtt_tls=info.mqtt_tls,
+        root=info.root, stations=info.stations, mqtt_username=user,
         mqtt_password_file=Path(info.secrets_dir) / f"mqtt_{user}",
     )

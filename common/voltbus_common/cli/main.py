@@ -5,28 +5,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
-import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.cli.context import client_settings, data_dir
-from voltbus_common.cli.oneshot import ask_gateway, publish_once
-from voltbus_common.enums import ChargePointErrorCode, CommandName
+from voltbus_common.cli.context import client_settings
+from voltbus_common.cli.oneshot import (
+    BusUnreachable,
+    Evidence,
+    NoAnswer,
+    ask_gateway,
+    send_to_hardware,
+)
+from voltbus_common.enums import ChargePointErrorCode, CommandName, PilotState
 from voltbus_common.models import GatewayCommand, SimEv, SimFault, SimPlug, SimTap
 
+
+class _Command(typer.core.TyperCommand):
+    """A command whose help shows no `<bool>` type label next to a flag."""
+
+    def get_params(self, ctx: Any) -> Any:  # typer's vendored click types
+        return _unlabel_flags(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    """A group whose help shows no `<bool>` type label next to a flag."""
+
+    def get_params(self, ctx: Any) -> Any:  # typer's vendored click types
+        return _unlabel_flags(super().get_params(ctx))
+
+
+def _unlabel_flags(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # typer shows the metavar instead of its `<bool>` label
+    return params
+
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+# `cmd limit 1 -5` must reach the range check, not fail as an unknown option `-5`.
+_NEGATIVE_OK = {"ignore_unknown_options": True}
+
 app = typer.Typer(help="voltbus: a Raspberry Pi EV charge point on MQTT and OCPP.",
-                  no_args_is_help=True, add_completion=False,
+                  no_args_is_help=True, add_completion=False, cls=_Group, context_settings=_HELP,
                   pretty_exceptions_show_locals=False)  # locals may hold secrets
 sim = typer.Typer(help="Drive the simulated hardware (plug in, tap a card, ...).",
-                  no_args_is_help=True)
-cmd = typer.Typer(help="Send a command to the gateway and print its answer.", no_args_is_help=True)
+                  no_args_is_help=True, cls=_Group)
+cmd = typer.Typer(help="Send a command to the gateway and print its answer.", no_args_is_help=True,
+                  cls=_Group)
 app.add_typer(sim, name="sim")
 app.add_typer(cmd, name="cmd")
 
@@ -47,15 +81,19 @@ def _station(station: str | None) -> str:
 
 
 def _run(coro: Any) -> Any:
+    # The bus's own reconnect warnings would repeat what the one error line below says.
+    logging.getLogger("voltbus_common.bus").setLevel(logging.ERROR)
     try:
         return asyncio.run(coro)
-    except (TimeoutError, OSError) as exc:
-        typer.echo(f"voltbus: cannot reach the bus ({exc or 'timeout'}); is `voltbus up` running?",
-                   err=True)
+    except (BusUnreachable, NoAnswer) as exc:
+        typer.echo(f"voltbus: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:  # e.g. an unreadable password file
+        typer.echo(f"voltbus: {exc}", err=True)
         raise typer.Exit(1) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> None:
     """Run one service in the foreground (configured by VOLTBUS_* variables)."""
     module = SERVICES.get(service)
@@ -65,7 +103,7 @@ def run(service: Annotated[str, typer.Argument(help=" | ".join(SERVICES))]) -> N
     os.execvp(sys.executable, [sys.executable, "-m", module])
 
 
-@app.command()
+@app.command(cls=_Command)
 def up(
     connectors: Annotated[int, typer.Option(min=1, help="simulated connectors per station")] = 1,
     stations: Annotated[str, typer.Option(help="comma-separated station ids")] = "CP1",
@@ -73,45 +111,74 @@ def up(
         envvar="VOLTBUS_CSMS_URL",
         help="central system URL; default: the development CSMS")] = None,
     api_port: Annotated[int, typer.Option(help="web page and REST API port")] = 8080,
-    mqtt_port: Annotated[int, typer.Option(help="broker port")] = 1883,
+    mqtt_port: Annotated[int, typer.Option(help="port of the broker `up` starts")] = 1883,
+    csms_port: Annotated[int, typer.Option(
+        help="development central system: OCPP port (its HTTP control API: the next one)")] = 9000,
     influx: Annotated[bool, typer.Option(help="start a local InfluxDB 1.x if installed")] = True,
+    join: Annotated[str | None, typer.Option(
+        metavar="HOST[:PORT]",
+        help="use this running broker (e.g. Home Assistant's) instead of starting one; it must "
+             "know voltbus's users and ACL (docs/homeassistant.md)")] = None,
+    join_secrets: Annotated[Path | None, typer.Option(
+        help="with --join: directory of the password files mqtt_<user> [default: DATA/secrets]"
+    )] = None,
+    join_tls: Annotated[bool, typer.Option(help="with --join: connect with TLS")] = False,
 ) -> None:
     """Start the stack (broker, InfluxDB, dev central system, four services); Ctrl-C stops it."""
-    from voltbus_common.cli.stack import start_stack
+    from voltbus_common.cli.joined import JoinError
+    from voltbus_common.cli.ports import PortInUse
+    from voltbus_common.cli.stack import StackOptions, start_stack
 
-    start_stack(connectors=connectors, stations=stations, csms_url=csms_url, api_port=api_port,
-                mqtt_port=mqtt_port, influx=influx)
+    options = StackOptions(
+        connectors=connectors, stations=stations, csms_url=csms_url, api_port=api_port,
+        mqtt_port=mqtt_port, csms_port=csms_port, influx=influx, join=join,
+        join_secrets=join_secrets, join_tls=join_tls)
+    try:
+        start_stack(options)
+    except (PortInUse, JoinError) as exc:
+        typer.echo(f"voltbus up: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 # --- simulator ---------------------------------------------------------------------------------
 
 
-def _sim(channel: ch.Channel[Any], payload: Any, station: str | None, **args: int) -> None:
-    name = _station(station)
-    _run(publish_once(client_settings(), name, channel, payload, **args))
-    typer.echo(f"sent to {channel.topic(client_settings().root, station=name, **args)}")
+def _sim(channel: ch.Channel[Any], payload: Any, station: str | None,
+         evidence: Evidence | None, **args: int) -> None:
+    """Send a simulator command and wait for the hardware to act on it or reject it."""
+    said = _run(send_to_hardware(client_settings(), _station(station), channel, payload, evidence,
+                                 **args))
+    typer.echo(said)
 
 
-@sim.command()
+def _pilot_is(*states: PilotState, connector: int) -> Evidence:
+    return Evidence(ch.PILOT, lambda p: p.state in states, {"connector": connector})
+
+
+@sim.command(cls=_Command)
 def plug(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Plug the simulated EV in."""
-    _sim(ch.SIM_PLUG, SimPlug(plugged=True), station, connector=connector)
+    _sim(ch.SIM_PLUG, SimPlug(plugged=True), station,
+         _pilot_is(PilotState.B, PilotState.C, PilotState.D, connector=connector),
+         connector=connector)
 
 
-@sim.command()
+@sim.command(cls=_Command)
 def unplug(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Unplug the simulated EV."""
-    _sim(ch.SIM_PLUG, SimPlug(plugged=False), station, connector=connector)
+    _sim(ch.SIM_PLUG, SimPlug(plugged=False), station, _pilot_is(PilotState.A, connector=connector),
+         connector=connector)
 
 
-@sim.command()
+@sim.command(cls=_Command)
 def tap(id_tag: Annotated[str, typer.Argument(help="card id, e.g. 04A1B2C3")],
         reader: str = "sim", station: StationOpt = None) -> None:
     """Present a card to the simulated RFID reader."""
-    _sim(ch.SIM_TAP, SimTap(id_tag=id_tag, reader=reader), station)
+    _sim(ch.SIM_TAP, SimTap(id_tag=id_tag, reader=reader), station,
+         Evidence(ch.RFID, lambda seen: seen.id_tag == id_tag))
 
 
-@sim.command()
+@sim.command(cls=_Command)
 def ev(connector: ConnectorArg = 1,
        max_current: Annotated[float | None, typer.Option(help="A per phase")] = None,
        phases: Annotated[int | None, typer.Option(min=1, max=3)] = None,
@@ -119,16 +186,18 @@ def ev(connector: ConnectorArg = 1,
        station: StationOpt = None) -> None:
     """Change how the simulated EV behaves."""
     _sim(ch.SIM_EV, SimEv(max_current_a=max_current, phases=phases, full=full),  # type: ignore[arg-type,unused-ignore]
-         station, connector=connector)
+         station, None, connector=connector)
 
 
-@sim.command()
+@sim.command(cls=_Command)
 def fault(connector: ConnectorArg = 1,
           code: Annotated[ChargePointErrorCode,
                           typer.Argument()] = ChargePointErrorCode.GROUND_FAILURE,
           info: str | None = None, station: StationOpt = None) -> None:
     """Inject a hardware fault (NoError clears it)."""
-    _sim(ch.SIM_FAULT, SimFault(code=code, info=info), station, connector=connector)
+    _sim(ch.SIM_FAULT, SimFault(code=code, info=info), station,
+         Evidence(ch.HW_ERROR, lambda e: e.code == code, {"connector": connector}),
+         connector=connector)
 
 
 # --- gateway commands --------------------------------------------------------------------------
@@ -142,40 +211,41 @@ def _ask(connector: int, command: GatewayCommand, station: str | None) -> None:
         raise typer.Exit(1)
 
 
-@cmd.command()
+@cmd.command(cls=_Command)
 def start(connector: ConnectorArg = 1, id_tag: Annotated[str, typer.Option()] = "VOLTBUS",
           station: StationOpt = None) -> None:
     """Start charging for an id tag (authorised by the central system)."""
     _ask(connector, GatewayCommand(command=CommandName.START, id_tag=id_tag), station)
 
 
-@cmd.command()
+@cmd.command(cls=_Command)
 def stop(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Stop the running transaction."""
     _ask(connector, GatewayCommand(command=CommandName.STOP), station)
 
 
-@cmd.command()
-def limit(connector: ConnectorArg = 1,
-          amps: Annotated[float, typer.Argument(min=0, max=100)] = 16.0,
+@cmd.command(cls=_Command, context_settings=_NEGATIVE_OK)
+def limit(connector: Annotated[int, typer.Argument(min=1, help="connector id, from 1")],
+          amps: Annotated[float, typer.Argument(
+              min=0, max=100, help="A per phase, 0..100 (0 pauses)", show_default=False)],
           station: StationOpt = None) -> None:
     """Set the current limit (A per phase; 0 pauses)."""
     _ask(connector, GatewayCommand(command=CommandName.SET_CURRENT_LIMIT, amps=amps), station)
 
 
-@cmd.command()
+@cmd.command(cls=_Command)
 def enable(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Allow charging."""
     _ask(connector, GatewayCommand(command=CommandName.ENABLE_CHARGING), station)
 
 
-@cmd.command()
+@cmd.command(cls=_Command)
 def disable(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Pause charging (current limit 0) until enabled again."""
     _ask(connector, GatewayCommand(command=CommandName.DISABLE_CHARGING), station)
 
 
-@cmd.command()
+@cmd.command(cls=_Command)
 def offpeak_override(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Let the session waiting for the off-peak window charge now (this session only)."""
     _ask(connector, GatewayCommand(command=CommandName.OVERRIDE_OFFPEAK), station)
@@ -184,7 +254,7 @@ def offpeak_override(connector: ConnectorArg = 1, station: StationOpt = None) ->
 # --- watching and generated files --------------------------------------------------------------
 
 
-@app.command()
+@app.command(cls=_Command)
 def watch(station: Annotated[str, typer.Option("--station", "-s")] = "+") -> None:
     """Print every voltbus message as it arrives (Ctrl-C to stop)."""
     settings = client_settings()
@@ -203,7 +273,7 @@ def watch(station: Annotated[str, typer.Option("--station", "-s")] = "+") -> Non
         _run(main())
 
 
-@app.command()
+@app.command(cls=_Command)
 def docs(
     check: Annotated[bool, typer.Option(help="fail if docs/topics.md is stale")] = False,
 ) -> None:
@@ -221,7 +291,7 @@ def docs(
     typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=_Command)
 def acl(root: str = ch.DEFAULT_ROOT) -> None:
     """Print the Mosquitto ACL derived from the topic contract."""
     from voltbus_common.broker import render_acl
@@ -229,7 +299,7 @@ def acl(root: str = ch.DEFAULT_ROOT) -> None:
     typer.echo(render_acl(root), nl=False)
 
 
-@app.command("secrets")
+@app.command("secrets", cls=_Command)
 def make_secrets_cmd(
     directory: Annotated[Path, typer.Argument(help="where to keep them")] = Path("var/secrets"),
 ) -> None:
@@ -243,21 +313,3 @@ def make_secrets_cmd(
         token.write_text(secrets.token_urlsafe(32) + "\n")
         token.chmod(0o600)
     typer.echo(json.dumps({"directory": str(directory), "users": sorted(passwords)}))
-
-
-def port_or_free(port: int) -> int:
-    """port if nothing listens there, else a free one."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            pass
-    from voltbus_common.devbroker import free_port
-
-    return free_port()
-
-
-def default_data_dir() -> Path:
-    """The state directory for `up`."""
-    return data_dir()

@@ -3,74 +3,116 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
+from voltbus_common.cli.banner import Banner, cli_command, wait_for_api
 from voltbus_common.cli.context import StackInfo, data_dir
-from voltbus_common.cli.main import port_or_free
+from voltbus_common.cli.joined import JoinedBroker
+from voltbus_common.cli.ports import claim, preferred_or_free
 from voltbus_common.cli.supervisor import Supervisor
 from voltbus_common.devbroker import EmbeddedBroker, LocalMosquitto, wait_for_port
 from voltbus_common.devinflux import LocalInfluxDB
 from voltbus_common.runtime import setup_logging
 
 log = logging.getLogger("voltbus.up")
+API_READY_TIMEOUT_S = 90.0
 
 
-def _token(path_dir: str, name: str) -> str:
-    from pathlib import Path
-
-    path = Path(path_dir) / name
+def _token(path_dir: Path, name: str) -> str:
+    path = path_dir / name
     if not path.exists():
+        path_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32) + "\n")
         path.chmod(0o600)
     return str(path)
 
 
-def start_stack(*, connectors: int, stations: str, csms_url: str | None, api_port: int,
-                mqtt_port: int, influx: bool) -> None:
-    """Start broker, InfluxDB, dev CSMS and the four services; supervise until Ctrl-C."""
+@dataclass(frozen=True)
+class StackOptions:
+    """What `voltbus up` was asked for."""
+
+    connectors: int
+    stations: str
+    csms_url: str | None
+    api_port: int
+    mqtt_port: int
+    csms_port: int
+    influx: bool
+    join: str | None = None  # HOST[:PORT] of an existing broker
+    join_secrets: Path | None = None  # mqtt_<user> password files for it
+    join_tls: bool = False
+
+
+def _broker(opts: StackOptions, data: Path) -> LocalMosquitto | JoinedBroker:
+    if opts.join is not None:
+        return JoinedBroker.parse(opts.join, secrets_dir=opts.join_secrets or data / "secrets",
+                                  tls=opts.join_tls)
+    secrets_dir = data / "secrets"
+    port = claim(opts.mqtt_port, "MQTT broker", "--mqtt-port",
+                 hint="To use the broker that holds it (e.g. Home Assistant's), see "
+                      "`voltbus up --join HOST:PORT` in docs/homeassistant.md; if it is the "
+                      "system's Mosquitto service: `sudo systemctl disable --now mosquitto`.")
+    if LocalMosquitto.binary() is not None:
+        return LocalMosquitto(data / "mosquitto", port=port, secrets_dir=secrets_dir)
+    log.warning("mosquitto is not installed (scripts/setup installs it); falling back to "
+                "the embedded amqtt broker, installed into %s/tools", data)
+    return EmbeddedBroker(data / "amqtt", tools_dir=data / "tools", port=port,
+                          secrets_dir=secrets_dir)
+
+
+def start_stack(opts: StackOptions) -> None:
+    """Start broker, InfluxDB, dev CSMS and the four services; supervise until Ctrl-C.
+
+    Raises PortInUse (before starting anything) if a fixed port is taken.
+    """
     setup_logging("up")
     data = data_dir().resolve()
     data.mkdir(parents=True, exist_ok=True)
-    secrets_dir = data / "secrets"
-    broker: LocalMosquitto
-    if LocalMosquitto.binary() is not None:
-        broker = LocalMosquitto(data / "mosquitto", port=port_or_free(mqtt_port),
-                                secrets_dir=secrets_dir)
-    else:
-        log.warning("mosquitto is not installed (scripts/setup installs it); falling back to "
-                    "the embedded amqtt broker, installed into %s/tools", data)
-        broker = EmbeddedBroker(data / "amqtt", tools_dir=data / "tools",
-                                port=port_or_free(mqtt_port), secrets_dir=secrets_dir)
+    api_host = os.environ.get("VOLTBUS_API_HOST", "127.0.0.1")
+    # Every fixed port is checked before anything starts: no half-started stack to clean up.
+    api_port = claim(opts.api_port, "web page and API", "--api-port", host=api_host)
+    if opts.csms_url is None:
+        claim(opts.csms_port, "development central system, OCPP", "--csms-port")
+        claim(opts.csms_port + 1, "development central system, HTTP control", "--csms-port")
+    broker = _broker(opts, data)
     broker.prepare()
     broker.start()
     database: LocalInfluxDB | None = None
     supervisor = Supervisor()
     try:
-        base = {"VOLTBUS_STATIONS": stations, "VOLTBUS_DATA_DIR": str(data),
-                "VOLTBUS_CONNECTORS": str(connectors), "PYTHONUNBUFFERED": "1"}
+        base = {"VOLTBUS_STATIONS": opts.stations, "VOLTBUS_DATA_DIR": str(data),
+                "VOLTBUS_CONNECTORS": str(opts.connectors), "PYTHONUNBUFFERED": "1"}
         influx_env: dict[str, str] = {}
-        if influx and LocalInfluxDB.binary() is not None:
-            database = LocalInfluxDB(data / "influxdb", port=port_or_free(8086))
+        influx_url = None
+        if opts.influx and LocalInfluxDB.binary() is not None:
+            port, preferred = preferred_or_free(8086)
+            if not preferred:  # only this stack talks to it, so another port is harmless
+                log.warning("port 8086 is in use (a system InfluxDB?): the local InfluxDB "
+                            "listens on 127.0.0.1:%d instead", port)
+            database = LocalInfluxDB(data / "influxdb", port=port)
             database.start()
+            influx_url = database.url
             influx_env = {"VOLTBUS_INFLUX_API": "1", "VOLTBUS_INFLUX_URL": database.url,
                           "VOLTBUS_INFLUX_DATABASE": "voltbus"}
-        elif influx:
+        elif opts.influx:
             log.warning("influxd not installed: the recorder will spool readings until an "
                         "InfluxDB is configured (VOLTBUS_INFLUX_URL)")
             influx_env = {"VOLTBUS_INFLUX_API": "1", "VOLTBUS_INFLUX_URL": "http://127.0.0.1:8086",
                           "VOLTBUS_INFLUX_DATABASE": "voltbus"}
-        csms_http = None
+        csms_url, csms_http = opts.csms_url, None
         if csms_url is None:
-            ws_port, http_port = port_or_free(9000), port_or_free(9001)
+            ws_port, http_port = opts.csms_port, opts.csms_port + 1
             supervisor.add("devcsms", "voltbus_devcsms", {
                 "VOLTBUS_DEVCSMS_PORT": str(ws_port), "VOLTBUS_DEVCSMS_HTTP_PORT": str(http_port),
                 **base})
             wait_for_port(ws_port, 20)
             csms_url = f"ws://127.0.0.1:{ws_port}/ocpp"
             csms_http = f"http://127.0.0.1:{http_port}"
-        api_port = port_or_free(api_port)
-        token_file = _token(str(secrets_dir), "api_admin_token")
+        token_file = _token(data / "secrets", "api_admin_token")
         supervisor.add("hardware", "voltbus_hardware", {**base, **broker.env("hardware")})
         supervisor.add("gateway", "voltbus_ocpp",
                        {**base, **broker.env("gateway"), "VOLTBUS_CSMS_URL": csms_url})
@@ -79,12 +121,19 @@ def start_stack(*, connectors: int, stations: str, csms_url: str | None, api_por
         supervisor.add("api", "voltbus_api", {
             **base, **broker.env("api"), **influx_env, "VOLTBUS_API_PORT": str(api_port),
             "VOLTBUS_API_ADMIN_TOKEN_FILE": token_file})
-        api_url = f"http://127.0.0.1:{api_port}"
-        StackInfo(mqtt_port=broker.port, root=broker.root, stations=stations.split(","),
-                  secrets_dir=str(secrets_dir), api_url=api_url,
-                  csms_http_url=csms_http).save(data)
-        print(_banner(api_url, broker.port, csms_url, token_file, data), file=sys.stderr,
-              flush=True)
+        api_url = f"http://{api_host}:{api_port}"
+        joined = isinstance(broker, JoinedBroker)
+        host = broker.host if isinstance(broker, JoinedBroker) else "127.0.0.1"
+        StackInfo(mqtt_port=broker.port, mqtt_host=host, root=broker.root,
+                  stations=opts.stations.split(","), secrets_dir=str(broker.secrets_dir),
+                  api_url=api_url, csms_http_url=csms_http,
+                  mqtt_tls=joined and opts.join_tls).save(data)
+        ready = wait_for_api(api_url, API_READY_TIMEOUT_S, supervisor.poll)
+        print(Banner(api_url=api_url, mqtt=f"{host}:{broker.port}", csms_url=csms_url,
+                     token_file=token_file, data=data, influx_url=influx_url,
+                     cli=cli_command(cwd=Path.cwd(), data=data), api_ready=ready,
+                     joined=joined).render(),
+              file=sys.stderr, flush=True)
         supervisor.run_forever()
     finally:
         supervisor.stop()
@@ -92,14 +141,3 @@ def start_stack(*, connectors: int, stations: str, csms_url: str | None, api_por
             database.stop()
         broker.stop()
         (data / "up.json").unlink(missing_ok=True)
-
-
-def _banner(api_url: str, mqtt_port: int, csms_url: str, token_file: str, data: object) -> str:
-    return f"""
-voltbus is up (simulated hardware). Ctrl-C stops everything.
-  web page and API   {api_url}   (API docs: {api_url}/docs; admin token in {token_file};
-                     the first admin password is written under {data}/api/)
-  MQTT broker        127.0.0.1:{mqtt_port} (users and passwords in {data}/secrets)
-  central system     {csms_url}
-In another terminal:  voltbus sim plug 1 ; voltbus sim tap 04A1B2C3 ; voltbus watch
-"""
