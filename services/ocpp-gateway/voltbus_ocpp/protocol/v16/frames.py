@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import re
 from typing import Any
 
 from jsonschema.exceptions import ValidationError as SchemaError  # type: ignore[import-untyped]
@@ -27,12 +28,20 @@ def _schema_code(error: SchemaError) -> str:
     return "PropertyConstraintViolation"  # enum, maxLength, minimum, pattern, format...
 
 
+_CALL_ID = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+
+
 def check_frame(raw: str | bytes, handled: set[str]) -> str | None:
     """None if the frame may be routed, else the CALLERROR frame to answer (or "" for none)."""
     try:
         frame: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return ""  # no unique id to answer to
+    except RecursionError:  # nested too deep for the parser: answer if the CALL's id is readable
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        found = _CALL_ID.match(text[:64])
+        return call_error(found.group(1), "FormationViolation",
+                          "frame nested too deep") if found else ""
     unique_id = frame[1] if isinstance(frame, list) and len(frame) > 1 and isinstance(
         frame[1], str) else None
     if not isinstance(frame, list) or not frame or frame[0] not in (2, 3, 4):
