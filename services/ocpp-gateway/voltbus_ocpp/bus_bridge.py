@@ -183,7 +183,7 @@ def _salvage(raw: bytes) -> tuple[str | None, CommandName | None]:
     """request_id and command from a payload that may be invalid, so the answer can carry them."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting too
         return None, None
     if not isinstance(data, dict):
         return None, None
