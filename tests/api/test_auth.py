@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,9 @@ import pytest
 
 from tests.api.conftest import Peers, api_settings, running_api
 from tests.fixtures.mosquitto import Broker
+from voltbus_api.app import create_app
 from voltbus_api.context import ApiContext
+from voltbus_api.ratelimit import client_key
 
 API = tuple[httpx.AsyncClient, ApiContext]
 
@@ -135,19 +138,46 @@ async def test_provisioned_admin_token_file(mosquitto: Broker, station: str,
         assert (await c.get("/api/v1/auth/me")).json()["role"] == "admin"
 
 
-async def test_login_is_rate_limited(mosquitto: Broker, station: str, tmp_path: Path) -> None:
+async def test_login_is_rate_limited_per_address_with_back_off(
+        mosquitto: Broker, station: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five wrong passwords for admin from one address must not lock the real admin out."""
     settings = api_settings(mosquitto, station, tmp_path, api_login_max_failures=3)
-    async with running_api(settings, as_admin=False) as (c, _):
+    app = create_app(settings)
+    async with running_api(settings, as_admin=False, app=app) as (attacker, _):
         for _ in range(3):
-            r = await login(c, "admin", "guess")
+            r = await login(attacker, "admin", "guess")
             assert r.status_code == 401
             assert r.json()["detail"] == "wrong user name or password"
-        r = await login(c, "admin", initial_password(tmp_path))
+        r = await login(attacker, "admin", initial_password(tmp_path))
         assert r.status_code == 429
-        assert int(r.headers["retry-after"]) > 0
-        assert "too many failed logins" in r.json()["detail"]
-        # Another user from the same address is blocked too (per address and per name).
-        assert (await login(c, "bob", "x")).status_code == 429
+        first_wait = int(r.headers["retry-after"])
+        assert first_wait > 0
+        assert "too many failed logins from this address" in r.json()["detail"]
+        assert (await login(attacker, "bob", "x")).status_code == 429  # any name, same address
+
+        # The real admin, from another address, logs in at once.
+        elsewhere = httpx.AsyncClient(transport=httpx.ASGITransport(
+            app=app, client=("192.0.2.10", 50000)), base_url="http://test")
+        async with elsewhere:
+            r = await login(elsewhere, "admin", initial_password(tmp_path))
+            assert r.status_code == 200, r.text
+
+        # The attacker's block ends, and each further failure doubles it.
+        clock = [time.monotonic()]
+        monkeypatch.setattr("voltbus_api.ratelimit.time.monotonic", lambda: clock[0])
+        clock[0] += first_wait + 1
+        assert (await login(attacker, "admin", "guess")).status_code == 401
+        r = await login(attacker, "admin", "guess")
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) >= 2 * first_wait - 1
+
+
+def test_ipv6_clients_are_counted_per_64() -> None:
+    assert client_key("2001:db8:1:2::5") == client_key("2001:db8:1:2:ffff::9")
+    assert client_key("2001:db8:1:2::5") != client_key("2001:db8:1:3::5")
+    assert client_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert client_key("192.0.2.1") == "192.0.2.1"
+    assert client_key(None) == "?"
 
 
 async def test_bad_login_bodies_are_422(mosquitto: Broker, station: str, tmp_path: Path) -> None:
@@ -175,6 +205,69 @@ async def test_change_own_password(mosquitto: Broker, station: str, tmp_path: Pa
         assert r.status_code == 204
         assert (await login(c, "admin", old)).status_code == 401
         assert (await login(c, "admin", "a much better one")).status_code == 200
+        # The generated password is gone, so is its file and the login page's hint.
+        assert not (tmp_path / "api" / "initial-admin-password").exists()
+        assert (await c.get("/api/v1/auth/first-login")).json() == {
+            "initial_password_file": None}
+
+
+async def test_the_login_hint_names_the_real_password_file(mosquitto: Broker, station: str,
+                                                           tmp_path: Path) -> None:
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        r = await c.get("/api/v1/auth/first-login")  # open: the login page has no token yet
+        assert r.status_code == 200
+        assert r.json()["initial_password_file"] == str(
+            (tmp_path / "api" / "initial-admin-password").resolve())
+
+
+async def test_admin_manages_users_and_roles_a_viewer_cannot(
+        mosquitto: Broker, station: str, tmp_path: Path) -> None:
+    async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
+        admin = {"Authorization": "Bearer " + (await login(
+            c, "admin", initial_password(tmp_path))).json()["token"]}
+        c.cookies.clear()
+        r = await c.post("/api/v1/users", headers=admin,
+                         json={"username": "vera", "password": "viewer password"})
+        assert r.status_code == 201
+        assert r.json() == {"username": "vera", "role": "viewer"}
+        r = await c.post("/api/v1/users", headers=admin,
+                         json={"username": "vera", "password": "another password"})
+        assert r.status_code == 409
+        users = (await c.get("/api/v1/users", headers=admin)).json()
+        assert users == [{"username": "admin", "role": "admin"},
+                         {"username": "vera", "role": "viewer"}]
+        vera = {"Authorization": "Bearer " + (await login(
+            c, "vera", "viewer password")).json()["token"]}
+        c.cookies.clear()
+        for method, path, body in [
+                ("GET", "/api/v1/users", None),
+                ("POST", "/api/v1/users", {"username": "x", "password": "0123456789"}),
+                ("PUT", "/api/v1/users/vera/role", {"role": "admin"}),
+                ("DELETE", "/api/v1/users/admin", None)]:
+            r = await c.request(method, path, headers=vera, json=body)
+            assert r.status_code == 403, (method, path)
+        # A viewer changes her own password.
+        r = await c.put("/api/v1/auth/password", headers=vera, json={
+            "current_password": "viewer password", "new_password": "vera's own password"})
+        assert r.status_code == 204
+        # The last admin can neither be demoted nor deleted; nor can one change one's own role.
+        r = await c.put("/api/v1/users/admin/role", headers=admin, json={"role": "viewer"})
+        assert r.status_code == 409
+        r = await c.put("/api/v1/users/vera/role", headers=admin, json={"role": "owner"})
+        assert r.status_code == 422
+        r = await c.put("/api/v1/users/nobody/role", headers=admin, json={"role": "admin"})
+        assert r.status_code == 404
+        r = await c.put("/api/v1/users/vera/role", headers=admin, json={"role": "admin"})
+        assert r.json() == {"username": "vera", "role": "admin"}
+        vera = {"Authorization": "Bearer " + (await login(
+            c, "vera", "vera's own password")).json()["token"]}
+        c.cookies.clear()
+        assert (await c.get("/api/v1/auth/me", headers=vera)).json()["role"] == "admin"
+        # Two admins now: vera may delete admin, never herself.
+        assert (await c.delete("/api/v1/users/vera", headers=vera)).status_code == 409
+        assert (await c.delete("/api/v1/users/admin", headers=vera)).status_code == 204
+        assert (await c.delete("/api/v1/users/admin", headers=vera)).status_code == 404
+        assert (await c.get("/api/v1/auth/me", headers=admin)).status_code == 401
 
 
 async def test_container_admin_is_off_by_default_and_admin_only_when_on(

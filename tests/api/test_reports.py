@@ -93,7 +93,11 @@ async def test_bad_month_and_format(mosquitto: Broker, peers: Peers, station: st
     async with running_api(api_settings(mosquitto, station, tmp_path)) as (client, _):
         r = await client.get("/api/v1/reports/2026-13.csv")
         assert r.status_code == 422
-        assert "2026-13" in r.json()["detail"]
+        assert r.json()["detail"] == ("invalid request: month '2026-13' has no month 13 (months "
+                                      "are 01..12); use the format YYYY-MM, e.g. 2026-01")
+        r = await client.get("/api/v1/reports/Jan-2026.csv")
+        assert r.status_code == 422
+        assert "'Jan-2026' is not a year and month; use the format YYYY-MM" in r.json()["detail"]
         r = await client.get("/api/v1/reports/2026-01.doc")
         assert r.status_code == 422
         empty = await client.get("/api/v1/reports/2025-01.csv")

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from voltbus_api import errors
+from voltbus_api import docs_page, errors
 from voltbus_api.context import ApiContext
 from voltbus_api.deps import current_principal, require_admin
 from voltbus_api.docker_admin import DockerAdmin, create_router
@@ -45,9 +45,10 @@ def create_app(settings: ApiSettings, *, docker_admin: DockerAdmin | None = None
             await ctx.stop()
 
     app = FastAPI(title="voltbus API", version="1", description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/v1/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.ctx = ctx
     errors.install(app)
+    docs_page.install(app)  # /api/docs with Swagger UI served locally
     viewer, admin = [Depends(current_principal)], [Depends(require_admin)]
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(auth.router, prefix="/api/v1")

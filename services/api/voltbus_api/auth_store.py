@@ -133,6 +133,23 @@ class AuthStore:
         self._db.execute("DELETE FROM tokens WHERE kind='session' AND name=?", (username,))
         return self._db.execute("DELETE FROM users WHERE username=?", (username,)).rowcount > 0
 
+    def set_role(self, username: str, role: Role) -> bool:
+        """Change a user's role, ending their sessions (they log in again with it)."""
+        changed = self._db.execute("UPDATE users SET role=? WHERE username=?",
+                                   (role.value, username)).rowcount > 0
+        self._db.execute("DELETE FROM tokens WHERE kind='session' AND name=?", (username,))
+        return changed
+
+    def role_of(self, username: str) -> Role | None:
+        """A user's role, None if there is no such user."""
+        row = self._db.execute("SELECT role FROM users WHERE username=?", (username,)).fetchone()
+        return Role(row[0]) if row else None
+
+    def admins(self) -> int:
+        """How many users are admins."""
+        return int(self._db.execute("SELECT count(*) FROM users WHERE role=?",
+                                    (Role.ADMIN.value,)).fetchone()[0])
+
     def check_password(self, username: str, password: str) -> Role | None:
         """The user's role if the password is right (slow on purpose: run it in a thread)."""
         row = self._db.execute("SELECT password_hash, role FROM users WHERE username=?",

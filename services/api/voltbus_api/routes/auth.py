@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from voltbus_api.auth_store import Role
+from voltbus_api.auth_store import ADMIN_USER, INITIAL_PASSWORD_FILE, Role
 from voltbus_api.deps import SESSION_COOKIE, AdminDep, ContextDep, PrincipalDep, TokenDep
 from voltbus_api.errors import ApiError
+from voltbus_api.ratelimit import client_key
 from voltbus_api.schemas import Body, error_responses
 
 router = APIRouter(tags=["auth"])
@@ -79,6 +80,21 @@ class UserOut(BaseModel):
         {"username": "anna", "role": "viewer"}]})
 
 
+class RoleBody(Body):
+    """A user's new role."""
+
+    role: Role
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "admin"}]})
+
+
+class FirstLogin(BaseModel):
+    """Where the generated first admin password is, while it is still in use."""
+
+    initial_password_file: str | None
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"initial_password_file": "/home/pi/voltbus/var/api/initial-admin-password"}]})
+
+
 class NewToken(Body):
     """An API token to create for a script."""
 
@@ -104,24 +120,31 @@ class TokenOut(BaseModel):
 @router.post("/auth/login", response_model=LoginAnswer, responses=error_responses(401, 422, 429))
 async def login(ctx: ContextDep, body: LoginBody, request: Request,
                 response: Response) -> LoginAnswer:
-    """Log in; too many failures from one address or for one user answer 429 for a while."""
-    client = f"ip:{request.client.host if request.client else '?'}"
-    user = f"user:{body.username}"
-    wait = ctx.limiter.retry_after(client, user)
+    """Log in; repeated failures from one client address answer 429, for longer each time.
+
+    Limited per address, not per user name, so nobody can lock the real admin out.
+    """
+    client = client_key(request.client.host if request.client else None)
+    wait = ctx.limiter.retry_after(client)
     if wait is not None:
-        raise ApiError(429, f"too many failed logins; try again in {int(wait) + 1} s",
-                       headers={"Retry-After": str(int(wait) + 1)})
+        raise _too_many(wait)
     role = await asyncio.to_thread(ctx.auth.check_password, body.username, body.password)
     if role is None:
-        ctx.limiter.failed(client, user)
+        ctx.limiter.failed(client)
         raise ApiError(401, "wrong user name or password")
-    ctx.limiter.succeeded(user)
+    ctx.limiter.succeeded(client)
     token, expires = ctx.auth.create_session(body.username, role)
     response.set_cookie(SESSION_COOKIE, token, max_age=ctx.settings.api_session_ttl_s,
                         httponly=True, samesite="strict", secure=ctx.settings.api_cookie_secure,
                         path="/")
     return LoginAnswer(token=token, username=body.username, role=role,
                        expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+def _too_many(wait: float) -> ApiError:
+    seconds = int(wait) + 1
+    return ApiError(429, f"too many failed logins from this address; try again in {seconds} s",
+                    headers={"Retry-After": str(seconds)})
 
 
 @router.post("/auth/logout", status_code=204, responses=error_responses(401))
@@ -131,6 +154,14 @@ async def logout(ctx: ContextDep, principal: PrincipalDep, token: TokenDep,
     if principal.kind == "session" and token:
         ctx.auth.revoke_secret(token)
     response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+@router.get("/auth/first-login", response_model=FirstLogin)
+async def first_login(ctx: ContextDep) -> FirstLogin:
+    """Open: the path of the generated admin password file (for the login page's hint), null
+    once the admin has chosen a password."""
+    path = ctx.settings.api_dir / INITIAL_PASSWORD_FILE
+    return FirstLogin(initial_password_file=str(path.resolve()) if path.exists() else None)
 
 
 @router.get("/auth/me", response_model=Me, responses=error_responses(401))
@@ -148,6 +179,8 @@ async def change_password(ctx: ContextDep, principal: PrincipalDep, body: Passwo
     if role is None:
         raise ApiError(403, "the current password is wrong")
     await asyncio.to_thread(ctx.auth.set_password, principal.name, body.new_password)
+    if principal.name == ADMIN_USER:  # the generated password is gone: so goes its file
+        (ctx.settings.api_dir / INITIAL_PASSWORD_FILE).unlink(missing_ok=True)
 
 
 @router.get("/users", response_model=list[UserOut], responses=error_responses(401, 403))
@@ -165,13 +198,33 @@ async def add_user(ctx: ContextDep, _: AdminDep, body: NewUser) -> UserOut:
     return UserOut(username=body.username, role=body.role)
 
 
-@router.delete("/users/{username}", status_code=204, responses=error_responses(401, 403, 404))
+@router.delete("/users/{username}", status_code=204,
+               responses=error_responses(401, 403, 404, 409))
 async def delete_user(ctx: ContextDep, admin: AdminDep, username: Annotated[str, Path()]) -> None:
-    """Delete a user (not yourself)."""
+    """Delete a user (not yourself, not the last admin)."""
     if admin.kind == "session" and admin.name == username:
         raise ApiError(409, "you cannot delete yourself")
+    if ctx.auth.role_of(username) is Role.ADMIN and ctx.auth.admins() <= 1:
+        raise ApiError(409, f"{username!r} is the last admin")
     if not ctx.auth.delete_user(username):
         raise ApiError(404, f"no user {username!r}")
+
+
+@router.put("/users/{username}/role", response_model=UserOut,
+            responses=error_responses(401, 403, 404, 409, 422))
+async def change_role(ctx: ContextDep, admin: AdminDep, username: Annotated[str, Path()],
+                      body: RoleBody) -> UserOut:
+    """Change a user's role (not your own, never the last admin's); ends their sessions."""
+    current = ctx.auth.role_of(username)
+    if current is None:
+        raise ApiError(404, f"no user {username!r}")
+    if admin.kind == "session" and admin.name == username and body.role is not current:
+        raise ApiError(409, "you cannot change your own role")
+    if current is Role.ADMIN and body.role is not Role.ADMIN and ctx.auth.admins() <= 1:
+        raise ApiError(409, f"{username!r} is the last admin")
+    if body.role is not current:
+        ctx.auth.set_role(username, body.role)
+    return UserOut(username=username, role=body.role)
 
 
 @router.get("/tokens", response_model=list[TokenOut], responses=error_responses(401, 403))

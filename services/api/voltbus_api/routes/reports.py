@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -45,7 +46,8 @@ async def report(
     try:
         first = datetime.strptime(month, "%Y-%m").replace(tzinfo=settings.zone)
     except ValueError:
-        raise ApiError(422, f"invalid request: month {month!r} must look like 2026-01") from None
+        raise ApiError(422, f"invalid request: month {month!r} {_month_problem(month)}; "
+                            "use the format YYYY-MM, e.g. 2026-01") from None
     following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
     found = await source.sessions(SessionFilter(station=station, id_tag=id_tag, start=first,
                                                 end=following))
@@ -59,3 +61,10 @@ async def report(
     name = f"voltbus-{month}" + (f"-{id_tag}" if id_tag else "") + f".{fmt.value}"
     return Response(body, media_type=_MEDIA[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _month_problem(month: str) -> str:
+    """What is wrong with a month that strptime refused."""
+    if re.fullmatch(r"\d{4}-\d{2}", month):
+        return f"has no month {month[5:]} (months are 01..12)"
+    return "is not a year and month"
