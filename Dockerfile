@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # One image for every voltbus service; compose picks the service with its command:
-#   python -m voltbus_hardware | voltbus_ocpp | voltbus_recorder | voltbus_api | voltbus_devcsms
+#   python -m voltbus_hardware | voltbus_ocpp | voltbus_recorder | voltbus_api | voltbus_devcsms | voltbus_energy
 # Multi-arch: docker buildx build --platform linux/arm64,linux/amd64 -t voltbus:latest .
 # Every locked dependency ships pure-Python or manylinux wheels for both arches (pydantic-core,
 # argon2-cffi, reportlab, ...); only the Pi I/O libraries below need a compiler, on arm64.
@@ -31,6 +31,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=services/recorder/pyproject.toml,target=services/recorder/pyproject.toml \
     --mount=type=bind,source=services/api/pyproject.toml,target=services/api/pyproject.toml \
     --mount=type=bind,source=services/dev-csms/pyproject.toml,target=services/dev-csms/pyproject.toml \
+    --mount=type=bind,source=services/energy/pyproject.toml,target=services/energy/pyproject.toml \
     uv sync --frozen --no-dev --no-install-workspace
 
 # Then voltbus itself, installed as regular (non-editable) packages so /src is not needed later.
@@ -58,7 +59,7 @@ RUN groupadd --system --gid ${VOLTBUS_UID} voltbus \
  && useradd --system --uid ${VOLTBUS_UID} --gid voltbus --no-create-home \
         --home-dir /var/lib/voltbus --shell /usr/sbin/nologin voltbus \
  && mkdir -p /var/lib/voltbus/hardware /var/lib/voltbus/gateway /var/lib/voltbus/recorder \
-        /var/lib/voltbus/api /etc/voltbus \
+        /var/lib/voltbus/api /var/lib/voltbus/energy /etc/voltbus \
  && chown -R voltbus:voltbus /var/lib/voltbus
 COPY --from=build /opt/venv /opt/venv
 # The broker's first-start generator (run as root by the mosquitto-init service).

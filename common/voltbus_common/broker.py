@@ -13,7 +13,15 @@ import os
 import secrets
 from pathlib import Path
 
-from voltbus_common.channels import ALL_USERS, API, CHANNELS, DEFAULT_ROOT, GATEWAY, HOMEASSISTANT
+from voltbus_common.channels import (
+    ALL_USERS,
+    API,
+    CHANNELS,
+    DEFAULT_ROOT,
+    ENERGY,
+    GATEWAY,
+    HOMEASSISTANT,
+)
 
 _ITERATIONS = 101  # Mosquitto 2.0's own default for `$7$` hashes
 
@@ -36,6 +44,9 @@ def acl_rules(root: str = DEFAULT_ROOT) -> dict[str, dict[str, list[str]]]:
                 # A service may speak only for itself on per-service topics.
                 own = {"service": user} if "service" in channel.fields else {}
                 write.append(channel.filter(root, **own))
+        if user == ENERGY:
+            # A grid meter may publish anywhere (Shelly, Tasmota, a P1 reader, Home Assistant).
+            read.append("#")
         if user in (API, GATEWAY, HOMEASSISTANT):
             # Home Assistant discovery and its birth message.
             read.append("homeassistant/#")

@@ -22,8 +22,9 @@ P = TypeVar("P", bound=BaseModel | ServiceState)
 # Who may publish on a channel: the four services plus the clients that send commands.
 HARDWARE, GATEWAY, RECORDER, API = "hardware", "gateway", "recorder", "api"
 HOMEASSISTANT, OPERATOR = "homeassistant", "operator"
+ENERGY = "energy"
 COMMANDERS = frozenset({API, HOMEASSISTANT, OPERATOR})
-ALL_USERS = (HARDWARE, GATEWAY, RECORDER, API, HOMEASSISTANT, OPERATOR)
+ALL_USERS = (HARDWARE, GATEWAY, RECORDER, API, HOMEASSISTANT, OPERATOR, ENERGY)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -192,11 +193,11 @@ COMMAND_RESULT = _ch("ocpp/{connector}/command/result", m.CommandResult, retain=
 
 # --- every service -----------------------------------------------------------------------------
 SERVICE_STATUS = _ch("service/{service}/status", ServiceState, retain=True,
-                     writers=frozenset({HARDWARE, GATEWAY, RECORDER, API}),
+                     writers=frozenset({HARDWARE, GATEWAY, RECORDER, API, ENERGY}),
                      doc="`online` / `offline`; `offline` is the service's MQTT Last Will.",
                      example="online")
 SERVICE_REJECTED = _ch("service/{service}/rejected", m.RejectedMessage, retain=False,
-                       writers=frozenset({HARDWARE, GATEWAY, RECORDER, API}),
+                       writers=frozenset({HARDWARE, GATEWAY, RECORDER, API, ENERGY}),
                        doc="A message the service dropped and why (invalid JSON, field out of "
                            "range, unknown connector).",
                        example={"topic": "voltbus/v1/CP1/hw/1/relay/set",
@@ -225,10 +226,41 @@ SIM_FAULT = _ch("sim/{connector}/fault", m.SimFault, retain=False,
                 doc="Simulator only: inject a hardware fault (NoError clears).",
                 example={"code": "GroundFailure", "info": "test"})
 
+# --- energy manager (services/energy; {station} of ENERGY_SITE is the site's id) ----------------
+ENERGY_SITE = _ch("energy/site", m.SiteState, retain=True, writers=ENERGY,
+                  doc="The site: grid power and current per phase, PV, battery, surplus, fuse "
+                      "limit, price in force, and whether the fail-safe limit rules.",
+                  example={"grid_power_w": 3200.0, "grid_current_a": [5.1, 4.0, 4.8],
+                           "pv_power_w": 1500.0, "battery_power_w": None,
+                           "battery_soc_pct": None, "charge_power_w": 4100.0,
+                           "surplus_w": 0.0, "fuse_limit_a": 25.0, "max_import_w": 17000.0,
+                           "price_per_kwh": 0.31, "price_status": "ok", "fail_safe": False,
+                           "ts": _TS})
+ENERGY_LIMIT = _ch("energy/{connector}/limit/set", m.EnergyLimitCommand, retain=False,
+                   writers=ENERGY,
+                   doc="The energy manager's limit for a connector, re-sent every control "
+                       "period; the gateway charges at min(OCPP profile, this, off-peak, "
+                       "hardware maximum); below 6 A it pauses.",
+                   example={"amps": 10.0, "reason": "fuse share", "ts": _TS})
+ENERGY_MODE = _ch("energy/{connector}/mode", m.ChargeModeState, retain=True, writers=ENERGY,
+                  doc="A connector's charge mode (off, now, minpv, pv, plan), its plan and what "
+                      "the energy manager does now.",
+                  example={"mode": "plan", "priority": 0, "plan_energy_wh": 20000.0,
+                           "plan_departure": "2026-01-02T07:00:00Z", "limit_a": 16.0,
+                           "status": "plan: 2 slots", "plan_slots": [
+                               {"start": "2026-01-02T02:00:00Z", "end": "2026-01-02T03:00:00Z",
+                                "price_per_kwh": 0.12}], "ts": _TS})
+ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain=False,
+                      writers=COMMANDERS,
+                      doc="Set a connector's charge mode and plan; the result shows on "
+                          "energy/{connector}/mode.",
+                      example={"mode": "pv", "priority": 0})
+
 CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     PILOT, METER, RELAY, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET, LED_SET,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, CHARGING, COMMAND, COMMAND_RESULT,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
+    ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET,
 )
 
 

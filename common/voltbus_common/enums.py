@@ -98,6 +98,7 @@ class Service(StrEnum):
     GATEWAY = "gateway"
     RECORDER = "recorder"
     API = "api"
+    ENERGY = "energy"
 
 
 class CommandName(StrEnum):
@@ -120,3 +121,13 @@ class CommandStatus(StrEnum):
     REJECTED = "Rejected"
     FAILED = "Failed"
     NOT_SUPPORTED = "NotSupported"
+
+
+class ChargeMode(StrEnum):
+    """How the energy manager charges one connector (the modes evcc users know)."""
+
+    OFF = "off"
+    NOW = "now"
+    MIN_PV = "minpv"
+    PV = "pv"
+    PLAN = "plan"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiomqtt
 
-SERVICES = ("hardware", "gateway", "recorder", "api")
+SERVICES = ("hardware", "gateway", "recorder", "api", "energy")
 DEFAULT_ROOT = "voltbus/v1"  # = voltbus_common.channels.DEFAULT_ROOT (a test keeps them equal)
 STATUS_PATTERN = "{root}/{station}/service/{service}/status"  # = channels.SERVICE_STATUS
 

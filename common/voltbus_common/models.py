@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from voltbus_common.enums import (
+    ChargeMode,
     ChargePointErrorCode,
     CommandName,
     CommandStatus,
@@ -280,3 +281,60 @@ class SimFault(Payload):
 
     code: ChargePointErrorCode
     info: str | None = Field(default=None, max_length=50)
+
+
+# --- energy manager (site) ---------------------------------------------------------------------
+
+
+class SiteState(Payload):
+    """The site's grid connection as the energy manager sees it; power > 0 is import."""
+
+    grid_power_w: Watts | None = Field(description="null while the grid meter is silent")
+    grid_current_a: PhaseValues | None = Field(default=None, description="per phase, > 0 import")
+    pv_power_w: Watts | None = None
+    battery_power_w: Watts | None = Field(default=None, description="> 0: the battery discharges")
+    battery_soc_pct: float | None = Field(default=None, ge=0, le=100)
+    charge_power_w: Watts = Field(default=0.0, description="all controlled connectors together")
+    surplus_w: Watts = Field(default=0.0, description="export the cars could take (PV modes)")
+    fuse_limit_a: Amps = Field(description="the grid connection's limit per phase")
+    max_import_w: Watts | None = Field(default=None, description="the import power cap, if any")
+    price_per_kwh: FiniteFloat | None = Field(default=None, description="tariff in force now")
+    price_status: str | None = Field(default=None, max_length=200,
+                                     description="the price feed's state, e.g. a fetch error")
+    fail_safe: bool = Field(default=False,
+                            description="the grid meter is silent: the fail-safe limit rules")
+    ts: UtcDatetime = Field(default_factory=utcnow)
+
+
+class EnergyLimitCommand(Payload):
+    """The energy manager's current limit for one connector; below 6 A it is 0 (pause)."""
+
+    amps: Amps
+    reason: str | None = Field(default=None, max_length=100)
+    ts: UtcDatetime = Field(default_factory=utcnow)
+
+
+class ChargeModeSetting(Payload):
+    """A connector's charge mode and plan, as a user sets it."""
+
+    mode: ChargeMode
+    priority: int = Field(default=0, ge=0, le=9, description="higher is served first")
+    plan_energy_wh: WattHours | None = Field(default=None, description="Plan: energy to add")
+    plan_departure: UtcDatetime | None = Field(default=None, description="Plan: ready by")
+
+
+class PlanSlot(Payload):
+    """One chosen hour (or window) of a charge plan, at the tariff's price."""
+
+    start: UtcDatetime
+    end: UtcDatetime
+    price_per_kwh: FiniteFloat
+
+
+class ChargeModeState(ChargeModeSetting):
+    """The charge mode in force on a connector, with what the energy manager does about it."""
+
+    limit_a: Amps | None = Field(default=None, description="the limit last sent")
+    status: str | None = Field(default=None, max_length=200, description="why, in words")
+    plan_slots: list[PlanSlot] = Field(default_factory=list, max_length=200)
+    ts: UtcDatetime = Field(default_factory=utcnow)

@@ -21,10 +21,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = ("compose.yaml", "compose.pi.yaml")
-BUS_SERVICES = {"hardware": "hardware", "gateway": "gateway", "recorder": "recorder", "api": "api"}
+BUS_SERVICES = {"hardware": "hardware", "gateway": "gateway", "recorder": "recorder", "api": "api",
+                "energy": "energy"}
 VOLTBUS_SERVICES = {*BUS_SERVICES, "devcsms", "mosquitto-init"}
 MODULES = {"hardware": "voltbus_hardware", "gateway": "voltbus_ocpp",
-           "recorder": "voltbus_recorder", "api": "voltbus_api", "devcsms": "voltbus_devcsms"}
+           "recorder": "voltbus_recorder", "api": "voltbus_api", "devcsms": "voltbus_devcsms",
+           "energy": "voltbus_energy"}
 SECRET_NAME = re.compile(r"(PASSWORD|TOKEN|SECRET|AUTH_KEY)")
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
 
@@ -126,7 +128,7 @@ def test_services_are_wired_for_a_pi(tmp_path: Path) -> None:
     config = resolved(tmp_path, "--profile", "dev")
     services = config["services"]
     assert set(services) == {"mosquitto-init", "mosquitto", "influxdb", "grafana", "hardware",
-                             "gateway", "recorder", "api", "devcsms"}
+                             "gateway", "recorder", "api", "devcsms", "energy"}
     for name, svc in services.items():
         assert svc["logging"]["options"]["max-size"], name
         if name == "mosquitto-init":
@@ -171,7 +173,7 @@ def test_state_is_in_named_volumes(tmp_path: Path) -> None:
     assert "/mosquitto/data" in named("mosquitto")
     assert "/var/lib/influxdb2" in named("influxdb")
     assert "/var/lib/grafana" in named("grafana")
-    for service in ("hardware", "gateway", "recorder", "api"):
+    for service in ("hardware", "gateway", "recorder", "api", "energy"):
         assert f"/var/lib/voltbus/{service}" in named(service)
         assert services[service]["environment"]["VOLTBUS_DATA_DIR"] == "/var/lib/voltbus"
     used = {src for s in services for src in named(s).values()}

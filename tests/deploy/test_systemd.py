@@ -20,7 +20,8 @@ from voltbus_common.devbroker import LocalMosquitto, free_port, wait_for_port
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "deploy" / "systemd"
 SERVICES = {"hardware": "voltbus_hardware", "gateway": "voltbus_ocpp",
-            "recorder": "voltbus_recorder", "api": "voltbus_api"}
+            "recorder": "voltbus_recorder", "api": "voltbus_api",
+            "energy": "voltbus_energy"}
 
 
 def unit(name: str) -> configparser.ConfigParser:

@@ -70,6 +70,7 @@ SERVICES = {
     "recorder": "voltbus_recorder",
     "api": "voltbus_api",
     "devcsms": "voltbus_devcsms",
+    "energy": "voltbus_energy",
 }
 StationOpt = Annotated[str | None,
                        typer.Option("--station", "-s", help="station id (default: first)")]

@@ -19,6 +19,7 @@ from voltbus_common.models import (
     ChargingState,
     CommandResult,
     CurrentLimitCommand,
+    EnergyLimitCommand,
     GatewayCommand,
     HardwareError,
     LedCommand,
@@ -32,6 +33,7 @@ from voltbus_common.models import (
     TransactionState,
     utcnow,
 )
+from voltbus_ocpp.model.energy_limit import EnergyLimit
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     CardPresented,
@@ -72,6 +74,7 @@ class BusBridge:
         self.bus.on(ch.HW_ERROR, self._error)
         self.bus.on(ch.RFID, self._rfid)
         self.bus.on(ch.SERVICE_STATUS, self._hardware_status, service="hardware")
+        self.bus.on(ch.ENERGY_LIMIT, self._energy_limit)
         self.bus.on_raw(ch.COMMAND.filter(self.bus.root, station=self.bus.station), self._command)
 
     def _known(self, msg: Received[Any]) -> bool:
@@ -101,6 +104,10 @@ class BusBridge:
 
     async def _hardware_status(self, msg: Received[ServiceState]) -> None:
         self.dispatch(HardwareStatus(msg.payload is ServiceState.ONLINE))
+
+    async def _energy_limit(self, msg: Received[EnergyLimitCommand]) -> None:
+        if self._known(msg) and msg.payload is not None:
+            self.dispatch(EnergyLimit(msg.connector, msg.payload.amps))
 
     async def _rfid(self, msg: Received[RfidSeen]) -> None:
         if msg.payload is not None:

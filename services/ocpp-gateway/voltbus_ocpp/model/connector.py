@@ -119,6 +119,7 @@ class Facts:
     relay_closed: bool | None = None
     policy_limit_a: float | None = None  # off-peak (model/offpeak.py): 0 holds a session
     policy_override: int | None = None  # local id of the one transaction exempt from the policy
+    energy_limit_a: float | None = None  # site energy manager (model/energy_limit.py)
 
 
 # Errors that do not stop energy delivery: OCPP 1.6 calls a connector Faulted only when it "is
@@ -184,7 +185,8 @@ class Connector:
         policy = f.policy_limit_a
         if f.tx is not None and f.policy_override == f.tx.local_id:
             policy = None
-        limits = [self.max_current_a, f.command_limit_a, f.profile_limit_a, policy]
+        limits = [self.max_current_a, f.command_limit_a, f.profile_limit_a, policy,
+                  f.energy_limit_a]
         return max(0.0, min(x for x in limits if x is not None))
 
     @property

@@ -15,6 +15,7 @@ from voltbus_common.enums import CommandName, CommandStatus, StopReason
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
 from voltbus_ocpp.model.config import ConfigView
 from voltbus_ocpp.model.connector import Connector, Reservation
+from voltbus_ocpp.model.energy_limit import EnergyLimit, apply_energy_limit
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     AuthorizeAnswered,
@@ -101,6 +102,7 @@ class StationModel:
             Tick: self._on_tick,
             Recovered: self._on_recovered,
             OffPeakChanged: lambda e: self.offpeak.apply(e, self.connectors.values()),
+            EnergyLimit: lambda e: apply_energy_limit(self.connectors[e.connector], e.amps),
         }
 
     def new_local_id(self) -> int:

@@ -1,0 +1,73 @@
+"""Charge modes, pure: what one connector may take before the fuse guard shares the site.
+
+PV mode switches with start/stop thresholds held for a while (hysteresis timers) and keeps the
+contactor in each position for a minimum time, so a passing cloud does not toggle it and the car
+is not switched every few seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voltbus_common.enums import ChargeMode
+from voltbus_energy.fuse import EV_MIN_A, VOLTAGE_V
+
+
+@dataclass(frozen=True)
+class PvTimers:
+    """Seconds a threshold must hold before PV charging starts/stops, and minimum on/off times."""
+
+    start_delay_s: float = 60.0
+    stop_delay_s: float = 180.0
+    min_on_s: float = 300.0
+    min_off_s: float = 120.0
+
+
+@dataclass
+class PvSwitch:
+    """The PV on/off state of one connector with its timers (monotonic seconds)."""
+
+    on: bool = False
+    changed_at: float = float("-inf")
+    pending_since: float | None = None
+    switches: int = field(default=0)
+
+    def update(self, want_on: bool, now_s: float, timers: PvTimers) -> bool:
+        """Follow want_on only after it held long enough and the minimum time passed."""
+        if want_on == self.on:
+            self.pending_since = None
+            return self.on
+        if self.pending_since is None:
+            self.pending_since = now_s
+        delay = timers.start_delay_s if want_on else timers.stop_delay_s
+        minimum = timers.min_off_s if want_on else timers.min_on_s
+        if now_s - self.pending_since >= delay and now_s - self.changed_at >= minimum:
+            self.on, self.changed_at, self.pending_since = want_on, now_s, None
+            self.switches += 1
+        return self.on
+
+
+def surplus_amps(surplus_w: float, phases: int) -> float:
+    """The current per phase a surplus (W) pays for."""
+    return max(0.0, surplus_w) / (VOLTAGE_V * max(1, phases))
+
+
+def mode_cap(mode: ChargeMode, *, max_a: float, phases: int, surplus_w: float, pv: PvSwitch,
+             now_s: float, timers: PvTimers, plan_active: bool = False,
+             min_a: float = EV_MIN_A) -> float:
+    """The most this connector may draw in its mode (A per phase); 0 pauses it.
+
+    surplus_w is what this connector could take from PV: the export plus its own draw now.
+    """
+    available = surplus_amps(surplus_w, phases)
+    if mode is ChargeMode.OFF:
+        return 0.0
+    if mode is ChargeMode.NOW:
+        return max_a
+    if mode is ChargeMode.MIN_PV:
+        return min(max_a, max(min_a, available))
+    if mode is ChargeMode.PLAN:
+        return max_a if plan_active else 0.0
+    if pv.update(available >= min_a, now_s, timers):
+        return min(max_a, max(min_a, available))
+    return 0.0

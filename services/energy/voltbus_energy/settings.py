@@ -1,0 +1,46 @@
+"""EnergySettings: the site's grid connection, the grid-meter source, the control period."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from voltbus_common.settings import BusSettings
+
+
+class EnergySettings(BusSettings):
+    """The energy manager's settings (env prefix VOLTBUS_); VOLTBUS_STATIONS lists the stations
+    it controls, VOLTBUS_ENERGY_SITE is its own id in the site topics."""
+
+    energy_site: str = Field(default="site", pattern=r"^[^/+# ]{1,48}$")
+    energy_fuse_a: float = Field(default=25.0, gt=0, le=1000, description="per phase")
+    energy_max_import_w: float | None = Field(default=None, gt=0)
+    energy_margin_a: float = Field(default=0.0, ge=0, le=50)
+    # all cars together per phase while the grid meter is silent
+    energy_failsafe_a: float = Field(default=6.0, ge=0, le=1000)
+    energy_meter_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    energy_period_s: float = Field(default=1.0, gt=0, le=60)
+    energy_connectors: int = Field(default=1, ge=1, le=32, description="per station")
+    energy_connector_max_a: float = Field(default=16.0, ge=6, le=100)
+    energy_connector_phases: Literal[1, 3] = 3
+    # grid meter: "mqtt" (any topic, JSON paths) or "sim" (house load + the cars' meters)
+    energy_grid: Literal["mqtt", "sim"] = "sim"
+    energy_grid_topic: str = ""
+    energy_grid_power_path: str = "power_w"
+    energy_grid_current_paths: str = "current_a[0],current_a[1],current_a[2]"
+    energy_pv_topic: str = ""
+    energy_pv_power_path: str = "power_w"
+    energy_sim_house_a: float = Field(default=2.0, ge=0, le=1000)
+    # PV mode hysteresis (seconds)
+    energy_pv_start_delay_s: float = Field(default=60.0, ge=0)
+    energy_pv_stop_delay_s: float = Field(default=180.0, ge=0)
+    energy_pv_min_on_s: float = Field(default=300.0, ge=0)
+    energy_pv_min_off_s: float = Field(default=120.0, ge=0)
+
+    @field_validator("energy_grid_topic", "energy_pv_topic")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        if "#" in value or "+" in value:
+            raise ValueError("a single topic, without wildcards")
+        return value

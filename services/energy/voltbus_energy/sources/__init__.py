@@ -1,0 +1,1 @@
+"""Grid-meter and PV sources: each behind the `Source` interface, each with a simulator."""
