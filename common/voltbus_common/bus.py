@@ -14,6 +14,7 @@ import hashlib
 import logging
 import socket
 import ssl
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -88,6 +89,10 @@ class Bus:
         self.invalid_count = 0
         self.dropped_count = 0
         self.last_error: str | None = None  # why the last connection attempt failed (CLI says it)
+        # time.monotonic() of the last (re)connect: right after it, retained messages are the
+        # broker's memory, maybe stale (a safety rule waits for the live state then).
+        self.connected_at: float | None = None
+        self.connect_count = 0
         self._subs: list[_Subscription] = []
         # topic -> the subscriptions it matches; matching every filter per message was the
         # biggest cost of a busy subscriber (the recorder). Bounded: cleared when it grows.
@@ -221,6 +226,8 @@ class Bus:
             # Ahead of anything queued while offline, so watchers see us before our data.
             self._outbox.appendleft((self._status_topic(), b"online", 1, True))
             self._outbox_ready.set()
+        self.connected_at = time.monotonic()
+        self.connect_count += 1
         self.connected.set()
         log.info("connected to MQTT %s:%d as %s (station %s)", self.settings.mqtt_host,
                  self.settings.mqtt_port, self.settings.mqtt_username, self.station)

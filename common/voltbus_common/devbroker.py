@@ -101,9 +101,19 @@ class LocalMosquitto:
                 self.process.wait()
         self.process = None
 
-    def restart(self) -> None:
-        """Stop and start again on the same port, keeping persistence."""
-        self.stop()
+    def kill(self) -> None:
+        """SIGKILL the broker: a crash, nothing saved since the last autosave."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self, *, crash: bool = False) -> None:
+        """Stop (SIGTERM, or SIGKILL when crash) and start again on the same port."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
         self.start()
 
     def env(self, user: str) -> dict[str, str]:

@@ -52,6 +52,11 @@ class ControllerConfig:
     overcurrent_margin_a: float = 2.0
     overcurrent_time_s: float = 5.0
     gateway_loss_opens_relay: bool = True
+    # After this service's own REconnect, a gateway `offline` is the broker's memory (its Will,
+    # sent because the broker restarted): wait this long for the gateway to reconnect too.
+    gateway_loss_grace_s: float = 20.0
+    # A live `offline` waits this long first: did our own connection drop too (broker stopping)?
+    gateway_loss_confirm_s: float = 2.0
 
 
 @dataclass
@@ -83,6 +88,7 @@ class StationController:
                                                config.overcurrent_time_s), hw.max_current_a)
             for n, hw in station.connectors.items()}
         self.gateway_online: bool | None = None
+        self._gateway_recheck: asyncio.Task[None] | None = None
         self._state_wake = asyncio.Event()
         self.readers = CardReaders(bus, station, self._set_reader_fault,
                                    poll_interval_s=config.poll_interval_s, clock=clock)
@@ -114,6 +120,8 @@ class StationController:
 
     async def shutdown(self) -> None:
         """Open every relay: a stopped hardware service cannot keep the safety rules."""
+        if self._gateway_recheck is not None:
+            self._gateway_recheck.cancel()
         for c in self.connectors.values():
             if c.relay_closed:
                 await self._switch(c, closed=False, why="service stopping")
@@ -196,6 +204,30 @@ class StationController:
         self.gateway_online = msg.payload is ServiceState.ONLINE
         if self.gateway_online or not self.config.gateway_loss_opens_relay:
             return
+        if self._gateway_recheck is None or self._gateway_recheck.done():
+            self._gateway_recheck = asyncio.create_task(self._confirm_gateway_loss())
+
+    async def _confirm_gateway_loss(self) -> None:
+        """Open the relays unless the `offline` came from a broker restart: a stopping broker
+        sends the gateway's Will to us just before it drops us too, and a restarted one may
+        hand it back as retained state. Then the gateway gets the grace to say `online`."""
+        await asyncio.sleep(self.config.gateway_loss_confirm_s)
+        while self.gateway_online is False and self.config.gateway_loss_opens_relay:
+            await self.bus.connected.wait()
+            left = self._gateway_grace_left()
+            if left <= 0:
+                await self._open_for_lost_gateway()
+                return
+            log.info("gateway offline around our own reconnect: re-checking in %.1fs", left)
+            await asyncio.sleep(left)
+
+    def _gateway_grace_left(self) -> float:
+        bus = self.bus
+        if bus.connect_count < 2 or bus.connected_at is None:  # first connect: relays are open
+            return 0.0
+        return bus.connected_at + self.config.gateway_loss_grace_s - time.monotonic()
+
+    async def _open_for_lost_gateway(self) -> None:
         for c in self.connectors.values():
             if c.relay_closed:
                 await self._switch(c, closed=False, why="gateway offline")

@@ -22,7 +22,9 @@ def controller_config(settings: HardwareSettings) -> ControllerConfig:
         meter_interval_s=settings.meter_interval_s, poll_interval_s=settings.poll_interval_s,
         overcurrent_margin_a=settings.overcurrent_margin_a,
         overcurrent_time_s=settings.overcurrent_time_s,
-        gateway_loss_opens_relay=settings.gateway_loss_opens_relay)
+        gateway_loss_opens_relay=settings.gateway_loss_opens_relay,
+        gateway_loss_grace_s=settings.gateway_loss_grace_s,
+        gateway_loss_confirm_s=settings.gateway_loss_confirm_s)
 
 
 async def serve_station(bus: Bus, station: StationHardware, config: ControllerConfig, *,

@@ -19,6 +19,12 @@ class HardwareSettings(BusSettings):
                                    description="pilot and card readers, seconds")
     station_file: Path | None = Field(default=None, description="station YAML; none: simulated")
     gateway_loss_opens_relay: bool = True
+    gateway_loss_grace_s: float = Field(
+        default=20.0, ge=0, le=300,
+        description="after a broker reconnect, how long a gateway `offline` waits for `online`")
+    gateway_loss_confirm_s: float = Field(
+        default=2.0, ge=0, le=60,
+        description="a gateway `offline` opens the relays after this, unless the broker went too")
     overcurrent_margin_a: float = Field(default=2.0, ge=0, le=50)
     overcurrent_time_s: float = Field(default=5.0, ge=0, le=600)
     sim_max_current_a: float = Field(default=32.0, ge=6, le=80,

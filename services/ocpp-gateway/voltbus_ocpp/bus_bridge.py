@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from voltbus_common import channels as ch
@@ -65,6 +66,9 @@ class BusBridge:
         self.bus = bus
         self.connectors = connectors
         self.dispatch = dispatch
+        # Newest ts seen per (topic): a broker restored from an old save re-delivers retained
+        # state older than what we know (a pilot `A` from before the plug-in stopped sessions).
+        self._newest: dict[str, datetime] = {}
 
     def attach(self) -> None:
         """Register the handlers (before bus.run())."""
@@ -84,8 +88,20 @@ class BusBridge:
                                    f"{self.connectors})")
         return False
 
+    def _stale(self, msg: Received[PilotEvent] | Received[RelayState]) -> bool:
+        """A retained message older than the newest one already seen on its topic."""
+        assert msg.payload is not None
+        newest = self._newest.get(msg.topic)
+        if msg.retain and newest is not None and msg.payload.ts < newest:
+            log.warning("ignored stale retained %s from %s (already know %s)", msg.topic,
+                        msg.payload.ts.isoformat(), newest.isoformat())
+            return True
+        if newest is None or msg.payload.ts > newest:
+            self._newest[msg.topic] = msg.payload.ts
+        return False
+
     async def _pilot(self, msg: Received[PilotEvent]) -> None:
-        if self._known(msg) and msg.payload is not None:
+        if self._known(msg) and msg.payload is not None and not self._stale(msg):
             self.dispatch(PilotChanged(msg.connector, msg.payload.state))
 
     async def _meter(self, msg: Received[MeterReading]) -> None:
@@ -95,7 +111,7 @@ class BusBridge:
                 p.energy_wh, p.power_w, tuple(p.current_a), tuple(p.voltage_v), p.ts)))
 
     async def _relay(self, msg: Received[RelayState]) -> None:
-        if self._known(msg) and msg.payload is not None:
+        if self._known(msg) and msg.payload is not None and not self._stale(msg):
             self.dispatch(RelayChanged(msg.connector, msg.payload.closed))
 
     async def _error(self, msg: Received[HardwareError]) -> None:

@@ -1,0 +1,128 @@
+"""Broker restarts under running services (docs/reliability.md, "Broker restart").
+
+The broker is a real Mosquitto, stopped (SIGTERM) or killed (SIGKILL) and started again on the
+same port with its persistence file, as a crash or an upgrade of the Pi's broker would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.mosquitto import Broker
+from tests.hardware.helpers import FAST, Rig, Watch, rig
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus
+from voltbus_common.enums import PilotState, ServiceState
+from voltbus_common.models import PilotEvent, RelayCommand, SimPlug, utcnow
+from voltbus_ocpp.bus_bridge import BusBridge
+from voltbus_ocpp.model.events import Event, PilotChanged
+
+# paho logs ERROR for the connection the broker resets; the services reconnect (asserted).
+pytestmark = pytest.mark.expected_errors
+
+
+async def _charging(r: Rig) -> None:
+    r.send(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+    await r.watches["pilot"].until(lambda m: m.payload.state is PilotState.B)
+    r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+    await r.watches["relay"].until(lambda m: m.payload.closed)
+
+
+@pytest.mark.parametrize("grace_s", [20.0, 0.0], ids=["with-grace", "no-grace-defect"])
+async def test_clean_broker_restart_keeps_relay_closed(own_mosquitto: Broker, station: str,
+                                                       grace_s: float) -> None:
+    """SIGTERM restart: the gateway's Will reaches the hardware service, which lost the broker
+    too; with the grace it waits for the gateway's `online` instead of opening the relay.
+    grace 0 (and no confirmation delay) is the old rule and reproduces the defect (relay opened)."""
+    cfg = dataclasses.replace(FAST, gateway_loss_grace_s=grace_s,
+                              gateway_loss_confirm_s=2.0 if grace_s else 0.0)
+    watcher = Bus(own_mosquitto.settings("operator"), station=station, service=None)
+    gateway_watch = Watch(watcher, ch.SERVICE_STATUS, service="gateway")
+    gateway = Bus(own_mosquitto.settings("gateway"), station=station, service="gateway")
+    tasks = [asyncio.create_task(watcher.run())]
+    async with rig(own_mosquitto, station, config=cfg) as r:
+        tasks.append(asyncio.create_task(gateway.run()))
+        try:
+            await gateway.wait_connected(5)
+            await _charging(r)
+            await gateway_watch.until(lambda m: m.payload is ServiceState.ONLINE)
+            r.watches["relay"].drain()
+            hw_connects = r.hw_bus.connect_count
+            await asyncio.to_thread(own_mosquitto.restart)
+            await r.watches["status"].until(lambda m: m.payload is ServiceState.ONLINE
+                                            and r.hw_bus.connect_count > hw_connects, 15)
+            await gateway_watch.until(lambda m: m.payload is ServiceState.ONLINE, 20)
+            await asyncio.sleep(0.5)  # the hardware has seen the same `online` by now
+            opened = [m for m in r.watches["relay"].drain() if not m.payload.closed]
+            closed_now = r.sim().relay_closed
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    if grace_s:
+        assert closed_now
+        assert not opened
+    else:
+        assert opened
+        assert not closed_now
+
+
+def _saved_after(db: Path, after: float) -> bool:
+    return db.exists() and db.stat().st_mtime > after
+
+
+async def _saved(db: Path, after: float, within: float = 15.0) -> None:
+    """Wait until Mosquitto's autosave wrote its database after `after` (a time.time())."""
+    async with asyncio.timeout(within):
+        while not await asyncio.to_thread(_saved_after, db, after):  # noqa: ASYNC110 - a file
+            await asyncio.sleep(0.1)
+
+
+async def test_gateway_ignores_stale_retained_pilot_after_broker_crash(
+    own_mosquitto: Broker, station: str
+) -> None:
+    """SIGKILL: the broker restores its last save, a pilot `A` older than the `B` the gateway
+    already saw. The gateway's bridge must not act on it (it stopped sessions: EVDisconnected)."""
+    events: list[Event] = []
+    gw = Bus(own_mosquitto.settings("gateway"), station=station, service=None)
+    hw = Bus(own_mosquitto.settings("hardware", stations=[station]), station=station,
+             service=None)
+    BusBridge(gw, 1, events.append).attach()
+    tasks = [asyncio.create_task(b.run()) for b in (gw, hw)]
+    try:
+        await gw.wait_connected(5)
+        await hw.wait_connected(5)
+        before = time.time()
+        hw.publish(ch.PILOT, PilotEvent(state=PilotState.A, ts=utcnow() - timedelta(seconds=1)),
+                   connector=1)
+        await _saved(own_mosquitto.directory / "data" / "mosquitto.db", before + 0.01)
+        hw.publish(ch.PILOT, PilotEvent(state=PilotState.B), connector=1)
+        async with asyncio.timeout(5):
+            while not any(isinstance(e, PilotChanged) and e.state is PilotState.B  # noqa: ASYNC110
+                          for e in events):
+                await asyncio.sleep(0.02)
+        await hw.drain()
+        del events[:]
+        connects = gw.connect_count
+        await asyncio.to_thread(own_mosquitto.restart, crash=True)
+        # A fresh client proves the broker really restored the stale `A`.
+        fresh = Bus(own_mosquitto.settings("operator"), station=station, service=None)
+        restored = Watch(fresh, ch.PILOT)
+        tasks.append(asyncio.create_task(fresh.run()))
+        stale = await restored.until(lambda m: m.retain, 15)
+        async with asyncio.timeout(20):
+            while gw.connect_count == connects or not gw.connected.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the retained message reaches gw right after its subscribe
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert stale.payload.state is PilotState.A
+    assert not [e for e in events if isinstance(e, PilotChanged)]
