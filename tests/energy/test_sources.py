@@ -47,6 +47,10 @@ async def test_mqtt_grid_meter_reads_and_rejects(mosquitto: Broker, station: str
                                                            "current": 3.3}]}).encode())
         reading = await asyncio.wait_for(readings.get(), 10)
         assert reading == GridReading(2300.0, (3.3, 3.3, 3.3))
-        reasons = [(await asyncio.wait_for(rejected.get(), 10)).payload.reason for _ in range(2)]
+        reasons = []
+        for _ in range(2):
+            msg = await asyncio.wait_for(rejected.get(), 10)
+            assert msg.payload is not None
+            reasons.append(msg.payload.reason)
         assert reasons[0].startswith("grid meter: Expecting value")
         assert reasons[1] == "grid meter: no 'current' in {'power': 1}"
