@@ -3,7 +3,8 @@
 One `Bus` is one MQTT connection for one station. Publishing never blocks on the network: messages
 go to an in-memory outbox that is drained while connected, so a broker restart delays messages
 instead of losing them. Invalid incoming payloads are logged with topic and reason, counted,
-announced on `service/{service}/rejected`, and dropped; they never reach a handler.
+announced on `service/{service}/rejected`, and dropped; they never reach a handler. The log is
+rate-limited per topic and reason (`RejectLog`); the rejected topic gets every one.
 """
 
 from __future__ import annotations
@@ -55,6 +56,89 @@ class Received(Generic[P]):
         return int(self.args["connector"])
 
 
+@dataclass
+class _Drops:
+    logged: int = 0  # logged one by one
+    suppressed: int = 0  # counted since `since`, not logged yet
+    since: float = 0.0  # when the first suppressed one came
+    last: float = 0.0  # the latest drop
+
+
+class RejectLog:
+    """Logs dropped messages without filling a Pi's SD card when a publisher keeps sending junk.
+
+    Per (topic, reason): the first `burst` drops are logged one by one; after that one summary
+    with the count per `period_s` (on a timer, or at the next drop once the period is over). A
+    key quiet for a whole period starts afresh. At most `max_keys` keys: drops beyond that are
+    counted together under one summary.
+    """
+
+    OTHERS = ("(other topics)", "(other reasons)")
+
+    def __init__(self, *, burst: int = 5, period_s: float = 60.0, max_keys: int = 200,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst = burst
+        self.period_s = period_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self._drops: dict[tuple[str, str], _Drops] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def note(self, topic: str, reason: str) -> None:
+        """One dropped message: log it, or count it for the next summary."""
+        now = self.clock()
+        self.flush(now)
+        key = (topic, reason)
+        drops = self._drops.get(key)
+        if drops is None:
+            if len(self._drops) >= self.max_keys:
+                key = self.OTHERS
+                drops = self._drops.setdefault(key, _Drops(logged=self.burst))
+            else:
+                drops = self._drops[key] = _Drops()
+        drops.last = now
+        if drops.logged < self.burst:
+            drops.logged += 1
+            log.warning("dropped message on %s: %s", topic, reason)
+            return
+        if drops.suppressed == 0:
+            drops.since = now
+        drops.suppressed += 1
+        self._arm(now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Log the summaries whose period is over; forget keys quiet for a whole period."""
+        now = self.clock() if now is None else now
+        for key, drops in list(self._drops.items()):
+            if drops.suppressed and now - drops.since >= self.period_s:
+                log.warning("dropped %d more messages on %s in the last %.0f s: %s (after %d "
+                            "logged one by one, one line like this a minute)", drops.suppressed,
+                            key[0], now - drops.since, key[1], self.burst)
+                drops.suppressed = 0
+            elif not drops.suppressed and now - drops.last >= self.period_s:
+                del self._drops[key]
+
+    def _arm(self, now: float) -> None:
+        """A summary comes even when no further message is dropped."""
+        if self._timer is not None:
+            return
+        due = min((d.since + self.period_s for d in self._drops.values() if d.suppressed),
+                  default=None)
+        if due is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop (plain unit use): the next note() or flush() logs it
+        self._timer = loop.call_later(max(0.0, due - now), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.clock()
+        self.flush(now)
+        self._arm(now)
+
+
 Handler = Callable[[Received[Any]], Awaitable[None]]
 RawHandler = Callable[[str, bytes, bool], Awaitable[None]]
 
@@ -101,6 +185,7 @@ class Bus:
         self._outbox_limit = outbox_limit
         self._outbox_ready = asyncio.Event()
         self._client_id = client_id or self._default_client_id()
+        self.reject_log = RejectLog()
 
     def _default_client_id(self) -> str:
         if self.service is None:  # a plain client (CLI, tests): never collide with another
@@ -149,7 +234,7 @@ class Bus:
     def reject(self, topic: str, reason: str) -> None:
         """Log, count and announce a message this service drops."""
         self.invalid_count += 1
-        log.warning("dropped message on %s: %s", topic, reason)
+        self.reject_log.note(topic, reason)
         if self.service is not None:
             self.publish(SERVICE_REJECTED, RejectedMessage(topic=topic, reason=reason))
 
