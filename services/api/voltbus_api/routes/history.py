@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voltbus_api.deps import SessionsDep, SettingsDep
 from voltbus_api.history import EnergyBucket, Period, SessionFilter, SessionRecord, energy_totals
+from voltbus_api.query import Connector, From, IdTagFilter, Station, To
 from voltbus_api.schemas import error_responses
 
 router = APIRouter(tags=["history"])
@@ -45,16 +45,9 @@ class EnergyReport(BaseModel):
                      "sessions": 1}]}]})
 
 
-def session_filter(
-    station: Annotated[str | None, Query(description="station id")] = None,
-    connector: Annotated[int | None, Query(ge=1)] = None,
-    id_tag: Annotated[str | None, Query(max_length=20)] = None,
-    start: Annotated[datetime | None, Query(
-        alias="from", description="sessions that started at or after (ISO 8601)",
-        examples=["2026-01-01T00:00:00Z"])] = None,
-    end: Annotated[datetime | None, Query(
-        alias="to", description="sessions that started before (ISO 8601)")] = None,
-) -> SessionFilter:
+def session_filter(station: Station = None, connector: Connector = None,
+                   id_tag: IdTagFilter = None, start: From = None,
+                   end: To = None) -> SessionFilter:
     """The common filter query parameters."""
     return SessionFilter(station=station, connector=connector, id_tag=id_tag, start=start,
                          end=end)
@@ -63,13 +56,8 @@ def session_filter(
 @router.get("/sessions", response_model=SessionPage, responses=error_responses(401, 422))
 async def sessions(
     source: SessionsDep,
-    station: Annotated[str | None, Query(description="station id")] = None,
-    connector: Annotated[int | None, Query(ge=1)] = None,
-    id_tag: Annotated[str | None, Query(max_length=20)] = None,
-    start: Annotated[datetime | None, Query(alias="from", examples=["2026-01-01T00:00:00Z"],
-                                            description="started at or after (ISO 8601)")] = None,
-    end: Annotated[datetime | None, Query(alias="to",
-                                          description="started before (ISO 8601)")] = None,
+    station: Station = None, connector: Connector = None, id_tag: IdTagFilter = None,
+    start: From = None, end: To = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> SessionPage:
@@ -85,11 +73,8 @@ async def sessions(
 async def energy(
     source: SessionsDep, settings: SettingsDep,
     period: Period = Period.DAY,
-    station: Annotated[str | None, Query()] = None,
-    connector: Annotated[int | None, Query(ge=1)] = None,
-    id_tag: Annotated[str | None, Query(max_length=20)] = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    station: Station = None, connector: Connector = None, id_tag: IdTagFilter = None,
+    start: From = None, end: To = None,
 ) -> EnergyReport:
     """Energy per day, ISO week or month (in VOLTBUS_API_TIMEZONE), by session start."""
     found = await source.sessions(session_filter(station, connector, id_tag, start, end))

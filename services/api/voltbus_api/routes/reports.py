@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Annotated
 
@@ -13,6 +13,7 @@ from voltbus_api import reports
 from voltbus_api.deps import SessionsDep, SettingsDep
 from voltbus_api.errors import ApiError
 from voltbus_api.history import SessionFilter
+from voltbus_api.query import EARLIEST, LATEST, IdTagFilter, Station, in_range
 from voltbus_api.schemas import error_responses
 
 router = APIRouter(tags=["reports"])
@@ -37,18 +38,13 @@ _MEDIA = {Format.CSV: "text/csv; charset=utf-8",
 async def report(
     source: SessionsDep, settings: SettingsDep,
     month: Annotated[str, "YYYY-MM"], fmt: Format,
-    id_tag: Annotated[str | None, Query(max_length=20, description="one card, or all")] = None,
-    station: Annotated[str | None, Query()] = None,
+    id_tag: IdTagFilter = None,
+    station: Station = None,
     price_per_kwh: Annotated[float | None, Query(ge=0, le=100, description="overrides "
                                                  "VOLTBUS_API_PRICE_PER_KWH")] = None,
 ) -> Response:
     """Sessions that started in the month (local time) with energy, cost and totals."""
-    try:
-        first = datetime.strptime(month, "%Y-%m").replace(tzinfo=settings.zone)
-    except ValueError:
-        raise ApiError(422, f"invalid request: month {month!r} {_month_problem(month)}; "
-                            "use the format YYYY-MM, e.g. 2026-01") from None
-    following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    first, following = _month_range(month, settings.zone)
     found = await source.sessions(SessionFilter(station=station, id_tag=id_tag, start=first,
                                                 end=following))
     who = f"id tag {id_tag}" if id_tag else "all id tags"
@@ -58,9 +54,38 @@ async def report(
                          currency=settings.api_currency, zone=settings.zone)
     body = {Format.CSV: reports.to_csv, Format.XLSX: reports.to_xlsx,
             Format.PDF: reports.to_pdf}[fmt](data)
-    name = f"voltbus-{month}" + (f"-{id_tag}" if id_tag else "") + f".{fmt.value}"
     return Response(body, media_type=_MEDIA[fmt],
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                    headers={"Content-Disposition": _attachment(month, id_tag, fmt)})
+
+
+def _month_range(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The month's first moment and the next month's, in zone; a 422 when there is no such month.
+    """
+    try:
+        first = datetime.strptime(month, "%Y-%m").replace(tzinfo=zone)
+    except ValueError:
+        raise ApiError(422, f"invalid request: month {month!r} {_month_problem(month)}; "
+                            "use the format YYYY-MM, e.g. 2026-01") from None
+    try:
+        following = first.replace(year=first.year + first.month // 12,
+                                  month=first.month % 12 + 1)
+        in_range(first, zone)
+        in_range(following, zone)
+    except ValueError:
+        raise ApiError(422, f"invalid request: month {month!r} is outside the months history "
+                            f"covers ({EARLIEST + timedelta(days=31):%Y-%m} .. "
+                            f"{LATEST - timedelta(days=31):%Y-%m})") from None
+    return first, following
+
+
+def _attachment(month: str, id_tag: str | None, fmt: Format) -> str:
+    """Content-Disposition with a file name that cannot break the header or a file system.
+
+    month is YYYY-MM and id_tag printable ASCII by now; quotes, backslashes and path separators
+    become '_' all the same, so the name is safe wherever it is saved.
+    """
+    name = f"voltbus-{month}" + (f"-{id_tag}" if id_tag else "") + f".{fmt.value}"
+    return f'attachment; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", name)}"'
 
 
 def _month_problem(month: str) -> str:
