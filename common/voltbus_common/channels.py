@@ -234,8 +234,8 @@ ENERGY_SITE = _ch("energy/site", m.SiteState, retain=True, writers=ENERGY,
                            "pv_power_w": 1500.0, "battery_power_w": None,
                            "battery_soc_pct": None, "charge_power_w": 4100.0,
                            "surplus_w": 0.0, "fuse_limit_a": 25.0, "max_import_w": 17000.0,
-                           "price_per_kwh": 0.31, "price_status": "ok", "fail_safe": False,
-                           "ts": _TS})
+                           "price_per_kwh": 0.31, "price_status": "ok", "co2_g_per_kwh": 310.0,
+                           "fail_safe": False, "ts": _TS})
 ENERGY_LIMIT = _ch("energy/{connector}/limit/set", m.EnergyLimitCommand, retain=False,
                    writers=ENERGY,
                    doc="The energy manager's limit for a connector, re-sent every control "
@@ -246,10 +246,16 @@ ENERGY_MODE = _ch("energy/{connector}/mode", m.ChargeModeState, retain=True, wri
                   doc="A connector's charge mode (off, now, minpv, pv, plan), its plan and what "
                       "the energy manager does now.",
                   example={"mode": "plan", "priority": 0, "plan_energy_wh": 20000.0,
-                           "plan_departure": "2026-01-02T07:00:00Z", "limit_a": 16.0,
-                           "status": "plan: 2 slots", "plan_slots": [
+                           "plan_departure": "2026-01-02T07:00:00Z", "plan_objective": "cost",
+                           "limit_a": 16.0, "status": "plan: 2 slots", "plan_slots": [
                                {"start": "2026-01-02T02:00:00Z", "end": "2026-01-02T03:00:00Z",
-                                "price_per_kwh": 0.12}], "ts": _TS})
+                                "price_per_kwh": 0.12, "co2_g_per_kwh": None,
+                                "energy_wh": 11040.0},
+                               {"start": "2026-01-02T03:00:00Z", "end": "2026-01-02T03:48:55Z",
+                                "price_per_kwh": 0.13, "co2_g_per_kwh": None,
+                                "energy_wh": 8960.0}],
+                           "plan_cost": 2.49, "plan_co2_g": None, "plan_added_wh": 0.0,
+                           "plan_missing_wh": 0.0, "plan_meter_start_wh": 12345.6, "ts": _TS})
 ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain=False,
                       writers=COMMANDERS,
                       doc="Set a connector's charge mode and plan; the result shows on "

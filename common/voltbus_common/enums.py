@@ -131,3 +131,10 @@ class ChargeMode(StrEnum):
     MIN_PV = "minpv"
     PV = "pv"
     PLAN = "plan"
+
+
+class PlanObjective(StrEnum):
+    """What a charge plan minimises: the cost at the tariff, or the grid's CO2 intensity."""
+
+    COST = "cost"
+    CO2 = "co2"

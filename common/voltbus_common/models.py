@@ -19,6 +19,7 @@ from voltbus_common.enums import (
     ConnectorStatus,
     LedPattern,
     PilotState,
+    PlanObjective,
     RegistrationStatus,
     StopReason,
 )
@@ -301,6 +302,7 @@ class SiteState(Payload):
     price_per_kwh: FiniteFloat | None = Field(default=None, description="tariff in force now")
     price_status: str | None = Field(default=None, max_length=200,
                                      description="the price feed's state, e.g. a fetch error")
+    co2_g_per_kwh: FiniteFloat | None = Field(default=None, description="grid CO2 intensity now")
     fail_safe: bool = Field(default=False,
                             description="the grid meter is silent: the fail-safe limit rules")
     ts: UtcDatetime = Field(default_factory=utcnow)
@@ -321,6 +323,8 @@ class ChargeModeSetting(Payload):
     priority: int = Field(default=0, ge=0, le=9, description="higher is served first")
     plan_energy_wh: WattHours | None = Field(default=None, description="Plan: energy to add")
     plan_departure: UtcDatetime | None = Field(default=None, description="Plan: ready by")
+    plan_objective: PlanObjective = Field(default=PlanObjective.COST,
+                                          description="Plan: lowest cost or lowest CO2")
 
 
 class PlanSlot(Payload):
@@ -328,7 +332,9 @@ class PlanSlot(Payload):
 
     start: UtcDatetime
     end: UtcDatetime
-    price_per_kwh: FiniteFloat
+    price_per_kwh: FiniteFloat | None = Field(description="null: the tariff has no price yet")
+    co2_g_per_kwh: FiniteFloat | None = None
+    energy_wh: WattHours | None = Field(default=None, description="planned in this slot")
 
 
 class ChargeModeState(ChargeModeSetting):
@@ -337,4 +343,12 @@ class ChargeModeState(ChargeModeSetting):
     limit_a: Amps | None = Field(default=None, description="the limit last sent")
     status: str | None = Field(default=None, max_length=200, description="why, in words")
     plan_slots: list[PlanSlot] = Field(default_factory=list, max_length=200)
+    plan_cost: FiniteFloat | None = Field(default=None, description="the plan's slots at the "
+                                          "tariff (currency); null if a price is unknown")
+    plan_co2_g: FiniteFloat | None = Field(default=None, description="the plan's grid CO2 (g)")
+    plan_added_wh: WattHours | None = Field(default=None, description="added since the plan")
+    plan_missing_wh: WattHours | None = Field(default=None,
+                                              description="what cannot be added by departure")
+    plan_meter_start_wh: WattHours | None = Field(
+        default=None, description="the connector meter's register when the plan began")
     ts: UtcDatetime = Field(default_factory=utcnow)

@@ -14,6 +14,9 @@ from voltbus_energy.settings import EnergySettings
 from voltbus_energy.sources.base import GridSource
 from voltbus_energy.sources.mqtt_json import MqttJsonGrid, MqttJsonPower
 from voltbus_energy.sources.simulated import SimGrid
+from voltbus_energy.tariff.feed import FeedTariff, PriceFeed
+from voltbus_energy.tariff.prices import FixedTariff, Tariff
+from voltbus_energy.tariff.tou import TouTariff, parse_windows, parse_zone
 
 
 def build_grid(settings: EnergySettings) -> GridSource:
@@ -25,7 +28,39 @@ def build_grid(settings: EnergySettings) -> GridSource:
     return SimGrid(settings.stations, house_a=settings.energy_sim_house_a)
 
 
-def build_manager(settings: EnergySettings, bus: Bus) -> EnergyManager:
+def build_tariff(settings: EnergySettings) -> tuple[Tariff, list[PriceFeed]]:
+    """The configured tariff and the feeds to keep refreshed (their caches read)."""
+    s = settings
+    base: Tariff = FixedTariff(s.energy_price_per_kwh)
+    if s.energy_tariff == "tou":
+        base = TouTariff(parse_windows(s.energy_tou_windows),
+                         base_price_per_kwh=s.energy_price_per_kwh,
+                         zone=parse_zone(s.energy_timezone))
+    feeds: list[PriceFeed] = []
+    prices = co2 = None
+    cache_dir = s.data_dir / "energy"
+    if s.energy_tariff == "feed":
+        if not s.energy_tariff_source:
+            raise ValueError("VOLTBUS_ENERGY_TARIFF_SOURCE (a URL or file) is needed for a feed")
+        prices = PriceFeed(s.energy_tariff_source, s.energy_tariff_format,
+                           cache=cache_dir / "prices.json", refresh_s=s.energy_tariff_refresh_s,
+                           factor=s.energy_tariff_factor,
+                           offset_per_kwh=s.energy_tariff_offset_per_kwh,
+                           token=s.tariff_token())
+        feeds.append(prices)
+    if s.energy_co2_source:
+        co2 = PriceFeed(s.energy_co2_source, s.energy_co2_format, cache=cache_dir / "co2.json",
+                        refresh_s=s.energy_tariff_refresh_s, what="CO2 feed")
+        feeds.append(co2)
+    for feed in feeds:
+        feed.load_cache()
+    if not feeds:
+        return base, feeds
+    return FeedTariff(prices, co2=co2, fallback=base), feeds
+
+
+def build_manager(settings: EnergySettings, bus: Bus,
+                  tariff: Tariff | None = None) -> EnergyManager:
     """The manager for these settings, on this bus."""
     s = settings
     config = Config(
@@ -42,17 +77,20 @@ def build_manager(settings: EnergySettings, bus: Bus) -> EnergyManager:
         else None
     if pv is not None:
         pv.attach(bus)
-    return EnergyManager(bus, config, connectors, build_grid(s),
+    return EnergyManager(bus, config, connectors, build_grid(s), tariff=tariff,
                          pv_power=(lambda: pv.power_w) if pv is not None else (lambda: None))
 
 
 async def main(settings: EnergySettings) -> None:
     """Run the energy manager until cancelled."""
     bus = Bus(settings, station=settings.energy_site, service="energy")
-    manager = build_manager(settings, bus)
+    tariff, feeds = build_tariff(settings)
+    manager = build_manager(settings, bus, tariff)
     async with asyncio.TaskGroup() as group:
         group.create_task(bus.run())
         group.create_task(manager.run())
+        for feed in feeds:
+            group.create_task(feed.run())
 
 
 def cli() -> None:
@@ -60,6 +98,7 @@ def cli() -> None:
     settings = load_settings(EnergySettings)
     try:
         build_grid(settings)
+        build_tariff(settings)
     except ValueError as exc:
         raise SystemExit(f"voltbus: invalid configuration (EnergySettings): {exc}") from None
     run(lambda: main(settings), service="energy", log_level=settings.log_level)

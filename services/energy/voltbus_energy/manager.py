@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
@@ -18,15 +19,19 @@ from voltbus_common.models import (
     ChargeModeState,
     EnergyLimitCommand,
     MeterReading,
+    PlanSlot,
     SiteState,
     TransactionState,
 )
 from voltbus_energy.fuse import VOLTAGE_V, Demand, Grid, Site, allocate, house_load
 from voltbus_energy.modes import PvSwitch, PvTimers, mode_cap
+from voltbus_energy.plan import Plan, make_plan
 from voltbus_energy.sources.base import GridReading, GridSource
 from voltbus_energy.sources.simulated import phases_of
+from voltbus_energy.tariff.prices import FixedTariff, Tariff, price_at
 
 log = logging.getLogger(__name__)
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass
@@ -45,6 +50,10 @@ class ConnectorView:
     limit_a: float | None = None
     status: str | None = None
     restored: bool = False
+    energy_wh: float | None = None  # the connector meter's register
+    plan_start_wh: float | None = None  # the register when the plan began
+    plan: Plan | None = None
+    published: tuple[object, ...] = ()  # what the last mode state said (publish on change)
 
     @property
     def key(self) -> str:
@@ -68,8 +77,12 @@ class EnergyManager:
 
     def __init__(self, bus: Bus, config: Config, connectors: list[ConnectorView],
                  grid: GridSource, *, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 tariff: Tariff | None = None,
                  pv_power: Callable[[], float | None] = lambda: None) -> None:
         self.bus, self.config, self.grid_source, self.clock = bus, config, grid, clock
+        self.wall = wall
+        self.tariff: Tariff = tariff or FixedTariff(0.30)
         self.connectors = {(c.station, c.connector): c for c in connectors}
         self.pv_power = pv_power
         self.grid: GridReading | None = None
@@ -97,29 +110,50 @@ class EnergyManager:
             self.bus.reject(msg.topic, f"connector {msg.connector} is not managed here")
         return view
 
-    async def _meter(self, msg: Received[MeterReading]) -> None:
-        view = self.connectors.get((msg.station, msg.connector))
-        if view is not None and msg.payload is not None:
-            view.drawn_a = phases_of(msg.payload)
-
-    async def _transaction(self, msg: Received[TransactionState]) -> None:
-        view = self.connectors.get((msg.station, msg.connector))
+    def meter_reading(self, station: str, connector: int, reading: MeterReading) -> None:
+        """A connector meter's reading (what it draws per phase, its energy register)."""
+        view = self.connectors.get((station, connector))
         if view is not None:
-            view.charging = msg.payload is not None
+            view.drawn_a = phases_of(reading)
+            view.energy_wh = reading.energy_wh
+            if view.setting.mode is ChargeMode.PLAN and view.plan_start_wh is None:
+                view.plan_start_wh = view.energy_wh
+
+    def transaction(self, station: str, connector: int, state: TransactionState | None) -> None:
+        """A transaction began (state) or ended (None)."""
+        view = self.connectors.get((station, connector))
+        if view is not None:
+            view.charging = state is not None
             self._wake.set()
 
+    async def _meter(self, msg: Received[MeterReading]) -> None:
+        if msg.payload is not None:
+            self.meter_reading(msg.station, msg.connector, msg.payload)
+
+    async def _transaction(self, msg: Received[TransactionState]) -> None:
+        self.transaction(msg.station, msg.connector, msg.payload)
+
     async def _mode_set(self, msg: Received[ChargeModeSetting]) -> None:
-        view = self._find(msg)
-        if view is None or msg.payload is None:
+        if msg.payload is None or self._find(msg) is None:
             return
-        if msg.payload.mode is ChargeMode.PLAN and (msg.payload.plan_energy_wh is None
-                                                    or msg.payload.plan_departure is None):
-            self.bus.reject(msg.topic, "plan mode needs plan_energy_wh and plan_departure")
-            return
-        view.setting, view.restored = msg.payload, True
+        problem = self.set_mode(msg.station, msg.connector, msg.payload)
+        if problem:
+            self.bus.reject(msg.topic, problem)
+
+    def set_mode(self, station: str, connector: int, setting: ChargeModeSetting) -> str | None:
+        """Take a new mode (and plan); the reason when it cannot be taken."""
+        view = self.connectors.get((station, connector))
+        if view is None:
+            return f"connector {connector} is not managed here"
+        if setting.mode is ChargeMode.PLAN and (setting.plan_energy_wh is None
+                                                or setting.plan_departure is None):
+            return "plan mode needs plan_energy_wh and plan_departure"
+        view.setting, view.restored = setting, True
+        view.plan_start_wh = view.energy_wh  # a new plan counts from here
         log.info("connector %s: mode %s", view.key, view.setting.mode)
         self._publish_mode(view)
         self._wake.set()
+        return None
 
     async def _mode_restore(self, msg: Received[ChargeModeState]) -> None:
         """The retained mode from before a restart, once."""
@@ -127,6 +161,7 @@ class EnergyManager:
         if view is not None and msg.payload is not None and not view.restored:
             view.restored = True
             view.setting = ChargeModeSetting.model_validate(msg.payload.model_dump())
+            view.plan_start_wh = msg.payload.plan_meter_start_wh
 
     # --- deciding ------------------------------------------------------------------------------
 
@@ -147,14 +182,18 @@ class EnergyManager:
         surplus_w = 0.0 if silent or grid is None else max(0.0, charge_w - grid.power_w)
         pv_views = [c for c in self.connectors.values() if c.charging
                     and c.setting.mode in (ChargeMode.PV, ChargeMode.MIN_PV)]
+        wall = self.wall()
         demands = []
         for view in self.connectors.values():
             own_w = sum(view.drawn_a) * VOLTAGE_V if view in pv_views else 0.0
             share_w = (surplus_w - sum(sum(c.drawn_a) * VOLTAGE_V for c in pv_views)
                        ) / max(1, len(pv_views)) + own_w
+            plan_active = view.setting.mode is ChargeMode.PLAN and self._plan(view, wall)
             cap = mode_cap(view.setting.mode, max_a=view.max_a, phases=len(view.phases),
-                           surplus_w=share_w, pv=view.pv, now_s=now, timers=cfg.timers)
-            view.status = f"{view.setting.mode.value}: up to {cap:g} A"
+                           surplus_w=share_w, pv=view.pv, now_s=now, timers=cfg.timers,
+                           plan_active=plan_active)
+            if view.setting.mode is not ChargeMode.PLAN:
+                view.status = f"{view.setting.mode.value}: up to {cap:g} A"
             if view.charging:
                 demands.append(Demand(view.key, view.phases, cap, view.setting.priority))
         if silent or grid is None:
@@ -165,23 +204,81 @@ class EnergyManager:
             limits = allocate(cfg.site, house, demands)
         for view in self.connectors.values():
             amps = limits.get(view.key, 0.0)  # not charging: 0 until its session is seen
-            reason = "fail-safe" if silent else view.status
+            reason = "fail-safe" if silent else (view.status or "")[:100]
             self.bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason=reason),
                              station=view.station, connector=view.connector)
-            if amps != view.limit_a:
-                view.limit_a = amps
-                self._publish_mode(view)
+            view.limit_a = amps
+            self._publish_mode(view, only_if_changed=True)
+        here = price_at(self.tariff.slots(wall, wall + _SECOND), wall)
         self.bus.publish(ch.ENERGY_SITE, SiteState(
             grid_power_w=None if silent or grid is None else grid.power_w,
             grid_current_a=None if silent or grid is None else list(grid.current_a),
             pv_power_w=self.pv_power(), charge_power_w=charge_w, surplus_w=surplus_w,
             fuse_limit_a=cfg.site.fuse_a, max_import_w=cfg.site.max_import_w,
-            fail_safe=silent))
+            price_per_kwh=here.price_per_kwh if here else None,
+            co2_g_per_kwh=here.co2_g_per_kwh if here else None,
+            price_status=self.tariff.status, fail_safe=silent))
         return limits
 
-    def _publish_mode(self, view: ConnectorView) -> None:
+    # --- plan mode -----------------------------------------------------------------------------
+
+    def plan_power_w(self, view: ConnectorView) -> float:
+        """The power a plan counts on: the connector's maximum within the site's fuse and cap."""
+        site = self.config.site
+        amps = min(view.max_a, site.fuse_a - site.margin_a)
+        power = amps * len(view.phases) * VOLTAGE_V
+        return power if site.max_import_w is None else min(power, site.max_import_w)
+
+    def _plan(self, view: ConnectorView, wall: datetime) -> bool:
+        """Replan from the energy still missing; True when the plan charges now."""
+        setting = view.setting
+        target, departure = setting.plan_energy_wh or 0.0, setting.plan_departure
+        added = 0.0 if view.energy_wh is None or view.plan_start_wh is None \
+            else max(0.0, view.energy_wh - view.plan_start_wh)
+        if departure is None or wall >= departure:
+            view.plan = None
+            short = max(0.0, target - added)
+            view.status = f"plan: departure passed, {added / 1000:.1f} kWh added" + (
+                f", {short / 1000:.1f} kWh short" if short > 0 else "")
+            return False
+        view.plan = make_plan(self.tariff.slots(wall, departure), now=wall,
+                              departure=departure, energy_wh=target - added,
+                              power_w=self.plan_power_w(view),
+                              objective="co2" if setting.plan_objective == "co2" else "cost")
+        plan = view.plan
+        if target - added < 1.0:  # within a watt-hour of the target
+            view.status = f"plan: done, {added / 1000:.1f} kWh added"
+            return False
+        cost = "unknown cost" if plan.cost is None else f"cost {plan.cost:.2f}"
+        view.status = (f"plan: {added / 1000:.1f} of {target / 1000:.1f} kWh, "
+                       f"{len(plan.slots)} slots, {cost}"
+                       + (f", {plan.missing_wh / 1000:.1f} kWh short" if plan.missing_wh else "")
+                       + (" (charging)" if plan.active(wall) else ""))
+        return plan.active(wall)
+
+    def _publish_mode(self, view: ConnectorView, *, only_if_changed: bool = False) -> None:
+        plan, added = view.plan, None
+        if view.energy_wh is not None and view.plan_start_wh is not None:
+            added = max(0.0, view.energy_wh - view.plan_start_wh)
+        slots = [] if plan is None or view.setting.mode is not ChargeMode.PLAN else [
+            PlanSlot(start=s.start, end=s.end, price_per_kwh=s.price_per_kwh,
+                     co2_g_per_kwh=s.co2_g_per_kwh, energy_wh=round(s.energy_wh, 1))
+            for s in plan.slots[:200]]
+        # a slot in progress ends a little later each second: compare to the minute
+        said = (view.setting, view.limit_a, view.status,
+                tuple((s.start, round(s.end.timestamp() / 60)) for s in slots))
+        if only_if_changed and said == view.published:
+            return
+        view.published = said
+        in_plan = plan is not None and bool(slots)
         self.bus.publish(ch.ENERGY_MODE, ChargeModeState(
-            **view.setting.model_dump(), limit_a=view.limit_a, status=view.status),
+            **view.setting.model_dump(), limit_a=view.limit_a, status=view.status,
+            plan_slots=slots, plan_cost=plan.cost if in_plan and plan else None,
+            plan_co2_g=plan.co2_g if in_plan and plan else None,
+            plan_added_wh=added if view.setting.mode is ChargeMode.PLAN else None,
+            plan_missing_wh=plan.missing_wh if in_plan and plan else None,
+            plan_meter_start_wh=view.plan_start_wh
+            if view.setting.mode is ChargeMode.PLAN else None),
             station=view.station, connector=view.connector)
 
     async def run(self) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from voltbus_common.settings import BusSettings
+from voltbus_common.settings import BusSettings, read_secret
+
+FeedFormat = Literal["awattar", "energycharts", "tibber", "generic"]
 
 
 class EnergySettings(BusSettings):
@@ -37,6 +40,27 @@ class EnergySettings(BusSettings):
     energy_pv_stop_delay_s: float = Field(default=180.0, ge=0)
     energy_pv_min_on_s: float = Field(default=300.0, ge=0)
     energy_pv_min_off_s: float = Field(default=120.0, ge=0)
+
+    # tariff: "fixed" (one price), "tou" (windows), "feed" (dynamic prices by HTTP or a file)
+    energy_tariff: Literal["fixed", "tou", "feed"] = "fixed"
+    energy_price_per_kwh: float = Field(default=0.30, ge=-10, le=100,
+                                        description="fixed price; time-of-use base price")
+    energy_tou_windows: str = ""  # "mon-fri 22:00-06:00=0.21; sat,sun 00:00-24:00=0.24"
+    energy_timezone: str = "UTC"  # the zone time-of-use windows are in (IANA)
+    energy_tariff_source: str = ""  # http(s) URL or a file path
+    energy_tariff_format: FeedFormat = "generic"
+    energy_tariff_token: SecretStr | None = None
+    energy_tariff_token_file: Path | None = None
+    energy_tariff_refresh_s: float = Field(default=3600.0, ge=10, le=86400)
+    energy_tariff_factor: float = Field(default=1.0, description="market price x this ...")
+    energy_tariff_offset_per_kwh: float = Field(default=0.0, description="... + this (fees)")
+    energy_co2_source: str = ""  # optional grid CO2 intensity feed (URL or file)
+    energy_co2_format: FeedFormat = "generic"
+
+    def tariff_token(self) -> str | None:
+        """The price feed's token, from VOLTBUS_ENERGY_TARIFF_TOKEN or its _FILE."""
+        return read_secret(self.energy_tariff_token, self.energy_tariff_token_file,
+                           "ENERGY_TARIFF_TOKEN")
 
     @field_validator("energy_grid_topic", "energy_pv_topic")
     @classmethod
