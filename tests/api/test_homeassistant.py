@@ -9,18 +9,19 @@ from pathlib import Path
 from tests.api.conftest import api_settings, running_api
 from tests.fixtures.mosquitto import Broker
 from voltbus_common.bus import Bus
-from voltbus_common.homeassistant import discovery_topic
+from voltbus_common.homeassistant import connector_topic, discovery_topic
 
 
-async def retained_config(broker: Broker, station: str) -> bytes:
-    """What a Home Assistant that connects now would read on the station's discovery topic."""
+async def retained_config(broker: Broker, station: str, topic: str | None = None) -> bytes:
+    """What a Home Assistant that connects now would read on the station's discovery topic
+    (or another one)."""
     seen: asyncio.Queue[bytes] = asyncio.Queue()
     ha = Bus(broker.settings("homeassistant", stations=[station]), station=station, service=None)
 
     async def keep(topic: str, payload: bytes, retain: bool) -> None:
         await seen.put(payload)
 
-    ha.on_raw(discovery_topic(station, root=broker.root), keep)
+    ha.on_raw(topic or discovery_topic(station, root=broker.root), keep)
     task = asyncio.create_task(ha.run())
     try:
         return await asyncio.wait_for(seen.get(), 5)
@@ -37,9 +38,15 @@ async def test_api_publishes_the_station_device_with_the_web_page_link(
     async with running_api(settings) as (_, ctx):
         assert await ctx.buses[station].drain()
         config = json.loads(await retained_config(mosquitto, station))
+        # Connector 2 is a device of its own (via the station), announced after the station.
+        await asyncio.sleep(1.5)
+        assert await ctx.buses[station].drain()
+        second = json.loads(await retained_config(
+            mosquitto, station, connector_topic(station, 2, root=mosquitto.root)))
     assert config["device"]["configuration_url"] == "http://charger.local:8080/"
-    unique_ids = {c["unique_id"] for c in config["components"].values()}
-    assert any(uid.startswith(f"voltbus_{station}_c2_") for uid in unique_ids), unique_ids
+    assert second["device"]["via_device"] == config["device"]["identifiers"][0]
+    unique_ids = {c["unique_id"] for c in second["components"].values()}
+    assert f"voltbus_{station}_c2_energy" in unique_ids, unique_ids
 
 
 async def test_discovery_off_removes_the_device(mosquitto: Broker, station: str,

@@ -10,7 +10,10 @@ only warned about, so every rule here is an error.
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -97,8 +100,10 @@ UNITS: dict[str, set[str | None]] = {
     "voltage": {"V", "mV", "µV", "kV", "MV"},
     "apparent_power": {"VA"},
     "frequency": {"Hz", "kHz", "MHz", "GHz"},
-    "duration": {"d", "h", "min", "s", "ms"},
+    "duration": {"d", "h", "min", "s", "ms", "µs"},
 }
+# Any currency for monetary (HA's currency list): an ISO 4217 code here.
+CURRENCY = re.compile(r"^[A-Z]{3}$")
 # sensor/const.py DEVICE_CLASS_STATE_CLASSES (an empty set: no state class allowed).
 STATE_CLASSES_FOR: dict[str, set[str]] = {
     "energy": {"total", "total_increasing"},
@@ -107,11 +112,14 @@ STATE_CLASSES_FOR: dict[str, set[str]] = {
     "voltage": {"measurement"},
     "apparent_power": {"measurement"},
     "frequency": {"measurement"},
+    "duration": {"measurement", "total", "total_increasing"},
+    "monetary": {"total"},
     "enum": set(),
     "timestamp": set(),
     "date": set(),
 }
-NUMERIC_SENSOR_CLASSES = set(UNITS)
+NUMERIC_SENSOR_CLASSES = set(UNITS) | {"monetary"}
+NON_NUMERIC_SENSOR_CLASSES = {"date", "enum", "timestamp"}
 
 _TOPIC_WILDCARD = re.compile(r"[+#]")
 _ICON = re.compile(r"^[a-z0-9_-]+:[a-z0-9_-]+$")
@@ -164,6 +172,8 @@ def check_component(key: str, comp: dict[str, Any]) -> list[str]:
         errors += [f"{where}: {e}" for e in _check_topic("command_topic", comp["command_topic"],
                                                          publish=True)]
     errors += [f"{where}: {e}" for e in _check_availability(comp)]
+    if "json_attributes_template" in comp and "json_attributes_topic" not in comp:
+        errors.append(f"{where}: json_attributes_template without json_attributes_topic")
     if "entity_category" in comp:
         category = comp["entity_category"]
         if category not in ENTITY_CATEGORIES:
@@ -209,6 +219,13 @@ def _check_units(comp: dict[str, Any]) -> list[str]:
 def _check_sensor(comp: dict[str, Any]) -> list[str]:
     errors = _check_units(comp)
     device_class = comp.get("device_class")
+    if device_class == "monetary" and not CURRENCY.match(str(comp.get("unit_of_measurement"))):
+        errors.append(f"monetary needs a currency unit, not {comp.get('unit_of_measurement')!r}")
+    if device_class in NON_NUMERIC_SENSOR_CLASSES and (
+            "unit_of_measurement" in comp or "state_class" in comp
+            or "suggested_display_precision" in comp):
+        errors.append(f"device class {device_class!r} is not numeric: no unit, state_class "
+                      f"or precision")
     state_class = comp.get("state_class")
     if state_class is not None:
         if state_class not in STATE_CLASSES:
@@ -284,3 +301,81 @@ def check_device_config(config: dict[str, Any]) -> list[str]:
         if device_name and isinstance(name, str) and device_name in name.lower():
             errors.append(f"component {key}: name {name!r} repeats the device name")
     return errors
+
+
+def check_devices(configs: dict[str, dict[str, Any]]) -> list[str]:
+    """Errors for a set of device configs by topic: each one, plus the rules across them
+    (a unique_id or device identifier used twice, a via_device no config announces)."""
+    errors: list[str] = []
+    uids: dict[str, str] = {}
+    identifiers: dict[str, str] = {}
+    for topic, config in configs.items():
+        errors += [f"{topic}: {e}" for e in check_device_config(config)]
+        for ident in config.get("device", {}).get("identifiers", []):
+            if ident in identifiers:
+                errors.append(f"device identifier {ident!r} on {identifiers[ident]} and {topic}")
+            identifiers[ident] = topic
+        for key, comp in config.get("components", {}).items():
+            uid = comp.get("unique_id")
+            if uid is not None:
+                if uid in uids:
+                    errors.append(f"duplicate unique_id {uid!r} ({uids[uid]}, {topic} {key})")
+                uids[uid] = f"{topic} {key}"
+    for topic, config in configs.items():
+        via = config.get("device", {}).get("via_device")
+        if via is not None and via not in identifiers:
+            errors.append(f"{topic}: via_device {via!r} is not an announced device")
+    return errors
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def check_state(comp: dict[str, Any], state: str) -> list[str]:
+    """What HA logs (and newer HA refuses) for a rendered state: "None" is HA's unknown."""
+    platform = comp["platform"]
+    if state == "None":
+        return []
+    if platform == "sensor":
+        device_class = comp.get("device_class")
+        if device_class == "enum":
+            return [] if state in comp["options"] else [f"{state!r} is not an option"]
+        if device_class == "timestamp":
+            try:
+                when = datetime.fromisoformat(state)
+            except ValueError:
+                return [f"{state!r} is not an ISO 8601 timestamp"]
+            return [] if when.tzinfo is not None else [f"{state!r} has no time zone"]
+        numeric = (device_class in NUMERIC_SENSOR_CLASSES or "state_class" in comp
+                   or "unit_of_measurement" in comp)
+        if numeric and not _is_number(state):
+            return [f"non-numeric state {state!r} on a numeric sensor"]
+        return []
+    if platform == "binary_sensor":
+        allowed = {comp.get("payload_on", "ON"), comp.get("payload_off", "OFF")}
+        return [] if state in allowed else [f"{state!r} matches neither payload_on nor _off"]
+    if platform == "switch":
+        allowed = {comp.get("state_on", comp.get("payload_on", "ON")),
+                   comp.get("state_off", comp.get("payload_off", "OFF"))}
+        return [] if state in allowed else [f"{state!r} matches neither state_on nor _off"]
+    if platform == "number":
+        if not _is_number(state):
+            return [f"number state {state!r} is not a number"]
+        low, high = comp.get("min", 1.0), comp.get("max", 100.0)
+        value = float(state)
+        return [] if low <= value <= high else [
+            f"Invalid value for number: {value} (range {low} - {high})"]
+    return []
+
+
+def check_attributes(rendered: str) -> list[str]:
+    """json_attributes_template must give a JSON object."""
+    try:
+        value = json.loads(rendered)
+    except ValueError:
+        return [f"attributes {rendered!r} are not JSON"]
+    return [] if isinstance(value, dict) else [f"attributes {rendered!r} are not a dictionary"]

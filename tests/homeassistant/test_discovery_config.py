@@ -1,7 +1,8 @@
-"""The discovery payload against HA's documented schema, with its templates rendered by Jinja.
+"""The discovery payloads against HA's documented schema, with their templates rendered by Jinja.
 
-No broker here: these check what HA would do with the payload (accept or reject each entity,
-and what state it would compute from each contract payload).
+No broker here: these check what HA would do with the payloads (accept or reject each entity,
+and what state it would compute from each contract payload, which must itself be valid for HA:
+a number in its range, a number on a numeric sensor, an option of an enum, a timestamp).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jinja2
@@ -17,34 +19,77 @@ from pydantic import ValidationError
 
 from tests.homeassistant import ha_schema
 from voltbus_common import channels as ch
-from voltbus_common.enums import CommandName, ConnectorStatus, PilotState
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    CommandName,
+    ConnectorStatus,
+    PilotState,
+    StopReason,
+)
 from voltbus_common.homeassistant import (
     StationDiscovery,
     configured_connectors,
+    connector_topic,
     discovery_topic,
+    mirror_topic,
     object_id,
 )
-from voltbus_common.models import GatewayCommand
+from voltbus_common.homeassistant.mirror import (
+    SessionView,
+    StationView,
+    last_session,
+    running_view,
+)
+from voltbus_common.models import GatewayCommand, RfidSeen, SessionSummary, TransactionState
 
 ROOT = ch.DEFAULT_ROOT
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined)
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+# The entities voltbus announced before connectors became devices of their own, with their
+# names on the station device "voltbus CP1": existing users' unique_ids and entity ids.
+LEGACY_STATION = {"ocpp_connected": "OCPP connected", "last_rfid": "Last RFID tag"}
+LEGACY_CONNECTOR = {
+    "status": "status", "power": "power", "energy": "energy", "current_l1": "current L1",
+    "current_l2": "current L2", "current_l3": "current L3", "session_energy": "session energy",
+    "plugged_in": "plugged in", "charging_enabled": "charging enabled",
+    "current_limit": "current limit", "start": "start", "stop": "stop",
+}
 
 
 def station(**overrides: Any) -> StationDiscovery:
     args: dict[str, Any] = {
         "station": "CP1", "connectors": (1, 2), "max_current_a": 32.0, "min_current_a": 6.0,
         "sw_version": "0.1.0", "model": "voltbus simulated", "configuration_url":
-        "http://voltbus.local:8080/",
+        "http://voltbus.local:8080/", "price_per_kwh": 0.30, "currency": "EUR",
     }
     return StationDiscovery(**(args | overrides))
 
 
+def all_components(s: StationDiscovery | None = None) -> dict[str, Any]:
+    """Every component of every device of the station, by component id."""
+    out: dict[str, Any] = {}
+    for config in (s or station()).configs().values():
+        out.update(config["components"])
+    return out
+
+
 def render(template: str, payload: bytes) -> str:
-    """Render a value_template the way HA does: `value` is the text, `value_json` the JSON."""
+    """Render a template the way HA does: `value` is the text, `value_json` the JSON."""
     variables: dict[str, Any] = {"value": payload.decode()}
     with contextlib.suppress(ValueError):
         variables["value_json"] = json.loads(payload)
     return _JINJA.from_string(template).render(**variables).strip()
+
+
+def state(comp: dict[str, Any], payload: bytes) -> str:
+    """The state HA computes, after checking HA would accept it."""
+    rendered = render(comp["value_template"], payload)
+    assert ha_schema.check_state(comp, rendered) == [], (comp["unique_id"], rendered)
+    if "json_attributes_template" in comp and comp["json_attributes_topic"] == comp["state_topic"]:
+        attributes = render(comp["json_attributes_template"], payload)
+        assert ha_schema.check_attributes(attributes) == [], (comp["unique_id"], attributes)
+    return rendered
 
 
 def example(channel: ch.Channel, **changes: Any) -> bytes:  # type: ignore[type-arg]
@@ -53,31 +98,84 @@ def example(channel: ch.Channel, **changes: Any) -> bytes:  # type: ignore[type-
     return channel.encode(channel.model.model_validate(data))
 
 
-def components(config: dict[str, Any], platform: str | None = None) -> dict[str, Any]:
-    return {k: c for k, c in config["components"].items()
-            if platform is None or c["platform"] == platform}
+def tx(**changes: Any) -> TransactionState:
+    data = {"transaction_id": 42, "id_tag": "04A1B2C3", "started_at": T0,
+            "meter_start_wh": 12000.0, "energy_wh": 3456.0} | changes
+    return TransactionState.model_validate(data)
+
+
+def summary(**changes: Any) -> SessionSummary:
+    data = {"transaction_id": 42, "id_tag": "04A1B2C3", "started_at": T0,
+            "stopped_at": T0 + timedelta(minutes=90), "meter_start_wh": 12000.0,
+            "meter_stop_wh": 19000.0, "energy_wh": 7000.0, "stop_reason": "EVDisconnected"}
+    return SessionSummary.model_validate(data | changes)
+
+
+def view_bytes(view: SessionView | StationView) -> bytes:
+    return view.model_dump_json().encode()
+
+
+def slug(text: str) -> str:
+    """HA's entity id from a friendly name (homeassistant.util.slugify, for these names)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 # --- the schema -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("price", [0.30, None])
 @pytest.mark.parametrize("phases", [1, 3])
 @pytest.mark.parametrize("connectors", [(1,), (1, 2), tuple(range(1, 11))])
-def test_every_payload_passes_the_ha_schema(connectors: tuple[int, ...], phases: int) -> None:
-    config = station(connectors=connectors, phases=phases).config()
-    assert ha_schema.check_device_config(config) == []
-    # Every entity the issue asks for, per connector, plus the station-level ones.
-    per_connector = 9 + phases
-    assert len(config["components"]) == 2 + per_connector * len(connectors)
+def test_every_payload_passes_the_ha_schema(connectors: tuple[int, ...], phases: int,
+                                            price: float | None) -> None:
+    s = station(connectors=connectors, phases=phases, price_per_kwh=price)
+    configs = s.configs()
+    assert ha_schema.check_devices(configs) == []
+    assert list(configs) == [discovery_topic("CP1")] + [connector_topic("CP1", n)
+                                                         for n in connectors]
+    per_connector = 23 + 2 * phases + (2 if price is not None else 0)
+    assert all(len(configs[connector_topic("CP1", n)]["components"]) == per_connector
+               for n in connectors)
+    assert len(configs[discovery_topic("CP1")]["components"]) == 4 + (price is not None)
 
 
 def test_payload_is_valid_json_without_nan() -> None:
-    text = json.dumps(station().config(), allow_nan=False)
-    assert json.loads(text) == station().config()
+    for config in station().configs().values():
+        assert json.loads(json.dumps(config, allow_nan=False)) == config
+
+
+def test_one_device_per_connector_via_its_station() -> None:
+    configs = station().configs()
+    station_device = configs[discovery_topic("CP1")]["device"]
+    assert station_device["identifiers"] == ["voltbus_CP1"]
+    for n in (1, 2):
+        device = configs[connector_topic("CP1", n)]["device"]
+        assert device["via_device"] == "voltbus_CP1"
+        assert device["name"] == f"voltbus CP1 Connector {n}"
+        assert device["configuration_url"] == "http://voltbus.local:8080/"
+    assert connector_topic("CP1", 2) == "homeassistant/device/voltbus_CP1/c2/config"
+    # A station named like another's connector still gets a device of its own.
+    other = station(station="CP1_c1").configs()
+    assert ha_schema.check_devices({**configs, **other}) == []
+
+
+def test_legacy_unique_ids_and_entity_ids_are_kept() -> None:
+    """Existing users keep their entities: same unique_id, and the same entity id HA derives
+    from device name + entity name ("voltbus CP1" + "Connector 1 power" before)."""
+    configs = station().configs()
+    by_uid = {comp["unique_id"]: (config["device"]["name"], comp["name"])
+              for config in configs.values() for comp in config["components"].values()}
+    legacy = {f"voltbus_CP1_{key}": f"voltbus CP1 {name}" for key, name in LEGACY_STATION.items()}
+    legacy |= {f"voltbus_CP1_c{n}_{key}": f"voltbus CP1 Connector {n} {name}"
+               for n in (1, 2) for key, name in LEGACY_CONNECTOR.items()}
+    for uid, old_name in legacy.items():
+        assert uid in by_uid, uid
+        device_name, name = by_uid[uid]
+        assert slug(f"{device_name} {name}") == slug(old_name), uid
 
 
 def test_units_and_classes_fit_the_energy_dashboard() -> None:
-    comps = station().config()["components"]
+    comps = all_components()
     energy = comps["c1_energy"]
     assert (energy["device_class"], energy["unit_of_measurement"], energy["state_class"]) == (
         "energy", "kWh", "total_increasing")
@@ -86,17 +184,23 @@ def test_units_and_classes_fit_the_energy_dashboard() -> None:
         "power", "W", "measurement")
     for key in ("c1_current_l1", "c1_current_l2", "c1_current_l3"):
         assert (comps[key]["device_class"], comps[key]["unit_of_measurement"]) == ("current", "A")
+    for key in ("c1_voltage_l1", "c1_voltage_l2", "c1_voltage_l3"):
+        assert (comps[key]["device_class"], comps[key]["unit_of_measurement"]) == ("voltage", "V")
     assert comps["c1_session_energy"]["unit_of_measurement"] == "kWh"
+    assert "state_class" not in comps["c1_last_session_energy"]  # not a running total
     assert comps["c1_status"]["options"] == [s.value for s in ConnectorStatus]
+    assert (comps["c1_session_cost"]["device_class"], comps["c1_session_cost"]["state_class"],
+            comps["c1_session_cost"]["unit_of_measurement"]) == ("monetary", "total", "EUR")
+    assert comps["price"]["unit_of_measurement"] == "EUR/kWh"
+    for key in ("c1_error_code", "c1_relay", "ocpp_connected", "ocpp_registration"):
+        assert comps[key]["entity_category"] == "diagnostic", key
 
 
 def test_unique_ids_are_stable_and_unique_across_stations() -> None:
-    a, b = station().config(), station(station="CP2").config()
-    ids_a = {c["unique_id"] for c in a["components"].values()}
-    ids_b = {c["unique_id"] for c in b["components"].values()}
-    assert len(ids_a) == len(a["components"])
-    assert not ids_a & ids_b
-    assert ids_a == {c["unique_id"] for c in station().config()["components"].values()}
+    a, b = station().configs(), station(station="CP2").configs()
+    assert ha_schema.check_devices({**a, **b}) == []
+    ids = {c["unique_id"] for c in all_components().values()}
+    assert ids == {c["unique_id"] for c in all_components(station()).values()}
 
 
 def test_object_id_is_safe_and_distinct() -> None:
@@ -118,38 +222,47 @@ def test_bad_remote_id_tag_is_refused() -> None:
         station(remote_id_tag="has space")
 
 
-def test_every_topic_belongs_to_the_contract() -> None:
-    config = station().config()
-    for key, comp in config["components"].items():
-        topics = [comp.get("state_topic"), comp.get("command_topic")]
-        topics += [a["topic"] for a in comp["availability"]]
+def test_every_topic_belongs_to_the_contract_or_the_view() -> None:
+    views = {mirror_topic("CP1"), mirror_topic("CP1", 1), mirror_topic("CP1", 2)}
+    for key, comp in all_components().items():
+        topics = [comp.get("state_topic"), comp.get("command_topic"),
+                  comp.get("json_attributes_topic")]
+        topics += [a["topic"] for a in comp.get("availability", [])]
         for topic in filter(None, topics):
+            if topic in views:
+                continue
             found = ch.channel_for(ROOT, topic)
             assert found is not None, f"{key}: {topic} is not a contract topic"
             channel, args = found
             assert args["station"] == "CP1"
-            if "command_topic" in comp and topic == comp["command_topic"]:
+            if topic == comp.get("command_topic"):
                 assert channel is ch.COMMAND
                 assert "homeassistant" in channel.writers
+    # HA subscribes to <prefix>/<component>/.../config only: the views never look like one.
+    assert not any(t.endswith("/config") for t in views)
 
 
 def test_commands_and_states_travel_at_qos_1() -> None:
-    for comp in station().config()["components"].values():
+    for comp in all_components().values():
         assert comp["qos"] == ch.COMMAND.qos == 1
 
 
 def test_availability_follows_the_service_that_owns_the_data() -> None:
-    comps = station().config()["components"]
+    comps = all_components()
 
     def services(key: str) -> set[str]:
-        return {a["topic"].split("/")[-2] for a in comps[key]["availability"]}
+        return {a["topic"].split("/")[-2] for a in comps[key].get("availability", [])}
 
     assert services("c1_power") == {"hardware"}
     assert services("c1_plugged_in") == {"hardware"}
+    assert services("c1_relay") == {"hardware"}
     assert services("c1_status") == {"gateway"}
+    assert services("c1_session_energy") == {"gateway"}
     assert services("ocpp_connected") == {"gateway"}
     assert services("c1_charging_enabled") == {"gateway", "hardware"}
-    assert all(c["availability_mode"] == "all" for c in comps.values())
+    assert services("c1_unlock") == {"gateway", "hardware"}
+    assert services("price") == set()  # configuration: always there
+    assert all(c["availability_mode"] == "all" for c in comps.values() if "availability" in c)
 
 
 # --- the checker itself must catch what HA rejects --------------------------------------------
@@ -165,13 +278,17 @@ def test_availability_follows_the_service_that_owns_the_data() -> None:
         ("c1_status", {"state_class": "measurement"}, "options cannot go with"),
         ("c1_plugged_in", {"device_class": "plugged"}, "no device_class 'plugged'"),
         ("c1_power", {"unique_id": "voltbus_CP1_c1_energy"}, "duplicate unique_id"),
-        ("c1_power", {"name": "voltbus CP1 power"}, "repeats the device name"),
+        ("c1_power", {"name": "voltbus CP1 Connector 1 power"}, "repeats the device name"),
         ("c1_start", {"command_topic": "voltbus/v1/+/ocpp/1/command"}, "wildcard"),
         ("c1_power", {"unit_of_measurement": None}, "not valid for device class 'power'"),
+        ("c1_session_cost", {"state_class": "measurement"}, "not valid for device class"),
+        ("c1_session_cost", {"unit_of_measurement": "€"}, "currency unit"),
+        ("c1_session_start", {"unit_of_measurement": "s"}, "is not numeric"),
+        ("c1_last_session_energy", {"json_attributes_topic": None}, "without json_attributes"),
     ],
 )
 def test_checker_catches_what_ha_rejects(key: str, change: dict[str, Any], reason: str) -> None:
-    config = station().config()
+    config = station().connector_config(1)
     comp = config["components"][key]
     for name, value in change.items():
         if value is None:
@@ -182,99 +299,220 @@ def test_checker_catches_what_ha_rejects(key: str, change: dict[str, Any], reaso
     assert any(reason in e for e in errors), errors
 
 
-def test_checker_catches_missing_origin_and_bad_url() -> None:
-    config = station().config()
+def test_checker_catches_missing_origin_bad_url_and_dangling_via_device() -> None:
+    config = station().station_config()
     del config["origin"]
     assert ha_schema.check_device_config(config) == ["origin is required"]
     assert ha_schema.check_url("voltbus.local:8080") != []
+    alone = {connector_topic("CP1", 1): station().connector_config(1)}
+    assert any("via_device" in e for e in ha_schema.check_devices(alone))
+
+
+@pytest.mark.parametrize(
+    ("platform", "extra", "rendered", "reason"),
+    [
+        ("number", {"min": 6.0, "max": 16.0}, "0.0", "Invalid value for number: 0.0"),
+        ("sensor", {"device_class": "energy", "unit_of_measurement": "kWh"}, "", "non-numeric"),
+        ("sensor", {"device_class": "timestamp"}, "2026-01-01T12:00:00", "no time zone"),
+        ("sensor", {"device_class": "enum", "options": ["a"]}, "b", "not an option"),
+        ("binary_sensor", {}, "on", "neither"),
+    ],
+)
+def test_state_checker_catches_what_ha_logs(platform: str, extra: dict[str, Any],
+                                            rendered: str, reason: str) -> None:
+    errors = ha_schema.check_state({"platform": platform, **extra}, rendered)
+    assert any(reason in e for e in errors), errors
 
 
 # --- what HA computes from each contract payload ---------------------------------------------
 
 
 def test_meter_templates_give_numbers() -> None:
-    comps = station().config()["components"]
-    three = example(ch.METER, energy_wh=12345.6, power_w=7360.0, current_a=[10.7, 10.6, 10.5])
-    assert float(render(comps["c1_power"]["value_template"], three)) == 7360.0
-    assert float(render(comps["c1_energy"]["value_template"], three)) == pytest.approx(12.3456)
-    assert [float(render(comps[f"c1_current_l{p}"]["value_template"], three))
-            for p in (1, 2, 3)] == [10.7, 10.6, 10.5]
+    comps = all_components()
+    three = example(ch.METER, energy_wh=12345.6, power_w=7360.0, current_a=[10.7, 10.6, 10.5],
+                    voltage_v=[230.1, 229.8, 231.0])
+    assert float(state(comps["c1_power"], three)) == 7360.0
+    assert float(state(comps["c1_energy"], three)) == pytest.approx(12.3456)
+    assert [float(state(comps[f"c1_current_l{p}"], three)) for p in (1, 2, 3)] == [
+        10.7, 10.6, 10.5]
+    assert [float(state(comps[f"c1_voltage_l{p}"], three)) for p in (1, 2, 3)] == [
+        230.1, 229.8, 231.0]
     one = example(ch.METER, current_a=[15.9], voltage_v=[230.0])
-    assert float(render(comps["c1_current_l1"]["value_template"], one)) == 15.9
+    assert float(state(comps["c1_current_l1"], one)) == 15.9
     # HA's sensor takes the literal "None" as "unknown", not as a bad number.
-    assert render(comps["c1_current_l2"]["value_template"], one) == "None"
+    assert state(comps["c1_current_l2"], one) == "None"
+    assert state(comps["c1_voltage_l3"], one) == "None"
 
 
-def test_session_energy_handles_the_empty_transaction_payload() -> None:
-    template = station().config()["components"]["c1_session_energy"]["value_template"]
-    running = example(ch.TRANSACTION, energy_wh=3456.0)
-    assert float(render(template, running)) == pytest.approx(3.456)
-    assert ch.TRANSACTION.encode(None) == b""
-    assert float(render(template, b"")) == 0.0
-
-
-@pytest.mark.parametrize("state", list(PilotState))
-def test_plugged_in_from_pilot(state: PilotState) -> None:
-    template = station().config()["components"]["c1_plugged_in"]["value_template"]
-    expected = "ON" if state in (PilotState.B, PilotState.C, PilotState.D) else "OFF"
-    assert render(template, example(ch.PILOT, state=state.value)) == expected
+@pytest.mark.parametrize("pilot", list(PilotState))
+def test_plugged_in_from_pilot(pilot: PilotState) -> None:
+    comp = all_components()["c1_plugged_in"]
+    expected = "ON" if pilot in (PilotState.B, PilotState.C, PilotState.D) else "OFF"
+    assert state(comp, example(ch.PILOT, state=pilot.value)) == expected
 
 
 @pytest.mark.parametrize("status", list(ConnectorStatus))
-def test_status_is_always_one_of_the_options(status: ConnectorStatus) -> None:
-    comp = station().config()["components"]["c1_status"]
-    assert render(comp["value_template"], example(ch.OCPP_STATUS, status=status.value)) in (
-        comp["options"])
+def test_status_and_availability_from_the_status(status: ConnectorStatus) -> None:
+    comps = all_components()
+    payload = example(ch.OCPP_STATUS, status=status.value)
+    assert state(comps["c1_status"], payload) == status.value
+    assert state(comps["c1_available"], payload) == (
+        "OFF" if status is ConnectorStatus.UNAVAILABLE else "ON")
+
+
+@pytest.mark.parametrize("code", list(ChargePointErrorCode))
+def test_error_code_with_the_hardware_detail(code: ChargePointErrorCode) -> None:
+    comp = all_components()["c1_error_code"]
+    assert state(comp, example(ch.OCPP_STATUS, error_code=code.value)) == code.value
+    detail = render(comp["json_attributes_template"],
+                    example(ch.HW_ERROR, code=code.value, info="meter silent"))
+    assert ha_schema.check_attributes(detail) == []
+    assert json.loads(detail)["info"] == "meter silent"
+
+
+@pytest.mark.parametrize("closed", [True, False])
+def test_relay(closed: bool) -> None:
+    comp = all_components()["c1_relay"]
+    assert state(comp, example(ch.RELAY, closed=closed)) == ("ON" if closed else "OFF")
 
 
 @pytest.mark.parametrize("connected", [True, False])
-def test_ocpp_connected(connected: bool) -> None:
-    template = station().config()["components"]["ocpp_connected"]["value_template"]
-    assert render(template, example(ch.OCPP_CONNECTION, connected=connected)) == (
-        "ON" if connected else "OFF")
+def test_ocpp_link(connected: bool) -> None:
+    comps = all_components()
+    payload = example(ch.OCPP_CONNECTION, connected=connected,
+                      registration="Accepted" if connected else None)
+    assert state(comps["ocpp_connected"], payload) == ("ON" if connected else "OFF")
+    assert state(comps["ocpp_registration"], payload) == ("Accepted" if connected else "None")
+    assert datetime.fromisoformat(state(comps["ocpp_since"], payload)).tzinfo is not None
 
 
-def test_charging_state_drives_switch_and_number() -> None:
-    comps = station().config()["components"]
-    switch, number = comps["c1_charging_enabled"], comps["c1_current_limit"]
-    on = example(ch.CHARGING, enabled=True, current_limit_a=16.0)
-    off = example(ch.CHARGING, enabled=False, current_limit_a=None)
-    assert render(switch["value_template"], on) == switch["state_on"]
-    assert render(switch["value_template"], off) == switch["state_off"]
-    assert float(render(number["value_template"], on)) == 16.0
-    assert render(number["value_template"], off) == "None"  # number's default payload_reset
+@pytest.mark.parametrize(
+    ("enabled", "limit", "shown"),
+    [
+        (True, 16.0, 16.0),
+        (True, 10.0, 10.0),
+        (False, 0.0, 32.0),  # disabled: the limit in force is 0, the number stays in range
+        (True, 0.0, 32.0),  # paused (energy manager, off-peak): the status shows it
+        (True, None, 32.0),  # no limit set
+        (True, 3.0, 32.0),
+        (True, 40.0, 32.0),  # above what this configuration allows
+    ],
+)
+def test_current_limit_is_always_in_range(enabled: bool, limit: float | None,
+                                          shown: float) -> None:
+    """Issue 13: `current_limit_a: 0` when disabled gave HA 'Invalid value ... 0.0 (range 6.0 -
+    16.0)' errors on every switch-off and every HA start."""
+    comps = all_components()
+    payload = example(ch.CHARGING, enabled=enabled, current_limit_a=limit)
+    assert float(state(comps["c1_current_limit"], payload)) == shown
+    assert state(comps["c1_charging_enabled"], payload) == ("ON" if enabled else "OFF")
 
 
-def test_last_rfid() -> None:
-    template = station().config()["components"]["last_rfid"]["value_template"]
-    assert render(template, example(ch.RFID, id_tag="04A1B2C3")) == "04A1B2C3"
+def test_offpeak_waiting_with_its_window() -> None:
+    comp = all_components()["c1_offpeak_waiting"]
+    waiting = example(ch.CHARGING, offpeak_waiting=True, offpeak_until="2026-01-01T22:00:00Z")
+    assert state(comp, waiting) == "ON"
+    assert json.loads(render(comp["json_attributes_template"], waiting)) == {
+        "until": "2026-01-01T22:00:00Z", "override": False}
+    assert state(comp, example(ch.CHARGING)) == "OFF"
+
+
+# --- the session view (mirror.py) ------------------------------------------------------------
+
+
+def test_between_sessions_every_session_entity_has_a_state_or_is_unknown() -> None:
+    """Issue 13: session energy was `unknown` between sessions and after every HA restart."""
+    comps = all_components()
+    idle = view_bytes(running_view(None, None, price_per_kwh=0.30, now=T0))
+    assert float(state(comps["c1_session_energy"], idle)) == 0.0
+    assert float(state(comps["c1_session_time"], idle)) == 0.0
+    assert float(state(comps["c1_session_cost"], idle)) == 0.0
+    for key in ("c1_session_start", "c1_transaction_id", "c1_session_tag", "c1_last_tag",
+                "c1_last_session_energy", "c1_last_session_duration",
+                "c1_last_session_stop_reason", "c1_last_session_cost"):
+        assert state(comps[key], idle) == "None", key  # no session yet: unknown, no error
+
+
+def test_running_session() -> None:
+    comps = all_components()
+    running = view_bytes(running_view(tx(), None, price_per_kwh=0.30,
+                                      now=T0 + timedelta(minutes=30)))
+    assert float(state(comps["c1_session_energy"], running)) == pytest.approx(3.456)
+    assert float(state(comps["c1_session_time"], running)) == 1800
+    assert float(state(comps["c1_session_cost"], running)) == pytest.approx(1.04)
+    assert datetime.fromisoformat(state(comps["c1_session_start"], running)) == T0
+    assert state(comps["c1_transaction_id"], running) == "42"
+    assert state(comps["c1_session_tag"], running) == "04A1B2C3"
+    assert state(comps["c1_last_tag"], running) == "04A1B2C3"
+    unassigned = view_bytes(running_view(tx(transaction_id=None), None, price_per_kwh=0.3,
+                                         now=T0))
+    assert state(comps["c1_transaction_id"], unassigned) == "None"
+
+
+def test_last_session_stays_on_its_own_sensors() -> None:
+    comps = all_components()
+    last = last_session(summary(), price_per_kwh=0.30)
+    after = view_bytes(running_view(None, last, price_per_kwh=0.30, now=T0))
+    assert float(state(comps["c1_session_energy"], after)) == 0.0
+    assert float(state(comps["c1_last_session_energy"], after)) == 7.0
+    assert float(state(comps["c1_last_session_duration"], after)) == 5400
+    assert state(comps["c1_last_session_stop_reason"], after) == "EVDisconnected"
+    assert float(state(comps["c1_last_session_cost"], after)) == 2.1
+    assert state(comps["c1_last_tag"], after) == "04A1B2C3"
+    attributes = json.loads(render(comps["c1_last_session_energy"]["json_attributes_template"],
+                                   after))
+    assert attributes["stop_reason"] == "EVDisconnected"
+    assert attributes["transaction_id"] == 42
+
+
+@pytest.mark.parametrize("reason", list(StopReason))
+def test_every_stop_reason_is_an_option(reason: StopReason) -> None:
+    comp = all_components()["c1_last_session_stop_reason"]
+    view = running_view(None, last_session(summary(stop_reason=reason), price_per_kwh=None),
+                        price_per_kwh=None, now=T0)
+    assert state(comp, view_bytes(view)) == reason.value
+
+
+def test_last_rfid_and_price_from_the_station_view() -> None:
+    comps = all_components()
+    seen = RfidSeen(id_tag="04A1B2C3", reader="front", ts=T0)
+    view = view_bytes(StationView(last_rfid=seen, price_per_kwh=0.3))
+    assert state(comps["last_rfid"], view) == "04A1B2C3"
+    assert json.loads(render(comps["last_rfid"]["json_attributes_template"], view))[
+        "reader"] == "front"
+    assert float(state(comps["price"], view)) == 0.3
+    assert state(comps["last_rfid"], view_bytes(StationView(price_per_kwh=0.3))) == "None"
 
 
 # --- what HA sends -----------------------------------------------------------------------------
 
 
-def ha_commands(config: dict[str, Any]) -> list[tuple[str, str, bytes]]:
+def ha_commands(configs: dict[str, dict[str, Any]]) -> list[tuple[str, str, bytes]]:
     """Every (component, topic, payload) HA can send, as HA renders it."""
     sent = []
-    for key, comp in config["components"].items():
-        if comp["platform"] == "switch":
-            sent += [(key, comp["command_topic"], comp["payload_on"].encode()),
-                     (key, comp["command_topic"], comp["payload_off"].encode())]
-        elif comp["platform"] == "button":
-            sent.append((key, comp["command_topic"], comp["payload_press"].encode()))
-        elif comp["platform"] == "number":
-            template = _JINJA.from_string(comp["command_template"])
-            # HA passes an int when the value is whole (number.py async_set_native_value).
-            for value in (comp["min"], comp["max"], 6.5):
-                value = int(value) if float(value).is_integer() else value
-                sent.append((key, comp["command_topic"], template.render(value=value).encode()))
+    for config in configs.values():
+        for key, comp in config["components"].items():
+            if comp["platform"] == "switch":
+                sent += [(key, comp["command_topic"], comp["payload_on"].encode()),
+                         (key, comp["command_topic"], comp["payload_off"].encode())]
+            elif comp["platform"] == "button":
+                sent.append((key, comp["command_topic"], comp["payload_press"].encode()))
+            elif comp["platform"] == "number":
+                template = _JINJA.from_string(comp["command_template"])
+                # HA passes an int when the value is whole (number.py async_set_native_value).
+                for value in (comp["min"], comp["max"], 6.5):
+                    value = int(value) if float(value).is_integer() else value
+                    sent.append((key, comp["command_topic"],
+                                 template.render(value=value).encode()))
     return sent
 
 
+COMMANDS_PER_CONNECTOR = 2 + 2 + 3 + 4  # two switches x2, the number x3, four buttons
+
+
 def test_every_command_is_a_valid_gateway_command() -> None:
-    config = station().config()
-    sent = ha_commands(config)
-    assert len(sent) == 2 * (2 + 3 + 2)  # per connector: switch x2, number x3, buttons x2
+    sent = ha_commands(station().configs())
+    assert len(sent) == 2 * COMMANDS_PER_CONNECTOR
     names = set()
     for key, topic, payload in sent:
         command = GatewayCommand.model_validate_json(payload)
@@ -285,18 +523,14 @@ def test_every_command_is_a_valid_gateway_command() -> None:
             assert command.amps in (6.0, 32.0, 6.5)
         if command.command is CommandName.START:
             assert command.id_tag == "HA-REMOTE"
-    assert names == {CommandName.ENABLE_CHARGING, CommandName.DISABLE_CHARGING,
-                     CommandName.SET_CURRENT_LIMIT, CommandName.START, CommandName.STOP}
+    assert names == set(CommandName)
 
 
-# --- removal -------------------------------------------------------------------------------------
+# --- which connectors a set of published configs announces -------------------------------------
 
 
-def test_removed_connector_is_reduced_to_platform_stubs() -> None:
-    config = station(connectors=(1,), removed_connectors=frozenset({2})).config()
-    assert ha_schema.check_device_config(config) == []
-    stubs = {k: c for k, c in config["components"].items() if k.startswith("c2_")}
-    assert stubs
-    assert all(set(c) == {"platform"} for c in stubs.values())
-    assert configured_connectors(config) == {1}
-    assert configured_connectors(station().config()) == {1, 2}
+def test_configured_connectors() -> None:
+    configs = station().configs()
+    assert configured_connectors(configs) == {1, 2}
+    configs[connector_topic("CP1", 2)] = {"components": {"c2_power": {"platform": "sensor"}}}
+    assert configured_connectors(configs) == {1}

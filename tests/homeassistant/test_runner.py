@@ -11,7 +11,7 @@ import sys
 from tests.fixtures.mosquitto import Broker
 from tests.homeassistant import ha_schema
 from tests.homeassistant.test_publisher import home_assistant, raw_queue, running
-from voltbus_common.homeassistant import configured_connectors, discovery_topic
+from voltbus_common.homeassistant import connector_topic, discovery_topic
 
 
 async def start(broker: Broker, stations: list[str], **env: str) -> asyncio.subprocess.Process:
@@ -34,25 +34,29 @@ async def test_runner_announces_every_station_then_removes_when_off(
         mosquitto: Broker, station: str) -> None:
     stations = [f"{station}a", f"{station}b"]
     ha = home_assistant(mosquitto, station)
-    queues = {s: raw_queue(ha, discovery_topic(s, root=mosquitto.root)) for s in stations}
+    topics = {s: [discovery_topic(s, root=mosquitto.root)]
+              + [connector_topic(s, n, root=mosquitto.root) for n in (1, 2)] for s in stations}
+    queues = {t: raw_queue(ha, t) for ts in topics.values() for t in ts}
     async with running(ha):
         proc = await start(mosquitto, stations)
         try:
             for s in stations:
-                config = json.loads((await asyncio.wait_for(queues[s].get(), 15))[1])
-                assert ha_schema.check_device_config(config) == []
-                assert configured_connectors(config) == {1, 2}
-                limit = config["components"]["c2_current_limit"]
+                configs = {t: json.loads((await asyncio.wait_for(queues[t].get(), 15))[1])
+                           for t in topics[s]}
+                assert ha_schema.check_devices(configs) == []
+                limit = configs[topics[s][2]]["components"]["c2_current_limit"]
                 assert (limit["min"], limit["max"]) == (6.0, 32.0)
-                assert config["device"]["configuration_url"] == "http://voltbus.local:8080/"
+                assert all(c["device"]["configuration_url"] == "http://voltbus.local:8080/"
+                           for c in configs.values())
         finally:
             code, err = await stop(proc)
         assert code == 0, err
         proc = await start(mosquitto, stations, VOLTBUS_HA_DISCOVERY="false")
         try:
             for s in stations:
-                _, payload, _ = await asyncio.wait_for(queues[s].get(), 15)
-                assert payload == b""
+                for t in topics[s]:
+                    _, payload, _ = await asyncio.wait_for(queues[t].get(), 15)
+                    assert payload == b"", t
         finally:
             code, err = await stop(proc)
         assert code == 0, err

@@ -18,7 +18,8 @@ import jinja2
 
 from tests.fixtures.mosquitto import Broker
 from tests.fixtures.services import ServiceGroup
-from tests.homeassistant.test_publisher import home_assistant, publisher, raw_queue, running
+from tests.homeassistant import ha_schema
+from tests.homeassistant.test_publisher import Configs, home_assistant, publisher, running
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.enums import CommandName, CommandStatus
@@ -40,11 +41,14 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], within_s: floa
 
 
 class HomeAssistantView:
-    """What HA would show: each entity's template applied to the last state payload."""
+    """What HA would show: each entity's template applied to the last state payload, and
+    each such state checked as HA checks it (in range, numeric, an option, a timestamp)."""
 
-    def __init__(self, config: dict[str, Any], retained: dict[str, bytes]) -> None:
-        self.components = config["components"]
+    def __init__(self, configs: dict[str, dict[str, Any]], retained: dict[str, bytes]) -> None:
+        self.components = {k: c for config in configs.values()
+                           for k, c in config["components"].items()}
         self.retained = retained
+        self.errors: list[str] = []
 
     def state(self, key: str) -> str | None:
         comp = self.components[key]
@@ -54,7 +58,16 @@ class HomeAssistantView:
         variables: dict[str, Any] = {"value": raw.decode()}
         if raw:
             variables["value_json"] = json.loads(raw)
-        return _JINJA.from_string(comp["value_template"]).render(**variables).strip()
+        rendered = _JINJA.from_string(comp["value_template"]).render(**variables).strip()
+        self.errors += [f"{key}: {e}" for e in ha_schema.check_state(comp, rendered)]
+        return rendered
+
+    def check_all(self) -> list[str]:
+        """Every entity with a state now, as HA would render it: the errors HA would log."""
+        for key, comp in self.components.items():
+            if "state_topic" in comp:
+                self.state(key)
+        return self.errors
 
 
 async def test_ha_drives_a_session_through_the_real_gateway(
@@ -64,13 +77,14 @@ async def test_ha_drives_a_session_through_the_real_gateway(
 
     api_bus, pub = publisher(mosquitto, station, connectors=[1], max_current_a=16.0)
     ha = home_assistant(mosquitto, station)
-    configs = raw_queue(ha, pub.topic)
+    seen = Configs(ha, pub)
     retained: dict[str, bytes] = {}
 
     async def remember(topic: str, payload: bytes, retain: bool) -> None:
         retained[topic] = payload
 
     ha.on_raw(f"{mosquitto.root}/{station}/#", remember)
+    ha.on_raw(f"homeassistant/voltbus/{pub.station.object_id}/#", remember)  # the session view
     results: asyncio.Queue[CommandResult] = asyncio.Queue()
 
     async def on_result(msg: Received[CommandResult]) -> None:
@@ -83,9 +97,8 @@ async def test_ha_drives_a_session_through_the_real_gateway(
                    service=None)
 
     async with running(api_bus, ha, operator):
-        config = json.loads((await asyncio.wait_for(configs.get(), 5))[1])
-        view = HomeAssistantView(config, retained)
-        comps = config["components"]
+        view = HomeAssistantView(await seen.all(1), retained)
+        comps = view.components
 
         async def press(key: str, payload: str | None = None) -> CommandResult:
             comp = comps[key]
@@ -99,6 +112,8 @@ async def test_ha_drives_a_session_through_the_real_gateway(
         await eventually(lambda: view.state("c1_plugged_in") == "OFF", 10, "not plugged in")
         await eventually(lambda: view.state("c1_energy") is not None, 10, "a meter reading")
         assert float(view.state("c1_energy") or "nan") >= 0
+        assert view.state("c1_session_energy") == "0.0"  # no session yet: 0, not unknown
+        assert view.check_all() == []
 
         # Nothing to stop: the gateway answers, and says no.
         answer = await press("c1_stop")
@@ -125,15 +140,21 @@ async def test_ha_drives_a_session_through_the_real_gateway(
         assert (answer.command, answer.status) == (CommandName.DISABLE_CHARGING,
                                                    CommandStatus.ACCEPTED)
         await eventually(lambda: view.state("c1_charging_enabled") == "OFF", 10, "switch off")
+        # Disabled: the limit in force is 0, the number still shows a value in its range.
+        assert float(view.state("c1_current_limit") or "nan") == 16.0
+        assert view.check_all() == []
         answer = await press("c1_charging_enabled", switch["payload_on"])
         assert answer.status is CommandStatus.ACCEPTED
         await eventually(lambda: view.state("c1_charging_enabled") == "ON", 10, "switch on")
 
         answer = await press("c1_stop")
         assert (answer.command, answer.status) == (CommandName.STOP, CommandStatus.ACCEPTED)
-        # The transaction topic goes empty: session energy shows 0, not an error.
-        await eventually(lambda: retained.get(comps["c1_session_energy"]["state_topic"]) == b"",
-                         15, "transaction cleared")
-        assert view.state("c1_session_energy") == "0"
+        # The session ends: session energy shows 0, the last session has its own sensors.
+        await eventually(lambda: view.state("c1_last_session_stop_reason") == "Local", 15,
+                         "last session")
+        assert view.state("c1_session_energy") == "0.0"
+        assert float(view.state("c1_last_session_energy") or 0) > 0
+        assert view.state("c1_last_tag") == "HA-REMOTE"
+        assert view.check_all() == []
     gateway_log = next(p for p in services.started if p.name == "gateway").log()
     assert "dropped message" not in gateway_log  # no HA payload was invalid

@@ -1,6 +1,7 @@
-"""Home Assistant MQTT discovery: one HA device per station, every entity from the contract.
+"""Home Assistant MQTT discovery: a device per station and per connector, from the contract.
 
-`discovery` builds the configs (pure), `publisher` announces them over a station's Bus, and
+`discovery` builds the configs (pure), `publisher` announces them over a station's Bus,
+`mirror` keeps the retained session view the session entities read, and
 `python -m voltbus_common.homeassistant` runs the publisher on its own. docs/homeassistant.md
 explains the entities and why device-based discovery.
 """
@@ -12,7 +13,9 @@ from voltbus_common.homeassistant.discovery import (
     StationDiscovery,
     command_payload,
     configured_connectors,
+    connector_topic,
     discovery_topic,
+    mirror_topic,
     object_id,
 )
 from voltbus_common.homeassistant.publisher import DiscoveryPublisher
@@ -27,6 +30,8 @@ __all__ = [
     "StationDiscovery",
     "command_payload",
     "configured_connectors",
+    "connector_topic",
     "discovery_topic",
+    "mirror_topic",
     "object_id",
 ]

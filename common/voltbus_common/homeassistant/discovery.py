@@ -1,11 +1,13 @@
 """Home Assistant MQTT discovery configs built from the topic contract: pure, no I/O.
 
-One HA device per station, announced with device-based discovery
-(`<prefix>/device/<object_id>/config`, one retained message holding every entity as a
-component). Every state and command topic comes from `voltbus_common.channels`, so the HA
-entities follow the contract when it changes. Commands from HA are ordinary `GatewayCommand`
-payloads on the COMMAND channel: the gateway validates and answers them as it does the API's.
-Why device-based rather than one message per entity: docs/homeassistant.md.
+One HA device per station and one per connector (`via_device` to its station, as the HA OCPP
+integration lbbrhzn/ocpp does), each announced with device-based discovery (one retained
+message holding every entity of the device as a component). Every state and command topic
+comes from `voltbus_common.channels`, so the entities follow the contract when it changes; the
+session entities read the publisher's own retained session view (`mirror`), because the
+contract's transaction topic is empty between sessions and its session topic is not retained.
+Commands from HA are ordinary `GatewayCommand` payloads on the COMMAND channel: the gateway
+validates and answers them as it does the API's. Why device-based: docs/homeassistant.md.
 """
 
 from __future__ import annotations
@@ -13,22 +15,30 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from voltbus_common.channels import (
     CHARGING,
     COMMAND,
     DEFAULT_ROOT,
+    HW_ERROR,
     METER,
     OCPP_CONNECTION,
     OCPP_STATUS,
     PILOT,
-    RFID,
+    RELAY,
     SERVICE_STATUS,
-    TRANSACTION,
 )
-from voltbus_common.enums import CommandName, ConnectorStatus, PilotState, Service
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    CommandName,
+    ConnectorStatus,
+    PilotState,
+    RegistrationStatus,
+    Service,
+    StopReason,
+)
 from voltbus_common.models import GatewayCommand
 
 DEFAULT_PREFIX = "homeassistant"
@@ -38,12 +48,13 @@ REQUEST_ID = "homeassistant"
 
 _PLUGGED = [s.value for s in (PilotState.B, PilotState.C, PilotState.D)]
 _SAFE = re.compile(r"[^a-zA-Z0-9_-]")
+_NONE = "'None'"  # what HA takes as "unknown" (a sensor's and a number's payload_reset)
 
 Component = dict[str, Any]
 
 
 def object_id(station: str, root: str = DEFAULT_ROOT) -> str:
-    """The device discovery object id: stable, and only [a-zA-Z0-9_-] as HA requires."""
+    """The station device's discovery object id: stable, and only [a-zA-Z0-9_-] as HA requires."""
     safe = _SAFE.sub("_", station)
     suffix = ""
     if safe != station or root != DEFAULT_ROOT:
@@ -59,6 +70,40 @@ def discovery_topic(station: str, *, root: str = DEFAULT_ROOT,
     return f"{prefix}/device/{object_id(station, root)}/config"
 
 
+def connector_topic(station: str, connector: int, *, root: str = DEFAULT_ROOT,
+                    prefix: str = DEFAULT_PREFIX) -> str:
+    """Where a connector's device config is published (retained).
+
+    The station's object id is the topic's node id: `<prefix>/device/<node>/c<n>/config`, so
+    no station name can collide with another station's connector, and one subscription
+    (`connector_filter`) finds every connector announced for the station.
+    """
+    return f"{prefix}/device/{object_id(station, root)}/c{connector}/config"
+
+
+def connector_filter(station: str, *, root: str = DEFAULT_ROOT,
+                     prefix: str = DEFAULT_PREFIX) -> str:
+    """Subscription filter for every connector config of the station."""
+    return f"{prefix}/device/{object_id(station, root)}/+/config"
+
+
+def connector_of(topic: str) -> int | None:
+    """The connector number of a connector config topic, else None."""
+    match = re.fullmatch(r".*/c(\d+)/config", topic)
+    return int(match.group(1)) if match else None
+
+
+def mirror_topic(station: str, connector: int | None = None, *, root: str = DEFAULT_ROOT,
+                 prefix: str = DEFAULT_PREFIX) -> str:
+    """The publisher's retained view for HA: the station's (connector None) or a connector's.
+
+    Under the HA prefix, where the publisher may write, but not where HA looks for configs
+    (`<prefix>/<component>/.../config`); see `mirror.py`.
+    """
+    base = f"{prefix}/voltbus/{object_id(station, root)}"
+    return f"{base}/station" if connector is None else f"{base}/c{connector}/session"
+
+
 def command_payload(command: CommandName, **fields: object) -> str:
     """A GatewayCommand as HA sends it; validated here so a bad template cannot be published."""
     body: dict[str, object] = {"command": command.value, "request_id": REQUEST_ID, **fields}
@@ -66,9 +111,18 @@ def command_payload(command: CommandName, **fields: object) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def _on_off(expression: str) -> str:
+    return f"{{{{ 'ON' if {expression} else 'OFF' }}}}"
+
+
+def _or_none(expression: str) -> str:
+    """A template that renders expression, or HA's unknown when it is null or missing."""
+    return f"{{{{ {expression} if {expression} is not none else {_NONE} }}}}"
+
+
 @dataclass(frozen=True)
 class StationDiscovery:
-    """Everything HA needs to know about one station; `config()` is the discovery payload."""
+    """Everything HA needs to know about one station; `configs()` are the discovery payloads."""
 
     station: str
     connectors: tuple[int, ...]
@@ -78,9 +132,11 @@ class StationDiscovery:
     model: str
     configuration_url: str | None = None
     root: str = DEFAULT_ROOT
+    prefix: str = DEFAULT_PREFIX
     remote_id_tag: str = DEFAULT_REMOTE_ID_TAG
     phases: int = 3
-    removed_connectors: frozenset[int] = field(default_factory=frozenset)
+    price_per_kwh: float | None = None
+    currency: str = "EUR"
 
     def __post_init__(self) -> None:
         if not self.min_current_a <= self.max_current_a:
@@ -95,10 +151,23 @@ class StationDiscovery:
 
     @property
     def object_id(self) -> str:
-        """The device's discovery object id."""
+        """The station device's discovery object id."""
         return object_id(self.station, self.root)
 
+    @property
+    def topic(self) -> str:
+        """The station device's discovery topic."""
+        return discovery_topic(self.station, root=self.root, prefix=self.prefix)
+
+    def connector_device_id(self, n: int) -> str:
+        """The connector device's identifier (a '/' no station object id can contain)."""
+        return f"{self.object_id}/c{n}"
+
+    # --- building blocks -----------------------------------------------------------------------
+
     def _availability(self, *services: Service) -> Component:
+        if not services:
+            return {}
         topics = [{"topic": SERVICE_STATUS.topic(self.root, station=self.station, service=s.value)}
                   for s in services]
         return {"availability": topics, "availability_mode": "all"}
@@ -112,122 +181,264 @@ class StationDiscovery:
                      "unique_id": f"{self.object_id}_{key}", "qos": COMMAND.qos,
                      **self._availability(*services), **options}
 
-    def _station_entities(self) -> list[tuple[str, Component]]:
-        args = {"station": self.station}
-        return [
-            self._entity(
-                "ocpp_connected", "binary_sensor", "OCPP connected", Service.GATEWAY,
-                device_class="connectivity", entity_category="diagnostic",
-                state_topic=OCPP_CONNECTION.topic(self.root, **args),
-                value_template="{{ 'ON' if value_json.connected else 'OFF' }}"),
-            self._entity(
-                "last_rfid", "sensor", "Last RFID tag", Service.HARDWARE,
-                icon="mdi:card-account-details",
-                state_topic=RFID.topic(self.root, **args),
-                value_template="{{ value_json.id_tag }}"),
-        ]
+    def _device(self, identifier: str, name: str, model: str, **extra: Any) -> dict[str, Any]:
+        device: dict[str, Any] = {"identifiers": [identifier], "name": name,
+                                  "manufacturer": "voltbus", "model": model,
+                                  "sw_version": self.sw_version, **extra}
+        if self.configuration_url:
+            device["configuration_url"] = self.configuration_url
+        return device
 
-    def _connector_entities(self, n: int) -> list[tuple[str, Component]]:
-        args: dict[str, str | int] = {"station": self.station, "connector": n}
-        hw, gw = Service.HARDWARE, Service.GATEWAY
-        meter = METER.topic(self.root, **args)
-        command = COMMAND.topic(self.root, **args)
-        charging = CHARGING.topic(self.root, **args)
-        c = f"c{n}_"
-        label = f"Connector {n}"
+    def _payload(self, device: dict[str, Any], components: dict[str, Component]) -> dict[str, Any]:
+        return {"device": device, "origin": {"name": "voltbus", "sw_version": self.sw_version},
+                "qos": COMMAND.qos, "components": components}
+
+    @property
+    def _price_unit(self) -> str:
+        return f"{self.currency}/kWh"
+
+    # --- the station device -------------------------------------------------------------------
+
+    def station_components(self) -> dict[str, Component]:
+        """The station device's components by id."""
+        args = {"station": self.station}
+        gw, hw = Service.GATEWAY, Service.HARDWARE
+        connection = OCPP_CONNECTION.topic(self.root, **args)
+        view = mirror_topic(self.station, root=self.root, prefix=self.prefix)
         entities = [
             self._entity(
-                c + "status", "sensor", f"{label} status", gw, device_class="enum",
-                options=[s.value for s in ConnectorStatus],
-                state_topic=OCPP_STATUS.topic(self.root, **args),
-                value_template="{{ value_json.status }}"),
+                "ocpp_connected", "binary_sensor", "OCPP connected", gw,
+                device_class="connectivity", entity_category="diagnostic",
+                state_topic=connection, value_template=_on_off("value_json.connected")),
             self._entity(
-                c + "power", "sensor", f"{label} power", hw, device_class="power",
+                "ocpp_registration", "sensor", "OCPP registration", gw, device_class="enum",
+                entity_category="diagnostic", options=[s.value for s in RegistrationStatus],
+                state_topic=connection, value_template=_or_none("value_json.registration")),
+            self._entity(
+                "ocpp_since", "sensor", "OCPP link changed", gw, device_class="timestamp",
+                entity_category="diagnostic", state_topic=connection,
+                value_template="{{ value_json.since }}"),
+            # RFID events are not retained: the publisher keeps the last one (mirror.py).
+            self._entity(
+                "last_rfid", "sensor", "Last RFID tag", hw, icon="mdi:card-account-details",
+                state_topic=view,
+                value_template=("{{ value_json.last_rfid.id_tag if value_json.last_rfid "
+                                "else 'None' }}"),
+                json_attributes_topic=view,
+                json_attributes_template="{{ (value_json.last_rfid or {}) | tojson }}"),
+        ]
+        if self.price_per_kwh is not None:
+            entities.append(self._entity(
+                "price", "sensor", "Energy price", icon="mdi:cash",
+                unit_of_measurement=self._price_unit, suggested_display_precision=2,
+                state_topic=view, value_template="{{ value_json.price_per_kwh }}"))
+        return dict(entities)
+
+    def station_config(self) -> dict[str, Any]:
+        """The station device's discovery payload."""
+        device = self._device(self.object_id, f"voltbus {self.station}", self.model,
+                              serial_number=self.station)
+        return self._payload(device, self.station_components())
+
+    # --- a connector device -------------------------------------------------------------------
+
+    def connector_components(self, n: int) -> dict[str, Component]:
+        """Connector n's components by id (ids and unique_ids as when they were on the station)."""
+        entities = (self._measurements(n) + self._session(n) + self._controls(n)
+                    + self._diagnostics(n))
+        return dict(entities)
+
+    def connector_config(self, n: int) -> dict[str, Any]:
+        """Connector n's device discovery payload."""
+        device = self._device(self.connector_device_id(n), f"voltbus {self.station} Connector {n}",
+                              "voltbus connector", via_device=self.object_id)
+        return self._payload(device, self.connector_components(n))
+
+    def _args(self, n: int) -> dict[str, str | int]:
+        return {"station": self.station, "connector": n}
+
+    def _measurements(self, n: int) -> list[tuple[str, Component]]:
+        hw, c = Service.HARDWARE, f"c{n}_"
+        meter = METER.topic(self.root, **self._args(n))
+        entities = [
+            self._entity(
+                c + "power", "sensor", "Power", hw, device_class="power",
                 unit_of_measurement="W", state_class="measurement", state_topic=meter,
                 value_template="{{ value_json.power_w }}"),
             self._entity(
-                c + "energy", "sensor", f"{label} energy", hw, device_class="energy",
+                c + "energy", "sensor", "Energy", hw, device_class="energy",
                 unit_of_measurement="kWh", state_class="total_increasing", state_topic=meter,
                 suggested_display_precision=2,
                 value_template="{{ (value_json.energy_wh / 1000) | round(4) }}"),
         ]
-        for phase in range(self.phases):
-            entities.append(self._entity(
-                c + f"current_l{phase + 1}", "sensor", f"{label} current L{phase + 1}", hw,
-                device_class="current", unit_of_measurement="A", state_class="measurement",
-                state_topic=meter,
-                # A single-phase meter sends one value: the other phases are unknown ("None").
-                value_template=(f"{{{{ value_json.current_a[{phase}] "
-                                f"if value_json.current_a | length > {phase} else 'None' }}}}")))
-        entities += [
+        for field, kind, unit in (("current_a", "current", "A"), ("voltage_v", "voltage", "V")):
+            prefix = c + kind + "_l"
+            for phase in range(self.phases):
+                entities.append(self._entity(
+                    f"{prefix}{phase + 1}", "sensor", f"{kind.capitalize()} L{phase + 1}", hw,
+                    device_class=kind, unit_of_measurement=unit, state_class="measurement",
+                    state_topic=meter,
+                    # A single-phase meter sends one value: the other phases are unknown.
+                    value_template=(f"{{{{ value_json.{field}[{phase}] if value_json.{field} "
+                                    f"| length > {phase} else {_NONE} }}}}")))
+        entities.append(self._entity(
+            c + "plugged_in", "binary_sensor", "Plugged in", hw, device_class="plug",
+            state_topic=PILOT.topic(self.root, **self._args(n)),
+            value_template=_on_off(f"value_json.state in {_PLUGGED}")))
+        return entities
+
+    def _session(self, n: int) -> list[tuple[str, Component]]:
+        gw, c = Service.GATEWAY, f"c{n}_"
+        view = mirror_topic(self.station, n, root=self.root, prefix=self.prefix)
+        last = "value_json.last"
+
+        def sensor(key: str, name: str, template: str, **options: Any) -> tuple[str, Component]:
+            return self._entity(c + key, "sensor", name, gw, state_topic=view,
+                                value_template=template, **options)
+
+        energy = {"device_class": "energy", "unit_of_measurement": "kWh",
+                  "suggested_display_precision": 2}
+        duration = {"device_class": "duration", "unit_of_measurement": "s",
+                    "suggested_display_precision": 0}
+        entities = [
             self._entity(
-                # The transaction topic is an empty retained payload between sessions: show 0,
-                # which total_increasing reads as the start of a new cycle.
-                c + "session_energy", "sensor", f"{label} session energy", gw,
-                device_class="energy", unit_of_measurement="kWh",
-                state_class="total_increasing", suggested_display_precision=2,
-                state_topic=TRANSACTION.topic(self.root, **args),
-                value_template="{{ (value_json.energy_wh / 1000) | round(4) if value else 0 }}"),
+                c + "status", "sensor", "Status", gw, device_class="enum",
+                options=[s.value for s in ConnectorStatus],
+                state_topic=OCPP_STATUS.topic(self.root, **self._args(n)),
+                value_template="{{ value_json.status }}"),
+            # 0 between sessions (total_increasing reads the drop as a new cycle).
+            sensor("session_energy", "Session energy",
+                   "{{ (value_json.energy_wh / 1000) | round(4) }}",
+                   state_class="total_increasing", **energy),
+            sensor("session_time", "Session time", "{{ value_json.duration_s | round(0) }}",
+                   **duration),
+            sensor("session_start", "Session start", _or_none("value_json.started_at"),
+                   device_class="timestamp"),
+            sensor("transaction_id", "Transaction id", _or_none("value_json.transaction_id"),
+                   icon="mdi:identifier"),
+            sensor("session_tag", "Session tag", _or_none("value_json.id_tag"),
+                   icon="mdi:card-account-details"),
+            sensor("last_tag", "Last tag",
+                   f"{{{{ value_json.id_tag or ({last}.id_tag if {last} else {_NONE}) }}}}",
+                   icon="mdi:card-account-details-outline"),
+            sensor("last_session_energy", "Last session energy",
+                   f"{{{{ ({last}.energy_wh / 1000) | round(4) if {last} else {_NONE} }}}}",
+                   json_attributes_topic=view,
+                   json_attributes_template=f"{{{{ ({last} or {{}}) | tojson }}}}", **energy),
+            sensor("last_session_duration", "Last session duration",
+                   f"{{{{ {last}.duration_s | round(0) if {last} else {_NONE} }}}}", **duration),
+            sensor("last_session_stop_reason", "Last session stop reason",
+                   f"{{{{ {last}.stop_reason if {last} else {_NONE} }}}}",
+                   device_class="enum", options=[r.value for r in StopReason]),
+        ]
+        if self.price_per_kwh is not None:
+            money = {"device_class": "monetary", "unit_of_measurement": self.currency,
+                     "suggested_display_precision": 2}
+            entities += [
+                sensor("session_cost", "Session cost", "{{ value_json.cost | round(2) }}",
+                       state_class="total", **money),
+                sensor("last_session_cost", "Last session cost",
+                       f"{{{{ {last}.cost | round(2) if {last} else {_NONE} }}}}", **money),
+            ]
+        return entities
+
+    def _controls(self, n: int) -> list[tuple[str, Component]]:
+        gw, hw, c = Service.GATEWAY, Service.HARDWARE, f"c{n}_"
+        command = COMMAND.topic(self.root, **self._args(n))
+        charging = CHARGING.topic(self.root, **self._args(n))
+        low, high = f"{self.min_current_a:g}", f"{self.max_current_a:g}"
+
+        def button(key: str, name: str, icon: str, payload: str) -> tuple[str, Component]:
+            return self._entity(c + key, "button", name, gw, hw, icon=icon,
+                                command_topic=command, payload_press=payload)
+
+        return [
             self._entity(
-                c + "plugged_in", "binary_sensor", f"{label} plugged in", hw, device_class="plug",
-                state_topic=PILOT.topic(self.root, **args),
-                value_template=f"{{{{ 'ON' if value_json.state in {_PLUGGED} else 'OFF' }}}}"),
-            self._entity(
-                c + "charging_enabled", "switch", f"{label} charging enabled", gw, hw,
+                c + "charging_enabled", "switch", "Charging enabled", gw, hw,
                 icon="mdi:ev-station", state_topic=charging, command_topic=command,
-                value_template="{{ 'ON' if value_json.enabled else 'OFF' }}",
-                state_on="ON", state_off="OFF",
+                value_template=_on_off("value_json.enabled"), state_on="ON", state_off="OFF",
                 payload_on=command_payload(CommandName.ENABLE_CHARGING),
                 payload_off=command_payload(CommandName.DISABLE_CHARGING)),
             self._entity(
-                c + "current_limit", "number", f"{label} current limit", gw, hw,
+                c + "current_limit", "number", "Current limit", gw, hw,
                 device_class="current", unit_of_measurement="A", mode="slider",
                 min=self.min_current_a, max=self.max_current_a, step=1,
                 state_topic=charging, command_topic=command,
-                # null (no limit set) renders "None", HA's payload_reset: the value is unknown.
-                value_template="{{ value_json.current_limit_a if value_json.current_limit_a "
-                               "is not none else 'None' }}",
+                # Always a value in range: the limit in force is 0 while charging is disabled
+                # or paused (the switch and the status show that), and null when none is set;
+                # the number shows the configured limit then (issue 13).
+                value_template=("{% set a = value_json.current_limit_a %}"
+                                f"{{{{ ([a, {high}] | min) if a is not none and a >= {low} "
+                                f"else {high} }}}}"),
                 command_template=('{"command":"set_current_limit","request_id":"'
                                   + REQUEST_ID + '","amps":{{ value }}}')),
             self._entity(
-                c + "start", "button", f"{label} start", gw, hw, icon="mdi:play",
+                # The contract has no "operative" flag: an inoperative connector shows as
+                # Unavailable once no transaction runs (OCPP 1.6 ChangeAvailability).
+                c + "available", "switch", "Available", gw, hw, icon="mdi:power-plug-outline",
+                entity_category="config", state_topic=OCPP_STATUS.topic(self.root, **self._args(n)),
                 command_topic=command,
-                payload_press=command_payload(CommandName.START, id_tag=self.remote_id_tag)),
+                value_template=_on_off(f"value_json.status != '{ConnectorStatus.UNAVAILABLE}'"),
+                state_on="ON", state_off="OFF",
+                payload_on=command_payload(CommandName.CHANGE_AVAILABILITY, operative=True),
+                payload_off=command_payload(CommandName.CHANGE_AVAILABILITY, operative=False)),
+            button("start", "Start", "mdi:play",
+                   command_payload(CommandName.START, id_tag=self.remote_id_tag)),
+            button("stop", "Stop", "mdi:stop", command_payload(CommandName.STOP)),
+            button("unlock", "Unlock", "mdi:lock-open-variant",
+                   command_payload(CommandName.UNLOCK)),
             self._entity(
-                c + "stop", "button", f"{label} stop", gw, hw, icon="mdi:stop",
-                command_topic=command, payload_press=command_payload(CommandName.STOP)),
+                c + "offpeak_waiting", "binary_sensor", "Waiting for off-peak", gw,
+                icon="mdi:clock-outline", state_topic=charging,
+                value_template=_on_off("value_json.offpeak_waiting"),
+                json_attributes_topic=charging,
+                json_attributes_template=("{{ {'until': value_json.offpeak_until, "
+                                          "'override': value_json.offpeak_override} | tojson }}")),
+            button("offpeak_override", "Charge now (skip off-peak)", "mdi:clock-fast",
+                   command_payload(CommandName.OVERRIDE_OFFPEAK)),
         ]
-        return entities
 
-    def components(self) -> dict[str, Component]:
-        """Every component by id; a removed connector's entities are reduced to their platform."""
-        out = dict(self._station_entities())
+    def _diagnostics(self, n: int) -> list[tuple[str, Component]]:
+        gw, hw, c = Service.GATEWAY, Service.HARDWARE, f"c{n}_"
+        return [
+            self._entity(
+                c + "error_code", "sensor", "Error code", gw, device_class="enum",
+                entity_category="diagnostic", options=[e.value for e in ChargePointErrorCode],
+                state_topic=OCPP_STATUS.topic(self.root, **self._args(n)),
+                value_template="{{ value_json.error_code }}",
+                # The hardware's own report of the fault, with its text.
+                json_attributes_topic=HW_ERROR.topic(self.root, **self._args(n)),
+                json_attributes_template=("{{ {'hardware_code': value_json.code, "
+                                          "'info': value_json.info, 'since': value_json.ts} "
+                                          "| tojson }}")),
+            self._entity(
+                c + "relay", "binary_sensor", "Relay closed", hw, device_class="power",
+                entity_category="diagnostic", state_topic=RELAY.topic(self.root, **self._args(n)),
+                value_template=_on_off("value_json.closed")),
+        ]
+
+    # --- all of it ----------------------------------------------------------------------------
+
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """Every discovery payload by topic: the station's first, then each connector's."""
+        out = {self.topic: self.station_config()}
         for n in sorted(set(self.connectors)):
-            out.update(self._connector_entities(n))
-        for n in sorted(self.removed_connectors - set(self.connectors)):
-            # HA removes a component whose config holds only its platform.
-            out.update((key, {"platform": comp["platform"]})
-                       for key, comp in self._connector_entities(n))
+            out[connector_topic(self.station, n, root=self.root, prefix=self.prefix)] = (
+                self.connector_config(n))
         return out
 
     def config(self) -> dict[str, Any]:
-        """The device discovery payload."""
-        device: dict[str, Any] = {
-            "identifiers": [self.object_id], "name": f"voltbus {self.station}",
-            "manufacturer": "voltbus", "model": self.model, "sw_version": self.sw_version,
-            "serial_number": self.station,
-        }
-        if self.configuration_url:
-            device["configuration_url"] = self.configuration_url
-        return {"device": device, "origin": {"name": "voltbus", "sw_version": self.sw_version},
-                "qos": COMMAND.qos, "components": self.components()}
+        """The station device's discovery payload (connectors: `configs()`)."""
+        return self.station_config()
 
 
-def configured_connectors(config: dict[str, Any]) -> set[int]:
-    """Connectors that have live (not removal-stub) entities in a published device config."""
+def configured_connectors(configs: dict[str, dict[str, Any]]) -> set[int]:
+    """Connectors that have a live device config among published configs (by topic)."""
     found = set()
-    for key, comp in (config.get("components") or config.get("cmps") or {}).items():
-        match = re.fullmatch(r"c(\d+)_\w+", key)
-        if match and isinstance(comp, dict) and len(comp) > 1:
-            found.add(int(match.group(1)))
+    for topic, config in configs.items():
+        n = connector_of(topic)
+        components = (config or {}).get("components") or (config or {}).get("cmps") or {}
+        if n is not None and any(isinstance(c, dict) and len(c) > 1
+                                 for c in components.values()):
+            found.add(n)
     return found

@@ -1,82 +1,149 @@
-"""Publishes a station's discovery config over its Bus and keeps HA in step with it."""
+"""Publishes a station's discovery configs over its Bus and keeps HA in step with them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from voltbus_common.bus import Bus
 from voltbus_common.homeassistant.discovery import (
     DEFAULT_PREFIX,
     DEFAULT_REMOTE_ID_TAG,
     StationDiscovery,
-    discovery_topic,
+    connector_filter,
+    connector_of,
+    connector_topic,
 )
+from voltbus_common.homeassistant.mirror import SessionMirror
 from voltbus_common.homeassistant.settings import HaDiscoverySettings
 
 log = logging.getLogger(__name__)
 
 
 class DiscoveryPublisher:
-    """Announces one station to Home Assistant over its Bus; re-announces when HA comes online.
+    """Announces one station and its connectors to Home Assistant; re-announces when HA starts.
 
-    Call `attach()` before `bus.run()`. On (re)connect the broker hands us the config we
-    published last (retained): every entity in it that is no longer configured (a connector
-    removed, phases 3 -> 1, an entity a newer version dropped) is removed, and with
-    `enabled=False` the whole device is removed. Needs MQTT rights on `<prefix>/#` (the ACL gives
-    them to the api and gateway users for the default prefix).
+    Call `attach()` before `bus.run()`. On (re)connect the broker hands us the configs we
+    published last (retained): every entity in them that is no longer configured (phases
+    3 -> 1, an entity a newer version moved or dropped) is removed, a connector no longer
+    configured loses its device, and with `enabled=False` every device is removed. Needs MQTT
+    rights on `<prefix>/#` (the ACL gives them to the api and gateway users).
+
+    Connector configs go out `settle_s` after the station's config reached the broker: an
+    entity that moved from the station device to its connector's (unique_id unchanged) must
+    be removed from the first before HA sees it in the second, or HA ignores it as a duplicate.
     """
 
     def __init__(self, bus: Bus, *, connectors: Iterable[int], max_current_a: float,
                  min_current_a: float = 6.0, sw_version: str, model: str = "voltbus",
                  configuration_url: str | None = None, prefix: str = DEFAULT_PREFIX,
                  enabled: bool = True, remote_id_tag: str = DEFAULT_REMOTE_ID_TAG,
-                 phases: int = 3) -> None:
+                 phases: int = 3, price_per_kwh: float | None = None, currency: str = "EUR",
+                 settle_s: float = 1.0) -> None:
         self.bus = bus
         self.prefix = prefix.rstrip("/")
         self.enabled = enabled
-        self.topic = discovery_topic(bus.station, root=bus.root, prefix=self.prefix)
+        self.settle_s = settle_s
         self.station = StationDiscovery(
             station=bus.station, connectors=tuple(connectors), max_current_a=max_current_a,
             min_current_a=min_current_a, sw_version=sw_version, model=model,
-            configuration_url=configuration_url, root=bus.root, remote_id_tag=remote_id_tag,
-            phases=phases)
+            configuration_url=configuration_url, root=bus.root, prefix=self.prefix,
+            remote_id_tag=remote_id_tag, phases=phases, price_per_kwh=price_per_kwh,
+            currency=currency)
+        self.topic = self.station.topic
+        self.mirror = SessionMirror(bus, self.station)
         self.published = 0
-        self._stubs: dict[str, str] = {}  # component id -> platform, for HA to remove
+        self._stubs: dict[str, dict[str, str]] = {}  # topic -> component id -> platform
+        self._connectors_due = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def topics(self) -> list[str]:
+        """Every configured device's discovery topic, the station's first."""
+        s = self.station
+        return [self.topic] + [connector_topic(s.station, n, root=s.root, prefix=self.prefix)
+                               for n in sorted(set(s.connectors))]
 
     def attach(self) -> None:
-        """Subscribe to HA's status and our own retained config; queue the first announcement."""
+        """Subscribe to HA's status and our own retained configs; queue the first announcement."""
         self.bus.on_raw(f"{self.prefix}/status", self._on_ha_status)
-        self.bus.on_raw(self.topic, self._on_previous_config)
+        self.bus.on_raw(self.topic, self._on_station_config)
+        self.bus.on_raw(connector_filter(self.bus.station, root=self.bus.root,
+                                         prefix=self.prefix), self._on_connector_config)
         if self.enabled:
+            self.mirror.attach()
             self.publish()
 
     def publish(self) -> None:
-        """Queue the device config (retained)."""
-        config = self.station.config()
-        for key, platform in self._stubs.items():
+        """Queue the station's config (retained); the connectors' follow once it is out."""
+        self._send(self.topic, self.station.station_config())
+        self.published += 1
+        self._connectors_due = True
+
+    def publish_connectors(self) -> None:
+        """Queue every connector's config (retained)."""
+        self._connectors_due = False
+        for n in sorted(set(self.station.connectors)):
+            topic = connector_topic(self.bus.station, n, root=self.bus.root, prefix=self.prefix)
+            self._send(topic, self.station.connector_config(n))
+
+    def remove(self) -> None:
+        """Remove every device and entity of the station from HA (empty retained configs)."""
+        for topic in self.topics():
+            self.bus.publish_raw(topic, b"", qos=1, retain=True)
+        self.mirror.clear()
+
+    def _send(self, topic: str, config: dict[str, Any]) -> None:
+        for key, platform in self._stubs.get(topic, {}).items():
             # HA removes a component of a device whose config holds only its platform.
             config["components"].setdefault(key, {"platform": platform})
         payload = json.dumps(config, separators=(",", ":")).encode()
-        self.bus.publish_raw(self.topic, payload, qos=1, retain=True)
-        self.published += 1
+        self.bus.publish_raw(topic, payload, qos=1, retain=True)
 
-    def remove(self) -> None:
-        """Remove the device and all its entities from HA (an empty retained config)."""
-        self.bus.publish_raw(self.topic, b"", qos=1, retain=True)
+    def _schedule_connectors(self) -> None:
+        if not self._connectors_due or self._timer is not None:
+            return
+
+        def fire() -> None:
+            self._timer = None
+            if self._connectors_due:
+                self.publish_connectors()
+
+        self._timer = asyncio.get_running_loop().call_later(self.settle_s, fire)
 
     async def _on_ha_status(self, topic: str, payload: bytes, retain: bool) -> None:
         if self.enabled and payload.strip() == b"online":
             log.info("Home Assistant is online: re-sending discovery for %s", self.bus.station)
             self.publish()
+            self.mirror.publish_all()
 
-    async def _on_previous_config(self, topic: str, payload: bytes, retain: bool) -> None:
-        if not retain or not payload:
-            return  # our own publish echoed back, or nothing announced
+    async def _on_station_config(self, topic: str, payload: bytes, retain: bool) -> None:
+        if self.enabled:
+            # Our own config (echoed), or the one we left last time: the connectors may follow.
+            self._schedule_connectors()
+        if retain and payload:
+            self._previous(topic, payload, self.station.station_components())
+
+    async def _on_connector_config(self, topic: str, payload: bytes, retain: bool) -> None:
+        n = connector_of(topic)
+        if not retain or not payload or n is None:
+            return
+        if n not in self.station.connectors:
+            log.info("connector %d is no longer configured: removing its Home Assistant "
+                     "device (%s)", n, topic)
+            self.bus.publish_raw(topic, b"", qos=1, retain=True)
+            return
+        self._previous(topic, payload, self.station.connector_components(n))
+
+    def _previous(self, topic: str, payload: bytes, current: dict[str, Any]) -> None:
+        """Our retained config from before: remove what is no longer configured."""
         if not self.enabled:
-            log.info("Home Assistant discovery is off: removing device %s", self.topic)
-            self.remove()
+            log.info("Home Assistant discovery is off: removing %s", topic)
+            self.bus.publish_raw(topic, b"", qos=1, retain=True)
+            if topic == self.topic:
+                self.mirror.clear()
             return
         try:
             previous = json.loads(payload)
@@ -86,15 +153,20 @@ class DiscoveryPublisher:
         components = previous.get("components") if isinstance(previous, dict) else None
         if not isinstance(components, dict):
             components = {}
-        current = self.station.components()
-        stale = {key: comp.get("platform") for key, comp in components.items()
+        stale = {key: comp["platform"] for key, comp in components.items()
                  if isinstance(comp, dict) and len(comp) > 1 and key not in current
                  and isinstance(comp.get("platform"), str)}
-        if stale:
-            log.info("removing %d Home Assistant entities no longer configured: %s",
-                     len(stale), ", ".join(sorted(stale)))
-            self._stubs.update(stale)
+        if not stale:
+            return
+        log.info("removing %d Home Assistant entities no longer on %s: %s", len(stale), topic,
+                 ", ".join(sorted(stale)))
+        self._stubs.setdefault(topic, {}).update(stale)
+        if topic == self.topic:
             self.publish()
+        else:
+            n = connector_of(topic)
+            assert n is not None
+            self._send(topic, self.station.connector_config(n))
 
 
 def sw_version() -> str:
@@ -114,6 +186,7 @@ def publisher_for(bus: Bus, settings: HaDiscoverySettings) -> DiscoveryPublisher
         max_current_a=settings.max_current_a, min_current_a=settings.ha_min_current_a,
         sw_version=sw_version(), configuration_url=settings.public_url,
         prefix=settings.ha_prefix, enabled=settings.ha_discovery,
-        remote_id_tag=settings.ha_remote_id_tag, phases=1 if settings.phases == 1 else 3)
+        remote_id_tag=settings.ha_remote_id_tag, phases=1 if settings.phases == 1 else 3,
+        price_per_kwh=settings.api_price_per_kwh, currency=settings.api_currency)
     publisher.attach()
     return publisher
