@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from voltbus_common.enums import (
     ChargeMode,
@@ -45,6 +55,22 @@ PhaseValues = Annotated[list[FiniteFloat], Field(min_length=1, max_length=3)]
 Amps = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 Watts = Annotated[float, Field(allow_inf_nan=False)]
 WattHours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+# Actuator and command fields are strict (issue 15): `"yes"`, `1`, `"on"` or `1.0` for a bool,
+# `"16"` or `true` for a number, `5.0` for an integer are rejected, never coerced into an action.
+# JSON numbers stay numbers: `16` is a valid float. Enums and strings are exact already.
+CommandAmps = Annotated[float, Strict(), Field(ge=0, le=100, allow_inf_nan=False)]
+CommandWattHours = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+
+
+def _exact_int(value: object) -> object:
+    """Only a true integer (not 3.0, "3" or true) may reach a Literal of integers."""
+    if type(value) is not int:
+        raise ValueError("Input should be an integer")
+    return value
+
+
+Phases = Annotated[Literal[1, 3], BeforeValidator(_exact_int)]
 
 
 class Payload(BaseModel):
@@ -109,13 +135,13 @@ class RfidSeen(Payload):
 class RelayCommand(Payload):
     """Ask the hardware to open or close a connector's relay."""
 
-    closed: bool
+    closed: StrictBool
 
 
 class CurrentLimitCommand(Payload):
     """The current the EV may draw per phase; 0 pauses charging."""
 
-    amps: Amps
+    amps: CommandAmps
 
 
 class LedCommand(Payload):
@@ -123,10 +149,10 @@ class LedCommand(Payload):
 
     color: str = Field(pattern=r"^(#[0-9a-fA-F]{6}|[a-z]{1,20})$")
     pattern: LedPattern
-    intensity_pct: int | None = Field(
+    intensity_pct: StrictInt | None = Field(
         default=None, ge=0, le=100,
         description="brightness in % of the maximum (OCPP LightIntensity); null: 100")
-    blink_repeat: int | None = Field(
+    blink_repeat: StrictInt | None = Field(
         default=None, ge=0,
         description="with `blink`: blink this many times, then hold the colour solid (OCPP "
                     "BlinkRepeat); null or 0: blink until the next command")
@@ -200,8 +226,8 @@ class GatewayCommand(Payload):
     command: CommandName
     request_id: str | None = Field(default=None, max_length=64)
     id_tag: IdTag | None = None
-    amps: Amps | None = None
-    operative: bool | None = None
+    amps: CommandAmps | None = None
+    operative: StrictBool | None = None
 
     @model_validator(mode="after")
     def _fields_for_command(self) -> Self:
@@ -259,7 +285,7 @@ class RecorderHealth(Payload):
 class SimPlug(Payload):
     """Plug the simulated EV in or out."""
 
-    plugged: bool
+    plugged: StrictBool
 
 
 class SimTap(Payload):
@@ -272,9 +298,10 @@ class SimTap(Payload):
 class SimEv(Payload):
     """Change how the simulated EV behaves; unset fields stay as they are."""
 
-    max_current_a: Amps | None = None
-    phases: Literal[1, 3] | None = None
-    full: bool | None = Field(default=None, description="a full battery stops drawing current")
+    max_current_a: CommandAmps | None = None
+    phases: Phases | None = None
+    full: StrictBool | None = Field(default=None,
+                                    description="a full battery stops drawing current")
 
 
 class SimFault(Payload):
@@ -311,7 +338,7 @@ class SiteState(Payload):
 class EnergyLimitCommand(Payload):
     """The energy manager's current limit for one connector; below 6 A it is 0 (pause)."""
 
-    amps: Amps
+    amps: CommandAmps
     reason: str | None = Field(default=None, max_length=100)
     ts: UtcDatetime = Field(default_factory=utcnow)
 
@@ -320,8 +347,9 @@ class ChargeModeSetting(Payload):
     """A connector's charge mode and plan, as a user sets it."""
 
     mode: ChargeMode
-    priority: int = Field(default=0, ge=0, le=9, description="higher is served first")
-    plan_energy_wh: WattHours | None = Field(default=None, description="Plan: energy to add")
+    priority: StrictInt = Field(default=0, ge=0, le=9, description="higher is served first")
+    plan_energy_wh: CommandWattHours | None = Field(default=None,
+                                                    description="Plan: energy to add")
     plan_departure: UtcDatetime | None = Field(default=None, description="Plan: ready by")
     plan_objective: PlanObjective = Field(default=PlanObjective.COST,
                                           description="Plan: lowest cost or lowest CO2")
