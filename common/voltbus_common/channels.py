@@ -131,12 +131,25 @@ PILOT = _ch("hw/{connector}/pilot", m.PilotEvent, retain=True, writers=HARDWARE,
             doc="IEC 61851 control-pilot state measured by the EVSE.",
             example={"state": "B", "ts": _TS})
 METER = _ch("hw/{connector}/meter", m.MeterReading, qos=0, retain=True, writers=HARDWARE,
-            doc="A meter reading; energy_wh is the meter's register (never reset by voltbus).",
+            doc="A meter reading; energy_wh is the meter's register (never reset by voltbus); "
+                "trigger says periodic or right after a relay switch.",
             example={"energy_wh": 12345.6, "power_w": 7360.0, "current_a": [10.7, 10.6, 10.7],
-                     "voltage_v": [230.1, 229.8, 231.0], "ts": _TS})
+                     "voltage_v": [230.1, 229.8, 231.0], "ts": _TS, "trigger": "periodic"})
 RELAY = _ch("hw/{connector}/relay", m.RelayState, retain=True, writers=HARDWARE,
-            doc="The relay position actually switched.",
-            example={"closed": True, "ts": _TS})
+            doc="The relay position actually switched. After a switch the pilot is re-read "
+                "and published first: when this arrives, `pilot` already shows the state the "
+                "new position settled to.",
+            example={"closed": True, "ts": _TS, "request_id": "tx-42-start"})
+SWITCH_READING = _ch(
+    "hw/{connector}/relay/reading", m.SwitchReading, retain=True, writers=HARDWARE,
+    doc="The meter read right after every relay switch (within about 1.5 s; the same reading "
+        "also goes to `meter` with its trigger): energy_wh is the register when the relay "
+        "closed (relay_closed) or after it opened (relay_opened). Match it to the `relay` "
+        "state by relay_ts, or to your relay/set by request_id. Not published when the "
+        "connector has no meter or the meter did not answer (`error` says PowerMeterFailure).",
+    example={"energy_wh": 12345.6, "power_w": 0.0, "current_a": [0.0, 0.0, 0.0],
+             "voltage_v": [230.1, 229.8, 231.0], "ts": _TS, "trigger": "relay_opened",
+             "relay_ts": _TS, "request_id": "tx-42-stop", "settled": True})
 HW_ERROR = _ch("hw/{connector}/error", m.HardwareError, retain=True, writers=HARDWARE,
                doc="A hardware fault as an OCPP 1.6 ChargePointErrorCode; NoError clears it.",
                example={"code": "PowerMeterFailure", "info": "no answer from meter 1", "ts": _TS})
@@ -146,7 +159,8 @@ RFID = _ch("hw/rfid", m.RfidSeen, retain=False, writers=HARDWARE,
 
 # --- gateway -> hardware: commands ---------------------------------------------------------------
 RELAY_SET = _ch("hw/{connector}/relay/set", m.RelayCommand, retain=False, writers=GATEWAY,
-                doc="Open or close the relay.", example={"closed": True})
+                doc="Open or close the relay; request_id (optional) comes back on `relay` and "
+                    "`relay/reading`.", example={"closed": False, "request_id": "tx-42-stop"})
 CURRENT_LIMIT_SET = _ch("hw/{connector}/current_limit/set", m.CurrentLimitCommand, retain=False,
                         writers=GATEWAY,
                         doc="Current the EV may draw per phase; 0 pauses charging.",
@@ -263,7 +277,7 @@ ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain
                       example={"mode": "pv", "priority": 0})
 
 CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
-    PILOT, METER, RELAY, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET, LED_SET,
+    PILOT, METER, RELAY, SWITCH_READING, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET, LED_SET,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, CHARGING, COMMAND, COMMAND_RESULT,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
     ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET,

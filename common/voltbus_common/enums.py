@@ -75,6 +75,14 @@ class StopReason(StrEnum):
     UNLOCK_COMMAND = "UnlockCommand"
 
 
+class MeterTrigger(StrEnum):
+    """Why the hardware read the meter: its period, or a relay switch just before."""
+
+    PERIODIC = "periodic"
+    RELAY_CLOSED = "relay_closed"
+    RELAY_OPENED = "relay_opened"
+
+
 class LedPattern(StrEnum):
     """How an indicator LED shows its colour."""
 

@@ -28,6 +28,7 @@ from voltbus_common.enums import (
     CommandStatus,
     ConnectorStatus,
     LedPattern,
+    MeterTrigger,
     PilotState,
     PlanObjective,
     RegistrationStatus,
@@ -97,6 +98,10 @@ class MeterReading(Payload):
     current_a: PhaseValues
     voltage_v: PhaseValues
     ts: UtcDatetime = Field(default_factory=utcnow)
+    trigger: MeterTrigger = Field(
+        default=MeterTrigger.PERIODIC,
+        description="periodic, or the reading taken right after the relay switched (the same "
+                    "reading as on hw/{connector}/relay/reading)")
 
     @model_validator(mode="after")
     def _one_or_three_phases(self) -> Self:
@@ -106,11 +111,32 @@ class MeterReading(Payload):
         return self
 
 
+RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class RelayState(Payload):
     """The relay position actually switched (not the one commanded)."""
 
     closed: bool
     ts: UtcDatetime = Field(default_factory=utcnow)
+    request_id: RequestId | None = Field(
+        default=None, description="the relay/set request_id this switch obeyed; null when the "
+                                  "hardware switched by itself (unplug, fault, start-up)")
+
+
+class SwitchReading(MeterReading):
+    """The meter read right after a relay switch: meterStart when closed, meterStop when opened.
+
+    relay_ts is the `ts` of the `relay` state it follows and request_id that state's: a
+    subscriber matches it to the switch it waits for, never to an older one. settled: after an
+    opening the meter already showed the current stopped (|power| <= a few W), so its register
+    no longer moves; false only when the meter still showed power when the hardware gave up.
+    """
+
+    trigger: Literal[MeterTrigger.RELAY_CLOSED, MeterTrigger.RELAY_OPENED]
+    relay_ts: UtcDatetime
+    request_id: RequestId | None = None
+    settled: bool = True
 
 
 class HardwareError(Payload):
@@ -136,6 +162,8 @@ class RelayCommand(Payload):
     """Ask the hardware to open or close a connector's relay."""
 
     closed: StrictBool
+    request_id: RequestId | None = Field(
+        default=None, description="echoed on the relay state and the switch reading it causes")
 
 
 class CurrentLimitCommand(Payload):

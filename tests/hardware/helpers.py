@@ -97,7 +97,7 @@ async def rig(broker: Broker, station_id: str, *, connectors: int = 1,
     r = Rig(broker, station, hw_bus, operator, gateway, watcher)
     for name, channel, args in (
         ("pilot", ch.PILOT, {}), ("meter", ch.METER, {}), ("relay", ch.RELAY, {}),
-        ("error", ch.HW_ERROR, {}), ("rfid", ch.RFID, {}),
+        ("error", ch.HW_ERROR, {}), ("rfid", ch.RFID, {}), ("switch", ch.SWITCH_READING, {}),
         ("rejected", ch.SERVICE_REJECTED, {"service": "hardware"}),
         ("status", ch.SERVICE_STATUS, {"service": "hardware"}),
     ):

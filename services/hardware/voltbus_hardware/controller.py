@@ -18,14 +18,16 @@ from typing import Any
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.enums import ChargePointErrorCode, PilotState, ServiceState
+from voltbus_common.enums import ChargePointErrorCode, MeterTrigger, PilotState, ServiceState
 from voltbus_common.models import (
     CurrentLimitCommand,
     HardwareError,
     LedCommand,
+    MeterReading,
     PilotEvent,
     RelayCommand,
     RelayState,
+    SwitchReading,
 )
 from voltbus_hardware.card_readers import CardReaders, guarded, wait_or_timeout
 from voltbus_hardware.colors import parse_color
@@ -57,6 +59,12 @@ class ControllerConfig:
     gateway_loss_grace_s: float = 20.0
     # A live `offline` waits this long first: did our own connection drop too (broker stopping)?
     gateway_loss_confirm_s: float = 2.0
+    # The reading after a relay switch (issue 10 §1): after an opening, re-read until the meter
+    # shows the current stopped (a meter updates its registers a little after the fact), but
+    # publish within this time, so a gateway waiting 2 s for meterStop gets it.
+    switch_read_timeout_s: float = 1.5
+    switch_settled_power_w: float = 50.0
+    switch_retry_s: float = 0.1
 
 
 @dataclass
@@ -72,6 +80,8 @@ class _Connector:
     shown: tuple[ChargePointErrorCode, str | None] | None = None
     meter_failures: int = 0
     meter_retry_at: float = 0.0
+    relay_state: RelayState | None = None
+    switch_reads: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class StationController:
@@ -107,7 +117,7 @@ class StationController:
     async def run(self) -> None:
         """Publish the initial state, then poll until cancelled."""
         for c in self.connectors.values():
-            await self._switch(c, closed=False, why="start-up")
+            await self._switch(c, closed=False, why="start-up", read_meter=False)
             if isinstance(c.hw.evse, SupportsCurrentLimit):
                 await self._apply_limit(c, c.limit_a)
             await self._poll_state(c)
@@ -125,6 +135,11 @@ class StationController:
         for c in self.connectors.values():
             if c.relay_closed:
                 await self._switch(c, closed=False, why="service stopping")
+        pending = [t for c in self.connectors.values() for t in c.switch_reads]
+        if pending:  # the register after the last opening is what the next session starts from
+            _, late = await asyncio.wait(pending, timeout=self.config.switch_read_timeout_s + 0.5)
+            for task in late:
+                task.cancel()
 
     # --- commands --------------------------------------------------------------------------
 
@@ -147,7 +162,8 @@ class StationController:
                 return
             c.faults.clear("overcurrent")
             c.guard.reset()
-        await self._switch(c, closed=msg.payload.closed, why="relay/set")
+        await self._switch(c, closed=msg.payload.closed, why="relay/set",
+                           request_id=msg.payload.request_id)
         self._publish_error(c)
 
     async def _on_current_limit(self, msg: Received[CurrentLimitCommand]) -> None:
@@ -234,7 +250,10 @@ class StationController:
 
     # --- relay and state ---------------------------------------------------------------
 
-    async def _switch(self, c: _Connector, *, closed: bool, why: str) -> None:
+    async def _switch(self, c: _Connector, *, closed: bool, why: str,
+                      request_id: str | None = None, read_meter: bool = True) -> None:
+        """Switch, publish the settled pilot, then the relay state, then read the meter
+        (not at start-up: no energy flowed through a relay this process never closed)."""
         try:
             c.relay_closed = await c.hw.relay.set_closed(closed)
         except DeviceUnavailable as exc:
@@ -249,10 +268,58 @@ class StationController:
             c.guard.reset()
         log.info("connector %s: relay %s (%s)", c.hw.id, "closed" if c.relay_closed else "open",
                  why)
+        # The pilot the new position gives (C once the EV draws, B after opening) goes out
+        # before the relay state, so no subscriber sees "relay closed, pilot B" for a few ms
+        # (the SuspendedEV flicker before Charging, issue 10 §1).
+        await self._poll_state(c, react=False)
+        c.relay_state = RelayState(closed=c.relay_closed, request_id=request_id)
         self._publish_relay(c)
+        if read_meter:
+            self._read_after_switch(c, c.relay_state)
+        if c.relay_closed and c.pilot in OPEN_PILOTS:
+            await self._switch(c, closed=False, why=f"pilot {c.pilot}")
 
     def _publish_relay(self, c: _Connector) -> None:
-        self.bus.publish(ch.RELAY, RelayState(closed=c.relay_closed), connector=c.hw.id)
+        """The last switched state, unchanged (same ts: switch readings refer to it)."""
+        if c.relay_state is None or c.relay_state.closed != c.relay_closed:
+            c.relay_state = RelayState(closed=c.relay_closed)
+        self.bus.publish(ch.RELAY, c.relay_state, connector=c.hw.id)
+
+    def _read_after_switch(self, c: _Connector, state: RelayState) -> None:
+        if c.hw.meter is None:
+            return
+        task = asyncio.create_task(guarded(self._switch_reading(c, state),
+                                           f"connector {c.hw.id} switch reading"))
+        c.switch_reads.add(task)
+        task.add_done_callback(c.switch_reads.discard)
+
+    async def _switch_reading(self, c: _Connector, state: RelayState) -> None:
+        """Read the meter right after a switch and publish it on relay/reading and meter."""
+        assert c.hw.meter is not None
+        cfg = self.config
+        deadline = self.clock() + cfg.switch_read_timeout_s
+        reading: MeterReading | None = None
+        settled = False
+        while not settled and self.clock() < deadline:
+            try:
+                reading = await c.hw.meter.read()
+            except DeviceUnavailable as exc:  # one CRC error must not cost the billing reading
+                log.debug("connector %s: switch reading: %s", c.hw.id, exc)
+            else:
+                settled = state.closed or abs(reading.power_w) <= cfg.switch_settled_power_w
+                if settled:
+                    break
+            await asyncio.sleep(cfg.switch_retry_s)
+        if reading is None:
+            log.warning("connector %s: no meter reading after the relay %s", c.hw.id,
+                        "closed" if state.closed else "opened")
+            return
+        trigger = MeterTrigger.RELAY_CLOSED if state.closed else MeterTrigger.RELAY_OPENED
+        fields = reading.model_dump(exclude={"trigger"})
+        self.bus.publish(ch.METER, MeterReading(**fields, trigger=trigger), connector=c.hw.id)
+        self.bus.publish(ch.SWITCH_READING, SwitchReading(
+            **fields, trigger=trigger, relay_ts=state.ts, request_id=state.request_id,
+            settled=settled), connector=c.hw.id)
 
     def _publish_error(self, c: _Connector, *, force: bool = False) -> None:
         shown = c.faults.shown()
@@ -261,7 +328,8 @@ class StationController:
             self.bus.publish(ch.HW_ERROR, HardwareError(code=shown[0], info=shown[1]),
                              connector=c.hw.id)
 
-    async def _poll_state(self, c: _Connector) -> None:
+    async def _poll_state(self, c: _Connector, *, react: bool = True) -> None:
+        """Read pilot and board fault; publish changes; open on A/E/F unless `react` is off."""
         try:
             status = await c.hw.evse.status()
         except DeviceUnavailable as exc:
@@ -274,7 +342,7 @@ class StationController:
             self.bus.publish(ch.PILOT, PilotEvent(state=status.pilot), connector=c.hw.id)
             if status.pilot is PilotState.A:
                 c.faults.clear("overcurrent")
-            if status.pilot in OPEN_PILOTS and c.relay_closed:
+            if react and status.pilot in OPEN_PILOTS and c.relay_closed:
                 await self._switch(c, closed=False, why=f"pilot {status.pilot}")
         self._publish_error(c)
 

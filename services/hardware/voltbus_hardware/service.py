@@ -24,7 +24,8 @@ def controller_config(settings: HardwareSettings) -> ControllerConfig:
         overcurrent_time_s=settings.overcurrent_time_s,
         gateway_loss_opens_relay=settings.gateway_loss_opens_relay,
         gateway_loss_grace_s=settings.gateway_loss_grace_s,
-        gateway_loss_confirm_s=settings.gateway_loss_confirm_s)
+        gateway_loss_confirm_s=settings.gateway_loss_confirm_s,
+        switch_read_timeout_s=settings.switch_read_timeout_s)
 
 
 async def serve_station(bus: Bus, station: StationHardware, config: ControllerConfig, *,

@@ -25,6 +25,9 @@ class HardwareSettings(BusSettings):
     gateway_loss_confirm_s: float = Field(
         default=2.0, ge=0, le=60,
         description="a gateway `offline` opens the relays after this, unless the broker went too")
+    switch_read_timeout_s: float = Field(
+        default=1.5, gt=0, le=10,
+        description="after a relay opens, re-read the meter until it shows no power, this long")
     overcurrent_margin_a: float = Field(default=2.0, ge=0, le=50)
     overcurrent_time_s: float = Field(default=5.0, ge=0, le=600)
     sim_max_current_a: float = Field(default=32.0, ge=6, le=80,
