@@ -189,8 +189,9 @@ def test_units_and_classes_fit_the_energy_dashboard() -> None:
     assert comps["c1_session_energy"]["unit_of_measurement"] == "kWh"
     assert "state_class" not in comps["c1_last_session_energy"]  # not a running total
     assert comps["c1_status"]["options"] == [s.value for s in ConnectorStatus]
-    assert (comps["c1_session_cost"]["device_class"], comps["c1_session_cost"]["state_class"],
-            comps["c1_session_cost"]["unit_of_measurement"]) == ("monetary", "total", "EUR")
+    assert (comps["c1_session_cost"]["device_class"],
+            comps["c1_session_cost"]["unit_of_measurement"]) == ("monetary", "EUR")
+    assert "state_class" not in comps["c1_session_cost"]  # it drops to 0 at each new session
     assert comps["price"]["unit_of_measurement"] == "EUR/kWh"
     for key in ("c1_error_code", "c1_relay", "ocpp_connected", "ocpp_registration"):
         assert comps[key]["entity_category"] == "diagnostic", key

@@ -335,8 +335,10 @@ class StationDiscovery:
             money = {"device_class": "monetary", "unit_of_measurement": self.currency,
                      "suggested_display_precision": 2}
             entities += [
+                # No state_class: monetary allows only `total`, whose statistics would count
+                # the drop to 0 at the next session as money coming back.
                 sensor("session_cost", "Session cost", "{{ value_json.cost | round(2) }}",
-                       state_class="total", **money),
+                       **money),
                 sensor("last_session_cost", "Last session cost",
                        f"{{{{ {last}.cost | round(2) if {last} else {_NONE} }}}}", **money),
             ]
