@@ -13,7 +13,7 @@ from voltbus_api import docs_page, errors
 from voltbus_api.context import ApiContext
 from voltbus_api.deps import current_principal, require_admin
 from voltbus_api.docker_admin import DockerAdmin, create_router
-from voltbus_api.routes import auth, commands, config, health, history, reports, state, stream
+from voltbus_api.routes import auth, commands, config, health, history, page, reports, state, stream
 from voltbus_api.settings import ApiSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -55,6 +55,7 @@ def create_app(settings: ApiSettings, *, docker_admin: DockerAdmin | None = None
     for module in (state, history, reports, stream, config):
         app.include_router(module.router, prefix="/api/v1", dependencies=viewer)
     app.include_router(commands.router, prefix="/api/v1", dependencies=admin)
+    page.install(app, ctx, viewer)  # the web page's power curve and costs
     if docker_admin is not None:
         app.include_router(create_router(docker_admin), prefix="/api/v1", dependencies=admin)
     # The web page last, so every API route takes precedence.

@@ -62,18 +62,22 @@ class InfluxSessions:
         query = 'SELECT * FROM "session"'
         return query + (" WHERE " + " AND ".join(where) if where else "")
 
-    async def query(self, f: SessionFilter) -> list[SessionRecord]:
-        """Matching sessions; raises InfluxUnavailable when InfluxDB cannot answer."""
+    async def select(self, influxql: str) -> list[dict[str, Any]]:
+        """The rows of one InfluxQL query (time in ns); InfluxUnavailable when it cannot answer."""
         try:
             async with httpx.AsyncClient(timeout=self._timeout_s) as client:
-                r = await client.get(self._url, params={**self._params, "q": self.influxql(f)},
+                r = await client.get(self._url, params={**self._params, "q": influxql},
                                      headers=self._headers)
         except httpx.HTTPError as exc:
             raise InfluxUnavailable(f"{self._url}: {exc!r}") from None
         if r.status_code != 200:
             raise InfluxUnavailable(f"{self._url}: HTTP {r.status_code} {r.text[:200]}")
+        return _rows(r.json())
+
+    async def query(self, f: SessionFilter) -> list[SessionRecord]:
+        """Matching sessions; raises InfluxUnavailable when InfluxDB cannot answer."""
         records = []
-        for row in _rows(r.json()):
+        for row in await self.select(self.influxql(f)):
             try:
                 records.append(_record(row))
             except (KeyError, TypeError, ValueError) as exc:

@@ -1,0 +1,216 @@
+"""What the web page shows beyond the REST resources: a connector's power curve and costs.
+
+The power curve comes from the recorder's `meter` measurement in InfluxDB (averaged into at most
+`points` buckets); without InfluxDB, or while it cannot answer, from the readings this API saw on
+the bus itself (the last few hours per connector, in memory). Costs use the report's arithmetic
+(kWh to 3 decimals, times the price, half up to the cent), so page and report agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from voltbus_api import reports
+from voltbus_api.context import ApiContext
+from voltbus_api.deps import ConnectorDep, ContextDep, SessionsDep, StateDep, StationDep
+from voltbus_api.errors import ApiError
+from voltbus_api.history import SessionFilter, SessionRecord
+from voltbus_api.influx_reader import InfluxUnavailable
+from voltbus_api.schemas import error_responses
+from voltbus_api.state_cache import Change
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["page"])
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class PowerBuffer:
+    """The meter readings seen on the bus, per connector: the curve when InfluxDB cannot help."""
+
+    def __init__(self, *, per_connector: int = 20_000) -> None:
+        # 20 000 readings: 5.5 h at the default 1 s meter interval, about 1 MB per connector.
+        self._readings: dict[tuple[str, int], deque[tuple[float, float]]] = {}
+        self._size = per_connector
+
+    async def on_change(self, change: Change) -> None:
+        """State-cache listener: keep (unix seconds, W) of each meter reading, in order."""
+        if change.kind != "meter" or change.connector is None or not change.data:
+            return
+        ts = datetime.fromisoformat(change.data["ts"]).timestamp()
+        readings = self._readings.setdefault((change.station, change.connector),
+                                             deque(maxlen=self._size))
+        if readings and ts <= readings[-1][0]:  # a retained replay of a reading we have
+            return
+        readings.append((ts, float(change.data["power_w"])))
+
+    def since(self, station: str, connector: int, start: float) -> list[tuple[float, float]]:
+        """Readings at or after start (unix seconds), oldest first."""
+        return [r for r in self._readings.get((station, connector), ()) if r[0] >= start]
+
+
+class PowerSeries(BaseModel):
+    """A connector's power over time: `ts[i]` (unix seconds, bucket start) has `power_w[i]`."""
+
+    station: str
+    connector: int
+    source: Literal["influxdb", "local"] = Field(
+        description="influxdb, or local: the readings this API saw on the bus (InfluxDB not "
+                    "configured, unreachable, or without readings for the range)")
+    influx_error: str | None = None
+    start: datetime
+    interval_s: int = Field(description="bucket width; each value is the bucket's mean")
+    ts: list[float]
+    power_w: list[float]
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "station": "CP1", "connector": 1, "source": "influxdb", "influx_error": None,
+        "start": "2026-01-05T08:00:00Z", "interval_s": 10,
+        "ts": [1767600000, 1767600010], "power_w": [11040.0, 11020.5]}]})
+
+
+class MonthCost(BaseModel):
+    """Energy and cost of the finished sessions that started in a month (local time)."""
+
+    month: str = Field(examples=["2026-01"])
+    timezone: str
+    currency: str
+    price_per_kwh: float
+    sessions: int
+    energy_wh: float
+    cost: float
+    influx_error: str | None = None
+
+
+class CostedSession(SessionRecord):
+    """A finished session with its cost at the configured price."""
+
+    cost: float
+
+
+class CostedSessionPage(BaseModel):
+    """Newest sessions first with their cost, and totals over all of them."""
+
+    currency: str
+    price_per_kwh: float
+    total: int
+    total_energy_wh: float
+    items: list[CostedSession]
+    influx_error: str | None = None
+
+
+def _buckets(readings: list[tuple[float, float]], start: float,
+             interval_s: int) -> tuple[list[float], list[float]]:
+    sums: dict[int, list[float]] = {}
+    for ts, w in readings:
+        slot = sums.setdefault(int((ts - start) // interval_s), [0.0, 0.0])
+        slot[0] += w
+        slot[1] += 1
+    keys = sorted(sums)
+    return ([start + k * interval_s for k in keys],
+            [round(sums[k][0] / sums[k][1], 1) for k in keys])
+
+
+def _influxql(station: str, connector: int, start: datetime, interval_s: int) -> str:
+    def literal(value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    since = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # GROUP BY time() buckets align to the epoch; the offset aligns them to `start` instead.
+    offset = int(start.timestamp()) % interval_s
+    return (f'SELECT mean("power_w") AS "power_w" FROM "meter" WHERE "station" = '
+            f'{literal(station)} AND "connector" = {literal(str(connector))} AND time >= '
+            f"{literal(since)} GROUP BY time({interval_s}s, {offset}s) fill(none)")
+
+
+@router.get("/stations/{station}/connectors/{n}/power", response_model=PowerSeries,
+            responses=error_responses(401, 404, 422))
+async def power(
+    request: Request, ctx: ContextDep, cache: StateDep, station: StationDep, n: ConnectorDep,
+    start: Annotated[datetime | None, Query(
+        alias="from", description="default: the running session's start, else an hour ago")
+    ] = None,
+    points: Annotated[int, Query(ge=10, le=2000)] = 300,
+) -> PowerSeries:
+    """The connector's power curve from `from` until now, as at most `points` means."""
+    if start is None:
+        running = cache.connector(station, n)
+        start = (running.transaction.started_at if running and running.transaction
+                 else datetime.now(UTC) - timedelta(hours=1))
+    if start.tzinfo is None:
+        raise ApiError(422, "'from' needs a time zone, e.g. 2026-01-05T08:00:00Z")
+    span_s = max(1.0, (datetime.now(UTC) - start).total_seconds())
+    interval_s = max(1, math.ceil(span_s / points))
+    influx, error = ctx.sessions.influx, None
+    if influx is not None:
+        try:
+            rows = await influx.select(_influxql(station, n, start, interval_s))
+            values = [(int(r["time"]) / 1e9, float(r["power_w"])) for r in rows
+                      if r.get("power_w") is not None]
+            if values:
+                return PowerSeries(station=station, connector=n, source="influxdb", start=start,
+                                   interval_s=interval_s, ts=[t for t, _ in values],
+                                   power_w=[round(w, 1) for _, w in values])
+        except InfluxUnavailable as exc:
+            error = str(exc)
+    buffer: PowerBuffer = request.app.state.power_buffer
+    ts, watts = _buckets(buffer.since(station, n, start.timestamp()), start.timestamp(),
+                         interval_s)
+    return PowerSeries(station=station, connector=n, source="local", influx_error=error,
+                       start=start, interval_s=interval_s, ts=ts, power_w=watts)
+
+
+def _cost(energy_wh: float, price: Decimal) -> Decimal:
+    kwh = (Decimal(str(energy_wh)) / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)
+    return (kwh * price).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+@router.get("/costs", response_model=MonthCost, responses=error_responses(401, 422))
+async def month_cost(
+    ctx: ContextDep, source: SessionsDep,
+    month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                                       description="YYYY-MM; default: this month")] = None,
+) -> MonthCost:
+    """The month's finished sessions, their energy and cost (the same sum as its report)."""
+    s = ctx.settings
+    if month is None:
+        month = datetime.now(s.zone).strftime("%Y-%m")
+    year, number = (int(x) for x in month.split("-"))
+    first = datetime(year, number, 1, tzinfo=s.zone)
+    after = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=s.zone)
+    found = await source.sessions(SessionFilter(start=first, end=after))
+    report = reports.build(found, title=month, price_per_kwh=s.api_price_per_kwh,
+                           currency=s.api_currency, zone=s.zone)
+    return MonthCost(month=month, timezone=s.api_timezone, currency=s.api_currency,
+                     price_per_kwh=s.api_price_per_kwh, sessions=len(found),
+                     energy_wh=sum(r.energy_wh for r in found), cost=float(report.total_cost),
+                     influx_error=source.influx_error)
+
+
+@router.get("/costs/sessions", response_model=CostedSessionPage,
+            responses=error_responses(401, 422))
+async def costed_sessions(ctx: ContextDep, source: SessionsDep,
+                          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> CostedSessionPage:
+    """The newest finished sessions with their cost, for the page's history table."""
+    s = ctx.settings
+    price = Decimal(str(s.api_price_per_kwh))
+    found = await source.sessions(SessionFilter())
+    items = [CostedSession(**r.model_dump(exclude={"duration_s"}),
+                           cost=float(_cost(r.energy_wh, price))) for r in found[:limit]]
+    return CostedSessionPage(currency=s.api_currency, price_per_kwh=s.api_price_per_kwh,
+                             total=len(found), total_energy_wh=sum(r.energy_wh for r in found),
+                             items=items, influx_error=source.influx_error)
+
+
+def install(app: FastAPI, ctx: ApiContext, dependencies: list[Any]) -> None:
+    """Mount these routes and start keeping the bus's meter readings for the power curve."""
+    buffer = PowerBuffer()
+    ctx.cache.add_listener(buffer.on_change)
+    app.state.power_buffer = buffer
+    app.include_router(router, prefix="/api/v1", dependencies=dependencies)
