@@ -11,9 +11,11 @@ from voltbus_energy.fuse import Site
 from voltbus_energy.manager import Config, ConnectorView, EnergyManager
 from voltbus_energy.modes import PvTimers
 from voltbus_energy.settings import EnergySettings
-from voltbus_energy.sources.base import GridSource
+from voltbus_energy.sources.base import GridSource, Poller
+from voltbus_energy.sources.modbus_grid import GridRegisterMap, ModbusGridMeter
 from voltbus_energy.sources.mqtt_json import MqttJsonGrid, MqttJsonPower
 from voltbus_energy.sources.simulated import SimGrid
+from voltbus_energy.sources.sunspec import SunSpecDevice, SunSpecGridMeter, SunSpecInverter
 from voltbus_energy.tariff.feed import FeedTariff, PriceFeed
 from voltbus_energy.tariff.prices import FixedTariff, Tariff
 from voltbus_energy.tariff.tou import TouTariff, parse_windows, parse_zone
@@ -21,10 +23,21 @@ from voltbus_energy.tariff.tou import TouTariff, parse_windows, parse_zone
 
 def build_grid(settings: EnergySettings) -> GridSource:
     """The configured grid meter."""
-    if settings.energy_grid == "mqtt":
-        return MqttJsonGrid(settings.energy_grid_topic,
-                            power_path=settings.energy_grid_power_path,
-                            current_paths=settings.energy_grid_current_paths.split(","))
+    s = settings
+    if s.energy_grid == "mqtt":
+        return MqttJsonGrid(s.energy_grid_topic, power_path=s.energy_grid_power_path,
+                            current_paths=s.energy_grid_current_paths.split(","))
+    if s.energy_grid == "modbus":
+        meter = ModbusGridMeter(s.energy_grid_serial_port, s.energy_grid_modbus_address,
+                                GridRegisterMap.load(s.energy_grid_model),
+                                baudrate=s.energy_grid_baudrate, parity=s.energy_grid_parity)
+        return Poller(meter, period_s=s.energy_grid_poll_s)
+    if s.energy_grid == "sunspec":
+        if not s.energy_grid_host:
+            raise ValueError("VOLTBUS_ENERGY_GRID_HOST is needed for the SunSpec grid meter")
+        device = SunSpecDevice(s.energy_grid_host, s.energy_grid_tcp_port,
+                               unit=s.energy_grid_modbus_address)
+        return Poller(SunSpecGridMeter(device), period_s=s.energy_grid_poll_s)
     return SimGrid(settings.stations, house_a=settings.energy_sim_house_a)
 
 
@@ -59,8 +72,9 @@ def build_tariff(settings: EnergySettings) -> tuple[Tariff, list[PriceFeed]]:
     return FeedTariff(prices, co2=co2, fallback=base), feeds
 
 
-def build_manager(settings: EnergySettings, bus: Bus,
-                  tariff: Tariff | None = None) -> EnergyManager:
+def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = None,
+                  grid: GridSource | None = None,
+                  inverter: SunSpecInverter | None = None) -> EnergyManager:
     """The manager for these settings, on this bus."""
     s = settings
     config = Config(
@@ -73,11 +87,11 @@ def build_manager(settings: EnergySettings, bus: Bus,
     phases = (0, 1, 2) if s.energy_connector_phases == 3 else (0,)
     connectors = [ConnectorView(station, n, phases, s.energy_connector_max_a)
                   for station in s.stations for n in range(1, s.energy_connectors + 1)]
-    pv = MqttJsonPower(s.energy_pv_topic, path=s.energy_pv_power_path) if s.energy_pv_topic \
-        else None
-    if pv is not None:
+    pv: MqttJsonPower | SunSpecInverter | None = inverter
+    if s.energy_pv_topic:
+        pv = MqttJsonPower(s.energy_pv_topic, path=s.energy_pv_power_path)
         pv.attach(bus)
-    return EnergyManager(bus, config, connectors, build_grid(s), tariff=tariff,
+    return EnergyManager(bus, config, connectors, grid or build_grid(s), tariff=tariff,
                          pv_power=(lambda: pv.power_w) if pv is not None else (lambda: None))
 
 
@@ -85,10 +99,20 @@ async def main(settings: EnergySettings) -> None:
     """Run the energy manager until cancelled."""
     bus = Bus(settings, station=settings.energy_site, service="energy")
     tariff, feeds = build_tariff(settings)
-    manager = build_manager(settings, bus, tariff)
+    grid = build_grid(settings)
+    inverter = None
+    if settings.energy_pv_sunspec_host:
+        inverter = SunSpecInverter(SunSpecDevice(settings.energy_pv_sunspec_host,
+                                                 settings.energy_pv_sunspec_port,
+                                                 unit=settings.energy_pv_sunspec_unit))
+    manager = build_manager(settings, bus, tariff, grid, inverter)
     async with asyncio.TaskGroup() as group:
         group.create_task(bus.run())
         group.create_task(manager.run())
+        if isinstance(grid, Poller):
+            group.create_task(grid.poll_forever())
+        if inverter is not None:
+            group.create_task(inverter.poll_forever(settings.energy_grid_poll_s))
         for feed in feeds:
             group.create_task(feed.run())
 

@@ -27,8 +27,21 @@ class EnergySettings(BusSettings):
     energy_connectors: int = Field(default=1, ge=1, le=32, description="per station")
     energy_connector_max_a: float = Field(default=16.0, ge=6, le=100)
     energy_connector_phases: Literal[1, 3] = 3
-    # grid meter: "mqtt" (any topic, JSON paths) or "sim" (house load + the cars' meters)
-    energy_grid: Literal["mqtt", "sim"] = "sim"
+    # grid meter: "mqtt" (any topic, JSON paths), "modbus" (RTU register map), "sunspec"
+    # (Modbus TCP) or "sim" (house load + the cars' meters)
+    energy_grid: Literal["mqtt", "modbus", "sunspec", "sim"] = "sim"
+    energy_grid_model: str = "eastron_sdm630"  # grid register map (bundled name or .yaml path)
+    energy_grid_serial_port: str = "/dev/ttyUSB0"
+    energy_grid_baudrate: int = Field(default=9600, ge=1200, le=115200)
+    energy_grid_parity: Literal["N", "E", "O"] = "N"
+    energy_grid_modbus_address: int = Field(default=1, ge=1, le=247,
+                                            description="Modbus slave address / SunSpec unit id")
+    energy_grid_host: str = ""  # SunSpec meter's host
+    energy_grid_tcp_port: int = Field(default=502, ge=1, le=65535)
+    energy_grid_poll_s: float = Field(default=1.0, gt=0, le=60)
+    energy_pv_sunspec_host: str = ""  # PV from a SunSpec inverter (models 101-103)
+    energy_pv_sunspec_port: int = Field(default=502, ge=1, le=65535)
+    energy_pv_sunspec_unit: int = Field(default=1, ge=1, le=247)
     energy_grid_topic: str = ""
     energy_grid_power_path: str = "power_w"
     energy_grid_current_paths: str = "current_a[0],current_a[1],current_a[2]"
