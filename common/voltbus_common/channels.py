@@ -150,6 +150,11 @@ SWITCH_READING = _ch(
     example={"energy_wh": 12345.6, "power_w": 0.0, "current_a": [0.0, 0.0, 0.0],
              "voltage_v": [230.1, 229.8, 231.0], "ts": _TS, "trigger": "relay_opened",
              "relay_ts": _TS, "request_id": "tx-42-stop", "settled": True})
+LOCK = _ch("hw/{connector}/lock", m.LockStatus, retain=True, writers=HARDWARE,
+           doc="The cable lock as its feedback confirms it: locked, unlocked, failed (a move "
+               "not confirmed in time; ConnectorLockFailure on `error`), not_supported (no lock "
+               "configured). Every lock/set is answered here with its request_id.",
+           example={"state": "unlocked", "request_id": "unlock-7", "reason": None, "ts": _TS})
 HW_ERROR = _ch("hw/{connector}/error", m.HardwareError, retain=True, writers=HARDWARE,
                doc="A hardware fault as an OCPP 1.6 ChargePointErrorCode; NoError clears it.",
                example={"code": "PowerMeterFailure", "info": "no answer from meter 1", "ts": _TS})
@@ -165,6 +170,11 @@ CURRENT_LIMIT_SET = _ch("hw/{connector}/current_limit/set", m.CurrentLimitComman
                         writers=GATEWAY,
                         doc="Current the EV may draw per phase; 0 pauses charging.",
                         example={"amps": 16.0})
+LOCK_SET = _ch("hw/{connector}/lock/set", m.LockCommand, retain=False, writers=GATEWAY,
+               doc="Lock or unlock the cable; the answer is the next `lock` state with this "
+                   "request_id. Unlocking while the relay is closed is refused (state stays "
+                   "locked, reason says why).",
+               example={"locked": False, "request_id": "unlock-7"})
 LED_SET = _ch("hw/{connector}/led/set", m.LedCommand, retain=False, writers=GATEWAY,
               doc="What the connector's LED shows.", example={"color": "green", "pattern": "solid"})
 
@@ -277,7 +287,8 @@ ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain
                       example={"mode": "pv", "priority": 0})
 
 CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
-    PILOT, METER, RELAY, SWITCH_READING, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET, LED_SET,
+    PILOT, METER, RELAY, SWITCH_READING, LOCK, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET,
+    LOCK_SET, LED_SET,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, CHARGING, COMMAND, COMMAND_RESULT,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
     ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET,

@@ -83,6 +83,15 @@ class MeterTrigger(StrEnum):
     RELAY_OPENED = "relay_opened"
 
 
+class LockState(StrEnum):
+    """A connector's cable lock, as its position feedback confirms it."""
+
+    LOCKED = "locked"
+    UNLOCKED = "unlocked"
+    FAILED = "failed"
+    NOT_SUPPORTED = "not_supported"
+
+
 class LedPattern(StrEnum):
     """How an indicator LED shows its colour."""
 

@@ -28,6 +28,7 @@ from voltbus_common.enums import (
     CommandStatus,
     ConnectorStatus,
     LedPattern,
+    LockState,
     MeterTrigger,
     PilotState,
     PlanObjective,
@@ -139,6 +140,20 @@ class SwitchReading(MeterReading):
     settled: bool = True
 
 
+class LockStatus(Payload):
+    """A connector's cable lock as its feedback confirms it (never as merely commanded).
+
+    locked/unlocked: the feedback switch says so; failed: a move was not confirmed in time
+    (jammed, no feedback) and the position is unknown; not_supported: no lock on this connector.
+    request_id is the lock/set this state answers (null after start-up or a reconnect).
+    """
+
+    state: LockState
+    request_id: RequestId | None = None
+    reason: str | None = Field(default=None, max_length=100)
+    ts: UtcDatetime = Field(default_factory=utcnow)
+
+
 class HardwareError(Payload):
     """A connector's hardware fault, as an OCPP error code; NoError clears it."""
 
@@ -164,6 +179,14 @@ class RelayCommand(Payload):
     closed: StrictBool
     request_id: RequestId | None = Field(
         default=None, description="echoed on the relay state and the switch reading it causes")
+
+
+class LockCommand(Payload):
+    """Ask the hardware to lock or unlock a connector's cable; answered on `lock`."""
+
+    locked: StrictBool
+    request_id: RequestId | None = Field(
+        default=None, description="echoed on the lock state that answers this command")
 
 
 class CurrentLimitCommand(Payload):

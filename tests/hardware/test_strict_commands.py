@@ -30,6 +30,7 @@ FIELDS: list[tuple[ch.Channel, dict[str, object], str, list[object]]] = [  # typ
     (ch.LED_SET, {"color": "green", "pattern": "blink"}, "blink_repeat", CONFUSED_INTS),
     (ch.LED_SET, {"color": "green"}, "pattern", [1, True, "SOLID"]),
     (ch.LED_SET, {"pattern": "solid"}, "color", [1, True, None]),
+    (ch.LOCK_SET, {}, "locked", CONFUSED_BOOLS),
     (ch.COMMAND, {"command": "set_current_limit"}, "amps", CONFUSED_NUMBERS),
     (ch.COMMAND, {"command": "change_availability"}, "operative", CONFUSED_BOOLS),
     (ch.COMMAND, {"command": "start"}, "id_tag", [1234, True]),
@@ -60,6 +61,7 @@ def test_type_confused_command_fields_are_invalid(channel: ch.Channel, base: dic
     (ch.LED_SET, {"color": "red", "pattern": "blink", "intensity_pct": 50, "blink_repeat": 3}),
     (ch.SIM_EV, {"phases": 1, "max_current_a": 10, "full": False}),
     (ch.COMMAND, {"command": "set_current_limit", "amps": 10}),
+    (ch.LOCK_SET, {"locked": True}),
 ])
 def test_well_typed_commands_still_pass(channel: ch.Channel, raw: dict[str, object]) -> None:
     assert channel.decode(json.dumps(raw).encode()) is not None  # a JSON integer is a number

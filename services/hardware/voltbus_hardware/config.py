@@ -144,6 +144,30 @@ class GpioRgbLedConfig(Device):
 LedConfig = Annotated[SimDevice | GpioLedConfig | GpioRgbLedConfig, Field(discriminator="type")]
 
 
+class GpioMotorLockConfig(Device):
+    """A motor cable lock: lock and unlock motor pins (H-bridge) and a feedback switch."""
+
+    type: Literal["gpio_motor"]
+    lock_pin: Pin
+    unlock_pin: Pin
+    feedback_pin: Pin
+    motor_active_high: bool = True
+    feedback_pull_up: bool = Field(default=True, description="switch to GND; False: to 3.3 V")
+    locked_when_active: bool = Field(default=True,
+                                     description="the switch closes when the pin is home")
+    pulse_s: Annotated[float, _range(0.05, 5)] = 0.6
+    timeout_s: Annotated[float, _range(0.1, 10)] = 1.5
+
+    @model_validator(mode="after")
+    def _three_pins(self) -> GpioMotorLockConfig:
+        if len({self.lock_pin, self.unlock_pin, self.feedback_pin}) != 3:
+            raise ValueError("lock_pin, unlock_pin and feedback_pin must be three pins")
+        return self
+
+
+LockConfig = Annotated[SimDevice | GpioMotorLockConfig, Field(discriminator="type")]
+
+
 class GpioBuzzerConfig(Device):
     """An active buzzer on a GPIO pin."""
 
@@ -215,6 +239,7 @@ class ConnectorConfig(Device):
     relay: RelayConfig
     meter: MeterConfig | None = None
     led: LedConfig | None = None
+    lock: LockConfig | None = None
 
 
 class StationConfig(Device):

@@ -29,6 +29,7 @@ from voltbus_common.models import (
     RelayState,
     SwitchReading,
 )
+from voltbus_hardware.cable_locks import CableLocks
 from voltbus_hardware.card_readers import CardReaders, guarded, wait_or_timeout
 from voltbus_hardware.colors import parse_color
 from voltbus_hardware.drivers.base import (
@@ -102,6 +103,9 @@ class StationController:
         self._state_wake = asyncio.Event()
         self.readers = CardReaders(bus, station, self._set_reader_fault,
                                    poll_interval_s=config.poll_interval_s, clock=clock)
+        self.locks = CableLocks(bus, station,
+                                relay_closed=lambda n: self.connectors[n].relay_closed,
+                                set_fault=self._set_lock_fault)
 
     def attach(self) -> None:
         """Subscribe to the commands; call before bus.run()."""
@@ -113,6 +117,7 @@ class StationController:
             if isinstance(c.hw.evse, SupportsWake):
                 c.hw.evse.set_wake(self._state_wake.set)
         self.readers.attach()
+        self.locks.attach()
 
     async def run(self) -> None:
         """Publish the initial state, then poll until cancelled."""
@@ -122,6 +127,7 @@ class StationController:
                 await self._apply_limit(c, c.limit_a)
             await self._poll_state(c)
             self._publish_error(c, force=True)
+        await self.locks.publish_initial()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._republish_on_connect())
             group.create_task(self._state_loop())
@@ -132,6 +138,7 @@ class StationController:
         """Open every relay: a stopped hardware service cannot keep the safety rules."""
         if self._gateway_recheck is not None:
             self._gateway_recheck.cancel()
+        self.locks.cancel()
         for c in self.connectors.values():
             if c.relay_closed:
                 await self._switch(c, closed=False, why="service stopping")
@@ -353,6 +360,15 @@ class StationController:
                 await guarded(self._poll_state(c), f"connector {c.hw.id} state")
             await wait_or_timeout(self._state_wake, self.config.poll_interval_s)
 
+    def _set_lock_fault(self, connector: int, info: str | None) -> None:
+        """A cable lock that did not confirm a move: ConnectorLockFailure (None clears)."""
+        c = self.connectors[connector]
+        if info is None:
+            c.faults.clear("lock")
+        else:
+            c.faults.set("lock", E.CONNECTOR_LOCK_FAILURE, info)
+        self._publish_error(c)
+
     def _set_reader_fault(self, source: str, info: str | None) -> None:
         """A station's reader serves every connector: its fault shows on each (None clears)."""
         for c in self.connectors.values():
@@ -372,6 +388,7 @@ class StationController:
                     self.bus.publish(ch.PILOT, PilotEvent(state=c.pilot), connector=c.hw.id)
                 self._publish_relay(c)
                 self._publish_error(c, force=True)
+            self.locks.republish()
             while self.bus.connected.is_set():  # noqa: ASYNC110 (the bus has no "lost" event)
                 await asyncio.sleep(0.5)
 

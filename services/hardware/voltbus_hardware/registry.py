@@ -21,6 +21,7 @@ from voltbus_hardware.drivers.simulated import (
     SimConnector,
     SimEvse,
     SimLed,
+    SimLock,
     SimMeter,
     SimRelay,
     SimRfid,
@@ -112,6 +113,11 @@ def _gpio(name: str) -> Factory:
     return make
 
 
+def _gpio_lock(cfg: Any, ctx: BuildContext) -> Any:
+    from voltbus_hardware.drivers.gpio_lock import GpioMotorLock
+    return GpioMotorLock.from_config(cfg, pin_factory=ctx.pin_factory)
+
+
 def _evse_relay(cfg: Any, ctx: BuildContext) -> Any:
     from voltbus_hardware.drivers.plain import EvseRelay
     return EvseRelay(ctx.evse)
@@ -156,6 +162,8 @@ FACTORIES: dict[tuple[str, str], Factory] = {
     ("meter", "sim"): lambda cfg, ctx: SimMeter(ctx.sim()),
     ("meter", "modbus"): _modbus_meter,
     ("meter", "evse"): _evse_meter,
+    ("lock", "sim"): lambda cfg, ctx: SimLock(ctx.sim()),
+    ("lock", "gpio_motor"): _gpio_lock,
     ("led", "sim"): lambda cfg, ctx: SimLed(),
     ("led", "gpio"): _gpio("GpioLed"),
     ("led", "gpio_rgb"): _gpio("GpioRgbLed"),
@@ -201,6 +209,8 @@ def build_station(cfg: c.StationConfig, station_id: str, *, clock: Clock = time.
                 hw.meter = create("meter", conn.meter, ctx, f"{where}.meter")
             if conn.led is not None:
                 hw.led = create("led", conn.led, ctx, f"{where}.led")
+            if conn.lock is not None:
+                hw.lock = create("lock", conn.lock, ctx, f"{where}.lock")
         for n, reader in enumerate(cfg.rfid):
             station.readers.append(create("rfid", reader, ctx, f"rfid[{n}]"))
         if cfg.buzzer is not None:

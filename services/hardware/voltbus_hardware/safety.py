@@ -32,13 +32,13 @@ class OvercurrentGuard:
         self._since = None
 
 
-PRIORITY = ("evse", "relay", "overcurrent", "meter")  # then readers; the first active shows
+PRIORITY = ("evse", "relay", "overcurrent", "lock", "meter")  # then readers; the first active shows
 
 
 @dataclass
 class FaultSet:
     """Faults by source; the error topic shows the most severe: EVSE board, relay,
-    overcurrent, meter, then card readers (one topic carries one code)."""
+    overcurrent, cable lock, meter, then card readers (one topic carries one code)."""
 
     _active: dict[str, tuple[ChargePointErrorCode, str | None]] = field(default_factory=dict)
 

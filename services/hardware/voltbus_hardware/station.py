@@ -8,13 +8,23 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from voltbus_hardware.drivers.base import Buzzer, Evse, Led, Meter, Relay, RfidReader, SupportsClose
+from voltbus_hardware.drivers.base import (
+    Buzzer,
+    CableLock,
+    Evse,
+    Led,
+    Meter,
+    Relay,
+    RfidReader,
+    SupportsClose,
+)
 from voltbus_hardware.drivers.simulated import (
     Clock,
     SimBuzzer,
     SimConnector,
     SimEvse,
     SimLed,
+    SimLock,
     SimMeter,
     SimRelay,
     SimRfid,
@@ -34,10 +44,12 @@ class ConnectorHardware:
     meter: Meter | None = None
     led: Led | None = None
     max_current_a: float = 32.0
+    lock: CableLock | None = None
 
     def devices(self) -> Iterator[object]:
         """Every driver object of this connector."""
-        yield from (d for d in (self.evse, self.relay, self.meter, self.led) if d is not None)
+        yield from (d for d in (self.evse, self.relay, self.meter, self.led, self.lock)
+                    if d is not None)
 
 
 @dataclass
@@ -63,11 +75,12 @@ class StationHardware:
 
 def simulated_connector(station: str, connector: int, *, max_current_a: float = 32.0,
                         clock: Clock = time.monotonic) -> ConnectorHardware:
-    """A connector whose EVSE, relay, meter and LED are one simulated EV and charge point."""
+    """A connector whose EVSE, relay, meter, LED and cable lock are one simulated EV and
+    charge point."""
     sim = SimConnector(energy_wh=initial_register_wh(station, connector),
                        max_current_a=max_current_a, clock=clock)
     return ConnectorHardware(connector, SimEvse(sim), SimRelay(sim), SimMeter(sim), SimLed(),
-                             max_current_a=max_current_a)
+                             max_current_a=max_current_a, lock=SimLock(sim))
 
 
 def simulated_station(station: str, connectors: int, *, max_current_a: float = 32.0,

@@ -71,6 +71,19 @@ class Relay(Protocol):
         ...
 
 
+class CableLock(Protocol):
+    """A connector's cable lock (motor or solenoid) with a position feedback switch."""
+
+    async def set_locked(self, locked: bool) -> None:
+        """Move it; DeviceUnavailable(ConnectorLockFailure) when the feedback does not confirm
+        the new position in time."""
+        ...
+
+    async def is_locked(self) -> bool:
+        """What the feedback says now."""
+        ...
+
+
 class RfidReader(Protocol):
     """A card reader; reports each presentation once, however long the card is held."""
 

@@ -8,6 +8,7 @@ mock style: `plug_in()`, `unplug()`, `set_ev(...)`, `inject_fault(...)`, `presen
 
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
 from collections import deque
@@ -205,6 +206,26 @@ class SimMeter:
                             power_w=round(self.sim.power_w(), 1),
                             current_a=[round(a, 2) for a in self.sim.phase_currents()],
                             voltage_v=[volts, volts, volts])
+
+
+class SimLock:
+    """The simulated cable lock: it moves in `travel_s`, and is jammed (the move fails) while
+    ConnectorLockFailure is injected on the connector (sim/{connector}/fault)."""
+
+    def __init__(self, sim: SimConnector, *, travel_s: float = 0.05) -> None:
+        self.sim, self.travel_s = sim, travel_s
+        self.locked = False
+
+    async def set_locked(self, locked: bool) -> None:
+        """Move, unless jammed."""
+        await asyncio.sleep(self.travel_s)
+        if self.sim.fault is not None and self.sim.fault[0] is E.CONNECTOR_LOCK_FAILURE:
+            raise DeviceUnavailable("lock jammed (simulated)", E.CONNECTOR_LOCK_FAILURE)
+        self.locked = locked
+
+    async def is_locked(self) -> bool:
+        """The simulated feedback."""
+        return self.locked
 
 
 class SimLed:
