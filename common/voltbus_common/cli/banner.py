@@ -84,6 +84,7 @@ class Banner:
     influx_url: str | None = None
     api_ready: bool = True
     joined: bool = False
+    secrets_dir: Path | None = None  # MQTT password files (--join-secrets); default DATA/secrets
 
     def render(self) -> str:
         """The text, ready to print."""
@@ -91,7 +92,7 @@ class Banner:
             "\n  (the API has not answered yet; see the api lines above if it keeps failing)")
         broker = ("MQTT broker        " + self.mqtt +
                   (" (joined; passwords in " if self.joined else " (users and passwords in ") +
-                  f"{self.data / 'secrets'})")
+                  f"{self.secrets_dir or self.data / 'secrets'})")
         influx = f"\n  InfluxDB           {self.influx_url}" if self.influx_url else ""
         return f"""
 voltbus is up (simulated hardware). Ctrl-C stops everything.{ready}

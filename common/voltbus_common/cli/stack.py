@@ -132,7 +132,7 @@ def start_stack(opts: StackOptions) -> None:
         print(Banner(api_url=api_url, mqtt=f"{host}:{broker.port}", csms_url=csms_url,
                      token_file=token_file, data=data, influx_url=influx_url,
                      cli=cli_command(cwd=Path.cwd(), data=data), api_ready=ready,
-                     joined=joined).render(),
+                     joined=joined, secrets_dir=broker.secrets_dir).render(),
               file=sys.stderr, flush=True)
         supervisor.run_forever()
     finally:
