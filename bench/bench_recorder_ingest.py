@@ -1,11 +1,20 @@
-"""Recorder ingest throughput: points/s from the bus into InfluxDB, against the direct floor.
+"""Recorder ingest throughput against its two floors, side by side in one run (issue 14).
 
-Starts a real Mosquitto and a real InfluxDB 1.x, runs the recorder as its own process
-(`python -m voltbus_recorder`, default settings: batches of 5000, spool fsync on), and publishes
-meter readings for many connectors as fast as one bus client can. The figure is the rate from the
-first publish until the last reading is queryable in InfluxDB. In the same run, the same points
-are written straight to InfluxDB's `/write` in one sequential stream of 5000-point batches (the
-floor: what InfluxDB itself takes). The ratio recorder/direct is the figure to report.
+Starts a real Mosquitto and a real InfluxDB 1.x and runs the recorder as its own process
+(`python -m voltbus_recorder`, default settings: batches of 5000, spool fsync on). Per run:
+
+- **MQTT receive floor**: the same meter readings queued by the broker for a persistent session,
+  drained by one bare subscriber that only counts (aiomqtt, and paho's own loop in a thread),
+  timed from its connection to the last message.
+- **recorder, broker backlog**: the same number queued for the recorder's session while it is
+  stopped, timed from the moment it is back online until the last reading is queryable in
+  InfluxDB. Ratio to the MQTT floor: how close the recorder comes to what the broker delivers.
+- **InfluxDB floor**: the same lines written straight to `/write` in one sequential stream of
+  5000-point batches.
+- **recorder, spool drain**: the same number spooled on disk while InfluxDB was unreachable,
+  timed from the recorder's restart (InfluxDB reachable again) until all are queryable. The broker
+  plays no part here. Ratio to the InfluxDB floor.
+- live: readings published while the recorder runs (limited by the one publisher).
 
     uv run python bench/bench_recorder_ingest.py [--points 60000] [--connectors 100] [--runs 3]
 """
@@ -14,14 +23,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.devbroker import LocalMosquitto
+from voltbus_common.devbroker import LocalMosquitto, free_port
 from voltbus_common.devinflux import LocalInfluxDB
 from voltbus_common.enums import ServiceState
 from voltbus_common.models import MeterReading
@@ -170,6 +183,131 @@ async def through_recorder(broker: LocalMosquitto, influx: str, station: str,
     return live, len(data) / published, backlog
 
 
+async def aiomqtt_floor(broker: LocalMosquitto, station: str,
+                        backlog: Callable[[], Awaitable[None]], n: int) -> float:
+    """msg/s of a bare aiomqtt subscriber draining n readings the broker queued for it."""
+    import aiomqtt
+
+    kwargs: dict[str, Any] = {
+        "hostname": "127.0.0.1", "port": broker.port, "username": "recorder",
+        "password": broker.passwords["recorder"], "identifier": f"floor-aiomqtt-{station}",
+        "clean_session": False}
+    async with aiomqtt.Client(**kwargs) as client:
+        await client.subscribe(ch.METER.filter(broker.root, station=station), qos=1)
+    await backlog()
+    got = 0
+    async with aiomqtt.Client(**kwargs) as client:
+        t0 = time.perf_counter()
+        async for _ in client.messages:
+            got += 1
+            if got >= n:
+                break
+        return n / (time.perf_counter() - t0)
+
+
+def paho_floor(broker: LocalMosquitto, station: str, n: int, *, subscribe: bool) -> float:
+    """msg/s of a bare paho subscriber (its own network loop in a thread), as aiomqtt_floor."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    done, times, got = threading.Event(), [0.0, 0.0], [0]
+
+    def on_connect(*_: object) -> None:
+        times[0] = time.perf_counter()
+
+    def on_message(*_: object) -> None:
+        got[0] += 1
+        if got[0] == n:
+            times[1] = time.perf_counter()
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"floor-paho-{station}",
+                         clean_session=False)
+    client.username_pw_set("recorder", broker.passwords["recorder"])
+    client.on_connect, client.on_message = on_connect, on_message
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        if subscribe:
+            client.subscribe(ch.METER.filter(broker.root, station=station), qos=1)
+            time.sleep(0.5)
+            return 0.0
+        if not done.wait(300):
+            raise RuntimeError(f"paho floor got {got[0]} of {n}")
+        return n / (times[1] - times[0])
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def floors(broker: LocalMosquitto, station: str, data: list[tuple[int, MeterReading]]
+                 ) -> tuple[float, float]:
+    """(aiomqtt, paho) receive floors for the same readings through the same broker."""
+    hw = Bus(broker_settings(broker, station, "hardware"), station=station, service=None,
+             outbox_limit=2 * len(data) + 10)
+    task = asyncio.create_task(hw.run())
+    try:
+        await hw.wait_connected(10)
+        await asyncio.to_thread(paho_floor, broker, station, len(data), subscribe=True)
+
+        async def backlog() -> None:
+            for connector, reading in data:
+                hw.publish(ch.METER, reading, connector=connector)
+            await hw.drain(300)
+            await asyncio.sleep(1.0)  # the broker has queued them all
+
+        a = await aiomqtt_floor(broker, station, backlog, len(data))
+        p = await asyncio.to_thread(paho_floor, broker, station, len(data), subscribe=False)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return a, p
+
+
+def spooled(work: Path, station: str) -> int:
+    """Points in a recorder's spool file."""
+    path = work / station / "recorder" / "spool.sqlite3"
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+
+
+async def drain(broker: LocalMosquitto, influx: str, station: str,
+                data: list[tuple[int, MeterReading]], db: str, work: Path) -> float:
+    """points/s from the recorder's spool into InfluxDB (readings spooled while it was away)."""
+    nowhere = Recorder(broker, f"http://127.0.0.1:{free_port()}", station, db, work)
+    hw = Bus(broker_settings(broker, station, "hardware"), station=station, service=None,
+             outbox_limit=2 * len(data) + 10)
+    tasks = [asyncio.create_task(hw.run()), asyncio.create_task(nowhere.watcher.run())]
+    rec = Recorder(broker, influx, station, db, work)
+    try:
+        await hw.wait_connected(10)
+        await nowhere.watcher.wait_connected(10)
+        await nowhere.start()
+        for connector, reading in data:
+            hw.publish(ch.METER, reading, connector=connector)
+        await hw.drain(300)
+        deadline = time.monotonic() + 300
+        while await asyncio.to_thread(spooled, work, station) < len(data):
+            if time.monotonic() > deadline or nowhere.failed():
+                raise RuntimeError(f"spool did not fill; log: {nowhere.failed()}")
+            await asyncio.sleep(0.1)
+        nowhere.stop()
+        rec.watcher = nowhere.watcher
+        rec.online = nowhere.online
+        t1 = await rec.start()
+        return len(data) / (await wait_count(influx, db, len(data), rec) - t1)
+    finally:
+        nowhere.stop()
+        rec.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def broker_settings(broker: LocalMosquitto, station: str, user: str) -> BusSettings:
     """Bus settings for a user of the bench broker."""
     return BusSettings(mqtt_host="127.0.0.1", mqtt_port=broker.port, mqtt_username=user,
@@ -178,6 +316,8 @@ def broker_settings(broker: LocalMosquitto, station: str, user: str) -> BusSetti
 
 
 async def main(args: argparse.Namespace) -> None:
+    figures: dict[str, list[float]] = {k: [] for k in (
+        "aiomqtt", "paho", "backlog", "live", "publisher", "direct", "drain")}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         broker = LocalMosquitto(work / "mosquitto")
@@ -186,29 +326,39 @@ async def main(args: argparse.Namespace) -> None:
         try:
             broker.start()
             influx.start()
-            live, pub, backlog, dir_ = [], [], [], []
             for run in range(args.runs):
                 data = readings(args.points, args.connectors, run * 3)
-                dir_.append(direct(influx.url, f"D{run}", data, f"direct_{run}"))
-                r, p, b = await through_recorder(broker, influx.url, f"R{run}", data,
-                                                 f"recorder_{run}", work)
-                live.append(r)
-                pub.append(p)
-                backlog.append(b)
-                print(f"run {run + 1}: recorder live {r:,.0f} points/s (publisher {p:,.0f} "
-                      f"msg/s), backlog {b:,.0f} points/s; direct {dir_[-1]:,.0f} points/s",
-                      flush=True)
+                a, p = await floors(broker, f"F{run}", data)
+                d = direct(influx.url, f"D{run}", data, f"direct_{run}")
+                r, pub, b = await through_recorder(broker, influx.url, f"R{run}", data,
+                                                   f"recorder_{run}", work)
+                dr = await drain(broker, influx.url, f"S{run}", data, f"drain_{run}", work)
+                for key, value in zip(figures, (a, p, b, r, pub, d, dr), strict=True):
+                    figures[key].append(value)
+                print(f"run {run + 1}: floors aiomqtt {a:,.0f} paho {p:,.0f} msg/s, recorder "
+                      f"backlog {b:,.0f}; direct /write {d:,.0f}, recorder drain {dr:,.0f}; "
+                      f"live {r:,.0f} (publisher {pub:,.0f} msg/s) points/s", flush=True)
         finally:
             influx.stop()
             broker.stop()
-    b, d = statistics.median(backlog), statistics.median(dir_)
+    m = {k: statistics.median(v) for k, v in figures.items()}
     print(f"\n{args.points} meter readings, {args.connectors} connectors, {args.runs} runs "
           f"(medians), {os.cpu_count()} CPUs shared by broker, InfluxDB, recorder, publisher:")
-    print(f"  recorder, broker backlog -> InfluxDB  : {b:>10,.0f} points/s")
-    print(f"  recorder, live publishing -> InfluxDB : {statistics.median(live):>10,.0f} points/s")
-    print(f"    (the one publisher managed           {statistics.median(pub):>10,.0f} msg/s)")
-    print(f"  direct /write, 5000-point batches     : {d:>10,.0f} points/s")
-    print(f"  ratio recorder (backlog) / direct     : {b / d:>10.3f}")
+    print(f"  MQTT receive floor, bare aiomqtt subscriber : {m['aiomqtt']:>9,.0f} msg/s")
+    print(f"  MQTT receive floor, bare paho subscriber    : {m['paho']:>9,.0f} msg/s")
+    print(f"  recorder, broker backlog -> InfluxDB        : {m['backlog']:>9,.0f} points/s")
+    print(f"  InfluxDB floor, direct /write 5000-batches  : {m['direct']:>9,.0f} points/s")
+    print(f"  recorder, spool drain -> InfluxDB           : {m['drain']:>9,.0f} points/s")
+    print(f"  recorder, live publishing -> InfluxDB       : {m['live']:>9,.0f} points/s "
+          f"(the one publisher: {m['publisher']:,.0f} msg/s)")
+    print("ratios (per run, then median):")
+    for name, num, den in (("backlog / aiomqtt floor", "backlog", "aiomqtt"),
+                           ("backlog / paho floor", "backlog", "paho"),
+                           ("drain / InfluxDB floor", "drain", "direct"),
+                           ("backlog / InfluxDB floor", "backlog", "direct")):
+        per_run = [x / y for x, y in zip(figures[num], figures[den], strict=True)]
+        print(f"  {name:<26}: {statistics.median(per_run):6.2f}   "
+              f"({', '.join(f'{r:.2f}' for r in per_run)})")
 
 
 if __name__ == "__main__":

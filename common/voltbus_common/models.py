@@ -322,7 +322,8 @@ class RecorderHealth(Payload):
     spooled: int = Field(ge=0, description="points waiting in the on-disk spool")
     spool_max: int = Field(ge=0, description="the spool's cap (VOLTBUS_RECORDER_SPOOL_MAX_POINTS)")
     spool_near_full: bool
-    dropped: int = Field(ge=0, description="points refused because the spool was full")
+    dropped: int = Field(ge=0, description="oldest points dropped because the spool was full")
+    spool_bytes: int = Field(default=0, ge=0, description="disk the spool uses (database and log)")
     dead_letters: int = Field(ge=0, description="points InfluxDB rejected, kept aside")
     written: int = Field(ge=0, description="points written since the recorder started")
     last_write_at: UtcDatetime | None = None

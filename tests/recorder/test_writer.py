@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from tests.fixtures.influxdb import InfluxServer
 from tests.fixtures.mosquitto import Broker, running
-from tests.recorder.helpers import T0, reading, recorder, settings, wait_for
+from tests.recorder.helpers import T0, ns, reading, recorder, settings, wait_for
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.devbroker import free_port
@@ -169,5 +170,13 @@ async def test_full_spool_says_so_in_log_and_on_the_bus(
         assert not task.done()
     assert (last.ok, last.influx_reachable, last.spool_near_full, last.spooled) == (
         False, False, True, 100)
+    assert 0 < last.spool_bytes < 5_000_000
     assert "spool full (100 points" in caplog.text
     assert "spool is 80% full" in caplog.text
+    # Oldest first: the newest readings are kept, the oldest went (the 100 points also hold a
+    # service_status point or two).
+    with contextlib.closing(sqlite3.connect(cfg.spool_path)) as db:
+        kept = [int(line.rsplit(" ", 1)[1]) for (line,) in db.execute(
+            "SELECT line FROM spool WHERE line LIKE 'meter,%' ORDER BY id")]
+    assert len(kept) >= 97
+    assert kept == [ns(reading(i).ts) for i in range(130 - len(kept), 130)]

@@ -1,8 +1,9 @@
-"""`python -m voltbus_recorder`: wires settings, spool, writer, ingest and one Bus per station."""
+"""`python -m voltbus_recorder`: wires settings, spool, writer, ingest, Bus and Inbox."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 from zoneinfo import ZoneInfo
 
@@ -10,11 +11,21 @@ from voltbus_common.bus import Bus
 from voltbus_common.runtime import run
 from voltbus_common.settings import ConfigError, load_settings
 from voltbus_recorder.health import HealthReporter
+from voltbus_recorder.inbox import Inbox
 from voltbus_recorder.ingest import Ingest
 from voltbus_recorder.settings import RecorderSettings
 from voltbus_recorder.sinks import build_sink
 from voltbus_recorder.spool import Spool
 from voltbus_recorder.writer import Writer
+
+
+def session_id(root: str, station: str) -> str:
+    """The MQTT client id of the recorder's persistent session for a station.
+
+    The id the recorder's Bus subscribed with before the Inbox existed, so an upgrade keeps the
+    messages the broker queued for it.
+    """
+    return f"voltbus-recorder-{hashlib.sha1(f'{root}|{station}'.encode()).hexdigest()[:10]}"
 
 
 async def main(settings: RecorderSettings) -> None:
@@ -27,25 +38,36 @@ async def main(settings: RecorderSettings) -> None:
                     max_age_s=settings.recorder_batch_max_age_s,
                     live_share=settings.recorder_live_share,
                     retry_max_s=settings.recorder_retry_max_s)
-    ingest = Ingest(spool, writer.notify, zone=ZoneInfo(settings.recorder_timezone),
+    stations = settings.stations[:1] if settings.recorder_all_stations else settings.stations
+    # The Bus publishes (status and its Will, health, rejections); the Inbox receives.
+    buses = {s: Bus(settings, station=s, service="recorder", client_id=session_id(settings.root, s)
+                    + "-pub") for s in stations}
+
+    def reject(topic: str, station: str, reason: str) -> None:
+        buses.get(station, next(iter(buses.values()))).reject(topic, reason)
+
+    ingest = Ingest(spool, writer.notify, root=settings.root, on_reject=reject,
+                    zone=ZoneInfo(settings.recorder_timezone),
                     commit_interval_s=settings.recorder_commit_interval_s,
                     link_sample_s=settings.recorder_link_sample_s)
-    stations = settings.stations[:1] if settings.recorder_all_stations else settings.stations
-    buses = [Bus(settings, station=s, service="recorder", persistent_session=True)
-             for s in stations]
-    for bus in buses:
-        ingest.attach(bus, all_stations=settings.recorder_all_stations)
-    health = HealthReporter(spool, writer, ingest, buses, target=sink.description,
+    inboxes = [Inbox(settings, client_id=session_id(settings.root, s),
+                     filters=ingest.filters("+" if settings.recorder_all_stations else s),
+                     handler=ingest.feed) for s in stations]
+    health = HealthReporter(spool, writer, ingest, list(buses.values()), target=sink.description,
                             interval_s=settings.recorder_health_interval_s)
     try:
         async with asyncio.TaskGroup() as group:
-            for bus in buses:
+            for bus in buses.values():
                 group.create_task(bus.run())
+            for inbox in inboxes:
+                group.create_task(inbox.run())
             group.create_task(ingest.run())
             group.create_task(ingest.run_link_sampler())
             group.create_task(writer.run())
             group.create_task(health.run())
     finally:
+        for inbox in inboxes:
+            await inbox.close()
         spool.close()
         await sink.aclose()
 

@@ -39,6 +39,7 @@ class HealthReporter:
             ok=bool(reachable) and not spool.dropped and not spool.near_full,
             influx_reachable=reachable, target=self.target[:300], spooled=spool.size,
             spool_max=spool.max_points, spool_near_full=spool.near_full, dropped=spool.dropped,
+            spool_bytes=spool.disk_bytes,
             dead_letters=spool.dead_count, written=s.written, last_write_at=s.last_write_at,
             last_error=s.last_error[:600] if s.last_error else None, ts=utcnow())
 
@@ -63,7 +64,7 @@ class HealthReporter:
         for bus in self.buses:
             bus.publish(RECORDER_HEALTH, health)
         level = logging.DEBUG if health.ok or health.influx_reachable is None else logging.WARNING
-        log.log(level, "health: ok=%s influx_reachable=%s spooled=%d/%d dropped=%d "
+        log.log(level, "health: ok=%s influx_reachable=%s spooled=%d/%d (%d bytes) dropped=%d "
                 "dead_letters=%d written=%d last_error=%s", health.ok, health.influx_reachable,
-                health.spooled, health.spool_max, health.dropped, health.dead_letters,
-                health.written, health.last_error)
+                health.spooled, health.spool_max, health.spool_bytes, health.dropped,
+                health.dead_letters, health.written, health.last_error)

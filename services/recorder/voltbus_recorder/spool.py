@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -84,21 +85,39 @@ class Spool:
         """True above 80 % of the cap: time to look at InfluxDB."""
         return self.size >= 0.8 * self.max_points
 
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes the spool takes on disk (database and its write-ahead log)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
+
     def stage(self, line: str) -> bool:
-        """Keep a point for the next commit; False (and a loud log) if the spool is full."""
-        if self.size >= self.max_points:
-            self.dropped += 1
-            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
-                log.error("spool full (%d points, VOLTBUS_RECORDER_SPOOL_MAX_POINTS): dropped "
-                          "%d new points so far; is InfluxDB reachable?",
-                          self.max_points, self.dropped)
-            return False
+        """Keep a point for the next commit (always True: the spool makes room by dropping the
+        oldest points at commit time, see _make_room)."""
+        if len(self._staged) >= self.max_points:  # the disk refuses writes for long: memory cap
+            cut = max(1, self.max_points // 10)
+            del self._staged[:cut]
+            self._count_dropped(cut)
         if self.near_full and not self._warned_near_full:
             self._warned_near_full = True
-            log.warning("spool is %d%% full (%d of %d points); points will be dropped at the cap",
-                        100 * self.size // self.max_points, self.size, self.max_points)
+            log.warning("spool is %d%% full (%d of %d points); at the cap the oldest points are "
+                        "dropped", 100 * self.size // self.max_points, self.size, self.max_points)
         self._staged.append(line)
         return True
+
+    def _count_dropped(self, n: int) -> None:
+        before, self.dropped = self.dropped, self.dropped + n
+        if before == 0 or before // 10_000 != self.dropped // 10_000:
+            log.error("spool full (%d points, VOLTBUS_RECORDER_SPOOL_MAX_POINTS, %d bytes on "
+                      "disk): dropped the oldest %d points so far; is InfluxDB reachable?",
+                      self.max_points, self.disk_bytes, self.dropped)
+
+    def _excess(self, incoming: int) -> int:
+        """How many of the oldest committed points must go to take `incoming` more."""
+        return max(0, min(self.committed, self.committed + incoming - self.max_points))
 
     # Each operation exists twice: a blocking one (tests, shutdown) and an async one that runs
     # the sqlite work on the spool's own thread, so an fsync on a slow SD card never stalls the
@@ -107,9 +126,13 @@ class Spool:
     def commit(self) -> int:
         """Write staged points to disk in one transaction; the number committed."""
         staged, self._staged = self._staged, []
-        self._insert(staged)
-        self.committed += len(staged)
+        self._after_insert(len(staged), self._insert(staged, self._excess(len(staged))))
         return len(staged)
+
+    def _after_insert(self, inserted: int, dropped: int) -> None:
+        self.committed += inserted - dropped
+        if dropped:
+            self._count_dropped(dropped)
 
     async def commit_async(self) -> int:
         """commit() without blocking the event loop."""
@@ -117,7 +140,7 @@ class Spool:
         if not staged:
             return 0
         self._committing += len(staged)
-        insert = asyncio.ensure_future(self._run(self._insert, staged))
+        insert = asyncio.ensure_future(self._run(self._insert, staged, self._excess(len(staged))))
         try:
             await asyncio.shield(insert)
         except asyncio.CancelledError:
@@ -126,7 +149,7 @@ class Spool:
         finally:
             self._committing -= len(staged)
             if insert.done() and not insert.cancelled() and insert.exception() is None:
-                self.committed += len(staged)
+                self._after_insert(len(staged), insert.result())
             else:
                 self._staged[:0] = staged  # not on disk: keep them for the next try
         return len(staged)
@@ -137,20 +160,21 @@ class Spool:
         While a backlog drains, reserving part of each batch for the newest points keeps live
         data flowing instead of waiting behind an hour of history.
         """
-        return self._select(limit, int(limit * live_share) if self.committed > limit else 0)
+        return self._select(limit, int(limit * live_share) if self.committed > limit else 0, [])
 
-    async def take_async(self, limit: int, live_share: float = 0.0) -> list[tuple[int, str]]:
-        """take() without blocking the event loop."""
-        live = int(limit * live_share) if self.committed > limit else 0
-        return await self._run(self._select, limit, live)
+    async def take_async(self, limit: int, live_share: float = 0.0, *,
+                         exclude: list[int] | None = None) -> list[tuple[int, str]]:
+        """take() without blocking the event loop; `exclude`: ids already on their way."""
+        live = int(limit * live_share) if self.committed > limit + len(exclude or ()) else 0
+        return await self._run(self._select, limit, live, _runs(exclude or []))
 
     def remove(self, ids: list[int]) -> None:
         """Forget points InfluxDB acknowledged."""
-        self._after_delete(self._delete(ids))
+        self._after_delete(self._delete(ids), len(ids))
 
     async def remove_async(self, ids: list[int]) -> None:
         """remove() without blocking the event loop."""
-        self._after_delete(await self._run(self._delete, ids))
+        self._after_delete(await self._run(self._delete, ids), len(ids))
 
     def dead_letter(self, rows: list[tuple[int, str]], reason: str) -> None:
         """Move rejected points out of the spool, with InfluxDB's reason."""
@@ -177,28 +201,40 @@ class Spool:
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
-    def _insert(self, lines: list[str]) -> None:
-        if lines:
-            with self._tx():
-                self._db.executemany("INSERT INTO spool (line) VALUES (?)", ((s,) for s in lines))
+    def _insert(self, lines: list[str], excess: int) -> int:
+        """Insert lines; drop the `excess` oldest points in the same transaction (the count)."""
+        if not lines:
+            return 0
+        with self._tx():
+            self._db.executemany("INSERT INTO spool (line) VALUES (?)", ((s,) for s in lines))
+            if not excess:
+                return 0
+            cur = self._db.execute("DELETE FROM spool WHERE id IN "
+                                   "(SELECT id FROM spool ORDER BY id LIMIT ?)", (excess,))
+        return int(cur.rowcount)
 
-    def _select(self, limit: int, live: int) -> list[tuple[int, str]]:
-        rows = self._db.execute("SELECT id, line FROM spool ORDER BY id LIMIT ?",
-                                (limit - live,)).fetchall()
+    def _select(self, limit: int, live: int, skip: list[tuple[int, int]]
+                ) -> list[tuple[int, str]]:
+        where = " AND ".join(["1", *("NOT (id BETWEEN ? AND ?)" for _ in skip)])
+        bounds = [b for run in skip for b in run]
+        rows = self._db.execute(f"SELECT id, line FROM spool WHERE {where} ORDER BY id LIMIT ?",
+                                (*bounds, limit - live)).fetchall()
         if live:
-            newest = self._db.execute("SELECT id, line FROM spool ORDER BY id DESC LIMIT ?",
-                                      (live,)).fetchall()
+            newest = self._db.execute(f"SELECT id, line FROM spool WHERE {where} "
+                                      "ORDER BY id DESC LIMIT ?", (*bounds, live)).fetchall()
             seen = {r[0] for r in rows}
             rows += [r for r in reversed(newest) if r[0] not in seen]
-        return [(int(i), str(s)) for i, s in rows]
+        return rows
 
     def _delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
-        with self._tx():
-            cur = self._db.execute("DELETE FROM spool WHERE id IN (SELECT value FROM json_each(?))",
-                                   (json.dumps(ids),))
-        return int(cur.rowcount)
+        removed = 0
+        with self._tx():  # a batch is one or two runs of ids: delete ranges, not each id
+            for low, high in _runs(ids):
+                cur = self._db.execute("DELETE FROM spool WHERE id BETWEEN ? AND ?", (low, high))
+                removed += cur.rowcount
+        return removed
 
     def _move_dead(self, rows: list[tuple[int, str]], reason: str) -> int:
         at = datetime.now(UTC).isoformat()
@@ -211,11 +247,24 @@ class Spool:
                              " - ?", (self.dead_letter_max,))
         return int(cur.rowcount)
 
-    def _after_delete(self, removed: int) -> None:
+    def _after_delete(self, removed: int, expected: int) -> None:
         self.committed -= removed
+        # Points the cap dropped while their batch was on its way were written after all.
+        self.dropped = max(0, self.dropped - (expected - removed))
         if not self.near_full:
             self._warned_near_full = False
 
     def _after_dead(self, moved: int, removed: int) -> None:
         self.committed -= removed
         self.dead_count = min(self.dead_count + moved, self.dead_letter_max)
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Sorted ids as (first, last) runs of consecutive numbers."""
+    out: list[tuple[int, int]] = []
+    for i in sorted(ids):
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out

@@ -61,21 +61,38 @@ class Writer:
         backoff = self.retry_min_s
         while True:
             await self._wait_for_batch()
-            rows: list[tuple[int, str]] = []
             try:
-                rows = await self.spool.take_async(self.batch_size, self.live_share)
-                written = await self._write(rows) if rows else True
+                written = await self._write_all()
             except sqlite3.Error as exc:
                 log.error("spool %s failed: %s; retrying", self.spool.path, exc)
                 written = False
-            if written and not rows:
-                continue
             if written:
-                self._on_success(len(rows))
                 backoff = self.retry_min_s
             else:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.retry_max_s)
+
+    async def _write_all(self) -> bool:
+        """Write batches while a backlog lasts; False when InfluxDB is unavailable.
+
+        While a full batch is on its way to InfluxDB, the next is read from the spool: the
+        sqlite work overlaps the HTTP round trip, so a drain runs at InfluxDB's pace.
+        """
+        rows = await self.spool.take_async(self.batch_size, self.live_share)
+        while rows:
+            sending = asyncio.ensure_future(self._write(rows))
+            following: list[tuple[int, str]] = []
+            try:
+                if len(rows) >= self.batch_size:
+                    following = await self.spool.take_async(
+                        self.batch_size, self.live_share, exclude=[i for i, _ in rows])
+            finally:
+                written = await sending
+            if not written:
+                return False
+            self._on_success(len(rows))
+            rows = following
+        return True
 
     async def _wait_for_batch(self) -> None:
         """Return when a full batch waits, the oldest point is max_age old, or a backlog drains."""
