@@ -11,6 +11,7 @@ from tests.api.conftest import Peers, api_settings, running_api
 from tests.api.test_history import SESSIONS, publish_sessions
 from tests.fixtures.influxdb import InfluxServer
 from tests.fixtures.mosquitto import Broker
+from voltbus_api.auth_store import Role
 from voltbus_api.context import ApiContext
 
 API = tuple[httpx.AsyncClient, ApiContext]
@@ -96,3 +97,29 @@ async def test_extreme_valid_times_reach_influxdb_without_error(
             assert r.status_code in (200, 422), r.text
             if r.status_code == 200 and path == "/api/v1/sessions":
                 assert r.json()["influx_error"] is None, (params, r.text)
+
+
+async def test_token_id_beyond_sqlite_integer_is_a_422(api: API, peers: Peers) -> None:
+    client, _ = api
+    r = await client.delete(f"/api/v1/tokens/{2**70}")
+    assert r.status_code == 422, r.text
+    assert "token_id" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\xea\n\x19\xb9{"])
+async def test_a_broken_body_tells_a_stranger_nothing_but_401(api: API, peers: Peers,
+                                                              station: str, body: bytes) -> None:
+    client, ctx = api
+    path = f"/api/v1/stations/{station}/connectors/1/start"
+    json_type = {"Content-Type": "application/json"}
+    r = await client.post(path, content=body, headers={**json_type, "Authorization": ""})
+    assert r.status_code == 401, r.text
+    _, viewer = ctx.auth.create_api_token("v", Role.VIEWER)
+    r = await client.post(path, content=body, headers={**json_type,
+                                                        "Authorization": f"Bearer {viewer}"})
+    assert r.status_code == 403, r.text
+    r = await client.post("/api/v1/users", content=body, headers={
+        **json_type, "Authorization": f"Bearer {viewer}"})
+    assert r.status_code == 403, r.text
+    r = await client.post(path, content=body, headers=json_type)  # the admin learns why
+    assert r.status_code in (400, 422), r.text

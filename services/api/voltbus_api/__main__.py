@@ -47,7 +47,9 @@ def main() -> None:
         signal.signal(sig, lambda *_: None)
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
                             log_config=None, access_log=False, proxy_headers=False,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5,
+                            ssl_certfile=settings.api_tls_cert_file,
+                            ssl_keyfile=settings.api_tls_key_file)
     _Server(config, app.state.ctx.closing).run()
 
 

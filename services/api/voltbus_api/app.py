@@ -9,11 +9,12 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from voltbus_api import docs_page, errors
+from voltbus_api import access, docs_page, errors
 from voltbus_api.context import ApiContext
 from voltbus_api.deps import current_principal, require_admin
 from voltbus_api.docker_admin import DockerAdmin, create_router
 from voltbus_api.routes import auth, commands, config, health, history, page, reports, state, stream
+from voltbus_api.security_headers import SecurityHeaders
 from voltbus_api.settings import ApiSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -47,7 +48,9 @@ def create_app(settings: ApiSettings, *, docker_admin: DockerAdmin | None = None
     app = FastAPI(title="voltbus API", version="1", description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.ctx = ctx
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
+    access.install(app)  # 401/403 before a 422 tells a stranger about the body
     docs_page.install(app)  # /api/docs with Swagger UI served locally
     viewer, admin = [Depends(current_principal)], [Depends(require_admin)]
     app.include_router(health.router, prefix="/api/v1")

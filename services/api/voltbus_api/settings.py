@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from voltbus_common.homeassistant.settings import HaDiscoverySettings
@@ -24,7 +24,12 @@ class ApiSettings(HaDiscoverySettings):
     api_session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     api_login_max_failures: int = Field(default=5, ge=1)
     api_login_window_s: float = Field(default=300.0, gt=0)
-    api_cookie_secure: bool = False
+    # None: Secure exactly when the request came over TLS (the API's own or, with
+    # proxy headers trusted, a reverse proxy's); true behind a TLS proxy that is not trusted.
+    api_cookie_secure: bool | None = None
+    # TLS of the API itself (both or neither): PEM certificate chain and key
+    api_tls_cert_file: Path | None = None
+    api_tls_key_file: Path | None = None
     # reports
     api_price_per_kwh: float = Field(default=0.30, ge=0, allow_inf_nan=False)
     api_currency: str = Field(default="EUR", min_length=1, max_length=8)
@@ -50,6 +55,13 @@ class ApiSettings(HaDiscoverySettings):
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        if (self.api_tls_cert_file is None) != (self.api_tls_key_file is None):
+            raise ValueError("set both VOLTBUS_API_TLS_CERT_FILE and VOLTBUS_API_TLS_KEY_FILE "
+                             "(or neither)")
+        return self
 
     @field_validator("api_timezone")
     @classmethod

@@ -135,10 +135,15 @@ async def login(ctx: ContextDep, body: LoginBody, request: Request,
     ctx.limiter.succeeded(client)
     token, expires = ctx.auth.create_session(body.username, role)
     response.set_cookie(SESSION_COOKIE, token, max_age=ctx.settings.api_session_ttl_s,
-                        httponly=True, samesite="strict", secure=ctx.settings.api_cookie_secure,
-                        path="/")
+                        httponly=True, samesite="strict", path="/",
+                        secure=_secure_cookie(ctx.settings.api_cookie_secure, request))
     return LoginAnswer(token=token, username=body.username, role=role,
                        expires_at=datetime.fromtimestamp(expires, UTC))
+
+
+def _secure_cookie(setting: bool | None, request: Request) -> bool:
+    """The setting, or else whether this request came over TLS (never sent back over http)."""
+    return request.url.scheme == "https" if setting is None else setting
 
 
 def _too_many(wait: float) -> ApiError:
@@ -148,12 +153,13 @@ def _too_many(wait: float) -> ApiError:
 
 
 @router.post("/auth/logout", status_code=204, responses=error_responses(401))
-async def logout(ctx: ContextDep, principal: PrincipalDep, token: TokenDep,
+async def logout(ctx: ContextDep, principal: PrincipalDep, token: TokenDep, request: Request,
                  response: Response) -> None:
     """End this login session (API tokens are revoked with DELETE /tokens/{id})."""
     if principal.kind == "session" and token:
         ctx.auth.revoke_secret(token)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=_secure_cookie(ctx.settings.api_cookie_secure, request))
 
 
 @router.get("/auth/first-login", response_model=FirstLogin)
@@ -243,7 +249,8 @@ async def add_token(ctx: ContextDep, _: AdminDep, body: NewToken) -> TokenOut:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, responses=error_responses(401, 403, 404))
-async def delete_token(ctx: ContextDep, _: AdminDep, token_id: int) -> None:
+async def delete_token(ctx: ContextDep, _: AdminDep,
+                       token_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> None:
     """Revoke an API token."""
     if not ctx.auth.revoke(token_id):
         raise ApiError(404, f"no token {token_id}")
