@@ -12,6 +12,27 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
+PLANNED_RESTART_EXIT_CODE = 75  # the gateway's hard Reset (sysexits EX_TEMPFAIL)
+FAST_RESTARTS = 3  # crashes in a row restarted after FIRST_DELAY_S before the backoff grows
+FIRST_DELAY_S = 1.0
+MAX_DELAY_S = 30.0
+STABLE_AFTER_S = 60.0  # a child that ran this long starts again from the fast restarts
+
+
+def restart_delay_s(crashes: int, exit_code: int | None) -> float:
+    """Seconds before restarting a child that exited; crashes counts this one (1, 2, ...).
+
+    A planned restart (exit 75) is immediate. The first FAST_RESTARTS crashes in a row wait
+    1 s each, so a single crash of the gateway or the hardware service ends the sessions'
+    fail-safe pause (relays open) within about a second and a half; only a crash loop backs
+    off, doubling up to 30 s, so it does not eat the Pi's CPU.
+    """
+    if exit_code == PLANNED_RESTART_EXIT_CODE:
+        return 0.0
+    if crashes <= FAST_RESTARTS:
+        return FIRST_DELAY_S
+    return min(FIRST_DELAY_S * 2 ** (crashes - FAST_RESTARTS), MAX_DELAY_S)
+
 
 @dataclass
 class Child:
@@ -22,7 +43,7 @@ class Child:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
-    next_start: float = 0.0
+    next_start: float = 0.0  # 0: running, or exit not yet seen
     started_at: float = field(default=0.0)
 
 
@@ -48,18 +69,19 @@ class Supervisor:
         log.info("started %s (pid %d)", child.name, child.process.pid)
 
     def poll(self) -> None:
-        """Restart children that exited, with backoff (1 s doubling to 30 s; reset after 60 s)."""
+        """Restart children that exited (see restart_delay_s; the count resets after 60 s)."""
         now = time.monotonic()
         for child in self.children:
             if child.process is None or child.process.poll() is None or self._stopping:
                 continue
             if child.next_start == 0.0:
                 lived = now - child.started_at
-                child.restarts = 0 if lived > 60 else child.restarts + 1
-                delay = min(2 ** child.restarts, 30)
+                child.restarts = 1 if lived > STABLE_AFTER_S else child.restarts + 1
+                code = child.process.returncode
+                delay = restart_delay_s(child.restarts, code)
                 child.next_start = now + delay
-                log.warning("%s exited with code %s; restarting in %ds", child.name,
-                            child.process.returncode, delay)
+                log.warning("%s exited with code %s; restarting in %.0f s", child.name, code,
+                            delay)
             elif now >= child.next_start:
                 child.next_start = 0.0
                 self._start(child)
