@@ -31,7 +31,7 @@ def restart_delay_s(crashes: int, exit_code: int | None) -> float:
         return 0.0
     if crashes <= FAST_RESTARTS:
         return FIRST_DELAY_S
-    return min(FIRST_DELAY_S * 2 ** (crashes - FAST_RESTARTS), MAX_DELAY_S)
+    return min(FIRST_DELAY_S * 2.0 ** (crashes - FAST_RESTARTS), MAX_DELAY_S)
 
 
 @dataclass
