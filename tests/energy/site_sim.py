@@ -63,13 +63,15 @@ class SiteSim:
                 for p in range(3)]
         return GridReading(sum(amps) * VOLTAGE_V, (amps[0], amps[1], amps[2]))
 
-    def step(self, dt_s: float) -> dict[str, float]:
-        """One control period: readings, a decision, then dt_s seconds of charging."""
+    def step(self, dt_s: float, *, meter_ok: bool = True) -> dict[str, float]:
+        """One control period: readings (the grid's unless meter_ok is False), a decision, then
+        dt_s seconds of charging."""
         for car in self.cars.values():
             self.manager.meter_reading(car.view.station, car.view.connector, MeterReading(
                 energy_wh=car.energy_wh, power_w=sum(car.drawn_a) * VOLTAGE_V,
                 current_a=list(car.drawn_a), voltage_v=[VOLTAGE_V] * 3))
-        self.manager.on_grid(self.grid())
+        if meter_ok:
+            self.manager.on_grid(self.grid())
         self.limits = self.manager.step()
         tariff, now = self.manager.tariff, self.now()
         here = price_at(tariff.slots(now, now + timedelta(seconds=1)), now)

@@ -86,6 +86,9 @@ class EnergyManager:
         self.connectors = {(c.station, c.connector): c for c in connectors}
         self.pv_power = pv_power
         self.grid: GridReading | None = None
+        # the cars' currents when that grid reading came: a stale grid reading minus fresh car
+        # currents would understate the house load
+        self.grid_drawn: dict[str, tuple[float, float, float]] = {}
         self.grid_at = float("-inf")
         self.fail_safe = False
         self._wake = asyncio.Event()
@@ -102,6 +105,7 @@ class EnergyManager:
     def on_grid(self, reading: GridReading) -> None:
         """A new grid reading: decide at once (an overload must not wait a period)."""
         self.grid, self.grid_at = reading, self.clock()
+        self.grid_drawn = {c.key: c.drawn_a for c in self.connectors.values()}
         self._wake.set()
 
     def _find(self, msg: Received[ChargeModeSetting]) -> ConnectorView | None:
@@ -199,7 +203,7 @@ class EnergyManager:
         if silent or grid is None:
             limits = allocate(Site(fuse_a=cfg.failsafe_a), Grid((0.0, 0.0, 0.0), 0.0), demands)
         else:
-            drawn = {c.key: c.drawn_a for c in self.connectors.values()}
+            drawn = self.grid_drawn
             house = house_load(Grid(grid.current_a, grid.power_w), drawn)
             limits = allocate(cfg.site, house, demands)
         for view in self.connectors.values():
