@@ -1,61 +1,69 @@
-# mypy: disable-error-code="misc,untyped-decorator"
-# (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
 """A development central system: answers a charge point's CALLs, records them, sends commands.
 
 Built on the `ocpp` package's central-system side, as its examples/v16/central_system.py, so the
-gateway is tested against a real peer with the package's schema validation on. Every CALL a station
-sends is recorded in order with its payload, so tests can assert the exact messages.
+gateway is tested against a real peer with the package's schema validation on. It speaks OCPP 1.6
+(v16.py) and 2.0.1 (v201.py), choosing by the subprotocols the station offers. Every CALL a station
+sends is recorded in order with its payload, so tests can assert the exact messages, and every
+rule of the spec a station breaks is recorded as a Violation (rules.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
-import json
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
+from ocpp import v16, v201
+from ocpp.charge_point import (
+    camel_to_snake_case,
+    remove_nones,
+    serialize_as_dict,
+    snake_to_camel_case,
+)
 from ocpp.exceptions import OCPPError
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.datatypes import IdTagInfo
-from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from ocpp.messages import Call, validate_payload
+from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
 from websockets.asyncio.server import Server, ServerConnection, basic_auth, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, NegotiationError
+
+from voltbus_devcsms.logs import redact, websockets_logger
+from voltbus_devcsms.records import History, Recorded, Violation
+from voltbus_devcsms.session import SessionBase
+from voltbus_devcsms.v16 import StationSession, Transaction16
+from voltbus_devcsms.v201 import Report, StationSession201, Transaction201
+
+__all__ = ["CentralSystem", "CsmsBehaviour", "Recorded", "StationSession", "StationSession201",
+           "Violation", "as_wire", "snake"]
 
 log = logging.getLogger(__name__)
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """One CALL a station sent, as it arrived (camelCase payload)."""
-
-    action: str
-    payload: dict[str, Any]
-    unique_id: str
-    at: datetime
+OCPP16, OCPP201 = "ocpp1.6", "ocpp2.0.1"
+SUBPROTOCOLS = (OCPP201, OCPP16)
+_SESSIONS: dict[str, type[SessionBase]] = {OCPP16: StationSession, OCPP201: StationSession201}
+_CALLS = {"1.6": v16.call, "2.0.1": v201.call}
 
 
 @dataclass
 class CsmsBehaviour:
     """How the central system answers; tests change it on the fly."""
 
-    boot_status: RegistrationStatus = RegistrationStatus.accepted
+    boot_status: RegistrationStatus = RegistrationStatus.accepted  # 2.0.1: the same words
     heartbeat_interval_s: int = 60
+    boot_interval_s: int | None = None  # BootNotification interval; None: heartbeat_interval_s
     accepted_tags: set[str] | None = None  # None: every tag is Accepted
+    accepted_token_types: set[str] | None = None  # 2.0.1 idToken types; None: every type
     start_status: dict[str, AuthorizationStatus] = field(default_factory=dict)
     fail_next: dict[str, int] = field(default_factory=dict)  # action -> CALLERRORs to answer
     answer_delay_s: dict[str, float] = field(default_factory=dict)  # action -> a slow answer
+    sign_certificate_status: str = "Accepted"
+    # A CALL arriving this long after the previous unanswered one is not a violation: the
+    # station may have given up waiting (OCPP-J: "responded to or timed out").
+    station_call_timeout_s: float = 5.0
+    reject_violations: bool = False  # answer a violating CALL with a CALLERROR too
 
     def tag_status(self, id_tag: str) -> AuthorizationStatus:
         """The status this central system gives an idTag."""
@@ -63,95 +71,17 @@ class CsmsBehaviour:
             return AuthorizationStatus.accepted
         return AuthorizationStatus.invalid
 
+    def token_status(self, id_token: str, token_type: str) -> str:
+        """The 2.0.1 status for an idToken of a type (NoAuthorization needs no token)."""
+        if self.accepted_token_types is not None and token_type not in self.accepted_token_types:
+            return "Invalid"
+        if token_type == "NoAuthorization":
+            return "Accepted"
+        return str(self.start_status.get(id_token) or self.tag_status(id_token))
 
-class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The ocpp package logs a peer's bad frames with logger.exception; they are not our errors."""
-
-    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
-        kwargs.pop("exc_info", None)
-        self.warning(msg, *args, **kwargs)
-
-
-class StationSession(ChargePoint):
-    """One connected charge point: answers its CALLs from the central system's behaviour."""
-
-    def __init__(self, station: str, connection: ServerConnection, csms: CentralSystem) -> None:
-        super().__init__(station, connection, response_timeout=csms.response_timeout_s,
-                         logger=_QuietLogger(logging.getLogger("voltbus_devcsms.ocpp"), {}))
-        self.csms = csms
-
-    async def route_message(self, raw_msg: str) -> None:
-        """Record a CALL before the ocpp package routes it (or fails it on purpose)."""
-        with contextlib.suppress(ValueError, TypeError, IndexError, KeyError):
-            msg = json.loads(raw_msg)
-            if isinstance(msg, list) and msg and msg[0] == 2:
-                self.csms.record(self.id, Recorded(msg[2], msg[3], msg[1], datetime.now(UTC)))
-                failing = self.csms.behaviour.fail_next
-                if failing.get(msg[2], 0) > 0:
-                    failing[msg[2]] -= 1
-                    await self._send(json.dumps([4, msg[1], "InternalError", "told to fail", {}]))
-                    return
-        await super().route_message(raw_msg)
-
-    @on(Action.boot_notification)
-    def on_boot(self, **_: Any) -> call_result.BootNotification:
-        b = self.csms.behaviour
-        return call_result.BootNotification(current_time=_now(), interval=b.heartbeat_interval_s,
-                                            status=b.boot_status)
-
-    @on(Action.heartbeat)
-    def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        return call_result.Heartbeat(current_time=_now())
-
-    @on(Action.status_notification)
-    def on_status(self, **_: Any) -> call_result.StatusNotification:
-        return call_result.StatusNotification()
-
-    @on(Action.authorize)
-    def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
-        return call_result.Authorize(id_tag_info=IdTagInfo(
-            status=self.csms.behaviour.tag_status(id_tag)))
-
-    @on(Action.start_transaction)
-    def on_start(self, id_tag: str, **_: Any) -> call_result.StartTransaction:
-        status = self.csms.behaviour.start_status.get(id_tag) or self.csms.behaviour.tag_status(
-            id_tag)
-        transaction_id = self.csms.next_transaction_id()
-        self.csms.open_transactions.setdefault(self.id, []).append(transaction_id)
-        return call_result.StartTransaction(transaction_id=transaction_id,
-                                            id_tag_info=IdTagInfo(status=status))
-
-    @on(Action.stop_transaction)
-    def on_stop(self, transaction_id: int, **_: Any) -> call_result.StopTransaction:
-        with contextlib.suppress(ValueError):
-            self.csms.open_transactions.get(self.id, []).remove(transaction_id)
-        return call_result.StopTransaction()
-
-    @on(Action.meter_values)
-    async def on_meter_values(self, **_: Any) -> call_result.MeterValues:
-        delay = self.csms.behaviour.answer_delay_s.get("MeterValues", 0.0)
-        if delay > 0:  # a slow central system: a backlog drains slowly
-            await asyncio.sleep(delay)
-        return call_result.MeterValues()
-
-    @on(Action.data_transfer)
-    def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
-        return call_result.DataTransfer(status="Accepted")
-
-    @on(Action.diagnostics_status_notification)
-    def on_diagnostics_status(self, **_: Any) -> call_result.DiagnosticsStatusNotification:
-        return call_result.DiagnosticsStatusNotification()
-
-    @on(Action.firmware_status_notification)
-    def on_firmware_status(self, **_: Any) -> call_result.FirmwareStatusNotification:
-        return call_result.FirmwareStatusNotification()
-
-    async def raw_call(self, frame: str, unique_id: str) -> list[Any]:
-        """Send any text frame (even a broken one) and return the answer with unique_id."""
-        async with self._call_lock:
-            await self._send(frame)
-            answer = await self._get_specific_response(unique_id, self._response_timeout)
-        return [answer.message_type_id, *json.loads(answer.to_json())[1:]]
+    def boot_interval(self) -> int:
+        """The interval a BootNotification answer gives (heartbeat, or retry when not Accepted)."""
+        return self.heartbeat_interval_s if self.boot_interval_s is None else self.boot_interval_s
 
 
 def as_wire(result: Any) -> dict[str, Any]:
@@ -163,25 +93,39 @@ def as_wire(result: Any) -> dict[str, Any]:
     return snake_to_camel_case(remove_nones(data))  # type: ignore[no-any-return]
 
 
+def snake(payload: dict[str, Any]) -> dict[str, Any]:
+    """camelCase wire payload -> snake_case keyword arguments."""
+    return camel_to_snake_case(payload)  # type: ignore[no-any-return]
+
+
 class CentralSystem:
     """The development central system: a websockets server plus the per-station records."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
                  behaviour: CsmsBehaviour | None = None, response_timeout_s: float = 10,
                  ssl_context: ssl.SSLContext | None = None,
-                 auth_keys: dict[str, str] | None = None) -> None:
+                 auth_keys: dict[str, str] | None = None,
+                 subprotocols: Sequence[str] = SUBPROTOCOLS,
+                 history_limit: int | None = None) -> None:
+        unknown = set(subprotocols) - set(_SESSIONS)
+        if unknown or not subprotocols:
+            raise ValueError(f"subprotocols must be among {SUBPROTOCOLS}, got {subprotocols}")
         self.host = host
         self.port = port
         self.behaviour = behaviour or CsmsBehaviour()
         self.response_timeout_s = response_timeout_s
         self.ssl_context = ssl_context
         self.auth_keys = auth_keys
-        self.sessions: dict[str, StationSession] = {}
-        self.messages: dict[str, list[Recorded]] = {}
+        self.subprotocols = tuple(subprotocols)
+        self.sessions: dict[str, SessionBase] = {}
+        self.messages = History(history_limit)
+        self.violations: deque[Violation] = deque(maxlen=10_000)
         self.connections: dict[str, int] = {}
-        self.open_transactions: dict[str, list[int]] = {}
+        self.open_transactions: dict[str, list[Any]] = {}  # 1.6 int ids, 2.0.1 str ids
+        self.transactions16: dict[int, Transaction16] = {}
+        self.transactions201: dict[str, dict[str, Transaction201]] = {}
+        self.reports: dict[tuple[str, str, int], Report] = {}
         self._ids = itertools.count(1)
-        self._changed = asyncio.Condition()
         self._server: Server | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -195,11 +139,25 @@ class CentralSystem:
                 realm="voltbus-devcsms",
                 check_credentials=lambda user, password: keys.get(user) == password)
         self._server = await serve(self._on_connect, self.host, self.port,
-                                   subprotocols=["ocpp1.6"], ssl=self.ssl_context,  # type: ignore[list-item]
-                                   process_request=process_request)
+                                   subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
+                                   select_subprotocol=self._select_subprotocol,  # type: ignore[arg-type]
+                                   ssl=self.ssl_context, process_request=process_request,
+                                   logger=websockets_logger())
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("central system listening on %s://%s:%d/", self.scheme, self.host, self.port)
+        log.info("central system listening on %s://%s:%d/ (%s)", self.scheme, self.host,
+                 self.port, ", ".join(self.subprotocols))
         return self.port
+
+    def _select_subprotocol(self, connection: ServerConnection,
+                            offered: Sequence[str]) -> str | None:
+        """The station's most preferred subprotocol among those this central system speaks."""
+        choice = next((p for p in offered if p in self.subprotocols), None)
+        if choice is None:
+            path = connection.request.path if connection.request else "/"
+            log.warning("%s offered %s; this central system speaks %s", path,
+                        ", ".join(offered) or "no subprotocol", ", ".join(self.subprotocols))
+            raise NegotiationError(f"no subprotocol among {', '.join(self.subprotocols)}")
+        return choice
 
     @property
     def scheme(self) -> str:
@@ -224,15 +182,15 @@ class CentralSystem:
     async def _on_connect(self, connection: ServerConnection) -> None:
         path = connection.request.path if connection.request else "/"
         station = path.rstrip("/").rsplit("/", 1)[-1] or "unknown"
-        if connection.subprotocol != "ocpp1.6":
-            log.warning("%s offered no ocpp1.6 subprotocol; closing", station)
-            await connection.close(1002, "ocpp1.6 required")
+        session_type = _SESSIONS.get(str(connection.subprotocol))
+        if session_type is None:  # only when select_subprotocol was bypassed
+            await connection.close(1002, "ocpp2.0.1 or ocpp1.6 required")
             return
-        session = StationSession(station, connection, self)
+        session = session_type(station, connection, self)
         self.sessions[station] = session
         self.connections[station] = self.connections.get(station, 0) + 1
-        await self._notify()
-        log.info("station %s connected", station)
+        self.history_changed()
+        log.info("station %s connected (%s)", station, connection.subprotocol)
         try:
             await session.start()
         except ConnectionClosed:
@@ -240,16 +198,22 @@ class CentralSystem:
         finally:
             if self.sessions.get(station) is session:
                 del self.sessions[station]
-            await self._notify()
+            self.history_changed()
 
     def record(self, station: str, message: Recorded) -> None:
         """Keep a received CALL and wake waiters."""
-        self.messages.setdefault(station, []).append(message)
-        asyncio.get_running_loop().create_task(self._notify())
+        self.messages.add(station, message)
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def add_violation(self, violation: Violation) -> None:
+        """Keep a rule a station broke (and say so in the log)."""
+        self.violations.append(violation)
+        log.warning("station %s broke %s: %s (%s %s)", violation.station, violation.rule,
+                    redact(violation.detail), violation.action, violation.unique_id)
+        self.history_changed()
+
+    def history_changed(self) -> None:
+        """Wake every waiter to look again."""
+        self.messages.wake()
 
     def next_transaction_id(self) -> int:
         """Increasing transaction ids, unique for this central system's lifetime."""
@@ -259,7 +223,18 @@ class CentralSystem:
 
     def received(self, station: str, action: str | None = None) -> list[Recorded]:
         """The CALLs a station sent, in order (only `action` ones if given)."""
-        return [m for m in self.messages.get(station, []) if action in (None, m.action)]
+        return self.messages.received(station, action)
+
+    def violations_of(self, station: str | None = None,
+                      rule: str | None = None) -> list[Violation]:
+        """The violations found (of one station, of one rule), in order."""
+        return [v for v in self.violations
+                if station in (None, v.station) and rule in (None, v.rule)]
+
+    def version(self, station: str) -> str:
+        """The OCPP version the connected station speaks ("1.6" or "2.0.1")."""
+        version: str = self.session(station).ocpp_version
+        return version
 
     async def wait_for(self, station: str, action: str, *, count: int = 1,
                        where: Callable[[dict[str, Any]], bool] | None = None,
@@ -269,23 +244,30 @@ class CentralSystem:
             hits = [m for m in self.received(station, action) if where is None or where(m.payload)]
             return hits[count - 1] if len(hits) >= count else None
 
-        async def wait() -> Recorded:
-            async with self._changed:
-                await self._changed.wait_for(lambda: found() is not None)
-            result = found()
-            assert result is not None
-            return result
+        result: Recorded = await self.messages.wait_until(found, timeout)
+        return result
 
-        return await asyncio.wait_for(wait(), timeout)
-
-    async def wait_connected(self, station: str, *, timeout: float = 5.0) -> StationSession:  # noqa: ASYNC109
+    async def wait_connected(self, station: str, *, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
         """The station's session once it is connected."""
-        async def wait() -> StationSession:
-            async with self._changed:
-                await self._changed.wait_for(lambda: station in self.sessions)
-            return self.sessions[station]
+        await self.messages.wait_until(lambda: station in self.sessions, timeout)
+        return self.sessions[station]
 
-        return await asyncio.wait_for(wait(), timeout)
+    async def wait_report(self, station: str, request_id: int, *, action: str = "NotifyReport",
+                          timeout: float = 5.0) -> Report:  # noqa: ASYNC109
+        """A paged report once its last page (tbc false) arrived."""
+        def done() -> Report | None:
+            report = self.reports.get((station, action, request_id))
+            return report if report is not None and report.complete else None
+
+        report: Report = await self.messages.wait_until(done, timeout)
+        return report
+
+    async def wait_violation(self, station: str, rule: str, *,
+                             timeout: float = 5.0) -> Violation:  # noqa: ASYNC109
+        """The first violation of rule by station, waiting for it."""
+        found: Violation = await self.messages.wait_until(
+            lambda: next(iter(self.violations_of(station, rule)), None), timeout)
+        return found
 
     def connected(self) -> Iterable[str]:
         """Ids of the stations connected now."""
@@ -293,7 +275,7 @@ class CentralSystem:
 
     # --- commands to stations ------------------------------------------------------------------
 
-    def session(self, station: str) -> StationSession:
+    def session(self, station: str) -> Any:
         """The connected station's session; KeyError if it is not connected."""
         try:
             return self.sessions[station]
@@ -301,26 +283,50 @@ class CentralSystem:
             raise KeyError(f"station {station!r} is not connected") from None
 
     async def send(self, station: str, payload: Any) -> dict[str, Any]:
-        """Send a CALL (an ocpp.v16.call dataclass); the station's answer as a wire payload.
+        """Send a CALL (an ocpp.v16.call or ocpp.v201.call dataclass, as the station speaks);
+        the station's answer as a wire payload.
 
         A CALLERROR comes back as {"error": code, "description": ...}.
         """
+        session = self.session(station)
+        expected = _CALLS[session.ocpp_version].__name__
+        if type(payload).__module__ != expected:
+            raise TypeError(f"{station} speaks OCPP {session.ocpp_version}: send an {expected} "
+                            f"payload, not {type(payload).__module__}.{type(payload).__name__}")
         try:
-            result = await self.session(station).call(payload, suppress=False)
+            result = await session.call(payload, suppress=False)
         except OCPPError as exc:
             return {"error": type(exc).__name__.removesuffix("Error"), "code": exc.code,
                     "description": exc.description}
+        except TimeoutError:  # the ocpp package puts the whole frame (secrets too) in the text
+            raise TimeoutError(f"{station} did not answer {type(payload).__name__} within "
+                               f"{self.response_timeout_s} s") from None
         return as_wire(result)
+
+    async def send_action(self, station: str, action: str,
+                          payload: dict[str, Any]) -> dict[str, Any]:
+        """Send a CALL named by its action with a camelCase payload, in the station's version.
+
+        LookupError for an action the version lacks; OCPPError (schema) or TypeError (fields)
+        for a request that is not valid, before anything is sent.
+        """
+        version = self.version(station)
+        cls = getattr(_CALLS[version], action, None)
+        if cls is None or not isinstance(cls, type):
+            raise LookupError(f"OCPP {version} has no CSMS-initiated {action}")
+        request = cls(**snake(payload))
+        # Checked here first, so a bad request is told apart from the station's CALLERROR.
+        wire = Call(unique_id="check", action=action,
+                    payload=remove_nones(snake_to_camel_case(serialize_as_dict(request))))
+        await validate_payload(wire, version)
+        return await self.send(station, request)
 
     async def send_raw(self, station: str, frame: str, unique_id: str) -> list[Any]:
         """Send a raw text frame; the answer frame (as a list) with unique_id."""
-        return await self.session(station).raw_call(frame, unique_id)
+        answer: list[Any] = await self.session(station).raw_call(frame, unique_id)
+        return answer
 
     async def disconnect(self, station: str) -> None:
         """Close the station's websocket (it should reconnect)."""
         await self.session(station)._connection.close()
 
-
-def snake(payload: dict[str, Any]) -> dict[str, Any]:
-    """camelCase wire payload -> snake_case keyword arguments."""
-    return camel_to_snake_case(payload)  # type: ignore[no-any-return]

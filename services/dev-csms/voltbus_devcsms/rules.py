@@ -1,0 +1,93 @@
+"""The rules of the specification the dev central system enforces, as data and pure checks.
+
+Issue 10's lesson: a central system written by the same team shares the team's reading of the
+spec, so it must hold stations to the letter where the spec is strict. Each rule has a stable
+name; a station breaking one is recorded as a Violation (and logged at WARNING).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+# Rule names (tests assert on these).
+CALL_IN_FLIGHT = "call-in-flight"  # OCPP-J 4.1.1 / 2.0.1 part 4 4.1.1: one CALL at a time
+FUTURE_TIMESTAMP = "timestamp-in-future"
+UNKNOWN_TRANSACTION = "unknown-transaction"
+TRANSACTION_ENDED = "transaction-already-ended"
+STARTED_TWICE = "transaction-started-twice"
+CONNECTOR_BUSY = "connector-has-transaction"
+METER_STOP_BELOW_START = "meter-stop-below-start"
+STOP_BEFORE_START = "stop-before-start"
+STATUS_TRANSITION = "status-transition"
+STATUS_CONNECTOR_0 = "status-not-for-connector-0"
+CALL_WHILE_REJECTED = "call-while-rejected"
+SEQNO_GAP = "seqno-gap"
+SEQNO_DUPLICATE = "seqno-duplicate"
+SEQNO_ORDER = "seqno-out-of-order"
+METER_DECREASED = "meter-register-decreased"
+EVSE_ZERO = "evse-0-not-allowed"
+
+# How far ahead of this machine's clock a station's timestamp may be (clock skew of a station
+# synchronised by the central system's Heartbeat/BootNotification answers is far smaller).
+FUTURE_TOLERANCE = timedelta(seconds=5)
+
+# OCPP 1.6 edition 2, section 4.9 (StatusNotification): the transitions allowed between
+# ChargePointStatus values for a connector > 0 (A2..I8 in the table). A status repeated is no
+# transition and always allowed (a triggered or re-sent StatusNotification).
+_A, _P, _C = "Available", "Preparing", "Charging"
+_EV, _EVSE, _F = "SuspendedEV", "SuspendedEVSE", "Finishing"
+_R, _U, _X = "Reserved", "Unavailable", "Faulted"
+ALLOWED_16: dict[str, frozenset[str]] = {
+    _A: frozenset({_P, _C, _EV, _EVSE, _R, _U, _X}),
+    _P: frozenset({_A, _C, _EV, _EVSE, _F, _X}),
+    _C: frozenset({_A, _EV, _EVSE, _F, _U, _X}),
+    _EV: frozenset({_A, _C, _EVSE, _F, _U, _X}),
+    _EVSE: frozenset({_A, _C, _EV, _F, _U, _X}),
+    _F: frozenset({_A, _P, _U, _X}),
+    _R: frozenset({_A, _P, _U, _X}),
+    _U: frozenset({_A, _P, _C, _EV, _EVSE, _X}),
+    _X: frozenset({_A, _P, _C, _EV, _EVSE, _F, _R, _U}),
+}
+# Section 4.9: connector 0 (the charge point as a whole) is only Available, Unavailable or Faulted.
+CONNECTOR_0_16 = frozenset({_A, _U, _X})
+
+
+def status_transition_16(previous: str | None, status: str) -> str | None:
+    """Why previous -> status breaks the 1.6 state table, or None when it is allowed."""
+    if previous is None or previous == status or previous not in ALLOWED_16:
+        return None
+    if status in ALLOWED_16[previous]:
+        return None
+    return f"{previous} -> {status} is not in the 1.6 state table (section 4.9)"
+
+
+def parse_time(value: object) -> datetime | None:
+    """An OCPP dateTime as an aware datetime (naive ones are UTC); None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def in_future(value: object, now: datetime | None = None) -> str | None:
+    """Why a timestamp is in the future (beyond the tolerance), or None."""
+    stamp = parse_time(value)
+    now = now or datetime.now(UTC)
+    if stamp is not None and stamp > now + FUTURE_TOLERANCE:
+        return f"timestamp {value} is {(stamp - now).total_seconds():.1f} s in the future"
+    return None
+
+
+def seq_no_problem(seen: set[int], last: int | None, seq_no: int) -> tuple[str, str] | None:
+    """(rule, detail) when seq_no is a duplicate, leaves a gap or comes out of order."""
+    if seq_no in seen:
+        return SEQNO_DUPLICATE, f"seqNo {seq_no} was already received"
+    if last is not None and seq_no > last + 1:
+        missing = ", ".join(str(n) for n in range(last + 1, min(seq_no, last + 6)))
+        return SEQNO_GAP, f"seqNo {seq_no} after {last}: missing {missing}"
+    if last is not None and seq_no < last:
+        return SEQNO_ORDER, f"seqNo {seq_no} after {last}"
+    return None

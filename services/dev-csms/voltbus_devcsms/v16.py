@@ -1,0 +1,159 @@
+# mypy: disable-error-code="misc,untyped-decorator"
+# (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
+"""The OCPP 1.6 side: a station session answering 1.6 CALLs, and the 1.6 rules it checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.datatypes import IdTagInfo
+from ocpp.v16.enums import Action
+
+from voltbus_devcsms import rules
+from voltbus_devcsms.session import SessionBase
+
+
+def now_iso() -> str:
+    """This machine's time as an OCPP dateTime (UTC, milliseconds)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Transaction16:
+    """A 1.6 transaction this central system gave an id to."""
+
+    station: str
+    transaction_id: int
+    connector_id: int
+    id_tag: str
+    meter_start: int
+    started: str
+    meter_stop: int | None = None
+    stopped: str | None = None
+    reason: str | None = None
+
+
+class StationSession(SessionBase, ChargePoint):
+    """One connected OCPP 1.6 charge point: answers its CALLs from the behaviour, checks them."""
+
+    ocpp_version = "1.6"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.statuses: dict[int, str] = {}  # last status per connector on this connection
+
+    @on(Action.boot_notification)
+    def on_boot(self, **_: Any) -> call_result.BootNotification:
+        b = self.csms.behaviour
+        self.statuses.clear()  # a rebooted station reports every connector afresh
+        self.rejected = b.boot_status == "Rejected"
+        return call_result.BootNotification(current_time=now_iso(), interval=b.boot_interval(),
+                                            status=b.boot_status)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        return call_result.Heartbeat(current_time=now_iso())
+
+    @on(Action.status_notification)
+    def on_status(self, connector_id: int, status: str, timestamp: str | None = None,
+                  **_: Any) -> call_result.StatusNotification:
+        self.check_time(timestamp)
+        if connector_id == 0:
+            self.check(rules.STATUS_CONNECTOR_0, None if status in rules.CONNECTOR_0_16 else
+                       f"connector 0 reported {status} (only Available, Unavailable, Faulted)")
+        else:
+            self.check(rules.STATUS_TRANSITION,
+                       rules.status_transition_16(self.statuses.get(connector_id), status))
+        self.statuses[connector_id] = status
+        return call_result.StatusNotification()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
+        return call_result.Authorize(id_tag_info=IdTagInfo(
+            status=self.csms.behaviour.tag_status(id_tag)))
+
+    @on(Action.start_transaction)
+    def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
+                 **_: Any) -> call_result.StartTransaction:
+        self.check_time(timestamp)
+        mine = [t for t in self.csms.transactions16.values() if t.station == self.id]
+        twice = next((t for t in mine if (t.connector_id, t.meter_start, rules.parse_time(
+            t.started)) == (connector_id, meter_start, rules.parse_time(timestamp))), None)
+        self.check(rules.STARTED_TWICE, None if twice is None else
+                   f"same connector, meterStart and timestamp as transaction "
+                   f"{twice.transaction_id}")
+        busy = next((t for t in mine if t.connector_id == connector_id and t.stopped is None
+                     and t is not twice), None)
+        self.check(rules.CONNECTOR_BUSY, None if busy is None else
+                   f"connector {connector_id} still has transaction {busy.transaction_id} open")
+        b = self.csms.behaviour
+        status = b.start_status.get(id_tag) or b.tag_status(id_tag)
+        transaction_id = self.csms.next_transaction_id()
+        self.csms.transactions16[transaction_id] = Transaction16(
+            self.id, transaction_id, connector_id, id_tag, meter_start, timestamp)
+        self.csms.open_transactions.setdefault(self.id, []).append(transaction_id)
+        return call_result.StartTransaction(transaction_id=transaction_id,
+                                            id_tag_info=IdTagInfo(status=status))
+
+    @on(Action.stop_transaction)
+    def on_stop(self, transaction_id: int, meter_stop: int, timestamp: str,
+                reason: str | None = None, **_: Any) -> call_result.StopTransaction:
+        self.check_time(timestamp)
+        tx = self.csms.transactions16.get(transaction_id)
+        if tx is None or tx.station != self.id:
+            self.check(rules.UNKNOWN_TRANSACTION,
+                       f"StopTransaction for {transaction_id}, which this central system "
+                       f"never started for {self.id}")
+        else:
+            self._check_stop(tx, meter_stop, timestamp)
+            tx.meter_stop, tx.stopped, tx.reason = meter_stop, timestamp, reason
+        with contextlib.suppress(ValueError):
+            self.csms.open_transactions.get(self.id, []).remove(transaction_id)
+        return call_result.StopTransaction()
+
+    def _check_stop(self, tx: Transaction16, meter_stop: int, timestamp: str) -> None:
+        self.check(rules.TRANSACTION_ENDED, None if tx.stopped is None else
+                   f"transaction {tx.transaction_id} was already stopped at {tx.stopped}")
+        self.check(rules.METER_STOP_BELOW_START, None if meter_stop >= tx.meter_start else
+                   f"meterStop {meter_stop} < meterStart {tx.meter_start} "
+                   f"(transaction {tx.transaction_id})")
+        start, stop = rules.parse_time(tx.started), rules.parse_time(timestamp)
+        self.check(rules.STOP_BEFORE_START, None if not (start and stop and stop < start) else
+                   f"stopped at {timestamp}, before its start at {tx.started}")
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
+                              transaction_id: int | None = None,
+                              **_: Any) -> call_result.MeterValues:
+        self.check_time(*(v.get("timestamp") for v in meter_value))
+        if transaction_id is not None:
+            tx = self.csms.transactions16.get(transaction_id)
+            self.check(rules.UNKNOWN_TRANSACTION, None if tx and tx.station == self.id else
+                       f"MeterValues for transaction {transaction_id}, which this central "
+                       f"system never started for {self.id}")
+            if tx is not None and tx.station == self.id:
+                self.check(rules.TRANSACTION_ENDED, None if tx.stopped is None else
+                           f"MeterValues for transaction {transaction_id} after its "
+                           f"StopTransaction")
+        delay = self.csms.behaviour.answer_delay_s.get("MeterValues", 0.0)
+        if delay > 0:  # a slow central system: a backlog drains slowly
+            await asyncio.sleep(delay)
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="Accepted")
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, **_: Any) -> call_result.DiagnosticsStatusNotification:
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, **_: Any) -> call_result.FirmwareStatusNotification:
+        return call_result.FirmwareStatusNotification()

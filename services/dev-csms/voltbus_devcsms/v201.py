@@ -1,0 +1,303 @@
+# mypy: disable-error-code="misc,untyped-decorator"
+# (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
+"""The OCPP 2.0.1 side: a station session answering 2.0.1 CALLs with the package's v201 module.
+
+Schema validation stays on for every frame in and out, as for 1.6. TransactionEvents are kept per
+transaction id with their seqNo, offline flag and timestamps; paged reports (NotifyReport and the
+other tbc-paged messages) are kept per requestId until their last page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint, call_result
+from ocpp.v201.enums import Action
+
+from voltbus_devcsms import rules
+from voltbus_devcsms.session import SessionBase
+from voltbus_devcsms.v16 import now_iso
+
+
+@dataclass(frozen=True)
+class TxEvent:
+    """One TransactionEvent as the station sent it (snake_case keys in `payload`)."""
+
+    seq_no: int
+    event_type: str
+    trigger_reason: str
+    timestamp: str
+    offline: bool
+    received_at: datetime
+    energy_wh: float | None
+    payload: dict[str, Any]
+
+
+@dataclass
+class Transaction201:
+    """A 2.0.1 transaction (the station chose its id): every event received for it, in order."""
+
+    station: str
+    transaction_id: str
+    evse_id: int | None
+    events: list[TxEvent] = field(default_factory=list)
+    started: bool = False  # a Started event was received
+    ended: bool = False
+
+    @property
+    def seq_nos(self) -> list[int]:
+        """The seqNos in arrival order."""
+        return [e.seq_no for e in self.events]
+
+    @property
+    def stopped_reason(self) -> str | None:
+        """The Ended event's stoppedReason."""
+        ended = [e for e in self.events if e.event_type == "Ended"]
+        return ended[-1].payload["transaction_info"].get("stopped_reason") if ended else None
+
+
+@dataclass
+class Report:
+    """A paged report (NotifyReport, NotifyMonitoringReport, ...) for one requestId."""
+
+    action: str
+    request_id: int
+    pages: list[dict[str, Any]] = field(default_factory=list)  # camelCase payloads
+    complete: bool = False
+
+    def items(self, key: str) -> list[Any]:
+        """The entries of every page under key (reportData, monitor, ...), in seqNo order."""
+        pages = sorted(self.pages, key=lambda p: p.get("seqNo", 0))
+        return [item for page in pages for item in page.get(key, [])]
+
+
+_MULTIPLIER = {"Wh": 1.0, "kWh": 1000.0}
+
+
+def energy_wh(meter_value: list[dict[str, Any]] | None) -> float | None:
+    """The last Energy.Active.Import.Register reading among meter values, in Wh."""
+    found: float | None = None
+    for mv in meter_value or []:
+        for sv in mv.get("sampled_value", []):
+            if sv.get("measurand", "Energy.Active.Import.Register") != (
+                    "Energy.Active.Import.Register") or sv.get("phase"):
+                continue
+            unit = sv.get("unit_of_measure") or {}
+            scale = _MULTIPLIER.get(unit.get("unit", "Wh"))
+            if scale is not None:
+                found = float(sv["value"]) * scale * 10 ** unit.get("multiplier", 0)
+    return found
+
+
+class StationSession201(SessionBase, ChargePoint):
+    """One connected OCPP 2.0.1 charging station: answers its CALLs, keeps what it reported."""
+
+    ocpp_version = "2.0.1"
+
+    # --- B provisioning, G availability ------------------------------------------------------
+
+    @on(Action.boot_notification)
+    def on_boot(self, charging_station: dict[str, Any], reason: str,
+                **_: Any) -> call_result.BootNotification:
+        b = self.csms.behaviour
+        self.rejected = b.boot_status == "Rejected"
+        return call_result.BootNotification(current_time=now_iso(), interval=b.boot_interval(),
+                                            status=str(b.boot_status))
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        return call_result.Heartbeat(current_time=now_iso())
+
+    @on(Action.status_notification)
+    def on_status(self, timestamp: str, evse_id: int, **_: Any) -> call_result.StatusNotification:
+        self.check_time(timestamp)
+        self.check(rules.EVSE_ZERO, None if evse_id > 0 else
+                   "StatusNotification is per connector of an EVSE: evseId 0 is not one")
+        return call_result.StatusNotification()
+
+    @on(Action.notify_report)
+    def on_notify_report(self, request_id: int, generated_at: str, seq_no: int,
+                         tbc: bool = False, **_: Any) -> call_result.NotifyReport:
+        self._page("NotifyReport", request_id, seq_no, tbc, generated_at)
+        return call_result.NotifyReport()
+
+    # --- C authorization ---------------------------------------------------------------------
+
+    @on(Action.authorize)
+    def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
+        return call_result.Authorize(id_token_info=self._token_info(id_token))
+
+    def _token_info(self, id_token: dict[str, Any]) -> dict[str, Any]:
+        status = self.csms.behaviour.token_status(id_token["id_token"], id_token["type"])
+        return {"status": status}
+
+    # --- E transactions, J meter values -------------------------------------------------------
+
+    @on(Action.transaction_event)
+    def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str,
+                             seq_no: int, transaction_info: dict[str, Any],
+                             **kw: Any) -> call_result.TransactionEvent:
+        self.check_time(timestamp, *(mv.get("timestamp") for mv in kw.get("meter_value", [])))
+        tx = self._transaction(event_type, transaction_info["transaction_id"], kw.get("evse"))
+        event = TxEvent(seq_no, event_type, trigger_reason, timestamp, kw.get("offline", False),
+                        datetime.now(UTC), energy_wh(kw.get("meter_value")),
+                        {"event_type": event_type, "timestamp": timestamp,
+                         "trigger_reason": trigger_reason, "seq_no": seq_no,
+                         "transaction_info": transaction_info, **kw})
+        self._check_event(tx, event)
+        tx.events.append(event)
+        if event_type == "Ended":
+            tx.ended = True
+        token = kw.get("id_token")
+        return call_result.TransactionEvent(
+            id_token_info=self._token_info(token) if token else None)
+
+    def _transaction(self, event_type: str, tx_id: str,
+                     evse: dict[str, Any] | None) -> Transaction201:
+        ledger = self.csms.transactions201.setdefault(self.id, {})
+        tx = ledger.get(tx_id)
+        if tx is None:
+            evse_id = evse.get("id") if evse else None
+            self.check(rules.UNKNOWN_TRANSACTION, None if event_type == "Started" else
+                       f"{event_type} for transaction {tx_id}, which never Started")
+            busy = next((t for t in ledger.values() if evse_id is not None
+                         and t.evse_id == evse_id and t.started and not t.ended), None)
+            self.check(rules.CONNECTOR_BUSY, None if busy is None or event_type != "Started" else
+                       f"EVSE {evse_id} still has transaction {busy.transaction_id} open")
+            tx = ledger[tx_id] = Transaction201(self.id, tx_id, evse_id)
+            self.csms.open_transactions.setdefault(self.id, []).append(tx_id)
+        if event_type == "Started":
+            self.check(rules.STARTED_TWICE, None if not tx.started else
+                       f"transaction {tx_id} was already Started")
+            tx.started = True
+        if event_type == "Ended" and tx_id in self.csms.open_transactions.get(self.id, []):
+            self.csms.open_transactions[self.id].remove(tx_id)
+        return tx
+
+    def _check_event(self, tx: Transaction201, event: TxEvent) -> None:
+        seen = set(tx.seq_nos)
+        problem = rules.seq_no_problem(seen, max(seen) if seen else None, event.seq_no)
+        duplicate = problem is not None and problem[0] == rules.SEQNO_DUPLICATE
+        if problem is not None:
+            self.check(*problem)
+        if tx.ended and not duplicate:
+            self.check(rules.TRANSACTION_ENDED, f"{event.event_type} (seqNo {event.seq_no}) "
+                       f"after transaction {tx.transaction_id} Ended")
+        before = [e.energy_wh for e in tx.events if e.energy_wh is not None]
+        if event.energy_wh is not None and before and event.energy_wh < max(before):
+            self.check(rules.METER_DECREASED, f"energy register {event.energy_wh:g} Wh below "
+                       f"the {max(before):g} Wh reported earlier in transaction "
+                       f"{tx.transaction_id}")
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]],
+                              **_: Any) -> call_result.MeterValues:
+        self.check_time(*(mv.get("timestamp") for mv in meter_value))
+        delay = self.csms.behaviour.answer_delay_s.get("MeterValues", 0.0)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return call_result.MeterValues()
+
+    # --- A security, L firmware, N diagnostics -----------------------------------------------
+
+    @on(Action.security_event_notification)
+    def on_security_event(self, type: str, timestamp: str,
+                          **_: Any) -> call_result.SecurityEventNotification:
+        self.check_time(timestamp)
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **_: Any) -> call_result.SignCertificate:
+        return call_result.SignCertificate(status=self.csms.behaviour.sign_certificate_status)
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str,
+                           **_: Any) -> call_result.FirmwareStatusNotification:
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, **_: Any) -> call_result.LogStatusNotification:
+        return call_result.LogStatusNotification()
+
+    @on(Action.notify_event)
+    def on_notify_event(self, generated_at: str, seq_no: int, event_data: list[dict[str, Any]],
+                        tbc: bool = False, **_: Any) -> call_result.NotifyEvent:
+        self.check_time(generated_at, *(e.get("timestamp") for e in event_data))
+        return call_result.NotifyEvent()
+
+    @on(Action.notify_monitoring_report)
+    def on_notify_monitoring_report(self, request_id: int, seq_no: int, generated_at: str,
+                                    tbc: bool = False,
+                                    **_: Any) -> call_result.NotifyMonitoringReport:
+        self._page("NotifyMonitoringReport", request_id, seq_no, tbc, generated_at)
+        return call_result.NotifyMonitoringReport()
+
+    @on(Action.notify_customer_information)
+    def on_notify_customer_information(self, request_id: int, seq_no: int, generated_at: str,
+                                       tbc: bool = False,
+                                       **_: Any) -> call_result.NotifyCustomerInformation:
+        self._page("NotifyCustomerInformation", request_id, seq_no, tbc, generated_at)
+        return call_result.NotifyCustomerInformation()
+
+    # --- H reservation, K smart charging, O display messages, P data transfer ----------------
+
+    @on(Action.reservation_status_update)
+    def on_reservation_status(self, reservation_id: int, reservation_update_status: str,
+                              **_: Any) -> call_result.ReservationStatusUpdate:
+        return call_result.ReservationStatusUpdate()
+
+    @on(Action.notify_charging_limit)
+    def on_notify_charging_limit(self, charging_limit: dict[str, Any],
+                                 **_: Any) -> call_result.NotifyChargingLimit:
+        return call_result.NotifyChargingLimit()
+
+    @on(Action.cleared_charging_limit)
+    def on_cleared_charging_limit(self, charging_limit_source: str,
+                                  **_: Any) -> call_result.ClearedChargingLimit:
+        return call_result.ClearedChargingLimit()
+
+    @on(Action.report_charging_profiles)
+    def on_report_charging_profiles(self, request_id: int, tbc: bool = False,
+                                    **_: Any) -> call_result.ReportChargingProfiles:
+        self._page("ReportChargingProfiles", request_id, None, tbc, None)
+        return call_result.ReportChargingProfiles()
+
+    @on(Action.notify_ev_charging_needs)
+    def on_ev_charging_needs(self, evse_id: int, **_: Any) -> call_result.NotifyEVChargingNeeds:
+        return call_result.NotifyEVChargingNeeds(status="Accepted")
+
+    @on(Action.notify_display_messages)
+    def on_notify_display_messages(self, request_id: int, tbc: bool = False,
+                                   **_: Any) -> call_result.NotifyDisplayMessages:
+        self._page("NotifyDisplayMessages", request_id, None, tbc, None)
+        return call_result.NotifyDisplayMessages()
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="Accepted")
+
+    # --- paged reports ---------------------------------------------------------------------
+
+    def _page(self, action: str, request_id: int, seq_no: int | None, tbc: bool,
+              generated_at: str | None) -> None:
+        """Keep one page of a report; seqNo must run 0, 1, 2, ... without gaps or repeats."""
+        self.check_time(generated_at)
+        key = (self.id, action, request_id)
+        report = self.csms.reports.get(key)
+        if report is None:
+            report = self.csms.reports[key] = Report(action, request_id)
+        if self.current is not None:
+            report.pages.append(self.current.payload)
+        if seq_no is not None:
+            seen = {p.get("seqNo") for p in report.pages[:-1]}
+            self.check(rules.SEQNO_DUPLICATE, None if seq_no not in seen else
+                       f"{action} {request_id}: page seqNo {seq_no} was already received")
+            expected = len(report.pages) - 1
+            self.check(rules.SEQNO_GAP, None if seq_no in seen or seq_no == expected else
+                       f"{action} {request_id}: page seqNo {seq_no}, expected {expected}")
+        report.complete = not tbc
+        self.csms.history_changed()

@@ -1,0 +1,180 @@
+"""Where OCPP 1.6 is strict, the dev central system flags the station (issue 10's lesson: a
+central system written by the same team must not share the team's reading of the spec)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+from websockets.asyncio.client import connect
+
+from tests.fixtures.csms import Csms
+from voltbus_devcsms import rules
+
+
+def stamp(offset_s: float = 0) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=offset_s)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Station16(ChargePoint):  # type: ignore[misc]
+    """A bare 1.6 charge point that accepts ChangeConfiguration."""
+
+    @on(Action.change_configuration)  # type: ignore[misc]
+    def on_change_configuration(self, key: str, value: str,
+                                **_: Any) -> call_result.ChangeConfiguration:
+        return call_result.ChangeConfiguration(status="Accepted")
+
+
+@contextlib.asynccontextmanager
+async def station16(csms: Csms, station_id: str = "P1") -> AsyncIterator[ChargePoint]:
+    async with connect(f"{csms.url}/{station_id}", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        cp = Station16(station_id, ws, response_timeout=5)
+        task = asyncio.create_task(cp.start())
+        try:
+            await cp.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+            yield cp
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def start(cp: ChargePoint, connector: int = 1, meter: int = 1000,
+                timestamp: str | None = None) -> int:
+    answer = await cp.call(call.StartTransaction(connector_id=connector, id_tag="T",
+                                                 meter_start=meter,
+                                                 timestamp=timestamp or stamp()))
+    return int(answer.transaction_id)
+
+
+async def test_a_clean_session_has_no_violations(csms: Csms) -> None:
+    async with station16(csms) as cp:
+        for status in ("Available", "Preparing", "Charging", "SuspendedEV", "Charging",
+                       "Finishing", "Available"):
+            if status == "Charging" and not csms.central.open_transactions.get("P1"):
+                tx = await start(cp)
+            await cp.call(call.StatusNotification(connector_id=1, error_code="NoError",
+                                                  status=status, timestamp=stamp()))
+            if status == "Finishing":
+                await cp.call(call.StopTransaction(meter_stop=1500, timestamp=stamp(),
+                                                   transaction_id=tx))
+        await cp.call(call.StatusNotification(connector_id=0, error_code="NoError",
+                                              status="Unavailable"))
+    assert csms.violations() == []
+    assert csms.central.transactions16[tx].meter_stop == 1500
+
+
+async def test_stop_for_an_unknown_transaction_and_stopped_twice(csms: Csms) -> None:
+    async with station16(csms) as cp:
+        await cp.call(call.StopTransaction(meter_stop=1, timestamp=stamp(), transaction_id=999))
+        tx = await start(cp)
+        for _ in range(2):
+            await cp.call(call.StopTransaction(meter_stop=1200, timestamp=stamp(),
+                                               transaction_id=tx))
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+            {"timestamp": stamp(), "sampled_value": [{"value": "1300"}]}]))
+    assert [v.rule for v in csms.violations("P1")] == [
+        rules.UNKNOWN_TRANSACTION, rules.TRANSACTION_ENDED, rules.TRANSACTION_ENDED]
+
+
+async def test_meter_stop_below_meter_start_and_stop_before_start(csms: Csms) -> None:
+    async with station16(csms) as cp:
+        tx = await start(cp, meter=5000, timestamp=stamp(-10))
+        await cp.call(call.StopTransaction(meter_stop=4990, timestamp=stamp(-20),
+                                           transaction_id=tx))
+    found = csms.violations("P1")
+    assert [v.rule for v in found] == [rules.METER_STOP_BELOW_START, rules.STOP_BEFORE_START]
+    assert "meterStop 4990 < meterStart 5000" in found[0].detail
+
+
+async def test_a_transaction_started_twice(csms: Csms) -> None:
+    async with station16(csms) as cp:
+        when = stamp()
+        first = await start(cp, timestamp=when)
+        second = await start(cp, timestamp=when)  # the same start, replayed
+        assert second != first
+        await start(cp, connector=2)
+        await start(cp, connector=2, meter=2000)  # connector 2 already has one open
+    assert [v.rule for v in csms.violations("P1")] == [rules.STARTED_TWICE, rules.CONNECTOR_BUSY]
+
+
+async def test_status_transitions_outside_the_state_table(csms: Csms) -> None:
+    async with station16(csms) as cp:
+        async def status(value: str, connector: int = 1) -> None:
+            await cp.call(call.StatusNotification(connector_id=connector, error_code="NoError",
+                                                  status=value))
+        await status("Available")
+        await status("Finishing")  # A6: not in the table
+        await status("Charging")  # F3: neither
+        await status("Charging")  # a repeat is no transition
+        await status("Preparing")  # C2: neither
+        await status("Charging", connector=0)  # connector 0 is never Charging
+        await cp.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+        await status("Finishing")  # after a reboot the station reports afresh
+    found = [(v.rule, v.detail.split(" is ")[0]) for v in csms.violations("P1")]
+    assert found == [(rules.STATUS_TRANSITION, "Available -> Finishing"),
+                     (rules.STATUS_TRANSITION, "Finishing -> Charging"),
+                     (rules.STATUS_TRANSITION, "Charging -> Preparing"),
+                     (rules.STATUS_CONNECTOR_0, "connector 0 reported Charging (only Available, "
+                                                "Unavailable, Faulted)")]
+
+
+async def test_timestamps_in_the_future(csms: Csms) -> None:
+    async with station16(csms) as cp:
+        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError",
+                                              status="Available", timestamp=stamp(3)))  # skew
+        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError",
+                                              status="Available", timestamp=stamp(600)))
+        tx = await start(cp, timestamp=stamp(3600))
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=tx, meter_value=[
+            {"timestamp": stamp(86400), "sampled_value": [{"value": "1"}]}]))
+    found = csms.violations("P1", rules.FUTURE_TIMESTAMP)
+    assert [v.action for v in found] == ["StatusNotification", "StartTransaction", "MeterValues"]
+
+
+async def test_a_second_call_before_the_first_is_answered(csms: Csms) -> None:
+    csms.behaviour.answer_delay_s["MeterValues"] = 0.3
+    async with connect(f"{csms.url}/P1", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        meter = [2, "m1", "MeterValues", {"connectorId": 1, "meterValue": [
+            {"timestamp": stamp(), "sampledValue": [{"value": "1"}]}]}]
+        await ws.send(json.dumps(meter))
+        await ws.send(json.dumps([2, "h1", "Heartbeat", {}]))  # without waiting: forbidden
+        answers = [json.loads(await ws.recv()) for _ in range(2)]
+        assert [a[1] for a in answers] == ["m1", "h1"]  # both answered, in order
+        await ws.send(json.dumps([2, "h2", "Heartbeat", {}]))  # after the answers: fine
+        assert json.loads(await ws.recv())[1] == "h2"
+    found = csms.violations("P1")
+    assert [(v.rule, v.action, v.unique_id) for v in found] == [
+        (rules.CALL_IN_FLIGHT, "Heartbeat", "h1")]
+    assert "MeterValues m1 was unanswered" in found[0].detail
+
+
+async def test_the_http_api_lists_violations(csms: Csms) -> None:
+    import httpx
+    async with station16(csms) as cp:
+        await cp.call(call.StopTransaction(meter_stop=1, timestamp=stamp(), transaction_id=5))
+    async with httpx.AsyncClient(base_url=csms.http_url) as client:
+        listed = (await client.get("/violations", params={"station": "P1"})).json()
+        chargers = (await client.get("/chargers")).json()
+    assert [v["rule"] for v in listed] == [rules.UNKNOWN_TRANSACTION]
+    assert chargers[0]["violations"] == 1
+    assert [v.rule for v in csms.violations()] == [rules.UNKNOWN_TRANSACTION]
+
+
+@pytest.mark.parametrize("reject", [False, True])
+async def test_reject_violations_turns_a_flag_into_a_callerror(csms: Csms, reject: bool) -> None:
+    csms.behaviour.reject_violations = reject
+    async with station16(csms) as cp:
+        answer: Any = await cp.call(call.StopTransaction(meter_stop=1, timestamp=stamp(),
+                                                         transaction_id=77))
+    assert (answer is None) == reject  # the ocpp package returns None for a CALLERROR
+    assert len(csms.violations("P1", rules.UNKNOWN_TRANSACTION)) == 1

@@ -1,0 +1,178 @@
+"""The dev central system speaking OCPP 2.0.1 with a real 2.0.1 station (ocpp.v201) over a real
+WebSocket, schema validation on both ends: what a station sends and how the central system
+answers and keeps it."""
+
+from __future__ import annotations
+
+import pytest
+from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
+from ocpp.v201 import call
+
+from tests.devcsms.station201 import energy, now, station201
+from tests.fixtures.csms import Csms
+from voltbus_devcsms import rules
+
+
+async def test_boot_accepted_with_the_configured_interval(csms: Csms) -> None:
+    csms.behaviour.boot_interval_s = 42
+    async with station201(csms.url, "S1") as st:
+        answer = await st.boot()
+        assert (answer.status, answer.interval) == ("Accepted", 42)
+        assert csms.central.version("S1") == "2.0.1"
+        boot = await csms.wait_for("S1", "BootNotification")
+        assert boot["chargingStation"]["vendorName"] == "voltbus"
+
+
+async def test_boot_pending_then_rejected(csms: Csms) -> None:
+    csms.behaviour.boot_status = "Pending"  # type: ignore[assignment]
+    csms.behaviour.boot_interval_s = 7
+    async with station201(csms.url, "S1") as st:
+        assert ((await st.boot()).status, (await st.boot()).interval) == ("Pending", 7)
+        csms.behaviour.boot_status = "Rejected"  # type: ignore[assignment]
+        assert (await st.boot()).status == "Rejected"
+        await st.call(call.Heartbeat())  # a station must stay silent after Rejected
+        assert [v.action for v in csms.violations("S1", rules.CALL_WHILE_REJECTED)] == [
+            "Heartbeat"]
+
+
+async def test_heartbeat_and_status_notification(csms: Csms) -> None:
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        assert (await st.call(call.Heartbeat())).current_time.endswith("Z")
+        await st.status("Occupied")
+        assert (await csms.wait_for("S1", "StatusNotification"))["connectorStatus"] == "Occupied"
+        assert csms.violations() == []
+
+
+async def test_authorize_by_token_type(csms: Csms) -> None:
+    csms.behaviour.accepted_tags = {"GOOD"}
+    async with station201(csms.url, "S1") as st:
+        async def status(token: str, kind: str) -> str:
+            answer = await st.call(call.Authorize(id_token={"id_token": token, "type": kind}))
+            return str(answer.id_token_info["status"])
+
+        assert await status("GOOD", "ISO14443") == "Accepted"
+        assert await status("BAD", "ISO15693") == "Invalid"
+        assert await status("", "NoAuthorization") == "Accepted"
+        assert await status("GOOD", "eMAID") == "Accepted"
+        csms.behaviour.accepted_token_types = {"ISO14443"}
+        assert await status("GOOD", "eMAID") == "Invalid"
+        assert await status("GOOD", "ISO14443") == "Accepted"
+
+
+async def test_transaction_events_are_kept_per_transaction(csms: Csms) -> None:
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        started = await st.event("Started", "T1", id_token="GOOD", meter_wh=1000)
+        assert started.id_token_info == {"status": "Accepted"}
+        await st.event("Updated", "T1", trigger_reason="MeterValuePeriodic", offline=True,
+                       meter_wh=1500, timestamp="2026-01-01T00:00:00Z")
+        await st.event("Ended", "T1", trigger_reason="EVDeparted", stopped_reason="EVDisconnected",
+                       meter_wh=2000)
+        tx = csms.central.transactions201["S1"]["T1"]
+        assert tx.seq_nos == [0, 1, 2]
+        assert [e.event_type for e in tx.events] == ["Started", "Updated", "Ended"]
+        assert [e.offline for e in tx.events] == [False, True, False]
+        assert tx.events[1].timestamp == "2026-01-01T00:00:00Z"  # the original, kept
+        assert [e.energy_wh for e in tx.events] == [1000, 1500, 2000]
+        assert (tx.ended, tx.stopped_reason) == (True, "EVDisconnected")
+        assert csms.violations() == []
+
+
+async def test_seq_no_gap_duplicate_unknown_and_after_end_are_violations(csms: Csms) -> None:
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.event("Started", "T1", seq_no=0, meter_wh=10)
+        await st.event("Updated", "T1", seq_no=2, meter_wh=20)  # 1 is missing
+        await st.event("Updated", "T1", seq_no=2, meter_wh=20)  # sent twice
+        await st.event("Updated", "T1", seq_no=3, meter_wh=5)  # register went down
+        await st.event("Ended", "T1", seq_no=4)
+        await st.event("Updated", "T1", seq_no=5)  # after Ended
+        await st.event("Updated", "NEVER", seq_no=0)  # never Started
+        await st.event("Started", "T2", seq_no=0)
+        await st.event("Started", "T2", seq_no=1)  # Started twice
+        found = [(v.rule, v.action) for v in csms.violations("S1")]
+        assert found == [
+            (rules.SEQNO_GAP, "TransactionEvent"), (rules.SEQNO_DUPLICATE, "TransactionEvent"),
+            (rules.METER_DECREASED, "TransactionEvent"),
+            (rules.TRANSACTION_ENDED, "TransactionEvent"),
+            (rules.UNKNOWN_TRANSACTION, "TransactionEvent"),
+            (rules.STARTED_TWICE, "TransactionEvent")]
+        assert "missing 1" in csms.violations("S1", rules.SEQNO_GAP)[0].detail
+        assert csms.central.transactions201["S1"]["T1"].seq_nos == [0, 2, 2, 3, 4, 5]
+
+
+async def test_second_transaction_on_a_busy_evse_and_future_timestamps(csms: Csms) -> None:
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.event("Started", "T1", seq_no=0)
+        await st.event("Started", "T2", seq_no=0)
+        await st.status("Available", timestamp=now(3600))
+        rules_seen = [v.rule for v in csms.violations("S1")]
+        assert rules_seen == [rules.CONNECTOR_BUSY, rules.FUTURE_TIMESTAMP]
+
+
+async def test_reject_violations_answers_a_callerror(csms: Csms) -> None:
+    csms.behaviour.reject_violations = True
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        with pytest.raises(PropertyConstraintViolationError, match="unknown-transaction"):
+            await st.call(call.TransactionEvent(
+                event_type="Updated", timestamp=now(), trigger_reason="MeterValuePeriodic",
+                seq_no=0, transaction_info={"transaction_id": "NOPE"}), suppress=False)
+        assert [v.rule for v in csms.violations("S1")] == [rules.UNKNOWN_TRANSACTION]
+
+
+async def test_meter_values_and_the_notifications(csms: Csms) -> None:
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.call(call.MeterValues(evse_id=0, meter_value=energy(12345)))
+        await st.call(call.SecurityEventNotification(type="StartupOfTheDevice",
+                                                     timestamp=now()))
+        await st.call(call.FirmwareStatusNotification(status="Idle"))
+        await st.call(call.LogStatusNotification(status="Idle"))
+        await st.call(call.NotifyEvent(generated_at=now(), seq_no=0, event_data=[{
+            "event_id": 1, "timestamp": now(), "trigger": "Delta", "actual_value": "Faulted",
+            "event_notification_type": "HardWiredNotification",
+            "component": {"name": "Connector", "evse": {"id": 1, "connector_id": 1}},
+            "variable": {"name": "AvailabilityState"}}]))
+        await st.call(call.ReservationStatusUpdate(reservation_id=3,
+                                                   reservation_update_status="Removed"))
+        await st.call(call.NotifyChargingLimit(charging_limit={"charging_limit_source": "EMS"},
+                                               evse_id=1))
+        answer = await st.call(call.DataTransfer(vendor_id="org.voltbus", message_id="x",
+                                                 data={"k": 1}))
+        assert answer.status == "Accepted"
+        assert csms.actions("S1") == [
+            "BootNotification", "MeterValues", "SecurityEventNotification",
+            "FirmwareStatusNotification", "LogStatusNotification", "NotifyEvent",
+            "ReservationStatusUpdate", "NotifyChargingLimit", "DataTransfer"]
+        mv = await csms.wait_for("S1", "MeterValues")
+        assert mv["meterValue"][0]["sampledValue"][0]["value"] == 12345
+        assert csms.violations() == []
+
+
+async def test_a_frame_against_the_schema_gets_a_callerror(csms: Csms) -> None:
+    async with station201(csms.url, "S1") as st:
+        with pytest.raises(OCPPError) as raised:
+            # connectorStatus is not one of the 2.0.1 ConnectorStatusEnumType values
+            await st.call(call.StatusNotification(timestamp=now(), connector_status="Charging",
+                                                  evse_id=1, connector_id=1),
+                          suppress=False, skip_schema_validation=True)
+        assert raised.value.code in {"FormationViolation", "FormatViolation",
+                                     "PropertyConstraintViolation", "TypeConstraintViolation"}
+
+
+async def test_paged_notify_report_is_assembled_and_its_pages_checked(csms: Csms) -> None:
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.send_report(5)
+        report = await csms.wait_report("S1", 5)
+        assert len(report.pages) == 2
+        names = [i["variable"]["name"] for i in report.items("reportData")]
+        assert names == ["BasicAuthPassword", "TxUpdatedInterval", "HeartbeatInterval",
+                         "ItemsPerMessage"]
+        assert csms.violations() == []
+        await st.send_report(6, seq_nos=[0, 2])  # page 1 missing
+        await csms.wait_report("S1", 6)
+        assert [v.rule for v in csms.violations("S1")] == [rules.SEQNO_GAP]
