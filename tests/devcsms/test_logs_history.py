@@ -111,11 +111,17 @@ async def test_history_is_bounded_and_counts_stay_exact() -> None:
         assert len(kept) == 5
         assert [m.action for m in kept][-1] == "BootNotification"
         assert central.messages.counts("S1") == {"Heartbeat": 12, "BootNotification": 1}
+        async with station201(central.url, "S2") as st2:
+            for _ in range(3):
+                await st2.call(call.Heartbeat())
+        # the limit is for all stations together: the oldest records go first
+        assert (len(central.received("S1")), len(central.received("S2"))) == (2, 3)
+        assert central.received("S2")[0].payload == {}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.http_port}") as client:
             assert (await client.get("/chargers/S1/counts")).json() == {
                 "Heartbeat": 12, "BootNotification": 1}
             assert (await client.get("/chargers")).json()[0]["messages"] == 13
-            assert len((await client.get("/chargers/S1/messages")).json()) == 5
+            assert len((await client.get("/chargers/S1/messages")).json()) == 2
     finally:
         await server.stop()
     with pytest.raises(ValueError, match="at least 1"):

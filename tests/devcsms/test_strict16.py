@@ -178,3 +178,11 @@ async def test_reject_violations_turns_a_flag_into_a_callerror(csms: Csms, rejec
                                                          transaction_id=77))
     assert (answer is None) == reject  # the ocpp package returns None for a CALLERROR
     assert len(csms.violations("P1", rules.UNKNOWN_TRANSACTION)) == 1
+
+
+async def test_the_timestamp_check_follows_an_injected_clock(csms: Csms) -> None:
+    csms.behaviour.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+    async with station16(csms) as cp:
+        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError",
+                                              status="Available", timestamp=stamp(3600)))
+    assert csms.violations() == []

@@ -30,8 +30,9 @@ class DevCsmsSettings(BaseSettings):
     ocpp: Literal["both", "1.6", "2.0.1"] = "both"
     boot_status: Literal["Accepted", "Pending", "Rejected"] = "Accepted"
     boot_interval_s: int | None = Field(default=None, ge=1)  # default: heartbeat_s
-    # CALLs kept per station for GET /chargers/{id}/messages (counts are kept in full); 0: all.
-    history_limit: int = Field(default=2000, ge=0)
+    # CALLs kept (newest, all stations together) for GET /chargers/{id}/messages; counts per
+    # action are kept in full (GET /chargers/{id}/counts). 0 keeps all (memory grows ~1 KB each).
+    history_limit: int = Field(default=20_000, ge=0)
     log_level: str = "INFO"
 
 

@@ -15,6 +15,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ocpp import v16, v201
@@ -64,6 +65,9 @@ class CsmsBehaviour:
     # station may have given up waiting (OCPP-J: "responded to or timed out").
     station_call_timeout_s: float = 5.0
     reject_violations: bool = False  # answer a violating CALL with a CALLERROR too
+    # This central system's clock for the timestamp checks (a test whose station runs on a
+    # shifted clock gives the same clock here).
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def tag_status(self, id_tag: str) -> AuthorizationStatus:
         """The status this central system gives an idTag."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -13,14 +14,42 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
 class Recorded:
-    """One CALL a station sent, as it arrived (camelCase payload)."""
+    """One CALL a station sent, as it arrived (camelCase payload).
 
-    action: str
-    payload: dict[str, Any]
-    unique_id: str
-    at: datetime
+    Kept as the frame's text and decoded on each read of `payload`: a decoded MeterValues is
+    ~4 KB of Python objects, its text a fifth of that, and most records are never read.
+    """
+
+    __slots__ = ("_payload", "_raw", "action", "at", "unique_id")
+
+    def __init__(self, action: str, payload: dict[str, Any] | None, unique_id: str,
+                 at: datetime, *, raw: str | None = None) -> None:
+        self.action = action
+        self.unique_id = unique_id
+        self.at = at
+        self._raw = raw if payload is None else None
+        self._payload = payload
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The CALL's payload as a fresh dict."""
+        if self._payload is not None:
+            return self._payload
+        decoded = json.loads(self._raw) if self._raw is not None else None
+        payload = decoded[3] if isinstance(decoded, list) and len(decoded) > 3 else {}
+        return payload if isinstance(payload, dict) else {}
+
+    def __repr__(self) -> str:
+        return f"Recorded({self.action!r}, {self.payload!r}, {self.unique_id!r}, {self.at!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Recorded):
+            return NotImplemented
+        return ((self.action, self.unique_id, self.at, self.payload)
+                == (other.action, other.unique_id, other.at, other.payload))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +68,7 @@ class Violation:
 
 
 class History:
-    """Per-station CALL records, each station's kept to the last `limit` (None: all of them).
+    """The CALLs stations sent, the newest `limit` of them across all stations (None: all).
 
     The dev central system used to keep every message for its lifetime: 88-462 MB in the scale
     benches (issue 14). Counts per action are kept in full whatever the limit.
@@ -50,17 +79,22 @@ class History:
             raise ValueError("history limit must be at least 1 (or None for no limit)")
         self.limit = limit
         self._by_station: dict[str, deque[Recorded]] = {}
+        self._order: deque[str] = deque()  # the station of each kept record, oldest first
         self._counts: dict[str, Counter[str]] = {}
         self._waiters: set[asyncio.Event] = set()
 
     def add(self, station: str, message: Recorded) -> None:
-        """Keep a received CALL and wake the waiters."""
+        """Keep a received CALL (dropping the oldest one kept when full) and wake the waiters."""
         kept = self._by_station.get(station)
         if kept is None:
-            kept = self._by_station[station] = deque(maxlen=self.limit)
+            kept = self._by_station[station] = deque()
             self._counts[station] = Counter()
         kept.append(message)
         self._counts[station][message.action] += 1
+        if self.limit is not None:
+            self._order.append(station)
+            if len(self._order) > self.limit:
+                self._by_station[self._order.popleft()].popleft()
         self.wake()
 
     def wake(self) -> None:

@@ -65,21 +65,20 @@ class SessionBase:
                 if msg is not None and msg[0] in (3, 4):
                     await super().route_message(raw)
                     continue
-                inbox.put_nowait((raw, None if msg is None else self._arrived(msg)))
+                inbox.put_nowait((raw, None if msg is None else self._arrived(msg, raw)))
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
 
-    def _arrived(self, msg: list[Any]) -> Recorded:
+    def _arrived(self, msg: list[Any], raw: str) -> Recorded:
         """Record a CALL as it arrives and check it is the only one in flight."""
         action, unique_id = str(msg[2]), str(msg[1])
-        payload = msg[3] if isinstance(msg[3], dict) else {}
         now = time.monotonic()
         wait_s = self.csms.behaviour.station_call_timeout_s
         pending = [(a, i) for i, (a, t) in self._unanswered.items() if now - t < wait_s]
         self._unanswered[unique_id] = (action, now)
-        record = Recorded(action, payload, unique_id, datetime.now(UTC))
+        record = Recorded(action, None, unique_id, datetime.now(UTC), raw=raw)
         self.csms.record(self.id, record)
         if pending:
             first_action, first_id = pending[0]
@@ -153,7 +152,8 @@ class SessionBase:
     def check_time(self, *stamps: object) -> None:
         """Every given timestamp must not be in the future."""
         for stamp in stamps:
-            self.check(rules.FUTURE_TIMESTAMP, rules.in_future(stamp))
+            self.check(rules.FUTURE_TIMESTAMP,
+                       rules.in_future(stamp, self.csms.behaviour.clock()))
 
 
 def _decode(raw: str) -> list[Any] | None:
