@@ -13,8 +13,9 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_hardware.controller import ControllerConfig
 from voltbus_hardware.drivers.simulated import SimConnector, SimEvse
+from voltbus_hardware.registry import simulated_station
 from voltbus_hardware.service import serve_station
-from voltbus_hardware.station import StationHardware, simulated_station
+from voltbus_hardware.station import StationHardware
 
 FAST = ControllerConfig(meter_interval_s=0.1, poll_interval_s=0.05, overcurrent_margin_a=1.0,
                         overcurrent_time_s=0.3)

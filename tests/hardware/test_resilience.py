@@ -13,9 +13,9 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.enums import PilotState
 from voltbus_common.models import RelayCommand, SimPlug
+from voltbus_hardware.registry import simulated_station
 from voltbus_hardware.service import serve_station
 from voltbus_hardware.sim_registers import SimRegisterStore
-from voltbus_hardware.station import simulated_station
 
 
 @pytest.mark.expected_errors  # aiomqtt/paho may log "add_writer ... Bad file descriptor" from

@@ -14,7 +14,7 @@ from voltbus_hardware.drivers.rfid_common import Presence
 from voltbus_hardware.drivers.rfid_keyboard import KeyboardReader
 from voltbus_hardware.drivers.rfid_mfrc522 import Mfrc522Reader
 from voltbus_hardware.drivers.rfid_pn532 import Pn532Reader, UartTransport
-from voltbus_hardware.station import simulated_station
+from voltbus_hardware.registry import simulated_station
 
 
 def test_presence_reports_once_and_tolerates_a_missed_poll() -> None:

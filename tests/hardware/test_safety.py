@@ -13,7 +13,7 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.enums import ChargePointErrorCode, PilotState
 from voltbus_common.models import CurrentLimitCommand, RelayCommand, SimFault, SimPlug
-from voltbus_hardware.station import simulated_station
+from voltbus_hardware.registry import simulated_station
 
 
 async def _charging(r: Rig, connector: int = 1) -> None:

@@ -7,10 +7,10 @@ import sys
 from voltbus_common.runtime import run
 from voltbus_common.settings import ConfigError, load_settings
 from voltbus_hardware.config import load_station_file
-from voltbus_hardware.registry import build_station
+from voltbus_hardware.registry import build_station, simulated_station
 from voltbus_hardware.service import serve
 from voltbus_hardware.settings import HardwareSettings
-from voltbus_hardware.station import StationHardware, simulated_station
+from voltbus_hardware.station import StationHardware
 
 
 def build_stations(settings: HardwareSettings) -> list[StationHardware]:

@@ -1,7 +1,10 @@
-"""Config `type:` -> driver factory; builds a station's drivers and wraps every failure.
+"""Config `type:` -> typed driver factory; builds a station's drivers and wraps every failure.
 
+Each factory takes its own config class and the fixed `Parts` of its connector (what is shared
+with other devices: the GPIO pin factory, the RS-485 lines, the simulated EV, the EVSE board).
+Parts are decided before the first driver is made and never change while a station is built.
 Driver modules are imported only when a station uses them, so a simulated station needs no
-serial port, GPIO chip or reader library.
+serial port, GPIO chip or reader library. The all-simulated station is a station file too.
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from voltbus_common.settings import ConfigError
 from voltbus_hardware import config as c
+from voltbus_hardware.drivers.base import Evse
 from voltbus_hardware.drivers.simulated import (
     Clock,
     SimBuzzer,
@@ -25,11 +30,13 @@ from voltbus_hardware.drivers.simulated import (
     SimMeter,
     SimRelay,
     SimRfid,
-    initial_register_wh,
 )
 from voltbus_hardware.station import ConnectorHardware, StationHardware
 
-Factory = Callable[[Any, "BuildContext"], Any]
+if TYPE_CHECKING:
+    from voltbus_hardware.drivers.modbus_meter import ModbusLine
+
+Factory = Callable[[Any, "Parts"], Any]  # each entry below takes its own config class
 
 
 def make_pin_factory() -> Any:
@@ -50,176 +57,217 @@ def make_pin_factory() -> Any:
                       "GPIOZERO_PIN_FACTORY=mock or use type: sim")
 
 
-@dataclass
-class BuildContext:
-    """What factories share while one station is built."""
+@dataclass(frozen=True)
+class Pins:
+    """The station's GPIO pin factory, made when the first device asks (a PC has none)."""
 
-    station: c.StationConfig | None
-    station_id: str
-    clock: Clock = time.monotonic
-    pin_factory_maker: Callable[[], Any] = make_pin_factory
+    make: Callable[[], Any] = make_pin_factory
+    given: Any = None
+
+    @cached_property
+    def factory(self) -> Any:
+        """The pin factory (the one given, else made once)."""
+        return self.given if self.given is not None else self.make()
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the factories of one connector may use; fixed before its first driver is made."""
+
+    pins: Pins
+    lines: Mapping[str, ModbusLine]
     open_i2c: Callable[[int], Any] | None = None  # bus number -> smbus2.SMBus-like; None: SMBus
-    connector_id: int = 0
-    max_current_a: float = 32.0
-    evse: Any = None
-    _pin_factory: Any = None
-    _sims: dict[int, SimConnector] = field(default_factory=dict)
-    _lines: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pin_factory(self) -> Any:
-        """The GPIO pin factory, made on first use."""
-        if self._pin_factory is None:
-            self._pin_factory = self.pin_factory_maker()
-        return self._pin_factory
-
-    def sim(self) -> SimConnector:
-        """The simulated EV and charge point behind this connector's sim devices."""
-        if self.connector_id not in self._sims:
-            self._sims[self.connector_id] = SimConnector(
-                energy_wh=initial_register_wh(self.station_id, self.connector_id),
-                max_current_a=self.max_current_a, clock=self.clock)
-        return self._sims[self.connector_id]
-
-    def modbus_line(self, name: str) -> Any:
-        """The shared RS-485 line called `name` under serial:."""
-        if name not in self._lines:
-            from voltbus_hardware.drivers.modbus_meter import ModbusLine
-            assert self.station is not None
-            self._lines[name] = ModbusLine.from_config(self.station.serial[name])
-        return self._lines[name]
+    sim: SimConnector | None = None  # the simulated EV behind this connector's sim devices
+    evse: Evse | None = None  # this connector's EVSE board, for relay/meter type evse
 
 
+def _sim(parts: Parts) -> SimConnector:
+    assert parts.sim is not None  # made for every connector that has a sim device
+    return parts.sim
 
-def _openevse(cfg: Any, ctx: BuildContext) -> Any:
+
+def _openevse(cfg: c.OpenEvseConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.openevse_rapi import OpenEvse
     return OpenEvse.from_config(cfg)
 
 
-def _smartevse(cfg: Any, ctx: BuildContext) -> Any:
+def _smartevse(cfg: c.SmartEvseConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.smartevse import SmartEvse
-    return SmartEvse.from_config(cfg, pin_factory=ctx.pin_factory)
+    return SmartEvse.from_config(cfg, pin_factory=parts.pins.factory)
 
 
-def _no_evse(cfg: Any, ctx: BuildContext) -> Any:
+def _no_evse(cfg: c.NoEvseConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.plain import NoPilot
     return NoPilot()
 
 
-def _gpio(name: str) -> Factory:
-    def make(cfg: Any, ctx: BuildContext) -> Any:
-        from voltbus_hardware.drivers import gpio
-        return getattr(gpio, name).from_config(cfg, pin_factory=ctx.pin_factory)
-    return make
+def _gpio_relay(cfg: c.GpioRelayConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.gpio import GpioRelay
+    return GpioRelay.from_config(cfg, pin_factory=parts.pins.factory)
 
 
-def _gpio_lock(cfg: Any, ctx: BuildContext) -> Any:
-    from voltbus_hardware.drivers.gpio_lock import GpioMotorLock
-    return GpioMotorLock.from_config(cfg, pin_factory=ctx.pin_factory)
-
-
-def _evse_relay(cfg: Any, ctx: BuildContext) -> Any:
+def _evse_relay(cfg: c.EvseRelayConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.plain import EvseRelay
-    return EvseRelay(ctx.evse)
+    return EvseRelay(parts.evse)
 
 
-def _modbus_meter(cfg: Any, ctx: BuildContext) -> Any:
+def _modbus_meter(cfg: c.ModbusMeterConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.modbus_meter import ModbusMeter
-    return ModbusMeter.from_config(cfg, line=ctx.modbus_line(cfg.bus))
+    return ModbusMeter.from_config(cfg, line=parts.lines[cfg.bus])
 
 
-def _evse_meter(cfg: Any, ctx: BuildContext) -> Any:
-    from voltbus_hardware.drivers.openevse_rapi import OpenEvseMeter
-    return OpenEvseMeter(ctx.evse)
+def _evse_meter(cfg: c.EvseMeterConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.openevse_rapi import OpenEvse, OpenEvseMeter
+    if not isinstance(parts.evse, OpenEvse):  # the station file's check makes this impossible
+        raise ValueError("meter type 'evse' needs evse type openevse")
+    return OpenEvseMeter(parts.evse)
 
 
-def _reader(module: str, name: str) -> Factory:
-    def make(cfg: Any, ctx: BuildContext) -> Any:
-        mod = __import__(f"voltbus_hardware.drivers.{module}", fromlist=[name])
-        return getattr(mod, name).from_config(cfg)
-    return make
+def _gpio_led(cfg: c.GpioLedConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.gpio import GpioLed
+    return GpioLed.from_config(cfg, pin_factory=parts.pins.factory)
 
 
-def _pn532(cfg: Any, ctx: BuildContext) -> Any:
-    from voltbus_hardware.drivers.rfid_pn532 import Pn532Reader
-    return Pn532Reader.from_config(cfg, open_i2c=ctx.open_i2c)
+def _gpio_rgb_led(cfg: c.GpioRgbLedConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.gpio import GpioRgbLed
+    return GpioRgbLed.from_config(cfg, pin_factory=parts.pins.factory)
 
 
-def _mfrc522(cfg: Any, ctx: BuildContext) -> Any:
+def _gpio_lock(cfg: c.GpioMotorLockConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.gpio_lock import GpioMotorLock
+    return GpioMotorLock.from_config(cfg, pin_factory=parts.pins.factory)
+
+
+def _gpio_buzzer(cfg: c.GpioBuzzerConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.gpio import GpioBuzzer
+    return GpioBuzzer.from_config(cfg, pin_factory=parts.pins.factory)
+
+
+def _mfrc522(cfg: c.Mfrc522Config, parts: Parts) -> Any:
     from voltbus_hardware.drivers.rfid_mfrc522 import Mfrc522Reader
-    factory = ctx.pin_factory if cfg.reset_pin is not None else None
+    factory = parts.pins.factory if cfg.reset_pin is not None else None
     return Mfrc522Reader.from_config(cfg, pin_factory=factory)
 
 
+def _pn532(cfg: c.Pn532Config, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.rfid_pn532 import Pn532Reader
+    return Pn532Reader.from_config(cfg, open_i2c=parts.open_i2c)
+
+
+def _keyboard(cfg: c.KeyboardReaderConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.rfid_keyboard import KeyboardReader
+    return KeyboardReader.from_config(cfg)
+
+
+def _sim_reader(cfg: c.SimReaderConfig, parts: Parts) -> Any:
+    return SimRfid(cfg.name)
+
+
 FACTORIES: dict[tuple[str, str], Factory] = {
-    ("evse", "sim"): lambda cfg, ctx: SimEvse(ctx.sim()),
+    ("evse", "sim"): lambda cfg, parts: SimEvse(_sim(parts)),
     ("evse", "openevse"): _openevse,
     ("evse", "smartevse"): _smartevse,
     ("evse", "none"): _no_evse,
-    ("relay", "sim"): lambda cfg, ctx: SimRelay(ctx.sim()),
-    ("relay", "gpio"): _gpio("GpioRelay"),
+    ("relay", "sim"): lambda cfg, parts: SimRelay(_sim(parts)),
+    ("relay", "gpio"): _gpio_relay,
     ("relay", "evse"): _evse_relay,
-    ("meter", "sim"): lambda cfg, ctx: SimMeter(ctx.sim()),
+    ("meter", "sim"): lambda cfg, parts: SimMeter(_sim(parts)),
     ("meter", "modbus"): _modbus_meter,
     ("meter", "evse"): _evse_meter,
-    ("lock", "sim"): lambda cfg, ctx: SimLock(ctx.sim()),
+    ("lock", "sim"): lambda cfg, parts: SimLock(_sim(parts)),
     ("lock", "gpio_motor"): _gpio_lock,
-    ("led", "sim"): lambda cfg, ctx: SimLed(),
-    ("led", "gpio"): _gpio("GpioLed"),
-    ("led", "gpio_rgb"): _gpio("GpioRgbLed"),
-    ("buzzer", "sim"): lambda cfg, ctx: SimBuzzer(),
-    ("buzzer", "gpio"): _gpio("GpioBuzzer"),
-    ("rfid", "sim"): lambda cfg, ctx: SimRfid(cfg.name),
+    ("led", "sim"): lambda cfg, parts: SimLed(),
+    ("led", "gpio"): _gpio_led,
+    ("led", "gpio_rgb"): _gpio_rgb_led,
+    ("buzzer", "sim"): lambda cfg, parts: SimBuzzer(),
+    ("buzzer", "gpio"): _gpio_buzzer,
+    ("rfid", "sim"): _sim_reader,
     ("rfid", "mfrc522"): _mfrc522,
     ("rfid", "pn532"): _pn532,
-    ("rfid", "keyboard"): _reader("rfid_keyboard", "KeyboardReader"),
+    ("rfid", "keyboard"): _keyboard,
 }
 
 
-def create(kind: str, cfg: Any, ctx: BuildContext, where: str) -> Any:
+def create(kind: str, cfg: Any, parts: Parts, where: str) -> Any:
     """One driver; ConfigError says which device, which type and why it failed."""
     factory = FACTORIES.get((kind, cfg.type))
     if factory is None:
         raise ConfigError(f"{where}: no {kind} driver of type {cfg.type!r}")
     try:
-        return factory(cfg, ctx)
+        return factory(cfg, parts)
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"cannot create {kind} type {cfg.type!r} ({where}): {exc}") from exc
 
 
+def _lines(cfg: c.StationConfig) -> dict[str, ModbusLine]:
+    """The RS-485 lines the meters name (made here; a port opens on its first request)."""
+    names = sorted({conn.meter.bus for conn in cfg.connectors
+                    if isinstance(conn.meter, c.ModbusMeterConfig)})
+    if not names:
+        return {}
+    from voltbus_hardware.drivers.modbus_meter import ModbusLine
+    return {name: ModbusLine.from_config(cfg.serial[name]) for name in names}
+
+
+def _has_sim(conn: c.ConnectorConfig) -> bool:
+    devices = (conn.evse, conn.relay, conn.meter, conn.led, conn.lock)
+    return any(isinstance(d, c.SimDevice) for d in devices)
+
+
+def _connector(conn: c.ConnectorConfig, cid: int, where: str, parts: Parts) -> ConnectorHardware:
+    evse = create("evse", conn.evse, parts, f"{where}.evse")
+    parts = replace(parts, evse=evse)
+    hw = ConnectorHardware(cid, evse, create("relay", conn.relay, parts, f"{where}.relay"),
+                           max_current_a=conn.max_current_a)
+    hw.meter = None if conn.meter is None else create("meter", conn.meter, parts,
+                                                      f"{where}.meter")
+    hw.led = None if conn.led is None else create("led", conn.led, parts, f"{where}.led")
+    hw.lock = None if conn.lock is None else create("lock", conn.lock, parts, f"{where}.lock")
+    return hw
+
+
 def build_station(cfg: c.StationConfig, station_id: str, *, clock: Clock = time.monotonic,
                   pin_factory: Any = None,
                   open_i2c: Callable[[int], Any] | None = None) -> StationHardware:
     """Every driver of the station file; on failure the ones already made are released."""
-    ctx = BuildContext(cfg, station_id, clock, open_i2c=open_i2c)
-    if pin_factory is not None:
-        ctx._pin_factory = pin_factory
     station = StationHardware(station_id, {})
+    lines: dict[str, ModbusLine] = {}
     try:
+        lines = _lines(cfg)
+        shared = Parts(Pins(given=pin_factory), lines, open_i2c)
         for n, (conn, cid) in enumerate(zip(cfg.connectors, cfg.connector_ids(), strict=True)):
-            where = f"connectors[{n}]"
-            ctx.connector_id, ctx.max_current_a = cid, conn.max_current_a
-            ctx.evse = create("evse", conn.evse, ctx, f"{where}.evse")
-            hw = ConnectorHardware(cid, ctx.evse, None, max_current_a=conn.max_current_a)  # type: ignore[arg-type]
-            station.connectors[cid] = hw
-            hw.relay = create("relay", conn.relay, ctx, f"{where}.relay")
-            if conn.meter is not None:
-                hw.meter = create("meter", conn.meter, ctx, f"{where}.meter")
-            if conn.led is not None:
-                hw.led = create("led", conn.led, ctx, f"{where}.led")
-            if conn.lock is not None:
-                hw.lock = create("lock", conn.lock, ctx, f"{where}.lock")
+            sim = (SimConnector.for_connector(station_id, cid, max_current_a=conn.max_current_a,
+                                              clock=clock) if _has_sim(conn) else None)
+            station.connectors[cid] = _connector(conn, cid, f"connectors[{n}]",
+                                                 replace(shared, sim=sim))
         for n, reader in enumerate(cfg.rfid):
-            station.readers.append(create("rfid", reader, ctx, f"rfid[{n}]"))
+            station.readers.append(create("rfid", reader, shared, f"rfid[{n}]"))
         if cfg.buzzer is not None:
-            station.buzzer = create("buzzer", cfg.buzzer, ctx, "buzzer")
+            station.buzzer = create("buzzer", cfg.buzzer, shared, "buzzer")
     except BaseException:
         station.close()
-        for line in ctx._lines.values():
+        for line in lines.values():
             with contextlib.suppress(Exception):
                 line.close()
         raise
-    station.resources.extend(ctx._lines.values())
+    station.resources.extend(lines.values())
     return station
+
+
+def simulated_config(connectors: int, *, max_current_a: float = 32.0) -> c.StationConfig:
+    """The all-simulated station: every device of every connector sim, one reader, a buzzer."""
+    sim = {"type": "sim"}
+    conn = {"max_current_a": max_current_a, "evse": sim, "relay": sim, "meter": sim, "led": sim,
+            "lock": sim}
+    return c.StationConfig.model_validate({"connectors": [conn] * connectors,
+                                           "rfid": [{"type": "sim", "name": "sim"}],
+                                           "buzzer": sim})
+
+
+def simulated_station(station: str, connectors: int, *, max_current_a: float = 32.0,
+                      clock: Clock = time.monotonic) -> StationHardware:
+    """A station of `connectors` simulated connectors (what runs without a station file)."""
+    return build_station(simulated_config(connectors, max_current_a=max_current_a), station,
+                         clock=clock)

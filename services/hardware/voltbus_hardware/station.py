@@ -1,10 +1,9 @@
-"""The drivers that make up one station, and the all-simulated station (no station file)."""
+"""The drivers that make up one station (registry.py builds them, simulated or real)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,18 +16,6 @@ from voltbus_hardware.drivers.base import (
     Relay,
     RfidReader,
     SupportsClose,
-)
-from voltbus_hardware.drivers.simulated import (
-    Clock,
-    SimBuzzer,
-    SimConnector,
-    SimEvse,
-    SimLed,
-    SimLock,
-    SimMeter,
-    SimRelay,
-    SimRfid,
-    initial_register_wh,
 )
 
 log = logging.getLogger(__name__)
@@ -71,25 +58,3 @@ class StationHardware:
                 seen.add(id(device))
                 with contextlib.suppress(Exception):
                     device.close()
-
-
-def simulated_connector(station: str, connector: int, *, max_current_a: float = 32.0,
-                        clock: Clock = time.monotonic) -> ConnectorHardware:
-    """A connector whose EVSE, relay, meter, LED and cable lock are one simulated EV and
-    charge point."""
-    sim = SimConnector(energy_wh=initial_register_wh(station, connector),
-                       max_current_a=max_current_a, clock=clock)
-    return ConnectorHardware(connector, SimEvse(sim), SimRelay(sim), SimMeter(sim), SimLed(),
-                             max_current_a=max_current_a, lock=SimLock(sim))
-
-
-def simulated_station(station: str, connectors: int, *, max_current_a: float = 32.0,
-                      clock: Clock = time.monotonic) -> StationHardware:
-    """A station of `connectors` simulated connectors, one simulated reader and a buzzer."""
-    return StationHardware(
-        station,
-        {n: simulated_connector(station, n, max_current_a=max_current_a, clock=clock)
-         for n in range(1, connectors + 1)},
-        readers=[SimRfid("sim")],
-        buzzer=SimBuzzer(),
-    )

@@ -12,6 +12,12 @@ from gpiozero import PWMLED, RGBLED, OutputDevice
 from gpiozero import Buzzer as GpioZeroBuzzer
 
 from voltbus_common.enums import LedPattern
+from voltbus_hardware.config import (
+    GpioBuzzerConfig,
+    GpioLedConfig,
+    GpioRelayConfig,
+    GpioRgbLedConfig,
+)
 from voltbus_hardware.drivers.base import Rgb
 
 BLINK_S = 0.5
@@ -25,7 +31,7 @@ class GpioRelay:
                                    pin_factory=pin_factory)
 
     @classmethod
-    def from_config(cls, cfg: Any, *, pin_factory: Any = None) -> Self:
+    def from_config(cls, cfg: GpioRelayConfig, *, pin_factory: Any = None) -> Self:
         """From a `relay: {type: gpio, pin: ...}` entry."""
         return cls(cfg.pin, active_high=cfg.active_high, pin_factory=pin_factory)
 
@@ -46,7 +52,7 @@ class GpioLed:
         self.device = PWMLED(pin, pin_factory=pin_factory)
 
     @classmethod
-    def from_config(cls, cfg: Any, *, pin_factory: Any = None) -> Self:
+    def from_config(cls, cfg: GpioLedConfig, *, pin_factory: Any = None) -> Self:
         """From a `led: {type: gpio, pin: ...}` entry."""
         return cls(cfg.pin, pin_factory=pin_factory)
 
@@ -75,7 +81,7 @@ class GpioRgbLed:
                              pin_factory=pin_factory)
 
     @classmethod
-    def from_config(cls, cfg: Any, *, pin_factory: Any = None) -> Self:
+    def from_config(cls, cfg: GpioRgbLedConfig, *, pin_factory: Any = None) -> Self:
         """From a `led: {type: gpio_rgb, red: .., green: .., blue: ..}` entry."""
         return cls(cfg.red, cfg.green, cfg.blue, common_anode=cfg.common_anode,
                    pin_factory=pin_factory)
@@ -104,7 +110,7 @@ class GpioBuzzer:
         self.device = GpioZeroBuzzer(pin, pin_factory=pin_factory)
 
     @classmethod
-    def from_config(cls, cfg: Any, *, pin_factory: Any = None) -> Self:
+    def from_config(cls, cfg: GpioBuzzerConfig, *, pin_factory: Any = None) -> Self:
         """From a `buzzer: {type: gpio, pin: ...}` entry."""
         return cls(cfg.pin, pin_factory=pin_factory)
 

@@ -14,6 +14,7 @@ from typing import Any, Self
 from gpiozero import DigitalInputDevice, OutputDevice
 
 from voltbus_common.enums import ChargePointErrorCode
+from voltbus_hardware.config import GpioMotorLockConfig
 from voltbus_hardware.drivers.base import DeviceUnavailable
 
 POLL_S = 0.01
@@ -36,7 +37,7 @@ class GpioMotorLock:
         self.pulse_s, self.timeout_s = pulse_s, max(timeout_s, pulse_s)
 
     @classmethod
-    def from_config(cls, cfg: Any, *, pin_factory: Any = None) -> Self:
+    def from_config(cls, cfg: GpioMotorLockConfig, *, pin_factory: Any = None) -> Self:
         """From a `lock: {type: gpio_motor, lock_pin: .., unlock_pin: .., feedback_pin: ..}`."""
         return cls(cfg.lock_pin, cfg.unlock_pin, cfg.feedback_pin,
                    motor_active_high=cfg.motor_active_high,

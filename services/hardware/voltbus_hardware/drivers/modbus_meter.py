@@ -15,7 +15,7 @@ import math
 import struct
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 import minimalmodbus
 import serial
@@ -24,6 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voltbus_common.enums import ChargePointErrorCode
 from voltbus_common.models import MeterReading
+from voltbus_hardware.config import (
+    ModbusMeterConfig,
+    SerialLine,
+)
 from voltbus_hardware.drivers.base import DeviceUnavailable
 
 log = logging.getLogger(__name__)
@@ -140,7 +144,7 @@ class ModbusLine:
         self._instruments: dict[int, minimalmodbus.Instrument] = {}
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Self:
+    def from_config(cls, cfg: SerialLine) -> Self:
         """From an entry under `serial:`."""
         return cls(cfg.port, baudrate=cfg.baudrate, parity=cfg.parity, stopbits=cfg.stopbits,
                    timeout_s=cfg.timeout_s)
@@ -187,7 +191,7 @@ class ModbusMeter:
         self.blocks = plan_blocks(model.registers(), model.function_code, model.max_gap)
 
     @classmethod
-    def from_config(cls, cfg: Any, *, line: ModbusLine) -> Self:
+    def from_config(cls, cfg: ModbusMeterConfig, *, line: ModbusLine) -> Self:
         """From a `meter: {type: modbus, model: ..., bus: ..., address: ...}` entry."""
         return cls(line, cfg.address, RegisterMap.load(cfg.model))
 

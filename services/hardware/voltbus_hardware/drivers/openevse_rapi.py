@@ -14,12 +14,13 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Self
 
 import serial
 
 from voltbus_common.enums import ChargePointErrorCode, PilotState
 from voltbus_common.models import MeterReading
+from voltbus_hardware.config import OpenEvseConfig
 from voltbus_hardware.drivers.base import DeviceUnavailable, EvseStatus
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class OpenEvse:
         link.on_async = self._on_async
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Self:
+    def from_config(cls, cfg: OpenEvseConfig) -> Self:
         """From an `evse: {type: openevse, port: ...}` entry."""
         return cls(RapiLink(cfg.port, baudrate=cfg.baudrate, timeout_s=cfg.timeout_s))
 

@@ -11,9 +11,10 @@ import contextlib
 import fcntl
 import os
 import struct
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 from voltbus_common.enums import ChargePointErrorCode
+from voltbus_hardware.config import KeyboardReaderConfig
 from voltbus_hardware.drivers.base import DeviceUnavailable
 
 EVENT = struct.Struct("llHHi")  # struct input_event on 64-bit Linux: timeval, type, code, value
@@ -36,9 +37,9 @@ class KeyboardReader:
         self._pending = b""
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Self:
+    def from_config(cls, cfg: KeyboardReaderConfig) -> Self:
         """From an `rfid: [{type: keyboard, device: /dev/input/by-id/...}]` entry."""
-        return cls(cfg.device, name=cfg.name, number_format=getattr(cfg, "format", "hex"))
+        return cls(cfg.device, name=cfg.name, number_format=cfg.format)
 
     def _open(self) -> int:
         if self._fd is None:

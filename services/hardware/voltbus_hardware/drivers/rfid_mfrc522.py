@@ -12,6 +12,7 @@ import threading
 from typing import Any, Protocol, Self
 
 from voltbus_common.enums import ChargePointErrorCode
+from voltbus_hardware.config import Mfrc522Config
 from voltbus_hardware.drivers.base import DeviceUnavailable
 from voltbus_hardware.drivers.rfid_common import Presence, hex_id
 
@@ -62,7 +63,7 @@ class Mfrc522Reader:
         self.presence = Presence()
 
     @classmethod
-    def from_config(cls, cfg: Any, *, pin_factory: Any = None) -> Self:
+    def from_config(cls, cfg: Mfrc522Config, *, pin_factory: Any = None) -> Self:
         """From an `rfid: [{type: mfrc522, spi_bus: 0, spi_device: 0}]` entry."""
         import spidev  # only on a Pi: pip install spidev
 

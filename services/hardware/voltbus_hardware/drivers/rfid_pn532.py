@@ -17,6 +17,7 @@ from typing import Any, Protocol, Self
 import serial
 
 from voltbus_common.enums import ChargePointErrorCode
+from voltbus_hardware.config import Pn532Config
 from voltbus_hardware.drivers.base import DeviceUnavailable
 from voltbus_hardware.drivers.rfid_common import Presence, hex_id
 
@@ -183,9 +184,11 @@ class Pn532Reader:
         self.presence = Presence()
 
     @classmethod
-    def from_config(cls, cfg: Any, *, open_i2c: Callable[[int], I2cBus] | None = None) -> Self:
+    def from_config(cls, cfg: Pn532Config, *,
+                    open_i2c: Callable[[int], I2cBus] | None = None) -> Self:
         """From an `rfid: [{type: pn532, ...}]` entry; `open_i2c` makes the bus (default SMBus)."""
         if cfg.interface == "uart":
+            assert cfg.port is not None  # the config requires it for uart
             return cls(UartTransport(cfg.port, cfg.baudrate), name=cfg.name)
         return cls(I2cTransport(cfg.i2c_bus, cfg.i2c_address, open_bus=open_i2c or _smbus),
                    name=cfg.name)

@@ -65,6 +65,13 @@ class SimConnector:
     def __post_init__(self) -> None:
         self._last = self.clock()
 
+    @classmethod
+    def for_connector(cls, station: str, connector: int, *, max_current_a: float = 32.0,
+                      clock: Clock = time.monotonic) -> SimConnector:
+        """The simulated EV and charge point of one connector, with its stable register."""
+        return cls(energy_wh=initial_register_wh(station, connector),
+                   max_current_a=max_current_a, clock=clock)
+
     # --- physics ---------------------------------------------------------------------------
 
     def current_a(self) -> float:

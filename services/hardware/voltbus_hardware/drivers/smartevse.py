@@ -19,6 +19,7 @@ from typing import Any, Self
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 from voltbus_common.enums import ChargePointErrorCode, PilotState
+from voltbus_hardware.config import SmartEvseConfig
 from voltbus_hardware.drivers.base import EvseStatus
 
 FADING_SPREAD = 0.3    # duty-cycle spread over the window that means "fading"
@@ -62,7 +63,7 @@ class SmartEvse:
         self.led.when_deactivated = lambda: self._edge(False)
 
     @classmethod
-    def from_config(cls, cfg: Any, *, pin_factory: Any = None) -> Self:
+    def from_config(cls, cfg: SmartEvseConfig, *, pin_factory: Any = None) -> Self:
         """From an `evse: {type: smartevse, enable_pin: .., status_pin: ..}` entry."""
         return cls(cfg.enable_pin, cfg.status_pin, enable_active_high=cfg.enable_active_high,
                    pin_factory=pin_factory)
