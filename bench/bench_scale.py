@@ -70,9 +70,9 @@ def meter_values_at_csms(http_port: int, stations: list[str]) -> int:
     """MeterValues the central system received so far, over every station."""
     total = 0
     for station in stations:
-        url = f"http://127.0.0.1:{http_port}/chargers/{station}/messages?action=MeterValues"
-        messages = http_json(url)
-        total += len(messages) if isinstance(messages, list) else 0
+        # counts are exact; the message list keeps only the newest (VOLTBUS_DEVCSMS_HISTORY_LIMIT)
+        counts = http_json(f"http://127.0.0.1:{http_port}/chargers/{station}/counts")
+        total += int(counts.get("MeterValues", 0)) if isinstance(counts, dict) else 0
     return total
 
 

@@ -124,6 +124,7 @@ async def test_history_is_bounded_and_counts_stay_exact() -> None:
             assert len((await client.get("/chargers/S1/messages")).json()) == 2
     finally:
         await server.stop()
+    assert central.messages.dropping  # said once in the log
     with pytest.raises(ValueError, match="at least 1"):
         CentralSystem(history_limit=0)
 

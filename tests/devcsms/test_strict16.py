@@ -186,3 +186,24 @@ async def test_the_timestamp_check_follows_an_injected_clock(csms: Csms) -> None
         await cp.call(call.StatusNotification(connector_id=1, error_code="NoError",
                                               status="Available", timestamp=stamp(3600)))
     assert csms.violations() == []
+
+
+async def test_violations_a_test_never_read_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.fixtures.csms import Csms as Server
+    from tests.fixtures.csms import CsmsViolation, report_unseen_violations
+
+    server = Server()
+    await server.start()
+    try:
+        async with station16(server) as cp:
+            await cp.call(call.StopTransaction(meter_stop=1, timestamp=stamp(), transaction_id=8))
+    finally:
+        await server.stop()
+    monkeypatch.delenv("VOLTBUS_CSMS_STRICT", raising=False)
+    with pytest.warns(CsmsViolation, match="unknown-transaction"):
+        report_unseen_violations(server, "t")
+    monkeypatch.setenv("VOLTBUS_CSMS_STRICT", "1")
+    with pytest.raises(pytest.fail.Exception, match="unknown-transaction"):
+        report_unseen_violations(server, "t")
+    assert len(server.violations()) == 1  # now looked at: nothing to report
+    report_unseen_violations(server, "t")

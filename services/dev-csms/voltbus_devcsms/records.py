@@ -82,6 +82,7 @@ class History:
         self._order: deque[str] = deque()  # the station of each kept record, oldest first
         self._counts: dict[str, Counter[str]] = {}
         self._waiters: set[asyncio.Event] = set()
+        self.dropping = False  # the limit was reached once (said once in the log)
 
     def add(self, station: str, message: Recorded) -> None:
         """Keep a received CALL (dropping the oldest one kept when full) and wake the waiters."""
@@ -95,6 +96,11 @@ class History:
             self._order.append(station)
             if len(self._order) > self.limit:
                 self._by_station[self._order.popleft()].popleft()
+                if not self.dropping:
+                    self.dropping = True
+                    log.warning("message history full (%d): the oldest CALLs are dropped from "
+                                "/chargers/{id}/messages; /chargers/{id}/counts stays exact",
+                                self.limit)
         self.wake()
 
     def wake(self) -> None:
