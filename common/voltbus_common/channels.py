@@ -143,7 +143,8 @@ RELAY = _ch("hw/{connector}/relay", m.RelayState, retain=True, writers=HARDWARE,
 SWITCH_READING = _ch(
     "hw/{connector}/relay/reading", m.SwitchReading, retain=True, writers=HARDWARE,
     doc="The meter read right after every relay switch (within about 1.5 s; the same reading "
-        "also goes to `meter` with its trigger): energy_wh is the register when the relay "
+        "also goes to `meter` with its trigger; a relay/set that changes nothing gets one only "
+        "when it carries a request_id): energy_wh is the register when the relay "
         "closed (relay_closed) or after it opened (relay_opened). Match it to the `relay` "
         "state by relay_ts, or to your relay/set by request_id. Not published when the "
         "connector has no meter or the meter did not answer (`error` says PowerMeterFailure).",

@@ -91,6 +91,22 @@ async def test_hardware_opening_by_itself_is_followed_by_a_reading_too(mosquitto
     assert reading.payload.energy_wh == pytest.approx(register, abs=1.0)
 
 
+async def test_a_repeated_command_is_no_new_switch_unless_it_asks(mosquitto: Broker,
+                                                                  station: str) -> None:
+    """A gateway re-sending `closed: true` mid-session must not create a second meterStart;
+    a command with a request_id is always answered."""
+    async with rig(mosquitto, station, config=SLOW_METER) as r:
+        switch = r.watches["switch"]
+        await _charge(r, switch, request_id="start")
+        r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)  # re-sent, no id
+        await r.watches["relay"].until(lambda m: m.payload.closed and m.payload.request_id is None)
+        await asyncio.sleep(0.3)
+        assert switch.drain() == []
+        r.send(ch.RELAY_SET, RelayCommand(closed=True, request_id="again"), connector=1)
+        again = await switch.until(lambda m: m.payload.request_id == "again")
+    assert again.payload.trigger is MeterTrigger.RELAY_CLOSED
+
+
 async def test_pilot_is_published_settled_before_the_relay_state(mosquitto: Broker,
                                                                  station: str) -> None:
     """No "relay closed, pilot B" moment on the bus: the SuspendedEV flicker's hardware half."""

@@ -122,7 +122,7 @@ class StationController:
     async def run(self) -> None:
         """Publish the initial state, then poll until cancelled."""
         for c in self.connectors.values():
-            await self._switch(c, closed=False, why="start-up", read_meter=False)
+            await self._switch(c, closed=False, why="start-up")
             if isinstance(c.hw.evse, SupportsCurrentLimit):
                 await self._apply_limit(c, c.limit_a)
             await self._poll_state(c)
@@ -258,9 +258,12 @@ class StationController:
     # --- relay and state ---------------------------------------------------------------
 
     async def _switch(self, c: _Connector, *, closed: bool, why: str,
-                      request_id: str | None = None, read_meter: bool = True) -> None:
-        """Switch, publish the settled pilot, then the relay state, then read the meter
-        (not at start-up: no energy flowed through a relay this process never closed)."""
+                      request_id: str | None = None) -> None:
+        """Switch, publish the settled pilot, then the relay state, then read the meter: when
+        the position changed, or when a relay/set with a request_id asks for its answer (a
+        re-sent command that changes nothing is no new meterStart; start-up opens an open
+        relay)."""
+        was_closed = c.relay_closed
         try:
             c.relay_closed = await c.hw.relay.set_closed(closed)
         except DeviceUnavailable as exc:
@@ -281,7 +284,7 @@ class StationController:
         await self._poll_state(c, react=False)
         c.relay_state = RelayState(closed=c.relay_closed, request_id=request_id)
         self._publish_relay(c)
-        if read_meter:
+        if c.relay_closed != was_closed or request_id is not None:
             self._read_after_switch(c, c.relay_state)
         if c.relay_closed and c.pilot in OPEN_PILOTS:
             await self._switch(c, closed=False, why=f"pilot {c.pilot}")
