@@ -22,6 +22,7 @@ from voltbus_common.channels import (
     GATEWAY,
     HOMEASSISTANT,
 )
+from voltbus_common.private_files import write_private
 
 _ITERATIONS = 101  # Mosquitto 2.0's own default for `$7$` hashes
 
@@ -107,13 +108,11 @@ def make_secrets(directory: Path, users: tuple[str, ...] = ALL_USERS) -> dict[st
     for user in users:
         path = directory / f"mqtt_{user}"
         if not path.exists():
-            path.write_text(secrets.token_urlsafe(24) + "\n")
-            path.chmod(0o600)
+            write_private(path, secrets.token_urlsafe(24) + "\n")
         passwords[user] = path.read_text().strip()
     return passwords
 
 
 def write_password_file(path: Path, passwords: dict[str, str]) -> None:
     """Write a Mosquitto password file for these users."""
-    path.write_text("\n".join(password_entry(u, p) for u, p in passwords.items()) + "\n")
-    path.chmod(0o600)
+    write_private(path, "\n".join(password_entry(u, p) for u, p in passwords.items()) + "\n")

@@ -152,17 +152,17 @@ class EmbeddedBroker(LocalMosquitto):
     def prepare(self) -> Path:
         """Write secrets and the launcher's spec; return the spec path."""
         from voltbus_common.broker import acl_rules
+        from voltbus_common.private_files import write_private
 
         self.directory.mkdir(parents=True, exist_ok=True)
         self.passwords = make_secrets(self.secrets_dir)
         rules = acl_rules(self.root)
         spec = self.directory / "amqtt.json"
-        spec.write_text(json.dumps({
+        write_private(spec, json.dumps({  # it holds every user's password
             "port": self.port, "workdir": str(self.directory), "users": self.passwords,
             "subscribe_acl": {u: r["read"] for u, r in rules.items()},
             "publish_acl": {u: r["write"] for u, r in rules.items()},
         }))
-        spec.chmod(0o600)
         return spec
 
     def start(self, timeout: float = 60.0) -> None:

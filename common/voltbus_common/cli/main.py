@@ -306,11 +306,11 @@ def make_secrets_cmd(
 ) -> None:
     """Create random MQTT passwords (one file per user) and a Mosquitto password file."""
     from voltbus_common.broker import make_secrets, write_password_file
+    from voltbus_common.private_files import write_private
 
     passwords = make_secrets(directory)
     write_password_file(directory / "mosquitto_passwd", passwords)
     token = directory / "api_admin_token"
     if not token.exists():
-        token.write_text(secrets.token_urlsafe(32) + "\n")
-        token.chmod(0o600)
+        write_private(token, secrets.token_urlsafe(32) + "\n")
     typer.echo(json.dumps({"directory": str(directory), "users": sorted(passwords)}))

@@ -16,6 +16,7 @@ from voltbus_common.cli.ports import claim, preferred_or_free
 from voltbus_common.cli.supervisor import Supervisor
 from voltbus_common.devbroker import EmbeddedBroker, LocalMosquitto, wait_for_port
 from voltbus_common.devinflux import LocalInfluxDB
+from voltbus_common.private_files import write_private
 from voltbus_common.runtime import setup_logging
 
 log = logging.getLogger("voltbus.up")
@@ -26,8 +27,7 @@ def _token(path_dir: Path, name: str) -> str:
     path = path_dir / name
     if not path.exists():
         path_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32) + "\n")
     return str(path)
 
 

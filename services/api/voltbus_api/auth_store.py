@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
 import sqlite3
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from voltbus_common.private_files import private_sqlite, write_private
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,17 @@ def new_token() -> str:
 
 
 def write_secret_file(path: Path, text: str) -> None:
-    """Write a secret readable by the owner only (0600), creating its directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-    os.chmod(path, 0o600)
+    """Write a secret readable by the owner only (0600 from the first byte, any umask)."""
+    write_private(path, text + "\n")
 
 
 class AuthStore:
     """The API's accounts; one sqlite connection used from the event loop thread only."""
 
     def __init__(self, path: Path, *, session_ttl_s: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Password hashes and token digests: 0600 before sqlite creates the file 0644.
+        self._db = sqlite3.connect(private_sqlite(path), isolation_level=None,
+                                   check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._hasher = PasswordHasher()
         self._session_ttl_s = session_ttl_s

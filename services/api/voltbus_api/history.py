@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from voltbus_api.state_cache import Change
 from voltbus_common.models import SessionSummary, UtcDatetime
+from voltbus_common.private_files import private_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,9 @@ class LocalHistory:
     """sqlite file of sessions seen on the bus while the API ran."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Id tags and times of day are personal data: 0600 like the auth store.
+        self._db = sqlite3.connect(private_sqlite(path), isolation_level=None,
+                                   check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
