@@ -6,7 +6,10 @@ image takes effect with the next start, and nothing generated is ever committed.
 
 Inputs:  /run/secrets/mqtt_<user> for every voltbus MQTT user (compose secrets from .env);
          VOLTBUS_ROOT (topic root); VOLTBUS_HA_PREFIX (HA's discovery prefix, when not
-         `homeassistant`); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS.
+         `homeassistant`); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS, or else,
+         with VOLTBUS_TLS_DIR set (compose does), certificates generated there from a private
+         CA (voltbus_api/tlsgen.py): mqtt-server.* for the broker, api-server.* for the API
+         (owned by VOLTBUS_API_UID), named localhost, mosquitto, api and VOLTBUS_TLS_NAMES.
 Outputs: /mosquitto/generated/{passwd,acl,healthcheck,conf.d/tls.conf}, owned by the broker's
          user (uid 1883 in eclipse-mosquitto; VOLTBUS_BROKER_USER=mosquitto on Debian), mode 0600.
 The VOLTBUS_BROKER_{SECRETS,OUT,CERTS}_DIR variables move these paths (deploy/systemd does).
@@ -59,9 +62,27 @@ def read_passwords(secrets_dir: Path, users: tuple[str, ...] = ALL_USERS) -> dic
     return passwords
 
 
-def tls_config(certs: Path, port: int) -> str:
-    """The TLS listener block, or "" when no server certificate is mounted."""
+def generated_tls(tls_dir: Path, names: str) -> Path:
+    """Certificates from the private CA in tls_dir (made or renewed as needed); tls_dir."""
+    from voltbus_api.tlsgen import Server, ensure  # the image has it; a bare broker host not
+
+    extra = tuple(n.strip() for n in names.split(",") if n.strip())
+    made = ensure(tls_dir, [Server("mqtt-server", ("mosquitto",), broker_uid()),
+                            Server("api-server", ("api",),
+                                   int(os.environ.get("VOLTBUS_API_UID", "10001")))], extra)
+    if made:
+        print(f"init_broker: generated TLS {', '.join(made)} in {tls_dir} "
+              f"(names {', '.join(extra) or 'localhost only'}); clients trust ca.crt",
+              file=sys.stderr)
+    return tls_dir
+
+
+def tls_config(certs: Path, port: int, tls_dir: Path | None = None) -> str:
+    """The TLS listener block: mounted certificates first, else generated ones, else ""."""
     cert, key, ca = certs / "server.crt", certs / "server.key", certs / "ca.crt"
+    if not (cert.exists() and key.exists()) and tls_dir is not None:
+        cert, key, ca = (tls_dir / "mqtt-server.crt", tls_dir / "mqtt-server.key",
+                         tls_dir / "ca.crt")
     if not (cert.exists() and key.exists()):
         return ""
     lines = [f"listener {port}", f"certfile {cert}", f"keyfile {key}", "tls_version tlsv1.2"]
@@ -72,8 +93,12 @@ def tls_config(certs: Path, port: int) -> str:
 
 def _write(path: Path, text: str, mode: int) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.chmod(mode)
+    # Created with its final mode (fchmod: O_CREAT's mode is masked by the umask), never 0644
+    # for a moment as write_text then chmod would be.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    os.fchmod(fd, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
     if os.geteuid() == 0:
         uid = broker_uid()
         os.chown(tmp, uid, uid)
@@ -91,7 +116,8 @@ def ha_prefix_acl(prefix: str) -> str:
 
 
 def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: int,
-             ha_prefix: str = "homeassistant") -> None:
+             ha_prefix: str = "homeassistant", tls_dir: Path | None = None,
+             tls_names: str = "") -> None:
     """Write passwd, acl, healthcheck and conf.d/ into out."""
     passwords = read_passwords(secrets_dir)
     health = secrets.token_urlsafe(24)
@@ -103,7 +129,9 @@ def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: 
     acl += f"\nuser {HEALTHCHECK_USER}\ntopic read $SYS/broker/uptime\n"
     _write(out / "acl", acl, 0o600)
     _write(out / "healthcheck", health + "\n", 0o600)
-    tls = tls_config(certs, tls_port)
+    mounted = (certs / "server.crt").exists() and (certs / "server.key").exists()
+    generated = generated_tls(tls_dir, tls_names) if tls_dir is not None else None
+    tls = tls_config(certs, tls_port, None if mounted else generated)
     tls_file = out / "conf.d" / "tls.conf"
     if tls:
         _write(tls_file, tls, 0o644)
@@ -126,6 +154,8 @@ def main() -> None:
         root=os.environ.get("VOLTBUS_ROOT", DEFAULT_ROOT),
         tls_port=int(os.environ.get("VOLTBUS_MQTT_TLS_PORT", "8883")),
         ha_prefix=os.environ.get("VOLTBUS_HA_PREFIX", HA_DEFAULT_PREFIX),
+        tls_dir=Path(os.environ["VOLTBUS_TLS_DIR"]) if os.environ.get("VOLTBUS_TLS_DIR") else None,
+        tls_names=os.environ.get("VOLTBUS_TLS_NAMES", ""),
     )
 
 

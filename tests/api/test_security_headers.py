@@ -151,6 +151,10 @@ async def test_api_serves_tls_and_then_sets_secure_cookies(mosquitto: Broker, pe
 
             await eventually(healthy, within_s=20)
             assert "Secure" in (await _login(client, data_dir)).headers["set-cookie"]
+        probe = await asyncio.to_thread(  # compose's healthcheck speaks TLS too
+            subprocess.run, [sys.executable, "-m", "voltbus_api.healthcheck", str(port)],
+            env=env, capture_output=True, timeout=30, check=False)
+        assert probe.returncode == 0, probe.stderr
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as plain:
             with pytest.raises(httpx.TransportError):
                 await plain.get("/api/v1/health")

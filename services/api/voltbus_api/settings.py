@@ -56,6 +56,11 @@ class ApiSettings(HaDiscoverySettings):
             value = [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("api_tls_cert_file", "api_tls_key_file", "api_cookie_secure", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes unset choices as empty
+
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiSettings:
         if (self.api_tls_cert_file is None) != (self.api_tls_key_file is None):
