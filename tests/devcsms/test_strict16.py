@@ -207,3 +207,18 @@ async def test_violations_a_test_never_read_are_reported(monkeypatch: pytest.Mon
         report_unseen_violations(server, "t")
     assert len(server.violations()) == 1  # now looked at: nothing to report
     report_unseen_violations(server, "t")
+
+
+async def test_after_a_rejected_boot_only_a_new_boot_may_come_even_on_a_new_connection(
+        csms: Csms) -> None:
+    csms.behaviour.boot_status = "Rejected"  # type: ignore[assignment]
+    async with station16(csms) as cp:  # boots (Rejected)
+        pass
+    csms.behaviour.boot_status = "Accepted"  # type: ignore[assignment]
+    async with connect(f"{csms.url}/P1", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps([2, "h1", "Heartbeat", {}]))  # no boot since Rejected
+        await ws.recv()
+    async with station16(csms) as cp:  # boots again (Accepted): then anything goes
+        await cp.call(call.Heartbeat())
+    assert [(v.rule, v.unique_id) for v in csms.violations("P1")] == [
+        (rules.CALL_WHILE_REJECTED, "h1")]

@@ -4,9 +4,12 @@ answers and keeps it."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.v201 import call
+from websockets.asyncio.client import connect
 
 from tests.devcsms.station201 import energy, now, station201
 from tests.fixtures.csms import Csms
@@ -176,3 +179,15 @@ async def test_paged_notify_report_is_assembled_and_its_pages_checked(csms: Csms
         await st.send_report(6, seq_nos=[0, 2])  # page 1 missing
         await csms.wait_report("S1", 6)
         assert [v.rule for v in csms.violations("S1")] == [rules.SEQNO_GAP]
+
+
+async def test_one_call_in_flight_holds_for_201_too(csms: Csms) -> None:
+    csms.behaviour.answer_delay_s["MeterValues"] = 0.3
+    async with connect(f"{csms.url}/S1", subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]
+        meter = [2, "m1", "MeterValues", {"evseId": 1, "meterValue": [
+            {"timestamp": now(), "sampledValue": [{"value": 1}]}]}]
+        await ws.send(json.dumps(meter))
+        await ws.send(json.dumps([2, "h1", "Heartbeat", {}]))
+        assert [json.loads(await ws.recv())[1] for _ in range(2)] == ["m1", "h1"]
+    assert [(v.rule, v.unique_id) for v in csms.violations("S1")] == [
+        (rules.CALL_IN_FLIGHT, "h1")]

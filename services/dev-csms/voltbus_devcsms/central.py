@@ -129,6 +129,7 @@ class CentralSystem:
         self.transactions16: dict[int, Transaction16] = {}
         self.transactions201: dict[str, dict[str, Transaction201]] = {}
         self.reports: dict[tuple[str, str, int], Report] = {}
+        self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
         self._ids = itertools.count(1)
         self._server: Server | None = None
 

@@ -46,7 +46,19 @@ class SessionBase:
         self.csms = csms
         self._unanswered: dict[str, tuple[str, float]] = {}  # CALL id -> (action, arrived at)
         self.current: Recorded | None = None  # the CALL being handled
-        self.rejected = False  # the last BootNotification on this connection was Rejected
+
+    @property
+    def rejected(self) -> bool:
+        """The station's last BootNotification was Rejected (on this or an earlier connection):
+        it must boot again before any other CALL (1.6 section 4.2, 2.0.1 B03)."""
+        return self.id in self.csms.boot_rejected
+
+    @rejected.setter
+    def rejected(self, value: bool) -> None:
+        if value:
+            self.csms.boot_rejected.add(self.id)
+        else:
+            self.csms.boot_rejected.discard(self.id)
 
     # --- frames in ---------------------------------------------------------------------------
 
@@ -103,7 +115,8 @@ class SessionBase:
             action, unique_id = self.current.action, self.current.unique_id
             if self.rejected and action != "BootNotification":
                 self.violation(rules.CALL_WHILE_REJECTED,
-                               f"{action} after a Rejected BootNotification on this connection")
+                               f"{action} after a Rejected BootNotification, without booting "
+                               f"again")
             failing = self.csms.behaviour.fail_next
             if failing.get(action, 0) > 0:
                 failing[action] -= 1
