@@ -3,8 +3,9 @@
 One station costs four tasks whatever its number of connectors: a state loop (pilot, board
 faults; woken at once by drivers that notice changes themselves), a meter loop (every meter
 interval, one meter after the other, as an RS-485 bus needs), the card readers (card_readers.py)
-and a re-publisher of state after reconnects. The safety
-rules live here so that every driver obeys them.
+and a re-publisher of state after reconnects; plus a short task per relay switch (the meter
+read after it, switch_readings.py) and per cable-lock move (cable_locks.py). The safety rules
+live here so that every driver obeys them.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from typing import Any
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.enums import ChargePointErrorCode, MeterTrigger, PilotState, ServiceState
+from voltbus_common.enums import ChargePointErrorCode, PilotState, ServiceState
 from voltbus_common.models import (
     CurrentLimitCommand,
     HardwareError,
     LedCommand,
-    MeterReading,
     PilotEvent,
     RelayCommand,
     RelayState,
-    SwitchReading,
 )
 from voltbus_hardware.cable_locks import CableLocks
 from voltbus_hardware.card_readers import CardReaders, guarded, wait_or_timeout
@@ -40,6 +39,7 @@ from voltbus_hardware.drivers.base import (
 from voltbus_hardware.drivers.simulated import MIN_PWM_CURRENT_A
 from voltbus_hardware.safety import OPEN_PILOTS, FaultSet, OvercurrentGuard
 from voltbus_hardware.station import ConnectorHardware, StationHardware
+from voltbus_hardware.switch_readings import SwitchReadings
 
 log = logging.getLogger(__name__)
 E = ChargePointErrorCode
@@ -82,7 +82,6 @@ class _Connector:
     meter_failures: int = 0
     meter_retry_at: float = 0.0
     relay_state: RelayState | None = None
-    switch_reads: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class StationController:
@@ -103,6 +102,10 @@ class StationController:
         self._state_wake = asyncio.Event()
         self.readers = CardReaders(bus, station, self._set_reader_fault,
                                    poll_interval_s=config.poll_interval_s, clock=clock)
+        self.switch_readings = SwitchReadings(
+            bus, timeout_s=config.switch_read_timeout_s,
+            settled_power_w=config.switch_settled_power_w, retry_s=config.switch_retry_s,
+            clock=clock)
         self.locks = CableLocks(bus, station,
                                 relay_closed=lambda n: self.connectors[n].relay_closed,
                                 set_fault=self._set_lock_fault)
@@ -142,11 +145,7 @@ class StationController:
         for c in self.connectors.values():
             if c.relay_closed:
                 await self._switch(c, closed=False, why="service stopping")
-        pending = [t for c in self.connectors.values() for t in c.switch_reads]
-        if pending:  # the register after the last opening is what the next session starts from
-            _, late = await asyncio.wait(pending, timeout=self.config.switch_read_timeout_s + 0.5)
-            for task in late:
-                task.cancel()
+        await self.switch_readings.finish()  # the register after the last opening
 
     # --- commands --------------------------------------------------------------------------
 
@@ -284,8 +283,9 @@ class StationController:
         await self._poll_state(c, react=False)
         c.relay_state = RelayState(closed=c.relay_closed, request_id=request_id)
         self._publish_relay(c)
-        if c.relay_closed != was_closed or request_id is not None:
-            self._read_after_switch(c, c.relay_state)
+        asked = c.relay_closed != was_closed or request_id is not None
+        if asked and c.hw.meter is not None:
+            self.switch_readings.start(c.hw.id, c.hw.meter, c.relay_state)
         if c.relay_closed and c.pilot in OPEN_PILOTS:
             await self._switch(c, closed=False, why=f"pilot {c.pilot}")
 
@@ -294,42 +294,6 @@ class StationController:
         if c.relay_state is None or c.relay_state.closed != c.relay_closed:
             c.relay_state = RelayState(closed=c.relay_closed)
         self.bus.publish(ch.RELAY, c.relay_state, connector=c.hw.id)
-
-    def _read_after_switch(self, c: _Connector, state: RelayState) -> None:
-        if c.hw.meter is None:
-            return
-        task = asyncio.create_task(guarded(self._switch_reading(c, state),
-                                           f"connector {c.hw.id} switch reading"))
-        c.switch_reads.add(task)
-        task.add_done_callback(c.switch_reads.discard)
-
-    async def _switch_reading(self, c: _Connector, state: RelayState) -> None:
-        """Read the meter right after a switch and publish it on relay/reading and meter."""
-        assert c.hw.meter is not None
-        cfg = self.config
-        deadline = self.clock() + cfg.switch_read_timeout_s
-        reading: MeterReading | None = None
-        settled = False
-        while not settled and self.clock() < deadline:
-            try:
-                reading = await c.hw.meter.read()
-            except DeviceUnavailable as exc:  # one CRC error must not cost the billing reading
-                log.debug("connector %s: switch reading: %s", c.hw.id, exc)
-            else:
-                settled = state.closed or abs(reading.power_w) <= cfg.switch_settled_power_w
-                if settled:
-                    break
-            await asyncio.sleep(cfg.switch_retry_s)
-        if reading is None:
-            log.warning("connector %s: no meter reading after the relay %s", c.hw.id,
-                        "closed" if state.closed else "opened")
-            return
-        trigger = MeterTrigger.RELAY_CLOSED if state.closed else MeterTrigger.RELAY_OPENED
-        fields = reading.model_dump(exclude={"trigger"})
-        self.bus.publish(ch.METER, MeterReading(**fields, trigger=trigger), connector=c.hw.id)
-        self.bus.publish(ch.SWITCH_READING, SwitchReading(
-            **fields, trigger=trigger, relay_ts=state.ts, request_id=state.request_id,
-            settled=settled), connector=c.hw.id)
 
     def _publish_error(self, c: _Connector, *, force: bool = False) -> None:
         shown = c.faults.shown()
