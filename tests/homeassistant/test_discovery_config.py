@@ -535,3 +535,21 @@ def test_configured_connectors() -> None:
     assert configured_connectors(configs) == {1, 2}
     configs[connector_topic("CP1", 2)] = {"components": {"c2_power": {"platform": "sensor"}}}
     assert configured_connectors(configs) == {1}
+
+
+# --- the energy manager's tariff (VOLTBUS_ENERGY_SITE) -----------------------------------------
+
+
+def test_tariff_price_from_the_energy_manager() -> None:
+    assert "tariff_price" not in all_components()  # only with the site id configured
+    s = station(energy_site="home")
+    assert ha_schema.check_devices(s.configs()) == []
+    comp = s.station_components()["tariff_price"]
+    assert ch.ENERGY_SITE.match(ROOT, comp["state_topic"]) == {"station": "home"}
+    assert [a["topic"] for a in comp["availability"]] == [
+        ch.SERVICE_STATUS.topic(ROOT, station="home", service="energy")]
+    assert float(state(comp, example(ch.ENERGY_SITE, price_per_kwh=0.2873))) == 0.2873
+    unknown = example(ch.ENERGY_SITE, price_per_kwh=None, price_status="feed unreachable")
+    assert state(comp, unknown) == "None"
+    assert json.loads(render(comp["json_attributes_template"], unknown)) == {
+        "status": "feed unreachable"}

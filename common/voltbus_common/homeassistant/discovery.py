@@ -22,6 +22,7 @@ from voltbus_common.channels import (
     CHARGING,
     COMMAND,
     DEFAULT_ROOT,
+    ENERGY_SITE,
     HW_ERROR,
     METER,
     OCPP_CONNECTION,
@@ -137,6 +138,7 @@ class StationDiscovery:
     phases: int = 3
     price_per_kwh: float | None = None
     currency: str = "EUR"
+    energy_site: str | None = None  # the energy manager's site id: its tariff price too
 
     def __post_init__(self) -> None:
         if not self.min_current_a <= self.max_current_a:
@@ -165,11 +167,11 @@ class StationDiscovery:
 
     # --- building blocks -----------------------------------------------------------------------
 
-    def _availability(self, *services: Service) -> Component:
+    def _availability(self, *services: Service, station: str | None = None) -> Component:
         if not services:
             return {}
-        topics = [{"topic": SERVICE_STATUS.topic(self.root, station=self.station, service=s.value)}
-                  for s in services]
+        topics = [{"topic": SERVICE_STATUS.topic(self.root, station=station or self.station,
+                                                 service=s.value)} for s in services]
         return {"availability": topics, "availability_mode": "all"}
 
     def _entity(self, key: str, platform: str, name: str, *services: Service,
@@ -232,6 +234,16 @@ class StationDiscovery:
                 "price", "sensor", "Energy price", icon="mdi:cash",
                 unit_of_measurement=self._price_unit, suggested_display_precision=2,
                 state_topic=view, value_template="{{ value_json.price_per_kwh }}"))
+        if self.energy_site is not None:
+            site = ENERGY_SITE.topic(self.root, station=self.energy_site)
+            key, comp = self._entity(
+                "tariff_price", "sensor", "Tariff price now", icon="mdi:cash-clock",
+                unit_of_measurement=self._price_unit, suggested_display_precision=3,
+                state_topic=site, value_template=_or_none("value_json.price_per_kwh"),
+                json_attributes_topic=site,
+                json_attributes_template="{{ {'status': value_json.price_status} | tojson }}")
+            comp.update(self._availability(Service.ENERGY, station=self.energy_site))
+            entities.append((key, comp))
         return dict(entities)
 
     def station_config(self) -> dict[str, Any]:

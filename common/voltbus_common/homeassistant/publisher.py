@@ -42,7 +42,7 @@ class DiscoveryPublisher:
                  configuration_url: str | None = None, prefix: str = DEFAULT_PREFIX,
                  enabled: bool = True, remote_id_tag: str = DEFAULT_REMOTE_ID_TAG,
                  phases: int = 3, price_per_kwh: float | None = None, currency: str = "EUR",
-                 settle_s: float = 1.0) -> None:
+                 energy_site: str | None = None, settle_s: float = 1.0) -> None:
         self.bus = bus
         self.prefix = prefix.rstrip("/")
         self.enabled = enabled
@@ -52,7 +52,7 @@ class DiscoveryPublisher:
             min_current_a=min_current_a, sw_version=sw_version, model=model,
             configuration_url=configuration_url, root=bus.root, prefix=self.prefix,
             remote_id_tag=remote_id_tag, phases=phases, price_per_kwh=price_per_kwh,
-            currency=currency)
+            currency=currency, energy_site=energy_site)
         self.topic = self.station.topic
         self.mirror = SessionMirror(bus, self.station)
         self.published = 0
@@ -187,6 +187,7 @@ def publisher_for(bus: Bus, settings: HaDiscoverySettings) -> DiscoveryPublisher
         sw_version=sw_version(), configuration_url=settings.public_url,
         prefix=settings.ha_prefix, enabled=settings.ha_discovery,
         remote_id_tag=settings.ha_remote_id_tag, phases=1 if settings.phases == 1 else 3,
-        price_per_kwh=settings.api_price_per_kwh, currency=settings.api_currency)
+        price_per_kwh=settings.api_price_per_kwh, currency=settings.api_currency,
+        energy_site=settings.energy_site)
     publisher.attach()
     return publisher

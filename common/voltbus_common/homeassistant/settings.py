@@ -30,6 +30,8 @@ class HaDiscoverySettings(BusSettings):
     # The price the API's reports use (same variables): HA's session cost and price sensors.
     api_price_per_kwh: float = Field(default=0.30, ge=0, allow_inf_nan=False)
     api_currency: str = Field(default="EUR", min_length=1, max_length=8)
+    # The energy manager's site id (its own variable): HA's station device shows its tariff.
+    energy_site: str | None = Field(default=None, pattern=r"^[^/+# ]{1,48}$")
 
     @field_validator("public_url")
     @classmethod
