@@ -45,23 +45,35 @@ async def publish_readings(client: httpx.AsyncClient, peers: Peers, station: str
 
 async def test_without_influxdb_the_curve_is_the_readings_the_api_saw(
         mosquitto: Broker, peers: Peers, station: str, tmp_path: Path) -> None:
-    # 95 s ago, 10 points asked: 10 s means (until the test took 5 s).
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=95)
+    # The API keeps 10 s sums; a start on a 10 s boundary 95..105 s ago, 12 points: 10 s means.
+    now = datetime.now(UTC).timestamp()
+    start = datetime.fromtimestamp((now - 95) // 10 * 10, UTC)
     async with running_api(api_settings(mosquitto, station, tmp_path)) as (client, _):
-        # 90 s of readings, one per second.
+        # 90 s of readings, one per second, and one older (before `from`: not shown).
         await publish_readings(client, peers, station,
-                               [reading(start + timedelta(seconds=i), 100.0 * i)
-                                for i in range(90)])
+                               [reading(start - timedelta(seconds=30), 9999.0)]
+                               + [reading(start + timedelta(seconds=i), 100.0 * i)
+                                  for i in range(90)])
         r = await client.get(f"/api/v1/stations/{station}/connectors/1/power",
-                             params={"from": start.isoformat(), "points": 10})
+                             params={"from": start.isoformat(), "points": 12})
         body = r.json()
         assert r.status_code == 200, body
         assert body["source"] == "local"
         assert body["influx_error"] is None
         assert body["interval_s"] == 10
-        assert body["ts"][:2] == [start.timestamp(), start.timestamp() + 10]
-        assert body["power_w"][:2] == [450.0, 1450.0]  # mean of 0..900, of 1000..1900
-        assert len(body["ts"]) == 9
+        assert body["ts"] == [start.timestamp() + 10 * i for i in range(9)]
+        assert body["power_w"] == [450.0 + 1000 * i for i in range(9)]  # 0..900, 1000..1900...
+        # Over 250 s, 10 points: 30 s means (epoch-aligned), each reading weighing the same.
+        wide = (await client.get(f"/api/v1/stations/{station}/connectors/1/power", params={
+            "from": (start - timedelta(seconds=150)).isoformat(), "points": 10})).json()
+        assert wide["interval_s"] == 30
+        published = [(start.timestamp() - 30, 9999.0)] + [
+            (start.timestamp() + i, 100.0 * i) for i in range(90)]
+        groups: dict[float, list[float]] = {}
+        for ts, w in published:
+            groups.setdefault(ts // 30 * 30, []).append(w)
+        assert wide["ts"] == sorted(groups)
+        assert wide["power_w"] == [round(sum(g) / len(g), 1) for _, g in sorted(groups.items())]
         # Before the readings: nothing; an unknown connector: 404; a naive time: 422.
         later = await client.get(f"/api/v1/stations/{station}/connectors/1/power",
                                  params={"from": (start + timedelta(hours=1)).isoformat()})
@@ -176,3 +188,22 @@ async def test_the_vendored_library_is_served(mosquitto: Broker, peers: Peers, s
     assert js.status_code == css.status_code == 200
     assert js.content == (STATIC / "vendor" / "uPlot.iife.min.js").read_bytes()
     assert "javascript" in js.headers["content-type"]
+
+
+async def test_the_local_curve_keeps_8_hours_in_bounded_memory() -> None:
+    from voltbus_api.routes.page import PowerBuffer
+    from voltbus_api.state_cache import Change
+
+    buffer = PowerBuffer()
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    for i in range(0, 10 * 3600, 2):  # 10 h, a reading every 2 s
+        r = reading(t0 + timedelta(seconds=i), 1000.0 + i % 7)
+        await buffer.on_change(Change(station="CP1", connector=1, kind="meter",
+                                      data=r.model_dump(mode="json")))
+    # A retained replay of an old reading changes nothing.
+    await buffer.on_change(Change(station="CP1", connector=1, kind="meter",
+                                  data=reading(t0, 5e5).model_dump(mode="json")))
+    ts, watts = buffer.series("CP1", 1, t0.timestamp(), 10)
+    assert 8 * 360 <= len(ts) <= 8 * 360 + 256  # 10 s buckets of the last 8 h (+ a trim chunk)
+    assert ts[-1] == (t0 + timedelta(seconds=10 * 3600 - 10)).timestamp()
+    assert max(watts) < 1010

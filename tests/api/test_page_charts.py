@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -144,6 +145,12 @@ async def test_charts_costs_phases_pause_and_offpeak(
                        connector=1)
             await expect(card.locator(".power")).to_have_text(f"{(7000 + i) / 1000:.2f} kW")
         await expect(chart).to_have_attribute("data-points", str(before + 3))
+        # Pointing at the curve shows the time and power there.
+        await chart.locator(".u-over").hover()
+        await expect(chart.locator(".u-legend .u-series").nth(1).locator(".u-value")
+                     ).to_have_text(re.compile(r"^\d+\.\d\d kW$"))
+        await expect(chart.locator(".u-legend .u-series").nth(0).locator(".u-value")
+                     ).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
 
         # This month's energy and cost: the two sessions that started in it (as the report).
         await expect(page.locator("#month-energy")).to_have_text(
@@ -208,6 +215,8 @@ async def test_charts_costs_phases_pause_and_offpeak(
             assert canvas is not None
             assert canvas["x"] + canvas["width"] <= outer["x"] + outer["width"] + 1
         await page.screenshot(path=str(where / f"{name}.png"), full_page=True)
+        await card.screenshot(path=str(where / f"{name}-card.png"))
+        await energy.screenshot(path=str(where / f"{name}-energy.png"))
         assert errors == []
         await browser.close()
 

@@ -2,15 +2,16 @@
 
 The power curve comes from the recorder's `meter` measurement in InfluxDB (averaged into at most
 `points` buckets); without InfluxDB, or while it cannot answer, from the readings this API saw on
-the bus itself (the last few hours per connector, in memory). Costs use the report's arithmetic
-(kWh to 3 decimals, times the price, half up to the cent), so page and report agree.
+the bus itself (10 s means of the last 8 hours per connector, in memory). Costs use the report's
+arithmetic (kWh to 3 decimals, times the price, half up to the cent), so page and report agree.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
-from collections import deque
+from array import array
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal
@@ -29,31 +30,63 @@ from voltbus_api.state_cache import Change
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["page"])
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Means:
+    """One connector's readings as (bucket start, sum of W, count), oldest first."""
+
+    def __init__(self) -> None:
+        self.start, self.total, self.count = array("d"), array("d"), array("d")
+        self.last_ts = -math.inf
 
 
 class PowerBuffer:
-    """The meter readings seen on the bus, per connector: the curve when InfluxDB cannot help."""
+    """The meter readings seen on the bus, per connector: the curve when InfluxDB cannot help.
 
-    def __init__(self, *, per_connector: int = 20_000) -> None:
-        # 20 000 readings: 5.5 h at the default 1 s meter interval, about 1 MB per connector.
-        self._readings: dict[tuple[str, int], deque[tuple[float, float]]] = {}
-        self._size = per_connector
+    Kept as 10 s sums for the last 8 h: 2880 buckets of 24 bytes (70 kB) per connector, however
+    often the meter reports, so a site with many connectors does not grow the API's memory.
+    """
+
+    def __init__(self, *, bucket_s: int = 10, keep_s: int = 8 * 3600) -> None:
+        self.bucket_s = bucket_s
+        self._keep = keep_s // bucket_s
+        self._means: dict[tuple[str, int], _Means] = {}
 
     async def on_change(self, change: Change) -> None:
-        """State-cache listener: keep (unix seconds, W) of each meter reading, in order."""
+        """State-cache listener: add each meter reading (not a replay of one we have)."""
         if change.kind != "meter" or change.connector is None or not change.data:
             return
         ts = datetime.fromisoformat(change.data["ts"]).timestamp()
-        readings = self._readings.setdefault((change.station, change.connector),
-                                             deque(maxlen=self._size))
-        if readings and ts <= readings[-1][0]:  # a retained replay of a reading we have
+        m = self._means.setdefault((change.station, change.connector), _Means())
+        if ts <= m.last_ts:
             return
-        readings.append((ts, float(change.data["power_w"])))
+        m.last_ts = ts
+        slot = ts // self.bucket_s * self.bucket_s
+        if m.start and m.start[-1] == slot:
+            m.total[-1] += float(change.data["power_w"])
+            m.count[-1] += 1
+            return
+        m.start.append(slot)
+        m.total.append(float(change.data["power_w"]))
+        m.count.append(1)
+        if len(m.start) > self._keep + 256:  # trim in chunks: deleting from an array's head
+            for column in (m.start, m.total, m.count):  # moves the rest
+                del column[:256]
 
-    def since(self, station: str, connector: int, start: float) -> list[tuple[float, float]]:
-        """Readings at or after start (unix seconds), oldest first."""
-        return [r for r in self._readings.get((station, connector), ()) if r[0] >= start]
+    def series(self, station: str, connector: int, start: float,
+               interval_s: int) -> tuple[list[float], list[float]]:
+        """Means per interval_s (a multiple of bucket_s, aligned to it) from start on."""
+        m = self._means.get((station, connector))
+        if m is None:
+            return [], []
+        sums: dict[float, list[float]] = {}
+        first = bisect.bisect_left(m.start, start // self.bucket_s * self.bucket_s)
+        for i in range(first, len(m.start)):
+            slot = sums.setdefault(m.start[i] // interval_s * interval_s, [0.0, 0.0])
+            slot[0] += m.total[i]
+            slot[1] += m.count[i]
+        keys = sorted(sums)
+        return keys, [round(sums[k][0] / sums[k][1], 1) for k in keys]
 
 
 class PowerSeries(BaseModel):
@@ -105,18 +138,6 @@ class CostedSessionPage(BaseModel):
     influx_error: str | None = None
 
 
-def _buckets(readings: list[tuple[float, float]], start: float,
-             interval_s: int) -> tuple[list[float], list[float]]:
-    sums: dict[int, list[float]] = {}
-    for ts, w in readings:
-        slot = sums.setdefault(int((ts - start) // interval_s), [0.0, 0.0])
-        slot[0] += w
-        slot[1] += 1
-    keys = sorted(sums)
-    return ([start + k * interval_s for k in keys],
-            [round(sums[k][0] / sums[k][1], 1) for k in keys])
-
-
 def _influxql(station: str, connector: int, start: datetime, interval_s: int) -> str:
     def literal(value: str) -> str:
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -160,8 +181,8 @@ async def power(
         except InfluxUnavailable as exc:
             error = str(exc)
     buffer: PowerBuffer = request.app.state.power_buffer
-    ts, watts = _buckets(buffer.since(station, n, start.timestamp()), start.timestamp(),
-                         interval_s)
+    interval_s = math.ceil(interval_s / buffer.bucket_s) * buffer.bucket_s
+    ts, watts = buffer.series(station, n, start.timestamp(), interval_s)
     return PowerSeries(station=station, connector=n, source="local", influx_error=error,
                        start=start, interval_s=interval_s, ts=ts, power_w=watts)
 

@@ -210,11 +210,13 @@ function powerChart(card, c) {
   }
   if (!chart.plot) {
     chart.plot = newPlot(el, {
-      legend: { show: false }, cursor: { y: false },
+      cursor: { y: false },
       scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
       axes: [{ ...AXIS, values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false })) },
         { ...AXIS, size: 52, values: (u, splits) => splits.map((v) => `${v} kW`) }],
-      series: [{}, { label: "power", stroke: "#1f6fb2", width: 2, fill: "#1f6fb222", points: { show: false } }],
+      series: [{ value: (u, v) => (v == null ? "–" : new Date(v * 1000).toLocaleTimeString([], { hour12: false })) },
+        { label: "power", stroke: "#1f6fb2", width: 2, fill: "#1f6fb222", points: { show: false },
+          value: (u, v) => (v == null ? "–" : `${v.toFixed(2)} kW`) }],
     }, [[], []]);
   }
   if (chart.started !== started) {
@@ -274,12 +276,14 @@ async function loadEnergy() {
   if (energyPlot) energyPlot.destroy();
   const step = energyPeriod === "day" ? 7 : (innerWidth($("#energy-chart")) < 500 ? 2 : 1);
   energyPlot = newPlot(el, {
-    height: 180, legend: { show: false }, cursor: { y: false, points: { show: false } },
+    height: 180, cursor: { y: false, points: { show: false } },
     scales: { x: { time: false, range: [-0.6, xs.length - 0.4] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
     axes: [{ ...AXIS, grid: { show: false }, splits: () => xs.filter((i) => (xs.length - 1 - i) % step === 0),
       values: (u, splits) => splits.map((i) => range.short(range.labels[i])) },
     { ...AXIS, size: 64, values: (u, splits) => splits.map((v) => `${v} kWh`) }],
-    series: [{}, { label: "kWh", fill: "#2e7d32cc", stroke: "#2e7d32", width: 0,
+    series: [{ label: energyPeriod, value: (u, i) => (i == null ? "–" : range.labels[i]) },
+      { label: "energy", fill: "#2e7d32cc", stroke: "#2e7d32", width: 0,
+        value: (u, v) => (v == null ? "–" : `${num(v, 1)} kWh` + (prices.price_per_kwh != null ? ` · ${fmt.money(v * prices.price_per_kwh)}` : "")),
       paths: uPlot.paths.bars({ size: [0.7, 40] }), points: { show: false } }],
   }, [xs, kwh]);
 }
