@@ -222,3 +222,29 @@ async def test_after_a_rejected_boot_only_a_new_boot_may_come_even_on_a_new_conn
         await cp.call(call.Heartbeat())
     assert [(v.rule, v.unique_id) for v in csms.violations("P1")] == [
         (rules.CALL_WHILE_REJECTED, "h1")]
+
+
+def energy16(wh: str, unit: str = "Wh") -> list[dict[str, Any]]:
+    return [{"timestamp": stamp(), "sampled_value": [
+        {"value": wh, "measurand": "Energy.Active.Import.Register", "unit": unit},
+        {"value": "1", "measurand": "Energy.Active.Import.Register", "phase": "L1"},
+        {"value": "3680", "measurand": "Power.Active.Import", "unit": "W"}]}]
+
+
+async def test_the_energy_register_never_goes_down_within_a_transaction(csms: Csms) -> None:
+    async with station16(csms) as cp:
+        tx = await start(cp, meter=1000)
+        for wh, unit in (("1000", "Wh"), ("1.5", "kWh"), ("1400", "Wh"), ("1600", "Wh")):
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx,
+                                           meter_value=energy16(wh, unit)))
+        await cp.call(call.StopTransaction(meter_stop=1590, timestamp=stamp(),
+                                           transaction_id=tx))
+        ok = await start(cp, meter=2000)
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=ok,
+                                       meter_value=energy16("2100")))
+        await cp.call(call.StopTransaction(meter_stop=2100, timestamp=stamp(),
+                                           transaction_id=ok))
+    found = csms.violations("P1", rules.METER_DECREASED)
+    assert [v.action for v in found] == ["MeterValues", "StopTransaction"]
+    assert "1400 Wh below the 1500 Wh" in found[0].detail
+    assert "meterStop 1590 below the 1600 Wh" in found[1].detail

@@ -37,6 +37,35 @@ class Transaction16:
     meter_stop: int | None = None
     stopped: str | None = None
     reason: str | None = None
+    register_wh: float | None = None  # highest energy register in its MeterValues
+
+    def read(self, wh: float | None) -> str | None:
+        """Take a register reading of this transaction; why it is wrong, or None."""
+        if wh is None:
+            return None
+        floor = max(self.meter_start, self.register_wh or self.meter_start)
+        self.register_wh = max(wh, self.register_wh or wh)
+        if wh < floor:
+            return (f"energy register {wh:g} Wh below the {floor:g} Wh this transaction "
+                    f"{self.transaction_id} already had (meterStart or a MeterValues)")
+        return None
+
+
+def register_wh(meter_value: list[dict[str, Any]] | None) -> float | None:
+    """The last Energy.Active.Import.Register (not per phase) among 1.6 meter values, in Wh."""
+    found: float | None = None
+    for mv in meter_value or []:
+        for sv in mv.get("sampled_value", []):
+            if (sv.get("measurand", "Energy.Active.Import.Register")
+                    != "Energy.Active.Import.Register" or sv.get("phase")
+                    or sv.get("format") == "SignedData"):
+                continue
+            scale = {"Wh": 1.0, "kWh": 1000.0}.get(sv.get("unit", "Wh"))
+            try:
+                found = float(sv["value"]) * scale if scale else found
+            except (KeyError, ValueError):
+                continue
+    return found
 
 
 class StationSession(SessionBase, ChargePoint):
@@ -103,8 +132,9 @@ class StationSession(SessionBase, ChargePoint):
 
     @on(Action.stop_transaction)
     def on_stop(self, transaction_id: int, meter_stop: int, timestamp: str,
-                reason: str | None = None, **_: Any) -> call_result.StopTransaction:
-        self.check_time(timestamp)
+                reason: str | None = None, transaction_data: list[dict[str, Any]] | None = None,
+                **_: Any) -> call_result.StopTransaction:
+        self.check_time(timestamp, *(v.get("timestamp") for v in transaction_data or []))
         tx = self.csms.transactions16.get(transaction_id)
         if tx is None or tx.station != self.id:
             self.check(rules.UNKNOWN_TRANSACTION,
@@ -122,6 +152,10 @@ class StationSession(SessionBase, ChargePoint):
                    f"transaction {tx.transaction_id} was already stopped at {tx.stopped}")
         self.check(rules.METER_STOP_BELOW_START, None if meter_stop >= tx.meter_start else
                    f"meterStop {meter_stop} < meterStart {tx.meter_start} "
+                   f"(transaction {tx.transaction_id})")
+        seen = tx.register_wh
+        self.check(rules.METER_DECREASED, None if seen is None or meter_stop >= seen else
+                   f"meterStop {meter_stop} below the {seen:g} Wh its MeterValues reported "
                    f"(transaction {tx.transaction_id})")
         start, stop = rules.parse_time(tx.started), rules.parse_time(timestamp)
         self.check(rules.STOP_BEFORE_START, None if not (start and stop and stop < start) else
@@ -141,6 +175,7 @@ class StationSession(SessionBase, ChargePoint):
                 self.check(rules.TRANSACTION_ENDED, None if tx.stopped is None else
                            f"MeterValues for transaction {transaction_id} after its "
                            f"StopTransaction")
+                self.check(rules.METER_DECREASED, tx.read(register_wh(meter_value)))
         delay = self.csms.behaviour.answer_delay_s.get("MeterValues", 0.0)
         if delay > 0:  # a slow central system: a backlog drains slowly
             await asyncio.sleep(delay)
