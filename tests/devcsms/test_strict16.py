@@ -248,3 +248,16 @@ async def test_the_energy_register_never_goes_down_within_a_transaction(csms: Cs
     assert [v.action for v in found] == ["MeterValues", "StopTransaction"]
     assert "1400 Wh below the 1500 Wh" in found[0].detail
     assert "meterStop 1590 below the 1600 Wh" in found[1].detail
+
+
+async def test_an_answer_to_no_call_in_flight_is_flagged_and_dropped(csms: Csms) -> None:
+    async with connect(f"{csms.url}/P1", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        await csms.wait_connected("P1")
+        await ws.send(json.dumps([3, "nobody-asked", {}]))
+        asking = asyncio.create_task(csms.send("P1", call.ClearCache()))
+        request = json.loads(await ws.recv())
+        await ws.send(json.dumps([3, "wrong-id", {"status": "Accepted"}]))
+        await ws.send(json.dumps([3, request[1], {"status": "Rejected"}]))
+        assert await asking == {"status": "Rejected"}  # the right answer reached the caller
+    found = csms.violations("P1", rules.UNEXPECTED_ANSWER)
+    assert [v.unique_id for v in found] == ["nobody-asked", "wrong-id"]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 # Rule names (tests assert on these).
 CALL_IN_FLIGHT = "call-in-flight"  # OCPP-J 4.1.1 / 2.0.1 part 4 4.1.1: one CALL at a time
+UNEXPECTED_ANSWER = "unexpected-answer"  # a CALLRESULT/CALLERROR for no CALL in flight
 FUTURE_TIMESTAMP = "timestamp-in-future"
 UNKNOWN_TRANSACTION = "unknown-transaction"
 TRANSACTION_ENDED = "transaction-already-ended"

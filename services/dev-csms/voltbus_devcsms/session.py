@@ -46,6 +46,7 @@ class SessionBase:
         self.csms = csms
         self._unanswered: dict[str, tuple[str, float]] = {}  # CALL id -> (action, arrived at)
         self.current: Recorded | None = None  # the CALL being handled
+        self._awaiting: str | None = None  # the id of our own CALL in flight
 
     @property
     def rejected(self) -> bool:
@@ -75,13 +76,25 @@ class SessionBase:
                     log.debug("%s: received %s", self.id, redact(raw))
                 msg = _decode(raw)
                 if msg is not None and msg[0] in (3, 4):
-                    await super().route_message(raw)
+                    await self._answered(raw, msg)
                     continue
                 inbox.put_nowait((raw, None if msg is None else self._arrived(msg, raw)))
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+
+    async def _answered(self, raw: str, msg: list[Any]) -> None:
+        """Hand the answer to our CALL in flight to its caller; any other answer is dropped."""
+        if msg[1] != self._awaiting:
+            kind = "CALLRESULT" if msg[0] == 3 else "CALLERROR"
+            self.violation(rules.UNEXPECTED_ANSWER,
+                           f"{kind} {msg[1]} answers no CALL in flight (awaiting "
+                           f"{self._awaiting or 'none'}): unknown or too late",
+                           action=kind, unique_id=str(msg[1]))
+            return
+        self._awaiting = None
+        await super().route_message(raw)
 
     def _arrived(self, msg: list[Any], raw: str) -> Recorded:
         """Record a CALL as it arrives and check it is the only one in flight."""
@@ -131,6 +144,9 @@ class SessionBase:
         if message[:2] in ("[3", "[4"):
             with contextlib.suppress(ValueError, IndexError, TypeError):
                 self._unanswered.pop(str(json.loads(message)[1]), None)
+        elif message[:2] == "[2":
+            with contextlib.suppress(ValueError, IndexError, TypeError, RecursionError):
+                self._awaiting = str(json.loads(message)[1])
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: send %s", self.id, redact(message))
         await self._connection.send(message)
@@ -139,6 +155,7 @@ class SessionBase:
         """Send any text frame (even a broken one) and return the answer with unique_id."""
         async with self._call_lock:  # type: ignore[attr-defined]
             await self._send(frame)
+            self._awaiting = unique_id  # even when the frame itself cannot be read
             answer = await self._get_specific_response(  # type: ignore[attr-defined]
                 unique_id, self._response_timeout)  # type: ignore[attr-defined]
         return [answer.message_type_id, *json.loads(answer.to_json())[1:]]
