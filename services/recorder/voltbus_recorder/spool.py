@@ -44,7 +44,8 @@ class Spool:
         self.dead_letter_max = dead_letter_max
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        self._sync = "FULL" if fsync else "NORMAL"
+        self._db.execute(f"PRAGMA synchronous={self._sync}")
         self._db.executescript(_SCHEMA)
         self._staged: list[str] = []
         self._committing = 0
@@ -176,6 +177,18 @@ class Spool:
         """remove() without blocking the event loop."""
         self._after_delete(await self._run(self._delete, ids), len(ids))
 
+    def remove_soon(self, ids: list[int]) -> asyncio.Future[int]:
+        """remove_async(), queued on the spool thread now (before any later take_async), for
+        the caller to await later: the delete overlaps the next write to InfluxDB."""
+        future = asyncio.get_running_loop().run_in_executor(self._io, self._delete, ids)
+
+        def done(f: asyncio.Future[int]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                self._after_delete(f.result(), len(ids))
+
+        future.add_done_callback(done)
+        return future
+
     def dead_letter(self, rows: list[tuple[int, str]], reason: str) -> None:
         """Move rejected points out of the spool, with InfluxDB's reason."""
         self._after_dead(len(rows), self._move_dead(rows, reason))
@@ -215,25 +228,49 @@ class Spool:
 
     def _select(self, limit: int, live: int, skip: list[tuple[int, int]]
                 ) -> list[tuple[int, str]]:
-        where = " AND ".join(["1", *("NOT (id BETWEEN ? AND ?)" for _ in skip)])
-        bounds = [b for run in skip for b in run]
-        rows = self._db.execute(f"SELECT id, line FROM spool WHERE {where} ORDER BY id LIMIT ?",
-                                (*bounds, limit - live)).fetchall()
+        rows = self._range_rows(limit - live, skip, newest=False)
         if live:
-            newest = self._db.execute(f"SELECT id, line FROM spool WHERE {where} "
-                                      "ORDER BY id DESC LIMIT ?", (*bounds, live)).fetchall()
             seen = {r[0] for r in rows}
+            newest = self._range_rows(live, skip, newest=True)
             rows += [r for r in reversed(newest) if r[0] not in seen]
+        return rows
+
+    def _range_rows(self, limit: int, skip: list[tuple[int, int]], *, newest: bool
+                    ) -> list[tuple[int, str]]:
+        """Up to limit rows, oldest (or newest) first, outside the skipped id runs: one rowid
+        range per gap between runs, so rows on their way are never read again."""
+        gaps, low = [], 0
+        for first, last in skip:
+            if first > low:
+                gaps.append((low, first - 1))
+            low = last + 1
+        gaps.append((low, 2**63 - 1))
+        order = "DESC" if newest else "ASC"
+        rows: list[tuple[int, str]] = []
+        for first, last in reversed(gaps) if newest else gaps:
+            if len(rows) >= limit:
+                break
+            rows += self._db.execute(
+                f"SELECT id, line FROM spool WHERE id BETWEEN ? AND ? ORDER BY id {order} "
+                "LIMIT ?", (first, last, limit - len(rows))).fetchall()
         return rows
 
     def _delete(self, ids: list[int]) -> int:
         if not ids:
             return 0
         removed = 0
-        with self._tx():  # a batch is one or two runs of ids: delete ranges, not each id
-            for low, high in _runs(ids):
-                cur = self._db.execute("DELETE FROM spool WHERE id BETWEEN ? AND ?", (low, high))
-                removed += cur.rowcount
+        # No fsync for a delete: if power fails before it reaches the disk, the points are sent
+        # again, and InfluxDB keeps one value per series and timestamp. The next insert's fsync
+        # makes the delete durable too (WAL frames are synced in order).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._tx():  # a batch is one or two runs of ids: delete ranges, not each id
+                for low, high in _runs(ids):
+                    cur = self._db.execute("DELETE FROM spool WHERE id BETWEEN ? AND ?",
+                                           (low, high))
+                    removed += cur.rowcount
+        finally:
+            self._db.execute(f"PRAGMA synchronous={self._sync}")
         return removed
 
     def _move_dead(self, rows: list[tuple[int, str]], reason: str) -> int:

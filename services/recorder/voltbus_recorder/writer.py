@@ -75,24 +75,30 @@ class Writer:
     async def _write_all(self) -> bool:
         """Write batches while a backlog lasts; False when InfluxDB is unavailable.
 
-        While a full batch is on its way to InfluxDB, the next is read from the spool: the
-        sqlite work overlaps the HTTP round trip, so a drain runs at InfluxDB's pace.
+        While a full batch is on its way to InfluxDB, the spool deletes the one before and reads
+        the next: the sqlite work overlaps the HTTP round trip, so a drain runs at InfluxDB's pace.
         """
-        rows = await self.spool.take_async(self.batch_size, self.live_share)
-        while rows:
-            sending = asyncio.ensure_future(self._write(rows))
-            following: list[tuple[int, str]] = []
-            try:
-                if len(rows) >= self.batch_size:
-                    following = await self.spool.take_async(
-                        self.batch_size, self.live_share, exclude=[i for i, _ in rows])
-            finally:
-                written = await sending
-            if not written:
-                return False
-            self._on_success(len(rows))
-            rows = following
-        return True
+        removals: list[asyncio.Future[int]] = []
+        try:
+            rows = await self.spool.take_async(self.batch_size, self.live_share)
+            while rows:
+                sending = asyncio.ensure_future(self._write(rows, removals))
+                following: list[tuple[int, str]] = []
+                try:
+                    if len(rows) >= self.batch_size:
+                        following = await self.spool.take_async(
+                            self.batch_size, self.live_share, exclude=[i for i, _ in rows])
+                finally:
+                    written = await sending
+                if not written:
+                    return False
+                self._on_success(len(rows))
+                rows = following
+            return True
+        finally:
+            await asyncio.gather(*removals, return_exceptions=True)
+            if not self.spool.committed:  # _on_success may have counted before the deletes
+                self._backlog, self._pending_since = False, None
 
     async def _wait_for_batch(self) -> None:
         """Return when a full batch waits, the oldest point is max_age old, or a backlog drains."""
@@ -124,11 +130,15 @@ class Writer:
         self._backlog = count >= self.batch_size and self.spool.committed > 0
         self._pending_since = None if not self.spool.committed else time.monotonic()
 
-    async def _write(self, rows: list[tuple[int, str]]) -> bool:
-        """Write rows; False if InfluxDB is unavailable (nothing was removed)."""
+    async def _write(self, rows: list[tuple[int, str]],
+                     removals: list[asyncio.Future[int]]) -> bool:
+        """Write rows; False if InfluxDB is unavailable (nothing was removed).
+
+        The deletes of written rows are queued on the spool thread and collected in removals.
+        """
         outcome = await self.sink.write("\n".join(line for _, line in rows).encode())
         if outcome.result is Result.WRITTEN:
-            await self.spool.remove_async([i for i, _ in rows])
+            removals.append(self.spool.remove_soon([i for i, _ in rows]))
             self.stats.written += len(rows)
             return True
         if outcome.result is Result.UNAVAILABLE:
@@ -143,7 +153,8 @@ class Writer:
             await self.spool.dead_letter_async(rows, outcome.reason)
             return True
         half = len(rows) // 2
-        return await self._write(rows[:half]) and await self._write(rows[half:])
+        return (await self._write(rows[:half], removals)
+                and await self._write(rows[half:], removals))
 
     async def probe(self) -> None:
         """Ping InfluxDB while there is nothing to write, so health is known on a quiet station.

@@ -1,0 +1,58 @@
+"""The spool on its own (a real sqlite file): reading past batches on their way, the cap dropping
+the oldest points, and drop counts corrected when a dropped batch was written after all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voltbus_recorder.spool import Spool
+
+
+def _filled(tmp_path: Path, n: int, *, max_points: int = 10_000) -> Spool:
+    spool = Spool(tmp_path / "spool.db", max_points=max_points, fsync=False)
+    for i in range(n):
+        spool.stage(f"m v={i}i {i}")
+    spool.commit()
+    return spool
+
+
+async def test_the_next_batch_skips_the_one_on_its_way(tmp_path: Path) -> None:
+    spool = _filled(tmp_path, 100)
+    first = await spool.take_async(20, 0.25)  # 15 oldest + 5 newest
+    assert [i for i, _ in first] == [*range(1, 16), *range(96, 101)]
+    second = await spool.take_async(20, 0.25, exclude=[i for i, _ in first])
+    assert [i for i, _ in second] == [*range(16, 31), *range(91, 96)]
+    await spool.remove_soon([i for i, _ in first])
+    assert spool.committed == 80
+    third = await spool.take_async(20, 0.25, exclude=[i for i, _ in second])
+    assert [i for i, _ in third] == [*range(31, 46), *range(86, 91)]
+    spool.close()
+
+
+@pytest.mark.expected_errors  # "spool full"
+async def test_the_cap_drops_the_oldest_at_commit(tmp_path: Path) -> None:
+    spool = _filled(tmp_path, 100, max_points=100)
+    for i in range(100, 130):
+        assert spool.stage(f"m v={i}i {i}")
+    assert await spool.commit_async() == 30
+    assert (spool.committed, spool.dropped) == (100, 30)
+    rows = spool.take(200)
+    assert [line for _, line in rows] == [f"m v={i}i {i}" for i in range(30, 130)]
+    assert spool.disk_bytes > 0
+    spool.close()
+
+
+@pytest.mark.expected_errors  # "spool full"
+async def test_a_dropped_batch_that_was_written_anyway_is_not_counted_as_lost(
+        tmp_path: Path) -> None:
+    spool = _filled(tmp_path, 100, max_points=100)
+    in_flight = await spool.take_async(10)  # ids 1..10 on their way to InfluxDB
+    for i in range(100, 110):
+        spool.stage(f"m v={i}i {i}")
+    await spool.commit_async()  # the cap drops ids 1..10 meanwhile
+    assert spool.dropped == 10
+    await spool.remove_async([i for i, _ in in_flight])  # InfluxDB took them after all
+    assert (spool.dropped, spool.committed) == (0, 100)
+    spool.close()
