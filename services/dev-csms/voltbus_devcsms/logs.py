@@ -89,6 +89,7 @@ class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         if self.isEnabledFor(level):
             if isinstance(msg, str):
                 msg = redact(msg)
+            kwargs.setdefault("stacklevel", 3)  # the caller of debug()/info()/..., not us
             self.logger.log(level, msg, *(_redact_arg(a) for a in args), **kwargs)
 
     def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
