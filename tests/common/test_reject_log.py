@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.fixtures.mosquitto import Broker, collector, running
+from tests.fixtures.services import ServiceGroup
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, RejectLog
 
@@ -130,3 +132,22 @@ async def test_summary_comes_on_a_timer_without_further_drops(
     assert drop_lines(caplog)[1:] == [
         "dropped 2 more messages on t/1 in the last 0 s: bad (after 1 logged one by one, "
         "one line like this a minute)"]
+
+
+async def test_the_real_gateway_logs_a_handful_for_1800_bad_commands(
+    mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path
+) -> None:
+    """Issue 13 as measured: 1800 bad payloads made the gateway log 1761 WARNING lines."""
+    await services.start_charge_point(mosquitto, station, tmp_path / "data")
+    gateway = next(p for p in services.started if p.name == "gateway")
+    operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
+                   service=None)
+    rejected = collector(operator, ch.SERVICE_REJECTED, service="gateway")
+    topic = ch.COMMAND.topic(mosquitto.root, station=station, connector=1)
+    async with running(operator):
+        for _ in range(1800):
+            operator.publish_raw(topic, b'{"command": "set_current_limit", "amps": "lots"}')
+        notes = [await asyncio.wait_for(rejected.get(), 30) for _ in range(1800)]
+    assert all(n.payload.topic == topic for n in notes)
+    lines = [line for line in gateway.log().splitlines() if "dropped" in line]
+    assert 1 <= len(lines) <= 5 + 1, lines  # the first five, a summary only after a minute
