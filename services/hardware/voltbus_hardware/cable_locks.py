@@ -51,7 +51,7 @@ class CableLocks:
     async def publish_initial(self) -> None:
         """What each lock's feedback says at start-up (not_supported where there is none)."""
         for n, lock in self.locks.items():
-            await self._confirm(n, lock)
+            await guarded(self._confirm(n, lock), f"connector {n} lock")
 
     def republish(self) -> None:
         """The last state of each lock, unchanged (after a reconnect)."""
