@@ -122,12 +122,14 @@ async def test_motor_lock_with_feedback_that_opens_when_locked(pins: MockFactory
     lock.close()
 
 
-def lock_station(pins: MockFactory, station: str, *, lock: bool = True) -> object:
+def lock_station(pins: MockFactory, station: str, *, lock: bool = True,
+                 **options: object) -> object:
     conn: dict[str, object] = {"evse": {"type": "sim"}, "relay": {"type": "sim"},
                                "meter": {"type": "sim"}}
     if lock:
         conn["lock"] = {"type": "gpio_motor", "lock_pin": LOCK_PIN, "unlock_pin": UNLOCK_PIN,
-                        "feedback_pin": FEEDBACK_PIN, "pulse_s": 0.3, "timeout_s": 0.6}
+                        "feedback_pin": FEEDBACK_PIN, "pulse_s": 0.3, "timeout_s": 0.6,
+                        **options}
     return build_station(parse_station({"connectors": [conn]}), station, pin_factory=pins)
 
 
@@ -186,6 +188,43 @@ async def test_unlock_is_refused_while_the_relay_is_closed(
     assert note.payload.reason == "refused to unlock: the relay is closed"
     assert (moved, still) == (0, 1.0)  # the motor did not run for the refused unlock
     assert after.payload.state is LockState.UNLOCKED
+
+
+async def test_the_relay_closes_only_on_a_confirmed_lock(
+    pins: MockFactory, actuator: Actuator, mosquitto: Broker, station: str
+) -> None:
+    """A socket-outlet is energised only with the plug locked (required_to_close, default)."""
+    async with rig(mosquitto, station, hardware=lock_station(pins, station)) as r:  # type: ignore[arg-type]
+        w = r.watches
+        r.send(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        await w["pilot"].until(lambda m: m.payload.state is PilotState.B)
+        r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        refused = await w["rejected"].next()
+        assert not r.sim().relay_closed
+        actuator.jammed = True  # a failed lock is no lock either
+        r.send(ch.LOCK_SET, LockCommand(locked=True, request_id="L1"), connector=1)
+        await w["lock"].until(lambda m: m.payload.state is LockState.FAILED, within=3)
+        r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        refused_again = await w["rejected"].next()
+        actuator.jammed = False
+        r.send(ch.LOCK_SET, LockCommand(locked=True, request_id="L2"), connector=1)
+        await w["lock"].until(lambda m: m.payload.state is LockState.LOCKED, within=3)
+        r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        await w["relay"].until(lambda m: m.payload.closed)
+    assert refused.payload.reason.startswith("refused to close: the cable is not locked")
+    assert refused_again.payload.reason == refused.payload.reason
+
+
+async def test_lock_and_relay_apart_when_not_required(
+    pins: MockFactory, mosquitto: Broker, station: str
+) -> None:
+    hardware = lock_station(pins, station, required_to_close=False)
+    async with rig(mosquitto, station, hardware=hardware) as r:  # type: ignore[arg-type]
+        r.send(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        await r.watches["pilot"].until(lambda m: m.payload.state is PilotState.B)
+        r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        await r.watches["relay"].until(lambda m: m.payload.closed)
+        assert (await r.watches["lock"].next()).payload.state is LockState.UNLOCKED
 
 
 async def test_no_lock_configured_says_not_supported(

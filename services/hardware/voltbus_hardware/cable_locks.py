@@ -53,6 +53,11 @@ class CableLocks:
         for n, lock in self.locks.items():
             await guarded(self._confirm(n, lock), f"connector {n} lock")
 
+    def confirmed_locked(self, connector: int) -> bool:
+        """The feedback confirmed `locked` last (the relay may energise the socket)."""
+        status = self.locks[connector].status
+        return status is not None and status.state is LockState.LOCKED
+
     def republish(self) -> None:
         """The last state of each lock, unchanged (after a reconnect)."""
         for n, lock in self.locks.items():

@@ -157,6 +157,9 @@ class GpioMotorLockConfig(Device):
                                      description="the switch closes when the pin is home")
     pulse_s: Annotated[float, _range(0.05, 5)] = 0.6
     timeout_s: Annotated[float, _range(0.1, 10)] = 1.5
+    required_to_close: bool = Field(
+        default=True, description="the relay closes only while the lock confirms locked "
+                                  "(IEC 61851-1 socket-outlets); false: lock and relay apart")
 
     @model_validator(mode="after")
     def _three_pins(self) -> GpioMotorLockConfig:

@@ -166,6 +166,11 @@ class StationController:
                                 "(no EV connected or EVSE fault)")
                 self._publish_relay(c)
                 return
+            if c.hw.lock_required and not self.locks.confirmed_locked(c.hw.id):
+                self.bus.reject(msg.topic, "refused to close: the cable is not locked "
+                                "(lock/set first; the lock's required_to_close)")
+                self._publish_relay(c)
+                return
             c.faults.clear("overcurrent")
             c.guard.reset()
         await self._switch(c, closed=msg.payload.closed, why="relay/set",

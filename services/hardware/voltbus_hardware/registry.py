@@ -225,6 +225,7 @@ def _connector(conn: c.ConnectorConfig, cid: int, where: str, parts: Parts) -> C
                                                       f"{where}.meter")
     hw.led = None if conn.led is None else create("led", conn.led, parts, f"{where}.led")
     hw.lock = None if conn.lock is None else create("lock", conn.lock, parts, f"{where}.lock")
+    hw.lock_required = isinstance(conn.lock, c.GpioMotorLockConfig) and conn.lock.required_to_close
     return hw
 
 

@@ -32,6 +32,7 @@ class ConnectorHardware:
     led: Led | None = None
     max_current_a: float = 32.0
     lock: CableLock | None = None
+    lock_required: bool = False  # the relay closes only while the lock confirms `locked`
 
     def devices(self) -> Iterator[object]:
         """Every driver object of this connector."""
