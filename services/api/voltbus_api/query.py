@@ -14,6 +14,8 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import AfterValidator
 
+from voltbus_api.errors import ApiError
+
 # InfluxDB's time range, less the week influx_reader.py widens a query by on the end side.
 EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
 LATEST = datetime(2262, 4, 3, tzinfo=UTC)
@@ -70,3 +72,33 @@ To = Annotated[datetime | None, Query(
     alias="to", description="started before (ISO 8601; UTC when no offset is given)"),
     AfterValidator(lambda v: None if v is None else _moment(v))]
 
+
+def month_range(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
+    """YYYY-MM's first moment and the next month's, in zone; ApiError 422 saying what is wrong.
+
+    Months outside the time range history covers are refused too (year 0, 9999-12, ...).
+    """
+    try:
+        first = datetime.strptime(month, "%Y-%m").replace(tzinfo=zone)
+    except ValueError:
+        raise ApiError(422, f"invalid request: month {month!r} {_month_problem(month)}; "
+                            "use the format YYYY-MM, e.g. 2026-01") from None
+    try:
+        following = first.replace(year=first.year + first.month // 12,
+                                  month=first.month % 12 + 1)
+        in_range(first, zone)
+        in_range(following, zone)
+    except ValueError:
+        raise ApiError(422, f"invalid request: month {month!r} is outside the months history "
+                            f"covers ({EARLIEST + timedelta(days=31):%Y-%m} .. "
+                            f"{LATEST - timedelta(days=31):%Y-%m})") from None
+    return first, following
+
+
+def _month_problem(month: str) -> str:
+    """What is wrong with a month that strptime refused."""
+    if re.fullmatch(r"\d{4}-\d{2}", month):
+        if not 1 <= int(month[5:]) <= 12:
+            return f"has no month {month[5:]} (months are 01..12)"
+        return f"has no year {month[:4]}"
+    return "is not a year and month"

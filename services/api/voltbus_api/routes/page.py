@@ -25,6 +25,7 @@ from voltbus_api.deps import ConnectorDep, ContextDep, SessionsDep, StateDep, St
 from voltbus_api.errors import ApiError
 from voltbus_api.history import SessionFilter, SessionRecord
 from voltbus_api.influx_reader import InfluxUnavailable
+from voltbus_api.query import month_range
 from voltbus_api.schemas import error_responses
 from voltbus_api.state_cache import Change
 
@@ -202,9 +203,7 @@ async def month_cost(
     s = ctx.settings
     if month is None:
         month = datetime.now(s.zone).strftime("%Y-%m")
-    year, number = (int(x) for x in month.split("-"))
-    first = datetime(year, number, 1, tzinfo=s.zone)
-    after = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=s.zone)
+    first, after = month_range(month, s.zone)  # 422 for year 0 or 9999-12 (was a 500)
     found = await source.sessions(SessionFilter(start=first, end=after))
     report = reports.build(found, title=month, price_per_kwh=s.api_price_per_kwh,
                            currency=s.api_currency, zone=s.zone)

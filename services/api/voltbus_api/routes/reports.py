@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Annotated
 
@@ -11,9 +10,8 @@ from fastapi import APIRouter, Query, Response
 
 from voltbus_api import reports
 from voltbus_api.deps import SessionsDep, SettingsDep
-from voltbus_api.errors import ApiError
 from voltbus_api.history import SessionFilter
-from voltbus_api.query import EARLIEST, LATEST, IdTagFilter, Station, in_range
+from voltbus_api.query import IdTagFilter, Station, month_range
 from voltbus_api.schemas import error_responses
 
 router = APIRouter(tags=["reports"])
@@ -44,7 +42,7 @@ async def report(
                                                  "VOLTBUS_API_PRICE_PER_KWH")] = None,
 ) -> Response:
     """Sessions that started in the month (local time) with energy, cost and totals."""
-    first, following = _month_range(month, settings.zone)
+    first, following = month_range(month, settings.zone)
     found = await source.sessions(SessionFilter(station=station, id_tag=id_tag, start=first,
                                                 end=following))
     who = f"id tag {id_tag}" if id_tag else "all id tags"
@@ -58,26 +56,6 @@ async def report(
                     headers={"Content-Disposition": _attachment(month, id_tag, fmt)})
 
 
-def _month_range(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
-    """The month's first moment and the next month's, in zone; a 422 when there is no such month.
-    """
-    try:
-        first = datetime.strptime(month, "%Y-%m").replace(tzinfo=zone)
-    except ValueError:
-        raise ApiError(422, f"invalid request: month {month!r} {_month_problem(month)}; "
-                            "use the format YYYY-MM, e.g. 2026-01") from None
-    try:
-        following = first.replace(year=first.year + first.month // 12,
-                                  month=first.month % 12 + 1)
-        in_range(first, zone)
-        in_range(following, zone)
-    except ValueError:
-        raise ApiError(422, f"invalid request: month {month!r} is outside the months history "
-                            f"covers ({EARLIEST + timedelta(days=31):%Y-%m} .. "
-                            f"{LATEST - timedelta(days=31):%Y-%m})") from None
-    return first, following
-
-
 def _attachment(month: str, id_tag: str | None, fmt: Format) -> str:
     """Content-Disposition with a file name that cannot break the header or a file system.
 
@@ -86,10 +64,3 @@ def _attachment(month: str, id_tag: str | None, fmt: Format) -> str:
     """
     name = f"voltbus-{month}" + (f"-{id_tag}" if id_tag else "") + f".{fmt.value}"
     return f'attachment; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", name)}"'
-
-
-def _month_problem(month: str) -> str:
-    """What is wrong with a month that strptime refused."""
-    if re.fullmatch(r"\d{4}-\d{2}", month):
-        return f"has no month {month[5:]} (months are 01..12)"
-    return "is not a year and month"
