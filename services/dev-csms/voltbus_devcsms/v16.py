@@ -46,9 +46,14 @@ class Transaction16:
         floor = max(self.meter_start, self.register_wh or self.meter_start)
         self.register_wh = max(wh, self.register_wh or wh)
         if wh < floor:
-            return (f"energy register {wh:g} Wh below the {floor:g} Wh this transaction "
+            return (f"energy register {_wh(wh)} Wh below the {_wh(floor)} Wh this transaction "
                     f"{self.transaction_id} already had (meterStart or a MeterValues)")
         return None
+
+
+def _wh(value: float) -> str:
+    """Wh to the milliwatt-hour, without trailing zeros (1688824.001, 1400)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def register_wh(meter_value: list[dict[str, Any]] | None) -> float | None:
@@ -155,7 +160,7 @@ class StationSession(SessionBase, ChargePoint):
                    f"(transaction {tx.transaction_id})")
         seen = tx.register_wh
         self.check(rules.METER_DECREASED, None if seen is None or meter_stop >= seen else
-                   f"meterStop {meter_stop} below the {seen:g} Wh its MeterValues reported "
+                   f"meterStop {meter_stop} below the {_wh(seen)} Wh its MeterValues reported "
                    f"(transaction {tx.transaction_id})")
         start, stop = rules.parse_time(tx.started), rules.parse_time(timestamp)
         self.check(rules.STOP_BEFORE_START, None if not (start and stop and stop < start) else
