@@ -215,6 +215,27 @@ async def test_the_relay_closes_only_on_a_confirmed_lock(
     assert refused_again.payload.reason == refused.payload.reason
 
 
+async def test_a_lock_lost_while_charging_opens_the_relay(
+    pins: MockFactory, actuator: Actuator, mosquitto: Broker, station: str
+) -> None:
+    async with rig(mosquitto, station, hardware=lock_station(pins, station)) as r:  # type: ignore[arg-type]
+        w = r.watches
+        r.send(ch.LOCK_SET, LockCommand(locked=True, request_id="L"), connector=1)
+        await w["lock"].until(lambda m: m.payload.state is LockState.LOCKED, within=3)
+        r.send(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        await w["pilot"].until(lambda m: m.payload.state is PilotState.B)
+        r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        await w["relay"].until(lambda m: m.payload.closed)
+        actuator.position = 0.5  # the pin is forced back: the switch opens
+        opened = await w["relay"].until(lambda m: not m.payload.closed, within=2)
+        lost = await w["lock"].until(lambda m: m.payload.state is LockState.FAILED)
+        fault = await w["error"].until(lambda m: m.payload.code is E.CONNECTOR_LOCK_FAILURE)
+    assert not r.sim().relay_closed
+    assert opened.payload.request_id is None  # the hardware opened by itself
+    assert lost.payload.reason == "feedback lost while locked"
+    assert fault.payload.info == "feedback lost while locked"
+
+
 async def test_lock_and_relay_apart_when_not_required(
     pins: MockFactory, mosquitto: Broker, station: str
 ) -> None:

@@ -58,6 +58,23 @@ class CableLocks:
         status = self.locks[connector].status
         return status is not None and status.state is LockState.LOCKED
 
+    async def still_locked(self, connector: int) -> bool:
+        """False when a confirmed lock's feedback no longer says locked (then `failed`)."""
+        lock = self.locks[connector]
+        if lock.hw is None or lock.busy.locked() or lock.status is None \
+                or lock.status.state is not LockState.LOCKED:
+            return True
+        try:
+            if await lock.hw.is_locked():
+                return True
+            info = "feedback lost while locked"
+        except DeviceUnavailable as exc:
+            info = str(exc)[:50]
+        log.warning("connector %s: cable lock: %s", connector, info)
+        self.set_fault(connector, info)
+        self._publish(connector, lock, LockState.FAILED, None, info)
+        return False
+
     def republish(self) -> None:
         """The last state of each lock, unchanged (after a reconnect)."""
         for n, lock in self.locks.items():

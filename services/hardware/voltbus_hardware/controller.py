@@ -323,6 +323,9 @@ class StationController:
                 c.faults.clear("overcurrent")
             if react and status.pilot in OPEN_PILOTS and c.relay_closed:
                 await self._switch(c, closed=False, why=f"pilot {status.pilot}")
+        if (react and c.relay_closed and c.hw.lock_required
+                and not await self.locks.still_locked(c.hw.id)):
+            await self._switch(c, closed=False, why="cable lock lost")
         self._publish_error(c)
 
     async def _state_loop(self) -> None:
