@@ -94,8 +94,21 @@ def _fair_share(group: Sequence[Demand], phase_left: Sequence[float], power_left
         if not short:
             result.update(shares)
             return result
-        # the lowest-ranked short connector pauses; the rest share again
-        active.remove(short[-1])
+        # the lowest-ranked short connector pauses; the rest share again. Far over the fuse
+        # (a phase with two or more users too many for their minimum) the lowest-ranked short
+        # users of that phase pause together, all but one: one at a time cost a water fill
+        # each, and 100 connectors on a 100 A fuse took 30 ms a decision.
+        pause = [short[-1]]
+        for p in range(3):
+            users = [d for d in short if p in d.phases]
+            fits = sum(1 for d in active if p in d.phases) - len(users)
+            spare = phase_left[p] - fits * min(d.min_a for d in users) if users else 0.0
+            excess = len(users) - int(max(0.0, spare) / max(d.min_a for d in users) + 1e-9) \
+                if users else 0
+            if excess >= 2 and excess - 1 > len(pause):
+                pause = users[-(excess - 1):]
+        paused = {id(d) for d in pause}
+        active = [d for d in active if id(d) not in paused]
     return result
 
 

@@ -91,6 +91,7 @@ class EnergyManager:
         self.grid_drawn: dict[str, tuple[float, float, float]] = {}
         self.grid_at = float("-inf")
         self.fail_safe = False
+        self._site_fail_safe: bool | None = None
         self._wake = asyncio.Event()
 
     def attach(self) -> None:
@@ -169,8 +170,11 @@ class EnergyManager:
 
     # --- deciding ------------------------------------------------------------------------------
 
-    def step(self) -> dict[str, float]:
-        """One decision: limits per connector (published) and the site state (published)."""
+    def step(self, *, full: bool = True) -> dict[str, float]:
+        """One decision: limits per connector and the site state, published. A full step sends
+        every limit and the site state (once a period); the steps between, made at once on a
+        grid reading, send only the limits that changed, so a meter that reports ten times a
+        second cannot fill the outbox with unchanged limits for a hundred connectors."""
         now = self.clock()
         cfg = self.config
         silent = self.grid is None or now - self.grid_at > cfg.meter_timeout_s
@@ -186,12 +190,13 @@ class EnergyManager:
         surplus_w = 0.0 if silent or grid is None else max(0.0, charge_w - grid.power_w)
         pv_views = [c for c in self.connectors.values() if c.charging
                     and c.setting.mode in (ChargeMode.PV, ChargeMode.MIN_PV)]
+        pv_keys = {c.key for c in pv_views}
+        pv_draw_w = sum(sum(c.drawn_a) * VOLTAGE_V for c in pv_views)
         wall = self.wall()
         demands = []
         for view in self.connectors.values():
-            own_w = sum(view.drawn_a) * VOLTAGE_V if view in pv_views else 0.0
-            share_w = (surplus_w - sum(sum(c.drawn_a) * VOLTAGE_V for c in pv_views)
-                       ) / max(1, len(pv_views)) + own_w
+            own_w = sum(view.drawn_a) * VOLTAGE_V if view.key in pv_keys else 0.0
+            share_w = (surplus_w - pv_draw_w) / max(1, len(pv_views)) + own_w
             plan_active = view.setting.mode is ChargeMode.PLAN and self._plan(view, wall)
             cap = mode_cap(view.setting.mode, max_a=view.max_a, phases=len(view.phases),
                            surplus_w=share_w, pv=view.pv, now_s=now, timers=cfg.timers,
@@ -209,10 +214,18 @@ class EnergyManager:
         for view in self.connectors.values():
             amps = limits.get(view.key, 0.0)  # not charging: 0 until its session is seen
             reason = "fail-safe" if silent else (view.status or "")[:100]
-            self.bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason=reason),
-                             station=view.station, connector=view.connector)
+            if full or amps != view.limit_a:
+                self.bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason=reason),
+                                 station=view.station, connector=view.connector)
             view.limit_a = amps
             self._publish_mode(view, only_if_changed=True)
+        if full or silent != self._site_fail_safe:
+            self._publish_site(silent, charge_w, surplus_w)
+        return limits
+
+    def _publish_site(self, silent: bool, charge_w: float, surplus_w: float) -> None:
+        cfg, grid, wall = self.config, self.grid, self.wall()
+        self._site_fail_safe = silent
         here = price_at(self.tariff.slots(wall, wall + _SECOND), wall)
         self.bus.publish(ch.ENERGY_SITE, SiteState(
             grid_power_w=None if silent or grid is None else grid.power_w,
@@ -222,7 +235,6 @@ class EnergyManager:
             price_per_kwh=here.price_per_kwh if here else None,
             co2_g_per_kwh=here.co2_g_per_kwh if here else None,
             price_status=self.tariff.status, fail_safe=silent))
-        return limits
 
     # --- plan mode -----------------------------------------------------------------------------
 
@@ -289,8 +301,13 @@ class EnergyManager:
         """Decide every period, and at once on a new grid reading or session."""
         self.attach()
         await self.bus.wait_connected()
+        last_full = float("-inf")
         while True:
-            self.step()
+            full = self.clock() - last_full >= self.config.period_s * 0.95
+            self.step(full=full)
+            if full:
+                last_full = self.clock()
             self._wake.clear()
+            wait_s = max(0.0, last_full + self.config.period_s - self.clock())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.period_s)
+                await asyncio.wait_for(self._wake.wait(), wait_s)

@@ -17,7 +17,8 @@ class EnergySettings(BusSettings):
     it controls, VOLTBUS_ENERGY_SITE is its own id in the site topics."""
 
     energy_site: str = Field(default="site", pattern=r"^[^/+# ]{1,48}$")
-    energy_fuse_a: float = Field(default=25.0, gt=0, le=1000, description="per phase")
+    # per phase; at most 100 A, the contract's range for currents (SiteState.fuse_limit_a)
+    energy_fuse_a: float = Field(default=25.0, gt=0, le=100, description="per phase")
     energy_max_import_w: float | None = Field(default=None, gt=0)
     energy_margin_a: float = Field(default=0.0, ge=0, le=50)
     # all cars together per phase while the grid meter is silent
