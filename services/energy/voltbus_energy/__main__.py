@@ -81,7 +81,7 @@ def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = No
         site=Site(fuse_a=s.energy_fuse_a, max_import_w=s.energy_max_import_w,
                   margin_a=s.energy_margin_a),
         failsafe_a=s.energy_failsafe_a, meter_timeout_s=s.energy_meter_timeout_s,
-        period_s=s.energy_period_s,
+        period_s=s.energy_period_s, resend_s=s.energy_resend_s,
         timers=PvTimers(s.energy_pv_start_delay_s, s.energy_pv_stop_delay_s,
                         s.energy_pv_min_on_s, s.energy_pv_min_off_s))
     phases = (0, 1, 2) if s.energy_connector_phases == 3 else (0,)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.enums import ChargeMode
+from voltbus_common.enums import ChargeMode, ServiceState
 from voltbus_common.models import (
     ChargeModeSetting,
     ChargeModeState,
@@ -54,6 +54,8 @@ class ConnectorView:
     plan_start_wh: float | None = None  # the register when the plan began
     plan: Plan | None = None
     published: tuple[object, ...] = ()  # what the last mode state said (publish on change)
+    sent_at: float = float("-inf")  # when its limit was last sent (monotonic s)
+    resend: bool = False  # its gateway came (back) online: send the limit now
 
     @property
     def key(self) -> str:
@@ -70,6 +72,7 @@ class Config:
     meter_timeout_s: float
     period_s: float
     timers: PvTimers
+    resend_s: float = 10.0  # an unchanged limit is sent again this often
 
 
 class EnergyManager:
@@ -102,6 +105,16 @@ class EnergyManager:
             self.bus.on(ch.TRANSACTION, self._transaction, station=station)
             self.bus.on(ch.ENERGY_MODE_SET, self._mode_set, station=station)
             self.bus.on(ch.ENERGY_MODE, self._mode_restore, station=station)
+            self.bus.on(ch.SERVICE_STATUS, self._gateway_status, station=station,
+                        service="gateway")
+
+    async def _gateway_status(self, msg: Received[ServiceState]) -> None:
+        """A (re)started gateway knows no limit: send every limit of its station at once."""
+        if msg.payload is ServiceState.ONLINE:
+            for view in self.connectors.values():
+                if view.station == msg.station:
+                    view.resend = True
+            self._wake.set()
 
     def on_grid(self, reading: GridReading) -> None:
         """A new grid reading: decide at once (an overload must not wait a period)."""
@@ -171,10 +184,10 @@ class EnergyManager:
     # --- deciding ------------------------------------------------------------------------------
 
     def step(self, *, full: bool = True) -> dict[str, float]:
-        """One decision: limits per connector and the site state, published. A full step sends
-        every limit and the site state (once a period); the steps between, made at once on a
-        grid reading, send only the limits that changed, so a meter that reports ten times a
-        second cannot fill the outbox with unchanged limits for a hundred connectors."""
+        """One decision: the limits that changed are published (an unchanged one again every
+        resend_s, and all of a station's when its gateway comes online), and on a full step
+        (once a period) the site state. The steps between, made at once on a grid reading, send
+        no site state, so a meter that reports ten times a second cannot flood the bus."""
         now = self.clock()
         cfg = self.config
         silent = self.grid is None or now - self.grid_at > cfg.meter_timeout_s
@@ -211,13 +224,26 @@ class EnergyManager:
             drawn = self.grid_drawn
             house = house_load(Grid(grid.current_a, grid.power_w), drawn)
             limits = allocate(cfg.site, house, demands)
+        # lowered limits first (they end an overload), then raised ones, then the unchanged
+        # ones that are due again: the outbox is sent in order, one acknowledged QoS 1 message
+        # at a time, so a hundred re-sends must not stand in front of a cut
+        sends = []
         for view in self.connectors.values():
             amps = limits.get(view.key, 0.0)  # not charging: 0 until its session is seen
-            reason = "fail-safe" if silent else (view.status or "")[:100]
-            if full or amps != view.limit_a:
-                self.bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason=reason),
-                                 station=view.station, connector=view.connector)
+            before = view.limit_a
+            if before is not None and amps < before:
+                sends.append((0, view, amps))
+            elif amps != before:
+                sends.append((1, view, amps))
+            elif view.resend or now - view.sent_at >= cfg.resend_s:
+                sends.append((2, view, amps))
             view.limit_a = amps
+        for _, view, amps in sorted(sends, key=lambda s: s[0]):
+            reason = "fail-safe" if silent else (view.status or "")[:100]
+            self.bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason=reason),
+                             station=view.station, connector=view.connector)
+            view.sent_at, view.resend = now, False
+        for view in self.connectors.values():
             self._publish_mode(view, only_if_changed=True)
         if full or silent != self._site_fail_safe:
             self._publish_site(silent, charge_w, surplus_w)

@@ -25,6 +25,9 @@ class EnergySettings(BusSettings):
     energy_failsafe_a: float = Field(default=6.0, ge=0, le=1000)
     energy_meter_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     energy_period_s: float = Field(default=1.0, gt=0, le=60)
+    # an unchanged limit is sent again this often (all of a station's when its gateway comes
+    # online); changed limits go at once
+    energy_resend_s: float = Field(default=10.0, ge=0.1, le=3600)
     energy_connectors: int = Field(default=1, ge=1, le=32, description="per station")
     energy_connector_max_a: float = Field(default=16.0, ge=6, le=100)
     energy_connector_phases: Literal[1, 3] = 3
