@@ -263,8 +263,9 @@ ENERGY_SITE = _ch("energy/site", m.SiteState, retain=True, writers=ENERGY,
                            "fail_safe": False, "ts": _TS})
 ENERGY_LIMIT = _ch("energy/{connector}/limit/set", m.EnergyLimitCommand, retain=False,
                    writers=ENERGY,
-                   doc="The energy manager's limit for a connector, re-sent every control "
-                       "period; the gateway charges at min(OCPP profile, this, off-peak, "
+                   doc="The energy manager's limit for a connector, sent when it changes, "
+                       "again every VOLTBUS_ENERGY_RESEND_S and when the station's gateway "
+                       "comes online; the gateway charges at min(OCPP profile, this, off-peak, "
                        "hardware maximum); below 6 A it pauses.",
                    example={"amps": 10.0, "reason": "fuse share", "ts": _TS})
 ENERGY_MODE = _ch("energy/{connector}/mode", m.ChargeModeState, retain=True, writers=ENERGY,
