@@ -136,3 +136,12 @@ async def test_waiters_are_woken_without_a_task_per_message(csms: Csms) -> None:
             await st.call(call.Heartbeat())
         assert (await waiting) == {}
     assert csms.central.messages._waiters == set()
+
+
+async def test_handler_signatures_are_computed_once(csms: Csms) -> None:
+    from voltbus_devcsms.v201 import StationSession201
+
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+    frozen = vars(StationSession201.on_transaction_event)["__signature__"]
+    assert list(frozen.parameters)[:3] == ["self", "event_type", "timestamp"]

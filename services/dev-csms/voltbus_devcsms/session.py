@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import time
@@ -44,6 +45,7 @@ class SessionBase:
         super().__init__(station, connection, response_timeout=csms.response_timeout_s,  # type: ignore[call-arg]
                          logger=ocpp_logger())
         self.csms = csms
+        _freeze_signatures(self.route_map)  # type: ignore[attr-defined]
         self._unanswered: dict[str, tuple[str, float]] = {}  # CALL id -> (action, arrived at)
         self.current: Recorded | None = None  # the CALL being handled
         self._awaiting: str | None = None  # the id of our own CALL in flight
@@ -184,6 +186,16 @@ class SessionBase:
         for stamp in stamps:
             self.check(rules.FUTURE_TIMESTAMP,
                        rules.in_future(stamp, self.csms.behaviour.clock()))
+
+
+def _freeze_signatures(route_map: dict[str, dict[str, Any]]) -> None:
+    """Give each handler a precomputed __signature__: the ocpp package calls inspect.signature
+    on the handler for every CALL (about a tenth of the central system's CPU per message)."""
+    for route in route_map.values():
+        for key in ("_on_action", "_after_action"):
+            func = getattr(route.get(key), "__func__", None)
+            if func is not None and "__signature__" not in vars(func):
+                func.__signature__ = inspect.signature(func)
 
 
 def _decode(raw: str) -> list[Any] | None:
