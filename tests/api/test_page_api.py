@@ -207,3 +207,43 @@ async def test_the_local_curve_keeps_8_hours_in_bounded_memory() -> None:
     assert 8 * 360 <= len(ts) <= 8 * 360 + 256  # 10 s buckets of the last 8 h (+ a trim chunk)
     assert ts[-1] == (t0 + timedelta(seconds=10 * 3600 - 10)).timestamp()
     assert max(watts) < 1010
+
+
+async def test_a_browser_leaving_the_live_stream_leaves_no_task_behind(
+        mosquitto: Broker, peers: Peers, station: str, tmp_path: Path) -> None:
+    """The page closes its EventSource on logout; the stream's pending queue.get() must go too
+    (it lingered until garbage collection: 'Task was destroyed but it is pending!')."""
+    import asyncio
+
+    from tests.api.served import served_api
+
+    def getters_of(queues: set[object]) -> set[asyncio.Task[object]]:
+        """Pending queue.get() tasks on these queues."""
+        found = set()
+        for task in asyncio.all_tasks():
+            frame = getattr(task.get_coro(), "cr_frame", None)
+            if frame is not None and frame.f_locals.get("self") in queues:
+                found.add(task)
+        return found
+
+    async with served_api(api_settings(mosquitto, station, tmp_path)) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=5) as client, client.stream(
+                "GET", "/api/v1/events",
+                headers={"Authorization": f"Bearer {api.token}"}) as stream:
+            chunks = stream.aiter_bytes()  # held open: the browser is still there
+            received = b""
+            while b"event: snapshot" not in received:
+                received += await anext(chunks)
+            streams = set(api.ctx.cache._queues)  # the live stream's queue
+            assert len(streams) == 1
+
+            async def waiting() -> bool:
+                return len(getters_of(streams)) == 1
+
+            await eventually(waiting)
+            getter = getters_of(streams)
+
+        async def gone() -> bool:
+            return all(t.done() for t in getter) and not api.ctx.cache._queues
+
+        await eventually(gone)

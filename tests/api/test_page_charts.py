@@ -121,6 +121,12 @@ async def test_charts_costs_phases_pause_and_offpeak(
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # A Content-Security-Policy refusal (say, of the chart library's styles) is a console error.
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and
+                "401 (Unauthorized)" not in msg.text else None)
+        failed: list[str] = []
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400
+                else None)
         await log_in(page, api.url, "admin", password)
         card = page.locator(f"#c-{station}-1")
 
@@ -215,9 +221,11 @@ async def test_charts_costs_phases_pause_and_offpeak(
             assert canvas is not None
             assert canvas["x"] + canvas["width"] <= outer["x"] + outer["width"] + 1
         await page.screenshot(path=str(where / f"{name}.png"), full_page=True)
+        await page.locator("#history").screenshot(path=str(where / f"{name}-history.png"))
         await card.screenshot(path=str(where / f"{name}-card.png"))
         await energy.screenshot(path=str(where / f"{name}-energy.png"))
         assert errors == []
+        assert failed == [f"401 {api.url}/api/v1/auth/me"]  # before logging in, nothing else
         await browser.close()
 
 

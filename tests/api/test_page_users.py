@@ -11,7 +11,7 @@ from playwright.async_api import Page, async_playwright, expect
 from tests.api.conftest import Peers, api_settings
 from tests.api.served import Served, served_api
 from tests.api.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 (fixture)
-from tests.api.test_page_charts import log_in
+from tests.api.test_page_charts import PHONE, log_in, shots
 from tests.fixtures.mosquitto import Broker
 from voltbus_common import channels as ch
 from voltbus_common.enums import ConnectorStatus
@@ -39,7 +39,7 @@ async def test_login_page_hides_log_out_and_names_the_real_password_file(
     async with served_api(api_settings(mosquitto, station, tmp_path)) as api, \
             async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = await browser.new_page()
+        page = await browser.new_page(viewport=PHONE, is_mobile=True)
         await page.goto(api.url + "/")
         await expect(page.locator("#login-form")).to_be_visible()
         await expect(page.locator("#logout")).to_be_hidden()
@@ -47,6 +47,8 @@ async def test_login_page_hides_log_out_and_names_the_real_password_file(
         await expect(page.locator("#first-login-path")).to_have_text(str(path))
         await expect(page.locator("#first-login-hint")).to_be_visible()
         assert "{data_dir}" not in await page.locator("#first-login-hint").inner_text()
+        await page.screenshot(path=str(shots(tmp_path) / "phone-login.png"))
+        assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         await browser.close()
 
 
@@ -95,6 +97,7 @@ async def test_admin_changes_the_first_password_and_manages_users(
         await page.fill("#user-password", "another password")
         await page.click("#user-form button")
         await expect(page.locator("#users-error")).to_have_text("user 'vera' exists already")
+        await page.locator("#users-section").screenshot(path=str(shots(tmp_path) / "users.png"))
 
         await vera.locator(".role").select_option("admin")
         await expect(vera.locator(".role")).to_have_value("admin")

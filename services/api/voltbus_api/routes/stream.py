@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from voltbus_api.deps import ContextDep, StateDep
+from voltbus_api.state_cache import Change
 
 router = APIRouter(tags=["live"])
 KEEPALIVE_S = 15.0
@@ -24,6 +25,7 @@ async def events(cache: StateDep, ctx: ContextDep) -> AsyncIterator[ServerSentEv
     """
     queue = cache.subscribe()
     closing = asyncio.ensure_future(ctx.closing.wait())
+    getter: asyncio.Future[Change | None] | None = None
     try:
         yield ServerSentEvent(event="snapshot", data=[
             cache.station(s).model_dump(mode="json") for s in cache.stations])
@@ -42,6 +44,8 @@ async def events(cache: StateDep, ctx: ContextDep) -> AsyncIterator[ServerSentEv
                 yield ServerSentEvent(event="resync", data={})
                 return
             yield ServerSentEvent(event="change", data=change.model_dump(mode="json"))
-    finally:
+    finally:  # a browser that goes away cancels us inside wait(): the getter must not linger
+        if getter is not None:
+            getter.cancel()
         closing.cancel()
         cache.unsubscribe(queue)

@@ -332,10 +332,14 @@ async function loadHistory() {
   tbody.replaceChildren();
   for (const s of page.items) {
     const tr = document.createElement("tr");
-    for (const [text, cls] of [[new Date(s.started_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" }), ""], [`${s.station}/${s.connector}`, ""],
-      [s.id_tag, ""], [fmt.dur(s.duration_s), "num"], [(s.energy_wh / 1000).toFixed(3), "num"], [s.cost.toFixed(2), "num"], [s.stop_reason, ""]]) {
-      const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; tr.appendChild(td);
-    }
+    const heads = [...document.querySelectorAll("#history thead th")].map((th) => th.textContent);
+    const cells = [[new Date(s.started_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" }), ""], [`${s.station}/${s.connector}`, ""],
+      [s.id_tag, ""], [fmt.dur(s.duration_s), "num"], [(s.energy_wh / 1000).toFixed(3), "num"], [s.cost.toFixed(2), "num"], [s.stop_reason, ""]];
+    cells.forEach(([text, cls], i) => {
+      const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls;
+      td.dataset.label = heads[i]; // the column's name, shown beside the value on a phone
+      tr.appendChild(td);
+    });
     tbody.appendChild(tr);
   }
   $("#history-totals").textContent = `${page.total} sessions, ${(page.total_energy_wh / 1000).toFixed(3)} kWh in total` +
