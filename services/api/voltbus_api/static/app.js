@@ -212,7 +212,9 @@ function powerChart(card, c) {
     chart.plot = newPlot(el, {
       cursor: { y: false },
       scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
-      axes: [{ ...AXIS, values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false })) },
+      // Ticks closer than a minute (a short session) need the seconds, else labels repeat.
+      axes: [{ ...AXIS, values: (u, splits, axis, space, incr) => splits.map((v) => new Date(v * 1000).toLocaleTimeString([],
+        { hour: "2-digit", minute: "2-digit", second: incr < 60 ? "2-digit" : undefined, hour12: false })) },
         { ...AXIS, size: 52, values: (u, splits) => splits.map((v) => `${v} kW`) }],
       series: [{ value: (u, v) => (v == null ? "–" : new Date(v * 1000).toLocaleTimeString([], { hour12: false })) },
         { label: "power", stroke: "#1f6fb2", width: 2, fill: "#1f6fb222", points: { show: false },
