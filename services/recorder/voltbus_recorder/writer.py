@@ -38,22 +38,25 @@ class Writer:
     """The one task that moves points from the spool to InfluxDB."""
 
     def __init__(self, spool: Spool, sink: Sink, *, batch_size: int = 5000,
-                 max_age_s: float = 1.0, live_share: float = 0.25,
+                 max_age_s: float = 1.0, quiet_s: float = 0.3, live_share: float = 0.25,
                  retry_min_s: float = 0.5, retry_max_s: float = 30.0) -> None:
         self.spool = spool
         self.sink = sink
         self.batch_size = batch_size
         self.max_age_s = max_age_s
+        self.quiet_s = quiet_s
         self.live_share = live_share
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.stats = WriterStats()
         self._wake = asyncio.Event()
         self._pending_since: float | None = None
+        self._notified_at = time.monotonic()
         self._backlog = spool.committed > 0  # points from before a restart go out at once
 
     def notify(self) -> None:
         """New points were committed to the spool."""
+        self._notified_at = time.monotonic()
         self._wake.set()
 
     async def run(self) -> None:
@@ -101,7 +104,8 @@ class Writer:
                 self._backlog, self._pending_since = False, None
 
     async def _wait_for_batch(self) -> None:
-        """Return when a full batch waits, the oldest point is max_age old, or a backlog drains."""
+        """Return when a full batch waits, the oldest point is max_age old, nothing new came for
+        quiet_s (waiting longer would not make the batch bigger), or a backlog drains."""
         while True:
             if self._backlog or self.spool.committed >= self.batch_size:
                 return
@@ -110,7 +114,8 @@ class Writer:
                 now = time.monotonic()
                 if self._pending_since is None:
                     self._pending_since = now
-                timeout = self._pending_since + self.max_age_s - now
+                timeout = min(self._pending_since + self.max_age_s,
+                              self._notified_at + self.quiet_s) - now
                 if timeout <= 0:
                     return
             self._wake.clear()
