@@ -61,3 +61,90 @@ async def test_changed_limits_at_once_unchanged_rarely_all_when_the_gateway_retu
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_restarted_manager_resumes_the_plan_count_from_the_retained_mode(
+        mosquitto: Broker, station: str) -> None:
+    """The plan counts energy from the meter register it began at (plan_meter_start_wh, retained
+    on energy/{c}/mode): after a restart it neither starts over nor forgets the target."""
+    from datetime import timedelta
+
+    from voltbus_common.enums import ChargeMode
+    from voltbus_common.models import ChargeModeSetting, ChargeModeState, MeterReading
+
+    def manager(bus: Bus) -> EnergyManager:
+        return EnergyManager(
+            bus, Config(site=Site(fuse_a=25.0), failsafe_a=6.0, meter_timeout_s=30.0,
+                        period_s=0.1, timers=PvTimers()),
+            [ConnectorView(station, 1, (0, 1, 2), 16.0)], SimGrid([station]))
+
+    async def until_added(wh: float) -> ChargeModeState:
+        async def loop() -> ChargeModeState:
+            while True:
+                got = (await modes.get()).payload
+                if got is not None and got.plan_added_wh == wh:
+                    return got
+        return await asyncio.wait_for(loop(), 10)
+
+    def reading(wh: float) -> MeterReading:
+        return MeterReading(energy_wh=wh, power_w=0.0, current_a=[0.0] * 3, voltage_v=[230.0] * 3)
+
+    hardware = Bus(mosquitto.settings("hardware", stations=[station]), station=station,
+                   service=None)
+    operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
+                   service=None)
+    modes = collector(operator, ch.ENERGY_MODE, connector=1)
+    departure = datetime.now(UTC) + timedelta(hours=10)
+    async with running(hardware, operator):
+        hardware.publish(ch.METER, reading(50000.0), connector=1)
+        first_bus = Bus(mosquitto.settings("energy", stations=[station]), station=f"S{station}",
+                        service="energy")
+        first = manager(first_bus)
+        task = asyncio.create_task(first.run())
+        async with running(first_bus):
+            await asyncio.sleep(0.3)
+            operator.publish(ch.ENERGY_MODE_SET, ChargeModeSetting(
+                mode=ChargeMode.PLAN, plan_energy_wh=10000.0, plan_departure=departure),
+                connector=1)
+            hardware.publish(ch.METER, reading(53000.0), connector=1)
+            state = await until_added(3000.0)
+            assert state.plan_meter_start_wh == 50000.0
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        second_bus = Bus(mosquitto.settings("energy", stations=[station]), station=f"S{station}",
+                         service="energy")
+        second = manager(second_bus)
+        task = asyncio.create_task(second.run())
+        async with running(second_bus):
+            try:
+                hardware.publish(ch.METER, reading(54000.0), connector=1)
+                state = await until_added(4000.0)
+                assert state.mode is ChargeMode.PLAN
+                assert state.plan_energy_wh == 10000.0
+                assert state.plan_meter_start_wh == 50000.0
+                assert state.status is not None and state.status.startswith(
+                    "plan: 4.0 of 10.0 kWh")
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_plan_in_progress_does_not_resend_its_mode_state_every_decision() -> None:
+    """The slot in progress starts "now" at every replan: the mode state must not follow it."""
+    from datetime import timedelta
+
+    from tests.energy.site_sim import SiteSim
+    from voltbus_common.enums import ChargeMode
+    from voltbus_common.models import ChargeModeSetting
+
+    start = datetime(2026, 12, 3, 12, 0, 30, tzinfo=UTC)
+    sim = SiteSim([ConnectorView("CP1", 1, (0, 1, 2), 16.0)], fuse_a=25.0, start=start)
+    sim.manager.set_mode("CP1", 1, ChargeModeSetting(
+        mode=ChargeMode.PLAN, plan_energy_wh=50000.0, plan_departure=start + timedelta(hours=8)))
+    sim.plug_in("CP1/1")
+    mode_topic = ch.ENERGY_MODE.topic(sim.bus.root, station="CP1", connector=1)
+    before = sum(1 for t, *_ in sim.bus._outbox if t == mode_topic)
+    for _ in range(20):  # 20 one-second decisions, charging in the current slot
+        sim.step(1.0)
+    sent = sum(1 for t, *_ in sim.bus._outbox if t == mode_topic) - before
+    assert 1 <= sent <= 5  # the plan, its limit, and a status line per 0.1 kWh added

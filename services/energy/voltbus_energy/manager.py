@@ -306,9 +306,11 @@ class EnergyManager:
             PlanSlot(start=s.start, end=s.end, price_per_kwh=s.price_per_kwh,
                      co2_g_per_kwh=s.co2_g_per_kwh, energy_wh=round(s.energy_wh, 1))
             for s in plan.slots[:200]]
-        # a slot in progress ends a little later each second: compare to the minute
+        # a slot in progress starts "now" and its end moves as the car charges: compare to the
+        # minute, or every decision would send the mode state again
         said = (view.setting, view.limit_a, view.status,
-                tuple((s.start, round(s.end.timestamp() / 60)) for s in slots))
+                tuple((round(s.start.timestamp() / 60), round(s.end.timestamp() / 60))
+                      for s in slots))
         if only_if_changed and said == view.published:
             return
         view.published = said
