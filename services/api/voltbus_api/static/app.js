@@ -7,6 +7,7 @@ let stations = {};        // station id -> StationState
 let source = null;        // EventSource
 let me = null;
 let prices = { price_per_kwh: null, currency: "" };
+let monthCost = null;     // GET /costs: this month's finished sessions
 const charts = new Map(); // card id -> { plot, started, ts: [], kw: [] }
 let energyPeriod = "day";
 let energyPlot = null;
@@ -117,6 +118,7 @@ function render() {
       (down.length ? ` · offline: ${down.join(", ")}` : "") + recorder;
   });
   $("#link").textContent = link.join(" · ");
+  showMonthCost();
   for (const st of Object.values(stations)) {
     for (const c of st.connectors) {
       const id = `c-${st.station}-${c.connector}`;
@@ -299,12 +301,22 @@ for (const [id, period] of [["#energy-day", "day"], ["#energy-month", "month"]])
   });
 }
 
+// The month's finished sessions (as its report), plus what the running ones cost so far.
+function showMonthCost() {
+  if (!monthCost) return;
+  const running = Object.values(stations).flatMap((st) => st.connectors)
+    .filter((c) => c.transaction && c.transaction.started_at.slice(0, 7) === monthCost.month)
+    .reduce((sum, c) => sum + costOf(c.transaction.energy_wh), 0);
+  $("#month-cost").textContent = `${monthCost.cost.toFixed(2)} ${monthCost.currency}` +
+    (running > 0 ? ` + ${running.toFixed(2)} ${monthCost.currency} running` : "");
+}
+
 async function loadCosts() {
   const month = await api("/costs");
   prices = { price_per_kwh: month.price_per_kwh, currency: month.currency };
   $("#price").textContent = `${month.price_per_kwh.toFixed(2)} ${month.currency}/kWh`;
   $("#month-energy").textContent = `${num(month.energy_wh / 1000, 1)} kWh`;
-  $("#month-cost").textContent = `${month.cost.toFixed(2)} ${month.currency}`;
+  monthCost = month;
   $("#month-sessions").textContent = `${month.sessions} finished session${month.sessions === 1 ? "" : "s"} in ${month.month}`;
   $(".cost-head").textContent = `Cost (${month.currency})`;
   render();
