@@ -122,8 +122,8 @@ async def test_a_restarted_manager_resumes_the_plan_count_from_the_retained_mode
                 assert state.mode is ChargeMode.PLAN
                 assert state.plan_energy_wh == 10000.0
                 assert state.plan_meter_start_wh == 50000.0
-                assert state.status is not None and state.status.startswith(
-                    "plan: 4.0 of 10.0 kWh")
+                assert state.status is not None
+                assert state.status.startswith("plan: 4.0 of 10.0 kWh")
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
