@@ -34,7 +34,9 @@ THREE = (0, 1, 2)
 
 
 async def awattar_tariff() -> FeedTariff:
-    feed = PriceFeed(str(DATA / "awattar_2026-12-03.json"), "awattar", cache=None)
+    # the samples' own day as the feed's clock (a feed drops prices older than a day)
+    feed = PriceFeed(str(DATA / "awattar_2026-12-03.json"), "awattar", cache=None,
+                     clock=lambda: NOON)
     assert await feed.refresh()
     return FeedTariff(feed)
 
@@ -113,7 +115,8 @@ async def test_a_squeezed_hour_makes_the_plan_take_more_of_the_next_cheapest() -
 
 
 async def test_lowest_co2_plan_uses_the_cleanest_hours() -> None:
-    feed = PriceFeed(str(DATA / "generic_prices.csv"), "generic", cache=None)
+    feed = PriceFeed(str(DATA / "generic_prices.csv"), "generic", cache=None,
+                     clock=lambda: CET_MIDNIGHT)
     await feed.refresh()
     sim = SiteSim([ConnectorView("CP1", 1, THREE, 16.0)], fuse_a=25.0, start=CET_MIDNIGHT,
                   tariff=FeedTariff(feed))

@@ -4,6 +4,7 @@ back at start, and a failing feed keeps its table with a status that says why.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.energy.price_server import DATA, PriceServer, Route
+from tests.fixtures.mosquitto import Broker, collector, running
+from tests.fixtures.services import ServiceGroup, wait_online
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus
 from voltbus_energy.tariff.feed import FeedTariff, PriceFeed
 from voltbus_energy.tariff.prices import FixedTariff
 
@@ -107,7 +112,8 @@ async def test_a_newer_fetch_replaces_from_its_first_slot_and_keeps_the_hour_bef
 
 async def test_file_feed_and_co2_feed(tmp_path: Path) -> None:
     prices = feed(str(DATA / "awattar_2026-12-03.json"), "awattar", tmp_path)
-    co2 = PriceFeed(str(DATA / "generic_co2.json"), "generic", cache=None, what="CO2 feed")
+    co2 = PriceFeed(str(DATA / "generic_co2.json"), "generic", cache=None, what="CO2 feed",
+                    clock=lambda: NOW)
     assert await prices.refresh()
     assert await co2.refresh()
     tariff = FeedTariff(prices, co2=co2)
@@ -121,3 +127,50 @@ async def test_file_feed_and_co2_feed(tmp_path: Path) -> None:
     assert missing.status == "price feed failed (file not found); no prices"
     fixed_with_co2 = FeedTariff(None, co2=co2, fallback=FixedTariff(0.3))
     assert fixed_with_co2.slots(DAY, DAY + H)[0].co2_g_per_kwh == 312
+
+
+async def test_the_service_fetches_its_feed_caches_it_and_says_so_on_the_bus(
+        price_server: PriceServer, mosquitto: Broker, services: ServiceGroup, station: str,
+        tmp_path: Path) -> None:
+    """`python -m voltbus_energy` with a Tibber feed (token from a file): energy/site's
+    price_status, and the cache in $VOLTBUS_DATA_DIR/energy/prices.json."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    answer = {"data": {"viewer": {"homes": [{"currentSubscription": {"priceInfo": {
+        "today": [{"total": 0.25 + i / 100, "startsAt": (hour + i * H).isoformat()}
+                  for i in range(24)], "tomorrow": []}}}]}}}
+    price_server.routes["/gql"] = Route(200, json.dumps(answer).encode())
+    url = price_server.url("/gql")
+    (tmp_path / "token").write_text("s3cret\n")
+    site = f"S{station}"
+    services.start("energy", {
+        **mosquitto.env("energy"), "VOLTBUS_STATIONS": station, "VOLTBUS_ENERGY_SITE": site,
+        "VOLTBUS_DATA_DIR": str(tmp_path / "data"), "VOLTBUS_ENERGY_TARIFF": "feed",
+        "VOLTBUS_ENERGY_TARIFF_SOURCE": url, "VOLTBUS_ENERGY_TARIFF_FORMAT": "tibber",
+        "VOLTBUS_ENERGY_TARIFF_TOKEN_FILE": str(tmp_path / "token")})
+    operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
+                   service=None)
+    sites = collector(operator, ch.ENERGY_SITE, station=site)
+    async with running(operator):
+        await wait_online(mosquitto, site, ("energy",))
+
+        async def ok() -> str:
+            while True:
+                msg = await sites.get()
+                status = msg.payload.price_status if msg.payload else None
+                if status and status.startswith("ok"):
+                    return str(status)
+
+        try:
+            status = await asyncio.wait_for(ok(), 15)
+        except TimeoutError:
+            raise AssertionError(services.logs()) from None
+    until = (hour + 24 * H).strftime("%Y-%m-%dT%H:%MZ")
+    assert status.startswith(f"ok: 24 prices until {until}")
+    method, _, headers, _ = price_server.requests[0]
+    assert (method, headers["Authorization"]) == ("POST", "Bearer s3cret")
+    cache = tmp_path / "data" / "energy" / "prices.json"
+    for _ in range(50):  # written right after the table is taken (in a thread)
+        if cache.exists():
+            break
+        await asyncio.sleep(0.1)
+    assert len(json.loads(cache.read_text())["slots"]) == 24
