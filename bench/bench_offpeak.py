@@ -16,7 +16,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from voltbus_common.enums import CommandName, PilotState
-from voltbus_ocpp.config_store import ConfigStore
 from voltbus_ocpp.model.authorisation import Authoriser
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
@@ -27,7 +26,9 @@ from voltbus_ocpp.model.events import (
     PilotChanged,
 )
 from voltbus_ocpp.model.offpeak import OffPeakChanged, OffPeakSchedule
+from voltbus_ocpp.model.results import AuthStatus
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 
 T0 = datetime(2026, 1, 5, 18, 0, tzinfo=UTC)
 
@@ -45,7 +46,7 @@ def model(connectors: int, mode: str) -> StationModel:
     for n in m.connectors:
         m.handle(PilotChanged(n, PilotState.C))
         m.handle(Command(n, CommandName.START, "s", id_tag=f"TAG{n}"))
-        m.handle(AuthorizeAnswered(f"TAG{n}", "Accepted"))
+        m.handle(AuthorizeAnswered(f"TAG{n}", AuthStatus.ACCEPTED))
     return m
 
 

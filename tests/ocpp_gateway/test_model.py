@@ -17,7 +17,6 @@ from voltbus_common.enums import (
     PilotState,
     StopReason,
 )
-from voltbus_ocpp.config_store import ConfigStore
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser
 from voltbus_ocpp.model.connector import Facts, Reservation, Transaction, derive_status
 from voltbus_ocpp.model.events import (
@@ -48,7 +47,9 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
     Tick,
 )
+from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -117,7 +118,7 @@ def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
     assert kinds(model.handle(PilotChanged(1, PilotState.B))) == ["SendStatus", "SetLed"]
     assert status(model) is ConnectorStatus.PREPARING
     assert model.handle(CardPresented("TAG")) == [SendAuthorize("TAG")]
-    effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    effects = model.handle(AuthorizeAnswered("TAG", AuthStatus.ACCEPTED))
     assert kinds(effects) == ["SendStartTransaction", "SetCurrentLimit", "SetRelay",
                               "PublishTransaction", "PublishCharging", "SendStatus", "SetLed"]
     start = effects[0]
@@ -127,7 +128,7 @@ def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
     assert status(model) is ConnectorStatus.SUSPENDED_EV
     model.handle(PilotChanged(1, PilotState.C))
     assert status(model) is ConnectorStatus.CHARGING
-    model.handle(StartAnswered(start.local_id, 77, "Accepted"))
+    model.handle(StartAnswered(start.local_id, "77", AuthStatus.ACCEPTED))
     model.handle(MeterUpdated(1, reading(600.0)))
     clock.advance(9)
     assert model.handle(Tick()) == []
@@ -141,7 +142,7 @@ def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
     assert (stop.meter_stop_wh, stop.reason, stop.id_tag) == (650.0, StopReason.LOCAL, "TAG")
     assert SetRelay(1, False) in effects
     session = next(e for e in effects if isinstance(e, PublishSession))
-    assert session.transaction.transaction_id == 77
+    assert session.transaction.transaction_id == "77"
     assert status(model) is ConnectorStatus.FINISHING
     model.handle(PilotChanged(1, PilotState.A))
     assert status(model) is ConnectorStatus.AVAILABLE
@@ -151,7 +152,7 @@ def test_unplug_stops_with_ev_disconnected() -> None:
     model, _ = build()
     model.handle(PilotChanged(1, PilotState.B))
     model.handle(CardPresented("TAG"))
-    model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    model.handle(AuthorizeAnswered("TAG", AuthStatus.ACCEPTED))
     effects = model.handle(PilotChanged(1, PilotState.A))
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
     assert stop.reason is StopReason.EV_DISCONNECTED
@@ -162,14 +163,14 @@ def test_rejected_tag_does_not_start() -> None:
     model, _ = build()
     model.handle(PilotChanged(1, PilotState.B))
     model.handle(CardPresented("BAD"))
-    assert kinds(model.handle(AuthorizeAnswered("BAD", "Invalid"))) == []
+    assert kinds(model.handle(AuthorizeAnswered("BAD", AuthStatus.INVALID))) == []
     assert model.connectors[1].facts.tx is None
-    assert model.authoriser.cache["BAD"].status == "Invalid"
+    assert model.authoriser.cache["BAD"].status is AuthStatus.INVALID
 
 
 def test_remote_start_waits_for_plug_then_times_out() -> None:
     model, clock = build(ConnectionTimeOut="30")
-    assert Reply("Accepted") in model.handle(RemoteStart("TAG", 1))
+    assert Reply(Outcome.ACCEPTED) in model.handle(RemoteStart("TAG", 1))
     assert status(model) is ConnectorStatus.PREPARING
     clock.advance(31)
     model.handle(Tick())
@@ -184,17 +185,17 @@ def test_remote_start_with_authorize_remote_tx_requests_asks_first() -> None:
     model, _ = build(AuthorizeRemoteTxRequests="true")
     model.handle(PilotChanged(1, PilotState.B))
     effects = model.handle(RemoteStart("TAG"))
-    assert effects == [SendAuthorize("TAG"), Reply("Accepted")]
+    assert effects == [SendAuthorize("TAG"), Reply(Outcome.ACCEPTED)]
 
 
 @pytest.mark.parametrize(("event", "answer"), [
-    (RemoteStart("TAG", 2), "Rejected"),       # no connector 2
-    (RemoteStop(999), "Rejected"),             # no such transaction
-    (ChangeAvailability(5, False), "Rejected"),
-    (ChangeAvailability(0, False), "Accepted"),
-    (Reset(False), "Accepted"),
+    (RemoteStart("TAG", 2), Outcome.REJECTED),       # no connector 2
+    (RemoteStop("999"), Outcome.REJECTED),           # no such transaction
+    (ChangeAvailability(5, False), Outcome.REJECTED),
+    (ChangeAvailability(0, False), Outcome.ACCEPTED),
+    (Reset(False), Outcome.ACCEPTED),
 ])
-def test_central_requests_answers(event: Event, answer: str) -> None:
+def test_central_requests_answers(event: Event, answer: Outcome) -> None:
     model, _ = build()
     assert Reply(answer) in model.handle(event)
 
@@ -203,7 +204,7 @@ def test_change_availability_is_scheduled_during_a_transaction() -> None:
     model, _ = build()
     model.handle(PilotChanged(1, PilotState.C))
     model.handle(RemoteStart("TAG", 1))
-    assert model.handle(ChangeAvailability(1, False)) == [Reply("Scheduled")]
+    assert model.handle(ChangeAvailability(1, False)) == [Reply(Outcome.SCHEDULED)]
     assert status(model) is ConnectorStatus.CHARGING
     model.handle(Command(1, CommandName.STOP, "r"))
     model.handle(PilotChanged(1, PilotState.A))
@@ -215,10 +216,10 @@ def test_remote_stop_uses_the_real_transaction_id() -> None:
     model.handle(PilotChanged(1, PilotState.B))
     start = model.handle(RemoteStart("TAG", 1))[0]
     assert isinstance(start, SendStartTransaction)
-    assert model.handle(RemoteStop(5)) == [Reply("Rejected")]  # not answered yet
-    model.handle(StartAnswered(start.local_id, 5, "Accepted"))
-    effects = model.handle(RemoteStop(5))
-    assert Reply("Accepted") in effects
+    assert model.handle(RemoteStop("5")) == [Reply(Outcome.REJECTED)]  # not answered yet
+    model.handle(StartAnswered(start.local_id, "5", AuthStatus.ACCEPTED))
+    effects = model.handle(RemoteStop("5"))
+    assert Reply(Outcome.ACCEPTED) in effects
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
     assert stop.reason is StopReason.REMOTE
 
@@ -228,7 +229,7 @@ def test_invalid_start_answer_stops_transaction() -> None:
     model.handle(PilotChanged(1, PilotState.B))
     start = model.handle(RemoteStart("TAG", 1))[0]
     assert isinstance(start, SendStartTransaction)
-    effects = model.handle(StartAnswered(start.local_id, 9, "Blocked"))
+    effects = model.handle(StartAnswered(start.local_id, "9", AuthStatus.BLOCKED))
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
     assert stop.reason is StopReason.DE_AUTHORIZED
 
@@ -277,23 +278,23 @@ def test_command_start_answers_after_authorize() -> None:
     model, _ = build()
     assert model.handle(Command(1, CommandName.START, "r1", id_tag="TAG")) == [
         SendAuthorize("TAG")]
-    effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    effects = model.handle(AuthorizeAnswered("TAG", AuthStatus.ACCEPTED))
     assert answers(effects) == [(CommandStatus.ACCEPTED, None)]
     assert status(model) is ConnectorStatus.PREPARING
     model.handle(Command(1, CommandName.STOP, "r2"))
     model.handle(Command(1, CommandName.START, "r3", id_tag="NOPE"))
-    assert answers(model.handle(AuthorizeAnswered("NOPE", "Blocked"))) == [
+    assert answers(model.handle(AuthorizeAnswered("NOPE", AuthStatus.BLOCKED))) == [
         (CommandStatus.REJECTED, "id tag NOPE: Blocked")]
 
 
 @pytest.mark.parametrize(("config", "known", "accepted"), [
     ({}, None, False),
     ({"AllowOfflineTxForUnknownId": "true"}, None, True),
-    ({}, "Accepted", True),
-    ({"LocalAuthorizeOffline": "false"}, "Accepted", False),
-    ({"AllowOfflineTxForUnknownId": "true"}, "Blocked", False),
+    ({}, AuthStatus.ACCEPTED, True),
+    ({"LocalAuthorizeOffline": "false"}, AuthStatus.ACCEPTED, False),
+    ({"AllowOfflineTxForUnknownId": "true"}, AuthStatus.BLOCKED, False),
 ])
-def test_offline_authorisation(config: dict[str, str], known: str | None,
+def test_offline_authorisation(config: dict[str, str], known: AuthStatus | None,
                                accepted: bool) -> None:
     model, _ = build(**config)
     if known:
@@ -307,7 +308,7 @@ def test_offline_authorisation(config: dict[str, str], known: str | None,
 
 def test_local_pre_authorize_skips_authorize_for_cached_tag() -> None:
     model, _ = build(LocalPreAuthorize="true")
-    model.authoriser.cache["TAG"] = AuthEntry("Accepted", T0 + timedelta(days=1))
+    model.authoriser.cache["TAG"] = AuthEntry(AuthStatus.ACCEPTED, T0 + timedelta(days=1))
     model.handle(PilotChanged(1, PilotState.B))
     assert "SendStartTransaction" in kinds(model.handle(CardPresented("TAG")))
 
@@ -336,7 +337,7 @@ def test_tap_goes_to_the_plugged_connector_of_two() -> None:
     model, _ = build(connectors=2)
     model.handle(PilotChanged(2, PilotState.B))
     model.handle(CardPresented("TAG"))
-    effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    effects = model.handle(AuthorizeAnswered("TAG", AuthStatus.ACCEPTED))
     start = next(e for e in effects if isinstance(e, SendStartTransaction))
     assert start.connector == 2
 
@@ -351,19 +352,19 @@ def test_clock_aligned_meter_values() -> None:
     clock.advance(1)  # 12:15:00
     (aligned,) = model.handle(Tick())
     assert isinstance(aligned, SendMeterValues)
-    assert aligned.context == "Sample.Clock"
+    assert aligned.context is ReadingContext.CLOCK
 
 
 def test_reservation_accepts_a_tag_with_the_same_parent() -> None:
     model, _ = build()
-    model.authoriser.cache["CHILD"] = AuthEntry("Accepted", None, "FLEET")
-    model.authoriser.cache["STRANGER"] = AuthEntry("Accepted", None, "OTHER")
+    model.authoriser.cache["CHILD"] = AuthEntry(AuthStatus.ACCEPTED, None, "FLEET")
+    model.authoriser.cache["STRANGER"] = AuthEntry(AuthStatus.ACCEPTED, None, "OTHER")
     assert model.reserve(1, Reservation(3, "OWNER", "FLEET", T0 + timedelta(hours=1))) == (
-        "Accepted")
+        Outcome.ACCEPTED)
     model.handle(PilotChanged(1, PilotState.B))
     assert model.handle(CardPresented("STRANGER")) == []
     assert model.handle(CardPresented("CHILD")) == [SendAuthorize("CHILD")]
-    start = model.handle(AuthorizeAnswered("CHILD", "Accepted", None, "FLEET"))[0]
+    start = model.handle(AuthorizeAnswered("CHILD", AuthStatus.ACCEPTED, None, "FLEET"))[0]
     assert isinstance(start, SendStartTransaction)
     assert start.reservation_id == 3
 
@@ -372,13 +373,13 @@ def test_another_tag_of_the_same_group_stops_the_transaction() -> None:
     model, _ = build()
     model.handle(PilotChanged(1, PilotState.C))
     model.handle(CardPresented("DAD"))
-    model.handle(AuthorizeAnswered("DAD", "Accepted", None, "FAMILY"))
+    model.handle(AuthorizeAnswered("DAD", AuthStatus.ACCEPTED, None, "FAMILY"))
     assert model.connectors[1].facts.tx is not None
     assert model.handle(CardPresented("MUM")) == [SendAuthorize("MUM")]
-    assert model.handle(AuthorizeAnswered("MUM", "Accepted", None, "NEIGHBOURS")) == []
+    assert model.handle(AuthorizeAnswered("MUM", AuthStatus.ACCEPTED, None, "NEIGHBOURS")) == []
     assert model.connectors[1].facts.tx is not None
     model.handle(CardPresented("KID"))
-    effects = model.handle(AuthorizeAnswered("KID", "Accepted", None, "FAMILY"))
+    effects = model.handle(AuthorizeAnswered("KID", AuthStatus.ACCEPTED, None, "FAMILY"))
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
     assert (stop.id_tag, stop.reason) == ("KID", StopReason.LOCAL)
 

@@ -8,7 +8,6 @@ import pytest
 
 from tests.ocpp_gateway.test_model import T0, build, reading
 from voltbus_common.enums import PilotState, StopReason
-from voltbus_ocpp.config_store import ConfigStore
 from voltbus_ocpp.model.events import (
     Effect,
     MeterUpdated,
@@ -20,8 +19,12 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
     Tick,
 )
+from voltbus_ocpp.model.results import AuthStatus, ReadingContext
 from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.protocol.v16 import convert
+from voltbus_ocpp.protocol.v16.config_store import ConfigStore
+
+PERIODIC, CLOCK = ReadingContext.PERIODIC, ReadingContext.CLOCK
 
 
 def meter_values(effects: list[Effect]) -> list[SendMeterValues]:
@@ -49,11 +52,11 @@ def test_clock_aligned_values_are_sent_outside_a_transaction_too() -> None:
     clock.advance(1)
     (idle,) = meter_values(model.handle(Tick()))
     assert (idle.local_id, idle.context, idle.ts.minute, idle.ts.second) == (
-        None, "Sample.Clock", 15, 0)
+        None, ReadingContext.CLOCK, 15, 0)
     begun = start(model, 20.0)
     clock.advance(900)
     (in_tx,) = meter_values(model.handle(Tick()))
-    assert (in_tx.local_id, in_tx.context) == (begun.local_id, "Sample.Clock")
+    assert (in_tx.local_id, in_tx.context) == (begun.local_id, ReadingContext.CLOCK)
     model.handle(RemoteStart("X", 1))  # busy: ignored
     model.handle(PilotChanged(1, PilotState.A))  # unplugged: stopped
     clock.advance(900)
@@ -84,13 +87,13 @@ def test_no_meter_no_clock_aligned_values() -> None:
 
 @pytest.mark.parametrize(("sampled", "aligned", "contexts"), [
     ("", "", []),
-    ("Energy.Active.Import.Register", "", ["Sample.Periodic"] * 3),
-    ("", "Power.Active.Import", ["Sample.Clock"]),
+    ("Energy.Active.Import.Register", "", [PERIODIC] * 3),
+    ("", "Power.Active.Import", [CLOCK]),
     ("Energy.Active.Import.Register", "Power.Active.Import",
-     ["Sample.Periodic", "Sample.Periodic", "Sample.Clock", "Sample.Periodic"]),
+     [PERIODIC, PERIODIC, CLOCK, PERIODIC]),
 ])
-def test_stop_transaction_data_keeps_the_configured_samples(sampled: str, aligned: str,
-                                                           contexts: list[str]) -> None:
+def test_stop_transaction_data_keeps_the_configured_samples(
+        sampled: str, aligned: str, contexts: list[ReadingContext]) -> None:
     model, clock = build(MeterValueSampleInterval="300", ClockAlignedDataInterval="900",
                          StopTxnSampledData=sampled, StopTxnAlignedData=aligned)
     begun = start(model)
@@ -102,8 +105,8 @@ def test_stop_transaction_data_keeps_the_configured_samples(sampled: str, aligne
     (stop,) = stops(model.handle(PilotChanged(1, PilotState.A)))
     got = [s.context for s in stop.samples]
     assert sorted(got) == sorted(contexts)
-    payload = convert.stop_transaction(stop, [m for m in [sampled] if m],
-                                       [m for m in [aligned] if m])
+    payload = convert.stop_transaction(stop, [convert.MEASURAND_OF[m] for m in [sampled] if m],
+                                       [convert.MEASURAND_OF[m] for m in [aligned] if m])
     if not contexts:
         assert "transactionData" not in payload
         return
@@ -132,9 +135,9 @@ def test_max_energy_on_invalid_id(stop_on_invalid: str, cap: str, meters: list[f
     effects: list[Effect] = []
     if len(meters) == 1:
         model.handle(MeterUpdated(1, reading(meters[0])))
-        effects = model.handle(StartAnswered(begun.local_id, 5, "Invalid"))
+        effects = model.handle(StartAnswered(begun.local_id, "5", AuthStatus.INVALID))
     else:
-        effects = model.handle(StartAnswered(begun.local_id, 5, "Invalid"))
+        effects = model.handle(StartAnswered(begun.local_id, "5", AuthStatus.INVALID))
         assert stops(effects) == []
         for energy in meters:
             effects = model.handle(MeterUpdated(1, reading(energy)))
@@ -148,7 +151,7 @@ def test_max_energy_on_invalid_id(stop_on_invalid: str, cap: str, meters: list[f
 def test_accepted_start_has_no_energy_cap() -> None:
     model, _ = build(StopTransactionOnInvalidId="false", MaxEnergyOnInvalidId="10")
     begun = start(model, 1000.0)
-    model.handle(StartAnswered(begun.local_id, 5, "Accepted"))
+    model.handle(StartAnswered(begun.local_id, "5", AuthStatus.ACCEPTED))
     assert stops(model.handle(MeterUpdated(1, reading(5000.0)))) == []
 
 

@@ -25,6 +25,7 @@ from voltbus_ocpp.model.events import (
     Tick,
 )
 from voltbus_ocpp.model.relay import MAX_RESENDS, RelayKeeper, Verdict, verdict
+from voltbus_ocpp.model.results import AuthStatus
 from voltbus_ocpp.model.station import StationModel
 
 GRACE = 3.0
@@ -81,7 +82,7 @@ def started(**config: str) -> tuple[StationModel, FakeClock]:
     model, clock = build(**config)
     model.handle(PilotChanged(1, PilotState.B))
     model.handle(CardPresented("TAG"))
-    effects = model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    effects = model.handle(AuthorizeAnswered("TAG", AuthStatus.ACCEPTED))
     assert SetRelay(1, True) in effects
     return model, clock
 

@@ -17,6 +17,7 @@ from voltbus_ocpp.model.events import (
     SetCurrentLimit,
 )
 from voltbus_ocpp.model.offpeak import OffPeakChanged
+from voltbus_ocpp.model.results import AuthStatus
 from voltbus_ocpp.model.station import StationModel
 
 OPENS = datetime(2026, 1, 5, 22, 0, tzinfo=UTC)
@@ -36,7 +37,7 @@ def charging_session(model: StationModel, request_id: str = "s") -> list[Effect]
     """Plugged in and drawing; a start command authorised by the central system."""
     model.handle(PilotChanged(1, PilotState.C))
     asked = model.handle(Command(1, CommandName.START, request_id, id_tag="TAG"))
-    return asked + model.handle(AuthorizeAnswered("TAG", "Accepted"))
+    return asked + model.handle(AuthorizeAnswered("TAG", AuthStatus.ACCEPTED))
 
 
 def test_closed_window_holds_a_new_session_at_zero_then_opens() -> None:

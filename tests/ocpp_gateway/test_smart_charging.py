@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from voltbus_ocpp.model.results import Outcome
 from voltbus_ocpp.model.smart_charging import SmartCharging
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # a Monday
@@ -73,14 +74,14 @@ def test_limit_at(profiles: list[tuple[int, dict[str, Any]]], when: float,
                   expected: float | None) -> None:
     smart = SmartCharging(phases=3)
     for connector, p in profiles:
-        assert smart.install(connector, p, None) == "Accepted"
+        assert smart.install(connector, p, None) is Outcome.ACCEPTED
     assert smart.limit_a(1, at(when)) == expected
 
 
 def test_relative_profile_counts_from_the_transaction_start() -> None:
     smart = SmartCharging()
     assert smart.install(1, prof(1, "TxDefaultProfile", [(0, 6), (120, 16)], kind="Relative",
-                                 start=None), None) == "Accepted"
+                                 start=None), None) is Outcome.ACCEPTED
     assert smart.limit_a(1, at(1000), tx_start=at(950), in_tx=True) == 6.0
     assert smart.limit_a(1, at(1070), tx_start=at(950), in_tx=True) == 16.0
 
@@ -88,13 +89,14 @@ def test_relative_profile_counts_from_the_transaction_start() -> None:
 def test_tx_profile_overrides_tx_default_and_ends_with_the_transaction() -> None:
     smart = SmartCharging()
     smart.install(0, prof(1, "TxDefaultProfile", [(0, 16)]), None)
-    assert smart.install(1, prof(2, "TxProfile", [(0, 6)]), None) == "Rejected"  # no tx
-    assert smart.install(1, prof(2, "TxProfile", [(0, 6)], transactionId=4), 3) == "Rejected"
-    assert smart.install(1, prof(2, "TxProfile", [(0, 6)]), 3) == "Accepted"
-    assert smart.limit_a(1, at(0), tx_id=3, in_tx=True) == 6.0
+    assert smart.install(1, prof(2, "TxProfile", [(0, 6)]), None) is Outcome.REJECTED  # no tx
+    assert smart.install(1, prof(2, "TxProfile", [(0, 6)], transactionId=4),
+                         "3") is Outcome.REJECTED
+    assert smart.install(1, prof(2, "TxProfile", [(0, 6)]), "3") is Outcome.ACCEPTED
+    assert smart.limit_a(1, at(0), tx_id="3", in_tx=True) == 6.0
     assert smart.limit_a(1, at(0)) == 16.0  # outside the transaction
-    smart.end_transaction(3)
-    assert smart.limit_a(1, at(0), tx_id=3, in_tx=True) == 16.0
+    smart.end_transaction("3")
+    assert smart.limit_a(1, at(0), tx_id="3", in_tx=True) == 16.0
 
 
 def test_same_purpose_and_level_replaces_and_clear_by_criteria() -> None:
@@ -102,7 +104,7 @@ def test_same_purpose_and_level_replaces_and_clear_by_criteria() -> None:
     smart.install(0, prof(1, "TxDefaultProfile", [(0, 16)]), None)
     smart.install(0, prof(2, "TxDefaultProfile", [(0, 10)]), None)
     assert [p.id for p in smart.profiles] == [2]
-    assert smart.install(1, prof(3, "ChargePointMaxProfile", [(0, 10)]), None) == "Rejected"
+    assert smart.install(1, prof(3, "ChargePointMaxProfile", [(0, 10)]), None) is Outcome.REJECTED
     assert smart.clear(purpose="ChargePointMaxProfile") is False
     assert smart.clear(stack_level=0) is True
     assert smart.profiles == []

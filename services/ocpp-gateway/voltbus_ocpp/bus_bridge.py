@@ -177,13 +177,14 @@ class BusBridge:
                                                                  ts=ts), connector=n)
             case PublishTransaction(connector=n, transaction=tx):
                 bus.publish(ch.TRANSACTION, None if tx is None else TransactionState(
-                    transaction_id=tx.transaction_id, id_tag=tx.id_tag,
+                    transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
                     started_at=tx.started_at, meter_start_wh=tx.meter_start_wh,
                     energy_wh=max(0.0, tx.energy_wh - tx.meter_start_wh)), connector=n)
             case PublishSession(connector=n, transaction=tx, stopped_at=at, meter_stop_wh=stop,
                                 reason=reason):
                 bus.publish(ch.SESSION, SessionSummary(
-                    transaction_id=tx.transaction_id, id_tag=tx.id_tag, started_at=tx.started_at,
+                    transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
+                    started_at=tx.started_at,
                     stopped_at=at, meter_start_wh=tx.meter_start_wh, meter_stop_wh=stop,
                     energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason),
                     connector=n)
@@ -200,6 +201,15 @@ class BusBridge:
             case _:
                 return False
         return True
+
+
+def _bus_transaction_id(value: str | None) -> int | None:
+    """The bus contract carries the central system's id as an integer (what OCPP 1.6 gives); a
+    non-numeric id is not shown there (a contract field for it is to be added with 2.0.1)."""
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
 def _salvage(raw: bytes) -> tuple[str | None, CommandName | None]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from voltbus_ocpp.maintenance import Maintenance
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser
-from voltbus_ocpp.model.connector import Reservation
+from voltbus_ocpp.model.connector import Reservation, Transaction
 from voltbus_ocpp.model.events import (
     ChangeAvailability,
     Effect,
@@ -28,15 +28,16 @@ from voltbus_ocpp.model.events import (
     Tick,
     Unlock,
 )
+from voltbus_ocpp.model.results import Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import Installed, SmartCharging
 from voltbus_ocpp.protocol.v16 import convert
 
 if TYPE_CHECKING:
-    from voltbus_ocpp.config_store import ConfigStore
     from voltbus_ocpp.link import Link
     from voltbus_ocpp.messenger import Messenger
     from voltbus_ocpp.model.station import StationModel
     from voltbus_ocpp.offline_queue import OfflineQueue
+    from voltbus_ocpp.protocol.v16.config_store import ConfigStore
     from voltbus_ocpp.settings import GatewaySettings
     from voltbus_ocpp.store import AuthTable, Store
 
@@ -51,7 +52,13 @@ class _TooLong(Exception):
 
 
 def _reply(effects: list[Effect]) -> str:
-    return next(e.status for e in reversed(effects) if isinstance(e, Reply))
+    return convert.outcome(next(e.status for e in reversed(effects) if isinstance(e, Reply)))
+
+
+def tx_key(tx: Transaction) -> str:
+    """The id charging profiles know a transaction by: its central-system id, else minus its
+    local id (a TxProfile may arrive before the start was answered)."""
+    return tx.transaction_id or str(-tx.local_id)
 
 
 class CentralRequests:
@@ -101,13 +108,13 @@ class CentralRequests:
 
     def _install_tx_profile(self, connector: int, profile: dict[str, Any]) -> None:
         tx = self.model.connectors[connector].facts.tx
-        self.smart.install(connector, profile, tx.transaction_id or -tx.local_id if tx else None)
+        self.smart.install(connector, profile, tx_key(tx) if tx else None)
         self.save_profiles()
         self.apply_profiles()
 
     def remote_stop(self, transaction_id: int) -> str:
         """RemoteStopTransaction."""
-        return _reply(self.dispatch(RemoteStop(transaction_id)))
+        return _reply(self.dispatch(RemoteStop(str(transaction_id))))
 
     def change_configuration(self, key: str, value: str) -> str:
         """ChangeConfiguration; the value of AuthorizationKey is never logged."""
@@ -228,13 +235,13 @@ class CentralRequests:
                 meter = self.model.connectors[n].facts.meter
                 if meter is None:
                     continue
-                values = convert.sampled_values(meter, self.config.get_list(
-                    "MeterValuesSampledData"), "Trigger")
+                values = convert.sampled_values(meter, self.config.sampled_measurands,
+                                                ReadingContext.TRIGGER)
                 payload: dict[str, Any] = {"connectorId": n, "meterValue": [
                     {"timestamp": convert.iso(self.clock()), "sampledValue": values}]}
                 tx = self.model.connectors[n].facts.tx
                 if tx is not None and tx.transaction_id is not None:
-                    payload["transactionId"] = tx.transaction_id
+                    payload["transactionId"] = convert.transaction_id(tx.transaction_id)
                 self.messenger.send("MeterValues", payload)
 
     # --- Local Auth List -----------------------------------------------------------------------
@@ -265,7 +272,8 @@ class CentralRequests:
                         continue
                     expiry = info.get("expiryDate")
                     self.local_list[entry["idTag"]] = AuthEntry(
-                        info["status"], convert.parse_time(expiry) if expiry else None,
+                        convert.auth_status(info["status"]),
+                        convert.parse_time(expiry) if expiry else None,
                         info.get("parentIdTag"))
                 if len(self.local_list) > self.config.get_int("LocalAuthListMaxLength"):
                     raise _TooLong
@@ -284,7 +292,7 @@ class CentralRequests:
         status = self.model.reserve(connector, Reservation(
             reservation_id, id_tag, parent_id_tag, convert.parse_time(expiry)))
         self.dispatch(Tick())
-        return status
+        return convert.outcome(status)
 
     def cancel_reservation(self, reservation_id: int) -> str:
         """CancelReservation."""
@@ -320,12 +328,11 @@ class CentralRequests:
                 profile["chargingProfileId"] not in {p.id for p in self.smart.profiles}:
             return "Rejected"
         tx = self.model.connectors[connector].facts.tx if connector else None
-        running = None if tx is None else (tx.transaction_id or -tx.local_id)
-        status = self.smart.install(connector, profile, running)
-        if status == "Accepted":
+        status = self.smart.install(connector, profile, None if tx is None else tx_key(tx))
+        if status is Outcome.ACCEPTED:
             self.save_profiles()
             self.apply_profiles()
-        return status
+        return convert.outcome(status)
 
     def clear_profile(self, profile_id: int | None, connector: int | None,
                       purpose: str | None, stack_level: int | None) -> str:
@@ -346,7 +353,7 @@ class CentralRequests:
         tx = self.model.connectors[connector].facts.tx if connector else None
         periods = self.smart.composite(
             connector or 1, now, duration_s, in_tx=tx is not None,
-            tx_id=(tx.transaction_id or -tx.local_id) if tx else None,
+            tx_id=tx_key(tx) if tx else None,
             tx_start=tx.started_at if tx else None)
         if not periods:
             return None

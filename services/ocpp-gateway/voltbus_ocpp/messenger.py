@@ -24,7 +24,7 @@ from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_
 from ocpp.exceptions import OCPPError
 from ocpp.v16 import ChargePoint, call
 
-from voltbus_ocpp.config_store import ConfigStore
+from voltbus_ocpp.model.config import StationConfig
 from voltbus_ocpp.offline_queue import OfflineQueue
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ async def send_call(cp: ChargePoint, action: str, payload: dict[str, Any]) -> di
 class Messenger:
     """The station's sender; `run(cp)` while registered, `stop()` when the link drops."""
 
-    def __init__(self, station: str, queue: OfflineQueue, config: ConfigStore, *,
+    def __init__(self, station: str, queue: OfflineQueue, config: StationConfig, *,
                  on_durable_answer: Callable[[str, int | None, dict[str, Any]], None],
                  on_durable_dropped: Callable[[str, int | None], None]) -> None:
         self.station = station
@@ -126,7 +126,7 @@ class Messenger:
                 raise asyncio.CancelledError
             if not self.items:
                 self.wake.clear()
-                interval = self.config.get_seconds("HeartbeatInterval")
+                interval = self.config.heartbeat_interval_s
                 wait = None if interval <= 0 else max(0.0, self.last_sent + interval
                                                       - time.monotonic())
                 try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
@@ -170,15 +170,14 @@ class Messenger:
             answer = await send_call(cp, entry.action, payload)
         except (OCPPError, TimeoutError) as exc:
             attempts = self.queue.failed(entry.seq)
-            limit = self.config.get_int("TransactionMessageAttempts")
+            limit = self.config.message_attempts
             log.warning("%s: %s failed (%s), attempt %d of %d", self.station, entry.action,
                         exc or "timeout", attempts, limit)
             if attempts >= limit:
                 self.queue.done(entry.seq)
                 self.on_durable_dropped(entry.action, entry.local_id)
                 return True
-            await asyncio.sleep(self.config.get_seconds("TransactionMessageRetryInterval")
-                                * attempts)
+            await asyncio.sleep(self.config.message_retry_interval_s * attempts)
             return False
         self.last_sent = time.monotonic()
         self.queue.done(entry.seq)

@@ -69,15 +69,15 @@ class OfflineQueue:
         row = self.db.execute("SELECT attempts FROM outbox WHERE seq=?", (seq,)).fetchone()
         return int(row[0]) if row else 0
 
-    def resolve(self, local_id: int, transaction_id: int) -> None:
+    def resolve(self, local_id: int, transaction_id: str) -> None:
         """Record the real transactionId of a local transaction."""
         self.db.execute("INSERT OR REPLACE INTO txmap VALUES (?, ?)", (local_id, transaction_id))
 
-    def transaction_id(self, local_id: int) -> int | None:
+    def transaction_id(self, local_id: int) -> str | None:
         """The real transactionId, once the central system gave it."""
         row = self.db.execute("SELECT transaction_id FROM txmap WHERE local_id=?",
                               (local_id,)).fetchone()
-        return None if row is None else row[0]
+        return None if row is None or row[0] is None else str(row[0])
 
     def ready(self, item: Queued) -> dict[str, Any] | None:
         """The payload to send, with the real transactionId filled in; None if it can never be
@@ -87,7 +87,7 @@ class OfflineQueue:
         transaction_id = self.transaction_id(item.local_id)
         if transaction_id is None:
             return None
-        return {**item.payload, "transactionId": transaction_id}
+        return {**item.payload, "transactionId": int(transaction_id)}
 
     def forget_transaction(self, local_id: int) -> int:
         """Drop every queued message of a transaction the central system never accepted."""

@@ -23,8 +23,7 @@ from voltbus_common.bus import Bus
 from voltbus_common.enums import RegistrationStatus, StopReason
 from voltbus_common.models import OcppConnection
 from voltbus_ocpp.bus_bridge import BusBridge
-from voltbus_ocpp.central_requests import CentralRequests
-from voltbus_ocpp.config_store import ConfigStore
+from voltbus_ocpp.central_requests import CentralRequests, tx_key
 from voltbus_ocpp.link import Link
 from voltbus_ocpp.maintenance import LogRing, Maintenance, snapshot_files
 from voltbus_ocpp.messenger import Live, Messenger, send_call
@@ -46,11 +45,13 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
     Tick,
 )
+from voltbus_ocpp.model.results import ReadingContext
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.offpeak_timer import OffPeakTimer
 from voltbus_ocpp.protocol.v16 import convert
+from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 from voltbus_ocpp.protocol.v16.handlers import V16ChargePoint
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import AuthTable, Store
@@ -112,7 +113,7 @@ class Station(CentralRequests):
             install_command=settings.firmware_install_command, time_scale=settings.time_scale)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch)
         self.bridge.attach()
-        self.config.listeners.append(self._config_changed)
+        self.config.on_change(self._config_changed)
         self.registration: RegistrationStatus | None = None
         self.cp: ChargePoint | None = None
         self._restart_after_reply = False
@@ -125,9 +126,9 @@ class Station(CentralRequests):
         self._held_status: dict[int, SendStatus] = {}
         self._reported: dict[int, tuple[object, object]] = {}
 
-    def _config_changed(self, key: str, _value: str) -> None:
-        """LightIntensity/BlinkRepeat apply to the LEDs at once."""
-        if key in ("LightIntensity", "BlinkRepeat"):
+    def _config_changed(self, name: str) -> None:
+        """LED intensity and blink repeat apply to the LEDs at once."""
+        if name in ("light_intensity_pct", "blink_repeat"):
             self.execute([c.led() for c in self.model.connectors.values()
                           if c.status is not None])
 
@@ -165,7 +166,7 @@ class Station(CentralRequests):
                 # outside a transaction: live, dropped while offline (only transaction
                 # messages must be kept, OCPP 1.6 4.7)
                 self.messenger.send("MeterValues", convert.meter_values(
-                    effect, self.config.get_list("MeterValuesAlignedData")))
+                    effect, self.config.aligned_measurands))
             elif isinstance(effect, SendStartTransaction | SendMeterValues | SendStopTransaction):
                 self._durable(effect)
             elif isinstance(effect, RelayMismatch):
@@ -216,15 +217,15 @@ class Station(CentralRequests):
             self.store.set_meta("next_local_id", str(effect.local_id + 1))
         elif isinstance(effect, SendMeterValues):
             action = "MeterValues"
-            payload = convert.meter_values(effect, self.config.get_list(
-                "MeterValuesSampledData" if effect.context == "Sample.Periodic"
-                else "MeterValuesAlignedData"))
+            payload = convert.meter_values(effect, self.config.sampled_measurands
+                                           if effect.context is ReadingContext.PERIODIC
+                                           else self.config.aligned_measurands)
             db.execute("UPDATE running SET energy_wh=? WHERE local_id=?",
                        (effect.reading.energy_wh, effect.local_id))
         else:
             action = "StopTransaction"
-            payload = convert.stop_transaction(effect, self.config.get_list("StopTxnSampledData"),
-                                               self.config.get_list("StopTxnAlignedData"))
+            payload = convert.stop_transaction(effect, self.config.stop_sampled_measurands,
+                                               self.config.stop_aligned_measurands)
             db.execute("DELETE FROM running WHERE local_id=?", (effect.local_id,))
             self.smart.end_transaction(self.queue.transaction_id(effect.local_id))
         self.queue.add(action, payload, effect.local_id)
@@ -235,7 +236,7 @@ class Station(CentralRequests):
             return
         info = answer.get("idTagInfo", {})
         expiry = info.get("expiryDate")
-        self.dispatch(AuthorizeAnswered(tag, info.get("status", "Invalid"),
+        self.dispatch(AuthorizeAnswered(tag, convert.auth_status(info.get("status", "Invalid")),
                                         convert.parse_time(expiry) if expiry else None,
                                         info.get("parentIdTag")))
 
@@ -243,11 +244,11 @@ class Station(CentralRequests):
                           answer: dict[str, Any]) -> None:
         if action != "StartTransaction" or local_id is None:
             return
-        transaction_id = int(answer["transactionId"])
+        transaction_id = str(int(answer["transactionId"]))
         self.queue.resolve(local_id, transaction_id)
         self.store.db.execute("UPDATE running SET transaction_id=? WHERE local_id=?",
                               (transaction_id, local_id))
-        status = answer.get("idTagInfo", {}).get("status", "Accepted")
+        status = convert.auth_status(answer.get("idTagInfo", {}).get("status", "Accepted"))
         self.dispatch(StartAnswered(local_id, transaction_id, status))
 
     def _durable_dropped(self, action: str, local_id: int | None) -> None:
@@ -341,7 +342,7 @@ class Station(CentralRequests):
         for c in self.model.connectors.values():
             tx = c.facts.tx
             limit = self.smart.limit_a(c.connector_id, now,
-                                       tx_id=(tx.transaction_id or -tx.local_id) if tx else None,
+                                       tx_id=tx_key(tx) if tx else None,
                                        tx_start=tx.started_at if tx else None,
                                        in_tx=tx is not None,
                                        sharing=charging if tx is not None else max(1, charging))
@@ -372,7 +373,8 @@ class Station(CentralRequests):
             log.warning("%s: transaction %s on connector %d was interrupted; stopping it (%s)",
                         self.id, row[6] or f"local {row[1]}", row[0], reason.value)
             self.dispatch(Recovered(row[0], row[1], row[2], datetime.fromisoformat(row[3]),
-                                    row[4], row[5], row[6], reason))
+                                    row[4], row[5], None if row[6] is None else str(row[6]),
+                                    reason))
 
     async def run(self) -> None:
         """Serve until cancelled, or until a hard Reset (then `reset_done` is True)."""

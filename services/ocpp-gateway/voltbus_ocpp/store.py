@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from voltbus_ocpp.model.authorisation import AuthEntry
+from voltbus_ocpp.model.results import AuthStatus
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,11 @@ class AuthTable(MutableMapping[str, AuthEntry]):
         if row is None:
             raise KeyError(id_tag)
         expiry = datetime.fromisoformat(row[1]) if row[1] else None
-        return AuthEntry(row[0], expiry, row[2])
+        return AuthEntry(AuthStatus(row[0]), expiry, row[2])  # also reads 1.6 spelling
 
     def __setitem__(self, id_tag: str, entry: AuthEntry) -> None:
         self.db.execute("INSERT OR REPLACE INTO auth VALUES (?, ?, ?, ?, ?)",
-                        (self.kind, id_tag, entry.status,
+                        (self.kind, id_tag, entry.status.value,
                          entry.expiry.isoformat() if entry.expiry else None, entry.parent_id_tag))
 
     def __delitem__(self, id_tag: str) -> None:

@@ -1,8 +1,8 @@
 """Who may charge: the local authorisation list, the authorisation cache and the offline policy.
 
-OCPP 1.6 section 3.5: with LocalPreAuthorize an Accepted tag from the list or cache starts at once;
-offline, LocalAuthorizeOffline lets known Accepted tags charge and AllowOfflineTxForUnknownId lets
-unknown ones. The local list wins over the cache (3.5.3).
+OCPP 1.6 section 3.5 (2.0.1 C12-C15 say the same): with local pre-authorisation an accepted tag
+from the list or cache starts at once; offline, known accepted tags may charge when allowed, and
+unknown ones when that is allowed too. The local list wins over the cache (1.6 3.5.3).
 """
 
 from __future__ import annotations
@@ -12,20 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from voltbus_ocpp.model.config import ConfigView
+from voltbus_ocpp.model.config import ChargePointConfig
+from voltbus_ocpp.model.results import AuthStatus
 
 
 @dataclass(frozen=True)
 class AuthEntry:
-    """IdTagInfo as kept in the local list or cache."""
+    """What is known about an id token, as kept in the local list or cache."""
 
-    status: str
+    status: AuthStatus
     expiry: datetime | None = None
     parent_id_tag: str | None = None
 
     def valid(self, now: datetime) -> bool:
         """Accepted and not expired."""
-        return self.status == "Accepted" and (self.expiry is None or self.expiry > now)
+        return self.status is AuthStatus.ACCEPTED and (self.expiry is None or self.expiry > now)
 
 
 class Decision(Enum):
@@ -39,7 +40,7 @@ class Decision(Enum):
 class Authoriser:
     """Decides locally when it may, and learns from the central system's answers."""
 
-    def __init__(self, config: ConfigView, *, local_list: MutableMapping[str, AuthEntry],
+    def __init__(self, config: ChargePointConfig, *, local_list: MutableMapping[str, AuthEntry],
                  cache: MutableMapping[str, AuthEntry]) -> None:
         self.config = config
         self.local_list = local_list
@@ -47,9 +48,9 @@ class Authoriser:
 
     def known(self, id_tag: str) -> AuthEntry | None:
         """The local list's entry, else the cache's (when each is enabled)."""
-        if self.config.get_bool("LocalAuthListEnabled") and id_tag in self.local_list:
+        if self.config.local_list_enabled and id_tag in self.local_list:
             return self.local_list[id_tag]
-        if self.config.get_bool("AuthorizationCacheEnabled") and id_tag in self.cache:
+        if self.config.auth_cache_enabled and id_tag in self.cache:
             return self.cache[id_tag]
         return None
 
@@ -57,8 +58,7 @@ class Authoriser:
         """Accept or reject locally, or ask the central system."""
         entry = self.known(id_tag)
         if online:
-            if entry is not None and entry.valid(now) and self.config.get_bool(
-                    "LocalPreAuthorize"):
+            if entry is not None and entry.valid(now) and self.config.local_pre_authorize:
                 return Decision.ACCEPT
             return Decision.ASK
         return self.offline(id_tag, now)
@@ -67,17 +67,17 @@ class Authoriser:
         """The decision when the central system cannot be asked."""
         entry = self.known(id_tag)
         if entry is not None:
-            if entry.valid(now) and self.config.get_bool("LocalAuthorizeOffline"):
+            if entry.valid(now) and self.config.local_authorize_offline:
                 return Decision.ACCEPT
             return Decision.REJECT
-        if self.config.get_bool("AllowOfflineTxForUnknownId"):
+        if self.config.offline_tx_for_unknown_id:
             return Decision.ACCEPT
         return Decision.REJECT
 
     def learn(self, id_tag: str, entry: AuthEntry) -> None:
-        """Cache the central system's IdTagInfo (not for tags on the local list, 3.5.3)."""
-        if not self.config.get_bool("AuthorizationCacheEnabled"):
+        """Cache the central system's answer (not for tags on the local list, 1.6 3.5.3)."""
+        if not self.config.auth_cache_enabled:
             return
-        if self.config.get_bool("LocalAuthListEnabled") and id_tag in self.local_list:
+        if self.config.local_list_enabled and id_tag in self.local_list:
             return
         self.cache[id_tag] = entry

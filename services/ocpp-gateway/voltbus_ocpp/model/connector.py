@@ -18,7 +18,7 @@ from voltbus_common.enums import (
     PilotState,
     StopReason,
 )
-from voltbus_ocpp.model.config import ConfigView
+from voltbus_ocpp.model.config import ChargePointConfig
 from voltbus_ocpp.model.events import (
     Effect,
     MeterSnapshot,
@@ -37,6 +37,7 @@ from voltbus_ocpp.model.events import (
     TransactionView,
 )
 from voltbus_ocpp.model.relay import MAX_RESENDS, RelayKeeper, Verdict, verdict
+from voltbus_ocpp.model.results import ReadingContext
 
 PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
 DRAWING = frozenset({PilotState.C, PilotState.D})
@@ -64,7 +65,7 @@ class Transaction:
     started_at: datetime
     meter_start_wh: float
     energy_wh: float
-    transaction_id: int | None = None
+    transaction_id: str | None = None
     samples: list[Sample] = field(default_factory=list)  # StopTxnSampled/AlignedData
     energy_cap_wh: float | None = None  # MaxEnergyOnInvalidId after a non-Accepted start
 
@@ -162,7 +163,7 @@ class Connector:
     """One connector: facts plus the status last reported."""
 
     connector_id: int
-    config: ConfigView
+    config: ChargePointConfig
     max_current_a: float
     clock: Callable[[], datetime]
     new_local_id: Callable[[], int]
@@ -265,12 +266,11 @@ class Connector:
         return effects
 
     def led(self) -> SetLed:
-        """The LED for the current status, at LightIntensity; blinks BlinkRepeat times."""
+        """The LED for the current status, at the configured intensity and blink repeat."""
         assert self.status is not None
         color, pattern = LED_FOR_STATUS[self.status]
-        repeat = self.config.get_int("BlinkRepeat") if pattern is LedPattern.BLINK else None
-        return SetLed(self.connector_id, color, pattern,
-                      self.config.get_int("LightIntensity"), repeat)
+        repeat = self.config.blink_repeat if pattern is LedPattern.BLINK else None
+        return SetLed(self.connector_id, color, pattern, self.config.light_intensity_pct, repeat)
 
     def push_limit(self) -> list[Effect]:
         """Send the effective limit to the EVSE and the bus."""
@@ -320,9 +320,9 @@ class Connector:
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
 
     def _schedule_samples(self, now: datetime) -> None:
-        interval = self.config.get_seconds("MeterValueSampleInterval")
+        interval = self.config.sample_interval_s
         self.next_sample_at = now + timedelta(seconds=interval) if interval > 0 else None
-        aligned = self.config.get_int("ClockAlignedDataInterval")
+        aligned = self.config.clock_aligned_interval_s
         self.next_clock_at = _next_aligned(now, aligned) if aligned > 0 else None
 
     # --- events ------------------------------------------------------------------------------
@@ -334,8 +334,7 @@ class Connector:
         effects: list[Effect] = []
         if was_plugged and not self.plugged:
             self.facts.finishing = False
-            if self.facts.tx is not None and self.config.get_bool(
-                    "StopTransactionOnEVSideDisconnect"):
+            if self.facts.tx is not None and self.config.stop_on_ev_disconnect:
                 effects += self.stop_transaction(StopReason.EV_DISCONNECTED)
                 self.facts.finishing = False
         if state in PILOT_FAULT and self.facts.tx is not None:
@@ -357,16 +356,16 @@ class Connector:
         return [PublishTransaction(self.connector_id, tx.view())]
 
     def invalidated(self, local_id: int) -> list[Effect]:
-        """StartTransaction.conf said the idTag is not Accepted (OCPP 1.6 4.8).
+        """The central system did not accept the started transaction's id tag (OCPP 1.6 4.8).
 
-        StopTransactionOnInvalidId=true stops at once; false keeps charging until
-        MaxEnergyOnInvalidId Wh were delivered in the transaction, then stops (DeAuthorized).
+        stop_on_invalid_id stops at once; otherwise charging goes on until
+        max_energy_on_invalid_id_wh were delivered in the transaction, then stops (DeAuthorized).
         """
         tx = self.facts.tx
         if tx is None or tx.local_id != local_id:
             return []
-        cap = float(self.config.get_int("MaxEnergyOnInvalidId"))
-        if self.config.get_bool("StopTransactionOnInvalidId") or tx.delivered_wh >= cap:
+        cap = float(self.config.max_energy_on_invalid_id_wh)
+        if self.config.stop_on_invalid_id or tx.delivered_wh >= cap:
             return self.stop_transaction(StopReason.DE_AUTHORIZED)
         tx.energy_cap_wh = cap
         return []
@@ -390,19 +389,18 @@ class Connector:
             f.reservation = None
         if f.tx is not None and f.meter is not None and self.next_sample_at is not None and (
                 now >= self.next_sample_at):
-            interval = timedelta(seconds=max(0.01, self.config.get_seconds(
-                "MeterValueSampleInterval")))
+            interval = timedelta(seconds=max(0.01, self.config.sample_interval_s))
             while self.next_sample_at <= now:
                 self.next_sample_at += interval
             effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now))
-            if self.config.get_str("StopTxnSampledData"):
-                f.tx.samples.append(Sample(now, f.meter, "Sample.Periodic"))
+            if self.config.stop_sampled_measurands:
+                f.tx.samples.append(Sample(now, f.meter, ReadingContext.PERIODIC))
         return effects + self._clock_aligned(now)
 
     def _clock_aligned(self, now: datetime) -> list[Effect]:
-        """ClockAlignedDataInterval: MeterValues (Sample.Clock) at every whole interval since
-        midnight UTC, in and outside transactions (OCPP 1.6 3.12.2)."""
-        aligned = self.config.get_int("ClockAlignedDataInterval")
+        """Clock-aligned meter values at every whole interval since midnight UTC, in and outside
+        transactions (OCPP 1.6 3.12.2)."""
+        aligned = self.config.clock_aligned_interval_s
         if aligned <= 0:
             self.next_clock_at = None
             return []
@@ -417,11 +415,11 @@ class Connector:
         if f.meter is None:
             return []
         effects: list[Effect] = []
-        if self.config.get_str("MeterValuesAlignedData"):
+        if self.config.aligned_measurands:
             effects.append(SendMeterValues(self.connector_id, f.tx.local_id if f.tx else None,
-                                           f.meter, due, "Sample.Clock"))
-        if f.tx is not None and self.config.get_str("StopTxnAlignedData"):
-            f.tx.samples.append(Sample(due, f.meter, "Sample.Clock"))
+                                           f.meter, due, ReadingContext.CLOCK))
+        if f.tx is not None and self.config.stop_aligned_measurands:
+            f.tx.samples.append(Sample(due, f.meter, ReadingContext.CLOCK))
         return effects
 
     def authorised(self, id_tag: str, *, limit_a: float | None = None) -> list[Effect]:
@@ -435,12 +433,12 @@ class Connector:
         if self.plugged:
             return self.start_transaction(id_tag, self.new_local_id(),
                                           reservation_id=reservation_id)
-        timeout = timedelta(seconds=self.config.get_seconds("ConnectionTimeOut"))
+        timeout = timedelta(seconds=self.config.connection_timeout_s)
         self.facts.waiting = Waiting(id_tag, self.clock() + timeout, limit_a)
         return []
 
-    def answered(self, local_id: int, transaction_id: int) -> list[Effect]:
-        """StartTransaction was answered: the running transaction gets its real id."""
+    def answered(self, local_id: int, transaction_id: str) -> list[Effect]:
+        """The central system answered the start: the running transaction gets its real id."""
         tx = self.facts.tx
         if tx is None or tx.local_id != local_id:
             return []

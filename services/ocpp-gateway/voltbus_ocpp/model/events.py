@@ -14,6 +14,7 @@ from voltbus_common.enums import (
     PilotState,
     StopReason,
 )
+from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 
 
 @dataclass(frozen=True)
@@ -89,26 +90,27 @@ class Command(Event):
 
 @dataclass(frozen=True)
 class AuthorizeAnswered(Event):
-    """The central system's answer to Authorize; status None when it could not be asked."""
+    """The central system's answer about an id tag; status None when it could not be asked."""
 
     id_tag: str
-    status: str | None
+    status: AuthStatus | None
     expiry: datetime | None = None
     parent_id_tag: str | None = None
 
 
 @dataclass(frozen=True)
 class StartAnswered(Event):
-    """The central system answered a StartTransaction."""
+    """The central system answered a transaction start (its id for it, and the id tag's status).
+    """
 
     local_id: int
-    transaction_id: int
-    status: str
+    transaction_id: str
+    status: AuthStatus
 
 
 @dataclass(frozen=True)
 class RemoteStart(Event):
-    """RemoteStartTransaction.req."""
+    """The central system asks to start a transaction."""
 
     id_tag: str
     connector: int | None = None
@@ -117,14 +119,14 @@ class RemoteStart(Event):
 
 @dataclass(frozen=True)
 class RemoteStop(Event):
-    """RemoteStopTransaction.req."""
+    """The central system asks to stop a transaction (its id for it)."""
 
-    transaction_id: int
+    transaction_id: str
 
 
 @dataclass(frozen=True)
 class ChangeAvailability(Event):
-    """ChangeAvailability.req (connector 0: the whole station)."""
+    """The central system changes availability (connector 0: the whole station)."""
 
     connector: int
     operative: bool
@@ -132,14 +134,15 @@ class ChangeAvailability(Event):
 
 @dataclass(frozen=True)
 class Unlock(Event):
-    """UnlockConnector.req."""
+    """The central system asks to unlock a connector."""
 
     connector: int
 
 
 @dataclass(frozen=True)
 class Reset(Event):
-    """Reset.req: finish every transaction with the matching reason first."""
+    """The central system asks for a reset: finish every transaction with the matching reason
+    first."""
 
     hard: bool
 
@@ -181,7 +184,7 @@ class Recovered(Event):
     started_at: datetime
     meter_start_wh: float
     last_energy_wh: float
-    transaction_id: int | None
+    transaction_id: str | None
     reason: StopReason
 
 
@@ -232,7 +235,7 @@ class SetLed(Effect):
 
 @dataclass(frozen=True)
 class SendStatus(Effect):
-    """StatusNotification (and the bus status topic)."""
+    """Report a connector status (to the central system and the bus status topic)."""
 
     connector: int
     status: ConnectorStatus
@@ -250,7 +253,7 @@ class SendAuthorize(Effect):
 
 @dataclass(frozen=True)
 class SendStartTransaction(Effect):
-    """StartTransaction.req, queued durably."""
+    """A transaction started: tell the central system (queued durably)."""
 
     connector: int
     local_id: int
@@ -262,27 +265,27 @@ class SendStartTransaction(Effect):
 
 @dataclass(frozen=True)
 class Sample:
-    """A reading taken during a transaction for StopTransaction's transactionData."""
+    """A reading taken during a transaction, kept to be reported with its end."""
 
     ts: datetime
     reading: MeterSnapshot
-    context: str  # Sample.Periodic (StopTxnSampledData) or Sample.Clock (StopTxnAlignedData)
+    context: ReadingContext  # PERIODIC or CLOCK
 
 
 @dataclass(frozen=True)
 class SendMeterValues(Effect):
-    """MeterValues.req: queued durably in a transaction (local_id), sent live outside one."""
+    """Meter values: queued durably in a transaction (local_id), sent live outside one."""
 
     connector: int
     local_id: int | None
     reading: MeterSnapshot
     ts: datetime
-    context: str = "Sample.Periodic"
+    context: ReadingContext = ReadingContext.PERIODIC
 
 
 @dataclass(frozen=True)
 class SendStopTransaction(Effect):
-    """StopTransaction.req, queued durably."""
+    """A transaction ended: tell the central system (queued durably)."""
 
     connector: int
     local_id: int
@@ -301,7 +304,7 @@ class TransactionView:
     """The running transaction as the bus shows it."""
 
     local_id: int
-    transaction_id: int | None
+    transaction_id: str | None
     id_tag: str
     started_at: datetime
     meter_start_wh: float
@@ -352,9 +355,9 @@ class AnswerCommand(Effect):
 
 @dataclass(frozen=True)
 class Reply(Effect):
-    """The synchronous answer to a central-system request (Accepted, Rejected, Scheduled...)."""
+    """The synchronous answer to a central-system request."""
 
-    status: str
+    status: Outcome
     detail: dict[str, object] = field(default_factory=dict)
 
 

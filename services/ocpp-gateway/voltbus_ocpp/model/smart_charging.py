@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from voltbus_ocpp.model.results import Outcome
+
 VOLTS_PER_PHASE = 230.0
 MAX = "ChargePointMaxProfile"
 TX_DEFAULT = "TxDefaultProfile"
@@ -46,6 +48,13 @@ class Installed:
     def stack_level(self) -> int:
         """stackLevel."""
         return int(self.profile["stackLevel"])
+
+
+def _tx_of(p: Installed) -> str | None:
+    """A TxProfile's transaction as a string (profiles stored before ids were strings hold ints).
+    """
+    value = p.profile.get("transactionId")
+    return None if value is None else str(value)
 
 
 def schedule_start(p: dict[str, Any], at: datetime, tx_start: datetime | None) -> datetime | None:
@@ -98,24 +107,26 @@ class SmartCharging:
         self.phases = phases
 
     def install(self, connector: int, profile: dict[str, Any],
-                running_tx: int | None) -> str:
-        """SetChargingProfile: Accepted or Rejected (OCPP 1.6 5.16 and 3.13.2)."""
+                running_tx: str | None) -> Outcome:
+        """SetChargingProfile: accepted or rejected (OCPP 1.6 5.16 and 3.13.2).
+
+        running_tx: the transaction's id (its central-system id, else minus its local id)."""
         purpose = profile["chargingProfilePurpose"]
         if purpose == MAX and connector != 0:
-            return "Rejected"
+            return Outcome.REJECTED
         if purpose == TX:
             if connector == 0 or running_tx is None:
-                return "Rejected"
+                return Outcome.REJECTED
             wanted = profile.get("transactionId")
-            if wanted is not None and wanted != running_tx:
-                return "Rejected"
+            if wanted is not None and str(wanted) != running_tx:
+                return Outcome.REJECTED
             profile = {**profile, "transactionId": running_tx}
         new = Installed(connector, profile)
         self.profiles = [p for p in self.profiles if not (
             p.id == new.id or (p.connector == connector and p.purpose == new.purpose
                                and p.stack_level == new.stack_level))]
         self.profiles.append(new)
-        return "Accepted"
+        return Outcome.ACCEPTED
 
     def clear(self, *, profile_id: int | None = None, connector: int | None = None,
               purpose: str | None = None, stack_level: int | None = None) -> bool:
@@ -131,10 +142,10 @@ class SmartCharging:
         self.profiles = [p for p in self.profiles if not matches(p)]
         return len(self.profiles) != before
 
-    def end_transaction(self, transaction_id: int | None) -> None:
+    def end_transaction(self, transaction_id: str | None) -> None:
         """TxProfiles end with their transaction (3.13.4)."""
         self.profiles = [p for p in self.profiles if not (
-            p.purpose == TX and p.profile.get("transactionId") in (transaction_id, None))]
+            p.purpose == TX and _tx_of(p) in (transaction_id, None))]
 
     def _best(self, candidates: list[Installed], at: datetime,
               tx_start: datetime | None) -> float | None:
@@ -145,7 +156,7 @@ class SmartCharging:
                 return limit
         return None
 
-    def limit_a(self, connector: int, at: datetime, *, tx_id: int | None = None,
+    def limit_a(self, connector: int, at: datetime, *, tx_id: str | None = None,
                 tx_start: datetime | None = None, in_tx: bool = False,
                 sharing: int = 1) -> float | None:
         """The composite limit for a connector at `at` (None: no profile limits it).
@@ -160,7 +171,7 @@ class SmartCharging:
         if in_tx:
             tx_limit = self._best([p for p in self.profiles if p.purpose == TX
                                    and p.connector == connector
-                                   and p.profile.get("transactionId") in (tx_id, None)],
+                                   and _tx_of(p) in (tx_id, None)],
                                   at, tx_start)
         if tx_limit is None:
             tx_limit = self._best([p for p in self.profiles if p.purpose == TX_DEFAULT
@@ -169,7 +180,7 @@ class SmartCharging:
         return min(limits) if limits else None
 
     def composite(self, connector: int, start: datetime, duration_s: int, *,
-                  tx_id: int | None = None, tx_start: datetime | None = None,
+                  tx_id: str | None = None, tx_start: datetime | None = None,
                   in_tx: bool = False) -> list[dict[str, Any]]:
         """GetCompositeSchedule periods in A: [{startPeriod, limit}] where the limit changes."""
         periods: list[dict[str, Any]] = []

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from voltbus_common.enums import CommandName, CommandStatus, StopReason
+from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, StopReason
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
-from voltbus_ocpp.model.config import ConfigView
+from voltbus_ocpp.model.config import ChargePointConfig
 from voltbus_ocpp.model.connector import Connector, Reservation
 from voltbus_ocpp.model.energy_limit import EnergyLimit, apply_energy_limit
 from voltbus_ocpp.model.events import (
@@ -48,6 +48,7 @@ from voltbus_ocpp.model.events import (
     Unlock,
 )
 from voltbus_ocpp.model.offpeak import OffPeak, OffPeakChanged
+from voltbus_ocpp.model.results import AuthStatus, Outcome
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Pending:
 class StationModel:
     """All connectors of one station."""
 
-    def __init__(self, connectors: int, config: ConfigView, authoriser: Authoriser, *,
+    def __init__(self, connectors: int, config: ChargePointConfig, authoriser: Authoriser, *,
                  max_current_a: float, clock: Callable[[], datetime], first_local_id: int = 1,
                  unlock_supported: bool = False, relay_grace_s: float = 3.0) -> None:
         self.config = config
@@ -181,7 +182,7 @@ class StationModel:
                 continue
             known = self.authoriser.known(tag)
             valid = known is not None and known.valid(self.clock())
-            if not self.online or (valid and self.config.get_bool("LocalPreAuthorize")):
+            if not self.online or (valid and self.config.local_pre_authorize):
                 if valid and known is not None and known.parent_id_tag == parent:
                     return c.stop_transaction(StopReason.LOCAL, tag)
                 return []
@@ -242,7 +243,7 @@ class StationModel:
         else:
             self.authoriser.learn(event.id_tag, AuthEntry(event.status, event.expiry,
                                                           event.parent_id_tag))
-            accepted, why = event.status == "Accepted", event.status
+            accepted, why = event.status is AuthStatus.ACCEPTED, event.status.label
         if p is not None and p.stop_for_parent is not None:
             c = self.connectors[p.connector]
             if accepted and c.facts.tx is not None and (
@@ -258,7 +259,7 @@ class StationModel:
             if tx is None or tx.local_id != event.local_id:
                 continue
             effects += c.answered(event.local_id, event.transaction_id)
-            if event.status != "Accepted":
+            if event.status is not AuthStatus.ACCEPTED:
                 self.authoriser.learn(tx.id_tag, AuthEntry(event.status))
                 effects += c.invalidated(event.local_id)
         return effects
@@ -289,10 +290,10 @@ class StationModel:
             reply = self._on_change_availability(ChangeAvailability(cmd.connector, cmd.operative))
             outcome = reply[-1]
             assert isinstance(outcome, Reply)
-            if outcome.status == "Rejected":
+            if outcome.status is Outcome.REJECTED:
                 return answer(CommandStatus.REJECTED, f"unknown connector {cmd.connector}")
             note = "scheduled: applies when the running transaction ends" if (
-                outcome.status == "Scheduled") else None
+                outcome.status is Outcome.SCHEDULED) else None
             return reply[:-1] + answer(CommandStatus.ACCEPTED, note)
         if cmd.connector == 0:
             return answer(CommandStatus.REJECTED,
@@ -335,7 +336,7 @@ class StationModel:
             reply = self._on_unlock(Unlock(c.connector_id))
             r = reply[-1]
             assert isinstance(r, Reply)
-            if r.status == "NotSupported":
+            if r.status is Outcome.NOT_SUPPORTED:
                 return answer(CommandStatus.NOT_SUPPORTED, "this station has no connector lock")
             return reply[:-1] + answer(CommandStatus.ACCEPTED)
         return answer(CommandStatus.NOT_SUPPORTED, f"command {cmd.name.value} not supported")
@@ -366,23 +367,23 @@ class StationModel:
         if e.connector is not None:
             c = self.connectors.get(e.connector)
             if c is None or self._why_not_free(c, e.id_tag):
-                return [Reply("Rejected")]
+                return [Reply(Outcome.REJECTED)]
         else:
             found = self.choose_connector(e.id_tag)
             if found is None:
-                return [Reply("Rejected")]
+                return [Reply(Outcome.REJECTED)]
             c = found
-        if self.config.get_bool("AuthorizeRemoteTxRequests"):
+        if self.config.authorize_remote_start:
             effects = self._authorise(e.id_tag, c, None, None, e.limit_a)
         else:
             effects = c.authorised(e.id_tag, limit_a=e.limit_a)
-        return [*effects, Reply("Accepted")]
+        return [*effects, Reply(Outcome.ACCEPTED)]
 
     def _on_remote_stop(self, e: RemoteStop) -> list[Effect]:
         for c in self.connectors.values():
             if c.facts.tx is not None and c.facts.tx.transaction_id == e.transaction_id:
-                return [*c.stop_transaction(StopReason.REMOTE), Reply("Accepted")]
-        return [Reply("Rejected")]
+                return [*c.stop_transaction(StopReason.REMOTE), Reply(Outcome.ACCEPTED)]
+        return [Reply(Outcome.REJECTED)]
 
     def _on_change_availability(self, e: ChangeAvailability) -> list[Effect]:
         if e.connector == 0:
@@ -390,7 +391,7 @@ class StationModel:
         elif e.connector in self.connectors:
             targets = [self.connectors[e.connector]]
         else:
-            return [Reply("Rejected")]
+            return [Reply(Outcome.REJECTED)]
         scheduled = False
         for c in targets:
             if c.facts.tx is not None and c.facts.operative != e.operative:
@@ -398,43 +399,43 @@ class StationModel:
                 scheduled = True
             else:
                 c.facts.operative, c.facts.scheduled_operative = e.operative, None
-        return [Reply("Scheduled" if scheduled else "Accepted")]
+        return [Reply(Outcome.SCHEDULED if scheduled else Outcome.ACCEPTED)]
 
     def _on_unlock(self, e: Unlock) -> list[Effect]:
         c = self.connectors.get(e.connector)
         if c is None or not self.unlock_supported:
-            return [Reply("NotSupported")]
-        return [*c.stop_transaction(StopReason.UNLOCK_COMMAND), Reply("Unlocked")]
+            return [Reply(Outcome.NOT_SUPPORTED)]
+        return [*c.stop_transaction(StopReason.UNLOCK_COMMAND), Reply(Outcome.UNLOCKED)]
 
     def _on_reset(self, e: Reset) -> list[Effect]:
         reason = StopReason.HARD_RESET if e.hard else StopReason.SOFT_RESET
         effects: list[Effect] = []
         for c in self.connectors.values():
             effects += c.stop_transaction(reason)
-        return [*effects, RestartRequested(e.hard), Reply("Accepted")]
+        return [*effects, RestartRequested(e.hard), Reply(Outcome.ACCEPTED)]
 
-    def reserve(self, connector: int, reservation: Reservation) -> str:
-        """ReserveNow: Accepted, Occupied, Faulted, Unavailable or Rejected (OCPP 1.6 5.13)."""
+    def reserve(self, connector: int, reservation: Reservation) -> Outcome:
+        """A reservation: accepted, occupied, faulted, unavailable or rejected (OCPP 1.6 5.13)."""
         targets = ([self.connectors[connector]] if connector in self.connectors
                    else list(self.connectors.values()) if connector == 0 else [])
         if not targets:
-            return "Rejected"
+            return Outcome.REJECTED
         for c in targets:
             if c.facts.reservation and c.facts.reservation.reservation_id == (
                     reservation.reservation_id):
                 c.facts.reservation = reservation
-                return "Accepted"
+                return Outcome.ACCEPTED
         for c in targets:
             f = c.facts
             if c.usable and f.reservation is None and f.waiting is None and not c.plugged:
                 f.reservation = reservation
-                return "Accepted"
+                return Outcome.ACCEPTED
         c = targets[0]
-        if c.status and c.status.value == "Faulted":
-            return "Faulted"
-        if c.status and c.status.value == "Unavailable":
-            return "Unavailable"
-        return "Occupied"
+        if c.status is ConnectorStatus.FAULTED:
+            return Outcome.FAULTED
+        if c.status is ConnectorStatus.UNAVAILABLE:
+            return Outcome.UNAVAILABLE
+        return Outcome.OCCUPIED
 
     def cancel_reservation(self, reservation_id: int) -> bool:
         """CancelReservation: True when it existed."""

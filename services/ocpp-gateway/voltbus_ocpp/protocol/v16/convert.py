@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +13,54 @@ from voltbus_ocpp.model.events import (
     SendStatus,
     SendStopTransaction,
 )
+from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext
 
 PHASES = ("L1", "L2", "L3")
+
+MEASURANDS: dict[Measurand, str] = {
+    Measurand.ENERGY_IMPORT_WH: "Energy.Active.Import.Register",
+    Measurand.POWER_IMPORT_W: "Power.Active.Import",
+    Measurand.CURRENT_IMPORT_A: "Current.Import",
+    Measurand.VOLTAGE_V: "Voltage",
+    Measurand.CURRENT_OFFERED_A: "Current.Offered",
+}
+MEASURAND_OF: dict[str, Measurand] = {name: m for m, name in MEASURANDS.items()}
+
+CONTEXTS: dict[ReadingContext, str] = {
+    ReadingContext.PERIODIC: "Sample.Periodic", ReadingContext.CLOCK: "Sample.Clock",
+    ReadingContext.TRIGGER: "Trigger", ReadingContext.BEGIN: "Transaction.Begin",
+    ReadingContext.END: "Transaction.End",
+}
+
+OUTCOMES: dict[Outcome, str] = {
+    Outcome.ACCEPTED: "Accepted", Outcome.REJECTED: "Rejected", Outcome.SCHEDULED: "Scheduled",
+    Outcome.NOT_SUPPORTED: "NotSupported", Outcome.UNLOCKED: "Unlocked",
+    Outcome.OCCUPIED: "Occupied", Outcome.FAULTED: "Faulted",
+    Outcome.UNAVAILABLE: "Unavailable",
+}
+"""The model's answers in 1.6 spelling (each request's status enum uses a subset)."""
+
+AUTH_STATUSES: dict[AuthStatus, str] = {
+    AuthStatus.ACCEPTED: "Accepted", AuthStatus.BLOCKED: "Blocked",
+    AuthStatus.EXPIRED: "Expired", AuthStatus.INVALID: "Invalid",
+    AuthStatus.CONCURRENT_TX: "ConcurrentTx",
+}
+AUTH_STATUS_OF: dict[str, AuthStatus] = {name: s for s, name in AUTH_STATUSES.items()}
+
+
+def outcome(value: Outcome) -> str:
+    """A model answer as the 1.6 status."""
+    return OUTCOMES[value]
+
+
+def auth_status(value: str) -> AuthStatus:
+    """An IdTagInfo status (AuthorizationStatus) in the model's terms."""
+    return AUTH_STATUS_OF[value]
+
+
+def transaction_id(value: str | None) -> int | None:
+    """The model's transaction id as 1.6's integer transactionId."""
+    return None if value is None else int(value)
 
 
 def iso(ts: datetime) -> str:
@@ -31,35 +78,37 @@ def _value(number: float) -> str:
     return f"{number:.3f}".rstrip("0").rstrip(".") if number % 1 else str(int(number))
 
 
-def sampled_values(reading: MeterSnapshot, measurands: list[str], context: str,
-                   *, offered_a: float | None = None) -> list[dict[str, Any]]:
+def sampled_values(reading: MeterSnapshot, measurands: Sequence[Measurand],
+                   context: ReadingContext, *, offered_a: float | None = None
+                   ) -> list[dict[str, Any]]:
     """SampledValue entries for the measurands the meter has (the rest are left out)."""
     out: list[dict[str, Any]] = []
 
-    def add(measurand: str, value: float, unit: str, phase: str | None = None) -> None:
-        entry: dict[str, Any] = {"value": _value(value), "context": context,
-                                 "measurand": measurand, "location": "Outlet", "unit": unit}
+    def add(measurand: Measurand, value: float, unit: str, phase: str | None = None) -> None:
+        entry: dict[str, Any] = {"value": _value(value), "context": CONTEXTS[context],
+                                 "measurand": MEASURANDS[measurand], "location": "Outlet",
+                                 "unit": unit}
         if phase:
             entry["phase"] = phase
         out.append(entry)
 
     for measurand in measurands:
-        if measurand == "Energy.Active.Import.Register":
+        if measurand is Measurand.ENERGY_IMPORT_WH:
             add(measurand, reading.energy_wh, "Wh")
-        elif measurand == "Power.Active.Import":
+        elif measurand is Measurand.POWER_IMPORT_W:
             add(measurand, reading.power_w, "W")
-        elif measurand == "Current.Import":
+        elif measurand is Measurand.CURRENT_IMPORT_A:
             for phase, amps in zip(PHASES, reading.current_a, strict=False):
                 add(measurand, amps, "A", phase)
-        elif measurand == "Voltage":
+        elif measurand is Measurand.VOLTAGE_V:
             for phase, volts in zip(PHASES, reading.voltage_v, strict=False):
                 add(measurand, volts, "V", f"{phase}-N")
-        elif measurand == "Current.Offered" and offered_a is not None:
+        elif measurand is Measurand.CURRENT_OFFERED_A and offered_a is not None:
             add(measurand, offered_a, "A")
     return out
 
 
-def meter_values(effect: SendMeterValues, measurands: list[str],
+def meter_values(effect: SendMeterValues, measurands: Sequence[Measurand],
                  transaction_id: int | None = None) -> dict[str, Any]:
     """MeterValues.req (transactionId filled in by the outbox when known)."""
     payload: dict[str, Any] = {
@@ -82,8 +131,8 @@ def start_transaction(effect: SendStartTransaction) -> dict[str, Any]:
     return payload
 
 
-def stop_transaction(effect: SendStopTransaction, sampled: list[str] | None = None,
-                     aligned: list[str] | None = None) -> dict[str, Any]:
+def stop_transaction(effect: SendStopTransaction, sampled: Sequence[Measurand] | None = None,
+                     aligned: Sequence[Measurand] | None = None) -> dict[str, Any]:
     """StopTransaction.req; transactionId is filled in by the outbox when sent.
 
     transactionData (OCPP 1.6 9.1.36/37): the register at the start (Transaction.Begin), every
@@ -96,22 +145,22 @@ def stop_transaction(effect: SendStopTransaction, sampled: list[str] | None = No
                                "transactionId": 0}
     if effect.id_tag:
         payload["idTag"] = effect.id_tag
-    sampled, aligned = sampled or [], aligned or []
+    sampled, aligned = sampled or (), aligned or ()
     edges = sampled or aligned
     if edges and effect.started_at is not None and effect.meter_start_wh is not None:
         data: list[dict[str, Any]] = []
-        if "Energy.Active.Import.Register" in edges:
+        if Measurand.ENERGY_IMPORT_WH in edges:
             data.append({"timestamp": iso(effect.started_at), "sampledValue": [
                 {"value": _value(effect.meter_start_wh), "context": "Transaction.Begin",
                  "measurand": "Energy.Active.Import.Register", "location": "Outlet",
                  "unit": "Wh"}]})
         for sample in effect.samples:
-            measurands = sampled if sample.context == "Sample.Periodic" else aligned
+            measurands = sampled if sample.context is ReadingContext.PERIODIC else aligned
             values = sampled_values(sample.reading, measurands, sample.context)
             if values:
                 data.append({"timestamp": iso(sample.ts), "sampledValue": values})
         if effect.reading is not None:
-            end = sampled_values(effect.reading, edges, "Transaction.End")
+            end = sampled_values(effect.reading, edges, ReadingContext.END)
             for value in end:
                 if value["measurand"] == "Energy.Active.Import.Register":
                     value["value"] = _value(effect.meter_stop_wh)

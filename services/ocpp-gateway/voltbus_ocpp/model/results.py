@@ -1,0 +1,68 @@
+"""Version-neutral answers and reading kinds the model speaks; each protocol maps its own names.
+
+Values are our own spelling, never a protocol's: `protocol/v16/convert.py` (and a later
+`protocol/v201/`) translate them, so the model cannot depend on one OCPP version's vocabulary.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuthStatus(StrEnum):
+    """What the central system (or the local list/cache) says about an id token."""
+
+    ACCEPTED = "accepted"
+    BLOCKED = "blocked"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+    CONCURRENT_TX = "concurrent_tx"
+
+    @classmethod
+    def _missing_(cls, value: object) -> AuthStatus | None:
+        """Rows stored before the model was version-neutral hold the 1.6 spelling
+        ("ConcurrentTx"): accept it, so an upgraded station keeps its cache and local list."""
+        if isinstance(value, str):
+            folded = value.replace("_", "").lower()
+            for member in cls:
+                if member.value.replace("_", "") == folded:
+                    return member
+        return None
+
+    @property
+    def label(self) -> str:
+        """The status as people read it in a command's reason ("Invalid", "ConcurrentTx")."""
+        return "".join(part.capitalize() for part in self.value.split("_"))
+
+
+class Outcome(StrEnum):
+    """The model's synchronous answer to a central-system request."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    SCHEDULED = "scheduled"  # applies when the running transaction ends
+    NOT_SUPPORTED = "not_supported"
+    UNLOCKED = "unlocked"
+    OCCUPIED = "occupied"  # a reservation: the connector is in use
+    FAULTED = "faulted"
+    UNAVAILABLE = "unavailable"
+
+
+class ReadingContext(StrEnum):
+    """Why a meter reading was taken."""
+
+    PERIODIC = "periodic"  # every sample interval during a transaction
+    CLOCK = "clock"  # at whole clock-aligned intervals
+    TRIGGER = "trigger"  # the central system asked for it
+    BEGIN = "begin"  # the register at the start of a transaction
+    END = "end"  # the register at the end of a transaction
+
+
+class Measurand(StrEnum):
+    """A quantity a meter value may carry (the unit is in the name)."""
+
+    ENERGY_IMPORT_WH = "energy_import_wh"
+    POWER_IMPORT_W = "power_import_w"
+    CURRENT_IMPORT_A = "current_import_a"
+    VOLTAGE_V = "voltage_v"
+    CURRENT_OFFERED_A = "current_offered_a"
