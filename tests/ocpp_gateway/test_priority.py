@@ -30,8 +30,9 @@ async def test_authorize_goes_ahead_of_stored_meter_values(rig: Rig) -> None:
     # Back online behind a slow central system; a driver taps at connector 2 meanwhile.
     csms.behaviour.answer_delay_s["MeterValues"] = 0.25
     rig.pilot("B", connector=2)
+    before = len(csms.received(rig.id, "MeterValues"))  # some may be from before the outage
     await csms.start()
-    await csms.wait_for(rig.id, "MeterValues", timeout=10)
+    await csms.wait_for(rig.id, "MeterValues", count=before + 1, timeout=10)  # online again
     rig.tap("TAG2")
     await csms.wait_for(rig.id, "Authorize", where=lambda p: p["idTag"] == "TAG2", timeout=10)
     actions = [(m.action, m.payload) for m in csms.received(rig.id)]

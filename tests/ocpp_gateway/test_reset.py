@@ -67,8 +67,11 @@ async def test_hard_reset_exits_the_process_with_the_restart_code(
     rig.pilot("C")
     gw.start()
     try:
+        # Preparing, not the first status: that one can come before the gateway subscribed to the
+        # bus (the link may boot first), and a tap published then reaches nobody.
         await rig.csms.wait_for(rig.id, "StatusNotification", timeout=10,
-                                where=lambda p: p["connectorId"] == 1)
+                                where=lambda p: p["connectorId"] == 1
+                                and p["status"] == "Preparing")
         rig.tap("TAG")
         await rig.csms.wait_for(rig.id, "StartTransaction")
         rig.meter(750.0)
