@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from tests.ocpp_gateway.conftest import Rig
+from voltbus_ocpp.records import METER_VALUES
 
 
 async def test_authorize_goes_ahead_of_stored_meter_values(rig: Rig) -> None:
@@ -24,7 +25,7 @@ async def test_authorize_goes_ahead_of_stored_meter_values(rig: Rig) -> None:
     await rig.wait("connection", lambda p: p.connected is False)
     await asyncio.sleep(2.0)
     assert rig.gateway is not None
-    backlog = sum(1 for q in rig.gateway.queue.all() if q.action == "MeterValues")
+    backlog = sum(1 for q in rig.gateway.queue.all() if q.kind == METER_VALUES)
     assert backlog >= 5
 
     # Back online behind a slow central system; a driver taps at connector 2 meanwhile.

@@ -16,15 +16,13 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ocpp.exceptions import OCPPError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from voltbus_ocpp.adapter import CallFailed
 from voltbus_ocpp.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-
-SUBPROTOCOL = "ocpp1.6"
 
 
 def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
@@ -53,13 +51,14 @@ class Link:
                  session: Callable[[ClientConnection], Awaitable[None]],
                  on_down: Callable[[], None],
                  auth_key: Callable[[], str | None],
-                 ping_interval: Callable[[], float]) -> None:
+                 ping_interval: Callable[[], float], subprotocol: str) -> None:
         self.settings = settings
         self.station = station
         self.session = session
         self.on_down = on_down
         self.auth_key = auth_key
         self.ping_interval = ping_interval
+        self.subprotocol = subprotocol  # the one the station's protocol adapter speaks
         self.connection: ClientConnection | None = None
         self.connects = 0
 
@@ -75,7 +74,7 @@ class Link:
             try:
                 await self._connect_once()
                 backoff = self.settings.reconnect_min_s
-            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, OCPPError) as exc:
+            except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, CallFailed) as exc:
                 if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
                     log.warning("%s: central system refused our credentials (401)", self.station)
                 else:
@@ -98,13 +97,13 @@ class Link:
         context = tls_context(self.settings)
         if context is not None:
             kwargs["ssl"] = context
-        async with connect(self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+        async with connect(self.url, subprotocols=[self.subprotocol],  # type: ignore[list-item]
                            additional_headers=headers, open_timeout=10,
                            ping_interval=ping if ping > 0 else None,
                            ping_timeout=ping if ping > 0 else None, **kwargs) as ws:
-            if ws.subprotocol != SUBPROTOCOL:
-                await ws.close(1002, "ocpp1.6 required")
-                raise InvalidHandshake(f"central system did not agree to {SUBPROTOCOL} "
+            if ws.subprotocol != self.subprotocol:
+                await ws.close(1002, f"{self.subprotocol} required")
+                raise InvalidHandshake(f"central system did not agree to {self.subprotocol} "
                                        f"(got {ws.subprotocol!r})")
             self.connection = ws
             self.connects += 1

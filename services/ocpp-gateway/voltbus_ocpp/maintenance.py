@@ -92,8 +92,7 @@ def download(location: str, target: Path, timeout_s: float = 300) -> None:
 class Maintenance:
     """Diagnostics and firmware jobs of one station."""
 
-    def __init__(self, station: str, work_dir: Path, *, report: Callable[[str, dict[str, Any]],
-                                                                             None],
+    def __init__(self, station: str, work_dir: Path, *, report: Callable[[str, str], None],
                  snapshot: Callable[[], dict[str, str]], ring: LogRing,
                  install_command: str | None, time_scale: float = 1.0) -> None:
         self.station = station
@@ -108,11 +107,11 @@ class Maintenance:
 
     def _diag(self, status: str) -> None:
         self.diagnostics_status = status
-        self.report("DiagnosticsStatusNotification", {"status": status})
+        self.report("diagnostics", status)
 
     def _firmware(self, status: str) -> None:
         self.firmware_status = status
-        self.report("FirmwareStatusNotification", {"status": status})
+        self.report("firmware", status)
 
     def diagnostics_name(self) -> str:
         """The file name GetDiagnostics answers with."""

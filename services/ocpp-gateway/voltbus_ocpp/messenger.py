@@ -1,13 +1,14 @@
-"""Sends the station's CALLs over the current connection, one at a time, in order.
+"""Sends the station's messages over the current session, one at a time, in order.
 
-Live messages (StatusNotification, Authorize, Heartbeat, triggered ones) go in a memory queue that
-is dropped when the link goes down; transaction messages come from the durable outbox and stay
-there until answered. Heartbeat is sent when nothing else was sent for HeartbeatInterval.
+Live messages (statuses, Authorize, heartbeats, triggered ones) go in a memory queue that is dropped
+when the link goes down; transaction records come from the durable outbox and stay there until
+answered. A heartbeat is sent when nothing else was sent for the heartbeat interval. Messages are
+version-neutral: the session's protocol adapter converts each when it is sent.
 
 An Authorize is a person waiting at the charger: it goes ahead of stored transaction messages (a
-backlog of MeterValues after an outage can take minutes), behind only the CALL in flight and other
-Authorizes. Everything else keeps its order, so StatusNotifications still follow the
-StartTransaction they describe.
+backlog of meter values after an outage can take minutes), behind only the CALL in flight and other
+Authorizes. Everything else keeps its order, so statuses still follow the transaction start they
+describe.
 """
 
 from __future__ import annotations
@@ -18,28 +19,31 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
-from ocpp.exceptions import OCPPError
-from ocpp.v16 import ChargePoint, call
-
+from voltbus_ocpp.adapter import CallFailed, Session
+from voltbus_ocpp.messages import Heartbeat, Message
 from voltbus_ocpp.model.config import StationConfig
+from voltbus_ocpp.model.events import Event, SendAuthorize
 from voltbus_ocpp.offline_queue import OfflineQueue
+from voltbus_ocpp.records import Record, decode, starts_transaction
 
 log = logging.getLogger(__name__)
 
-Answer = Callable[[dict[str, Any] | None], None]
+Answer = Callable[[Event | None], None]
 
-PRIORITY_ACTIONS = frozenset({"Authorize"})
+PRIORITY_MESSAGES: tuple[type, ...] = (SendAuthorize,)
+"""Sent ahead of the stored backlog (was PRIORITY_ACTIONS = {"Authorize"})."""
+
+
+def _name(message: Message | Record) -> str:
+    return type(message).__name__
 
 
 @dataclass(frozen=True)
 class Live:
-    """A message that only makes sense now."""
+    """A message that only makes sense now; answer gets the model event its answer makes."""
 
-    action: str
-    payload: dict[str, Any]
+    message: Message
     answer: Answer | None = None
 
 
@@ -50,20 +54,12 @@ class _Durable:
 DURABLE = _Durable()
 
 
-async def send_call(cp: ChargePoint, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Send a CALL given as a camelCase payload; its camelCase answer (OCPPError on CALLERROR)."""
-    request = getattr(call, action)(**camel_to_snake_case(payload))
-    result = await cp.call(request, suppress=False)
-    data = {k: getattr(result, k) for k in result.__dataclass_fields__}
-    return snake_to_camel_case(remove_nones(data))  # type: ignore[no-any-return]
-
-
 class Messenger:
-    """The station's sender; `run(cp)` while registered, `stop()` when the link drops."""
+    """The station's sender; `run(session)` while registered, `go_offline()` when it drops."""
 
     def __init__(self, station: str, queue: OfflineQueue, config: StationConfig, *,
-                 on_durable_answer: Callable[[str, int | None, dict[str, Any]], None],
-                 on_durable_dropped: Callable[[str, int | None], None]) -> None:
+                 on_durable_answer: Callable[[Record, int | None, Event | None], None],
+                 on_durable_dropped: Callable[[Record, int | None], None]) -> None:
         self.station = station
         self.queue = queue
         self.config = config
@@ -74,19 +70,18 @@ class Messenger:
         self.online = False
         self.last_sent = time.monotonic()
 
-    def send(self, action: str, payload: dict[str, Any], answer: Answer | None = None) -> None:
+    def send(self, message: Message, answer: Answer | None = None) -> None:
         """Queue a live message; answer(None) at once when offline."""
         if not self.online:
             if answer is not None:
                 answer(None)
             return
-        item = Live(action, payload, answer)
-        if action in PRIORITY_ACTIONS:
+        item = Live(message, answer)
+        if isinstance(message, PRIORITY_MESSAGES):
             self._insert_priority(item)
         else:
             self.items.append(item)
         self.wake.set()
-
     def _insert_priority(self, item: Live) -> None:
         """Before the first queued durable message; never before items[0], which may be the CALL
         in flight (run() removes it only once answered)."""
@@ -116,7 +111,7 @@ class Messenger:
             if item.answer is not None:
                 item.answer(None)
 
-    async def run(self, cp: ChargePoint) -> None:
+    async def run(self, session: Session) -> None:
         """Send until the connection fails (the exception ends the session)."""
         task = asyncio.current_task()
         while True:
@@ -133,53 +128,64 @@ class Messenger:
                     async with asyncio.timeout(wait):
                         await self.wake.wait()
                 except TimeoutError:
-                    self.items.append(Live("Heartbeat", {}))
+                    self.items.append(Live(Heartbeat()))
                 continue
             item = self.items[0]
             if isinstance(item, Live):
-                await self._live(cp, item)
+                await self._live(session, item)
                 self.items.popleft()
-            elif await self._durable(cp):
+            elif await self._durable(session):
                 self.items.popleft()
 
-    async def _live(self, cp: ChargePoint, item: Live) -> None:
+    async def _live(self, session: Session, item: Live) -> None:
+        answer: Event | None
         try:
-            answer: dict[str, Any] | None = await send_call(cp, item.action, item.payload)
-        except OCPPError as exc:
-            log.warning("%s: %s answered with CALLERROR %s", self.station, item.action, exc)
+            answer = await session.send(item.message)
+        except CallFailed as exc:
+            log.warning("%s: %s answered with CALLERROR %s", self.station, _name(item.message),
+                        exc)
             answer = None
         except TimeoutError:
-            log.warning("%s: no answer to %s", self.station, item.action)
+            log.warning("%s: no answer to %s", self.station, _name(item.message))
             answer = None
         self.last_sent = time.monotonic()
         if item.answer is not None:
             item.answer(answer)
 
-    async def _durable(self, cp: ChargePoint) -> bool:
+    async def _durable(self, session: Session) -> bool:
         """Send the oldest outbox entry; True when it is finished with (answered or given up)."""
         entry = self.queue.peek()
         if entry is None:
             return True
-        payload = self.queue.ready(entry)
-        if payload is None:
-            log.warning("%s: dropping %s of transaction %s: it never got a transactionId",
-                        self.station, entry.action, entry.local_id)
+        try:
+            record = decode(entry.kind, entry.payload, entry.local_id)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("%s: dropping unreadable outbox entry %d (%s): %s", self.station,
+                      entry.seq, entry.kind, exc)
             self.queue.done(entry.seq)
             return True
+        transaction_id = None
+        if not starts_transaction(record) and entry.local_id is not None:
+            transaction_id = self.queue.transaction_id(entry.local_id)
+            if transaction_id is None:  # its start was given up
+                log.warning("%s: dropping %s of transaction %s: it never got a transaction id",
+                            self.station, entry.kind, entry.local_id)
+                self.queue.done(entry.seq)
+                return True
         try:
-            answer = await send_call(cp, entry.action, payload)
-        except (OCPPError, TimeoutError) as exc:
+            answer = await session.send_record(record, transaction_id)
+        except (CallFailed, TimeoutError) as exc:
             attempts = self.queue.failed(entry.seq)
             limit = self.config.message_attempts
-            log.warning("%s: %s failed (%s), attempt %d of %d", self.station, entry.action,
+            log.warning("%s: %s failed (%s), attempt %d of %d", self.station, entry.kind,
                         exc or "timeout", attempts, limit)
             if attempts >= limit:
                 self.queue.done(entry.seq)
-                self.on_durable_dropped(entry.action, entry.local_id)
+                self.on_durable_dropped(record, entry.local_id)
                 return True
             await asyncio.sleep(self.config.message_retry_interval_s * attempts)
             return False
         self.last_sent = time.monotonic()
         self.queue.done(entry.seq)
-        self.on_durable_answer(entry.action, entry.local_id, answer)
+        self.on_durable_answer(record, entry.local_id, answer)
         return True

@@ -1,8 +1,9 @@
-"""The durable outbox: transaction messages are stored before they are sent, sent in order with
+"""The durable outbox: transaction records are stored before they are sent, sent in order with
 their original timestamps, and removed only when the central system has answered.
 
-A transaction started offline has only a local id; once its StartTransaction is answered the real
-transactionId is recorded, and every later message of that transaction is sent with it (OCPP 1.6
+Rows hold version-neutral records (`records.py`), converted by the protocol adapter when sent. A
+transaction started offline has only a local id; once its start is answered the central system's
+transaction id is recorded, and every later message of that transaction is sent with it (OCPP 1.6
 4.7, "transaction-related messages").
 """
 
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from voltbus_ocpp.records import Record, encode
 from voltbus_ocpp.store import Store
 
 log = logging.getLogger(__name__)
@@ -23,23 +25,27 @@ class Queued:
     """One stored message."""
 
     seq: int
-    action: str
+    kind: str  # records.STARTED ... (or a 1.6 action for rows from before records)
     payload: dict[str, Any]
     local_id: int | None
     attempts: int
 
 
 class OfflineQueue:
-    """StartTransaction, MeterValues (transaction) and StopTransaction on disk, in order."""
+    """Transaction starts, meter values and stops on disk, in order."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.db
 
-    def add(self, action: str, payload: dict[str, Any], local_id: int | None) -> int:
-        """Store a message (camelCase payload); its sequence number."""
+    def put(self, record: Record, local_id: int | None) -> int:
+        """Store a record; its sequence number."""
+        return self.add(*encode(record), local_id)
+
+    def add(self, kind: str, payload: dict[str, Any], local_id: int | None) -> int:
+        """Store a row (a JSON body of that kind); its sequence number."""
         cur = self.db.execute("INSERT INTO outbox (action, payload, local_id) VALUES (?, ?, ?)",
-                              (action, json.dumps(payload), local_id))
+                              (kind, json.dumps(payload), local_id))
         return int(cur.lastrowid or 0)
 
     def __len__(self) -> int:
@@ -70,24 +76,14 @@ class OfflineQueue:
         return int(row[0]) if row else 0
 
     def resolve(self, local_id: int, transaction_id: str) -> None:
-        """Record the real transactionId of a local transaction."""
+        """Record the central system's id of a local transaction."""
         self.db.execute("INSERT OR REPLACE INTO txmap VALUES (?, ?)", (local_id, transaction_id))
 
     def transaction_id(self, local_id: int) -> str | None:
-        """The real transactionId, once the central system gave it."""
+        """The central system's id of a local transaction, once it gave it."""
         row = self.db.execute("SELECT transaction_id FROM txmap WHERE local_id=?",
                               (local_id,)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
-
-    def ready(self, item: Queued) -> dict[str, Any] | None:
-        """The payload to send, with the real transactionId filled in; None if it can never be
-        sent (its StartTransaction was given up)."""
-        if item.action == "StartTransaction" or item.local_id is None:
-            return item.payload
-        transaction_id = self.transaction_id(item.local_id)
-        if transaction_id is None:
-            return None
-        return {**item.payload, "transactionId": int(transaction_id)}
 
     def forget_transaction(self, local_id: int) -> int:
         """Drop every queued message of a transaction the central system never accepted."""

@@ -1,39 +1,39 @@
-"""One station: wires its model, disk state, bus bridge, link and sender together.
+"""One station, built by composition: its model, disk state, bus bridge, sender, link and the one
+protocol adapter that speaks its OCPP version.
 
 Every change goes through `dispatch(event)`: the model decides, `execute` carries out the effects
-(bus messages, durable or live OCPP messages, disk). Nothing here awaits inside dispatch, so bus
-handlers and OCPP handlers can both call it without racing.
+(bus messages, durable or live messages to the central system, disk). Nothing here awaits inside
+dispatch, so bus handlers and the protocol's request handlers can both call it without racing.
+Nothing here knows an OCPP version: the adapter converts (see adapter.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from ocpp.v16 import ChargePoint
 from websockets.asyncio.client import ClientConnection
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.enums import RegistrationStatus, StopReason
 from voltbus_common.models import OcppConnection
+from voltbus_ocpp.adapter import ProtocolAdapter, Session
 from voltbus_ocpp.bus_bridge import BusBridge
-from voltbus_ocpp.central_requests import CentralRequests, tx_key
 from voltbus_ocpp.link import Link
 from voltbus_ocpp.maintenance import LogRing, Maintenance, snapshot_files
-from voltbus_ocpp.messenger import Live, Messenger, send_call
+from voltbus_ocpp.messages import MaintenanceStatus, Message, MeterValuesNow, StationStatus
+from voltbus_ocpp.messenger import Live, Messenger
 from voltbus_ocpp.model.authorisation import Authoriser
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
     Effect,
     Event,
     LinkChanged,
-    ProfileLimit,
     Recovered,
     RelayMismatch,
     RestartRequested,
@@ -45,14 +45,21 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
     Tick,
 )
-from voltbus_ocpp.model.results import ReadingContext
+from voltbus_ocpp.model.results import Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.offpeak_timer import OffPeakTimer
-from voltbus_ocpp.protocol.v16 import convert
-from voltbus_ocpp.protocol.v16.config_store import ConfigStore
-from voltbus_ocpp.protocol.v16.handlers import V16ChargePoint
+from voltbus_ocpp.profiles import Profiles
+from voltbus_ocpp.protocols import adapter_for
+from voltbus_ocpp.records import (
+    MeterValuesRecord,
+    Record,
+    TransactionStarted,
+    TransactionStopped,
+    starts_transaction,
+)
+from voltbus_ocpp.repositories import ChargingProfiles, RunningTransactions
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import AuthTable, Store
 
@@ -71,22 +78,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Station(CentralRequests):
+class Station:
     """One charge point towards one central system and one bus."""
 
     def __init__(self, settings: GatewaySettings, station_id: str, bus: Bus, *,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 adapter: Callable[[GatewaySettings, Store], ProtocolAdapter] = adapter_for
+                 ) -> None:
         self.settings = settings
         self.id = station_id
         self.bus = bus
         self.clock = clock
         self.store = Store(settings.station_dir(station_id) / "state.sqlite")
-        overrides = {"NumberOfConnectors": str(settings.connectors), **settings.ocpp_config}
-        self.config = ConfigStore(self.store, overrides=overrides, time_scale=settings.time_scale)
-        for key, value in settings.ocpp_config.items():  # the environment wins over stored values
-            if key in self.config.values:
-                self.config.values[key] = value
+        self.adapter = adapter(settings, self.store)
+        self.config = self.adapter.config
         self.queue = OfflineQueue(self.store)
+        self.running = RunningTransactions(self.store)
         self.local_list = AuthTable(self.store, "list")
         self.authoriser = Authoriser(self.config, local_list=self.local_list,
                                      cache=AuthTable(self.store, "cache"))
@@ -94,7 +101,10 @@ class Station(CentralRequests):
             settings.connectors, self.config, self.authoriser, max_current_a=settings.max_current_a,
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
             unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s)
-        self.smart = SmartCharging(self.load_profiles(), phases=settings.phases)
+        table = ChargingProfiles(self.store)
+        self.smart = SmartCharging(table.load(), phases=settings.phases)
+        self.profiles = Profiles(self.smart, table, self.model, clock=clock,
+                                 dispatch=self.dispatch)
         self.offpeak = OffPeakTimer(settings.offpeak_schedule(),
                                     enabled=settings.offpeak_enabled, clock=clock)
         self.offpeak.prime(self.model)
@@ -102,25 +112,24 @@ class Station(CentralRequests):
                                    on_durable_answer=self._durable_answered,
                                    on_durable_dropped=self._durable_dropped)
         self.link = Link(settings, station_id, session=self._session, on_down=self._link_down,
-                         auth_key=self._auth_key,
-                         ping_interval=lambda: self.config.get_int("WebSocketPingInterval"))
+                         auth_key=self._auth_key, ping_interval=lambda: self.config.ping_interval_s,
+                         subprotocol=self.adapter.subprotocol)
         self.ring = LogRing()
         logging.getLogger("voltbus_ocpp").addHandler(self.ring)
         self.maintenance = Maintenance(
             station_id, settings.station_dir(station_id) / "firmware",
-            report=lambda action, payload: self.messenger.send(action, payload),
+            report=lambda kind, status: self.send(MaintenanceStatus(kind, status)),
             snapshot=self._snapshot, ring=self.ring,
             install_command=settings.firmware_install_command, time_scale=settings.time_scale)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch)
         self.bridge.attach()
         self.config.on_change(self._config_changed)
         self.registration: RegistrationStatus | None = None
-        self.cp: ChargePoint | None = None
+        self.session: Session | None = None
         self._restart_after_reply = False
         self._hard_reset_after_reply = False
         self.hard_reset = asyncio.Event()  # set when a hard Reset is due: run() returns
         self.reset_done = False
-        self._tx_profiles: dict[int, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped_cleanly = True
         self._held_status: dict[int, SendStatus] = {}
@@ -133,15 +142,14 @@ class Station(CentralRequests):
                           if c.status is not None])
 
     def _snapshot(self) -> dict[str, str]:
-        config = {k: v for k, v in self.config.values.items() if k != "AuthorizationKey"}
-        queued = [{"action": q.action, "local_id": q.local_id, "attempts": q.attempts}
+        queued = [{"action": q.kind, "local_id": q.local_id, "attempts": q.attempts}
                   for q in self.queue.all()]
         statuses = {n: c.status.value if c.status else "" for n, c in
                     self.model.connectors.items()}
-        return snapshot_files(config, queued, statuses)
+        return snapshot_files(self.config.visible_values(), queued, statuses)
 
     def _auth_key(self) -> str | None:
-        return self.config.get_str("AuthorizationKey") or self.settings.auth_key()
+        return self.config.authorization_key or self.settings.auth_key()
 
     # --- the model loop ------------------------------------------------------------------------
 
@@ -160,13 +168,12 @@ class Station(CentralRequests):
             elif self.bridge.publish(effect):
                 continue
             elif isinstance(effect, SendAuthorize):
-                self.messenger.send("Authorize", {"idTag": effect.id_tag},
-                                    functools.partial(self._authorize_answered, effect.id_tag))
+                self.messenger.send(effect, self._authorize_answered(effect.id_tag))
             elif isinstance(effect, SendMeterValues) and effect.local_id is None:
                 # outside a transaction: live, dropped while offline (only transaction
                 # messages must be kept, OCPP 1.6 4.7)
-                self.messenger.send("MeterValues", convert.meter_values(
-                    effect, self.config.aligned_measurands))
+                self.send(MeterValuesNow(effect.connector, effect.reading, effect.ts,
+                                         effect.context, self.config.aligned_measurands))
             elif isinstance(effect, SendStartTransaction | SendMeterValues | SendStopTransaction):
                 self._durable(effect)
             elif isinstance(effect, RelayMismatch):
@@ -179,12 +186,16 @@ class Station(CentralRequests):
                 self._restart_after_reply = True
                 self._hard_reset_after_reply = effect.hard
 
+    def send(self, message: Message) -> None:
+        """Queue a live message for the central system (dropped while offline)."""
+        self.messenger.send(message)
+
     def _report_status(self, effect: SendStatus) -> None:
-        """StatusNotification, held back MinimumStatusDuration so a blip is not reported."""
-        hold = self.config.get_seconds("MinimumStatusDuration")
+        """Status reports, held back the minimum status duration so a blip is not reported."""
+        hold = self.config.minimum_status_duration_s
         if hold <= 0:
             self._reported[effect.connector] = (effect.status, effect.error_code)
-            self.messenger.send("StatusNotification", convert.status_notification(effect))
+            self.send(effect)
             return
         self._held_status[effect.connector] = effect
         asyncio.get_running_loop().call_later(hold, self._release_status, effect)
@@ -194,76 +205,63 @@ class Station(CentralRequests):
             del self._held_status[effect.connector]
             if self._reported.get(effect.connector) != (effect.status, effect.error_code):
                 self._reported[effect.connector] = (effect.status, effect.error_code)
-                self.messenger.send("StatusNotification", convert.status_notification(effect))
+                self.send(effect)
 
     def _durable(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
                  ) -> None:
         with self.store.transaction():  # one commit per message: durable before anything acts
-            self._store_durable(effect)
+            self.queue.put(self._record(effect), effect.local_id)
         self.messenger.durable_added()
-        if isinstance(effect, SendStartTransaction):
-            profile = self._tx_profiles.pop(effect.connector, None)
-            if profile is not None:  # RemoteStartTransaction brought a TxProfile
-                self._install_tx_profile(effect.connector, profile)
+        if isinstance(effect, SendStartTransaction):  # a TxProfile from RemoteStart applies now
+            self.profiles.started(effect.connector)
 
-    def _store_durable(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
-                       ) -> None:
-        db = self.store.db
+    def _record(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
+                ) -> Record:
+        """The outbox record of an effect, with the measurands configured now; the running
+        transaction on disk follows it (same commit)."""
+        cfg = self.config
         if isinstance(effect, SendStartTransaction):
-            payload, action = convert.start_transaction(effect), "StartTransaction"
-            db.execute("INSERT OR REPLACE INTO running VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                       (effect.connector, effect.local_id, effect.id_tag, effect.ts.isoformat(),
-                        effect.meter_start_wh, effect.meter_start_wh))
+            self.running.started(effect)
             self.store.set_meta("next_local_id", str(effect.local_id + 1))
-        elif isinstance(effect, SendMeterValues):
-            action = "MeterValues"
-            payload = convert.meter_values(effect, self.config.sampled_measurands
-                                           if effect.context is ReadingContext.PERIODIC
-                                           else self.config.aligned_measurands)
-            db.execute("UPDATE running SET energy_wh=? WHERE local_id=?",
-                       (effect.reading.energy_wh, effect.local_id))
-        else:
-            action = "StopTransaction"
-            payload = convert.stop_transaction(effect, self.config.stop_sampled_measurands,
-                                               self.config.stop_aligned_measurands)
-            db.execute("DELETE FROM running WHERE local_id=?", (effect.local_id,))
-            self.smart.end_transaction(self.queue.transaction_id(effect.local_id))
-        self.queue.add(action, payload, effect.local_id)
+            return TransactionStarted(effect)
+        if isinstance(effect, SendMeterValues):
+            assert effect.local_id is not None
+            self.running.metered(effect.local_id, effect.reading.energy_wh)
+            return MeterValuesRecord(effect, cfg.sampled_measurands
+                                     if effect.context is ReadingContext.PERIODIC
+                                     else cfg.aligned_measurands)
+        self.running.stopped(effect.local_id)
+        self.profiles.ended(self.queue.transaction_id(effect.local_id))
+        return TransactionStopped(effect, cfg.stop_sampled_measurands, cfg.stop_aligned_measurands)
 
-    def _authorize_answered(self, tag: str, answer: dict[str, Any] | None) -> None:
-        if answer is None:
-            self.dispatch(AuthorizeAnswered(tag, None))
+    def _authorize_answered(self, tag: str) -> Callable[[Event | None], None]:
+        def answered(event: Event | None) -> None:
+            self.dispatch(event if isinstance(event, AuthorizeAnswered)
+                          else AuthorizeAnswered(tag, None))
+        return answered
+
+    def _durable_answered(self, _record: Record, local_id: int | None,
+                          event: Event | None) -> None:
+        if not isinstance(event, StartAnswered) or local_id is None:
             return
-        info = answer.get("idTagInfo", {})
-        expiry = info.get("expiryDate")
-        self.dispatch(AuthorizeAnswered(tag, convert.auth_status(info.get("status", "Invalid")),
-                                        convert.parse_time(expiry) if expiry else None,
-                                        info.get("parentIdTag")))
+        self.queue.resolve(local_id, event.transaction_id)
+        self.running.identified(local_id, event.transaction_id)
+        self.dispatch(event)
 
-    def _durable_answered(self, action: str, local_id: int | None,
-                          answer: dict[str, Any]) -> None:
-        if action != "StartTransaction" or local_id is None:
-            return
-        transaction_id = str(int(answer["transactionId"]))
-        self.queue.resolve(local_id, transaction_id)
-        self.store.db.execute("UPDATE running SET transaction_id=? WHERE local_id=?",
-                              (transaction_id, local_id))
-        status = convert.auth_status(answer.get("idTagInfo", {}).get("status", "Accepted"))
-        self.dispatch(StartAnswered(local_id, transaction_id, status))
-
-    def _durable_dropped(self, action: str, local_id: int | None) -> None:
-        log.error("%s: gave up on %s (TransactionMessageAttempts reached)", self.id, action)
-        if action == "StartTransaction" and local_id is not None:
+    def _durable_dropped(self, record: Record, local_id: int | None) -> None:
+        log.error("%s: gave up on %s (TransactionMessageAttempts reached)", self.id,
+                  type(record).__name__)
+        if starts_transaction(record) and local_id is not None:
             self.queue.forget_transaction(local_id)
 
     # --- the OCPP session ----------------------------------------------------------------------
 
     async def _session(self, ws: ClientConnection) -> None:
-        cp = V16ChargePoint(self.id, ws, self, response_timeout=self.settings.response_timeout_s)
-        self.cp = cp
+        session = self.adapter.open(ws, self)
+        self.session = session
         self._publish_connection(True)
-        reader = asyncio.create_task(cp.start())
-        worker = asyncio.create_task(self._registered(cp))
+        reader = asyncio.create_task(session.serve())
+        worker = asyncio.create_task(self._registered(session))
         try:
             done, _ = await asyncio.wait({reader, worker}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -272,47 +270,28 @@ class Station(CentralRequests):
             for task in (reader, worker):
                 task.cancel()
             await asyncio.gather(reader, worker, return_exceptions=True)
-            self.cp = None
+            self.session = None
 
-    async def _registered(self, cp: ChargePoint) -> None:
-        await self._boot(cp)
+    async def _registered(self, session: Session) -> None:
+        await session.boot()
         self.dispatch(LinkChanged(True))
-        first = [Live("StatusNotification", {"connectorId": 0, "status": self._station_status(),
-                                             "errorCode": "NoError",
-                                             "timestamp": convert.iso(self.clock())})]
+        first: list[Live] = [Live(StationStatus(self._station_available(), self.clock()))]
         for c in self.model.connectors.values():
             assert c.status is not None
             self._reported[c.connector_id] = (c.status, c.facts.fault)
-            first.append(Live("StatusNotification", convert.status_notification(SendStatus(
-                c.connector_id, c.status, c.facts.fault, c.facts.fault_info, self.clock()))))
+            first.append(Live(SendStatus(c.connector_id, c.status, c.facts.fault,
+                                         c.facts.fault_info, self.clock())))
         self.messenger.go_online(first)
-        await self.messenger.run(cp)
+        await self.messenger.run(session)
 
-    def _station_status(self) -> str:
-        return "Available" if any(c.facts.station_operative and c.facts.operative
-                                  for c in self.model.connectors.values()) else "Unavailable"
+    def _station_available(self) -> bool:
+        return any(c.facts.station_operative and c.facts.operative
+                   for c in self.model.connectors.values())
 
-    async def _boot(self, cp: ChargePoint) -> None:
-        """BootNotification until Accepted; Pending/Rejected wait the interval (4.2)."""
-        s = self.settings
-        payload = {"chargePointVendor": s.charge_point_vendor,
-                   "chargePointModel": s.charge_point_model,
-                   "firmwareVersion": s.firmware_version,
-                   "chargePointSerialNumber": self.id[:25]}
-        while True:
-            answer = await send_call(cp, "BootNotification", payload)
-            self.registration = RegistrationStatus(answer["status"])
-            self._publish_connection(True)
-            interval = int(answer.get("interval", 0))
-            if self.registration is RegistrationStatus.ACCEPTED:
-                if interval > 0:
-                    self.config.set("HeartbeatInterval", str(interval))
-                log.info("%s: accepted by the central system", self.id)
-                return
-            wait = (interval or 60) * s.time_scale
-            log.warning("%s: BootNotification %s; retrying in %.1fs", self.id,
-                        self.registration.value, wait)
-            await asyncio.sleep(wait)
+    def registered(self, status: RegistrationStatus) -> None:
+        """The central system answered the boot notification."""
+        self.registration = status
+        self._publish_connection(True)
 
     def _link_down(self) -> None:
         self.messenger.go_offline()
@@ -325,56 +304,108 @@ class Station(CentralRequests):
             connected=connected, registration=self.registration if connected else None,
             since=self.clock()))
 
+    # --- charging profiles (for the protocol's requests) ---------------------------------------
+
+    def install_profile(self, connector: int, profile: dict[str, Any]) -> Outcome:
+        """Install a charging profile (a TxProfile on the connector's running transaction)."""
+        return self.profiles.install(connector, profile)
+
+    def hold_tx_profile(self, connector: int, profile: dict[str, Any]) -> None:
+        """Install a TxProfile once the connector's transaction starts."""
+        self.profiles.hold(connector, profile)
+
+    def clear_profiles(self, *, profile_id: int | None, connector: int | None,
+                       purpose: str | None, stack_level: int | None) -> bool:
+        """Remove matching profiles; True if any were."""
+        return self.profiles.clear(profile_id=profile_id, connector=connector, purpose=purpose,
+                                   stack_level=stack_level)
+
+    def composite(self, connector: int, start: datetime,
+                  duration_s: int) -> list[dict[str, Any]]:
+        """The limit periods in A from start for duration_s."""
+        return self.profiles.composite(connector, start, duration_s)
+
+    # --- Reset ---------------------------------------------------------------------------------
+
+    def after_reset(self) -> None:
+        """Once the reply is out: deliver the transaction stops, then restart (see _restart)."""
+        if self._restart_after_reply:
+            self._restart_after_reply = False
+            self.spawn(self._restart(self._hard_reset_after_reply))
+
+    async def _restart(self, hard: bool) -> None:
+        """A reset attempt succeeds when every queued transaction message (the stops of the
+        stopped transactions first) is answered within the message retry interval; an
+        unsuccessful attempt is retried `reset_retries` times, then the reset goes ahead anyway
+        (the messages stay in the durable outbox and are sent after the restart).
+
+        Soft: the OCPP session restarts (reconnect, boot). Hard: the station's runtime ends and
+        the process exits with HARD_RESET_EXIT_CODE for its supervisor to restart it (see
+        __main__)."""
+        window = max(0.05, self.config.message_retry_interval_s)
+        retries = self.config.reset_retries
+        for attempt in range(retries + 1):
+            if await self._outbox_drained(window):
+                break
+            if attempt < retries:
+                log.warning("%s: Reset attempt %d of %d unsuccessful: %d transaction message(s) "
+                            "unanswered; retrying", self.id, attempt + 1, retries + 1,
+                            len(self.queue))
+        else:
+            log.warning("%s: Reset after %d attempt(s): %d transaction message(s) stay queued "
+                        "for after the restart", self.id, retries + 1, len(self.queue))
+        if hard:
+            log.warning("%s: hard Reset: restarting the gateway", self.id)
+            self.hard_reset.set()
+            return
+        log.warning("%s: soft Reset: restarting the OCPP session", self.id)
+        await self.link.drop()
+
+    async def _outbox_drained(self, seconds: float) -> bool:
+        """True once the durable outbox is empty, False if it is not within seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while len(self.queue):
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     # --- time ----------------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
         while True:
-            sample = self.config.get_seconds("MeterValueSampleInterval") or 1.0
+            sample = self.config.sample_interval_s or 1.0
             await asyncio.sleep(max(0.02, min(0.5, sample / 4)))
             self.dispatch(Tick())
-            self.apply_profiles()
+            self.profiles.apply()
             self.offpeak.poll(self.dispatch)
 
     def apply_profiles(self) -> None:
         """Turn the charging profiles in force now into each connector's limit."""
-        now = self.clock()
-        charging = sum(1 for c in self.model.connectors.values() if c.facts.tx is not None)
-        for c in self.model.connectors.values():
-            tx = c.facts.tx
-            limit = self.smart.limit_a(c.connector_id, now,
-                                       tx_id=tx_key(tx) if tx else None,
-                                       tx_start=tx.started_at if tx else None,
-                                       in_tx=tx is not None,
-                                       sharing=charging if tx is not None else max(1, charging))
-            if limit != c.facts.profile_limit_a:
-                self.dispatch(ProfileLimit(c.connector_id, limit))
+        self.profiles.apply()
 
     # --- start-up and shutdown ---------------------------------------------------------------
 
     async def _recover(self) -> None:
         """Transactions still on disk were cut short: stop them (PowerLoss, or Reboot if we
         stopped cleanly), with the meter register read back from the retained meter topic."""
-        rows = self.store.db.execute("SELECT connector, local_id, id_tag, started_at, "
-                                     "meter_start_wh, energy_wh, transaction_id FROM running"
-                                     ).fetchall()
+        rows = [r for r in self.running.all() if r.connector in self.model.connectors]
         if not rows:
             return
         reason = StopReason.REBOOT if self._stopped_cleanly else StopReason.POWER_LOSS
         with contextlib.suppress(TimeoutError):
             await self.bus.wait_connected(5)
         for _ in range(50):  # the retained meter reading arrives right after subscribing
-            if all(self.model.connectors[r[0]].facts.meter is not None for r in rows
-                   if r[0] in self.model.connectors):
+            if all(self.model.connectors[r.connector].facts.meter is not None for r in rows):
                 break
             await asyncio.sleep(0.02)
-        for row in rows:
-            if row[0] not in self.model.connectors:
-                continue
+        for r in rows:
             log.warning("%s: transaction %s on connector %d was interrupted; stopping it (%s)",
-                        self.id, row[6] or f"local {row[1]}", row[0], reason.value)
-            self.dispatch(Recovered(row[0], row[1], row[2], datetime.fromisoformat(row[3]),
-                                    row[4], row[5], None if row[6] is None else str(row[6]),
-                                    reason))
+                        self.id, r.transaction_id or f"local {r.local_id}", r.connector,
+                        reason.value)
+            self.dispatch(Recovered(r.connector, r.local_id, r.id_tag, r.started_at,
+                                    r.meter_start_wh, r.energy_wh, r.transaction_id, reason))
 
     async def run(self) -> None:
         """Serve until cancelled, or until a hard Reset (then `reset_done` is True)."""
@@ -400,7 +431,7 @@ class Station(CentralRequests):
         self._publish_connection(False)  # flushed by the bus as it stops
         raise _HardReset
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job tied to this station."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

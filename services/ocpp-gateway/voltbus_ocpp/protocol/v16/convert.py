@@ -1,4 +1,5 @@
-"""Pure mappings between the model's effects and OCPP 1.6 wire payloads (camelCase dicts)."""
+"""Pure mappings between the model's effects, messages and records and OCPP 1.6 wire payloads
+(camelCase dicts), and the 1.6 spellings of the model's neutral enums."""
 
 from __future__ import annotations
 
@@ -6,14 +7,25 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from voltbus_ocpp.messages import (
+    Boot,
+    Heartbeat,
+    Message,
+    MeterValuesNow,
+    StationStatus,
+)
 from voltbus_ocpp.model.events import (
+    AuthorizeAnswered,
     MeterSnapshot,
+    SendAuthorize,
     SendMeterValues,
     SendStartTransaction,
     SendStatus,
     SendStopTransaction,
+    StartAnswered,
 )
 from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext
+from voltbus_ocpp.records import MeterValuesRecord, Record, TransactionStarted, TransactionStopped
 
 PHASES = ("L1", "L2", "L3")
 
@@ -178,3 +190,78 @@ def status_notification(effect: SendStatus) -> dict[str, Any]:
     if effect.info:
         payload["info"] = effect.info[:50]
     return payload
+
+
+# --- the station's messages and outbox records as CALLs, and their answers ----------------------
+
+
+def station_status(message: StationStatus) -> dict[str, Any]:
+    """StatusNotification.req for connector 0 (the station as a whole)."""
+    payload: dict[str, Any] = {"connectorId": 0,
+                               "status": "Available" if message.available else "Unavailable",
+                               "errorCode": "NoError"}
+    if message.ts is not None:
+        payload["timestamp"] = iso(message.ts)
+    return payload
+
+
+def live_meter_values(message: MeterValuesNow) -> dict[str, Any]:
+    """MeterValues.req sent live (outside a transaction, or triggered)."""
+    payload: dict[str, Any] = {"connectorId": message.connector, "meterValue": [
+        {"timestamp": iso(message.ts), "sampledValue": sampled_values(
+            message.reading, message.measurands, message.context)}]}
+    if message.transaction_id is not None:
+        payload["transactionId"] = transaction_id(message.transaction_id)
+    return payload
+
+
+MAINTENANCE_ACTIONS = {"firmware": "FirmwareStatusNotification",
+                       "diagnostics": "DiagnosticsStatusNotification"}
+
+
+def message_call(message: Message, boot: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A live message as (action, payload); boot is the BootNotification payload."""
+    if isinstance(message, SendStatus):
+        return "StatusNotification", status_notification(message)
+    if isinstance(message, SendAuthorize):
+        return "Authorize", {"idTag": message.id_tag}
+    if isinstance(message, Heartbeat):
+        return "Heartbeat", {}
+    if isinstance(message, Boot):
+        return "BootNotification", boot
+    if isinstance(message, StationStatus):
+        return "StatusNotification", station_status(message)
+    if isinstance(message, MeterValuesNow):
+        return "MeterValues", live_meter_values(message)
+    return MAINTENANCE_ACTIONS[message.kind], {"status": message.status}
+
+
+def record_call(record: Record, tx_id: str | None) -> tuple[str, dict[str, Any]]:
+    """An outbox record as (action, payload), with the transaction's id once known."""
+    if isinstance(record, TransactionStarted):
+        return "StartTransaction", start_transaction(record.effect)
+    if isinstance(record, MeterValuesRecord):
+        return "MeterValues", meter_values(record.effect, record.measurands,
+                                           transaction_id(tx_id))
+    if isinstance(record, TransactionStopped):
+        payload = stop_transaction(record.effect, record.sampled, record.aligned)
+        return "StopTransaction", {**payload, "transactionId": transaction_id(tx_id)}
+    if record.subprotocol != "ocpp1.6":
+        raise ValueError(f"a {record.subprotocol} message cannot be sent over OCPP 1.6")
+    if record.action == "StartTransaction" or tx_id is None:
+        return record.action, record.payload
+    return record.action, {**record.payload, "transactionId": transaction_id(tx_id)}
+
+
+def authorize_answered(id_tag: str, answer: dict[str, Any]) -> AuthorizeAnswered:
+    """Authorize.conf as the model's event."""
+    info = answer.get("idTagInfo", {})
+    expiry = info.get("expiryDate")
+    return AuthorizeAnswered(id_tag, auth_status(info.get("status", "Invalid")),
+                             parse_time(expiry) if expiry else None, info.get("parentIdTag"))
+
+
+def start_answered(local_id: int, answer: dict[str, Any]) -> StartAnswered:
+    """StartTransaction.conf as the model's event."""
+    status = answer.get("idTagInfo", {}).get("status", "Accepted")
+    return StartAnswered(local_id, str(int(answer["transactionId"])), auth_status(status))

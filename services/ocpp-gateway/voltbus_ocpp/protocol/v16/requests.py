@@ -1,0 +1,244 @@
+"""The 1.6 central system's requests, answered: what the `@on` handlers in handlers.py call.
+
+Each turns a 1.6 request into a model event or a station call (`StationCore`) and the answer back
+into its 1.6 status; everything version-neutral (the model, profiles on disk, the restart after a
+Reset) stays in the station.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from voltbus_ocpp.adapter import StationCore
+from voltbus_ocpp.messages import StationStatus
+from voltbus_ocpp.model.authorisation import AuthEntry
+from voltbus_ocpp.model.connector import Reservation
+from voltbus_ocpp.model.events import (
+    ChangeAvailability,
+    Effect,
+    RemoteStart,
+    RemoteStop,
+    Reply,
+    Reset,
+    Tick,
+    Unlock,
+)
+from voltbus_ocpp.protocol.v16 import convert, triggers
+from voltbus_ocpp.protocol.v16.config_store import ConfigStore
+
+log = logging.getLogger(__name__)
+
+
+class _TooLong(Exception):
+    """The local list would exceed LocalAuthListMaxLength (rolled back)."""
+
+
+def _reply(effects: list[Effect]) -> str:
+    return convert.outcome(next(e.status for e in reversed(effects) if isinstance(e, Reply)))
+
+
+class V16Requests:
+    """`handlers.StationApi` on top of the station core and the 1.6 configuration keys."""
+
+    def __init__(self, core: StationCore, config: ConfigStore) -> None:
+        self.core = core
+        self.config = config
+        self._pending_job: Coroutine[Any, Any, None] | None = None
+
+    # --- Core ----------------------------------------------------------------------------------
+
+    def remote_start(self, id_tag: str, connector: int | None,
+                     profile: dict[str, Any] | None) -> str:
+        """RemoteStartTransaction; a TxProfile given with it applies to the new transaction."""
+        if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
+            return "Rejected"
+        model = self.core.model
+        status = _reply(self.core.dispatch(RemoteStart(id_tag, connector)))
+        if status == "Accepted" and profile is not None:
+            target = connector or next((c.connector_id for c in model.connectors.values()
+                                        if (c.facts.waiting and c.facts.waiting.id_tag == id_tag)
+                                        or (c.facts.tx and c.facts.tx.id_tag == id_tag)), None)
+            if target is not None:
+                if model.connectors[target].facts.tx is not None:
+                    self.core.install_profile(target, profile)
+                else:
+                    self.core.hold_tx_profile(target, profile)
+        return status
+
+    def remote_stop(self, transaction_id: int) -> str:
+        """RemoteStopTransaction."""
+        return _reply(self.core.dispatch(RemoteStop(str(transaction_id))))
+
+    def change_configuration(self, key: str, value: str) -> str:
+        """ChangeConfiguration; the value of AuthorizationKey is never logged."""
+        status = self.config.change(key, value)
+        shown = "***" if key == "AuthorizationKey" else value
+        log.info("%s: ChangeConfiguration %s=%s -> %s", self.core.id, key, shown, status)
+        return status
+
+    def get_configuration(self, keys: list[str] | None
+                          ) -> tuple[list[dict[str, Any]], list[str]]:
+        """GetConfiguration."""
+        return self.config.listing(keys)
+
+    def change_availability(self, connector: int, operative: bool) -> str:
+        """ChangeAvailability: Accepted, Scheduled (transaction running) or Rejected."""
+        status = _reply(self.core.dispatch(ChangeAvailability(connector, operative)))
+        if connector == 0 and status == "Accepted":
+            self.core.send(StationStatus(operative, self.core.clock()))
+        return status
+
+    def reset(self, hard: bool) -> str:
+        """Reset: transactions are stopped now; the session restarts after the reply."""
+        return _reply(self.core.dispatch(Reset(hard)))
+
+    def after_reset(self) -> None:
+        """Once the reply is out: deliver the StopTransactions, then restart."""
+        self.core.after_reset()
+
+    def unlock(self, connector: int) -> str:
+        """UnlockConnector: Unlocked, UnlockFailed or NotSupported."""
+        return _reply(self.core.dispatch(Unlock(connector)))
+
+    def clear_cache(self) -> str:
+        """ClearCache."""
+        self.core.authoriser.cache.clear()
+        return "Accepted"
+
+    # --- Remote Trigger ------------------------------------------------------------------------
+
+    def trigger(self, message: str, connector: int | None) -> str:
+        """TriggerMessage: Accepted (sent after the reply), Rejected or NotImplemented."""
+        return triggers.answer(self.core, message, connector)
+
+    def after_trigger(self, message: str, connector: int | None) -> None:
+        """Send the triggered message (after the TriggerMessage reply)."""
+        triggers.send(self.core, message, connector)
+
+    # --- Local Auth List -----------------------------------------------------------------------
+
+    def local_list_version(self) -> int:
+        """GetLocalListVersion (-1 when the local list is disabled)."""
+        if not self.config.get_bool("LocalAuthListEnabled"):
+            return -1
+        return int(self.core.store.meta("local_list_version", "0") or 0)
+
+    def send_local_list(self, version: int, update_type: str,
+                        entries: list[dict[str, Any]]) -> str:
+        """SendLocalList: Accepted, Failed, NotSupported or VersionMismatch (5.15)."""
+        if not self.config.get_bool("LocalAuthListEnabled"):
+            return "NotSupported"
+        if len(entries) > self.config.get_int("SendLocalListMaxLength"):
+            return "Failed"
+        if update_type == "Differential" and version <= self.local_list_version():
+            return "VersionMismatch"
+        store, local_list = self.core.store, self.core.local_list
+        try:
+            with store.transaction():
+                if update_type == "Full":
+                    local_list.clear()
+                for entry in entries:
+                    info = entry.get("idTagInfo")
+                    if info is None:
+                        local_list.pop(entry["idTag"], None)
+                        continue
+                    expiry = info.get("expiryDate")
+                    local_list[entry["idTag"]] = AuthEntry(
+                        convert.auth_status(info["status"]),
+                        convert.parse_time(expiry) if expiry else None, info.get("parentIdTag"))
+                if len(local_list) > self.config.get_int("LocalAuthListMaxLength"):
+                    raise _TooLong
+                store.set_meta("local_list_version", str(version))
+        except _TooLong:
+            return "Failed"
+        return "Accepted"
+
+    # --- Reservation ---------------------------------------------------------------------------
+
+    def reserve(self, connector: int, expiry: str, id_tag: str, reservation_id: int,
+                parent_id_tag: str | None) -> str:
+        """ReserveNow."""
+        if connector == 0 and not self.config.get_bool("ReserveConnectorZeroSupported"):
+            return "Rejected"
+        status = self.core.model.reserve(connector, Reservation(
+            reservation_id, id_tag, parent_id_tag, convert.parse_time(expiry)))
+        self.core.dispatch(Tick())
+        return convert.outcome(status)
+
+    def cancel_reservation(self, reservation_id: int) -> str:
+        """CancelReservation."""
+        found = self.core.model.cancel_reservation(reservation_id)
+        self.core.dispatch(Tick())
+        return "Accepted" if found else "Rejected"
+
+    # --- Smart Charging ------------------------------------------------------------------------
+
+    def set_profile(self, connector: int, profile: dict[str, Any]) -> str:
+        """SetChargingProfile, within the limits of the SmartCharging keys (9.4)."""
+        installed = self.core.smart.profiles
+        if connector != 0 and connector not in self.core.model.connectors:
+            return "Rejected"
+        if profile["stackLevel"] > self.config.get_int("ChargeProfileMaxStackLevel") or len(
+                profile["chargingSchedule"]["chargingSchedulePeriod"]) > self.config.get_int(
+                "ChargingScheduleMaxPeriods"):
+            return "Rejected"
+        if len(installed) >= self.config.get_int("MaxChargingProfilesInstalled") and \
+                profile["chargingProfileId"] not in {p.id for p in installed}:
+            return "Rejected"
+        return convert.outcome(self.core.install_profile(connector, profile))
+
+    def clear_profile(self, profile_id: int | None, connector: int | None,
+                      purpose: str | None, stack_level: int | None) -> str:
+        """ClearChargingProfile: Accepted or Unknown."""
+        found = self.core.clear_profiles(profile_id=profile_id, connector=connector,
+                                         purpose=purpose, stack_level=stack_level)
+        return "Accepted" if found else "Unknown"
+
+    def composite(self, connector: int, duration_s: int, unit: str | None
+                  ) -> dict[str, Any] | None:
+        """GetCompositeSchedule from now for duration_s; None (Rejected) if nothing limits it."""
+        if connector != 0 and connector not in self.core.model.connectors:
+            return None
+        now = self.core.clock().replace(microsecond=0)
+        periods = self.core.composite(connector, now, duration_s)
+        if not periods:
+            return None
+        if unit == "W":
+            factor = 230.0 * self.core.settings.phases
+            periods = [{**p, "limit": round(p["limit"] * factor, 1)} for p in periods]
+        return {"duration": duration_s, "startSchedule": convert.iso(now),
+                "chargingRateUnit": unit or "A", "chargingSchedulePeriod": periods}
+
+    # --- Firmware Management -------------------------------------------------------------------
+
+    def get_diagnostics(self, location: str, retries: int, retry_interval_s: int,
+                        start: str | None, stop: str | None) -> str:
+        """GetDiagnostics: the archive's file name; the upload starts after the reply."""
+        maintenance = self.core.maintenance
+        name = maintenance.diagnostics_name()
+        self._pending_job = maintenance.diagnostics(
+            location, name, retries, retry_interval_s,
+            convert.parse_time(start) if start else None,
+            convert.parse_time(stop) if stop else None)
+        return name
+
+    def update_firmware(self, location: str, retrieve_date: str, retries: int,
+                        retry_interval_s: int) -> None:
+        """UpdateFirmware: download at the retrieve date (after the reply)."""
+        self._pending_job = self.core.maintenance.firmware(
+            location, convert.parse_time(retrieve_date), retries, retry_interval_s)
+
+    def after_get_diagnostics(self) -> None:
+        """Start the upload once the reply is out."""
+        self._start_job()
+
+    def after_update_firmware(self) -> None:
+        """Start the firmware job once the reply is out."""
+        self._start_job()
+
+    def _start_job(self) -> None:
+        job, self._pending_job = self._pending_job, None
+        if job is not None:
+            self.core.spawn(job)

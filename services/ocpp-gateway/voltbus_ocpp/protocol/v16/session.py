@@ -1,0 +1,119 @@
+"""OCPP 1.6J as the station's protocol adapter: the session on one websocket, the boot, and the
+station's messages and outbox records sent as 1.6 CALLs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
+from ocpp.exceptions import OCPPError
+from ocpp.v16 import ChargePoint, call
+from websockets.asyncio.client import ClientConnection
+
+from voltbus_common.enums import RegistrationStatus
+from voltbus_ocpp.adapter import CallFailed, StationCore
+from voltbus_ocpp.messages import Message
+from voltbus_ocpp.model.events import Event, SendAuthorize
+from voltbus_ocpp.protocol.v16 import convert
+from voltbus_ocpp.protocol.v16.config_store import ConfigStore
+from voltbus_ocpp.protocol.v16.handlers import V16ChargePoint
+from voltbus_ocpp.protocol.v16.requests import V16Requests
+from voltbus_ocpp.records import Record, TransactionStarted, WireRecord
+from voltbus_ocpp.settings import GatewaySettings
+from voltbus_ocpp.store import Store
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+
+
+async def send_call(cp: ChargePoint, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send a CALL given as a camelCase payload; its camelCase answer (CallFailed on CALLERROR).
+    """
+    request = getattr(call, action)(**camel_to_snake_case(payload))
+    try:
+        result = await cp.call(request, suppress=False)
+    except OCPPError as exc:
+        raise CallFailed(str(exc)) from exc
+    data = {k: getattr(result, k) for k in result.__dataclass_fields__}
+    return snake_to_camel_case(remove_nones(data))  # type: ignore[no-any-return]
+
+
+def boot_payload(settings: GatewaySettings, serial: str | None = None) -> dict[str, Any]:
+    """BootNotification.req (a triggered one carries no serial number, as it always did)."""
+    payload = {"chargePointVendor": settings.charge_point_vendor,
+               "chargePointModel": settings.charge_point_model,
+               "firmwareVersion": settings.firmware_version}
+    if serial is not None:
+        payload["chargePointSerialNumber"] = serial[:25]
+    return payload
+
+
+class V16Adapter:
+    """The 1.6 adapter: configuration keys (on disk in the station's store) and sessions."""
+
+    def __init__(self, settings: GatewaySettings, store: Store) -> None:
+        self.subprotocol = SUBPROTOCOL
+        overrides = {"NumberOfConnectors": str(settings.connectors), **settings.ocpp_config}
+        self.config = ConfigStore(store, overrides=overrides, time_scale=settings.time_scale)
+        for key, value in settings.ocpp_config.items():  # the environment wins over stored values
+            if key in self.config.values:
+                self.config.values[key] = value
+
+    def open(self, connection: ClientConnection, core: StationCore) -> V16Session:
+        """A 1.6 session on the connection."""
+        return V16Session(self.config, connection, core)
+
+
+class V16Session:
+    """One 1.6 connection: the `ocpp.v16.ChargePoint` reading it, and CALLs out."""
+
+    def __init__(self, config: ConfigStore, connection: ClientConnection,
+                 core: StationCore) -> None:
+        self.config = config
+        self.core = core
+        self.cp = V16ChargePoint(core.id, connection, V16Requests(core, config),
+                                 response_timeout=core.settings.response_timeout_s)
+
+    async def serve(self) -> None:
+        """Read frames until the connection ends."""
+        await self.cp.start()
+
+    async def boot(self) -> None:
+        """BootNotification until Accepted; Pending/Rejected wait the interval (4.2)."""
+        core = self.core
+        payload = boot_payload(core.settings, core.id)
+        while True:
+            answer = await send_call(self.cp, "BootNotification", payload)
+            status = RegistrationStatus(answer["status"])
+            core.registered(status)
+            interval = int(answer.get("interval", 0))
+            if status is RegistrationStatus.ACCEPTED:
+                if interval > 0:
+                    self.config.set_heartbeat_interval(interval)
+                log.info("%s: accepted by the central system", core.id)
+                return
+            wait = (interval or 60) * core.settings.time_scale
+            log.warning("%s: BootNotification %s; retrying in %.1fs", core.id, status.value, wait)
+            await asyncio.sleep(wait)
+
+    async def send(self, message: Message) -> Event | None:
+        """A live message as its 1.6 CALL; an Authorize's answer as AuthorizeAnswered."""
+        action, payload = convert.message_call(message, boot_payload(self.core.settings))
+        answer = await send_call(self.cp, action, payload)
+        if isinstance(message, SendAuthorize):
+            return convert.authorize_answered(message.id_tag, answer)
+        return None
+
+    async def send_record(self, record: Record, transaction_id: str | None) -> Event | None:
+        """An outbox record as its 1.6 CALL; a start's answer as StartAnswered."""
+        action, payload = convert.record_call(record, transaction_id)
+        answer = await send_call(self.cp, action, payload)
+        if isinstance(record, TransactionStarted):
+            return convert.start_answered(record.effect.local_id, answer)
+        if isinstance(record, WireRecord) and action == "StartTransaction" and (
+                record.local_id is not None):
+            return convert.start_answered(record.local_id, answer)
+        return None

@@ -1,0 +1,141 @@
+"""What the durable outbox stores: version-neutral transaction records, as JSON, and back.
+
+A record is the model's effect plus what was configured when it happened (which measurands to
+report), so converting it to a protocol's message at send time gives exactly what converting it
+at once would have. Rows written before records existed hold an OCPP 1.6 payload under its action
+name; they come back as `WireRecord`s, which only the 1.6 adapter sends (as it always did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from voltbus_common.enums import StopReason
+from voltbus_ocpp.model.events import (
+    MeterSnapshot,
+    Sample,
+    SendMeterValues,
+    SendStartTransaction,
+    SendStopTransaction,
+)
+from voltbus_ocpp.model.results import Measurand, ReadingContext
+
+STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
+LEGACY_V16 = frozenset({"StartTransaction", "MeterValues", "StopTransaction"})
+"""Kinds of rows queued by gateways before records: 1.6 actions with 1.6 payloads."""
+
+
+@dataclass(frozen=True)
+class TransactionStarted:
+    """A transaction began."""
+
+    effect: SendStartTransaction
+
+
+@dataclass(frozen=True)
+class MeterValuesRecord:
+    """Meter values during a transaction, with the measurands configured when taken."""
+
+    effect: SendMeterValues
+    measurands: tuple[Measurand, ...]
+
+
+@dataclass(frozen=True)
+class TransactionStopped:
+    """A transaction ended, with the measurands configured for its samples."""
+
+    effect: SendStopTransaction
+    sampled: tuple[Measurand, ...]
+    aligned: tuple[Measurand, ...]
+
+
+@dataclass(frozen=True)
+class WireRecord:
+    """A message stored already converted, by a gateway from before records."""
+
+    subprotocol: str
+    action: str
+    payload: dict[str, Any]
+    local_id: int | None = None
+
+
+Record = TransactionStarted | MeterValuesRecord | TransactionStopped | WireRecord
+
+
+def starts_transaction(record: Record) -> bool:
+    """The record that gets the transaction its central-system id (sent without one)."""
+    if isinstance(record, WireRecord):
+        return record.action == "StartTransaction"
+    return isinstance(record, TransactionStarted)
+
+
+# --- encoding ----------------------------------------------------------------------------------
+
+
+def _reading(r: MeterSnapshot) -> dict[str, Any]:
+    return {"energy_wh": r.energy_wh, "power_w": r.power_w, "current_a": list(r.current_a),
+            "voltage_v": list(r.voltage_v), "ts": r.ts.isoformat()}
+
+
+def _snapshot(d: dict[str, Any]) -> MeterSnapshot:
+    return MeterSnapshot(d["energy_wh"], d["power_w"], tuple(d["current_a"]),
+                         tuple(d["voltage_v"]), datetime.fromisoformat(d["ts"]))
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def encode(record: Record) -> tuple[str, dict[str, Any]]:
+    """The row's kind and JSON body."""
+    if isinstance(record, TransactionStarted):
+        s = record.effect
+        return STARTED, {"connector": s.connector, "local_id": s.local_id, "id_tag": s.id_tag,
+                         "meter_start_wh": s.meter_start_wh, "ts": s.ts.isoformat(),
+                         "reservation_id": s.reservation_id}
+    if isinstance(record, MeterValuesRecord):
+        m = record.effect
+        return METER_VALUES, {"connector": m.connector, "local_id": m.local_id,
+                              "reading": _reading(m.reading), "ts": m.ts.isoformat(),
+                              "context": m.context.value,
+                              "measurands": [x.value for x in record.measurands]}
+    if isinstance(record, TransactionStopped):
+        e = record.effect
+        return STOPPED, {
+            "connector": e.connector, "local_id": e.local_id, "id_tag": e.id_tag,
+            "meter_stop_wh": e.meter_stop_wh, "ts": e.ts.isoformat(), "reason": e.reason.value,
+            "started_at": e.started_at.isoformat() if e.started_at else None,
+            "meter_start_wh": e.meter_start_wh,
+            "reading": _reading(e.reading) if e.reading else None,
+            "samples": [{"ts": x.ts.isoformat(), "context": x.context.value,
+                         "reading": _reading(x.reading)} for x in e.samples],
+            "sampled": [x.value for x in record.sampled],
+            "aligned": [x.value for x in record.aligned]}
+    return record.action, record.payload
+
+
+def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Record:
+    """A stored row as a record (ValueError/KeyError if it is not one)."""
+    if kind in LEGACY_V16:
+        return WireRecord("ocpp1.6", kind, body, local_id)
+    b = body
+    if kind == STARTED:
+        return TransactionStarted(SendStartTransaction(
+            b["connector"], b["local_id"], b["id_tag"], b["meter_start_wh"],
+            datetime.fromisoformat(b["ts"]), b["reservation_id"]))
+    if kind == METER_VALUES:
+        return MeterValuesRecord(SendMeterValues(
+            b["connector"], b["local_id"], _snapshot(b["reading"]),
+            datetime.fromisoformat(b["ts"]), ReadingContext(b["context"])),
+            tuple(Measurand(x) for x in b["measurands"]))
+    if kind == STOPPED:
+        return TransactionStopped(SendStopTransaction(
+            b["connector"], b["local_id"], b["id_tag"], b["meter_stop_wh"],
+            datetime.fromisoformat(b["ts"]), StopReason(b["reason"]), _time(b["started_at"]),
+            b["meter_start_wh"], _snapshot(b["reading"]) if b["reading"] else None,
+            tuple(Sample(datetime.fromisoformat(x["ts"]), _snapshot(x["reading"]),
+                         ReadingContext(x["context"])) for x in b["samples"])),
+            tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]))
+    raise ValueError(f"unknown outbox record kind {kind!r}")

@@ -1,0 +1,83 @@
+"""Running transactions and charging profiles on disk: the station's SQL kept out of the station.
+
+Both live in the station's `Store` beside the auth table (`store.AuthTable`), so their writes join
+the store's group commit. Transaction ids are text in the model; sqlite's INTEGER affinity keeps a
+numeric id (OCPP 1.6's) as it always stored it, and any other id as text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from voltbus_ocpp.model.events import SendStartTransaction
+from voltbus_ocpp.model.smart_charging import Installed
+from voltbus_ocpp.store import Store
+
+
+@dataclass(frozen=True)
+class RunningRow:
+    """A transaction that was running when last written."""
+
+    connector: int
+    local_id: int
+    id_tag: str
+    started_at: datetime
+    meter_start_wh: float
+    energy_wh: float
+    transaction_id: str | None
+
+
+class RunningTransactions:
+    """The `running` table: one row per connector with a transaction, for recovery at start-up."""
+
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+
+    def started(self, effect: SendStartTransaction) -> None:
+        """A transaction began (its central-system id is not known yet)."""
+        self.db.execute("INSERT OR REPLACE INTO running VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                        (effect.connector, effect.local_id, effect.id_tag, effect.ts.isoformat(),
+                         effect.meter_start_wh, effect.meter_start_wh))
+
+    def metered(self, local_id: int, energy_wh: float) -> None:
+        """The latest register of a running transaction."""
+        self.db.execute("UPDATE running SET energy_wh=? WHERE local_id=?", (energy_wh, local_id))
+
+    def identified(self, local_id: int, transaction_id: str) -> None:
+        """The central system's id for it."""
+        self.db.execute("UPDATE running SET transaction_id=? WHERE local_id=?",
+                        (transaction_id, local_id))
+
+    def stopped(self, local_id: int) -> None:
+        """It ended."""
+        self.db.execute("DELETE FROM running WHERE local_id=?", (local_id,))
+
+    def all(self) -> list[RunningRow]:
+        """Every running transaction on disk."""
+        rows = self.db.execute("SELECT connector, local_id, id_tag, started_at, meter_start_wh, "
+                               "energy_wh, transaction_id FROM running").fetchall()
+        return [RunningRow(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5],
+                           None if r[6] is None else str(r[6])) for r in rows]
+
+
+class ChargingProfiles:
+    """The `profiles` table: installed charging profiles, whole list replaced on change."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def load(self) -> list[Installed]:
+        """Every stored profile, by id."""
+        rows = self.store.db.execute("SELECT body FROM profiles ORDER BY id").fetchall()
+        return [Installed(**json.loads(r[0])) for r in rows]
+
+    def save(self, profiles: list[Installed]) -> None:
+        """Replace the stored profiles (TxProfiles included; they end with their transaction)."""
+        with self.store.transaction():
+            self.store.db.execute("DELETE FROM profiles")
+            for p in profiles:
+                self.store.db.execute(
+                    "INSERT INTO profiles VALUES (?, ?)",
+                    (p.id, json.dumps({"connector": p.connector, "profile": p.profile})))

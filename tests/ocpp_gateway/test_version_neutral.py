@@ -1,0 +1,54 @@
+"""The core speaks no OCPP version: the model, the outbox, the sender and the station import nothing
+version-specific (issue 11), so a second version is an adapter beside protocol/v16, not a copy."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import voltbus_ocpp
+
+PACKAGE = Path(voltbus_ocpp.__file__).parent
+NEUTRAL = sorted([*(PACKAGE / "model").glob("*.py"), *(PACKAGE / name for name in (
+    "station.py", "offline_queue.py", "records.py", "messenger.py", "messages.py",
+    "adapter.py", "repositories.py", "profiles.py", "bus_bridge.py", "link.py", "store.py"))])
+VERSIONED = ("voltbus_ocpp.protocol.v", "ocpp.v16", "ocpp.v201", "ocpp.v20")
+
+
+def imports(path: Path, source: str | None = None) -> list[str]:
+    """Every module a file imports (relative imports resolved against the package)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+                base = ".".join([*parts[:-node.level], *([base] if base else [])])
+            found += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return found
+
+
+@pytest.mark.parametrize("path", NEUTRAL, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_core_imports_nothing_version_specific(path: Path) -> None:
+    bad = [m for m in imports(path) if m.startswith(VERSIONED)]
+    assert bad == [], f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "model").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_the_model_does_not_import_the_ocpp_package_at_all(path: Path) -> None:
+    assert [m for m in imports(path) if m == "ocpp" or m.startswith("ocpp.")] == []
+
+
+def test_the_check_sees_a_versioned_import() -> None:
+    """The rule is not vacuous: both import forms are caught, relative ones too."""
+    source = ("from ocpp.v16 import call\nfrom ..protocol.v16 import convert\n"
+              "import voltbus_ocpp.protocol.v16.handlers\n")
+    found = imports(PACKAGE / "model" / "connector.py", source)
+    assert [m for m in found if m.startswith(VERSIONED)] == [
+        "ocpp.v16", "ocpp.v16.call", "voltbus_ocpp.protocol.v16",
+        "voltbus_ocpp.protocol.v16.convert", "voltbus_ocpp.protocol.v16.handlers"]
