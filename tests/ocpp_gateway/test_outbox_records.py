@@ -113,3 +113,5 @@ async def test_messages_queued_before_the_upgrade_still_go_out(rig: Rig) -> None
         "StartTransaction", "MeterValues", "StopTransaction")]
     assert order == ["StopTransaction", "StartTransaction", "MeterValues", "StopTransaction"]
     assert len(gateway.queue) == 0
+    # this central system never saw transaction 4242 start (it did, at the one before the upgrade)
+    assert [v.rule for v in rig.csms.violations(rig.id)] == ["unknown-transaction"]

@@ -52,3 +52,10 @@ def test_the_check_sees_a_versioned_import() -> None:
     assert [m for m in found if m.startswith(VERSIONED)] == [
         "ocpp.v16", "ocpp.v16.call", "voltbus_ocpp.protocol.v16",
         "voltbus_ocpp.protocol.v16.convert", "voltbus_ocpp.protocol.v16.handlers"]
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "protocol" / "v201").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_201_stands_beside_16_not_on_it(path: Path) -> None:
+    assert [m for m in imports(path) if m.startswith(("voltbus_ocpp.protocol.v16",
+                                                      "ocpp.v16"))] == []

@@ -32,6 +32,7 @@ class TransactionStarted:
     """A transaction began."""
 
     effect: SendStartTransaction
+    offline: bool = False  # it happened while the central system could not be reached
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class MeterValuesRecord:
 
     effect: SendMeterValues
     measurands: tuple[Measurand, ...]
+    offline: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class TransactionStopped:
     effect: SendStopTransaction
     sampled: tuple[Measurand, ...]
     aligned: tuple[Measurand, ...]
+    offline: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,13 @@ def _time(value: str | None) -> datetime | None:
 
 def encode(record: Record) -> tuple[str, dict[str, Any]]:
     """The row's kind and JSON body."""
+    kind, body = _encode(record)
+    if not isinstance(record, WireRecord) and record.offline:
+        body["offline"] = True
+    return kind, body
+
+
+def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, TransactionStarted):
         s = record.effect
         return STARTED, {"connector": s.connector, "local_id": s.local_id, "id_tag": s.id_tag,
@@ -121,15 +131,16 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
     if kind in LEGACY_V16:
         return WireRecord("ocpp1.6", kind, body, local_id)
     b = body
+    offline = bool(b.get("offline", False))
     if kind == STARTED:
         return TransactionStarted(SendStartTransaction(
             b["connector"], b["local_id"], b["id_tag"], b["meter_start_wh"],
-            datetime.fromisoformat(b["ts"]), b["reservation_id"]))
+            datetime.fromisoformat(b["ts"]), b["reservation_id"]), offline)
     if kind == METER_VALUES:
         return MeterValuesRecord(SendMeterValues(
             b["connector"], b["local_id"], _snapshot(b["reading"]),
             datetime.fromisoformat(b["ts"]), ReadingContext(b["context"])),
-            tuple(Measurand(x) for x in b["measurands"]))
+            tuple(Measurand(x) for x in b["measurands"]), offline)
     if kind == STOPPED:
         return TransactionStopped(SendStopTransaction(
             b["connector"], b["local_id"], b["id_tag"], b["meter_stop_wh"],
@@ -137,5 +148,6 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
             b["meter_start_wh"], _snapshot(b["reading"]) if b["reading"] else None,
             tuple(Sample(datetime.fromisoformat(x["ts"]), _snapshot(x["reading"]),
                          ReadingContext(x["context"])) for x in b["samples"])),
-            tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]))
+            tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]),
+            offline)
     raise ValueError(f"unknown outbox record kind {kind!r}")

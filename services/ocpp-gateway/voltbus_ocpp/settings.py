@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -18,6 +18,8 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     """VOLTBUS_CSMS_URL, VOLTBUS_CONNECTORS, VOLTBUS_CSMS_AUTH_KEY(_FILE), TLS files, ..."""
 
     csms_url: str = Field(default="ws://127.0.0.1:9000/ocpp", pattern=r"^wss?://.+")
+    ocpp_version: Literal["1.6", "2.0.1"] = "1.6"
+    """VOLTBUS_OCPP_VERSION: the OCPP version the station speaks (protocols.py)."""
     connectors: int = Field(default=1, ge=1, le=500)
     csms_auth_key: SecretStr | None = None
     csms_auth_key_file: Path | None = None

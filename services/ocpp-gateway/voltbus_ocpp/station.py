@@ -219,20 +219,21 @@ class Station:
                 ) -> Record:
         """The outbox record of an effect, with the measurands configured now; the running
         transaction on disk follows it (same commit)."""
-        cfg = self.config
+        cfg, offline = self.config, not self.model.online
         if isinstance(effect, SendStartTransaction):
             self.running.started(effect)
             self.store.set_meta("next_local_id", str(effect.local_id + 1))
-            return TransactionStarted(effect)
+            return TransactionStarted(effect, offline)
         if isinstance(effect, SendMeterValues):
             assert effect.local_id is not None
             self.running.metered(effect.local_id, effect.reading.energy_wh)
             return MeterValuesRecord(effect, cfg.sampled_measurands
                                      if effect.context is ReadingContext.PERIODIC
-                                     else cfg.aligned_measurands)
+                                     else cfg.aligned_measurands, offline)
         self.running.stopped(effect.local_id)
         self.profiles.ended(self.queue.transaction_id(effect.local_id))
-        return TransactionStopped(effect, cfg.stop_sampled_measurands, cfg.stop_aligned_measurands)
+        return TransactionStopped(effect, cfg.stop_sampled_measurands, cfg.stop_aligned_measurands,
+                                  offline)
 
     def _authorize_answered(self, tag: str) -> Callable[[Event | None], None]:
         def answered(event: Event | None) -> None:

@@ -125,6 +125,10 @@ class Store:
         """Store a meta value."""
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def delete_meta(self, key: str) -> None:
+        """Forget a meta value."""
+        self.db.execute("DELETE FROM meta WHERE key=?", (key,))
+
 
 class AuthTable(MutableMapping[str, AuthEntry]):
     """The authorisation cache ('cache') or the local list ('list') as a mapping on disk."""

@@ -119,9 +119,11 @@ class RemoteStart(Event):
 
 @dataclass(frozen=True)
 class RemoteStop(Event):
-    """The central system asks to stop a transaction (its id for it)."""
+    """The central system asks to stop a transaction (its id for it; or, in 2.0.1 where the charge
+    point names transactions, our local id while the start is not answered yet)."""
 
     transaction_id: str
+    local_id: int | None = None
 
 
 @dataclass(frozen=True)

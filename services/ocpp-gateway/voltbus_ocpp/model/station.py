@@ -381,7 +381,9 @@ class StationModel:
 
     def _on_remote_stop(self, e: RemoteStop) -> list[Effect]:
         for c in self.connectors.values():
-            if c.facts.tx is not None and c.facts.tx.transaction_id == e.transaction_id:
+            tx = c.facts.tx
+            if tx is not None and (tx.transaction_id == e.transaction_id or (
+                    e.local_id is not None and tx.local_id == e.local_id)):
                 return [*c.stop_transaction(StopReason.REMOTE), Reply(Outcome.ACCEPTED)]
         return [Reply(Outcome.REJECTED)]
 

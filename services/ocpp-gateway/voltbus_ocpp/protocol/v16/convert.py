@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from voltbus_ocpp.messages import (
@@ -25,6 +24,8 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
 )
 from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext
+from voltbus_ocpp.protocol.wire_time import iso as iso  # re-exported: convert.iso
+from voltbus_ocpp.protocol.wire_time import parse_time as parse_time
 from voltbus_ocpp.records import MeterValuesRecord, Record, TransactionStarted, TransactionStopped
 
 PHASES = ("L1", "L2", "L3")
@@ -73,17 +74,6 @@ def auth_status(value: str) -> AuthStatus:
 def transaction_id(value: str | None) -> int | None:
     """The model's transaction id as 1.6's integer transactionId."""
     return None if value is None else int(value)
-
-
-def iso(ts: datetime) -> str:
-    """OCPP dateTime: ISO 8601 UTC with a Z."""
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(value: str) -> datetime:
-    """An OCPP dateTime (Z or offset) as an aware UTC datetime."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _value(number: float) -> str:

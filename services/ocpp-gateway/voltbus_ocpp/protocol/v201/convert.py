@@ -1,0 +1,155 @@
+"""Pure mappings between the model's effects, messages and records and OCPP 2.0.1 payloads
+(camelCase dicts), and the 2.0.1 spellings of the model's neutral enums."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from voltbus_common.enums import ConnectorStatus, StopReason
+from voltbus_ocpp.messages import MeterValuesNow
+from voltbus_ocpp.model.events import MeterSnapshot, SendStatus
+from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext
+from voltbus_ocpp.protocol.wire_time import iso
+from voltbus_ocpp.records import MeterValuesRecord, TransactionStarted, TransactionStopped
+
+PHASES = ("L1", "L2", "L3")
+MEASURANDS = {
+    Measurand.ENERGY_IMPORT_WH: ("Energy.Active.Import.Register", "Wh"),
+    Measurand.POWER_IMPORT_W: ("Power.Active.Import", "W"),
+    Measurand.CURRENT_IMPORT_A: ("Current.Import", "A"),
+    Measurand.VOLTAGE_V: ("Voltage", "V"),
+    Measurand.CURRENT_OFFERED_A: ("Current.Offered", "A"),
+}
+CONTEXTS = {
+    ReadingContext.PERIODIC: "Sample.Periodic", ReadingContext.CLOCK: "Sample.Clock",
+    ReadingContext.TRIGGER: "Trigger", ReadingContext.BEGIN: "Transaction.Begin",
+    ReadingContext.END: "Transaction.End",
+}
+CONNECTOR_STATUS = {
+    ConnectorStatus.AVAILABLE: "Available", ConnectorStatus.RESERVED: "Reserved",
+    ConnectorStatus.UNAVAILABLE: "Unavailable", ConnectorStatus.FAULTED: "Faulted",
+}  # every other status: Occupied (2.0.1 moved the session phases into TransactionEvent)
+STOPPED_REASON = {
+    StopReason.DE_AUTHORIZED: "DeAuthorized", StopReason.EMERGENCY_STOP: "EmergencyStop",
+    StopReason.EV_DISCONNECTED: "EVDisconnected", StopReason.HARD_RESET: "ImmediateReset",
+    StopReason.SOFT_RESET: "ImmediateReset", StopReason.LOCAL: "Local",
+    StopReason.OTHER: "Other", StopReason.POWER_LOSS: "PowerLoss", StopReason.REBOOT: "Reboot",
+    StopReason.REMOTE: "Remote", StopReason.UNLOCK_COMMAND: "Other",
+}
+STOP_TRIGGER = {
+    StopReason.EV_DISCONNECTED: "EVCommunicationLost", StopReason.REMOTE: "RemoteStop",
+    StopReason.LOCAL: "StopAuthorized", StopReason.DE_AUTHORIZED: "Deauthorized",
+    StopReason.HARD_RESET: "ResetCommand", StopReason.SOFT_RESET: "ResetCommand",
+    StopReason.UNLOCK_COMMAND: "UnlockCommand",
+}  # the rest: AbnormalCondition
+AUTH_STATUS = {
+    "Accepted": AuthStatus.ACCEPTED, "Blocked": AuthStatus.BLOCKED,
+    "ConcurrentTx": AuthStatus.CONCURRENT_TX, "Expired": AuthStatus.EXPIRED,
+}  # Invalid, NoCredit, NotAllowedTypeEVSE, NotAtThisLocation, NotAtThisTime, Unknown: invalid
+OUTCOMES = {Outcome.ACCEPTED: "Accepted", Outcome.SCHEDULED: "Scheduled",
+            Outcome.UNLOCKED: "Unlocked", Outcome.OCCUPIED: "Occupied",
+            Outcome.FAULTED: "Faulted", Outcome.UNAVAILABLE: "Unavailable"}  # else Rejected
+
+
+def outcome(value: Outcome) -> str:
+    """A model answer as a 2.0.1 status (Rejected where 2.0.1 has no closer word)."""
+    return OUTCOMES.get(value, "Rejected")
+
+
+def auth_status(value: str) -> AuthStatus:
+    """An idTokenInfo status (AuthorizationStatusEnumType) in the model's terms."""
+    return AUTH_STATUS.get(value, AuthStatus.INVALID)
+
+
+def id_token(tag: str) -> dict[str, str]:
+    """An RFID card's uid as an IdTokenType."""
+    return {"idToken": tag, "type": "ISO14443"}
+
+
+def _value(number: float) -> float:
+    return round(number, 3)
+
+
+def sampled_values(reading: MeterSnapshot, measurands: Sequence[Measurand],
+                   context: ReadingContext) -> list[dict[str, Any]]:
+    """SampledValueType entries for the measurands the meter has."""
+    out: list[dict[str, Any]] = []
+
+    def add(m: Measurand, value: float, phase: str | None = None) -> None:
+        name, unit = MEASURANDS[m]
+        entry: dict[str, Any] = {"value": _value(value), "context": CONTEXTS[context],
+                                 "measurand": name, "location": "Outlet",
+                                 "unitOfMeasure": {"unit": unit}}
+        if phase:
+            entry["phase"] = phase
+        out.append(entry)
+
+    for m in measurands:
+        if m is Measurand.ENERGY_IMPORT_WH:
+            add(m, reading.energy_wh)
+        elif m is Measurand.POWER_IMPORT_W:
+            add(m, reading.power_w)
+        elif m is Measurand.CURRENT_IMPORT_A:
+            for phase, amps in zip(PHASES, reading.current_a, strict=False):
+                add(m, amps, phase)
+        elif m is Measurand.VOLTAGE_V:
+            for phase, volts in zip(PHASES, reading.voltage_v, strict=False):
+                add(m, volts, f"{phase}-N")
+    return out
+
+
+def status_notification(effect: SendStatus) -> dict[str, Any]:
+    """StatusNotificationRequest: one connector per EVSE, EVSE id = our connector number."""
+    return {"timestamp": iso(effect.ts),
+            "connectorStatus": CONNECTOR_STATUS.get(effect.status, "Occupied"),
+            "evseId": effect.connector, "connectorId": 1}
+
+
+def meter_values(message: MeterValuesNow) -> dict[str, Any]:
+    """MeterValuesRequest (outside a transaction, or triggered)."""
+    return {"evseId": message.connector, "meterValue": [
+        {"timestamp": iso(message.ts), "sampledValue": sampled_values(
+            message.reading, message.measurands, message.context)}]}
+
+
+def transaction_event(record: TransactionStarted | MeterValuesRecord | TransactionStopped,
+                      transaction_id: str, seq_no: int) -> dict[str, Any]:
+    """TransactionEventRequest Started, Updated or Ended."""
+    if isinstance(record, TransactionStarted):
+        s = record.effect
+        payload: dict[str, Any] = {
+            "eventType": "Started", "timestamp": iso(s.ts), "triggerReason": "Authorized",
+            "seqNo": seq_no, "transactionInfo": {"transactionId": transaction_id},
+            "evse": {"id": s.connector, "connectorId": 1}, "idToken": id_token(s.id_tag),
+            "meterValue": [{"timestamp": iso(s.ts), "sampledValue": [{
+                "value": _value(s.meter_start_wh), "context": "Transaction.Begin",
+                "measurand": "Energy.Active.Import.Register", "location": "Outlet",
+                "unitOfMeasure": {"unit": "Wh"}}]}]}
+        if s.reservation_id is not None:
+            payload["reservationId"] = s.reservation_id
+        return payload
+    if isinstance(record, MeterValuesRecord):
+        m = record.effect
+        return {"eventType": "Updated", "timestamp": iso(m.ts),
+                "triggerReason": "MeterValueClock" if m.context is ReadingContext.CLOCK
+                else "MeterValuePeriodic", "seqNo": seq_no,
+                "transactionInfo": {"transactionId": transaction_id},
+                "meterValue": [{"timestamp": iso(m.ts), "sampledValue": sampled_values(
+                    m.reading, record.measurands, m.context)}]}
+    e = record.effect
+    edges = record.sampled or record.aligned or (Measurand.ENERGY_IMPORT_WH,)
+    end = [{"timestamp": iso(e.ts), "sampledValue": [
+        {**v, "value": _value(e.meter_stop_wh)} if v["measurand"] ==
+        "Energy.Active.Import.Register" else v
+        for v in sampled_values(e.reading, edges, ReadingContext.END)]}] if e.reading else []
+    payload = {"eventType": "Ended", "timestamp": iso(e.ts),
+               "triggerReason": STOP_TRIGGER.get(e.reason, "AbnormalCondition"),
+               "seqNo": seq_no, "transactionInfo": {
+                   "transactionId": transaction_id,
+                   "stoppedReason": STOPPED_REASON[e.reason]}}
+    if e.id_tag:
+        payload["idToken"] = id_token(e.id_tag)
+    if end and end[0]["sampledValue"]:
+        payload["meterValue"] = end
+    return payload

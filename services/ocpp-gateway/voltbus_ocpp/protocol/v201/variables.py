@@ -1,0 +1,230 @@
+"""The OCPP 2.0.1 device-model variables voltbus knows so far, and the typed, version-neutral view
+the model reads (`model.config.StationConfig`), from "Component.Variable" values.
+
+A first cut: Actual values only, kept in the station's config table under "Component.Variable"
+(1.6 keys never contain a dot, so the two never collide). GetVariables/SetVariables are not served
+yet, so the values are the defaults below unless a central system's boot answer sets the heartbeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from voltbus_ocpp.model.results import Measurand
+from voltbus_ocpp.store import Store
+
+MEASURAND_NAMES: dict[str, Measurand] = {
+    "Energy.Active.Import.Register": Measurand.ENERGY_IMPORT_WH,
+    "Power.Active.Import": Measurand.POWER_IMPORT_W,
+    "Current.Import": Measurand.CURRENT_IMPORT_A,
+    "Voltage": Measurand.VOLTAGE_V,
+    "Current.Offered": Measurand.CURRENT_OFFERED_A,
+}
+
+DEFAULTS: dict[str, str] = {
+    "OCPPCommCtrlr.HeartbeatInterval": "300",
+    "OCPPCommCtrlr.MessageAttempts": "3",  # TransactionEvent
+    "OCPPCommCtrlr.MessageAttemptInterval": "60",
+    "OCPPCommCtrlr.ResetRetries": "1",
+    "OCPPCommCtrlr.WebSocketPingInterval": "30",
+    "AuthCtrlr.LocalPreAuthorize": "false",
+    "AuthCtrlr.LocalAuthorizeOffline": "true",
+    "AuthCtrlr.OfflineTxForUnknownIdEnabled": "false",
+    "AuthCtrlr.AuthorizeRemoteStart": "false",
+    "AuthCacheCtrlr.Enabled": "true",
+    "LocalAuthListCtrlr.Enabled": "true",
+    "TxCtrlr.EVConnectionTimeOut": "60",
+    "TxCtrlr.StopTxOnEVSideDisconnect": "true",
+    "TxCtrlr.StopTxOnInvalidId": "true",
+    "TxCtrlr.MaxEnergyOnInvalidId": "0",
+    "SampledDataCtrlr.TxUpdatedInterval": "60",
+    "SampledDataCtrlr.TxUpdatedMeasurands": (
+        "Energy.Active.Import.Register,Power.Active.Import,Current.Import"),
+    "SampledDataCtrlr.TxEndedMeasurands": "",
+    "AlignedDataCtrlr.Interval": "0",
+    "AlignedDataCtrlr.Measurands": "Energy.Active.Import.Register",
+    "AlignedDataCtrlr.TxEndedMeasurands": "",
+    "SecurityCtrlr.BasicAuthPassword": "",
+    "voltbus.LightIntensity": "100",  # no standard component for the LED yet
+    "voltbus.BlinkRepeat": "3",
+}
+SECRET = frozenset({"SecurityCtrlr.BasicAuthPassword"})
+FIELD_FOR_VARIABLE = {"voltbus.LightIntensity": "light_intensity_pct",
+                      "voltbus.BlinkRepeat": "blink_repeat",
+                      "OCPPCommCtrlr.HeartbeatInterval": "heartbeat_interval_s"}
+
+
+class Variables:
+    """Variable values with defaults, persisted in the station's config table."""
+
+    def __init__(self, store: Store | None, *, overrides: dict[str, str] | None = None,
+                 time_scale: float = 1.0) -> None:
+        self.store = store
+        self.time_scale = time_scale
+        self.values = dict(DEFAULTS)
+        if store is not None:
+            for key, value in store.db.execute("SELECT key, value FROM config"):
+                if key in DEFAULTS:
+                    self.values[key] = value
+        self.values.update(overrides or {})
+        self.listeners: list[Callable[[str], None]] = []
+
+    def set(self, name: str, value: str) -> None:
+        """Store a value and tell the listeners."""
+        self.values[name] = value
+        if self.store is not None:
+            self.store.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (name, value))
+        for listener in self.listeners:
+            listener(FIELD_FOR_VARIABLE.get(name, name))
+
+    def _int(self, name: str) -> int:
+        return int(self.values[name])
+
+    def _bool(self, name: str) -> bool:
+        return self.values[name].lower() == "true"
+
+    def _seconds(self, name: str) -> float:
+        return int(self.values[name]) * self.time_scale
+
+    def _measurands(self, name: str) -> tuple[Measurand, ...]:
+        items = [i.strip() for i in self.values[name].split(",") if i.strip()]
+        return tuple(MEASURAND_NAMES[i] for i in items if i in MEASURAND_NAMES)
+
+    # --- model.config.StationConfig ----------------------------------------------------------
+
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call listener(field name) whenever a value changes."""
+        self.listeners.append(listener)
+
+    def visible_values(self) -> dict[str, str]:
+        """Every value, secrets left out."""
+        return {k: v for k, v in self.values.items() if k not in SECRET}
+
+    def set_heartbeat_interval(self, seconds: int) -> None:
+        """The interval from the BootNotification answer."""
+        self.set("OCPPCommCtrlr.HeartbeatInterval", str(seconds))
+
+    @property
+    def local_list_enabled(self) -> bool:
+        """LocalAuthListCtrlr.Enabled."""
+        return self._bool("LocalAuthListCtrlr.Enabled")
+
+    @property
+    def auth_cache_enabled(self) -> bool:
+        """AuthCacheCtrlr.Enabled."""
+        return self._bool("AuthCacheCtrlr.Enabled")
+
+    @property
+    def local_pre_authorize(self) -> bool:
+        """AuthCtrlr.LocalPreAuthorize."""
+        return self._bool("AuthCtrlr.LocalPreAuthorize")
+
+    @property
+    def local_authorize_offline(self) -> bool:
+        """AuthCtrlr.LocalAuthorizeOffline."""
+        return self._bool("AuthCtrlr.LocalAuthorizeOffline")
+
+    @property
+    def offline_tx_for_unknown_id(self) -> bool:
+        """AuthCtrlr.OfflineTxForUnknownIdEnabled."""
+        return self._bool("AuthCtrlr.OfflineTxForUnknownIdEnabled")
+
+    @property
+    def authorize_remote_start(self) -> bool:
+        """AuthCtrlr.AuthorizeRemoteStart."""
+        return self._bool("AuthCtrlr.AuthorizeRemoteStart")
+
+    @property
+    def blink_repeat(self) -> int:
+        """voltbus.BlinkRepeat."""
+        return self._int("voltbus.BlinkRepeat")
+
+    @property
+    def light_intensity_pct(self) -> int:
+        """voltbus.LightIntensity."""
+        return self._int("voltbus.LightIntensity")
+
+    @property
+    def sample_interval_s(self) -> float:
+        """SampledDataCtrlr.TxUpdatedInterval."""
+        return self._seconds("SampledDataCtrlr.TxUpdatedInterval")
+
+    @property
+    def clock_aligned_interval_s(self) -> int:
+        """AlignedDataCtrlr.Interval."""
+        return self._int("AlignedDataCtrlr.Interval")
+
+    @property
+    def connection_timeout_s(self) -> float:
+        """TxCtrlr.EVConnectionTimeOut."""
+        return self._seconds("TxCtrlr.EVConnectionTimeOut")
+
+    @property
+    def stop_on_ev_disconnect(self) -> bool:
+        """TxCtrlr.StopTxOnEVSideDisconnect."""
+        return self._bool("TxCtrlr.StopTxOnEVSideDisconnect")
+
+    @property
+    def stop_on_invalid_id(self) -> bool:
+        """TxCtrlr.StopTxOnInvalidId."""
+        return self._bool("TxCtrlr.StopTxOnInvalidId")
+
+    @property
+    def max_energy_on_invalid_id_wh(self) -> int:
+        """TxCtrlr.MaxEnergyOnInvalidId."""
+        return self._int("TxCtrlr.MaxEnergyOnInvalidId")
+
+    @property
+    def sampled_measurands(self) -> tuple[Measurand, ...]:
+        """SampledDataCtrlr.TxUpdatedMeasurands."""
+        return self._measurands("SampledDataCtrlr.TxUpdatedMeasurands")
+
+    @property
+    def aligned_measurands(self) -> tuple[Measurand, ...]:
+        """AlignedDataCtrlr.Measurands."""
+        return self._measurands("AlignedDataCtrlr.Measurands")
+
+    @property
+    def stop_sampled_measurands(self) -> tuple[Measurand, ...]:
+        """SampledDataCtrlr.TxEndedMeasurands."""
+        return self._measurands("SampledDataCtrlr.TxEndedMeasurands")
+
+    @property
+    def stop_aligned_measurands(self) -> tuple[Measurand, ...]:
+        """AlignedDataCtrlr.TxEndedMeasurands."""
+        return self._measurands("AlignedDataCtrlr.TxEndedMeasurands")
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """OCPPCommCtrlr.HeartbeatInterval."""
+        return self._seconds("OCPPCommCtrlr.HeartbeatInterval")
+
+    @property
+    def message_attempts(self) -> int:
+        """OCPPCommCtrlr.MessageAttempts."""
+        return self._int("OCPPCommCtrlr.MessageAttempts")
+
+    @property
+    def message_retry_interval_s(self) -> float:
+        """OCPPCommCtrlr.MessageAttemptInterval."""
+        return self._seconds("OCPPCommCtrlr.MessageAttemptInterval")
+
+    @property
+    def minimum_status_duration_s(self) -> float:
+        """2.0.1 has no such variable: statuses are reported at once."""
+        return 0.0
+
+    @property
+    def reset_retries(self) -> int:
+        """OCPPCommCtrlr.ResetRetries."""
+        return self._int("OCPPCommCtrlr.ResetRetries")
+
+    @property
+    def ping_interval_s(self) -> float:
+        """OCPPCommCtrlr.WebSocketPingInterval."""
+        return float(self._int("OCPPCommCtrlr.WebSocketPingInterval"))
+
+    @property
+    def authorization_key(self) -> str:
+        """SecurityCtrlr.BasicAuthPassword."""
+        return self.values["SecurityCtrlr.BasicAuthPassword"]

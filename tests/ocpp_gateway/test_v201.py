@@ -1,0 +1,183 @@
+"""The same station speaking OCPP 2.0.1 (VOLTBUS_OCPP_VERSION=2.0.1) to the dev central system in
+2.0.1, schema validation on: boot, statuses per EVSE, Authorize, TransactionEvent
+Started/Updated/Ended with seqNo 0, 1, 2, ... and RequestStopTransaction; the bus looks the same."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from tests.ocpp_gateway import test_processes
+from tests.ocpp_gateway.conftest import Rig
+from tests.ocpp_gateway.test_processes import DevCsmsProcess, GatewayProcess
+from voltbus_ocpp.protocol.wire_time import parse_time
+
+devcsms_process = test_processes.devcsms_process  # the same process fixtures
+gateway_process = test_processes.gateway_process
+
+
+def energy(event: dict[str, Any]) -> list[float]:
+    """The energy register values of a TransactionEvent."""
+    return [float(v["value"]) for mv in event.get("meterValue", []) for v in mv["sampledValue"]
+            if v.get("measurand", "Energy.Active.Import.Register") ==
+            "Energy.Active.Import.Register"]
+
+
+async def test_a_session_in_201_tap_meter_unplug(rig: Rig) -> None:
+    csms = rig.csms
+    rig.meter(1000.0)
+    rig.pilot("A")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    boot = await csms.wait_for(rig.id, "BootNotification")
+    assert boot["chargingStation"]["vendorName"] == "voltbus"
+    assert csms.central.version(rig.id) == "2.0.1"
+    await csms.wait_for(rig.id, "StatusNotification", where=lambda p: p["evseId"] == 1 and
+                        p["connectorStatus"] == "Available")
+    connection = await rig.wait("connection", lambda p: p.registration is not None)
+    assert connection.registration.value == "Accepted"
+
+    rig.pilot("B")
+    await csms.wait_for(rig.id, "StatusNotification",
+                        where=lambda p: p["connectorStatus"] == "Occupied")
+    await rig.status("Preparing")  # the bus keeps its statuses whatever the version
+    rig.tap("04A1B2C3")
+    assert (await csms.wait_for(rig.id, "Authorize"))["idToken"] == {
+        "idToken": "04A1B2C3", "type": "ISO14443"}
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    assert (started["seqNo"], started["evse"], started["triggerReason"]) == (
+        0, {"id": 1, "connectorId": 1}, "Authorized")
+    assert energy(started) == [1000.0]
+    tx_id = started["transactionInfo"]["transactionId"]
+    relay = await rig.wait("relay_set")
+    assert relay.closed is True
+    rig.relay(True)
+    rig.pilot("C")
+    await rig.status("Charging")
+    rig.meter(1100.0)
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Updated"
+                        and energy(p) == [1100.0])
+    tx = await rig.wait("transaction", lambda p: p is not None and p.energy_wh == 100.0)
+    assert tx.id_tag == "04A1B2C3"
+
+    rig.meter(1234.0)
+    await rig.wait("transaction", lambda p: p is not None and p.energy_wh == 234.0)
+    rig.pilot("A")
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["transactionInfo"] == {"transactionId": tx_id, "stoppedReason": "EVDisconnected"}
+    assert energy(ended) == [1234.0]
+    session = await rig.wait("session")
+    assert (session.meter_stop_wh, session.stop_reason.value) == (1234.0, "EVDisconnected")
+    events = [m.payload for m in csms.received(rig.id, "TransactionEvent")]
+    assert [e["seqNo"] for e in events] == list(range(len(events)))  # no gaps, none twice
+    assert [e["eventType"] for e in events][::len(events) - 1] == ["Started", "Ended"]
+    assert csms.violations(rig.id) == []
+
+
+async def test_request_start_and_stop_transaction_in_201(rig: Rig) -> None:
+    csms = rig.csms
+    rig.meter(500.0)
+    rig.pilot("C")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await rig.status("Preparing")
+    assert await csms.send_action(rig.id, "RequestStartTransaction", {
+        "idToken": {"idToken": "REMOTE", "type": "Central"}, "remoteStartId": 7,
+        "evseId": 2}) == {"status": "Rejected"}  # this station has one EVSE
+    assert await csms.send_action(rig.id, "RequestStartTransaction", {
+        "idToken": {"idToken": "REMOTE", "type": "Central"}, "remoteStartId": 8,
+        "evseId": 1}) == {"status": "Accepted"}
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    assert started["idToken"]["idToken"] == "REMOTE"
+    tx_id = started["transactionInfo"]["transactionId"]
+    answer = await csms.send_action(rig.id, "RequestStopTransaction", {"transactionId": tx_id})
+    assert answer == {"status": "Accepted"}
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["transactionInfo"]["stoppedReason"] == "Remote"
+    assert await csms.send_action(rig.id, "RequestStopTransaction",
+                                  {"transactionId": tx_id}) == {"status": "Rejected"}
+    assert csms.violations(rig.id) == []
+
+
+async def test_201_keeps_charging_offline_and_sends_every_event_once_in_order(rig: Rig) -> None:
+    """Central system down mid-transaction: Updated events and the Ended pile up in the outbox;
+    back online they arrive once each, in seqNo order without gaps, flagged offline, with the
+    timestamps they were made at."""
+    csms = rig.csms
+    rig.meter(1000.0)
+    rig.pilot("C")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await rig.status("Preparing")
+    rig.tap("TAG")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    tx_id = started["transactionInfo"]["transactionId"]
+    await rig.status("Charging")
+
+    await csms.stop()
+    await rig.wait("connection", lambda p: p.connected is False)
+    rig.meter(1100.0)
+    await rig.wait("transaction", lambda p: p is not None and p.energy_wh == 100.0)
+    await asyncio.sleep(1.5)  # periodic Updated events (every 0.6 s here) are queued
+    rig.pilot("A")  # unplugged while offline: Ended is queued too
+    session = await rig.wait("session")
+    assert session.meter_stop_wh == 1100.0  # charging went on while offline
+    await csms.start()
+    ended = await csms.wait_for(rig.id, "TransactionEvent", timeout=10,
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["offline"] is True
+    assert energy(ended) == [1100.0]
+    assert parse_time(ended["timestamp"]) <= session.stopped_at + timedelta(milliseconds=1)
+    events = [m.payload for m in csms.received(rig.id, "TransactionEvent")]
+    assert {e["transactionInfo"]["transactionId"] for e in events} == {tx_id}
+    assert [e["seqNo"] for e in events] == list(range(len(events)))  # once each, in order
+    offline = [e for e in events if e.get("offline")]
+    assert len(offline) >= 2
+    assert [e["eventType"] for e in offline][-1] == "Ended"
+    assert [e["eventType"] for e in events].count("Ended") == 1
+    assert csms.violations(rig.id) == []
+
+
+async def test_201_gateway_killed_mid_transaction_ends_it_once_on_restart(
+        rig: Rig, devcsms_process: DevCsmsProcess, gateway_process: GatewayProcess) -> None:
+    """SIGKILL while charging in 2.0.1: the restarted gateway sends the Ended (PowerLoss, the
+    register read back from the retained meter) with the next seqNo of the same transaction."""
+    csms = devcsms_process
+    gateway_process.env["VOLTBUS_OCPP_VERSION"] = "2.0.1"
+    rig.meter(2000.0)
+    rig.pilot("B")
+    gateway_process.start()
+
+    async def event(where: Callable[[dict[str, Any]], bool], action: str) -> dict[str, Any]:
+        async def poll() -> dict[str, Any]:
+            while True:
+                found = [m for m in await csms.messages(rig.id, action) if where(m)]
+                if found:
+                    return found[0]
+                await asyncio.sleep(0.05)
+        return await asyncio.wait_for(poll(), 15)
+
+    await event(lambda p: p["connectorStatus"] == "Occupied", "StatusNotification")  # on the bus
+    rig.tap("04A1B2C3")
+    started = await event(lambda p: p["eventType"] == "Started", "TransactionEvent")
+    rig.pilot("C")
+    await rig.wait("relay_set", lambda p: p.closed is True)
+    await event(lambda p: p["eventType"] == "Updated", "TransactionEvent")
+    assert gateway_process.signal(signal.SIGKILL) == -9
+    rig.meter(2345.0)  # the EV went on drawing while the gateway was down (retained)
+    gateway_process.start()
+    ended = await event(lambda p: p["eventType"] == "Ended", "TransactionEvent")
+    tx_id = started["transactionInfo"]["transactionId"]
+    assert ended["transactionInfo"] == {"transactionId": tx_id, "stoppedReason": "PowerLoss"}
+    assert energy(ended) == [2345.0]
+    await asyncio.sleep(0.3)
+    events = await csms.messages(rig.id, "TransactionEvent")
+    assert {e["transactionInfo"]["transactionId"] for e in events} == {tx_id}
+    assert [e["seqNo"] for e in events] == list(range(len(events)))  # once each, in order
+    assert [e["eventType"] for e in events].count("Ended") == 1
+    assert len(await csms.messages(rig.id, "BootNotification")) == 2
