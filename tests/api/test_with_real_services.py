@@ -31,8 +31,14 @@ async def test_start_limit_stop_through_the_real_gateway(
                 return r.status_code == 200 and (r.json()["status"] or {}).get("status") in wanted
 
             await eventually(lambda: status_is("Available"), within_s=30)
-            health = (await client.get("/api/v1/health")).json()
-            assert health["services"][station]["gateway"] == "online", services.logs()
+
+            async def gateway_online() -> bool:
+                # The connector status and the gateway's retained service status are two
+                # messages: the second may reach the API a moment after the first.
+                health = (await client.get("/api/v1/health")).json()
+                return health["services"].get(station, {}).get("gateway") == "online"
+
+            await eventually(gateway_online, within_s=10)
 
             # Nothing to stop yet: the gateway's state forbids it.
             r = await client.post(f"{path}/stop")
