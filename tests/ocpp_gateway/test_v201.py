@@ -181,3 +181,77 @@ async def test_201_gateway_killed_mid_transaction_ends_it_once_on_restart(
     assert [e["seqNo"] for e in events] == list(range(len(events)))  # once each, in order
     assert [e["eventType"] for e in events].count("Ended") == 1
     assert len(await csms.messages(rig.id, "BootNotification")) == 2
+
+
+async def test_201_device_model_variables_and_trigger_message(rig: Rig) -> None:
+    """GetVariables/SetVariables on the variables the station reads (a change applies at once:
+    the heartbeat interval), unknown ones named as such, the password never read back;
+    TriggerMessage for Heartbeat and StatusNotification."""
+    csms = rig.csms
+    rig.pilot("A")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await csms.wait_for(rig.id, "StatusNotification")
+
+    def item(component: str, variable: str, **extra: Any) -> dict[str, Any]:
+        return {"component": {"name": component}, "variable": {"name": variable}, **extra}
+
+    answer = await csms.send_action(rig.id, "GetVariables", {"getVariableData": [
+        item("TxCtrlr", "StopTxOnEVSideDisconnect"), item("TxCtrlr", "NoSuchThing"),
+        item("NoSuchCtrlr", "Enabled"), item("SecurityCtrlr", "BasicAuthPassword")]})
+    assert [(r["attributeStatus"], r.get("attributeValue")) for r in
+            answer["getVariableResult"]] == [("Accepted", "true"), ("UnknownVariable", None),
+                                             ("UnknownComponent", None), ("Rejected", None)]
+    answer = await csms.send_action(rig.id, "SetVariables", {"setVariableData": [
+        item("OCPPCommCtrlr", "HeartbeatInterval", attributeValue="20"),
+        item("TxCtrlr", "StopTxOnInvalidId", attributeValue="maybe"),
+        item("SampledDataCtrlr", "TxUpdatedMeasurands",
+             attributeValue="Voltage,Power.Active.Import")]})
+    assert [r["attributeStatus"] for r in answer["setVariableResult"]] == [
+        "Accepted", "Rejected", "Accepted"]
+    assert rig.gateway is not None
+    assert rig.gateway.config.heartbeat_interval_s == 0.2  # 20 s at the tests' time scale
+    await csms.wait_for(rig.id, "Heartbeat", timeout=5)  # the new interval is in force
+
+    assert await csms.send_action(rig.id, "TriggerMessage", {
+        "requestedMessage": "StatusNotification", "evse": {"id": 1}}) == {"status": "Accepted"}
+    await csms.wait_for(rig.id, "StatusNotification", count=2)
+    assert await csms.send_action(rig.id, "TriggerMessage", {
+        "requestedMessage": "StatusNotification", "evse": {"id": 9}}) == {"status": "Rejected"}
+    assert await csms.send_action(rig.id, "TriggerMessage", {
+        "requestedMessage": "LogStatusNotification"}) == {"status": "NotImplemented"}
+    assert csms.violations(rig.id) == []
+
+
+async def test_201_change_availability_and_reset(rig: Rig) -> None:
+    csms = rig.csms
+    rig.meter(100.0)
+    rig.pilot("A")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await csms.wait_for(rig.id, "StatusNotification")
+    assert await csms.send_action(rig.id, "ChangeAvailability", {
+        "operationalStatus": "Inoperative", "evse": {"id": 1}}) == {"status": "Accepted"}
+    await csms.wait_for(rig.id, "StatusNotification",
+                        where=lambda p: p["connectorStatus"] == "Unavailable")
+    await rig.status("Unavailable")
+    assert await csms.send_action(rig.id, "ChangeAvailability", {
+        "operationalStatus": "Operative", "evse": {"id": 7}}) == {"status": "Rejected"}
+    assert await csms.send_action(rig.id, "ChangeAvailability", {
+        "operationalStatus": "Operative"}) == {"status": "Accepted"}
+    await rig.status("Available", count=2)
+
+    rig.pilot("C")
+    await rig.status("Preparing")
+    rig.tap("TAG")
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Started")
+    assert await csms.send_action(rig.id, "Reset", {"type": "OnIdle"}) == {"status": "Rejected"}
+    assert await csms.send_action(rig.id, "Reset", {"type": "Immediate"}) == {
+        "status": "Accepted"}
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert (ended["triggerReason"], ended["transactionInfo"]["stoppedReason"]) == (
+        "ResetCommand", "ImmediateReset")
+    assert rig._gw_task is not None
+    await asyncio.wait_for(asyncio.shield(rig._gw_task), 5)  # the station's run ended
+    assert rig.gateway is not None
+    assert rig.gateway.reset_done
+    assert csms.violations(rig.id) == []

@@ -91,6 +91,10 @@ class Messenger:
                 return
         self.items.append(item)
 
+    def reschedule(self) -> None:
+        """The heartbeat interval changed: the wait for the next heartbeat starts over."""
+        self.wake.set()
+
     def durable_added(self) -> None:
         """An outbox entry was stored: send it in its turn."""
         self.items.append(DURABLE)

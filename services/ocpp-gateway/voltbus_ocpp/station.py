@@ -136,7 +136,9 @@ class Station:
         self._reported: dict[int, tuple[object, object]] = {}
 
     def _config_changed(self, name: str) -> None:
-        """LED intensity and blink repeat apply to the LEDs at once."""
+        """LED intensity, blink repeat and the heartbeat interval apply at once."""
+        if name == "heartbeat_interval_s":
+            self.messenger.reschedule()
         if name in ("light_intensity_pct", "blink_repeat"):
             self.execute([c.led() for c in self.model.connectors.values()
                           if c.status is not None])

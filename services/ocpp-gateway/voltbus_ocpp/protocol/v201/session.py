@@ -13,7 +13,7 @@ from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
 from ocpp.exceptions import OCPPError
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 from websockets.asyncio.client import ClientConnection
 
@@ -27,18 +27,20 @@ from voltbus_ocpp.messages import (
 )
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
+    ChangeAvailability,
     Effect,
     Event,
     RemoteStart,
     RemoteStop,
     Reply,
+    Reset,
     SendAuthorize,
     SendStatus,
     StartAnswered,
 )
-from voltbus_ocpp.model.results import AuthStatus
+from voltbus_ocpp.model.results import AuthStatus, ReadingContext
 from voltbus_ocpp.protocol.v201 import convert
-from voltbus_ocpp.protocol.v201.variables import Variables
+from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
 from voltbus_ocpp.protocol.wire_time import parse_time
 from voltbus_ocpp.records import (
     MeterValuesRecord,
@@ -53,6 +55,7 @@ from voltbus_ocpp.store import Store
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp2.0.1"
+TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"})
 _IDS = uuid.UUID("5f0c8f4e-2f7b-4c39-9a59-8c1d0e6b2a11")  # namespace of our transaction ids
 
 
@@ -94,11 +97,12 @@ class V201Adapter:
 class V201ChargePoint(ChargePoint):
     """An `ocpp.v201.ChargePoint` whose handlers turn requests into model events."""
 
-    def __init__(self, station_id: str, connection: Any, core: StationCore, *,
-                 response_timeout: float) -> None:
+    def __init__(self, station_id: str, connection: Any, core: StationCore,
+                 variables: Variables, *, response_timeout: float) -> None:
         super().__init__(station_id, connection, response_timeout=response_timeout,
                          logger=logging.getLogger("voltbus_ocpp.wire201"))
         self.core = core
+        self.variables = variables
 
     @on("RequestStartTransaction")
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
@@ -106,6 +110,94 @@ class V201ChargePoint(ChargePoint):
                          **_: Any) -> call_result.RequestStartTransaction:
         return call_result.RequestStartTransaction(
             status=_reply(self.core.dispatch(RemoteStart(id_token["id_token"], evse_id))))
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]],
+                         **_: Any) -> call_result.GetVariables:
+        results = []
+        for item in get_variable_data:
+            component, variable = item["component"], item["variable"]
+            status, value = self.variables.get(component["name"], variable["name"])
+            if item.get("attribute_type", "Actual") != "Actual" and status == "Accepted":
+                status, value = "NotSupportedAttributeType", None
+            result: dict[str, Any] = {"attribute_status": status, "component": component,
+                                      "variable": variable}
+            if value is not None:
+                result["attribute_value"] = value
+            results.append(result)
+        return call_result.GetVariables(get_variable_result=results)
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]],
+                         **_: Any) -> call_result.SetVariables:
+        results = []
+        for item in set_variable_data:
+            component, variable = item["component"], item["variable"]
+            status = "NotSupportedAttributeType" if item.get(
+                "attribute_type", "Actual") != "Actual" else self.variables.change(
+                component["name"], variable["name"], str(item["attribute_value"]))
+            shown = "***" if f"{component['name']}.{variable['name']}" in SECRET else item[
+                "attribute_value"]
+            log.info("%s: SetVariables %s.%s=%s -> %s", self.core.id, component["name"],
+                     variable["name"], shown, status)
+            results.append({"attribute_status": status, "component": component,
+                            "variable": variable})
+        return call_result.SetVariables(set_variable_result=results)
+
+    @on("TriggerMessage")
+    def on_trigger(self, requested_message: str, evse: dict[str, Any] | None = None,
+                   **_: Any) -> call_result.TriggerMessage:
+        if requested_message not in TRIGGERABLE:
+            return call_result.TriggerMessage(status="NotImplemented")
+        if evse is not None and evse.get("id") not in self.core.model.connectors:
+            return call_result.TriggerMessage(status="Rejected")
+        return call_result.TriggerMessage(status="Accepted")
+
+    @after("TriggerMessage")
+    def after_trigger(self, requested_message: str, evse: dict[str, Any] | None = None,
+                      **_: Any) -> None:
+        if requested_message not in TRIGGERABLE or (
+                evse is not None and evse.get("id") not in self.core.model.connectors):
+            return
+        connectors = self.core.model.connectors
+        targets = [evse["id"]] if evse else list(connectors)
+        if requested_message == "Heartbeat":
+            self.core.send(Heartbeat())
+        elif requested_message == "BootNotification":
+            self.core.send(Boot())
+        elif requested_message == "StatusNotification":
+            for n in targets:
+                c = connectors[n]
+                if c.status is not None:
+                    self.core.send(SendStatus(n, c.status, c.facts.fault, c.facts.fault_info,
+                                              self.core.clock()))
+        else:  # MeterValues
+            for n in targets:
+                meter = connectors[n].facts.meter
+                if meter is not None:
+                    self.core.send(MeterValuesNow(n, meter, self.core.clock(),
+                                                  ReadingContext.TRIGGER,
+                                                  self.variables.sampled_measurands))
+
+    @on("ChangeAvailability")
+    def on_change_availability(self, operational_status: str,
+                               evse: dict[str, Any] | None = None,
+                               **_: Any) -> call_result.ChangeAvailability:
+        connector = evse["id"] if evse else 0  # no EVSE: the whole station
+        return call_result.ChangeAvailability(status=_reply(self.core.dispatch(
+            ChangeAvailability(connector, operational_status == "Operative"))))
+
+    @on("Reset")
+    def on_reset(self, type: str, evse_id: int | None = None,
+                 **_: Any) -> call_result.Reset:
+        busy = any(c.facts.tx is not None for c in self.core.model.connectors.values())
+        if evse_id is not None or (type == "OnIdle" and busy):
+            return call_result.Reset(status="Rejected")  # not done: per EVSE, OnIdle later
+        return call_result.Reset(status=_reply(self.core.dispatch(Reset(hard=True))))
+
+    @after("Reset")
+    def after_reset(self, **_: Any) -> None:
+        self.core.after_reset()
 
     @on("RequestStopTransaction")
     def on_request_stop(self, transaction_id: str,
@@ -125,7 +217,7 @@ class V201Session:
                  core: StationCore) -> None:
         self.adapter = adapter
         self.core = core
-        self.cp = V201ChargePoint(core.id, connection, core,
+        self.cp = V201ChargePoint(core.id, connection, core, adapter.config,
                                   response_timeout=core.settings.response_timeout_s)
 
     def _station(self) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 the model reads (`model.config.StationConfig`), from "Component.Variable" values.
 
 A first cut: Actual values only, kept in the station's config table under "Component.Variable"
-(1.6 keys never contain a dot, so the two never collide). GetVariables/SetVariables are not served
-yet, so the values are the defaults below unless a central system's boot answer sets the heartbeat.
+(1.6 keys never contain a dot, so the two never collide), read and written with GetVariables and
+SetVariables (`get`, `change`).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ DEFAULTS: dict[str, str] = {
     "voltbus.LightIntensity": "100",  # no standard component for the LED yet
     "voltbus.BlinkRepeat": "3",
 }
-SECRET = frozenset({"SecurityCtrlr.BasicAuthPassword"})
+SECRET = frozenset({"SecurityCtrlr.BasicAuthPassword"})  # WriteOnly
+COMPONENTS = frozenset(name.split(".", 1)[0] for name in DEFAULTS)
 FIELD_FOR_VARIABLE = {"voltbus.LightIntensity": "light_intensity_pct",
                       "voltbus.BlinkRepeat": "blink_repeat",
                       "OCPPCommCtrlr.HeartbeatInterval": "heartbeat_interval_s"}
@@ -76,6 +77,39 @@ class Variables:
             self.store.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (name, value))
         for listener in self.listeners:
             listener(FIELD_FOR_VARIABLE.get(name, name))
+
+    def get(self, component: str, variable: str) -> tuple[str, str | None]:
+        """GetVariables: (attributeStatus, attributeValue)."""
+        name = f"{component}.{variable}"
+        if component not in COMPONENTS:
+            return "UnknownComponent", None
+        if name not in DEFAULTS:
+            return "UnknownVariable", None
+        if name in SECRET:
+            return "Rejected", None
+        return "Accepted", self.values[name]
+
+    def change(self, component: str, variable: str, value: str) -> str:
+        """SetVariables: Accepted, Rejected, UnknownComponent or UnknownVariable."""
+        name = f"{component}.{variable}"
+        if component not in COMPONENTS:
+            return "UnknownComponent"
+        if name not in DEFAULTS:
+            return "UnknownVariable"
+        default = DEFAULTS[name]
+        if default in ("true", "false"):
+            if value.lower() not in ("true", "false"):
+                return "Rejected"
+            value = value.lower()
+        elif default.isdigit():
+            if not value.isdigit():
+                return "Rejected"
+        elif name.endswith("Measurands"):
+            items = [i.strip() for i in value.split(",") if i.strip()]
+            if any(i not in MEASURAND_NAMES for i in items):
+                return "Rejected"
+        self.set(name, value)
+        return "Accepted"
 
     def _int(self, name: str) -> int:
         return int(self.values[name])
