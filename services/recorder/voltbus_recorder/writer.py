@@ -38,7 +38,7 @@ class Writer:
     """The one task that moves points from the spool to InfluxDB."""
 
     def __init__(self, spool: Spool, sink: Sink, *, batch_size: int = 5000,
-                 max_age_s: float = 1.0, quiet_s: float = 0.3, live_share: float = 0.25,
+                 max_age_s: float = 1.0, quiet_s: float = 0.15, live_share: float = 0.25,
                  retry_min_s: float = 0.5, retry_max_s: float = 30.0) -> None:
         self.spool = spool
         self.sink = sink
