@@ -154,20 +154,28 @@ async def mqtt_hop(broker: LocalMosquitto, n: int) -> list[float]:
     return samples[n // 10:]
 
 
-async def reaction(rig: Rig, feeder: aiomqtt.Client, steps: int) -> list[float]:
-    """Grid step published -> every connector's changed limit received."""
-    samples = []
+async def reaction(rig: Rig, feeder: aiomqtt.Client, steps: int
+                   ) -> tuple[list[float], list[float]]:
+    """Grid step published -> every connector's new limit received; and, for the steps up,
+    -> the first lowered limit received (the cut that ends an overload)."""
+    samples, cuts = [], []
     for i in range(steps):
         await asyncio.sleep(random.uniform(0.3, 0.7))
+        before = dict(rig.limits)
         rig.house_a = rig.high_house_a if i % 2 == 0 else LOW_HOUSE_A
         want = rig.expected()
         start = time.perf_counter()
+        cut_at = None
         await feeder.publish(rig.grid_topic, rig.grid_payload(), qos=0)
         while rig.limits != want:
             rig.changed.clear()
             await asyncio.wait_for(rig.changed.wait(), 10)
+            if cut_at is None and any(rig.limits[k] < before[k] for k in before):
+                cut_at = time.perf_counter()
         samples.append(time.perf_counter() - start)
-    return samples
+        if i % 2 == 0:
+            cuts.append((cut_at or time.perf_counter()) - start)
+    return samples, cuts
 
 
 async def steady(rig: Rig, feeder: aiomqtt.Client, seconds: float) -> None:
@@ -216,13 +224,13 @@ async def one_size(broker: LocalMosquitto, work: Path, n: int, steps: int, cpu_s
                                        + group.logs()[-3000:])
                 await asyncio.sleep(0.1)
                 await feeder.publish(grid_topic, rig.grid_payload(), qos=0)
-            react = await reaction(rig, feeder, steps)
+            react, cuts = await reaction(rig, feeder, steps)
             await steady(rig, feeder, 3.0)  # settle
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             await steady(rig, feeder, cpu_s)
             cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
             rss = rss_kib(proc.pid) / 1024
-        return {"n": n, "react": react, "cpu": cpu, "rss": rss}
+        return {"n": n, "react": react, "cuts": cuts, "cpu": cpu, "rss": rss}
     finally:
         group.stop_all()
         for t in tasks:
@@ -266,6 +274,9 @@ async def main(steps: int, cpu_s: float, sizes: list[int]) -> None:
                 print(f"{n:>3} connectors: grid step -> limits  p50 {pct(react, 0.5):7.2f} ms   "
                       f"p99 {pct(react, 0.99):7.2f} ms   (x{pct(react, 0.5) / floor50:.1f} / "
                       f"x{pct(react, 0.99) / floor99:.1f} the floor, n={len(react)})")
+                cuts = r["cuts"]
+                print(f"{'':>16}grid step up -> first cut  p50 {pct(cuts, 0.5):7.2f} ms   "
+                      f"p99 {pct(cuts, 0.99):7.2f} ms   (n={len(cuts)})")
                 print(f"{'':>16}CPU {r['cpu'] * 100:6.2f} % of a core = "
                       f"{r['cpu'] * 1000 / n:6.3f} ms CPU per connector per second   "
                       f"RSS {r['rss']:.1f} MiB")
