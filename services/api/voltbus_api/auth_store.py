@@ -6,6 +6,7 @@ yield a usable token, and a fast hash is enough for secrets with that much entro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -14,11 +15,12 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING
 
 from voltbus_common.private_files import private_sqlite, write_private
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,14 @@ class AuthStore:
         self._db = sqlite3.connect(private_sqlite(path), isolation_level=None,
                                    check_same_thread=False)
         self._db.executescript(_SCHEMA)
-        self._hasher = PasswordHasher()
         self._session_ttl_s = session_ttl_s
+
+    @functools.cached_property
+    def _hasher(self) -> PasswordHasher:
+        """The argon2 hasher, loaded at the first password (not needed for token checks)."""
+        from argon2 import PasswordHasher
+
+        return PasswordHasher()
 
     def close(self) -> None:
         """Close the database."""
@@ -156,6 +164,8 @@ class AuthStore:
             # Same work as a real check, so timing does not reveal which names exist.
             self._hasher.hash(password)
             return None
+        from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
         try:
             self._hasher.verify(row[0], password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):

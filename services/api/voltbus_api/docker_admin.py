@@ -16,14 +16,10 @@ import logging
 import os
 from typing import Any, Literal
 
-import docker  # type: ignore[import-untyped]
-from docker.errors import APIError, DockerException, NotFound  # type: ignore[import-untyped]
-from docker.utils import parse_repository_tag  # type: ignore[import-untyped]
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from requests import RequestException  # type: ignore[import-untyped,unused-ignore]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +90,8 @@ class DockerAdmin:
     def client(self) -> Any:
         """The Docker client, connected on first use."""
         if self._client is None:
+            import docker  # type: ignore[import-untyped,unused-ignore]
+
             self._client = docker.DockerClient(base_url=self.url, version=API_VERSION, timeout=60)
         return self._client
 
@@ -140,6 +138,8 @@ class DockerAdmin:
         if self._is_self(old):
             raise ActionRefused("the API cannot replace its own container; on the host run "
                                 "`docker compose pull api && docker compose up -d api`")
+        from docker.utils import parse_repository_tag  # type: ignore[import-untyped,unused-ignore]
+
         ref = old.attrs["Config"]["Image"]
         repository, tag = parse_repository_tag(ref)
         log.warning("admin: pulling %s for service %s", ref, service)
@@ -153,6 +153,8 @@ class DockerAdmin:
 
     def _create_args(self, old: Any, ref: str) -> dict[str, Any]:
         """The old container's own configuration, on the new image (as `compose up` would)."""
+        from docker.errors import NotFound  # type: ignore[import-untyped,unused-ignore]
+
         attrs = old.attrs
         cfg = attrs["Config"]
         try:  # environment that came from the old image is the new image's business
@@ -176,6 +178,8 @@ class DockerAdmin:
 
     def _recreate(self, old: Any, ref: str) -> None:
         """Set the old container aside, start the new one; on error put the old one back."""
+        from docker.errors import DockerException  # type: ignore[import-untyped,unused-ignore]
+
         api = self.client.api
         args = self._create_args(old, ref)
         name = args["name"]
@@ -199,6 +203,8 @@ class DockerAdmin:
 
 def _copy_injected_dirs(client: Any, old: Any, new_id: str) -> None:
     """Copy what compose injected into the old container (INJECTED_DIRS) into the new one."""
+    from docker.errors import NotFound  # type: ignore[import-untyped,unused-ignore]
+
     for path in INJECTED_DIRS:
         try:
             chunks, _ = old.get_archive(path)
@@ -213,6 +219,10 @@ def create_router(admin: DockerAdmin) -> APIRouter:
     Mount it only when enabled, behind the admin role:
     `app.include_router(create_router(admin), prefix="/api/v1", dependencies=admin_deps)`.
     """
+    # The Docker SDK (and requests) load only when the admin routes are mounted.
+    from docker.errors import APIError, DockerException  # type: ignore[import-untyped,unused-ignore]
+    from requests import RequestException  # type: ignore[import-untyped,unused-ignore]
+
     router = APIRouter(prefix="/admin/containers", tags=["admin"])
     lock = asyncio.Lock()  # one action at a time: two updates of one service would race
 

@@ -6,8 +6,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from voltbus_api.history import SessionFilter, SessionRecord
 from voltbus_api.settings import ApiSettings
 
@@ -64,6 +62,8 @@ class InfluxSessions:
 
     async def select(self, influxql: str) -> list[dict[str, Any]]:
         """The rows of one InfluxQL query (time in ns); InfluxUnavailable when it cannot answer."""
+        import httpx  # on first use: httpx also loads its CLI (rich, pygments, click) when present
+
         try:
             async with httpx.AsyncClient(timeout=self._timeout_s) as client:
                 r = await client.get(self._url, params={**self._params, "q": influxql},

@@ -11,12 +11,14 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-
-import apprise
+from typing import TYPE_CHECKING
 
 from voltbus_api.state_cache import Change
 from voltbus_common.enums import ChargePointErrorCode
 from voltbus_common.models import utcnow
+
+if TYPE_CHECKING:
+    import apprise
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +36,17 @@ class Notifier:
     """Turns state changes into notices and sends them to every configured apprise URL."""
 
     def __init__(self, urls: list[str], *, ocpp_lost_after_s: float) -> None:
-        self._apprise = apprise.Apprise()
-        for url in urls:
-            if not self._apprise.add(url):
-                # The URL may hold a secret: name only its scheme.
-                log.warning("ignoring a notification URL apprise does not understand "
-                            "(scheme %r)", url.split(":", 1)[0])
+        # apprise loads every plugin it has (several MB): only when there is a URL to serve.
+        self._apprise: apprise.Apprise | None = None
+        if urls:
+            import apprise
+
+            self._apprise = apprise.Apprise()
+            for url in urls:
+                if not self._apprise.add(url):
+                    # The URL may hold a secret: name only its scheme.
+                    log.warning("ignoring a notification URL apprise does not understand "
+                                "(scheme %r)", url.split(":", 1)[0])
         self._lost_after_s = ocpp_lost_after_s
         self._queue: asyncio.Queue[Notice] = asyncio.Queue(1000)
         self._lost_timers: dict[str, asyncio.Task[None]] = {}
@@ -51,7 +58,7 @@ class Notifier:
     @property
     def enabled(self) -> bool:
         """Whether any target is configured."""
-        return len(self._apprise) > 0
+        return self._apprise is not None and len(self._apprise) > 0
 
     def start(self) -> None:
         """Start the sending worker."""
@@ -77,6 +84,7 @@ class Notifier:
             log.warning("notification queue full; dropping %r", notice.title)
 
     async def _send_loop(self) -> None:
+        assert self._apprise is not None  # started only when enabled
         while True:
             notice = await self._queue.get()
             ok = await asyncio.to_thread(self._apprise.notify, body=notice.body,

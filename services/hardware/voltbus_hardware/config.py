@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from voltbus_common.settings import ConfigError
@@ -311,6 +310,8 @@ def parse_station(data: Any, *, source: str = "station file") -> StationConfig:
 
 def load_station_file(path: Path) -> StationConfig:
     """Read and validate a station YAML file."""
+    import yaml  # only with a station file (the simulated default has none)
+
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:

@@ -1,0 +1,35 @@
+"""What a service loads at start: heavy modules stay out until they are used (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def loaded_after(statement: str) -> set[str]:
+    """Top-level modules a fresh interpreter holds after running `statement`."""
+    code = (f"{statement}\nimport json, sys\n"
+            "print(json.dumps(sorted(k for k, v in sys.modules.items() if v is not None)))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    return {name.split(".")[0] for name in json.loads(out)}
+
+
+def test_httpx_without_its_command_line_client() -> None:
+    loaded = loaded_after("import voltbus_common\nimport httpx\nhttpx.Client().close()")
+    assert "httpx" in loaded
+    assert not loaded & {"rich", "pygments"}
+
+
+@pytest.mark.parametrize(("module", "absent"), [
+    ("voltbus_api.__main__", {"docker", "requests", "apprise", "httpx", "argon2", "rich",
+                              "openpyxl", "reportlab", "cryptography"}),
+    ("voltbus_hardware.__main__", {"yaml", "httpx"}),
+    ("voltbus_recorder.__main__", {"rich", "pygments"}),
+])
+def test_no_unused_heavy_modules_at_start(module: str, absent: set[str]) -> None:
+    loaded = loaded_after(f"import {module}")
+    assert not loaded & absent
