@@ -47,18 +47,32 @@ class Profiles:
         return status
 
     def hold(self, connector: int, profile: dict[str, Any]) -> None:
-        """Install a TxProfile when the connector's next transaction starts."""
+        """Install a TxProfile when the connector's next transaction starts (it already sets
+        the limit the transaction starts with)."""
         self._held[connector] = profile
+        self.apply()
 
     def started(self, connector: int) -> None:
-        """A transaction started on the connector: a TxProfile held for it applies now."""
+        """A transaction started on the connector: a TxProfile held for it applies now, and the
+        station limit is shared again at once (the others lower before this relay closes)."""
         profile = self._held.pop(connector, None)
         if profile is not None:
             self.install(connector, profile)
+        else:
+            self.apply()
 
-    def ended(self, transaction_id: str | None) -> None:
+    def identified(self, local_id: int, transaction_id: str) -> None:
+        """The central system gave the transaction its id: its TxProfiles follow (3.13.4)."""
+        if self.smart.identified(str(-local_id), transaction_id):
+            self.table.save(self.smart.profiles)
+
+    def ended(self, transaction_id: str | None, local_id: int | None = None) -> None:
         """TxProfiles end with their transaction."""
-        self.smart.end_transaction(transaction_id)
+        before = len(self.smart.profiles)
+        self.smart.end_transaction(transaction_id,
+                                   None if local_id is None else str(-local_id))
+        if len(self.smart.profiles) != before:
+            self.table.save(self.smart.profiles)
 
     def clear(self, *, profile_id: int | None, connector: int | None, purpose: str | None,
               stack_level: int | None) -> bool:
@@ -72,23 +86,38 @@ class Profiles:
 
     def composite(self, connector: int, start: datetime,
                   duration_s: int) -> list[dict[str, Any]]:
-        """The limit periods in A from start (empty: nothing limits it)."""
-        tx = self.model.connectors[connector].facts.tx if connector else None
-        return self.smart.composite(connector or 1, start, duration_s, in_tx=tx is not None,
+        """The limit periods in A from start (empty: nothing limits it); connector 0: the
+        station's limit; a connector: with the share of the station limit it gets."""
+        if connector == 0:
+            return self.smart.composite(0, start, duration_s)
+        tx = self.model.connectors[connector].facts.tx
+        return self.smart.composite(connector, start, duration_s, in_tx=tx is not None,
                                     tx_id=tx_key(tx) if tx else None,
-                                    tx_start=tx.started_at if tx else None)
+                                    # the schedule starts at a whole second, maybe
+                                    # just before the transaction did
+                                    tx_start=min(tx.started_at, start) if tx else None,
+                                    sharing=self._sharing(connector))
+
+    def _sharing(self, connector: int) -> int:
+        """How many connectors share the station limit with this one: the charging ones, this
+        one counted when idle (it starts at its share, never above it)."""
+        charging = {c.connector_id for c in self.model.connectors.values()
+                    if c.facts.tx is not None}
+        return len(charging | {connector})
 
     def apply(self) -> None:
-        """Turn the charging profiles in force now into each connector's limit."""
+        """Turn the charging profiles in force now into each connector's limit.
+
+        An idle connector's limit is the one its next transaction starts with: its share of the
+        station limit counting itself, and the TxProfile held for it."""
         now = self.clock()
-        connectors = self.model.connectors.values()
-        charging = sum(1 for c in connectors if c.facts.tx is not None)
-        for c in connectors:
+        for c in list(self.model.connectors.values()):
             tx = c.facts.tx
             limit = self.smart.limit_a(c.connector_id, now,
                                        tx_id=tx_key(tx) if tx else None,
-                                       tx_start=tx.started_at if tx else None,
+                                       tx_start=tx.started_at if tx else now,
                                        in_tx=tx is not None,
-                                       sharing=charging if tx is not None else max(1, charging))
+                                       sharing=self._sharing(c.connector_id),
+                                       held=None if tx else self._held.get(c.connector_id))
             if limit != c.facts.profile_limit_a:
                 self.dispatch(ProfileLimit(c.connector_id, limit))

@@ -233,7 +233,7 @@ class Station:
                                      if effect.context is ReadingContext.PERIODIC
                                      else cfg.aligned_measurands, offline)
         self.running.stopped(effect.local_id)
-        self.profiles.ended(self.queue.transaction_id(effect.local_id))
+        self.profiles.ended(self.queue.transaction_id(effect.local_id), effect.local_id)
         return TransactionStopped(effect, cfg.stop_sampled_measurands, cfg.stop_aligned_measurands,
                                   offline)
 
@@ -249,6 +249,7 @@ class Station:
             return
         self.queue.resolve(local_id, event.transaction_id)
         self.running.identified(local_id, event.transaction_id)
+        self.profiles.identified(local_id, event.transaction_id)  # its TxProfile follows it
         self.dispatch(event)
 
     def _durable_dropped(self, record: Record, local_id: int | None) -> None:

@@ -142,10 +142,22 @@ class SmartCharging:
         self.profiles = [p for p in self.profiles if not matches(p)]
         return len(self.profiles) != before
 
-    def end_transaction(self, transaction_id: str | None) -> None:
-        """TxProfiles end with their transaction (3.13.4)."""
+    def end_transaction(self, transaction_id: str | None, local_key: str | None = None) -> None:
+        """TxProfiles end with their transaction (3.13.4): by its central-system id, or by the
+        temporary key (minus its local id) when it ended before the start was answered."""
         self.profiles = [p for p in self.profiles if not (
-            p.purpose == TX and _tx_of(p) in (transaction_id, None))]
+            p.purpose == TX and _tx_of(p) in (transaction_id, local_key, None))]
+
+    def identified(self, local_key: str, transaction_id: str) -> bool:
+        """The central system answered the start: TxProfiles installed under the temporary key
+        now belong to the real transaction id (3.13.4, 5.11). True if any were rewritten."""
+        changed = False
+        for i, p in enumerate(self.profiles):
+            if p.purpose == TX and _tx_of(p) == local_key:
+                self.profiles[i] = Installed(p.connector,
+                                             {**p.profile, "transactionId": transaction_id})
+                changed = True
+        return changed
 
     def _best(self, candidates: list[Installed], at: datetime,
               tx_start: datetime | None) -> float | None:
@@ -156,15 +168,20 @@ class SmartCharging:
                 return limit
         return None
 
+    def station_limit_a(self, at: datetime) -> float | None:
+        """The ChargePointMaxProfile limit of the whole station at `at` (None: none)."""
+        return self._best([p for p in self.profiles if p.purpose == MAX], at, None)
+
     def limit_a(self, connector: int, at: datetime, *, tx_id: str | None = None,
                 tx_start: datetime | None = None, in_tx: bool = False,
-                sharing: int = 1) -> float | None:
+                sharing: int = 1, held: dict[str, Any] | None = None) -> float | None:
         """The composite limit for a connector at `at` (None: no profile limits it).
 
         The ChargePointMaxProfile limits the whole station: it is split evenly between the
-        `sharing` connectors that charge at that moment.
+        `sharing` connectors that charge at that moment. `held`: a TxProfile that will apply to
+        the connector's next transaction (it counts as that transaction's TxProfile).
         """
-        station_max = self._best([p for p in self.profiles if p.purpose == MAX], at, tx_start)
+        station_max = self.station_limit_a(at)
         if station_max is not None:
             station_max /= max(1, sharing)
         tx_limit = None
@@ -173,6 +190,8 @@ class SmartCharging:
                                    and p.connector == connector
                                    and _tx_of(p) in (tx_id, None)],
                                   at, tx_start)
+        elif held is not None:
+            tx_limit = self._best([Installed(connector, held)], at, tx_start)
         if tx_limit is None:
             tx_limit = self._best([p for p in self.profiles if p.purpose == TX_DEFAULT
                                    and p.connector in (0, connector)], at, tx_start)
@@ -181,14 +200,19 @@ class SmartCharging:
 
     def composite(self, connector: int, start: datetime, duration_s: int, *,
                   tx_id: str | None = None, tx_start: datetime | None = None,
-                  in_tx: bool = False) -> list[dict[str, Any]]:
-        """GetCompositeSchedule periods in A: [{startPeriod, limit}] where the limit changes."""
+                  in_tx: bool = False, sharing: int = 1) -> list[dict[str, Any]]:
+        """GetCompositeSchedule periods in A: [{startPeriod, limit}] where the limit changes.
+
+        Connector 0: the station's own limit (ChargePointMaxProfile, 3.13.1); a connector: its
+        composite with the station limit shared by `sharing` charging connectors (as enforced).
+        """
         periods: list[dict[str, Any]] = []
         last: float | None = None
         step = 1 if duration_s <= 3600 else 60
         for offset in range(0, max(duration_s, 1), step):
-            limit = self.limit_a(connector, start + timedelta(seconds=offset), tx_id=tx_id,
-                                 tx_start=tx_start, in_tx=in_tx)
+            at = start + timedelta(seconds=offset)
+            limit = self.station_limit_a(at) if connector == 0 else self.limit_a(
+                connector, at, tx_id=tx_id, tx_start=tx_start, in_tx=in_tx, sharing=sharing)
             if limit is not None and limit != last:
                 periods.append({"startPeriod": offset, "limit": round(limit, 1)})
             last = limit
