@@ -55,6 +55,14 @@ PLATFORMS: dict[str, dict[str, set[str]]] = {
         "optional": _RW | {"command_template", "device_class", "min", "max", "mode",
                            "payload_reset", "step", "unit_of_measurement"},
     },
+    "select": {  # homeassistant/components/mqtt/select.py
+        "required": {"command_topic", "options"},
+        "optional": _RW | {"command_template"},
+    },
+    "text": {  # homeassistant/components/mqtt/text.py
+        "required": {"command_topic"},
+        "optional": _RW | {"command_template", "min", "max", "mode", "pattern"},
+    },
     "button": {
         "required": {"command_topic"},
         "optional": {"command_topic", "command_template", "device_class", "payload_press",
@@ -87,7 +95,7 @@ NUMBER_DEVICE_CLASSES = SENSOR_DEVICE_CLASSES - {"date", "enum", "timestamp"}
 DEVICE_CLASSES = {
     "sensor": SENSOR_DEVICE_CLASSES, "binary_sensor": BINARY_SENSOR_DEVICE_CLASSES,
     "switch": SWITCH_DEVICE_CLASSES, "button": BUTTON_DEVICE_CLASSES,
-    "number": NUMBER_DEVICE_CLASSES,
+    "number": NUMBER_DEVICE_CLASSES, "select": set(), "text": set(),
 }
 
 # Units allowed per device class (sensor/const.py DEVICE_CLASS_UNITS), for the classes an EV
@@ -362,6 +370,15 @@ def check_state(comp: dict[str, Any], state: str) -> list[str]:
         allowed = {comp.get("state_on", comp.get("payload_on", "ON")),
                    comp.get("state_off", comp.get("payload_off", "OFF"))}
         return [] if state in allowed else [f"{state!r} matches neither state_on nor _off"]
+    if platform == "select":
+        return [] if state in comp["options"] else [f"{state!r} is not an option"]
+    if platform == "text":
+        low, high = comp.get("min", 0), comp.get("max", 255)
+        if not low <= len(state) <= high:
+            return [f"text {state!r} is not {low}..{high} long"]
+        pattern = comp.get("pattern")
+        return [] if pattern is None or re.fullmatch(pattern, state) else [
+            f"text {state!r} does not match {pattern!r}"]
     if platform == "number":
         if not _is_number(state):
             return [f"number state {state!r} is not a number"]

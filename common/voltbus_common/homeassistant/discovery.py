@@ -22,6 +22,7 @@ from voltbus_common.channels import (
     CHARGING,
     COMMAND,
     DEFAULT_ROOT,
+    ENERGY_MODE,
     ENERGY_SITE,
     HW_ERROR,
     METER,
@@ -32,6 +33,7 @@ from voltbus_common.channels import (
     SERVICE_STATUS,
 )
 from voltbus_common.enums import (
+    ChargeMode,
     ChargePointErrorCode,
     CommandName,
     ConnectorStatus,
@@ -103,6 +105,19 @@ def mirror_topic(station: str, connector: int | None = None, *, root: str = DEFA
     """
     base = f"{prefix}/voltbus/{object_id(station, root)}"
     return f"{base}/station" if connector is None else f"{base}/c{connector}/session"
+
+
+def energy_view_topic(station: str, connector: int, *, root: str = DEFAULT_ROOT,
+                      prefix: str = DEFAULT_PREFIX) -> str:
+    """The publisher's retained plan draft of a connector (target, departure) for HA."""
+    return f"{prefix}/voltbus/{object_id(station, root)}/c{connector}/energy"
+
+
+def energy_set_topic(station: str, connector: int, *, root: str = DEFAULT_ROOT,
+                     prefix: str = DEFAULT_PREFIX) -> str:
+    """Where HA sends one field of a connector's charge mode; the publisher merges it with the
+    mode in force and sends the whole setting on `energy/{connector}/mode/set` (energy.py)."""
+    return energy_view_topic(station, connector, root=root, prefix=prefix) + "/set"
 
 
 def command_payload(command: CommandName, **fields: object) -> str:
@@ -244,7 +259,44 @@ class StationDiscovery:
                 json_attributes_template="{{ {'status': value_json.price_status} | tojson }}")
             comp.update(self._availability(Service.ENERGY, station=self.energy_site))
             entities.append((key, comp))
+            entities += self._site_entities(site)
         return dict(entities)
+
+    def _energy_entity(self, key: str, platform: str, name: str,
+                       **options: Any) -> tuple[str, Component]:
+        """An entity of the energy manager: available while the energy service is online."""
+        key, comp = self._entity(key, platform, name, **options)
+        comp.update(self._availability(Service.ENERGY, station=self.energy_site))
+        return key, comp
+
+    def _site_entities(self, site: str) -> list[tuple[str, Component]]:
+        """The site's grid connection as the energy manager sees it (energy/site)."""
+        power = {"device_class": "power", "unit_of_measurement": "W",
+                 "state_class": "measurement", "suggested_display_precision": 0,
+                 "state_topic": site}
+        entities = [
+            self._energy_entity(key, "sensor", name, icon=icon,
+                                value_template=_or_none(f"value_json.{field}"), **power)
+            for key, name, field, icon in (
+                ("site_grid_power", "Grid power", "grid_power_w", "mdi:transmission-tower"),
+                ("site_pv_power", "PV power", "pv_power_w", "mdi:solar-power"),
+                ("site_surplus", "PV surplus", "surplus_w", "mdi:solar-power-variant"),
+                ("site_charge_power", "Charge power (site)", "charge_power_w", "mdi:ev-station"),
+            )
+        ]
+        entities += [
+            self._energy_entity(
+                "site_fuse_limit", "sensor", "Site limit", icon="mdi:fuse",
+                device_class="current", unit_of_measurement="A", state_class="measurement",
+                state_topic=site, value_template="{{ value_json.fuse_limit_a }}",
+                json_attributes_topic=site,
+                json_attributes_template="{{ {'max_import_w': value_json.max_import_w} "
+                                         "| tojson }}"),
+            self._energy_entity(
+                "site_fail_safe", "binary_sensor", "Energy fail-safe", device_class="problem",
+                state_topic=site, value_template=_on_off("value_json.fail_safe")),
+        ]
+        return entities
 
     def station_config(self) -> dict[str, Any]:
         """The station device's discovery payload."""
@@ -258,7 +310,53 @@ class StationDiscovery:
         """Connector n's components by id (ids and unique_ids as when they were on the station)."""
         entities = (self._measurements(n) + self._session(n) + self._controls(n)
                     + self._diagnostics(n))
+        if self.energy_site is not None:
+            entities += self._energy(n)
         return dict(entities)
+
+    def _energy(self, n: int) -> list[tuple[str, Component]]:
+        """The charge mode and the plan (energy manager); HA's commands go to the publisher,
+        which sends the whole setting on energy/{n}/mode/set (energy.py)."""
+        c = f"c{n}_"
+        mode = ENERGY_MODE.topic(self.root, **self._args(n))
+        view = energy_view_topic(self.station, n, root=self.root, prefix=self.prefix)
+        command = energy_set_topic(self.station, n, root=self.root, prefix=self.prefix)
+        return [
+            self._energy_entity(
+                c + "charge_mode", "select", "Charge mode", icon="mdi:solar-power-variant",
+                options=[m.value for m in ChargeMode], state_topic=mode,
+                value_template="{{ value_json.mode }}", command_topic=command,
+                command_template='{"mode":"{{ value }}"}'),
+            self._energy_entity(
+                c + "plan_energy", "number", "Plan energy", icon="mdi:battery-charging-high",
+                device_class="energy", unit_of_measurement="kWh", mode="box", min=0.5,
+                max=200.0, step=0.5, state_topic=view,
+                value_template=("{{ (value_json.plan_energy_wh / 1000) | round(1) "
+                                f"if value_json.plan_energy_wh is not none else {_NONE} }}}}"),
+                command_topic=command,
+                command_template='{"plan_energy_wh":{{ (value | float * 1000) | round(0) }}}'),
+            self._energy_entity(
+                # HA's MQTT integration has no datetime entity: a text taking HH:MM (the next
+                # such time) or an ISO 8601 time.
+                c + "plan_departure", "text", "Plan departure", icon="mdi:clock-end",
+                min=0, max=40, pattern=r"^(\d{1,2}:\d{2}|\d{4}-\d{2}-\d{2}[T ].+)?$",
+                state_topic=view, value_template="{{ value_json.plan_departure or '' }}",
+                command_topic=command,
+                command_template="{{ {'plan_departure': value} | tojson }}"),
+            self._energy_entity(
+                c + "energy_status", "sensor", "Energy manager", icon="mdi:home-lightning-bolt",
+                state_topic=mode, value_template=_or_none("value_json.status"),
+                json_attributes_topic=mode,
+                json_attributes_template=(
+                    "{{ {'limit_a': value_json.limit_a, 'plan_cost': value_json.plan_cost, "
+                    "'plan_added_wh': value_json.plan_added_wh, "
+                    "'plan_missing_wh': value_json.plan_missing_wh, "
+                    "'plan_slots': value_json.plan_slots} | tojson }}")),
+            self._energy_entity(
+                c + "energy_limit", "sensor", "Energy manager limit", icon="mdi:speedometer",
+                device_class="current", unit_of_measurement="A", state_class="measurement",
+                state_topic=mode, value_template=_or_none("value_json.limit_a")),
+        ]
 
     def connector_config(self, n: int) -> dict[str, Any]:
         """Connector n's device discovery payload."""

@@ -17,6 +17,7 @@ from voltbus_common.homeassistant.discovery import (
     connector_of,
     connector_topic,
 )
+from voltbus_common.homeassistant.energy import EnergyBridge
 from voltbus_common.homeassistant.mirror import SessionMirror
 from voltbus_common.homeassistant.settings import HaDiscoverySettings
 
@@ -55,6 +56,7 @@ class DiscoveryPublisher:
             currency=currency, energy_site=energy_site)
         self.topic = self.station.topic
         self.mirror = SessionMirror(bus, self.station)
+        self.energy = EnergyBridge(bus, self.station) if energy_site is not None else None
         self.published = 0
         self._stubs: dict[str, dict[str, str]] = {}  # topic -> component id -> platform
         self._connectors_due = False
@@ -74,6 +76,8 @@ class DiscoveryPublisher:
                                          prefix=self.prefix), self._on_connector_config)
         if self.enabled:
             self.mirror.attach()
+            if self.energy is not None:
+                self.energy.attach()
             self.publish()
 
     def publish(self) -> None:
@@ -94,6 +98,8 @@ class DiscoveryPublisher:
         for topic in self.topics():
             self.bus.publish_raw(topic, b"", qos=1, retain=True)
         self.mirror.clear()
+        if self.energy is not None:
+            self.energy.clear()
 
     def _send(self, topic: str, config: dict[str, Any]) -> None:
         for key, platform in self._stubs.get(topic, {}).items():
@@ -118,6 +124,8 @@ class DiscoveryPublisher:
             log.info("Home Assistant is online: re-sending discovery for %s", self.bus.station)
             self.publish()
             self.mirror.publish_all()
+            if self.energy is not None:
+                self.energy.publish_all()
 
     async def _on_station_config(self, topic: str, payload: bytes, retain: bool) -> None:
         if self.enabled:

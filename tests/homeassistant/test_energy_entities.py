@@ -1,0 +1,203 @@
+"""Home Assistant entities of the energy manager (VOLTBUS_ENERGY_SITE): the site's sensors, the
+charge-mode select and the plan number/text per connector. Checked against HA's schema with
+their templates rendered by Jinja, and HA's commands sent over the real Mosquitto (repo ACL)
+as the `homeassistant` user until the whole setting arrives on energy/{c}/mode/set."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jinja2
+
+from tests.fixtures.mosquitto import Broker
+from tests.homeassistant import ha_schema
+from tests.homeassistant.test_discovery_config import (
+    ROOT,
+    all_components,
+    example,
+    render,
+    state,
+    station,
+)
+from tests.homeassistant.test_publisher import Configs, home_assistant, publisher, running
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus, Received
+from voltbus_common.enums import ChargeMode
+from voltbus_common.homeassistant.discovery import energy_set_topic, energy_view_topic
+from voltbus_common.homeassistant.energy import EnergyBridge, parse_departure
+from voltbus_common.models import ChargeModeSetting, ChargeModeState
+
+SITE_KEYS = {"site_grid_power", "site_pv_power", "site_surplus", "site_charge_power",
+             "site_fuse_limit", "site_fail_safe"}
+CONNECTOR_KEYS = {"charge_mode", "plan_energy", "plan_departure", "energy_status",
+                  "energy_limit"}
+_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined)
+TIMEOUT = 5
+
+
+def command(comp: dict[str, Any], value: object) -> bytes:
+    """What HA sends for a value (HA's command templates get `value`)."""
+    return _JINJA.from_string(comp["command_template"]).render(value=value).encode()
+
+
+def test_only_with_the_energy_manager_configured() -> None:
+    plain = all_components()
+    assert not SITE_KEYS & set(plain)
+    assert not any(k.endswith(tuple(CONNECTOR_KEYS)) for k in plain)
+    s = station(energy_site="home")
+    comps = all_components(s)
+    assert set(comps) >= SITE_KEYS
+    assert {f"c{n}_{k}" for n in (1, 2) for k in CONNECTOR_KEYS} <= set(comps)
+    assert ha_schema.check_devices(s.configs()) == []
+    # Every one of them is unavailable while the energy manager is offline.
+    energy = ch.SERVICE_STATUS.topic(ROOT, station="home", service="energy")
+    for key in SITE_KEYS | {f"c1_{k}" for k in CONNECTOR_KEYS}:
+        assert [a["topic"] for a in comps[key]["availability"]] == [energy], key
+
+
+def test_checker_knows_select_and_text() -> None:
+    comps = all_components(station(energy_site="home"))
+    bad = dict(comps["c1_charge_mode"])
+    del bad["options"]
+    assert any("requires options" in e for e in ha_schema.check_component("x", bad))
+    assert ha_schema.check_state(comps["c1_charge_mode"], "turbo") != []
+    assert ha_schema.check_state(comps["c1_plan_departure"], "tomorrow") != []
+    assert ha_schema.check_state(comps["c1_plan_departure"], "07:30") == []
+
+
+def test_site_sensors_render_from_energy_site() -> None:
+    comps = all_components(station(energy_site="home"))
+    site = example(ch.ENERGY_SITE, grid_power_w=2300.0, pv_power_w=4100.0, surplus_w=1800.0,
+                   charge_power_w=0.0, fuse_limit_a=25.0, fail_safe=False)
+    assert float(state(comps["site_grid_power"], site)) == 2300.0
+    assert float(state(comps["site_pv_power"], site)) == 4100.0
+    assert float(state(comps["site_surplus"], site)) == 1800.0
+    assert float(state(comps["site_fuse_limit"], site)) == 25.0
+    assert state(comps["site_fail_safe"], site) == "OFF"
+    silent = example(ch.ENERGY_SITE, grid_power_w=None, pv_power_w=None, fail_safe=True)
+    assert state(comps["site_grid_power"], silent) == "None"
+    assert state(comps["site_pv_power"], silent) == "None"
+    assert state(comps["site_fail_safe"], silent) == "ON"
+    assert ch.ENERGY_SITE.match(ROOT, comps["site_grid_power"]["state_topic"]) == {
+        "station": "home"}
+
+
+def test_connector_entities_render_from_the_mode() -> None:
+    comps = all_components(station(energy_site="home"))
+    mode = example(ch.ENERGY_MODE)
+    assert state(comps["c1_charge_mode"], mode) == "plan"
+    assert state(comps["c1_energy_status"], mode).startswith("plan")
+    attrs = json.loads(render(comps["c1_energy_status"]["json_attributes_template"], mode))
+    assert attrs["plan_slots"]
+    assert "price_per_kwh" in attrs["plan_slots"][0]
+    assert float(state(comps["c1_energy_limit"], mode)) >= 0
+    assert ch.ENERGY_MODE.match(ROOT, comps["c2_charge_mode"]["state_topic"]) == {
+        "station": "CP1", "connector": "2"}
+    view = energy_view_topic("CP1", 1)
+    assert comps["c1_plan_energy"]["state_topic"] == view
+    assert state(comps["c1_plan_energy"], b'{"plan_energy_wh":20000.0,"plan_departure":null}') \
+        == "20.0"
+    assert state(comps["c1_plan_energy"], b'{"plan_energy_wh":null,"plan_departure":null}') \
+        == "None"
+    assert state(comps["c1_plan_departure"],
+                 b'{"plan_energy_wh":null,"plan_departure":"2026-12-04T06:00:00+00:00"}') \
+        == "2026-12-04T06:00:00+00:00"
+    assert state(comps["c1_plan_departure"], b'{"plan_energy_wh":null,"plan_departure":null}') \
+        == ""
+    # Commands go to the publisher's set topic, one field each, as valid JSON.
+    for key in ("charge_mode", "plan_energy", "plan_departure"):
+        assert comps[f"c1_{key}"]["command_topic"] == energy_set_topic("CP1", 1)
+    assert json.loads(command(comps["c1_charge_mode"], "pv")) == {"mode": "pv"}
+    assert json.loads(command(comps["c1_plan_energy"], 20)) == {"plan_energy_wh": 20000.0}
+    assert json.loads(command(comps["c1_plan_energy"], 7.5)) == {"plan_energy_wh": 7500.0}
+    assert json.loads(command(comps["c1_plan_departure"], 'a"b')) == {"plan_departure": 'a"b'}
+
+
+def test_parse_departure() -> None:
+    now = datetime(2026, 12, 3, 20, 0, tzinfo=UTC)
+    assert parse_departure("06:30", now) == datetime(2026, 12, 4, 6, 30, tzinfo=UTC)
+    assert parse_departure("21:00", now) == datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
+    assert parse_departure("2026-12-05T07:00", now) == datetime(2026, 12, 5, 7, tzinfo=UTC)
+    assert parse_departure("2026-12-05T07:00+01:00", now) == datetime(2026, 12, 5, 6,
+                                                                      tzinfo=UTC)
+    assert parse_departure("", now) is None
+
+
+async def test_ha_commands_reach_mode_set_whole_through_the_broker(
+    mosquitto: Broker, station: str
+) -> None:
+    bus, pub = publisher(mosquitto, station, connectors=[1], energy_site="home")
+    assert isinstance(pub.energy, EnergyBridge)
+    ha = home_assistant(mosquitto, station)
+    seen = Configs(ha, pub)
+    energy = Bus(mosquitto.settings("energy", stations=[station]), station=station,
+                 service=None)
+    arrived: asyncio.Queue[Received[ChargeModeSetting]] = asyncio.Queue()
+
+    async def on_set(msg: Received[ChargeModeSetting]) -> None:
+        await arrived.put(msg)
+
+    energy.on(ch.ENERGY_MODE_SET, on_set)
+    views: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_view(topic: str, payload: bytes, retain: bool) -> None:
+        await views.put(payload)
+
+    ha.on_raw(energy_view_topic(station, 1), on_view)
+    async with running(bus, ha, energy):
+        configs = await seen.all(1)
+        comps = configs[next(t for t in configs if t != "station")]["components"]
+        assert ha_schema.check_devices({pub.topic: configs["station"],
+                                        **{t: c for t, c in configs.items()
+                                           if t != "station"}}) == []
+        # The energy manager's retained mode: PV with priority 3.
+        energy.publish(ch.ENERGY_MODE, ChargeModeState(mode=ChargeMode.PV, priority=3),
+                       connector=1)
+        await energy.drain()
+        await asyncio.sleep(0.3)
+
+        def send(key: str, value: object) -> None:
+            comp = comps[f"c1_{key}"]
+            ha.publish_raw(comp["command_topic"], command(comp, value), qos=1)
+
+        # The select: the mode changes, the priority stays.
+        send("charge_mode", "now")
+        msg = await asyncio.wait_for(arrived.get(), TIMEOUT)
+        assert msg.connector == 1
+        assert msg.payload == ChargeModeSetting(mode=ChargeMode.NOW, priority=3)
+        energy.publish(ch.ENERGY_MODE, ChargeModeState(mode=ChargeMode.NOW, priority=3),
+                       connector=1)
+        await energy.drain()
+        await asyncio.sleep(0.3)
+        # Plan without target: refused, nothing sent.
+        send("charge_mode", "plan")
+        # The target and departure, while not in plan mode: only the draft (retained view).
+        send("plan_energy", 20)
+        departure = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=10)
+        send("plan_departure", departure.isoformat())
+        for _ in range(5):
+            view = json.loads(await asyncio.wait_for(views.get(), TIMEOUT))
+            if view["plan_departure"] is not None:
+                break
+        assert view == {"plan_energy_wh": 20000.0, "plan_departure": departure.isoformat()}
+        assert state(comps["c1_plan_energy"], json.dumps(view).encode()) == "20.0"
+        assert arrived.empty()
+        # Now plan mode goes out whole.
+        send("charge_mode", "plan")
+        msg = await asyncio.wait_for(arrived.get(), TIMEOUT)
+        assert msg.payload == ChargeModeSetting(
+            mode=ChargeMode.PLAN, priority=3, plan_energy_wh=20000.0, plan_departure=departure)
+        # In plan mode, a new target is sent at once.
+        energy.publish(ch.ENERGY_MODE, ChargeModeState.model_validate(
+            msg.payload.model_dump()), connector=1)
+        await energy.drain()
+        await asyncio.sleep(0.3)
+        send("plan_energy", 12.5)
+        msg = await asyncio.wait_for(arrived.get(), TIMEOUT)
+        assert msg.payload is not None
+        assert (msg.payload.mode, msg.payload.plan_energy_wh) == (ChargeMode.PLAN, 12500.0)
+    assert energy.invalid_count == 0
+    assert bus.invalid_count == 1  # the plan without a target
