@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,7 +65,15 @@ def first_available(http_port: int) -> float | None:
     return None
 
 
-async def one_run(idle_s: float, settle_s: float) -> dict[str, dict[str, float]]:
+def keep_logs(group: ServiceGroup, logs: Path) -> None:
+    """Copy every started service's log into logs/."""
+    logs.mkdir(parents=True, exist_ok=True)
+    for proc in group.started:
+        shutil.copy(proc.log_path, logs / proc.log_path.name)
+
+
+async def one_run(idle_s: float, settle_s: float,
+                  logs: Path | None = None) -> dict[str, dict[str, float]]:
     """Start the stack once; per service rss/pss (MiB/MB) and cpu (%), plus the cold start."""
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -119,15 +128,17 @@ async def one_run(idle_s: float, settle_s: float) -> dict[str, dict[str, float]]
             return result
         finally:
             group.stop_all()
+            if logs is not None:
+                keep_logs(group, logs)
             influx.stop()
             broker.stop()
 
 
-def main(runs: int, idle_s: float, settle_s: float) -> None:
+def main(runs: int, idle_s: float, settle_s: float, logs: Path | None) -> None:
     """Run the stack `runs` times; print each run and the medians."""
     results = []
     for i in range(runs):
-        result = asyncio.run(one_run(idle_s, settle_s))
+        result = asyncio.run(one_run(idle_s, settle_s, logs))
         results.append(result)
         total = {k: sum(result[n][k] for n in SERVICES) for k in ("rss", "pss", "cpu")}
         print(f"run {i + 1}: cold start to Available {result['cold_start']['s']:.2f} s; "
@@ -157,5 +168,7 @@ if __name__ == "__main__":
     parser.add_argument("--idle", type=float, default=30.0, help="idle CPU window, seconds")
     parser.add_argument("--settle", type=float, default=10.0,
                         help="seconds after every service is online before measuring")
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="copy the services' logs (of the last run) into this directory")
     args = parser.parse_args()
-    main(args.runs, args.idle, args.settle)
+    main(args.runs, args.idle, args.settle, args.logs)

@@ -170,6 +170,8 @@ class Bus:
         self.service = service
         self.persistent_session = persistent_session
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()  # the opposite of connected, to wait for a loss
+        self.disconnected.set()
         self.invalid_count = 0
         self.dropped_count = 0
         self.last_error: str | None = None  # why the last connection attempt failed (CLI says it)
@@ -293,6 +295,7 @@ class Bus:
                             self.settings.mqtt_host, self.settings.mqtt_port, exc, backoff)
             finally:
                 self.connected.clear()
+                self.disconnected.set()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 15.0)
 
@@ -313,6 +316,7 @@ class Bus:
             self._outbox_ready.set()
         self.connected_at = time.monotonic()
         self.connect_count += 1
+        self.disconnected.clear()
         self.connected.set()
         log.info("connected to MQTT %s:%d as %s (station %s)", self.settings.mqtt_host,
                  self.settings.mqtt_port, self.settings.mqtt_username, self.station)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 
 import pytest
+
+from tests.fixtures.mosquitto import Broker
+from voltbus_common.bus import Bus
 
 
 def loaded_after(statement: str) -> set[str]:
@@ -33,3 +37,20 @@ def test_httpx_without_its_command_line_client() -> None:
 def test_no_unused_heavy_modules_at_start(module: str, absent: set[str]) -> None:
     loaded = loaded_after(f"import {module}")
     assert not loaded & absent
+
+
+async def test_bus_disconnected_is_the_opposite_of_connected(mosquitto: Broker,
+                                                             station: str) -> None:
+    """A loop can wait for the loss of the connection instead of polling `connected`."""
+    bus = Bus(mosquitto.settings("operator", stations=[station]), station=station, service=None)
+    assert bus.disconnected.is_set()
+    assert not bus.connected.is_set()
+    task = asyncio.create_task(bus.run())
+    try:
+        await bus.wait_connected(5)
+        assert not bus.disconnected.is_set()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert bus.disconnected.is_set()
+    assert not bus.connected.is_set()

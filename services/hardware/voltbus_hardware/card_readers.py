@@ -12,7 +12,12 @@ from typing import Any
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.models import RfidSeen
-from voltbus_hardware.drivers.base import DeviceUnavailable, RfidReader, SupportsWake
+from voltbus_hardware.drivers.base import (
+    DeviceUnavailable,
+    RfidReader,
+    SupportsWake,
+    wakes_on_every_change,
+)
 from voltbus_hardware.station import StationHardware
 
 log = logging.getLogger(__name__)
@@ -40,9 +45,13 @@ class CardReaders:
     """One loop for all readers of a station; a failing reader is retried every 5 s."""
 
     def __init__(self, bus: Bus, station: StationHardware, report: FaultReport, *,
-                 poll_interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+                 poll_interval_s: float, idle_poll_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.bus, self.station, self.report = bus, station, report
         self.poll_interval_s, self.clock = poll_interval_s, clock
+        # readers that wake the loop on every card (simulated) need no polling, but a failed
+        # one is retried every RETRY_S, so they are polled again while one is failing
+        self.idle_poll_s = idle_poll_s if idle_poll_s is not None else poll_interval_s
         self._wake = asyncio.Event()
         self._retry_at: dict[str, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -55,11 +64,13 @@ class CardReaders:
 
     async def run(self) -> None:
         """Poll until cancelled."""
+        all_wake = all(wakes_on_every_change(r) for r in self.station.readers)
         while True:
             self._wake.clear()
             for reader in self.station.readers:
                 await guarded(self._read(reader), f"reader {reader.name}")
-            await wait_or_timeout(self._wake, self.poll_interval_s)
+            idle = all_wake and not self._retry_at
+            await wait_or_timeout(self._wake, self.idle_poll_s if idle else self.poll_interval_s)
 
     async def _read(self, reader: RfidReader) -> None:
         name = reader.name

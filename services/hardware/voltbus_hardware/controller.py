@@ -35,6 +35,7 @@ from voltbus_hardware.drivers.base import (
     DeviceUnavailable,
     SupportsCurrentLimit,
     SupportsWake,
+    wakes_on_every_change,
 )
 from voltbus_hardware.drivers.simulated import MIN_PWM_CURRENT_A
 from voltbus_hardware.safety import OPEN_PILOTS, FaultSet, OvercurrentGuard
@@ -52,6 +53,9 @@ class ControllerConfig:
 
     meter_interval_s: float = 1.0
     poll_interval_s: float = 0.25
+    # When every polled device wakes the loop on each change (simulated hardware), polling is
+    # only a safety net: idle, the loops wake this rarely instead of every poll_interval_s.
+    idle_poll_s: float = 5.0
     overcurrent_margin_a: float = 2.0
     overcurrent_time_s: float = 5.0
     gateway_loss_opens_relay: bool = True
@@ -101,7 +105,8 @@ class StationController:
         self._gateway_recheck: asyncio.Task[None] | None = None
         self._state_wake = asyncio.Event()
         self.readers = CardReaders(bus, station, self._set_reader_fault,
-                                   poll_interval_s=config.poll_interval_s, clock=clock)
+                                   poll_interval_s=config.poll_interval_s,
+                                   idle_poll_s=config.idle_poll_s, clock=clock)
         self.switch_readings = SwitchReadings(
             bus, timeout_s=config.switch_read_timeout_s,
             settled_power_w=config.switch_settled_power_w, retry_s=config.switch_retry_s,
@@ -329,11 +334,15 @@ class StationController:
         self._publish_error(c)
 
     async def _state_loop(self) -> None:
+        polled: list[object] = [c.hw.evse for c in self.connectors.values()]
+        polled += [c.hw.lock for c in self.connectors.values() if c.hw.lock_required]
+        wait_s = (self.config.idle_poll_s if all(wakes_on_every_change(d) for d in polled)
+                  else self.config.poll_interval_s)
         while True:
             self._state_wake.clear()
             for c in self.connectors.values():
                 await guarded(self._poll_state(c), f"connector {c.hw.id} state")
-            await wait_or_timeout(self._state_wake, self.config.poll_interval_s)
+            await wait_or_timeout(self._state_wake, wait_s)
 
     def _set_lock_fault(self, connector: int, info: str | None) -> None:
         """A cable lock that did not confirm a move: ConnectorLockFailure (None clears)."""
@@ -364,8 +373,7 @@ class StationController:
                 self._publish_relay(c)
                 self._publish_error(c, force=True)
             self.locks.republish()
-            while self.bus.connected.is_set():  # noqa: ASYNC110 (the bus has no "lost" event)
-                await asyncio.sleep(0.5)
+            await self.bus.disconnected.wait()
 
     # --- meters --------------------------------------------------------------------------
 

@@ -137,6 +137,14 @@ class SupportsWake(Protocol):
         ...
 
 
+def wakes_on_every_change(driver: object) -> bool:
+    """Whether the driver's state changes only with a wake (the simulator): nothing to poll.
+
+    A real board's wake ($AT) only hurries a poll: it says nothing when the board goes silent.
+    """
+    return getattr(driver, "wakes_on_every_change", False) is True
+
+
 @runtime_checkable
 class SupportsClose(Protocol):
     """A driver holding an OS resource (serial port, GPIO pin, input device)."""

@@ -161,6 +161,8 @@ class SimConnector:
 class SimEvse:
     """The EVSE side of a simulated connector: pilot, board faults, current limit."""
 
+    wakes_on_every_change = True  # every test hook calls _changed()
+
     def __init__(self, sim: SimConnector) -> None:
         self.sim = sim
 
@@ -219,6 +221,8 @@ class SimLock:
     """The simulated cable lock: it moves in `travel_s`, and is jammed (the move fails) while
     ConnectorLockFailure is injected on the connector (sim/{connector}/fault)."""
 
+    wakes_on_every_change = True  # its feedback moves only when the controller moves it
+
     def __init__(self, sim: SimConnector, *, travel_s: float = 0.05) -> None:
         self.sim, self.travel_s = sim, travel_s
         self.locked = False
@@ -260,6 +264,8 @@ class SimBuzzer:
 
 class SimRfid:
     """A card reader fed by `present_card`; each presentation is read once."""
+
+    wakes_on_every_change = True  # present_card wakes the reader loop
 
     def __init__(self, name: str = "sim") -> None:
         self.name = name
