@@ -31,6 +31,7 @@ from voltbus_common.models import (
     RelayState,
     RfidSeen,
     SessionSummary,
+    SwitchReading,
     TransactionState,
     utcnow,
 )
@@ -55,6 +56,7 @@ from voltbus_ocpp.model.events import (
     SetLed,
     SetRelay,
 )
+from voltbus_ocpp.model.metering import SwitchRead
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class BusBridge:
         self.bus.on(ch.PILOT, self._pilot)
         self.bus.on(ch.METER, self._meter)
         self.bus.on(ch.RELAY, self._relay)
+        self.bus.on(ch.SWITCH_READING, self._switch_reading)
         self.bus.on(ch.HW_ERROR, self._error)
         self.bus.on(ch.RFID, self._rfid)
         self.bus.on(ch.SERVICE_STATUS, self._hardware_status, service="hardware")
@@ -112,7 +115,15 @@ class BusBridge:
 
     async def _relay(self, msg: Received[RelayState]) -> None:
         if self._known(msg) and msg.payload is not None and not self._stale(msg):
-            self.dispatch(RelayChanged(msg.connector, msg.payload.closed))
+            p = msg.payload
+            self.dispatch(RelayChanged(msg.connector, p.closed, p.ts, p.request_id))
+
+    async def _switch_reading(self, msg: Received[SwitchReading]) -> None:
+        if self._known(msg) and msg.payload is not None:
+            p = msg.payload
+            self.dispatch(SwitchRead(msg.connector, MeterSnapshot(
+                p.energy_wh, p.power_w, tuple(p.current_a), tuple(p.voltage_v), p.ts),
+                p.trigger, p.relay_ts, p.request_id, p.settled))
 
     async def _error(self, msg: Received[HardwareError]) -> None:
         if self._known(msg) and msg.payload is not None:
@@ -163,8 +174,9 @@ class BusBridge:
         """Publish a bus effect; False if the effect is not for the bus."""
         bus = self.bus
         match effect:
-            case SetRelay(connector=n, closed=closed):
-                bus.publish(ch.RELAY_SET, RelayCommand(closed=closed), connector=n)
+            case SetRelay(connector=n, closed=closed, request_id=rid):
+                bus.publish(ch.RELAY_SET, RelayCommand(closed=closed, request_id=rid),
+                            connector=n)
             case SetCurrentLimit(connector=n, amps=amps):
                 bus.publish(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=amps), connector=n)
             case SetLed(connector=n, color=color, pattern=pattern, intensity_pct=pct,

@@ -45,6 +45,7 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
     Tick,
 )
+from voltbus_ocpp.model.metering import SWITCH_WAIT_S
 from voltbus_ocpp.model.results import Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import StationModel
@@ -348,6 +349,7 @@ class Station:
         __main__)."""
         window = max(0.05, self.config.message_retry_interval_s)
         retries = self.config.reset_retries
+        await self._stops_metered()
         for attempt in range(retries + 1):
             if await self._outbox_drained(window):
                 break
@@ -364,6 +366,16 @@ class Station:
             return
         log.warning("%s: soft Reset: restarting the OCPP session", self.id)
         await self.link.drop()
+
+    async def _stops_metered(self) -> None:
+        """The stops waiting for their meter reading after the opening are queued (each gives
+        up after SWITCH_WAIT_S, the tick flushes it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SWITCH_WAIT_S + 1.0
+        while any(c.pending_stop is not None for c in self.model.connectors.values()):
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(0.02)
 
     async def _outbox_drained(self, seconds: float) -> bool:
         """True once the durable outbox is empty, False if it is not within seconds."""

@@ -7,6 +7,7 @@ what to do. After every event the status is re-derived and, if it changed, repor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from voltbus_common.enums import (
     ChargePointErrorCode,
     ConnectorStatus,
     LedPattern,
+    MeterTrigger,
     PilotState,
     StopReason,
 )
@@ -36,8 +38,11 @@ from voltbus_ocpp.model.events import (
     SetRelay,
     TransactionView,
 )
+from voltbus_ocpp.model.metering import PendingStop, SwitchRead, deadline, estimate, request_id
 from voltbus_ocpp.model.relay import MAX_RESENDS, RelayKeeper, Verdict, verdict
 from voltbus_ocpp.model.results import ReadingContext
+
+log = logging.getLogger(__name__)
 
 PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
 DRAWING = frozenset({PilotState.C, PilotState.D})
@@ -174,6 +179,11 @@ class Connector:
     next_sample_at: datetime | None = None
     next_clock_at: datetime | None = None
     relay: RelayKeeper = field(default_factory=RelayKeeper)
+    # meterStop after the opening (model/metering.py)
+    switch_readings: bool = False  # the hardware publishes switch readings for this connector
+    pending_stop: PendingStop | None = None
+    last_switch: SwitchRead | None = None
+    last_open_ts: datetime | None = None  # ts of the last `relay` state that said open
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -213,16 +223,65 @@ class Connector:
         f = self.facts
         return not blocking_fault(f) and f.pilot in PLUGGED
 
-    def set_relay(self, closed: bool) -> SetRelay:
+    def set_relay(self, closed: bool, request_id: str | None = None) -> SetRelay:
         """Command the relay (remembered, so a lost command can be noticed and re-sent)."""
         self.relay.commanded(self.clock())
-        return SetRelay(self.connector_id, closed)
+        return SetRelay(self.connector_id, closed, request_id)
 
-    def on_relay(self, closed: bool) -> list[Effect]:
+    def on_relay(self, closed: bool, ts: datetime | None = None,
+                 request_id: str | None = None) -> list[Effect]:
         """The relay position actually switched, as the hardware reports it."""
         self.facts.relay_closed = closed
         self.relay.observe(self.clock(), self._relay_verdict())
+        if not closed and ts is not None:
+            self.last_open_ts = ts
+            p = self.pending_stop
+            if p is not None and request_id is None and p.open_ts is None:
+                p.open_ts = ts  # the hardware opened by itself: its reading will do too
         return []
+
+    def on_switch_reading(self, r: SwitchRead) -> list[Effect]:
+        """The register right after a relay switch: the one a waiting stop bills."""
+        self.switch_readings = True
+        self.last_switch = r
+        tx = self.facts.tx
+        if (r.trigger is MeterTrigger.RELAY_CLOSED and tx is not None
+                and abs(r.reading.energy_wh - tx.meter_start_wh) > 1.0):
+            log.warning("connector %d: register %.3f Wh when the relay closed, meterStart was "
+                        "%.3f Wh", self.connector_id, r.reading.energy_wh, tx.meter_start_wh)
+        p = self.pending_stop
+        if p is not None and p.matches(r):
+            if not r.settled:
+                log.warning("connector %d: the meter still showed %.0f W after the relay "
+                            "opened; meterStop is that reading's register", self.connector_id,
+                            r.reading.power_w)
+            return self._finish_stop(r.reading.energy_wh, r.reading)
+        return []
+
+    def flush_stop(self, *, timed_out: bool = False) -> list[Effect]:
+        """The waiting stop goes out now with the estimated register (switch reading late)."""
+        p = self.pending_stop
+        if p is None:
+            return []
+        last = self.facts.meter
+        value = estimate(last, p.view.energy_wh, p.stopped_at)
+        log.warning("connector %d: no meter reading after the relay opened %s; meterStop "
+                    "%.3f Wh estimated from the last reading (%s) plus power x age",
+                    self.connector_id, "in time" if timed_out else "before the next start",
+                    value, "none" if last is None else
+                    f"{last.energy_wh:.3f} Wh, {last.power_w:.0f} W at {last.ts.isoformat()}")
+        return self._finish_stop(value, last)
+
+    def _finish_stop(self, register_wh: float, reading: MeterSnapshot | None) -> list[Effect]:
+        p = self.pending_stop
+        assert p is not None
+        self.pending_stop = None
+        meter_stop = max(register_wh, p.meter_start_wh)
+        view = replace(p.view, energy_wh=meter_stop)
+        return [SendStopTransaction(self.connector_id, p.local_id, p.id_tag, meter_stop,
+                                    p.stopped_at, p.reason, p.started_at, p.meter_start_wh,
+                                    reading, p.samples),
+                PublishSession(self.connector_id, view, p.stopped_at, meter_stop, p.reason)]
 
     def _relay_verdict(self) -> Verdict:
         return verdict(want_closed=self.relay_wanted, reported=self.facts.relay_closed,
@@ -283,6 +342,7 @@ class Connector:
     def start_transaction(self, id_tag: str, local_id: int, *,
                           reservation_id: int | None = None) -> list[Effect]:
         """Begin charging at once; StartTransaction goes to the durable queue."""
+        effects = self.flush_stop()  # the previous stop goes out first, in order
         now = self.clock()
         meter = self.facts.meter.energy_wh if self.facts.meter else 0.0
         tx = Transaction(local_id, id_tag, now, meter, meter)
@@ -291,16 +351,21 @@ class Connector:
         self._schedule_samples(now)
         self.limit_sent_a = None
         limit, charging = self.push_limit()
-        return [SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
+        return [*effects,
+                SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
                                      reservation_id),
-                limit, self.set_relay(True),  # the EVSE first, then the news
+                limit, self.set_relay(True, request_id(local_id, "start")),
                 PublishTransaction(self.connector_id, tx.view()), charging]
 
     def stop_transaction(self, reason: StopReason, id_tag: str | None = None) -> list[Effect]:
-        """Stop charging; StopTransaction (meterStop = last register) goes to the durable queue."""
+        """Stop charging; StopTransaction goes to the durable queue once the register after the
+        opening is known (model/metering.py), at once when the hardware publishes no switch
+        readings (meterStop = the last register then)."""
         tx = self.facts.tx
         if tx is None:
             return []
+        if self.switch_readings:
+            return self._stop_after_opening(reason, id_tag, tx)
         now = self.clock()
         meter_stop = self.facts.meter.energy_wh if self.facts.meter else tx.energy_wh
         meter_stop = max(meter_stop, tx.meter_start_wh)
@@ -318,6 +383,32 @@ class Connector:
                                     tuple(tx.samples)),
                 PublishTransaction(self.connector_id, None),
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
+
+    def _end(self) -> None:
+        f = self.facts
+        f.tx = None
+        f.finishing = self.plugged
+        self.next_sample_at = None  # clock-aligned values go on outside transactions too
+        self.limit_sent_a = None
+        if f.scheduled_operative is not None:
+            f.operative, f.scheduled_operative = f.scheduled_operative, None
+
+    def _stop_after_opening(self, reason: StopReason, id_tag: str | None,
+                            tx: Transaction) -> list[Effect]:
+        now = self.clock()
+        rid = request_id(tx.local_id, "stop")
+        p = PendingStop(rid, deadline(now), tx.local_id, id_tag, now, reason, tx.started_at,
+                        tx.meter_start_wh, tuple(tx.samples), tx.view())
+        if self.facts.relay_closed is False:  # the hardware opened already (unplug, fault)
+            p.open_ts = self.last_open_ts
+        self._end()
+        self.pending_stop = p
+        effects: list[Effect] = [self.set_relay(False, rid),
+                                 PublishTransaction(self.connector_id, None)]
+        if self.last_switch is not None and p.matches(self.last_switch):
+            effects += self._finish_stop(self.last_switch.reading.energy_wh,
+                                         self.last_switch.reading)
+        return effects
 
     def _schedule_samples(self, now: datetime) -> None:
         interval = self.config.sample_interval_s
@@ -387,6 +478,8 @@ class Connector:
             f.waiting = None
         if f.reservation is not None and now >= f.reservation.expiry:
             f.reservation = None
+        if self.pending_stop is not None and now >= self.pending_stop.deadline:
+            effects += self.flush_stop(timed_out=True)
         if f.tx is not None and f.meter is not None and self.next_sample_at is not None and (
                 now >= self.next_sample_at):
             interval = timedelta(seconds=max(0.01, self.config.sample_interval_s))

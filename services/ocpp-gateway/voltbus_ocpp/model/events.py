@@ -54,10 +54,12 @@ class MeterUpdated(Event):
 
 @dataclass(frozen=True)
 class RelayChanged(Event):
-    """The relay actually switched."""
+    """The relay actually switched (ts and request_id as the hardware's relay state says)."""
 
     connector: int
     closed: bool
+    ts: datetime | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,10 +202,11 @@ class Effect:
 
 @dataclass(frozen=True)
 class SetRelay(Effect):
-    """Close or open the relay."""
+    """Close or open the relay (request_id: echoed on the relay state and its switch reading)."""
 
     connector: int
     closed: bool
+    request_id: str | None = field(default=None, compare=False)  # a correlation id only
 
 
 @dataclass(frozen=True)

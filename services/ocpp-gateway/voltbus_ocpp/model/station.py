@@ -47,6 +47,7 @@ from voltbus_ocpp.model.events import (
     TransactionView,
     Unlock,
 )
+from voltbus_ocpp.model.metering import SwitchRead
 from voltbus_ocpp.model.offpeak import OffPeak, OffPeakChanged
 from voltbus_ocpp.model.results import AuthStatus, Outcome
 
@@ -87,6 +88,7 @@ class StationModel:
             PilotChanged: lambda e: self.connectors[e.connector].on_pilot(e.state),
             MeterUpdated: lambda e: self.connectors[e.connector].on_meter(e.reading),
             RelayChanged: self._on_relay,
+            SwitchRead: lambda e: self.connectors[e.connector].on_switch_reading(e),
             HardwareFault: lambda e: self.connectors[e.connector].on_fault(e.code, e.info),
             CardPresented: self._on_card,
             AuthorizeAnswered: self._on_authorize_answer,
@@ -132,7 +134,7 @@ class StationModel:
     # --- local events --------------------------------------------------------------------------
 
     def _on_relay(self, event: RelayChanged) -> list[Effect]:
-        return self.connectors[event.connector].on_relay(event.closed)
+        return self.connectors[event.connector].on_relay(event.closed, event.ts, event.request_id)
 
     def _on_hardware_status(self, event: HardwareStatus) -> list[Effect]:
         """Commands sent while the hardware was away are lost (clean session): send them again."""
