@@ -8,9 +8,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from ocpp.v16 import call
 
+from tests.fixtures.csms import Csms
+from tests.fixtures.mosquitto import Broker
 from tests.ocpp_gateway.conftest import Rig
+from voltbus_common import channels as ch
+from voltbus_common.bus import Received
 
 
 def iso(delta_s: float) -> str:
@@ -80,4 +85,84 @@ async def test_held_tx_profile_of_remote_start_applies_when_the_ev_plugs_in(rig:
     await asyncio.sleep(0.1)
     assert rig.gateway is not None
     assert [p.purpose for p in rig.gateway.smart.profiles] == []
+    assert csms.violations(rig.id) == []
+
+
+class CommandLog:
+    """What the gateway commanded the hardware (limits and relays), in the order it arrived."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.seen: list[tuple[int, str, float]] = []
+        rig.op.on(ch.CURRENT_LIMIT_SET, self._limit)
+        rig.op.on(ch.RELAY_SET, self._relay)
+
+    async def _limit(self, msg: Received[Any]) -> None:
+        self.seen.append((int(msg.args["connector"]), "limit", float(msg.payload.amps)))
+
+    async def _relay(self, msg: Received[Any]) -> None:
+        self.seen.append((int(msg.args["connector"]), "relay", float(msg.payload.closed)))
+
+    def over(self, station_limit_a: float) -> list[tuple[int, float]]:
+        """Every moment the connectors with a closed relay were allowed more than the station
+        limit together: (index into seen, total)."""
+        limits: dict[int, float] = {}
+        closed: dict[int, bool] = {}
+        over: list[tuple[int, float]] = []
+        for i, (connector, kind, value) in enumerate(self.seen):
+            if kind == "limit":
+                limits[connector] = value
+            else:
+                closed[connector] = bool(value)
+            total = sum(limits.get(c, 0.0) for c, on in closed.items() if on)
+            if total > station_limit_a + 1e-9:
+                over.append((i, total))
+        return over
+
+
+@pytest.fixture
+async def rig2(mosquitto: Broker, csms: Csms, station: str,
+               tmp_path: Any) -> Any:
+    """A rig whose hardware commands are also logged in arrival order (rig2.log)."""
+    csms.behaviour.heartbeat_interval_s = 3600
+    r = Rig(mosquitto, csms, station, tmp_path / "data")
+    r.log = CommandLog(r)  # type: ignore[attr-defined]
+    await r.start_buses()
+    yield r
+    await r.close()
+
+
+async def test_second_connector_starts_at_its_share_of_the_station_limit(rig2: Rig) -> None:
+    rig, csms = rig2, rig2.csms
+    log: CommandLog = rig.log  # type: ignore[attr-defined]
+    await online(rig, connectors=2, max_current_a=32)
+    assert await csms.send(rig.id, call.SetChargingProfile(
+        connector_id=0, cs_charging_profiles=profile(1, "TxDefaultProfile", [(0, 14)]))) == {
+        "status": "Accepted"}
+    assert await csms.send(rig.id, call.SetChargingProfile(
+        connector_id=0, cs_charging_profiles=profile(2, "ChargePointMaxProfile",
+                                                     [(0, 20)]))) == {"status": "Accepted"}
+    rig.pilot("C", connector=1)
+    rig.tap("A")
+    await csms.wait_for(rig.id, "StartTransaction")
+    await rig.wait("limit_set", lambda p: p.amps == 14.0, connector=1)
+    await asyncio.sleep(0.3)
+    rig.pilot("C", connector=2)
+    rig.tap("B")
+    await csms.wait_for(rig.id, "StartTransaction", count=2)
+    await rig.wait("limit_set", lambda p: p.amps == 10.0, connector=1)
+    await rig.wait("limit_set", lambda p: p.amps == 10.0, connector=2)
+    await asyncio.sleep(0.5)
+    assert log.over(20.0) == [], log.seen
+    assert [v for c, k, v in log.seen if c == 2 and k == "limit"] == [10.0]  # at its share
+    station = await csms.send(rig.id, call.GetCompositeSchedule(connector_id=0, duration=60))
+    assert station["status"] == "Accepted"
+    assert [p["limit"] for p in station["chargingSchedule"]["chargingSchedulePeriod"]] == [20.0]
+    for n in (1, 2):  # the share actually enforced, not the TxDefault's 14
+        each = await csms.send(rig.id, call.GetCompositeSchedule(connector_id=n, duration=60))
+        assert [p["limit"] for p in each["chargingSchedule"]["chargingSchedulePeriod"]] == [
+            10.0]
+    rig.tap("B")  # connector 2 stops: connector 1 gets the TxDefault back
+    await csms.wait_for(rig.id, "StopTransaction")
+    await rig.wait("limit_set", lambda p: p.amps == 14.0, connector=1, count=2)
+    assert log.over(20.0) == []
     assert csms.violations(rig.id) == []
