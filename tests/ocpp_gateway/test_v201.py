@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.ocpp_gateway import test_processes
 from tests.ocpp_gateway.conftest import Rig
 from tests.ocpp_gateway.test_processes import DevCsmsProcess, GatewayProcess
@@ -255,3 +257,25 @@ async def test_201_change_availability_and_reset(rig: Rig) -> None:
     assert rig.gateway is not None
     assert rig.gateway.reset_done
     assert csms.violations(rig.id) == []
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    ('[2, "u1", "GetVariables", {"getVariableData": [{"component": {"name": "TxCtrlr"}, '
+     '"variable": {"name": "StopTxOnInvalidId"}}], "extra": 1}]', "FormatViolation"),
+    ('[2, "u1", "GetVariables", {}]', "OccurrenceConstraintViolation"),
+    ('[2, "u1", "GetVariables", {"getVariableData": "all"}]', "TypeConstraintViolation"),
+    ('[2, "u1", "Reset", {"type": "Sometime"}]', "PropertyConstraintViolation"),
+    ('[2, "u1", "GetVariables", "x"]', "FormatViolation"),
+    ('[2, "u1", "GetVariables"]', "RpcFrameworkError"),
+    ('[2, "u1", "CancelReservation", {"reservationId": 1}]', "NotImplemented"),
+    ('[2, "u1", "Teleport", {}]', "NotSupported"),
+    ('[7, "u1", "Reset", {}]', "MessageTypeNotSupported"),
+])
+async def test_201_bad_frames_get_201_callerror_codes(rig: Rig, frame: str, code: str) -> None:
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await rig.csms.wait_for(rig.id, "StatusNotification")
+    answer = await rig.csms.central.send_raw(rig.id, frame, "u1")
+    assert answer[:3] == [4, "u1", code]
+    # the connection stays up and the next CALL is answered
+    assert await rig.csms.send_action(rig.id, "TriggerMessage", {
+        "requestedMessage": "Heartbeat"}) == {"status": "Accepted"}

@@ -40,6 +40,7 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.results import AuthStatus, ReadingContext
 from voltbus_ocpp.protocol.v201 import convert
+from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
 from voltbus_ocpp.protocol.wire_time import parse_time
 from voltbus_ocpp.records import (
@@ -103,6 +104,16 @@ class V201ChargePoint(ChargePoint):
                          logger=logging.getLogger("voltbus_ocpp.wire201"))
         self.core = core
         self.variables = variables
+
+    async def route_message(self, raw_msg: str) -> None:
+        """Answer a bad frame with its 2.0.1 CALLERROR before the package sees it."""
+        error = check_frame(raw_msg, set(self.route_map))
+        if error is None:
+            await super().route_message(raw_msg)
+            return
+        log.warning("%s: bad frame from central system: %.200s", self.id, raw_msg)
+        if error:
+            await self._send(error)
 
     @on("RequestStartTransaction")
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
