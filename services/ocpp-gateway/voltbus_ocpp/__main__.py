@@ -1,4 +1,5 @@
-"""`python -m voltbus_ocpp`: one OCPP 1.6J charge point per station in VOLTBUS_STATIONS.
+"""`python -m voltbus_ocpp`: one OCPP charge point per station in VOLTBUS_STATIONS, speaking 1.6J or
+2.0.1 (VOLTBUS_OCPP_VERSION).
 
 A hard Reset from the central system ends the process with HARD_RESET_EXIT_CODE (75) when it
 serves that station alone, so its supervisor starts it again; a process serving several stations

@@ -1,1 +1,1 @@
-"""OCPP 1.6J: handlers and pure conversions."""
+"""OCPP 1.6J: the protocol adapter (session), handlers, requests and pure conversions."""

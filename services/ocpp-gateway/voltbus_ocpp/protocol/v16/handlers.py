@@ -2,9 +2,10 @@
 # (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
 """The charge point's side of OCPP 1.6J: one thin `@on` handler per central-system request.
 
-Each handler converts the request, asks the station (which asks the model) and converts the answer
-back. Anything that needs to send a CALL is queued, never awaited here: the handler runs on the
-connection's receive loop, which must stay free to read the answer.
+Each handler converts the request, asks `requests.V16Requests` (which asks the model through the
+station core) and converts the answer back. Anything that needs to send a CALL is queued, never
+awaited here: the handler runs on the connection's receive loop, which must stay free to read the
+answer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class StationApi(Protocol):
-    """What the handlers need from the station."""
+    """What the handlers need: the 1.6 requests answered (requests.V16Requests)."""
 
     def remote_start(self, id_tag: str, connector: int | None,
                      profile: dict[str, Any] | None) -> str: ...
@@ -96,7 +97,7 @@ def _floats(data: Any) -> Any:
 
 
 class V16ChargePoint(ChargePoint):
-    """An `ocpp.v16.ChargePoint` whose handlers delegate to the station."""
+    """An `ocpp.v16.ChargePoint` whose handlers delegate to the 1.6 requests."""
 
     def __init__(self, station_id: str, connection: Any, station: StationApi, *,
                  response_timeout: float) -> None:
