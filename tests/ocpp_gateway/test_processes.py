@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -45,10 +45,11 @@ class DevCsmsProcess:
         return [m["payload"] for m in answer.json()]
 
     async def wait(self, station: str, action: str, count: int = 1,
-                   timeout: float = 10) -> dict:  # noqa: ASYNC109
+                   timeout: float = 10,  # noqa: ASYNC109
+                   where: Callable[[dict], bool] = lambda p: True) -> dict:
         async def poll() -> dict:
             while True:
-                found = await self.messages(station, action)
+                found = [m for m in await self.messages(station, action) if where(m)]
                 if len(found) >= count:
                     return found[count - 1]
                 await asyncio.sleep(0.05)
@@ -98,7 +99,8 @@ async def gateway_process(mosquitto: Broker, station: str, devcsms_process: DevC
 async def session_started(rig: Rig, csms: DevCsmsProcess) -> dict:
     rig.meter(2000.0)
     rig.pilot("B")
-    await csms.wait(rig.id, "StatusNotification")
+    # Preparing: the gateway is on the bus (its first status can come before it subscribed)
+    await csms.wait(rig.id, "StatusNotification", where=lambda p: p["status"] == "Preparing")
     rig.tap("04A1B2C3")
     start = await csms.wait(rig.id, "StartTransaction")
     rig.pilot("C")
