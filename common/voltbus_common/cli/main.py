@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -124,16 +125,28 @@ def up(
         help="with --join: directory of the password files mqtt_<user> [default: DATA/secrets]"
     )] = None,
     join_tls: Annotated[bool, typer.Option(help="with --join: connect with TLS")] = False,
+    house: Annotated[bool, typer.Option(
+        help="run the energy manager with a simulated house: PV over the day, a varying "
+             "house load, a 25 A fuse")] = True,
+    time_scale: Annotated[float, typer.Option(
+        min=0.01, max=3600, help="the simulated house's day runs this much faster (60: a day "
+                                 "in 24 minutes)")] = 1.0,
+    house_start: Annotated[str | None, typer.Option(
+        metavar="HH:MM", help="time of day the simulated house starts at [default: now]")] = None,
 ) -> None:
     """Start the stack (broker, InfluxDB, dev central system, four services); Ctrl-C stops it."""
     from voltbus_common.cli.joined import JoinError
     from voltbus_common.cli.ports import PortInUse
     from voltbus_common.cli.stack import StackOptions, start_stack
 
+    if house_start is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", house_start):
+        typer.echo(f"voltbus up: --house-start wants HH:MM, not {house_start!r}", err=True)
+        raise typer.Exit(2)
     options = StackOptions(
         connectors=connectors, stations=stations, csms_url=csms_url, api_port=api_port,
         mqtt_port=mqtt_port, csms_port=csms_port, influx=influx, join=join,
-        join_secrets=join_secrets, join_tls=join_tls)
+        join_secrets=join_secrets, join_tls=join_tls, house=house, time_scale=time_scale,
+        house_start=house_start)
     try:
         start_stack(options)
     except (PortInUse, JoinError) as exc:

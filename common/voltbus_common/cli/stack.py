@@ -45,6 +45,27 @@ class StackOptions:
     join: str | None = None  # HOST[:PORT] of an existing broker
     join_secrets: Path | None = None  # mqtt_<user> password files for it
     join_tls: bool = False
+    house: bool = True  # the energy manager with a simulated house (cli/house.py)
+    time_scale: float = 1.0  # the simulated house's clock runs this much faster
+    house_start: str | None = None  # HH:MM the simulated day starts at (default: now)
+
+
+HOUSE_SITE = "home"
+
+
+def house_env(opts: StackOptions) -> dict[str, str]:
+    """The energy manager's settings for the simulated house (its PV timers scaled too, so
+    PV mode's hysteresis keeps its length in simulated time)."""
+    scale = max(opts.time_scale, 1.0)
+    env = {"VOLTBUS_ENERGY_SITE": HOUSE_SITE, "VOLTBUS_ENERGY_CONNECTORS": str(opts.connectors),
+           "VOLTBUS_ENERGY_FUSE_A": "25", "VOLTBUS_ENERGY_CONNECTOR_MAX_A": "16",
+           "VOLTBUS_HOUSE_TIME_SCALE": f"{opts.time_scale:g}"}
+    for name, seconds in (("START_DELAY", 60), ("STOP_DELAY", 180), ("MIN_ON", 300),
+                          ("MIN_OFF", 120)):
+        env[f"VOLTBUS_ENERGY_PV_{name}_S"] = f"{seconds / scale:g}"
+    if opts.house_start:
+        env["VOLTBUS_HOUSE_START"] = opts.house_start
+    return env
 
 
 def _broker(opts: StackOptions, data: Path) -> LocalMosquitto | JoinedBroker:
@@ -118,9 +139,14 @@ def start_stack(opts: StackOptions) -> None:
                        {**base, **broker.env("gateway"), "VOLTBUS_CSMS_URL": csms_url})
         supervisor.add("recorder", "voltbus_recorder",
                        {**base, **broker.env("recorder"), **influx_env})
+        house = house_env(opts) if opts.house else {}
+        if opts.house:
+            supervisor.add("energy", "voltbus_common.cli.house",
+                           {**base, **broker.env("energy"), **house})
+        site = {"VOLTBUS_ENERGY_SITE": HOUSE_SITE} if opts.house else {}
         supervisor.add("api", "voltbus_api", {
             **base, **broker.env("api"), **influx_env, "VOLTBUS_API_PORT": str(api_port),
-            "VOLTBUS_API_ADMIN_TOKEN_FILE": token_file})
+            "VOLTBUS_API_ADMIN_TOKEN_FILE": token_file, **site})
         api_url = f"http://{api_host}:{api_port}"
         joined = isinstance(broker, JoinedBroker)
         host = broker.host if isinstance(broker, JoinedBroker) else "127.0.0.1"
