@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 from types import FrameType
@@ -27,6 +28,18 @@ class _Server(uvicorn.Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def main_loop(self) -> None:
+        """uvicorn's own loop wakes every 0.1 s to look for a stop; this one ticks once a second
+        (the Date header) and wakes at once on a stop signal (handle_exit sets `closing`)."""
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000  # each tick is uvicorn's once-a-second tick
+            if self._closing.is_set():  # closing, but not (yet) exiting: uvicorn's pace
+                await asyncio.sleep(0.1)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), 1.0)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None:  # called from a signal handler: wake the loop safely
