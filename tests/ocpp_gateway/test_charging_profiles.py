@@ -166,3 +166,48 @@ async def test_second_connector_starts_at_its_share_of_the_station_limit(rig2: R
     await rig.wait("limit_set", lambda p: p.amps == 14.0, connector=1, count=2)
     assert log.over(20.0) == []
     assert csms.violations(rig.id) == []
+
+
+def without_start(body: dict[str, Any]) -> dict[str, Any]:
+    body["chargingSchedule"].pop("startSchedule", None)
+    return body
+
+
+@pytest.mark.parametrize(("what", "body"), [
+    ("first period not at 0", profile(11, "TxDefaultProfile", [(60, 16)])),
+    ("unsorted periods", profile(12, "TxDefaultProfile", [(0, 16), (600, 8), (300, 10)])),
+    ("two periods at once", profile(13, "TxDefaultProfile", [(0, 16), (0, 8)])),
+    ("Absolute without startSchedule", without_start(profile(14, "TxDefaultProfile",
+                                                             [(0, 16)]))),
+    ("Recurring without startSchedule", profile(15, "TxDefaultProfile", [(0, 16)],
+                                                kind="Recurring", recurrencyKind="Daily")),
+])
+async def test_bad_schedules_are_rejected(rig: Rig, what: str, body: dict[str, Any]) -> None:
+    csms = rig.csms
+    await online(rig)
+    answer = await csms.send(rig.id, call.SetChargingProfile(connector_id=1,
+                                                             cs_charging_profiles=body))
+    assert answer == {"status": "Rejected"}, what
+    assert rig.gateway is not None
+    assert rig.gateway.smart.profiles == []
+    assert (await csms.send(rig.id, call.GetCompositeSchedule(connector_id=1, duration=60)))[
+        "status"] == "Rejected"
+    tx = {**body, "chargingProfilePurpose": "TxProfile"}
+    assert await csms.send(rig.id, call.RemoteStartTransaction(
+        id_tag="R", connector_id=1, charging_profile=tx)) == {"status": "Rejected"}
+    assert csms.violations(rig.id) == []
+
+
+async def test_good_schedules_and_the_dev_csms_setmaxvalue_are_accepted(rig: Rig) -> None:
+    csms = rig.csms
+    await online(rig)
+    recurring = profile(16, "TxDefaultProfile", [(0, 6), (3600, 16)], kind="Recurring",
+                        recurrencyKind="Daily")
+    recurring["chargingSchedule"]["startSchedule"] = iso(-10)
+    assert await csms.send(rig.id, call.SetChargingProfile(
+        connector_id=1, cs_charging_profiles=recurring)) == {"status": "Accepted"}
+    response = await csms.post("/setmaxvalue", {"id": rig.id, "limit": 10, "unit": "A"})
+    assert response.json() == {"status": "Accepted"}  # an Absolute profile with its start
+    result = await csms.send(rig.id, call.GetCompositeSchedule(connector_id=1, duration=60))
+    assert [p["limit"] for p in result["chargingSchedule"]["chargingSchedulePeriod"]] == [6.0]
+    assert csms.violations(rig.id) == []

@@ -192,7 +192,9 @@ def create_app(csms: CentralSystem) -> FastAPI:
             charging_profile_id=body.profile_id, stack_level=body.stack_level,
             charging_profile_purpose=ChargingProfilePurposeType(body.purpose),
             charging_profile_kind=ChargingProfileKindType.absolute,
-            charging_schedule=ChargingSchedule(
+            charging_schedule=ChargingSchedule(  # Absolute: from now (1.6 needs the start)
+                start_schedule=datetime.now(UTC).isoformat(timespec="seconds").replace(
+                    "+00:00", "Z"),
                 charging_rate_unit=ChargingRateUnitType(body.unit),
                 charging_schedule_period=[ChargingSchedulePeriod(start_period=0, limit=body.limit)],
             ),

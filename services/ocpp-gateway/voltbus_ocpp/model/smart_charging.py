@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from voltbus_ocpp.model.results import Outcome
@@ -99,6 +100,24 @@ def limit_of(p: dict[str, Any], at: datetime, tx_start: datetime | None,
     return limit
 
 
+def invalid_schedule(p: dict[str, Any]) -> str | None:
+    """Why a profile's schedule breaks OCPP 1.6 (3.13, 7.13/7.14), None if it does not: the
+    first period starts at 0, periods come in increasing startPeriod order, and an Absolute or
+    Recurring profile has a startSchedule (a Recurring one also its recurrencyKind)."""
+    sched = p["chargingSchedule"]
+    starts = [period["startPeriod"] for period in sched["chargingSchedulePeriod"]]
+    if not starts or starts[0] != 0:
+        return "the first schedule period must start at 0"
+    if any(b <= a for a, b in pairwise(starts)):
+        return "schedule periods must be in increasing startPeriod order"
+    kind = p["chargingProfileKind"]
+    if kind in ("Absolute", "Recurring") and not sched.get("startSchedule"):
+        return f"an {kind} profile needs a startSchedule"
+    if kind == "Recurring" and not p.get("recurrencyKind"):
+        return "a Recurring profile needs a recurrencyKind"
+    return None
+
+
 class SmartCharging:
     """The installed profiles of one station."""
 
@@ -112,6 +131,8 @@ class SmartCharging:
 
         running_tx: the transaction's id (its central-system id, else minus its local id)."""
         purpose = profile["chargingProfilePurpose"]
+        if invalid_schedule(profile) is not None:
+            return Outcome.REJECTED
         if purpose == MAX and connector != 0:
             return Outcome.REJECTED
         if purpose == TX:

@@ -25,6 +25,7 @@ from voltbus_ocpp.model.events import (
     Tick,
     Unlock,
 )
+from voltbus_ocpp.model.smart_charging import invalid_schedule
 from voltbus_ocpp.protocol.v16 import convert, triggers
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 
@@ -52,7 +53,8 @@ class V16Requests:
     def remote_start(self, id_tag: str, connector: int | None,
                      profile: dict[str, Any] | None) -> str:
         """RemoteStartTransaction; a TxProfile given with it applies to the new transaction."""
-        if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
+        if profile is not None and (profile.get("chargingProfilePurpose") != "TxProfile"
+                                    or invalid_schedule(profile) is not None):
             return "Rejected"
         model = self.core.model
         status = _reply(self.core.dispatch(RemoteStart(id_tag, connector)))
