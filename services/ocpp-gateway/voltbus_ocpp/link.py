@@ -68,12 +68,16 @@ class Link:
         return self.settings.csms_url.rstrip("/") + "/" + self.station
 
     async def run(self) -> None:
-        """Connect and serve forever, with exponential backoff (plus jitter) between attempts."""
+        """Connect and serve forever, with exponential backoff (plus jitter) between attempts.
+
+        The backoff starts again from its minimum once a connection was accepted (opened with our
+        subprotocol), however that connection ended: after an outage grew it to its maximum, a
+        later Reset or network blip must not leave the station offline for the maximum."""
         backoff = self.settings.reconnect_min_s
         while True:
+            connects = self.connects
             try:
                 await self._connect_once()
-                backoff = self.settings.reconnect_min_s
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, CallFailed) as exc:
                 if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
                     log.warning("%s: central system refused our credentials (401)", self.station)
@@ -83,6 +87,8 @@ class Link:
             finally:
                 self.connection = None
                 self.on_down()
+            if self.connects != connects:
+                backoff = self.settings.reconnect_min_s
             delay = backoff * (0.8 + 0.4 * random.random())
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, self.settings.reconnect_max_s)
@@ -108,10 +114,17 @@ class Link:
             self.connection = ws
             self.connects += 1
             log.info("%s: connected to %s", self.station, self.url)
-            await self.session(ws)
+            try:
+                await self.session(ws)
+            except asyncio.CancelledError:
+                # a normal shutdown or hard Reset: close with 1000, not the 1011 (internal error)
+                # the context manager would send for an exception
+                with contextlib.suppress(Exception):
+                    await ws.close(1000, "shutting down")
+                raise
 
     async def drop(self) -> None:
         """Close the current connection (Reset): the loop reconnects and boots again."""
         if self.connection is not None:
             with contextlib.suppress(Exception):
-                await self.connection.close()
+                await self.connection.close(1000, "reset")
