@@ -3,10 +3,15 @@ the oldest points, and drop counts corrected when a dropped batch was written af
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from tests.recorder.helpers import reading
+from voltbus_common import channels as ch
+from voltbus_recorder.inbox import Message
+from voltbus_recorder.ingest import Ingest
 from voltbus_recorder.spool import Spool
 
 
@@ -56,3 +61,33 @@ async def test_a_dropped_batch_that_was_written_anyway_is_not_counted_as_lost(
     await spool.remove_async([i for i, _ in in_flight])  # InfluxDB took them after all
     assert (spool.dropped, spool.committed) == (0, 100)
     spool.close()
+
+
+async def test_an_idle_recorder_does_not_wake_up_to_commit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", max_points=1000, fsync=False)
+    commits = 0
+    commit = spool.commit_async
+
+    async def counted() -> int:
+        nonlocal commits
+        commits += 1
+        return await commit()
+
+    spool.commit_async = counted  # type: ignore[method-assign]
+    ingest = Ingest(spool, lambda: None, commit_interval_s=0.05)
+    task = asyncio.create_task(ingest.run())
+    try:
+        await asyncio.sleep(0.5)
+        assert commits == 0  # was one wake-up per commit interval: 10 here, 10/s in service
+        topic = ch.METER.topic(ch.DEFAULT_ROOT, station="CP1", connector=1)
+        await ingest.feed([Message(topic, reading(0).model_dump_json().encode(), False, 0)],
+                          lambda ids: None)
+        for _ in range(50):
+            if spool.committed:
+                break
+            await asyncio.sleep(0.02)
+        assert (spool.committed, commits) == (1, 1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        spool.close()

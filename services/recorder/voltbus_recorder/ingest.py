@@ -70,6 +70,7 @@ class Ingest:
         self._gateway_online: dict[str, bool] = {}
         self._seen_service: dict[tuple[str, str], ServiceState] = {}
         self._urgent = asyncio.Event()
+        self._pending = asyncio.Event()  # something staged or waiting for an ack
         self._committed = asyncio.Event()
         self._acks: list[tuple[Ack, list[int]]] = []
         self._channels: list[tuple[ch.Channel[Any], Callable[[Received[Any]], None]]] = [
@@ -108,6 +109,7 @@ class Ingest:
         if ids:
             self._acks.append((ack, ids))
             self._urgent.set()  # the broker holds back QoS 1 deliveries until we answer
+            self._pending.set()
         while self.spool.staged >= self.stage_max:  # the disk is slower than the broker: wait
             self._urgent.set()
             await self._committed.wait()
@@ -181,6 +183,7 @@ class Ingest:
     def _add(self, line: str) -> None:
         self.received += 1
         self.spool.stage(line)
+        self._pending.set()
         if self.spool.staged >= self.commit_max:
             self._urgent.set()
 
@@ -192,6 +195,9 @@ class Ingest:
         """
         failures = 0
         while True:
+            if not (self.spool.staged or self._acks):  # idle: sleep until a message comes
+                self._pending.clear()
+                await self._pending.wait()
             if not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._urgent.wait(), self.commit_interval_s)
