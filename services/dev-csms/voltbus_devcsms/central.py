@@ -58,6 +58,9 @@ class CsmsBehaviour:
     accepted_tags: set[str] | None = None  # None: every tag is Accepted
     accepted_token_types: set[str] | None = None  # 2.0.1 idToken types; None: every type
     start_status: dict[str, AuthorizationStatus] = field(default_factory=dict)
+    # idTag -> the idTagInfo status StopTransaction.conf gives when the req carries that idTag
+    # (none for other tags, as before)
+    stop_status: dict[str, AuthorizationStatus] = field(default_factory=dict)
     fail_next: dict[str, int] = field(default_factory=dict)  # action -> CALLERRORs to answer
     answer_delay_s: dict[str, float] = field(default_factory=dict)  # action -> a slow answer
     sign_certificate_status: str = "Accepted"

@@ -138,7 +138,7 @@ class StationSession(SessionBase, ChargePoint):
     @on(Action.stop_transaction)
     def on_stop(self, transaction_id: int, meter_stop: int, timestamp: str,
                 reason: str | None = None, transaction_data: list[dict[str, Any]] | None = None,
-                **_: Any) -> call_result.StopTransaction:
+                id_tag: str | None = None, **_: Any) -> call_result.StopTransaction:
         self.check_time(timestamp, *(v.get("timestamp") for v in transaction_data or []))
         tx = self.csms.transactions16.get(transaction_id)
         if tx is None or tx.station != self.id:
@@ -150,7 +150,9 @@ class StationSession(SessionBase, ChargePoint):
             tx.meter_stop, tx.stopped, tx.reason = meter_stop, timestamp, reason
         with contextlib.suppress(ValueError):
             self.csms.open_transactions.get(self.id, []).remove(transaction_id)
-        return call_result.StopTransaction()
+        status = self.csms.behaviour.stop_status.get(id_tag or "")
+        return call_result.StopTransaction(
+            id_tag_info=None if status is None else IdTagInfo(status=status))
 
     def _check_stop(self, tx: Transaction16, meter_stop: int, timestamp: str) -> None:
         self.check(rules.TRANSACTION_ENDED, None if tx.stopped is None else

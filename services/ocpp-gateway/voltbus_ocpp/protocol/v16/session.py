@@ -14,7 +14,8 @@ from websockets.asyncio.client import ClientConnection
 
 from voltbus_common.enums import RegistrationStatus
 from voltbus_ocpp.adapter import CallFailed, StationCore
-from voltbus_ocpp.messages import Message
+from voltbus_ocpp.messages import Boot, Message
+from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.events import Event, SendAuthorize
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
@@ -42,7 +43,7 @@ async def send_call(cp: ChargePoint, action: str, payload: dict[str, Any]) -> di
 
 
 def boot_payload(settings: GatewaySettings, serial: str | None = None) -> dict[str, Any]:
-    """BootNotification.req (a triggered one carries no serial number, as it always did)."""
+    """BootNotification.req (the triggered one too: SteVe erases a serial that is left out)."""
     payload = {"chargePointVendor": settings.charge_point_vendor,
                "chargePointModel": settings.charge_point_model,
                "firmwareVersion": settings.firmware_version}
@@ -100,20 +101,40 @@ class V16Session:
             await asyncio.sleep(wait)
 
     async def send(self, message: Message) -> Event | None:
-        """A live message as its 1.6 CALL; an Authorize's answer as AuthorizeAnswered."""
-        action, payload = convert.message_call(message, boot_payload(self.core.settings))
+        """A live message as its 1.6 CALL; an Authorize's answer as AuthorizeAnswered; a
+        triggered BootNotification's interval applies as at boot."""
+        core = self.core
+        action, payload = convert.message_call(message, boot_payload(core.settings, core.id))
         answer = await send_call(self.cp, action, payload)
         if isinstance(message, SendAuthorize):
             return convert.authorize_answered(message.id_tag, answer)
+        if isinstance(message, Boot):
+            status = RegistrationStatus(answer["status"])
+            interval = int(answer.get("interval", 0))
+            if status is RegistrationStatus.ACCEPTED and interval > 0:
+                self.config.set_heartbeat_interval(interval)
         return None
 
     async def send_record(self, record: Record, transaction_id: str | None) -> Event | None:
         """An outbox record as its 1.6 CALL; a start's answer as StartAnswered."""
         action, payload = convert.record_call(record, transaction_id)
         answer = await send_call(self.cp, action, payload)
+        self._learn(payload, answer)
         if isinstance(record, TransactionStarted):
             return convert.start_answered(record.effect.local_id, answer)
         if isinstance(record, WireRecord) and action == "StartTransaction" and (
                 record.local_id is not None):
             return convert.start_answered(record.local_id, answer)
         return None
+
+    def _learn(self, payload: dict[str, Any], answer: dict[str, Any]) -> None:
+        """The authorisation cache learns from the idTagInfo of StartTransaction.conf and
+        StopTransaction.conf too, not only from Authorize.conf (3.5.2); a tag on the local list
+        is left to the list (the authoriser decides)."""
+        id_tag, info = payload.get("idTag"), answer.get("idTagInfo")
+        if not id_tag or not isinstance(info, dict) or "status" not in info:
+            return
+        learned = convert.authorize_answered(id_tag, answer)
+        assert learned.status is not None
+        self.core.authoriser.learn(id_tag, AuthEntry(learned.status, learned.expiry,
+                                                     learned.parent_id_tag))
