@@ -14,6 +14,7 @@ from voltbus_api.context import ApiContext
 from voltbus_api.deps import current_principal, require_admin
 from voltbus_api.docker_admin import DockerAdmin, create_router
 from voltbus_api.routes import auth, commands, config, health, history, page, reports, state, stream
+from voltbus_api.routes import energy as energy_routes
 from voltbus_api.security_headers import SecurityHeaders
 from voltbus_api.settings import ApiSettings
 
@@ -59,6 +60,7 @@ def create_app(settings: ApiSettings, *, docker_admin: DockerAdmin | None = None
         app.include_router(module.router, prefix="/api/v1", dependencies=viewer)
     app.include_router(commands.router, prefix="/api/v1", dependencies=admin)
     page.install(app, ctx, viewer)  # the web page's power curve and costs
+    energy_routes.install(app, ctx, viewer, admin)  # the energy manager's site and modes
     if docker_admin is not None:
         app.include_router(create_router(docker_admin), prefix="/api/v1", dependencies=admin)
     # The web page last, so every API route takes precedence.

@@ -1,0 +1,182 @@
+"""The page's energy card in Chromium, phone and desktop: the power flow from energy/site and each
+connector's charge mode and plan, set from the page and answered by the real energy manager.
+
+Real parts: the API on uvicorn, Mosquitto with the repo's ACL, and the energy manager as a
+process (`voltbus up`'s simulated house at 13:25 with a time-of-use tariff, cheap at night); the
+test plays the gateway and the hardware (a running session on connector 1). Screenshots go to
+VOLTBUS_SCREENSHOTS (default: the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from tests.api.conftest import Peers, api_settings, eventually
+from tests.api.served import served_api
+from tests.api.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 (fixture)
+from tests.api.test_page_charts import DESKTOP, PHONE, log_in, shots
+from tests.fixtures.mosquitto import Broker
+from voltbus_common import channels as ch
+from voltbus_common.enums import ConnectorStatus
+from voltbus_common.models import MeterReading, OcppConnectorStatus, TransactionState
+
+NIGHT_PRICE, DAY_PRICE = 0.18, 0.32
+
+
+@contextlib.contextmanager
+def energy_manager(broker: Broker, station: str, site: str, tmp_path: Path) -> Iterator[Path]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLTBUS_")}
+    env |= {**broker.env("energy"), "VOLTBUS_STATIONS": station, "VOLTBUS_ENERGY_SITE": site,
+            "VOLTBUS_ENERGY_FUSE_A": "25", "VOLTBUS_ENERGY_CONNECTOR_MAX_A": "16",
+            "VOLTBUS_HOUSE_START": "13:25", "VOLTBUS_HOUSE_PV_PEAK_W": "9000",
+            "VOLTBUS_ENERGY_TARIFF": "tou", "VOLTBUS_ENERGY_PRICE_PER_KWH": str(DAY_PRICE),
+            "VOLTBUS_ENERGY_TOU_WINDOWS": (f"mon-fri 00:00-06:00={NIGHT_PRICE}; "
+                                           f"sat,sun 00:00-06:00={NIGHT_PRICE}"),
+            "VOLTBUS_DATA_DIR": str(tmp_path / "energy")}
+    log_path = tmp_path / "energy.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "voltbus_common.cli.house"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield log_path
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+async def test_power_flow_mode_and_plan(
+        chromium: str, mosquitto: Broker, peers: Peers, station: str,  # noqa: F811
+        tmp_path: Path, viewport: dict[str, int]) -> None:
+    gw, hw = peers.gateway, peers.hardware
+    now = datetime.now(UTC).replace(microsecond=0)
+    gw.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.CHARGING), connector=1)
+    gw.publish(ch.TRANSACTION, TransactionState(transaction_id=7, id_tag="04A1B2C3",
+                                                started_at=now - timedelta(minutes=5),
+                                                meter_start_wh=50_000.0, energy_wh=500.0),
+               connector=1)
+    hw.publish(ch.METER, MeterReading(energy_wh=50_500.0, power_w=4_140.0,
+                                      current_a=[6.0, 6.0, 6.0], voltage_v=[230.0] * 3),
+               connector=1)
+    site = f"site{station}"
+    settings = api_settings(mosquitto, station, tmp_path, energy_site=site,
+                            ha_discovery=False)
+    where = shots(tmp_path)
+    name = "phone" if viewport is PHONE else "desktop"
+    with energy_manager(mosquitto, station, site, tmp_path) as log_path:
+        async with served_api(settings) as api, async_playwright() as pw:
+            password = (tmp_path / "api" / "initial-admin-password").read_text().strip()
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            context = await browser.new_context(viewport=viewport, is_mobile=viewport is PHONE)
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and
+                    "401 (Unauthorized)" not in msg.text else None)
+            await log_in(page, api.url, "admin", password)
+
+            # The power flow: grid (exporting at 13:25 with the sun up), PV, house, the car.
+            flow = page.locator("#flow")
+            await expect(page.locator("#energy-site")).to_be_visible(timeout=15_000)
+            await expect(flow.locator(".node.grid .sub")).to_have_text("export", timeout=10_000)
+            await expect(flow.locator(".node.pv .value")).to_have_text(
+                re.compile(r"^[3-9]\.\d\d kW$"))
+            await expect(flow.locator(".node.house")).to_be_visible()
+            await expect(flow.locator(".node.car .label")).to_have_text(f"Car {station}/1")
+            await expect(flow.locator(".node.car .value")).to_have_text("4.14 kW")
+            await expect(page.locator("#site-note")).to_contain_text("Fuse 25 A per phase")
+            await expect(page.locator("#site-note")).to_contain_text(f"{DAY_PRICE:.3f}")
+            await expect(page.locator("#fail-safe")).to_be_hidden()
+
+            # The connector's mode: minpv (the house's default), then PV from the page.
+            card = page.locator(f"#c-{station}-1")
+            block = card.locator(".energy-mode")
+            await expect(block.locator(".mode-badge")).to_have_text("Min+PV", timeout=10_000)
+            await expect(block.locator(".mode-status")).to_contain_text("minpv: up to")
+            await block.locator(".modes .tab[data-mode=pv]").click()
+            await expect(block.locator(".mode-badge")).to_have_text("PV")
+            await expect(block.locator(".modes .tab[data-mode=pv]")).to_have_attribute(
+                "aria-pressed", "true")
+            await expect(block.locator(".mode-error")).to_have_text("")
+
+            # A plan: 10 kWh by tomorrow 07:00 (local): the manager picks the cheap night hours.
+            await block.locator(".modes .tab[data-mode=plan]").click()
+            await expect(block.locator(".plan-form")).to_be_visible()
+            await block.locator(".plan-kwh").fill("10")
+            departure = (datetime.now().astimezone() + timedelta(days=1)).replace(
+                hour=7, minute=0, second=0, microsecond=0)
+            await block.locator(".plan-departure").fill(departure.strftime("%Y-%m-%dT%H:%M"))
+            await block.locator(".plan-form button").click()
+            await expect(block.locator(".mode-badge")).to_have_text("Plan")
+            slots = block.locator(".slots tbody tr")
+            await expect(slots.first).to_be_visible(timeout=10_000)
+            assert await slots.count() >= 1
+            # Checked against the API, which holds what the manager announced.
+            async with httpx.AsyncClient(timeout=5) as client:
+                answer = (await client.get(f"{api.url}/api/v1/site", headers={
+                    "Authorization": f"Bearer {api.token}"})).json()
+            mode = next(c["mode"] for c in answer["connectors"] if c["connector"] == 1)
+            assert mode["mode"] == "plan"
+            assert mode["plan_energy_wh"] == 10_000.0
+            assert datetime.fromisoformat(mode["plan_departure"]) == departure
+            prices_shown = [await slots.nth(i).locator("td").nth(1).inner_text()
+                            for i in range(await slots.count())]
+            assert prices_shown == [f"{s['price_per_kwh']:.3f}" for s in mode["plan_slots"]]
+            assert set(prices_shown) == {f"{NIGHT_PRICE:.3f}"}, (prices_shown, mode)
+            await expect(block.locator(".plan-summary")).to_contain_text("10.0 kWh by")
+            if mode["plan_cost"] is not None:
+                await expect(block.locator(".plan-summary")).to_contain_text(
+                    f"cost {mode['plan_cost']:.2f}")
+
+            # Fits the screen.
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= viewport["width"]
+            await page.screenshot(path=str(where / f"{name}-energy-page.png"), full_page=True)
+            await page.locator("#energy-site").screenshot(path=str(where / f"{name}-flow.png"))
+            await card.screenshot(path=str(where / f"{name}-energy-card.png"))
+            assert errors == [], errors
+            await browser.close()
+    assert "Traceback" not in log_path.read_text(errors="replace")
+
+
+async def _known(ctx: Any, station: str) -> bool:
+    return ctx.cache.connector(station, 1) is not None
+
+
+async def test_mode_route_refuses_a_bare_plan_and_says_when_nobody_answers(
+        mosquitto: Broker, peers: Peers, station: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.api.conftest import running_api
+    from voltbus_api.routes import energy as energy_routes
+
+    monkeypatch.setattr(energy_routes, "ANSWER_TIMEOUT_S", 0.5)
+    settings = api_settings(mosquitto, station, tmp_path, energy_site=f"site{station}",
+                            ha_discovery=False)
+    path = f"/api/v1/stations/{station}/connectors/1/energy/mode"
+    peers.gateway.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.AVAILABLE),
+                          connector=1)
+    async with running_api(settings) as (client, ctx):
+        await eventually(lambda: _known(ctx, station))
+        bare = await client.put(path, json={"mode": "plan"})
+        assert bare.status_code == 422
+        assert "plan_energy_wh" in bare.json()["detail"]
+        silent = await client.put(path, json={"mode": "pv"})
+        assert silent.status_code == 504
+        assert "energy manager did not answer" in silent.json()["detail"]
+        view = (await client.get("/api/v1/site")).json()
+        assert view == {"site_id": f"site{station}", "site": None, "connectors": []}
+        unknown = await client.put(f"/api/v1/stations/{station}/connectors/1/energy/mode",
+                                   json={"mode": "turbo"})
+        assert unknown.status_code == 422
