@@ -24,6 +24,7 @@ from voltbus_common.bus import Bus
 from voltbus_common.enums import ConnectorStatus, PilotState
 from voltbus_common.models import GatewayCommand, SimPlug, SimTap
 from voltbus_hardware.controller import ControllerConfig
+from voltbus_hardware.station import StationHardware
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.station import Station
 
@@ -32,8 +33,10 @@ TAG = "B1LL1NG"
 
 
 @contextlib.asynccontextmanager
-async def charge_point(mosquitto: Broker, csms: Csms, station: str, data_dir: Path,
-                       **extra: Any) -> AsyncIterator[tuple[HwRig, Station, dict[str, Watch]]]:
+async def charge_point(mosquitto: Broker, csms: Csms, station: str, data_dir: Path, *,
+                       hardware: ControllerConfig = SLOW_METER,
+                       station_hw: StationHardware | None = None, **extra: Any
+                       ) -> AsyncIterator[tuple[HwRig, Station, dict[str, Watch]]]:
     """Simulated hardware + the gateway + a watcher of the gateway's bus topics."""
     csms.behaviour.heartbeat_interval_s = 3600
     values: dict[str, Any] = {
@@ -47,7 +50,7 @@ async def charge_point(mosquitto: Broker, csms: Csms, station: str, data_dir: Pa
                   service=None)
     watches = {"status": Watch(watcher, ch.OCPP_STATUS, connector=1),
                "session": Watch(watcher, ch.SESSION, connector=1)}
-    async with rig(mosquitto, station, config=SLOW_METER) as hw:
+    async with rig(mosquitto, station, config=hardware, hardware=station_hw) as hw:
         gw = Station(settings, station, Bus(settings, station=station, service="gateway"))
         tasks = [asyncio.create_task(watcher.run()), asyncio.create_task(gw.run())]
         try:
@@ -140,4 +143,19 @@ async def test_meter_stop_falls_back_on_the_last_reading_plus_power_times_age(
     assert 1.5 <= waited <= 3.5
     assert stop["meterStop"] > start["meterStart"]
     assert "estimated from the last reading" in caplog.text
+    assert csms.violations(station) == []
+
+
+async def test_one_status_notification_per_session_start(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    """No SuspendedEV for a few ms before Charging: after the close the status waits for the
+    relay confirmation (the hardware publishes the settled pilot before it)."""
+    async with charge_point(mosquitto, csms, station, tmp_path / "data") as (hw, _gw, _w):
+        for n in (1, 2, 3):
+            await session(hw, csms, station, n, charge_s=0.3)
+        await csms.wait_for(station, "StatusNotification",
+                            where=lambda p: p["status"] == "Available", count=4)
+    statuses = [m.payload["status"] for m in csms.received(station, "StatusNotification")
+                if m.payload["connectorId"] == 1]
+    assert statuses == ["Available"] + ["Preparing", "Charging", "Finishing", "Available"] * 3
     assert csms.violations(station) == []

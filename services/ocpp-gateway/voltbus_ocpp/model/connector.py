@@ -184,6 +184,9 @@ class Connector:
     pending_stop: PendingStop | None = None
     last_switch: SwitchRead | None = None
     last_open_ts: datetime | None = None  # ts of the last `relay` state that said open
+    # after a close: Charging/SuspendedEV wait for the relay confirmation (the pilot settles
+    # before it), so a start reports one status, not SuspendedEV for a few ms before Charging
+    closing_until: datetime | None = None
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -313,6 +316,11 @@ class Connector:
         effects: list[Effect] = []
         status = derive_status(self.facts, self.effective_limit_a)
         f = self.facts
+        if self.closing_until is not None:
+            if f.tx is None or f.relay_closed or self.clock() >= self.closing_until:
+                self.closing_until = None
+            elif status in (ConnectorStatus.CHARGING, ConnectorStatus.SUSPENDED_EV):
+                status = self.status or status  # held until the relay confirms (bounded)
         code = f.fault
         if code is ChargePointErrorCode.NO_ERROR and f.pilot in PILOT_FAULT:
             code = ChargePointErrorCode.EV_COMMUNICATION_ERROR
@@ -350,6 +358,8 @@ class Connector:
         f.tx, f.waiting, f.finishing, f.reservation = tx, None, False, None
         self._schedule_samples(now)
         self.limit_sent_a = None
+        if f.relay_closed is False:  # the hardware reports its relay: wait for it to close
+            self.closing_until = deadline(now)
         limit, charging = self.push_limit()
         return [*effects,
                 SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
