@@ -114,12 +114,14 @@ async def test_unlock_connector(rig: Rig) -> None:
         "status": "NotSupported"}
 
 
-async def test_unlock_connector_when_the_station_has_a_lock(rig: Rig) -> None:
+async def test_the_obsolete_unlock_setting_no_longer_fakes_an_unlock(rig: Rig) -> None:
+    """VOLTBUS_UNLOCK_SUPPORTED is accepted and ignored: no lock on the bus, NotSupported (the
+    unlock through a real lock: test_lock.py)."""
     await online(rig, unlock_supported=True)
     await charging(rig)
     assert await rig.csms.send(rig.id, call.UnlockConnector(connector_id=1)) == {
-        "status": "Unlocked"}
-    assert (await rig.csms.wait_for(rig.id, "StopTransaction"))["reason"] == "UnlockCommand"
+        "status": "NotSupported"}
+    assert rig.csms.received(rig.id, "StopTransaction") == []
 
 
 async def test_change_availability_is_scheduled_until_the_transaction_ends(rig: Rig) -> None:

@@ -119,6 +119,10 @@ class StationCore(Protocol):
         """Once a Reset's answer is out: finish the transaction messages, then restart."""
         ...
 
+    async def unlock(self, connector: int) -> Outcome:
+        """UnlockConnector through the cable lock (cable_lock.py)."""
+        ...
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job tied to the station."""
         ...

@@ -6,6 +6,7 @@ rejected with a reason; every command gets an answer on command/result, even an 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from voltbus_common.models import (
     GatewayCommand,
     HardwareError,
     LedCommand,
+    LockStatus,
     MeterReading,
     OcppConnectorStatus,
     PilotEvent,
@@ -35,6 +37,7 @@ from voltbus_common.models import (
     TransactionState,
     utcnow,
 )
+from voltbus_ocpp.cable_lock import CableLocks
 from voltbus_ocpp.model.energy_limit import EnergyLimit
 from voltbus_ocpp.model.events import (
     AnswerCommand,
@@ -57,6 +60,7 @@ from voltbus_ocpp.model.events import (
     SetRelay,
 )
 from voltbus_ocpp.model.metering import SwitchRead
+from voltbus_ocpp.model.results import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ class BusBridge:
         # Newest ts seen per (topic): a broker restored from an old save re-delivers retained
         # state older than what we know (a pilot `A` from before the plug-in stopped sessions).
         self._newest: dict[str, datetime] = {}
+        self.locks = CableLocks(bus, dispatch)
+        self._unlocks: set[asyncio.Task[None]] = set()
 
     def attach(self) -> None:
         """Register the handlers (before bus.run())."""
@@ -78,6 +84,7 @@ class BusBridge:
         self.bus.on(ch.METER, self._meter)
         self.bus.on(ch.RELAY, self._relay)
         self.bus.on(ch.SWITCH_READING, self._switch_reading)
+        self.bus.on(ch.LOCK, self._lock)
         self.bus.on(ch.HW_ERROR, self._error)
         self.bus.on(ch.RFID, self._rfid)
         self.bus.on(ch.SERVICE_STATUS, self._hardware_status, service="hardware")
@@ -116,7 +123,12 @@ class BusBridge:
     async def _relay(self, msg: Received[RelayState]) -> None:
         if self._known(msg) and msg.payload is not None and not self._stale(msg):
             p = msg.payload
+            self.locks.on_relay(msg.connector, p.closed)
             self.dispatch(RelayChanged(msg.connector, p.closed, p.ts, p.request_id))
+
+    async def _lock(self, msg: Received[LockStatus]) -> None:
+        if self._known(msg) and msg.payload is not None:
+            self.locks.on_lock(msg.connector, msg.payload)
 
     async def _switch_reading(self, msg: Received[SwitchReading]) -> None:
         if self._known(msg) and msg.payload is not None:
@@ -157,8 +169,25 @@ class BusBridge:
         except PayloadError as exc:
             return self._refuse(topic, connector, request_id, name, str(exc))
         assert isinstance(cmd, GatewayCommand)
+        if cmd.command is CommandName.UNLOCK and 1 <= int(connector) <= self.connectors:
+            task = asyncio.create_task(self._unlock(int(connector), cmd.request_id))
+            self._unlocks.add(task)
+            task.add_done_callback(self._unlocks.discard)
+            return None
         self.dispatch(Command(int(connector), cmd.command, cmd.request_id, cmd.id_tag, cmd.amps,
                               cmd.operative))
+
+    async def _unlock(self, connector: int, request_id: str | None) -> None:
+        """The `unlock` command through the cable lock, answered with what it confirmed."""
+        outcome = await self.locks.unlock(connector)
+        status, reason = {
+            Outcome.UNLOCKED: (CommandStatus.ACCEPTED, None),
+            Outcome.NOT_SUPPORTED: (CommandStatus.NOT_SUPPORTED,
+                                    "this station has no connector lock"),
+        }.get(outcome, (CommandStatus.REJECTED, "the cable lock did not confirm the unlock"))
+        self.bus.publish(ch.COMMAND_RESULT, CommandResult(
+            request_id=request_id, command=CommandName.UNLOCK, status=status, reason=reason,
+            ts=utcnow()), connector=connector)
 
     def _refuse(self, topic: str, connector: str, request_id: str | None,
                 name: CommandName | None, reason: str) -> None:

@@ -32,6 +32,8 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     max_current_a: float = Field(default=16.0, gt=0, le=100)
     phases: int = Field(default=3, ge=1, le=3)
     unlock_supported: bool = False
+    """Obsolete and ignored (a warning says so): UnlockConnector now goes to the cable lock on
+    hw/{c}/lock and answers what it confirms (cable_lock.py); no lock there: NotSupported."""
     firmware_install_command: str | None = None
     """Run with the downloaded firmware file as last argument; exit 0 means Installed."""
     reconnect_min_s: float = Field(default=1.0, gt=0)

@@ -123,6 +123,9 @@ class Station:
             snapshot=self._snapshot, ring=self.ring,
             install_command=settings.firmware_install_command, time_scale=settings.time_scale)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch)
+        if settings.unlock_supported:
+            log.warning("VOLTBUS_UNLOCK_SUPPORTED is obsolete and ignored: UnlockConnector goes "
+                        "to the cable lock (hw/<n>/lock); without one it answers NotSupported")
         self.bridge.attach()
         self.config.on_change(self._config_changed)
         self.registration: RegistrationStatus | None = None
@@ -329,6 +332,10 @@ class Station:
                   duration_s: int) -> list[dict[str, Any]]:
         """The limit periods in A from start for duration_s."""
         return self.profiles.composite(connector, start, duration_s)
+
+    async def unlock(self, connector: int) -> Outcome:
+        """UnlockConnector through the cable lock (cable_lock.py)."""
+        return await self.bridge.locks.unlock(connector)
 
     # --- Reset ---------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class Outcome(StrEnum):
     SCHEDULED = "scheduled"  # applies when the running transaction ends
     NOT_SUPPORTED = "not_supported"
     UNLOCKED = "unlocked"
+    UNLOCK_FAILED = "unlock_failed"  # the cable lock did not confirm the unlock
     OCCUPIED = "occupied"  # a reservation: the connector is in use
     FAULTED = "faulted"
     UNAVAILABLE = "unavailable"

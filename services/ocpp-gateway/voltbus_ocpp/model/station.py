@@ -334,13 +334,8 @@ class StationModel:
         if cmd.name is CommandName.OVERRIDE_OFFPEAK:
             effects, status, reason = self.offpeak.override(c)
             return effects + answer(status, reason)
-        if cmd.name is CommandName.UNLOCK:
-            reply = self._on_unlock(Unlock(c.connector_id))
-            r = reply[-1]
-            assert isinstance(r, Reply)
-            if r.status is Outcome.NOT_SUPPORTED:
-                return answer(CommandStatus.NOT_SUPPORTED, "this station has no connector lock")
-            return reply[:-1] + answer(CommandStatus.ACCEPTED)
+        if cmd.name is CommandName.UNLOCK:  # the bus bridge answers it through the cable lock
+            return answer(CommandStatus.NOT_SUPPORTED, "this station has no connector lock")
         return answer(CommandStatus.NOT_SUPPORTED, f"command {cmd.name.value} not supported")
 
     def _charging(self, c: Connector) -> list[Effect]:
@@ -406,10 +401,11 @@ class StationModel:
         return [Reply(Outcome.SCHEDULED if scheduled else Outcome.ACCEPTED)]
 
     def _on_unlock(self, e: Unlock) -> list[Effect]:
+        """An unlock is due (cable_lock.py sends it to the lock and answers): stop first."""
         c = self.connectors.get(e.connector)
-        if c is None or not self.unlock_supported:
+        if c is None:
             return [Reply(Outcome.NOT_SUPPORTED)]
-        return [*c.stop_transaction(StopReason.UNLOCK_COMMAND), Reply(Outcome.UNLOCKED)]
+        return [*c.stop_transaction(StopReason.UNLOCK_COMMAND), Reply(Outcome.ACCEPTED)]
 
     def _on_reset(self, e: Reset) -> list[Effect]:
         reason = StopReason.HARD_RESET if e.hard else StopReason.SOFT_RESET

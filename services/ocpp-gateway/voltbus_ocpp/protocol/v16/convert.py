@@ -49,7 +49,7 @@ OUTCOMES: dict[Outcome, str] = {
     Outcome.ACCEPTED: "Accepted", Outcome.REJECTED: "Rejected", Outcome.SCHEDULED: "Scheduled",
     Outcome.NOT_SUPPORTED: "NotSupported", Outcome.UNLOCKED: "Unlocked",
     Outcome.OCCUPIED: "Occupied", Outcome.FAULTED: "Faulted",
-    Outcome.UNAVAILABLE: "Unavailable",
+    Outcome.UNAVAILABLE: "Unavailable", Outcome.UNLOCK_FAILED: "UnlockFailed",
 }
 """The model's answers in 1.6 spelling (each request's status enum uses a subset)."""
 

@@ -23,7 +23,6 @@ from voltbus_ocpp.model.events import (
     Reply,
     Reset,
     Tick,
-    Unlock,
 )
 from voltbus_ocpp.model.smart_charging import invalid_schedule
 from voltbus_ocpp.protocol.v16 import convert, triggers
@@ -100,9 +99,10 @@ class V16Requests:
         """Once the reply is out: deliver the StopTransactions, then restart."""
         self.core.after_reset()
 
-    def unlock(self, connector: int) -> str:
-        """UnlockConnector: Unlocked, UnlockFailed or NotSupported."""
-        return _reply(self.core.dispatch(Unlock(connector)))
+    async def unlock(self, connector: int) -> str:
+        """UnlockConnector: Unlocked, UnlockFailed or NotSupported, as the cable lock confirms
+        (cable_lock.py)."""
+        return convert.outcome(await self.core.unlock(connector))
 
     def clear_cache(self) -> str:
         """ClearCache."""

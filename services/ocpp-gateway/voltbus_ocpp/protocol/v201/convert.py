@@ -48,7 +48,8 @@ AUTH_STATUS = {
     "ConcurrentTx": AuthStatus.CONCURRENT_TX, "Expired": AuthStatus.EXPIRED,
 }  # Invalid, NoCredit, NotAllowedTypeEVSE, NotAtThisLocation, NotAtThisTime, Unknown: invalid
 OUTCOMES = {Outcome.ACCEPTED: "Accepted", Outcome.SCHEDULED: "Scheduled",
-            Outcome.UNLOCKED: "Unlocked", Outcome.OCCUPIED: "Occupied",
+            Outcome.UNLOCKED: "Unlocked", Outcome.UNLOCK_FAILED: "UnlockFailed",
+            Outcome.OCCUPIED: "Occupied",
             Outcome.FAULTED: "Faulted", Outcome.UNAVAILABLE: "Unavailable"}  # else Rejected
 
 

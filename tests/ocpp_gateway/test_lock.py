@@ -1,0 +1,86 @@
+"""UnlockConnector through the cable lock (issue 10 §3), with the real gateway, the hardware
+service's simulator (its lock moves in 50 ms; ConnectorLockFailure jams it) and the dev central
+system over a real WebSocket: Unlocked only when the lock confirms it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from ocpp.v16 import call
+
+from tests.fixtures.csms import Csms
+from tests.fixtures.mosquitto import Broker
+from tests.hardware.helpers import Watch
+from tests.ocpp_gateway.test_billing import TAG, charge_point
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus
+from voltbus_common.enums import ChargePointErrorCode, LockState, PilotState
+from voltbus_common.models import GatewayCommand, SimFault, SimPlug, SimTap
+from voltbus_hardware.registry import build_station, simulated_config
+
+
+async def test_unlock_connector_stops_opens_the_relay_then_unlocks(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    async with charge_point(mosquitto, csms, station, tmp_path / "data") as (hw, _gw, _w):
+        hw.send(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        await hw.watches["pilot"].until(lambda m: m.payload.state is PilotState.B)
+        hw.send(ch.SIM_TAP, SimTap(id_tag=TAG))
+        await csms.wait_for(station, "StartTransaction")
+        await hw.watches["relay"].until(lambda m: m.payload.closed)
+        answer = await csms.send(station, call.UnlockConnector(connector_id=1))
+        stop = await csms.wait_for(station, "StopTransaction")
+        relay = [m.payload for m in hw.watches["relay"].seen]
+        locks = [m.payload for m in hw.watches["lock"].seen if m.payload.request_id]
+    assert answer == {"status": "Unlocked"}
+    assert stop["reason"] == "UnlockCommand"
+    assert locks[-1].state is LockState.UNLOCKED
+    assert locks[-1].request_id.startswith("unlock-")
+    opened = [r for r in relay if not r.closed][-1]
+    assert opened.ts <= locks[-1].ts  # the relay opened before the lock moved
+    assert csms.violations(station) == []
+
+
+async def test_a_jammed_lock_answers_unlock_failed(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    async with charge_point(mosquitto, csms, station, tmp_path / "data") as (hw, _gw, _w):
+        hw.send(ch.SIM_FAULT, SimFault(code=ChargePointErrorCode.CONNECTOR_LOCK_FAILURE,
+                                       info="jam"), connector=1)
+        await asyncio.sleep(0.2)
+        answer = await csms.send(station, call.UnlockConnector(connector_id=1))
+        failed = [m.payload for m in hw.watches["lock"].seen if m.payload.request_id]
+    assert answer == {"status": "UnlockFailed"}
+    assert failed[-1].state is LockState.FAILED
+    assert csms.violations(station) == []
+
+
+async def test_no_cable_lock_answers_not_supported(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    config = simulated_config(1)
+    lockless = build_station(config.model_copy(update={"connectors": [
+        config.connectors[0].model_copy(update={"lock": None})]}), station)
+    async with charge_point(mosquitto, csms, station, tmp_path / "data",
+                            station_hw=lockless) as (hw, _gw, _w):
+        await hw.watches["lock"].until(lambda m: m.payload.state is LockState.NOT_SUPPORTED)
+        answer = await csms.send(station, call.UnlockConnector(connector_id=1))
+    assert answer == {"status": "NotSupported"}
+    assert csms.violations(station) == []
+
+
+async def test_the_unlock_command_goes_through_the_lock_too(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    async with charge_point(mosquitto, csms, station, tmp_path / "data") as (hw, _gw, _w):
+        watcher = Bus(mosquitto.settings("operator", stations=[station]), station=station,
+                      service=None)
+        results = Watch(watcher, ch.COMMAND_RESULT, connector=1)
+        task = asyncio.create_task(watcher.run())
+        try:
+            await watcher.wait_connected(5)
+            await hw.watches["lock"].until(lambda m: m.payload.state is LockState.UNLOCKED)
+            hw.send(ch.COMMAND, GatewayCommand(command="unlock", request_id="u1"), connector=1)
+            done = await results.until(lambda m: m.payload.request_id == "u1")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert (done.payload.status.value, done.payload.reason) == ("Accepted", None)
+    assert csms.violations(station) == []
