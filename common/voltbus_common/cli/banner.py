@@ -85,6 +85,7 @@ class Banner:
     api_ready: bool = True
     joined: bool = False
     secrets_dir: Path | None = None  # MQTT password files (--join-secrets); default DATA/secrets
+    house: str | None = None  # the simulated house (cli/house.py), in words
 
     def render(self) -> str:
         """The text, ready to print."""
@@ -94,6 +95,8 @@ class Banner:
                   (" (joined; passwords in " if self.joined else " (users and passwords in ") +
                   f"{self.secrets_dir or self.data / 'secrets'})")
         influx = f"\n  InfluxDB           {self.influx_url}" if self.influx_url else ""
+        if self.house:
+            influx += f"\n  simulated house    {self.house}"
         return f"""
 voltbus is up (simulated hardware). Ctrl-C stops everything.{ready}
   web page and API   {self.api_url}/

@@ -85,6 +85,13 @@ def _broker(opts: StackOptions, data: Path) -> LocalMosquitto | JoinedBroker:
                           secrets_dir=secrets_dir)
 
 
+def house_banner(opts: StackOptions) -> str:
+    """The banner's line about the simulated house."""
+    speed = "" if opts.time_scale == 1 else f", its day {opts.time_scale:g}x faster"
+    return (f"PV 07:00-19:00, 25 A fuse{speed}; connectors start in Min+PV (the page's "
+            "Home energy card; --no-house to leave it out)")
+
+
 def start_stack(opts: StackOptions) -> None:
     """Start broker, InfluxDB, dev CSMS and the four services; supervise until Ctrl-C.
 
@@ -158,7 +165,8 @@ def start_stack(opts: StackOptions) -> None:
         print(Banner(api_url=api_url, mqtt=f"{host}:{broker.port}", csms_url=csms_url,
                      token_file=token_file, data=data, influx_url=influx_url,
                      cli=cli_command(cwd=Path.cwd(), data=data), api_ready=ready,
-                     joined=joined, secrets_dir=broker.secrets_dir).render(),
+                     joined=joined, secrets_dir=broker.secrets_dir,
+                     house=house_banner(opts) if opts.house else None).render(),
               file=sys.stderr, flush=True)
         supervisor.run_forever()
     finally:
