@@ -137,9 +137,13 @@ async def test_change_availability_is_scheduled_until_the_transaction_ends(rig: 
                             where=lambda p: p["status"] == "Unavailable")
     answer = await rig.csms.send(rig.id, call.ChangeAvailability(connector_id=1,
                                                                  type="Operative"))
+    assert answer == {"status": "Accepted"}  # but the station (connector 0) is Inoperative
+    answer = await rig.csms.send(rig.id, call.ChangeAvailability(connector_id=0,
+                                                                 type="Operative"))
     assert answer == {"status": "Accepted"}
-    await rig.csms.wait_for(rig.id, "StatusNotification",
-                            where=lambda p: p["status"] == "Available", count=2)
+    await rig.csms.wait_for(rig.id, "StatusNotification", where=lambda p: (
+        p["status"] == "Available" and p["connectorId"] == 1), count=2)
+    assert rig.csms.violations(rig.id) == []  # no Unavailable -> Finishing (4.9)
 
 
 async def test_clear_cache_forgets_tags_for_offline_use(rig: Rig) -> None:

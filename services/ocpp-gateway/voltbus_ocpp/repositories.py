@@ -13,6 +13,7 @@ from datetime import datetime
 
 from voltbus_ocpp.model.events import SendStartTransaction
 from voltbus_ocpp.model.smart_charging import Installed
+from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.store import Store
 
 
@@ -81,3 +82,34 @@ class ChargingProfiles:
                 self.store.db.execute(
                     "INSERT INTO profiles VALUES (?, ?)",
                     (p.id, json.dumps({"connector": p.connector, "profile": p.profile})))
+
+
+class Availability:
+    """ChangeAvailability across restarts and hard resets (OCPP 1.6 5.2): the station's and each
+    connector's availability in the meta table, written when it changes."""
+
+    KEY = "availability"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._last: tuple[bool, dict[int, bool]] | None = None
+
+    def restore(self, model: StationModel) -> None:
+        """Put the stored availability on the model (nothing stored: all operative)."""
+        raw = self.store.meta(self.KEY)
+        if raw:
+            data = json.loads(raw)
+            model.restore_availability(bool(data["station"]), {
+                int(n): bool(v) for n, v in data["connectors"].items()})
+        self._last = model.availability()
+
+    def keep(self, model: StationModel) -> None:
+        """Write the model's availability if it changed."""
+        now = model.availability()
+        if now == self._last:
+            return
+        self._last = now
+        station, connectors = now
+        with self.store.transaction():
+            self.store.set_meta(self.KEY, json.dumps({
+                "station": station, "connectors": {str(n): v for n, v in connectors.items()}}))

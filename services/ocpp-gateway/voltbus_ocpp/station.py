@@ -60,7 +60,7 @@ from voltbus_ocpp.records import (
     TransactionStopped,
     starts_transaction,
 )
-from voltbus_ocpp.repositories import ChargingProfiles, RunningTransactions
+from voltbus_ocpp.repositories import Availability, ChargingProfiles, RunningTransactions
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import AuthTable, Store
 
@@ -102,6 +102,8 @@ class Station:
             settings.connectors, self.config, self.authoriser, max_current_a=settings.max_current_a,
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
             unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s)
+        self.availability = Availability(self.store)  # ChangeAvailability survives restarts
+        self.availability.restore(self.model)
         table = ChargingProfiles(self.store)
         self.smart = SmartCharging(table.load(), phases=settings.phases)
         self.profiles = Profiles(self.smart, table, self.model, clock=clock,
@@ -161,8 +163,12 @@ class Station:
 
     def dispatch(self, event: Event) -> list[Effect]:
         """Apply an event to the model and carry out its effects; the effects."""
+        station_was = self.model.station_operative
         effects = self.model.handle(event)
         self.execute(effects)
+        if self.model.station_operative != station_was:  # connector 0, also when scheduled
+            self.send(StationStatus(self.model.station_operative, self.clock()))
+        self.availability.keep(self.model)
         return effects
 
     def execute(self, effects: list[Effect]) -> None:
@@ -293,8 +299,7 @@ class Station:
         await self.messenger.run(session)
 
     def _station_available(self) -> bool:
-        return any(c.facts.station_operative and c.facts.operative
-                   for c in self.model.connectors.values())
+        return self.model.station_operative
 
     def registered(self, status: RegistrationStatus) -> None:
         """The central system answered the boot notification."""

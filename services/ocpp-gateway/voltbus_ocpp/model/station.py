@@ -78,6 +78,10 @@ class StationModel:
         self.hardware_online: bool | None = None  # service/hardware/status; None: not heard
         self.pending: dict[str, Pending] = {}
         self.offpeak = OffPeak()  # off-peak charging policy (model/offpeak.py)
+        # ChangeAvailability of connector 0 (OCPP 1.6 5.2): the station as a whole, beside each
+        # connector's own availability; a change waits for running transactions (scheduled)
+        self.station_operative = True
+        self.station_scheduled: bool | None = None
         self._next_local_id = first_local_id
         self.connectors = {
             n: Connector(n, config, max_current_a, clock, self.new_local_id)
@@ -117,6 +121,7 @@ class StationModel:
     def handle(self, event: Event) -> list[Effect]:
         """Apply one event; the effects to carry out, in order."""
         effects = self.HANDLERS[type(event)](event)
+        self._apply_scheduled_station()
         for connector in self.connectors.values():
             effects += connector.refresh()
         return self.offpeak.annotate(effects, self.connectors)
@@ -385,20 +390,72 @@ class StationModel:
         return [Reply(Outcome.REJECTED)]
 
     def _on_change_availability(self, e: ChangeAvailability) -> list[Effect]:
+        """Connector 0 is the station as a whole: its availability is kept apart from each
+        connector's own, so a connector made Operative stays Unavailable while the station is
+        Inoperative. A change waits for a running transaction on the connector (Scheduled)."""
         if e.connector == 0:
-            targets = list(self.connectors.values())
-        elif e.connector in self.connectors:
-            targets = [self.connectors[e.connector]]
-        else:
+            return self._station_availability(e.operative)
+        c = self.connectors.get(e.connector)
+        if c is None:
             return [Reply(Outcome.REJECTED)]
+        if c.facts.tx is not None and c.facts.operative != e.operative:
+            c.facts.scheduled_operative = e.operative
+            return [Reply(Outcome.SCHEDULED)]
+        self._set_availability(c, operative=e.operative)
+        c.facts.scheduled_operative = None
+        return [Reply(Outcome.ACCEPTED)]
+
+    def _station_availability(self, operative: bool) -> list[Effect]:
         scheduled = False
-        for c in targets:
-            if c.facts.tx is not None and c.facts.operative != e.operative:
-                c.facts.scheduled_operative = e.operative
+        for c in self.connectors.values():
+            if c.facts.tx is not None and c.facts.station_operative != operative:
                 scheduled = True
             else:
-                c.facts.operative, c.facts.scheduled_operative = e.operative, None
-        return [Reply(Outcome.SCHEDULED if scheduled else Outcome.ACCEPTED)]
+                self._set_availability(c, station=operative)
+        if scheduled:
+            self.station_scheduled = operative
+            return [Reply(Outcome.SCHEDULED)]
+        self.station_operative, self.station_scheduled = operative, None
+        return [Reply(Outcome.ACCEPTED)]
+
+    def _apply_scheduled_station(self) -> None:
+        """A scheduled station availability reaches each connector as its transaction ends, and
+        the station once none runs."""
+        wanted = self.station_scheduled
+        if wanted is None:
+            return
+        for c in self.connectors.values():
+            if c.facts.tx is None:
+                self._set_availability(c, station=wanted)
+        if all(c.facts.tx is None for c in self.connectors.values()):
+            self.station_operative, self.station_scheduled = wanted, None
+
+    @staticmethod
+    def _set_availability(c: Connector, *, operative: bool | None = None,
+                          station: bool | None = None) -> None:
+        f = c.facts
+        was_available = f.operative and f.station_operative
+        if operative is not None:
+            f.operative = operative
+        if station is not None:
+            f.station_operative = station
+        if not was_available and f.operative and f.station_operative:
+            f.finishing = False  # Unavailable -> Finishing is no transition (4.9): Preparing
+
+    def availability(self) -> tuple[bool, dict[int, bool]]:
+        """What persists across a restart (5.2): the station's and each connector's
+        availability, a scheduled change counted as done (its transaction will not survive)."""
+        station = self.station_operative if self.station_scheduled is None else (
+            self.station_scheduled)
+        return station, {n: c.facts.operative if c.facts.scheduled_operative is None
+                         else c.facts.scheduled_operative for n, c in self.connectors.items()}
+
+    def restore_availability(self, station: bool, connectors: dict[int, bool]) -> None:
+        """The availability kept from before the restart."""
+        self.station_operative = station
+        for n, c in self.connectors.items():
+            c.facts.station_operative = station
+            c.facts.operative = connectors.get(n, True)
 
     def _on_unlock(self, e: Unlock) -> list[Effect]:
         """An unlock is due (cable_lock.py sends it to the lock and answers): stop first."""

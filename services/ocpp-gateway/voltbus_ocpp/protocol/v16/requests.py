@@ -12,7 +12,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 from voltbus_ocpp.adapter import StationCore
-from voltbus_ocpp.messages import StationStatus
 from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.connector import Reservation
 from voltbus_ocpp.model.events import (
@@ -86,10 +85,9 @@ class V16Requests:
 
     def change_availability(self, connector: int, operative: bool) -> str:
         """ChangeAvailability: Accepted, Scheduled (transaction running) or Rejected."""
-        status = _reply(self.core.dispatch(ChangeAvailability(connector, operative)))
-        if connector == 0 and status == "Accepted":
-            self.core.send(StationStatus(operative, self.core.clock()))
-        return status
+        # connector 0's StatusNotification: the station sends it when the station's
+        # availability changes (at once, or when the last transaction ends)
+        return _reply(self.core.dispatch(ChangeAvailability(connector, operative)))
 
     def reset(self, hard: bool) -> str:
         """Reset: transactions are stopped now; the session restarts after the reply."""
