@@ -3,6 +3,8 @@ enable/disable, availability, unlock; every one answered on command/result."""
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.ocpp_gateway.conftest import Rig
 
 
@@ -71,6 +73,10 @@ async def test_change_availability_station_and_unlock(rig: Rig) -> None:
     assert refused.reason == "connector 1 is unavailable"
     rig.command(1, command="change_availability", operative=True, request_id="b")
     await rig.wait("result", lambda p: p.request_id == "b")
+    await asyncio.sleep(0.1)  # the station (connector 0) is still Inoperative (1.6 §5.2)
+    assert rig.seen["status"][-1].payload.status.value == "Unavailable"
+    rig.command(0, command="change_availability", operative=True, request_id="c")
+    await rig.wait("result", lambda p: p.request_id == "c")
     await rig.status("Preparing")
     rig.command(1, command="unlock", request_id="u")
     unlock = await rig.wait("result", lambda p: p.request_id == "u")
