@@ -410,6 +410,9 @@ class StationModel:
         for c in self.connectors.values():
             if c.facts.tx is not None and c.facts.station_operative != operative:
                 scheduled = True
+            elif operative:  # the whole station Operative: every connector with it (as before)
+                self._set_availability(c, operative=True, station=True)
+                c.facts.scheduled_operative = None
             else:
                 self._set_availability(c, station=operative)
         if scheduled:
