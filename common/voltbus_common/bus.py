@@ -151,6 +151,18 @@ class _Subscription:
     qos: int
 
 
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancel that asyncio swallowed.
+
+    On Python 3.11 asyncio.wait_for (inside aiomqtt's connect, subscribe and publish) drops a
+    cancel that lands as the awaited step completes; the task then runs on and whoever cancelled
+    it (a stop, a station's hard Reset) waits forever. The request is still counted.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Bus:
     """One station's MQTT connection for one service."""
 
@@ -281,8 +293,10 @@ class Bus:
             client = self._client()
             try:
                 async with client:
+                    _raise_if_cancelled()
                     backoff = 0.2
                     await self._on_connect(client)
+                    _raise_if_cancelled()
                     try:
                         await self._serve(client)
                     except asyncio.CancelledError:
@@ -296,15 +310,22 @@ class Bus:
             finally:
                 self.connected.clear()
                 self.disconnected.set()
+            _raise_if_cancelled()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 15.0)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
+        task = asyncio.current_task()
+        cancels_before = task.cancelling() if task is not None else 0
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._send_loop(client))
                 group.create_task(self._receive_loop(client))
         except* aiomqtt.MqttError as errors:
+            if task is not None and task.cancelling() > cancels_before:
+                # 3.11's TaskGroup cancels its parent when a child fails and never takes the
+                # request back (3.12 does): left counted, it would read as a real cancel.
+                task.uncancel()
             raise errors.exceptions[0] from None
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
@@ -322,16 +343,12 @@ class Bus:
                  self.settings.mqtt_port, self.settings.mqtt_username, self.station)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
-        task = asyncio.current_task()
         while True:
             while self._outbox:
                 topic, payload, qos, retain = self._outbox[0]
                 await client.publish(topic, payload, qos=qos, retain=retain)
                 self._outbox.popleft()  # only once the client accepted it
-                if task is not None and task.cancelling():
-                    # On 3.11 asyncio.wait_for (inside aiomqtt's publish) swallows a cancel that
-                    # lands as the publish completes; without this the stop hangs forever.
-                    raise asyncio.CancelledError
+                _raise_if_cancelled()
             self._outbox_ready.clear()
             await self._outbox_ready.wait()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -106,3 +107,35 @@ async def test_messages_published_while_broker_down_arrive_after_restart(
         own_mosquitto.start()
         msg = await asyncio.wait_for(pilots.get(), 20)
     assert msg.payload.state is PilotState.B
+
+
+async def _ignore(_message: object) -> None:
+    """A handler that only makes the bus subscribe."""
+
+
+@pytest.mark.expected_errors  # aiomqtt/paho log their own callbacks racing the cancel
+async def test_a_cancel_during_connect_always_stops_the_bus(
+        mosquitto: Broker, station: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A cancel landing anywhere in connect/subscribe/first publish ends run() at once.
+
+    On Python 3.11 asyncio.wait_for (inside aiomqtt's connect, subscribe and publish) swallows
+    a cancel that arrives as the awaited step completes; a station hard-Reset in the middle of
+    its bus connect then waited forever for its bus task (test_reset's in-process rebuild).
+    """
+    stuck = 0
+    for attempt in range(60):
+        bus = Bus(mosquitto.settings("gateway"), station=station, service="gateway")
+        bus.on(ch.PILOT, _ignore)
+        task = asyncio.create_task(bus.run())
+        # Walk the cancel through the connect: from before the CONNACK to after the subscribes.
+        await asyncio.sleep(attempt * 0.0005)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=3)
+        if not done:
+            stuck += 1
+            task.cancel()
+            await asyncio.wait({task}, timeout=3)
+    assert stuck == 0, f"{stuck} of 60 cancels did not stop the bus"
+    ours = [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.ERROR and r.name.startswith("voltbus")]
+    assert ours == []
