@@ -125,6 +125,8 @@ def up(
         help="with --join: directory of the password files mqtt_<user> [default: DATA/secrets]"
     )] = None,
     join_tls: Annotated[bool, typer.Option(help="with --join: connect with TLS")] = False,
+    ocpp: Annotated[str, typer.Option(
+        metavar="1.6|2.0.1", help="OCPP version the stations speak")] = "1.6",
     house: Annotated[bool, typer.Option(
         help="run the energy manager with a simulated house: PV over the day, a varying "
              "house load, a 25 A fuse")] = True,
@@ -142,11 +144,14 @@ def up(
     if house_start is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", house_start):
         typer.echo(f"voltbus up: --house-start wants HH:MM, not {house_start!r}", err=True)
         raise typer.Exit(2)
+    if ocpp not in ("1.6", "2.0.1"):
+        typer.echo(f"voltbus up: --ocpp is 1.6 or 2.0.1, not {ocpp!r}", err=True)
+        raise typer.Exit(2)
     options = StackOptions(
         connectors=connectors, stations=stations, csms_url=csms_url, api_port=api_port,
         mqtt_port=mqtt_port, csms_port=csms_port, influx=influx, join=join,
         join_secrets=join_secrets, join_tls=join_tls, house=house, time_scale=time_scale,
-        house_start=house_start)
+        house_start=house_start, ocpp=ocpp)
     try:
         start_stack(options)
     except (PortInUse, JoinError) as exc:

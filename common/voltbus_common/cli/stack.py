@@ -48,6 +48,7 @@ class StackOptions:
     house: bool = True  # the energy manager with a simulated house (cli/house.py)
     time_scale: float = 1.0  # the simulated house's clock runs this much faster
     house_start: str | None = None  # HH:MM the simulated day starts at (default: now)
+    ocpp: str = "1.6"  # the OCPP version the gateway speaks (VOLTBUS_OCPP_VERSION)
 
 
 HOUSE_SITE = "home"
@@ -143,7 +144,8 @@ def start_stack(opts: StackOptions) -> None:
         token_file = _token(data / "secrets", "api_admin_token")
         supervisor.add("hardware", "voltbus_hardware", {**base, **broker.env("hardware")})
         supervisor.add("gateway", "voltbus_ocpp",
-                       {**base, **broker.env("gateway"), "VOLTBUS_CSMS_URL": csms_url})
+                       {**base, **broker.env("gateway"), "VOLTBUS_CSMS_URL": csms_url,
+                        "VOLTBUS_OCPP_VERSION": opts.ocpp})
         supervisor.add("recorder", "voltbus_recorder",
                        {**base, **broker.env("recorder"), **influx_env})
         house = house_env(opts) if opts.house else {}
