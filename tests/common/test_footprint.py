@@ -54,3 +54,13 @@ async def test_bus_disconnected_is_the_opposite_of_connected(mosquitto: Broker,
         await asyncio.gather(task, return_exceptions=True)
     assert bus.disconnected.is_set()
     assert not bus.connected.is_set()
+
+
+def test_a_16_gateway_does_not_load_ocpp_201() -> None:
+    """The 2.0.1 adapter and ocpp.v201 load only for a station that speaks 2.0.1."""
+    code = ("import sys, voltbus_ocpp.__main__\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('ocpp.v201', "
+            "'voltbus_ocpp.protocol.v201'))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout.strip()
+    assert out == "[]"
