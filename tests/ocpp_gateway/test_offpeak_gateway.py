@@ -39,6 +39,7 @@ class OffsetClock:
 async def start(rig: Rig, clock: OffsetClock, **extra: Any) -> Station:
     """The gateway under test with the injected clock."""
     settings = rig.settings(offpeak_windows=WINDOW, **extra)
+    rig.csms.behaviour.clock = clock  # its timestamp checks read the station's shifted time
     rig.gateway = Station(settings, rig.id, Bus(settings, station=rig.id, service="gateway"),
                           clock=clock)
     rig._gw_task = asyncio.create_task(rig.gateway.run())
