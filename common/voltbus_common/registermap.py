@@ -2,8 +2,7 @@
 set of them in few requests. Shared by every service that reads a Modbus meter (the hardware
 service's connector meters, the energy manager's grid meter); no I/O here.
 
-The same definitions as `voltbus_hardware.drivers.modbus_meter` (Register, decode, plan_blocks),
-moved here so services need not import each other.
+Here, not in the hardware service, so that services need not import each other.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import struct
 import threading
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from voltbus_common.enums import ChargePointErrorCode
 from voltbus_common.models import MeterReading
+from voltbus_common.registermap import Register, decode, plan_blocks
 from voltbus_hardware.config import (
     ModbusMeterConfig,
     SerialLine,
@@ -32,29 +32,6 @@ from voltbus_hardware.drivers.base import DeviceUnavailable
 
 log = logging.getLogger(__name__)
 MODELS_DIR = Path(__file__).parent / "meter_models"
-RegType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32"]
-_WORDS = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4,
-          "float32": 2}
-_FORMAT = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q",
-           "uint64": "Q", "float32": "f"}
-MAX_BLOCK = 64  # registers per request
-
-
-class Register(BaseModel):
-    """One value: where it is and how to turn its words into a number."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    address: Annotated[int, Field(ge=0, le=0xFFFF)]
-    type: RegType
-    scale: float = 1.0
-    function_code: Literal[3, 4] | None = None
-
-    @property
-    def words(self) -> int:
-        """How many 16-bit registers the value spans."""
-        return _WORDS[self.type]
-
-
 class Values(BaseModel):
     """The four things a MeterReading needs."""
 
@@ -94,29 +71,6 @@ class RegisterMap(BaseModel):
         """Every register, in reading order."""
         v = self.values
         return [*v.voltage_v, *v.current_a, v.power_w, v.energy_wh]
-
-
-def decode(words: list[int], reg: Register, word_order: str) -> float:
-    """The scaled value of one register from its 16-bit words."""
-    ordered = words if word_order == "big" else list(reversed(words))
-    raw = b"".join(w.to_bytes(2, "big") for w in ordered)
-    value = float(struct.unpack(">" + _FORMAT[reg.type], raw)[0])
-    return value * reg.scale
-
-
-def plan_blocks(regs: list[Register], default_fc: int,
-                max_gap: int = 0) -> list[tuple[int, int, int]]:
-    """(function code, start, count) requests that cover every register."""
-    blocks: list[tuple[int, int, int]] = []
-    for reg in sorted(regs, key=lambda r: (r.function_code or default_fc, r.address)):
-        fc, end = reg.function_code or default_fc, reg.address + reg.words
-        if blocks:
-            bfc, start, count = blocks[-1]
-            if bfc == fc and reg.address - (start + count) <= max_gap and end - start <= MAX_BLOCK:
-                blocks[-1] = (fc, start, max(count, end - start))
-                continue
-        blocks.append((fc, reg.address, reg.words))
-    return blocks
 
 
 def _short(exc: Exception) -> str:
