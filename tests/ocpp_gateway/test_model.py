@@ -94,6 +94,9 @@ def status(model: StationModel, connector: int = 1) -> ConnectorStatus | None:
 TX = Transaction(1, "TAG", T0, 0.0, 0.0)
 
 
+RESERVED = Reservation(1, "OWNER", None, datetime(2030, 1, 1, tzinfo=UTC))
+
+
 @pytest.mark.parametrize(("facts", "limit", "expected"), [
     (Facts(), 16, ConnectorStatus.AVAILABLE),
     (Facts(pilot=PilotState.B), 16, ConnectorStatus.PREPARING),
@@ -105,6 +108,8 @@ TX = Transaction(1, "TAG", T0, 0.0, 0.0)
     (Facts(operative=False, pilot=PilotState.C, tx=TX), 16, ConnectorStatus.CHARGING),
     (Facts(fault=ChargePointErrorCode.GROUND_FAILURE, tx=TX), 16, ConnectorStatus.FAULTED),
     (Facts(pilot=PilotState.F), 16, ConnectorStatus.FAULTED),
+    # an EV plugged into a reserved connector leaves it Reserved (1.6 4.9)
+    (Facts(pilot=PilotState.B, reservation=RESERVED), 16, ConnectorStatus.RESERVED),
 ])
 def test_status_priority(facts: Facts, limit: float, expected: ConnectorStatus) -> None:
     assert derive_status(facts, limit) is expected
@@ -364,8 +369,11 @@ def test_reservation_accepts_a_tag_with_the_same_parent() -> None:
     model.handle(PilotChanged(1, PilotState.B))
     assert model.handle(CardPresented("STRANGER")) == []
     assert model.handle(CardPresented("CHILD")) == [SendAuthorize("CHILD")]
-    start = model.handle(AuthorizeAnswered("CHILD", AuthStatus.ACCEPTED, None, "FLEET"))[0]
-    assert isinstance(start, SendStartTransaction)
+    effects = model.handle(AuthorizeAnswered("CHILD", AuthStatus.ACCEPTED, None, "FLEET"))
+    # Reserved (the EV plugged in) -> Preparing -> the start (4.9)
+    assert isinstance(effects[0], SendStatus)
+    assert effects[0].status is ConnectorStatus.PREPARING
+    start = next(e for e in effects if isinstance(e, SendStartTransaction))
     assert start.reservation_id == 3
 
 

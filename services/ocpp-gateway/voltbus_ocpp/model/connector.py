@@ -156,10 +156,12 @@ def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
         return ConnectorStatus.UNAVAILABLE
     if f.finishing:
         return ConnectorStatus.FINISHING
-    if f.pilot in PLUGGED or f.waiting is not None:
+    if f.waiting is not None:
         return ConnectorStatus.PREPARING
-    if f.reservation is not None:
+    if f.reservation is not None:  # an EV plugged in waits for the reserved tag (1.6 4.9)
         return ConnectorStatus.RESERVED
+    if f.pilot in PLUGGED:
+        return ConnectorStatus.PREPARING
     return ConnectorStatus.AVAILABLE
 
 

@@ -41,6 +41,7 @@ from voltbus_ocpp.model.events import (
     Reset,
     RestartRequested,
     SendAuthorize,
+    SendStatus,
     SendStopTransaction,
     StartAnswered,
     Tick,
@@ -234,7 +235,19 @@ class StationModel:
         if not c.usable:
             return self._answer(p, CommandStatus.REJECTED,
                                 f"connector {c.connector_id} is no longer free")
-        return c.authorised(tag, limit_a=p.limit_a) + self._answer(p, CommandStatus.ACCEPTED)
+        return (self._through_preparing(c) + c.authorised(tag, limit_a=p.limit_a)
+                + self._answer(p, CommandStatus.ACCEPTED))
+
+    def _through_preparing(self, c: Connector) -> list[Effect]:
+        """A session about to start on a plugged connector that shows Finishing or Reserved
+        reports Preparing first: neither may go to Charging or Suspended* (1.6 4.9)."""
+        if c.facts.tx is not None or not c.plugged or c.status not in (
+                ConnectorStatus.FINISHING, ConnectorStatus.RESERVED):
+            return []
+        c.facts.finishing = False
+        c.status = ConnectorStatus.PREPARING
+        return [SendStatus(c.connector_id, c.status, c.error_code, c.facts.fault_info,
+                           self.clock()), c.led()]
 
     def _answer(self, p: Pending, status: CommandStatus, reason: str | None = None
                 ) -> list[Effect]:
@@ -378,7 +391,7 @@ class StationModel:
         if self.config.authorize_remote_start:
             effects = self._authorise(e.id_tag, c, None, None, e.limit_a)
         else:
-            effects = c.authorised(e.id_tag, limit_a=e.limit_a)
+            effects = self._through_preparing(c) + c.authorised(e.id_tag, limit_a=e.limit_a)
         return [*effects, Reply(Outcome.ACCEPTED)]
 
     def _on_remote_stop(self, e: RemoteStop) -> list[Effect]:
