@@ -63,10 +63,11 @@ async def test_profile_1_basic_auth(make_rig, caplog: pytest.LogCaptureFixture,
     key_file.write_text(KEY + "\n")
     await rig.start_gateway(csms_auth_key_file=key_file)
     await rig.csms.wait_for(rig.id, "BootNotification")
-    # The central system rotates the key: write-only, used from the next connection.
-    new_key = "another-Key-9876543210"
-    answer = await rig.csms.send(rig.id, call.ChangeConfiguration(key="AuthorizationKey",
-                                                                  value=new_key))
+    # The central system rotates the key: write-only, used from the next connection; sent
+    # hexadecimal as the security whitepaper says (test_defects_auth_key.py has the rest).
+    new_key = "another-Key-98765"
+    answer = await rig.csms.send(rig.id, call.ChangeConfiguration(
+        key="AuthorizationKey", value=new_key.encode().hex()))
     assert answer == {"status": "Accepted"}
     rig.csms.central.auth_keys[rig.id] = new_key
     await rig.csms.central.disconnect(rig.id)
@@ -75,6 +76,7 @@ async def test_profile_1_basic_auth(make_rig, caplog: pytest.LogCaptureFixture,
     assert "AuthorizationKey" in ours  # the frames were logged...
     assert KEY not in ours  # ...without the key
     assert new_key not in ours
+    assert new_key.encode().hex() not in ours
 
 
 async def test_profile_1_wrong_key_is_refused(make_rig) -> None:

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from voltbus_ocpp.adapter import CallFailed
 from voltbus_ocpp.settings import GatewaySettings
+from voltbus_ocpp.store import KeyRotation
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class Link:
                  session: Callable[[ClientConnection], Awaitable[None]],
                  on_down: Callable[[], None],
                  auth_key: Callable[[], str | None],
-                 ping_interval: Callable[[], float], subprotocol: str) -> None:
+                 ping_interval: Callable[[], float], subprotocol: str,
+                 rotation: KeyRotation | None = None) -> None:
         self.settings = settings
         self.station = station
         self.session = session
@@ -61,6 +63,8 @@ class Link:
         self.subprotocol = subprotocol  # the one the station's protocol adapter speaks
         self.connection: ClientConnection | None = None
         self.connects = 0
+        self.rotation = rotation  # a new AuthorizationKey falls back to the previous on 401
+        self._try_previous = False
 
     @property
     def url(self) -> str:
@@ -81,6 +85,10 @@ class Link:
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, CallFailed) as exc:
                 if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
                     log.warning("%s: central system refused our credentials (401)", self.station)
+                    if self.rotation is not None and self.rotation.state == "pending":
+                        # the new key was refused: the next attempt uses the previous one,
+                        # the one after it the new one again (until one is accepted)
+                        self._try_previous = not self._try_previous
                 else:
                     log.warning("%s: central system %s unavailable: %s", self.station,
                                 self.settings.csms_url, exc or type(exc).__name__)
@@ -93,9 +101,29 @@ class Link:
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, self.settings.reconnect_max_s)
 
+    def _key(self) -> tuple[str | None, bool]:
+        """The key to connect with, and whether it is the previous one (see KeyRotation)."""
+        state = self.rotation.state if self.rotation is not None else ""
+        if self.rotation is not None and (state == "refused" or (
+                state == "pending" and self._try_previous)):
+            return self.rotation.previous or self.settings.auth_key(), True
+        return self.auth_key(), False
+
+    def _key_accepted(self, previous: bool) -> None:
+        if self.rotation is None or self.rotation.state != "pending":
+            return
+        self._try_previous = False
+        if previous:
+            log.warning("%s: the central system refused the new AuthorizationKey and accepted "
+                        "the previous one: using the previous one", self.station)
+            self.rotation.refused()
+        else:
+            log.info("%s: the central system accepted the new AuthorizationKey", self.station)
+            self.rotation.accepted()
+
     async def _connect_once(self) -> None:
         headers: dict[str, str] = {}
-        key = self.auth_key()
+        key, previous = self._key()
         if key:
             headers = basic_auth_header(self.station, key)
         ping = self.ping_interval()
@@ -113,6 +141,8 @@ class Link:
                                        f"(got {ws.subprotocol!r})")
             self.connection = ws
             self.connects += 1
+            if key:
+                self._key_accepted(previous)
             log.info("%s: connected to %s", self.station, self.url)
             try:
                 await self.session(ws)

@@ -62,7 +62,7 @@ from voltbus_ocpp.records import (
 )
 from voltbus_ocpp.repositories import Availability, ChargingProfiles, RunningTransactions
 from voltbus_ocpp.settings import GatewaySettings
-from voltbus_ocpp.store import AuthTable, Store
+from voltbus_ocpp.store import AuthTable, KeyRotation, Store
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ class Station:
                                    on_durable_dropped=self._durable_dropped)
         self.link = Link(settings, station_id, session=self._session, on_down=self._link_down,
                          auth_key=self._auth_key, ping_interval=lambda: self.config.ping_interval_s,
-                         subprotocol=self.adapter.subprotocol)
+                         subprotocol=self.adapter.subprotocol,
+                         rotation=KeyRotation(self.store))
         self.ring = LogRing()
         logging.getLogger("voltbus_ocpp").addHandler(self.ring)
         self.maintenance = Maintenance(

@@ -20,6 +20,7 @@ from collections.abc import Iterator, MutableMapping
 from datetime import datetime
 from pathlib import Path
 
+from voltbus_common.private_files import private_sqlite
 from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.results import AuthStatus
 
@@ -47,8 +48,9 @@ class Store:
     """One sqlite database; ':memory:' for tests of parts that need no disk."""
 
     def __init__(self, path: Path | str) -> None:
-        if isinstance(path, Path):
+        if isinstance(path, Path):  # it holds the AuthorizationKey: readable by its owner only
             path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(path)
         self.db = sqlite3.connect(str(path), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -128,6 +130,49 @@ class Store:
     def delete_meta(self, key: str) -> None:
         """Forget a meta value."""
         self.db.execute("DELETE FROM meta WHERE key=?", (key,))
+
+
+class KeyRotation:
+    """A new AuthorizationKey is only trusted once the central system accepted a connection with
+    it: until then the key before it is kept here, and a 401 with the new key falls back to it
+    (the station would be locked out otherwise). States: "" (the configured key is in use),
+    "pending" (a new key not yet accepted), "refused" (the new key got a 401 and the previous
+    one was accepted: keep using the previous one until the central system sets another key).
+    The previous key "" means the one from VOLTBUS_CSMS_AUTH_KEY(_FILE)."""
+
+    STATE, PREVIOUS = "auth_key_state", "auth_key_previous"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def state(self) -> str:
+        """"", "pending" or "refused"."""
+        return self.store.meta(self.STATE, "") or ""
+
+    @property
+    def previous(self) -> str:
+        """The last key known to be accepted ("": the environment's)."""
+        return self.store.meta(self.PREVIOUS, "") or ""
+
+    def rotated(self, in_use: str) -> None:
+        """A new key is set; in_use is the configured one until now ("" for none). A key that
+        was never accepted is not kept as the fallback."""
+        with self.store.transaction():
+            if self.state == "":
+                self.store.set_meta(self.PREVIOUS, in_use)
+            self.store.set_meta(self.STATE, "pending")
+
+    def accepted(self) -> None:
+        """The central system accepted a connection with the new key: forget the previous."""
+        with self.store.transaction():
+            self.store.delete_meta(self.STATE)
+            self.store.delete_meta(self.PREVIOUS)
+
+    def refused(self) -> None:
+        """The new key got a 401 and the previous one was accepted."""
+        with self.store.transaction():
+            self.store.set_meta(self.STATE, "refused")
 
 
 class AuthTable(MutableMapping[str, AuthEntry]):

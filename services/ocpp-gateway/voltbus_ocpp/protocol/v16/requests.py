@@ -8,6 +8,7 @@ Reset) stays in the station.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,8 +27,27 @@ from voltbus_ocpp.model.events import (
 from voltbus_ocpp.model.smart_charging import invalid_schedule
 from voltbus_ocpp.protocol.v16 import convert, triggers
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
+from voltbus_ocpp.store import KeyRotation
 
 log = logging.getLogger(__name__)
+
+
+_HEX_KEY = re.compile(r"(?:[0-9a-fA-F]{2}){16,20}")
+
+
+def authorization_key_password(value: str) -> str | None:
+    """The Basic-auth password an AuthorizationKey value stands for, None if it is not one.
+
+    The 1.6 security whitepaper (A00.FR.205; SteVe and certification test TC_085_CS do the same)
+    sends the key hexadecimal: at least 16 bytes, at most 20 (32 to 40 hex digits); the decoded
+    bytes are the password. They must be UTF-8 here, as the password is kept and sent as text.
+    """
+    if not _HEX_KEY.fullmatch(value):
+        return None
+    try:
+        return bytes.fromhex(value).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class _TooLong(Exception):
@@ -73,6 +93,21 @@ class V16Requests:
 
     def change_configuration(self, key: str, value: str) -> str:
         """ChangeConfiguration; the value of AuthorizationKey is never logged."""
+        if key == "AuthorizationKey":
+            password = authorization_key_password(value)
+            if password is None:
+                log.warning("%s: ChangeConfiguration AuthorizationKey rejected: not 16 to 20 "
+                            "bytes as hexadecimal digits (or not a UTF-8 password)", self.core.id)
+                return "Rejected"
+            value = password
+            in_use = self.config.authorization_key
+            status = self.config.change(key, value)
+            if status == "Accepted" and value != in_use:
+                KeyRotation(self.core.store).rotated(in_use)
+            log.info("%s: ChangeConfiguration AuthorizationKey=*** -> %s (used from the next "
+                     "connection; the previous key is kept until one is accepted)",
+                     self.core.id, status)
+            return status
         status = self.config.change(key, value)
         shown = "***" if key == "AuthorizationKey" else value
         log.info("%s: ChangeConfiguration %s=%s -> %s", self.core.id, key, shown, status)
