@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Coroutine
+from datetime import datetime
 from typing import Any
+
+from ocpp.exceptions import OccurenceConstraintViolationError, PropertyConstraintViolationError
 
 from voltbus_ocpp.adapter import StationCore
 from voltbus_ocpp.model.authorisation import AuthEntry
@@ -48,6 +51,16 @@ def authorization_key_password(value: str) -> str | None:
         return bytes.fromhex(value).decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _time(value: str, field: str) -> datetime:
+    """A request's dateTime field; a value that is not one is a PropertyConstraintViolation
+    CALLERROR (the schema's "format": "date-time"), not an InternalError."""
+    try:
+        return convert.parse_time(value)
+    except (ValueError, TypeError):
+        raise PropertyConstraintViolationError(
+            description=f"{field} is not a dateTime: {value[:40]!r}") from None
 
 
 class _TooLong(Exception):
@@ -158,6 +171,8 @@ class V16Requests:
         """GetLocalListVersion (-1 when the local list is disabled)."""
         if not self.config.get_bool("LocalAuthListEnabled"):
             return -1
+        if not len(self.core.local_list):  # 5.10: 0 says the list is empty, whatever version
+            return 0
         return int(self.core.store.meta("local_list_version", "0") or 0)
 
     def send_local_list(self, version: int, update_type: str,
@@ -167,6 +182,12 @@ class V16Requests:
             return "NotSupported"
         if len(entries) > self.config.get_int("SendLocalListMaxLength"):
             return "Failed"
+        if update_type == "Full" and any("idTagInfo" not in e for e in entries):
+            # 5.15/7.28: idTagInfo is "required when UpdateType is Full" (only a Differential
+            # update deletes with it left out): the request breaks an occurrence constraint the
+            # schema cannot express; nothing is changed
+            raise OccurenceConstraintViolationError(
+                description="SendLocalList Full: every entry needs idTagInfo")
         if update_type == "Differential" and version <= self.local_list_version():
             return "VersionMismatch"
         store, local_list = self.core.store, self.core.local_list
@@ -197,8 +218,9 @@ class V16Requests:
         """ReserveNow."""
         if connector == 0 and not self.config.get_bool("ReserveConnectorZeroSupported"):
             return "Rejected"
+        expiry_at = _time(expiry, "expiryDate")
         status = self.core.model.reserve(connector, Reservation(
-            reservation_id, id_tag, parent_id_tag, convert.parse_time(expiry)))
+            reservation_id, id_tag, parent_id_tag, expiry_at))
         self.core.dispatch(Tick())
         return convert.outcome(status)
 
@@ -253,17 +275,18 @@ class V16Requests:
         """GetDiagnostics: the archive's file name; the upload starts after the reply."""
         maintenance = self.core.maintenance
         name = maintenance.diagnostics_name()
+        start_at = _time(start, "startTime") if start else None
+        stop_at = _time(stop, "stopTime") if stop else None
         self._pending_job = maintenance.diagnostics(
-            location, name, retries, retry_interval_s,
-            convert.parse_time(start) if start else None,
-            convert.parse_time(stop) if stop else None)
+            location, name, retries, retry_interval_s, start_at, stop_at)
         return name
 
     def update_firmware(self, location: str, retrieve_date: str, retries: int,
                         retry_interval_s: int) -> None:
         """UpdateFirmware: download at the retrieve date (after the reply)."""
+        retrieve_at = _time(retrieve_date, "retrieveDate")
         self._pending_job = self.core.maintenance.firmware(
-            location, convert.parse_time(retrieve_date), retries, retry_interval_s)
+            location, retrieve_at, retries, retry_interval_s)
 
     def after_get_diagnostics(self) -> None:
         """Start the upload once the reply is out."""
