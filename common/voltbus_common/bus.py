@@ -289,8 +289,10 @@ class Bus:
     async def run(self) -> None:
         """Stay connected until cancelled: reconnect with backoff, resubscribe, drain the outbox."""
         backoff = 0.2
+        task = asyncio.current_task()
         while True:
             client = self._client()
+            cancels = task.cancelling() if task is not None else 0
             try:
                 async with client:
                     _raise_if_cancelled()
@@ -298,6 +300,11 @@ class Bus:
                     await self._on_connect(client)
                     _raise_if_cancelled()
                     try:
+                        if task is not None and task.cancelling() > cancels:
+                            # On 3.11 asyncio.wait_for (in aiomqtt's connect and subscribe)
+                            # swallows a cancel that lands as it completes: without this the
+                            # stop hangs forever (a hard Reset before the bus was up).
+                            raise asyncio.CancelledError
                         await self._serve(client)
                     except asyncio.CancelledError:
                         with contextlib.suppress(Exception):
