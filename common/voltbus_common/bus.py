@@ -151,15 +151,21 @@ class _Subscription:
     qos: int
 
 
-def _raise_if_cancelled() -> None:
+def _cancels_requested() -> int:
+    """How many cancels the current task has been asked for and not taken back."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def _raise_if_cancelled(since: int = 0) -> None:
     """Re-raise a cancel that asyncio swallowed.
 
     On Python 3.11 asyncio.wait_for (inside aiomqtt's connect, subscribe and publish) drops a
     cancel that lands as the awaited step completes; the task then runs on and whoever cancelled
-    it (a stop, a station's hard Reset) waits forever. The request is still counted.
+    it (a stop, a station's hard Reset) waits forever (test_reset's in-process rebuild hung 1 run
+    in 3). The request is still counted: more than `since` means a cancel arrived.
     """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if _cancels_requested() > since:
         raise asyncio.CancelledError
 
 
@@ -289,22 +295,18 @@ class Bus:
     async def run(self) -> None:
         """Stay connected until cancelled: reconnect with backoff, resubscribe, drain the outbox."""
         backoff = 0.2
-        task = asyncio.current_task()
         while True:
             client = self._client()
-            cancels = task.cancelling() if task is not None else 0
+            # Cancel requests counted before this attempt: only a newer one is ours to honour
+            # (see _raise_if_cancelled), so a stale count can never stop a healthy bus.
+            cancels = _cancels_requested()
             try:
                 async with client:
-                    _raise_if_cancelled()
+                    _raise_if_cancelled(since=cancels)
                     backoff = 0.2
                     await self._on_connect(client)
-                    _raise_if_cancelled()
+                    _raise_if_cancelled(since=cancels)
                     try:
-                        if task is not None and task.cancelling() > cancels:
-                            # On 3.11 asyncio.wait_for (in aiomqtt's connect and subscribe)
-                            # swallows a cancel that lands as it completes: without this the
-                            # stop hangs forever (a hard Reset before the bus was up).
-                            raise asyncio.CancelledError
                         await self._serve(client)
                     except asyncio.CancelledError:
                         with contextlib.suppress(Exception):
@@ -317,7 +319,7 @@ class Bus:
             finally:
                 self.connected.clear()
                 self.disconnected.set()
-            _raise_if_cancelled()
+            _raise_if_cancelled(since=cancels)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 15.0)
 
