@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import OccurrenceConstraintViolationError, OCPPError
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 from websockets.asyncio.client import ClientConnection
@@ -25,6 +25,7 @@ from voltbus_ocpp.messages import (
     Message,
     MeterValuesNow,
 )
+from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
     ChangeAvailability,
@@ -95,13 +96,29 @@ class V201Adapter:
         return V201Session(self, connection, core)
 
 
+class _TooLong(Exception):
+    """The local list would exceed LocalAuthListCtrlr.Entries' limit (rolled back)."""
+
+
+LOCAL_LIST_MAX = 1000  # entries kept in the local list (LocalAuthListCtrlr.Entries maxLimit)
+
+
+class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A request answered with a CALLERROR (a handler raising an OCPPError) is a WARNING, not a
+    logged exception (as 1.6's wire log)."""
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        kwargs.pop("exc_info", None)
+        self.log(logging.WARNING, msg, *args, **kwargs)
+
+
 class V201ChargePoint(ChargePoint):
     """An `ocpp.v201.ChargePoint` whose handlers turn requests into model events."""
 
     def __init__(self, station_id: str, connection: Any, core: StationCore,
                  variables: Variables, *, response_timeout: float) -> None:
         super().__init__(station_id, connection, response_timeout=response_timeout,
-                         logger=logging.getLogger("voltbus_ocpp.wire201"))
+                         logger=_WireLog(logging.getLogger("voltbus_ocpp.wire201"), {}))
         self.core = core
         self.variables = variables
 
@@ -209,6 +226,65 @@ class V201ChargePoint(ChargePoint):
     @after("Reset")
     def after_reset(self, **_: Any) -> None:
         self.core.after_reset()
+
+    # --- D Local authorization list, C cache (the auth tables 1.6 uses) ------------------------
+
+    def local_list_version(self) -> int:
+        """The installed list's version; 0 when none is installed (or it is empty, D02.FR.02)
+        or the local list is disabled."""
+        if not self.variables.local_list_enabled or not len(self.core.local_list):
+            return 0
+        return int(self.core.store.meta("local_list_version", "0") or 0)
+
+    @on("GetLocalListVersion")
+    def on_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(version_number=self.local_list_version())
+
+    @on("SendLocalList")
+    def on_send_local_list(self, version_number: int, update_type: str,
+                           local_authorization_list: list[dict[str, Any]] | None = None,
+                           **_: Any) -> call_result.SendLocalList:
+        entries = local_authorization_list or []
+        if not self.variables.local_list_enabled or len(
+                entries) > self.variables.local_list_items_per_message:
+            return call_result.SendLocalList(status="Failed")
+        if update_type == "Full" and any("id_token_info" not in e for e in entries):
+            # as in 1.6: only a Differential update deletes by leaving idTokenInfo out
+            raise OccurrenceConstraintViolationError(
+                description="SendLocalList Full: every entry needs idTokenInfo")
+        if update_type == "Differential" and version_number <= self.local_list_version():
+            return call_result.SendLocalList(status="VersionMismatch")
+        store, local_list = self.core.store, self.core.local_list
+        try:
+            with store.transaction():
+                if update_type == "Full":
+                    local_list.clear()
+                for entry in entries:
+                    tag = entry["id_token"]["id_token"]
+                    info = entry.get("id_token_info")
+                    if info is None:
+                        local_list.pop(tag, None)
+                        continue
+                    expiry = info.get("cache_expiry_date_time")
+                    group = info.get("group_id_token")
+                    local_list[tag] = AuthEntry(convert.auth_status(info["status"]),
+                                                parse_time(expiry) if expiry else None,
+                                                group["id_token"] if group else None)
+                if len(local_list) > LOCAL_LIST_MAX:
+                    raise _TooLong
+                store.set_meta("local_list_version", str(version_number))
+        except _TooLong:
+            return call_result.SendLocalList(status="Failed")
+        log.info("%s: SendLocalList %s v%d: %d entries", self.core.id, update_type,
+                 version_number, len(local_list))
+        return call_result.SendLocalList(status="Accepted")
+
+    @on("ClearCache")
+    def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
+        if not self.variables.auth_cache_enabled:
+            return call_result.ClearCache(status="Rejected")  # C11.FR.04
+        self.core.authoriser.cache.clear()
+        return call_result.ClearCache(status="Accepted")
 
     @on("RequestStopTransaction")
     def on_request_stop(self, transaction_id: str,

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, str] = {
     "AuthCtrlr.AuthorizeRemoteStart": "false",
     "AuthCacheCtrlr.Enabled": "true",
     "LocalAuthListCtrlr.Enabled": "true",
+    "LocalAuthListCtrlr.ItemsPerMessage": "100",  # SendLocalList entries per request
+    "ReservationCtrlr.Enabled": "true",
+    "ReservationCtrlr.NonEvseSpecific": "true",  # ReserveNow without evseId
     "TxCtrlr.EVConnectionTimeOut": "60",
     "TxCtrlr.StopTxOnEVSideDisconnect": "true",
     "TxCtrlr.StopTxOnInvalidId": "true",
@@ -142,6 +145,21 @@ class Variables:
     def local_list_enabled(self) -> bool:
         """LocalAuthListCtrlr.Enabled."""
         return self._bool("LocalAuthListCtrlr.Enabled")
+
+    @property
+    def local_list_items_per_message(self) -> int:
+        """LocalAuthListCtrlr.ItemsPerMessage."""
+        return self._int("LocalAuthListCtrlr.ItemsPerMessage")
+
+    @property
+    def reservation_enabled(self) -> bool:
+        """ReservationCtrlr.Enabled."""
+        return self._bool("ReservationCtrlr.Enabled")
+
+    @property
+    def reservation_non_evse_specific(self) -> bool:
+        """ReservationCtrlr.NonEvseSpecific."""
+        return self._bool("ReservationCtrlr.NonEvseSpecific")
 
     @property
     def auth_cache_enabled(self) -> bool:
