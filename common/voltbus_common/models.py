@@ -254,6 +254,9 @@ class SessionSummary(Payload):
 class ChargingState(Payload):
     """Whether charging is enabled on the connector and the current limit in force.
 
+    command_limit_a: the limit the set_current_limit command set (None: none set); the limit in
+    force is the lowest of it, the profiles, off-peak and the energy manager.
+
     Off-peak charging: offpeak_waiting when the running transaction is held at 0 A until the
     off-peak window opens at offpeak_until (set whenever off-peak is enabled and the window is
     closed); offpeak_override when an admin let this transaction charge regardless.
@@ -265,6 +268,7 @@ class ChargingState(Payload):
     offpeak_waiting: bool = False
     offpeak_until: UtcDatetime | None = None
     offpeak_override: bool = False
+    command_limit_a: Amps | None = None  # set by set_current_limit (kept across restarts)
 
 
 class GatewayCommand(Payload):

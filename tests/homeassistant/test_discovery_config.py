@@ -409,6 +409,25 @@ def test_current_limit_is_always_in_range(enabled: bool, limit: float | None,
     assert state(comps["c1_charging_enabled"], payload) == ("ON" if enabled else "OFF")
 
 
+@pytest.mark.parametrize(
+    ("enabled", "limit", "command", "shown"),
+    [
+        (True, 10.0, 10.0, 10.0),
+        (False, 0.0, 10.0, 10.0),  # disabled: the number keeps the commanded limit
+        (True, 8.0, 12.0, 12.0),  # a profile holds it lower: the number shows what was set
+        (True, 0.0, 40.0, 32.0),  # capped at the number's max
+        (True, 10.0, 3.0, 10.0),  # below the minimum: the limit in force
+        (True, 10.0, None, 10.0),  # none commanded
+    ],
+)
+def test_current_limit_shows_the_commanded_limit(enabled: bool, limit: float,
+                                                 command: float | None, shown: float) -> None:
+    """Issue 13: the number shows command_limit_a, which the gateway keeps across restarts."""
+    comps = all_components()
+    payload = example(ch.CHARGING, enabled=enabled, current_limit_a=limit, command_limit_a=command)
+    assert float(state(comps["c1_current_limit"], payload)) == shown
+
+
 def test_offpeak_waiting_with_its_window() -> None:
     comp = all_components()["c1_offpeak_waiting"]
     waiting = example(ch.CHARGING, offpeak_waiting=True, offpeak_until="2026-01-01T22:00:00Z")

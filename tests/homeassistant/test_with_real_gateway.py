@@ -140,8 +140,8 @@ async def test_ha_drives_a_session_through_the_real_gateway(
         assert (answer.command, answer.status) == (CommandName.DISABLE_CHARGING,
                                                    CommandStatus.ACCEPTED)
         await eventually(lambda: view.state("c1_charging_enabled") == "OFF", 10, "switch off")
-        # Disabled: the limit in force is 0, the number still shows a value in its range.
-        assert float(view.state("c1_current_limit") or "nan") == 16.0
+        # Disabled: the limit in force is 0, the number keeps the commanded 10 A.
+        assert float(view.state("c1_current_limit") or "nan") == 10.0
         assert view.check_all() == []
         answer = await press("c1_charging_enabled", switch["payload_on"])
         assert answer.status is CommandStatus.ACCEPTED

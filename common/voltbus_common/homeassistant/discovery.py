@@ -476,10 +476,14 @@ class StationDiscovery:
                 device_class="current", unit_of_measurement="A", mode="slider",
                 min=self.min_current_a, max=self.max_current_a, step=1,
                 state_topic=charging, command_topic=command,
-                # Always a value in range: the limit in force is 0 while charging is disabled
-                # or paused (the switch and the status show that), and null when none is set;
-                # the number shows the configured limit then (issue 13).
-                value_template=("{% set a = value_json.current_limit_a %}"
+                # The limit a command set (command_limit_a, kept by the gateway across its
+                # restarts), else the limit in force. Always a value in range: the limit in
+                # force is 0 while charging is disabled or paused (the switch and the status
+                # show that), and null when none is set; the number shows the configured limit
+                # then (issue 13). .get: a gateway from before command_limit_a omits it.
+                value_template=("{% set c = value_json.get('command_limit_a') %}"
+                                f"{{% set a = c if c is not none and c >= {low} "
+                                "else value_json.current_limit_a %}"
                                 f"{{{{ ([a, {high}] | min) if a is not none and a >= {low} "
                                 f"else {high} }}}}"),
                 command_template=('{"command":"set_current_limit","request_id":"'

@@ -68,8 +68,10 @@ log = logging.getLogger(__name__)
 class BusBridge:
     """Subscribes a station's hardware and command topics; publishes its state."""
 
-    def __init__(self, bus: Bus, connectors: int, dispatch: Callable[[Event], object]) -> None:
+    def __init__(self, bus: Bus, connectors: int, dispatch: Callable[[Event], object], *,
+                 command_limit: Callable[[int], float | None] = lambda _n: None) -> None:
         self.bus = bus
+        self.command_limit = command_limit  # ChargingState.command_limit_a per connector
         self.connectors = connectors
         self.dispatch = dispatch
         # Newest ts seen per (topic): a broker restored from an old save re-delivers retained
@@ -233,7 +235,8 @@ class BusBridge:
                 bus.publish(ch.CHARGING, ChargingState(
                     enabled=enabled, current_limit_a=limit, ts=utcnow(),
                     offpeak_waiting=effect.offpeak_waiting, offpeak_until=effect.offpeak_until,
-                    offpeak_override=effect.offpeak_override), connector=n)
+                    offpeak_override=effect.offpeak_override,
+                    command_limit_a=self.command_limit(n)), connector=n)
             case AnswerCommand(connector=n, request_id=rid, command=name, status=status,
                                reason=reason):
                 bus.publish(ch.COMMAND_RESULT, CommandResult(request_id=rid, command=name,

@@ -24,6 +24,7 @@ from voltbus_common.enums import RegistrationStatus, StopReason
 from voltbus_common.models import OcppConnection
 from voltbus_ocpp.adapter import ProtocolAdapter, Session
 from voltbus_ocpp.bus_bridge import BusBridge
+from voltbus_ocpp.ha_data import CommandLimits
 from voltbus_ocpp.link import Link
 from voltbus_ocpp.maintenance import LogRing, Maintenance, snapshot_files
 from voltbus_ocpp.messages import MaintenanceStatus, Message, MeterValuesNow, StationStatus
@@ -104,6 +105,8 @@ class Station:
             unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s)
         self.availability = Availability(self.store)  # ChangeAvailability survives restarts
         self.availability.restore(self.model)
+        self.command_limits = CommandLimits(self.store)  # set_current_limit survives restarts
+        self.command_limits.restore(self.model)
         table = ChargingProfiles(self.store)
         self.smart = SmartCharging(table.load(), phases=settings.phases)
         self.profiles = Profiles(self.smart, table, self.model, clock=clock,
@@ -125,7 +128,8 @@ class Station:
             report=lambda kind, status: self.send(MaintenanceStatus(kind, status)),
             snapshot=self._snapshot, ring=self.ring,
             install_command=settings.firmware_install_command, time_scale=settings.time_scale)
-        self.bridge = BusBridge(bus, settings.connectors, self.dispatch)
+        self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
+                                command_limit=lambda n: self.command_limits.limit(self.model, n))
         if settings.unlock_supported:
             log.warning("VOLTBUS_UNLOCK_SUPPORTED is obsolete and ignored: UnlockConnector goes "
                         "to the cable lock (hw/<n>/lock); without one it answers NotSupported")
@@ -170,6 +174,7 @@ class Station:
         if self.model.station_operative != station_was:  # connector 0, also when scheduled
             self.send(StationStatus(self.model.station_operative, self.clock()))
         self.availability.keep(self.model)
+        self.command_limits.keep(self.model)
         return effects
 
     def execute(self, effects: list[Effect]) -> None:

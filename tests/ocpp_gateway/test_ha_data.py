@@ -1,0 +1,47 @@
+"""What Home Assistant needs from the gateway (issue 13): the commanded limit across a restart,
+on the real broker with the gateway talking WebSocket to the dev central system."""
+
+from __future__ import annotations
+
+from tests.ocpp_gateway.conftest import Rig
+
+
+def _forget(rig: Rig) -> None:
+    for seen in rig.seen.values():
+        seen.clear()
+
+
+async def test_command_limit_survives_a_restart(rig: Rig) -> None:
+    await rig.start_gateway(connectors=2)
+    first = await rig.wait("charging", connector=1)
+    assert first.command_limit_a is None  # none set yet
+    rig.command(1, command="set_current_limit", amps=10, request_id="l")
+    assert (await rig.wait("result", lambda p: p.request_id == "l")).status.value == "Accepted"
+    charging = await rig.wait("charging", lambda p: p.command_limit_a is not None, connector=1)
+    assert (charging.command_limit_a, charging.current_limit_a) == (10.0, 10.0)
+    other = await rig.wait("charging", connector=2)
+    assert other.command_limit_a is None  # per connector
+
+    await rig.stop_gateway()
+    _forget(rig)
+    await rig.start_gateway(connectors=2)
+    again = await rig.wait("charging", lambda p: p.ts > charging.ts, connector=1)
+    assert (again.command_limit_a, again.current_limit_a) == (10.0, 10.0)
+    assert (await rig.wait("charging", lambda p: p.ts > charging.ts,
+                           connector=2)).command_limit_a is None
+
+    # In force again: the session after the restart charges at the kept limit (the hardware
+    # gets a limit while a transaction runs), and a new command replaces the kept one.
+    rig.pilot("C")
+    rig.meter(100.0)
+    rig.command(1, command="start", id_tag="TAG", request_id="s")
+    await rig.csms.wait_for(rig.id, "StartTransaction")
+    await rig.status("Charging")
+    assert (await rig.wait("limit_set", lambda p: p.amps > 0, connector=1)).amps == 10.0
+    rig.command(1, command="set_current_limit", amps=7, request_id="l2")
+    await rig.wait("result", lambda p: p.request_id == "l2")
+    await rig.stop_gateway()
+    _forget(rig)
+    await rig.start_gateway(connectors=2)
+    kept = await rig.wait("charging", connector=1)
+    assert kept.command_limit_a == 7.0
