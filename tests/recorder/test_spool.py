@@ -4,6 +4,8 @@ the oldest points, and drop counts corrected when a dropped batch was written af
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,15 @@ async def test_an_idle_recorder_does_not_wake_up_to_commit(tmp_path: Path) -> No
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         spool.close()
+
+
+def test_the_spool_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """Issue 15: the data sqlite files were 0644; the spool holds every session's readings."""
+    old = os.umask(0o022)
+    try:
+        spool = Spool(tmp_path / "spool.sqlite", max_points=100)
+        spool.close()
+    finally:
+        os.umask(old)
+    for file in tmp_path.glob("spool.sqlite*"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from voltbus_common.private_files import private_sqlite
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -42,7 +44,9 @@ class Spool:
         self.path = path
         self.max_points = max_points
         self.dead_letter_max = dead_letter_max
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # The readings of every session, kept while InfluxDB is away: the owner's only.
+        self._db = sqlite3.connect(private_sqlite(path), isolation_level=None,
+                                   check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._sync = "FULL" if fsync else "NORMAL"
         self._db.execute(f"PRAGMA synchronous={self._sync}")
