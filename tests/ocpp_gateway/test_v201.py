@@ -267,7 +267,7 @@ async def test_201_change_availability_and_reset(rig: Rig) -> None:
     ('[2, "u1", "Reset", {"type": "Sometime"}]', "PropertyConstraintViolation"),
     ('[2, "u1", "GetVariables", "x"]', "FormatViolation"),
     ('[2, "u1", "GetVariables"]', "RpcFrameworkError"),
-    ('[2, "u1", "CancelReservation", {"reservationId": 1}]', "NotImplemented"),
+    ('[2, "u1", "ClearDisplayMessage", {"id": 1}]', "NotImplemented"),
     ('[2, "u1", "Teleport", {}]', "NotSupported"),
     ('[7, "u1", "Reset", {}]', "MessageTypeNotSupported"),
 ])

@@ -2,13 +2,15 @@
 # (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
 """OCPP 2.0.1 as the station's protocol adapter: boot, heartbeat, statuses, Authorize and
 TransactionEvent Started/Updated/Ended (seqNo per transaction, no gaps), plus
-RequestStart/StopTransaction. The rest of 2.0.1 is not done yet (docs/ocpp.md)."""
+RequestStart/StopTransaction, local list and cache, reservations, UnlockConnector and DataTransfer.
+The rest of 2.0.1 is not done yet (docs/ocpp.md)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
@@ -16,6 +18,7 @@ from ocpp.exceptions import OccurrenceConstraintViolationError, OCPPError
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from voltbus_common.enums import RegistrationStatus
 from voltbus_ocpp.adapter import CallFailed, StationCore
@@ -26,6 +29,7 @@ from voltbus_ocpp.messages import (
     MeterValuesNow,
 )
 from voltbus_ocpp.model.authorisation import AuthEntry
+from voltbus_ocpp.model.connector import Reservation, blocking_fault
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
     ChangeAvailability,
@@ -38,8 +42,9 @@ from voltbus_ocpp.model.events import (
     SendAuthorize,
     SendStatus,
     StartAnswered,
+    Tick,
 )
-from voltbus_ocpp.model.results import AuthStatus, ReadingContext
+from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.protocol.v201 import convert
 from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
@@ -121,6 +126,7 @@ class V201ChargePoint(ChargePoint):
                          logger=_WireLog(logging.getLogger("voltbus_ocpp.wire201"), {}))
         self.core = core
         self.variables = variables
+        self.cancelled: set[int] = set()  # reservations the central system cancelled
 
     async def route_message(self, raw_msg: str) -> None:
         """Answer a bad frame with its 2.0.1 CALLERROR before the package sees it."""
@@ -286,6 +292,72 @@ class V201ChargePoint(ChargePoint):
         self.core.authoriser.cache.clear()
         return call_result.ClearCache(status="Accepted")
 
+    # --- H Reservation (the model's reservations, as 1.6's ReserveNow) ---------------------------
+
+    @on("ReserveNow")
+    def on_reserve(self, id: int, expiry_date_time: str, id_token: dict[str, Any],
+                   evse_id: int | None = None, group_id_token: dict[str, Any] | None = None,
+                   **_: Any) -> call_result.ReserveNow:
+        if not self.variables.reservation_enabled or (
+                evse_id is None and not self.variables.reservation_non_evse_specific):
+            return call_result.ReserveNow(status="Rejected")
+        if evse_id is not None and evse_id not in self.core.model.connectors:
+            return call_result.ReserveNow(status="Rejected")  # evseId 0 is not an EVSE
+        status = self.core.model.reserve(evse_id or 0, Reservation(
+            id, id_token["id_token"], group_id_token["id_token"] if group_id_token else None,
+            parse_time(expiry_date_time)))
+        self.core.dispatch(Tick())  # the status shows Reserved at once
+        if status is Outcome.ACCEPTED:
+            self.cancelled.discard(id)
+        return call_result.ReserveNow(status=convert.outcome(status))
+
+    @on("CancelReservation")
+    def on_cancel_reservation(self, reservation_id: int,
+                              **_: Any) -> call_result.CancelReservation:
+        found = self.core.model.cancel_reservation(reservation_id)
+        self.core.dispatch(Tick())
+        if found:
+            self.cancelled.add(reservation_id)  # no ReservationStatusUpdate for this one
+        return call_result.CancelReservation(status="Accepted" if found else "Rejected")
+
+    def reservations(self) -> dict[int, tuple[int, datetime]]:
+        """The model's reservations: id -> (EVSE, expiry)."""
+        return {c.facts.reservation.reservation_id: (n, c.facts.reservation.expiry)
+                for n, c in self.core.model.connectors.items() if c.facts.reservation}
+
+    def drop_unusable_reservations(self) -> list[int]:
+        """Reservations on an EVSE made inoperative or faulted are removed (H01: the EVSE can no
+        longer serve them); their ids."""
+        dropped = []
+        for c in self.core.model.connectors.values():
+            f, r = c.facts, c.facts.reservation
+            if r is not None and (not f.operative or not f.station_operative
+                                  or blocking_fault(f)):
+                self.core.model.cancel_reservation(r.reservation_id)
+                dropped.append(r.reservation_id)
+        if dropped:
+            self.core.dispatch(Tick())
+        return dropped
+
+    # --- F UnlockConnector, P DataTransfer -----------------------------------------------------
+
+    @on("UnlockConnector")
+    async def on_unlock(self, evse_id: int, connector_id: int,
+                        **_: Any) -> call_result.UnlockConnector:
+        c = self.core.model.connectors.get(evse_id)
+        if c is None or connector_id != 1:  # one connector per EVSE
+            return call_result.UnlockConnector(status="UnknownConnector")
+        if c.facts.tx is not None:  # F05.FR.02: an authorised transaction is not ended here
+            return call_result.UnlockConnector(status="OngoingAuthorizedTransaction")
+        result = await self.core.unlock(evse_id)
+        # a connector without a lock (NotSupported in 1.6) cannot be unlocked: UnlockFailed
+        return call_result.UnlockConnector(
+            status="Unlocked" if result is Outcome.UNLOCKED else "UnlockFailed")
+
+    @on("DataTransfer")
+    def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="UnknownVendorId")
+
     @on("RequestStopTransaction")
     def on_request_stop(self, transaction_id: str,
                         **_: Any) -> call_result.RequestStopTransaction:
@@ -313,8 +385,42 @@ class V201Session:
                 "firmwareVersion": s.firmware_version, "serialNumber": self.core.id[:25]}
 
     async def serve(self) -> None:
-        """Read frames until the connection ends."""
-        await self.cp.start()
+        """Read frames until the connection ends (and watch the reservations meanwhile)."""
+        watcher = asyncio.create_task(self._watch_reservations())
+        try:
+            await self.cp.start()
+        finally:
+            watcher.cancel()
+            await asyncio.wait({watcher})  # never swallows a cancel of serve itself
+
+    async def _watch_reservations(self, period_s: float = 0.1) -> None:
+        """ReservationStatusUpdate for a reservation that ends without being used or cancelled
+        by the central system: Expired at its expiry, Removed when its EVSE became inoperative
+        or faulted (or it went otherwise). One that a transaction used ends silently."""
+        cp, model = self.cp, self.core.model
+        known = cp.reservations()
+        while True:
+            await asyncio.sleep(period_s)
+            removed = cp.drop_unusable_reservations()
+            now_known = cp.reservations()
+            ended: list[tuple[int, str]] = [(rid, "Removed") for rid in removed]
+            for rid, (evse, expiry) in known.items():
+                if rid in now_known or rid in removed:
+                    continue
+                if rid in cp.cancelled:
+                    cp.cancelled.discard(rid)
+                elif model.connectors[evse].facts.tx is None:  # else: used by its transaction
+                    ended.append((rid, "Expired" if self.core.clock() >= expiry
+                                  else "Removed"))
+            for rid, status in ended:
+                log.info("%s: reservation %d %s", self.core.id, rid, status)
+                try:
+                    await send_call(cp, "ReservationStatusUpdate", {
+                        "reservationId": rid, "reservationUpdateStatus": status})
+                except (CallFailed, TimeoutError, ConnectionClosed) as exc:
+                    log.warning("%s: ReservationStatusUpdate %d %s not delivered: %s",
+                                self.core.id, rid, status, exc)
+            known = now_known
 
     async def boot(self) -> None:
         """BootNotification until Accepted; Pending/Rejected wait the interval (B01-B03)."""
