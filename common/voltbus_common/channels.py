@@ -182,7 +182,8 @@ LED_SET = _ch("hw/{connector}/led/set", m.LedCommand, retain=False, writers=GATE
 # --- gateway: charge point state -----------------------------------------------------------------
 OCPP_CONNECTION = _ch("ocpp/connection", m.OcppConnection, retain=True, writers=GATEWAY,
                       doc="The link to the central system and the BootNotification answer.",
-                      example={"connected": True, "registration": "Accepted", "since": _TS})
+                      example={"connected": True, "registration": "Accepted", "since": _TS,
+                                "firmware_version": "0.1.0", "last_heartbeat": _TS})
 OCPP_STATUS = _ch("ocpp/{connector}/status", m.OcppConnectorStatus, retain=True, writers=GATEWAY,
                   doc="Connector status (OCPP 1.6 ChargePointStatus) as reported to the central "
                       "system.",

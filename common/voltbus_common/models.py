@@ -213,11 +213,16 @@ class LedCommand(Payload):
 
 
 class OcppConnection(Payload):
-    """The station's link to its central system."""
+    """The station's link to its central system.
+
+    since: when the link last changed; a Heartbeat answer republishes it with last_heartbeat.
+    """
 
     connected: bool
     registration: RegistrationStatus | None = None
     since: UtcDatetime = Field(default_factory=utcnow)
+    firmware_version: str | None = None  # what the BootNotification sends
+    last_heartbeat: UtcDatetime | None = None  # when a Heartbeat was last answered (since start)
 
 
 class OcppConnectorStatus(Payload):

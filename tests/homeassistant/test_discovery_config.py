@@ -136,7 +136,7 @@ def test_every_payload_passes_the_ha_schema(connectors: tuple[int, ...], phases:
     per_connector = 23 + 2 * phases + (2 if price is not None else 0)
     assert all(len(configs[connector_topic("CP1", n)]["components"]) == per_connector
                for n in connectors)
-    assert len(configs[discovery_topic("CP1")]["components"]) == 4 + (price is not None)
+    assert len(configs[discovery_topic("CP1")]["components"]) == 6 + (price is not None)
 
 
 def test_payload_is_valid_json_without_nan() -> None:
@@ -385,6 +385,22 @@ def test_ocpp_link(connected: bool) -> None:
     assert state(comps["ocpp_connected"], payload) == ("ON" if connected else "OFF")
     assert state(comps["ocpp_registration"], payload) == ("Accepted" if connected else "None")
     assert datetime.fromisoformat(state(comps["ocpp_since"], payload)).tzinfo is not None
+
+
+def test_firmware_and_heartbeat_are_diagnostic() -> None:
+    """Issue 13: the gateway publishes both on ocpp/connection; a gateway from before them (or
+    no heartbeat answered yet) shows unknown."""
+    comps = all_components()
+    firmware, heartbeat = comps["firmware_version"], comps["last_heartbeat"]
+    assert (firmware["entity_category"], heartbeat["entity_category"]) == ("diagnostic",) * 2
+    assert heartbeat["device_class"] == "timestamp"
+    payload = example(ch.OCPP_CONNECTION)
+    assert state(firmware, payload) == "0.1.0"
+    assert datetime.fromisoformat(state(heartbeat, payload)).tzinfo is not None
+    none_yet = example(ch.OCPP_CONNECTION, last_heartbeat=None)
+    assert state(heartbeat, none_yet) == "None"
+    old = b'{"connected": true, "registration": "Accepted", "since": "2026-01-01T12:00:00Z"}'
+    assert (state(firmware, old), state(heartbeat, old)) == ("None", "None")
 
 
 @pytest.mark.parametrize(

@@ -45,3 +45,19 @@ async def test_command_limit_survives_a_restart(rig: Rig) -> None:
     await rig.start_gateway(connectors=2)
     kept = await rig.wait("charging", connector=1)
     assert kept.command_limit_a == 7.0
+
+
+async def test_firmware_and_last_heartbeat_on_the_connection(rig: Rig) -> None:
+    rig.csms.behaviour.heartbeat_interval_s = 10  # 0.1 s here
+    await rig.start_gateway(firmware_version="9.8.7")
+    registered = await rig.wait("connection", lambda p: p.registration is not None)
+    assert registered.firmware_version == "9.8.7"
+    await rig.csms.wait_for(rig.id, "Heartbeat")
+    beat = await rig.wait("connection", lambda p: p.last_heartbeat is not None)
+    assert (beat.connected, beat.firmware_version) == (True, "9.8.7")
+    assert beat.since == registered.since  # a heartbeat is no link change
+    assert beat.last_heartbeat >= registered.since
+    later = await rig.wait("connection", lambda p: p.last_heartbeat is not None
+                           and p.last_heartbeat > beat.last_heartbeat)
+    assert later.since == registered.since
+    assert len(rig.csms.actions(rig.id)) >= 2  # answered by the dev CSMS over WebSocket

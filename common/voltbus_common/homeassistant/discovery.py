@@ -235,6 +235,15 @@ class StationDiscovery:
                 "ocpp_since", "sensor", "OCPP link changed", gw, device_class="timestamp",
                 entity_category="diagnostic", state_topic=connection,
                 value_template="{{ value_json.since }}"),
+            # .get: a gateway from before these fields omits them (unknown then).
+            self._entity(
+                "firmware_version", "sensor", "Firmware version", gw, icon="mdi:chip",
+                entity_category="diagnostic", state_topic=connection,
+                value_template=_or_none("value_json.get('firmware_version')")),
+            self._entity(
+                "last_heartbeat", "sensor", "Last heartbeat", gw, device_class="timestamp",
+                entity_category="diagnostic", state_topic=connection,
+                value_template=_or_none("value_json.get('last_heartbeat')")),
             # RFID events are not retained: the publisher keeps the last one (mirror.py).
             self._entity(
                 "last_rfid", "sensor", "Last RFID tag", hw, icon="mdi:card-account-details",

@@ -59,8 +59,10 @@ class Messenger:
 
     def __init__(self, station: str, queue: OfflineQueue, config: StationConfig, *,
                  on_durable_answer: Callable[[Record, int | None, Event | None], None],
-                 on_durable_dropped: Callable[[Record, int | None], None]) -> None:
+                 on_durable_dropped: Callable[[Record, int | None], None],
+                 on_heartbeat: Callable[[], None] = lambda: None) -> None:
         self.station = station
+        self.on_heartbeat = on_heartbeat  # a Heartbeat was answered
         self.queue = queue
         self.config = config
         self.on_durable_answer = on_durable_answer
@@ -145,6 +147,8 @@ class Messenger:
         answer: Event | None
         try:
             answer = await session.send(item.message)
+            if isinstance(item.message, Heartbeat):
+                self.on_heartbeat()
         except CallFailed as exc:
             log.warning("%s: %s answered with CALLERROR %s", self.station, _name(item.message),
                         exc)

@@ -116,7 +116,8 @@ class Station:
         self.offpeak.prime(self.model)
         self.messenger = Messenger(station_id, self.queue, self.config,
                                    on_durable_answer=self._durable_answered,
-                                   on_durable_dropped=self._durable_dropped)
+                                   on_durable_dropped=self._durable_dropped,
+                                   on_heartbeat=self._heartbeat_answered)
         self.link = Link(settings, station_id, session=self._session, on_down=self._link_down,
                          auth_key=self._auth_key, ping_interval=lambda: self.config.ping_interval_s,
                          subprotocol=self.adapter.subprotocol,
@@ -136,6 +137,8 @@ class Station:
         self.bridge.attach()
         self.config.on_change(self._config_changed)
         self.registration: RegistrationStatus | None = None
+        self._connection: tuple[bool, datetime] = (False, clock())  # connected, since
+        self.last_heartbeat: datetime | None = None  # the last Heartbeat answered
         self.session: Session | None = None
         self._restart_after_reply = False
         self._hard_reset_after_reply = False
@@ -318,10 +321,17 @@ class Station:
         self.dispatch(LinkChanged(False))
         self._publish_connection(False)
 
-    def _publish_connection(self, connected: bool) -> None:
+    def _heartbeat_answered(self) -> None:
+        self.last_heartbeat = self.clock()
+        self._publish_connection(self._connection[0], changed=False)
+
+    def _publish_connection(self, connected: bool, *, changed: bool = True) -> None:
+        if changed:
+            self._connection = (connected, self.clock())
         self.bus.publish(ch.OCPP_CONNECTION, OcppConnection(
             connected=connected, registration=self.registration if connected else None,
-            since=self.clock()))
+            since=self._connection[1], firmware_version=self.settings.firmware_version,
+            last_heartbeat=self.last_heartbeat))
 
     # --- charging profiles (for the protocol's requests) ---------------------------------------
 
