@@ -9,6 +9,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ocpp.v16.enums import RegistrationStatus
+
 from tests.ocpp_gateway.conftest import Rig
 from voltbus_ocpp.protocol.wire_time import iso
 
@@ -124,4 +126,27 @@ async def test_a_reservation_used_by_its_tag_starts_the_transaction_silently(rig
     assert started["idToken"]["idToken"] == "MINE"
     await asyncio.sleep(0.5)
     assert updates(rig) == []  # used, not expired nor removed
+    assert csms.violations(rig.id) == []
+
+
+async def test_a_reservation_ending_before_the_boot_is_accepted_is_told_after_it(
+        rig: Rig) -> None:
+    """Reconnected and Rejected by the central system: nothing but BootNotification may go
+    out (B02/B03); the reservation that expired meanwhile is reported once the boot is
+    accepted."""
+    csms = rig.csms
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await rig.status("Available")
+    assert await csms.send_action(rig.id, "ReserveNow", reserve(41, "R", expiry_s=1.5)) == {
+        "status": "Accepted"}
+    await reserved(rig)
+    csms.behaviour.boot_status = RegistrationStatus.rejected
+    csms.behaviour.boot_interval_s = 30  # x time_scale 0.01: a boot every 0.3 s
+    await csms.central.disconnect(rig.id)
+    await csms.wait_for(rig.id, "BootNotification", count=3)  # rejected, retrying
+    await asyncio.sleep(1.6)  # the reservation expires while rejected
+    assert updates(rig) == []
+    csms.behaviour.boot_status = RegistrationStatus.accepted
+    update = await csms.wait_for(rig.id, "ReservationStatusUpdate", timeout=5)
+    assert update == {"reservationId": 41, "reservationUpdateStatus": "Expired"}
     assert csms.violations(rig.id) == []

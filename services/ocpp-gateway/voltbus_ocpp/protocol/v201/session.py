@@ -378,6 +378,7 @@ class V201Session:
         self.core = core
         self.cp = V201ChargePoint(core.id, connection, core, adapter.config,
                                   response_timeout=core.settings.response_timeout_s)
+        self.accepted = False  # BootNotification accepted: other CALLs may go out (B02)
 
     def _station(self) -> dict[str, Any]:
         s = self.core.settings
@@ -401,6 +402,8 @@ class V201Session:
         known = cp.reservations()
         while True:
             await asyncio.sleep(period_s)
+            if not self.accepted:
+                continue  # what ends before the boot is accepted is told once it is
             removed = cp.drop_unusable_reservations()
             now_known = cp.reservations()
             ended: list[tuple[int, str]] = [(rid, "Removed") for rid in removed]
@@ -435,6 +438,7 @@ class V201Session:
                 if interval > 0:
                     self.adapter.config.set_heartbeat_interval(interval)
                 log.info("%s: accepted by the central system (OCPP 2.0.1)", core.id)
+                self.accepted = True
                 return
             wait = (interval or 60) * core.settings.time_scale
             log.warning("%s: BootNotification %s; retrying in %.1fs", core.id, status.value, wait)
