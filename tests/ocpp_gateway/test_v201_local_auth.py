@@ -6,7 +6,10 @@ authorisation decides with them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+import pytest
 
 from tests.ocpp_gateway.conftest import Rig
 from voltbus_ocpp.model.results import AuthStatus
@@ -128,3 +131,18 @@ async def test_clear_cache_empties_the_authorisation_cache(rig: Rig) -> None:
     await set_variable(rig, "AuthCacheCtrlr", "Enabled", "false")
     assert await csms.send_action(rig.id, "ClearCache", {}) == {"status": "Rejected"}
     assert csms.violations(rig.id) == []
+
+
+async def test_basic_auth_password_set_over_201_is_not_logged(
+        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """SetVariables SecurityCtrlr.BasicAuthPassword: the wire log shows the frame, never the
+    value (the frames were logged verbatim at INFO)."""
+    caplog.set_level(logging.DEBUG)
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await rig.csms.wait_for(rig.id, "StatusNotification")
+    secret = 'Sup3r"secret\\\\pw-0123456789'
+    await set_variable(rig, "SecurityCtrlr", "BasicAuthPassword", secret)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("voltbus_ocpp"))
+    assert "BasicAuthPassword" in ours  # the frame is logged
+    assert "Sup3r" not in ours
+    assert rig.csms.violations(rig.id) == []

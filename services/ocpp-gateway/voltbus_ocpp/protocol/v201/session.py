@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -108,9 +109,31 @@ class _TooLong(Exception):
 LOCAL_LIST_MAX = 1000  # entries kept in the local list (LocalAuthListCtrlr.Entries maxLimit)
 
 
+_VALUE = re.compile(r'("attributeValue"\s*:\s*")(?:[^"\\]|\\.)*"')
+
+
+def redact(text: object) -> object:
+    """A frame naming a write-only variable (BasicAuthPassword), its attribute values hidden."""
+    if isinstance(text, str) and any(name.split(".")[1] in text for name in SECRET):
+        return _VALUE.sub(r'\1***"', text)
+    return text
+
+
 class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """A request answered with a CALLERROR (a handler raising an OCPPError) is a WARNING, not a
-    logged exception (as 1.6's wire log)."""
+    """Frames with secrets redacted; a request answered with a CALLERROR (a handler raising an
+    OCPPError) is a WARNING, not a logged exception (as 1.6's wire log)."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        super().log(level, redact(msg), *(redact(a) for a in args), **kwargs)
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.INFO, msg, *args, **kwargs)
+
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.DEBUG, msg, *args, **kwargs)
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.WARNING, msg, *args, **kwargs)
 
     def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
         kwargs.pop("exc_info", None)
