@@ -66,7 +66,8 @@ async def test_connector_view_shows_the_offpeak_state(api: API, peers: Peers,
     assert view["charging"] == {"enabled": True, "current_limit_a": 0.0,
                                 "ts": view["charging"]["ts"],  # type: ignore[index]
                                 "offpeak_waiting": True, "offpeak_until": "2026-01-05T22:00:00Z",
-                                "offpeak_override": False}
+                                "offpeak_override": False,
+                                "command_limit_a": None}  # additive (issue 13)
     # the station view carries the same
     [c] = (await client.get(f"/api/v1/stations/{station}")).json()["connectors"]
     assert c["charging"]["offpeak_until"] == "2026-01-05T22:00:00Z"
