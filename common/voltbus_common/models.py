@@ -234,17 +234,22 @@ class OcppConnectorStatus(Payload):
 
 
 class TransactionState(Payload):
-    """The running transaction; transaction_id is None until the central system assigned one."""
+    """The running transaction; transaction_id is None until the central system assigned one.
+
+    transaction_ref: the OCPP transaction id as text, whatever the version (2.0.1's are UUIDs
+    the station makes; transaction_id stays 1.6's integer, None in 2.0.1).
+    """
 
     transaction_id: int | None
     id_tag: IdTag
     started_at: UtcDatetime
     meter_start_wh: WattHours
     energy_wh: WattHours = 0.0
+    transaction_ref: str | None = Field(default=None, max_length=64)
 
 
 class SessionSummary(Payload):
-    """A finished transaction."""
+    """A finished transaction (transaction_ref: as on TransactionState)."""
 
     transaction_id: int | None
     id_tag: IdTag
@@ -254,6 +259,7 @@ class SessionSummary(Payload):
     meter_stop_wh: WattHours
     energy_wh: WattHours
     stop_reason: StopReason
+    transaction_ref: str | None = Field(default=None, max_length=64)
 
 
 class ChargingState(Payload):

@@ -62,7 +62,8 @@ async def test_retained_state_appears(api: API, peers: Peers, station: str) -> N
     assert c["error"]["code"] == "NoError"
     assert c["transaction"] == {"transaction_id": 42, "id_tag": "04A1B2C3",
                                 "started_at": "2026-01-01T12:00:00Z",
-                                "meter_start_wh": 12000.0, "energy_wh": 345.5}
+                                "meter_start_wh": 12000.0, "energy_wh": 345.5,
+                                "transaction_ref": None}  # additive (issue 13)
     assert c["charging"]["current_limit_a"] == 16.0
 
     stations = (await client.get("/api/v1/stations")).json()

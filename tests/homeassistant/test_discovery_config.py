@@ -485,6 +485,20 @@ def test_running_session() -> None:
     assert state(comps["c1_transaction_id"], unassigned) == "None"
 
 
+def test_transaction_id_of_201_shows_its_uuid() -> None:
+    """Issue 13: a 2.0.1 transaction has no integer id; transaction_ref carries it as text."""
+    comps = all_components()
+    ref = "8f0c7a52-3a4b-4c7e-9d2f-0123456789ab"
+    running = view_bytes(running_view(tx(transaction_id=None, transaction_ref=ref), None,
+                                      price_per_kwh=None, now=T0))
+    assert state(comps["c1_transaction_id"], running) == ref
+    last = last_session(summary(transaction_id=None, transaction_ref=ref), price_per_kwh=None)
+    attributes = json.loads(render(comps["c1_last_session_energy"]["json_attributes_template"],
+                                   view_bytes(running_view(None, last, price_per_kwh=None,
+                                                           now=T0))))
+    assert attributes["transaction_ref"] == ref
+
+
 def test_last_session_stays_on_its_own_sensors() -> None:
     comps = all_components()
     last = last_session(summary(), price_per_kwh=0.30)

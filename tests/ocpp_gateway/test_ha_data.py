@@ -61,3 +61,36 @@ async def test_firmware_and_last_heartbeat_on_the_connection(rig: Rig) -> None:
                            and p.last_heartbeat > beat.last_heartbeat)
     assert later.since == registered.since
     assert len(rig.csms.actions(rig.id)) >= 2  # answered by the dev CSMS over WebSocket
+
+
+async def test_transaction_ref_carries_the_201_uuid(rig: Rig) -> None:
+    csms = rig.csms
+    rig.meter(1000.0)
+    rig.pilot("B")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await rig.status("Preparing")
+    rig.tap("04A1B2C3")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    tx_id = started["transactionInfo"]["transactionId"]
+    tx = await rig.wait("transaction", lambda p: p is not None and p.transaction_ref is not None)
+    assert (tx.transaction_ref, tx.transaction_id) == (tx_id, None)  # not an integer
+    rig.pilot("A")
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Ended")
+    session = await rig.wait("session")
+    assert (session.transaction_ref, session.transaction_id) == (tx_id, None)
+
+
+async def test_transaction_ref_in_16_is_the_integer_as_text(rig: Rig) -> None:
+    rig.meter(100.0)
+    rig.pilot("C")
+    await rig.start_gateway()
+    rig.command(1, command="start", id_tag="TAG", request_id="s")
+    start = await rig.csms.wait_for(rig.id, "StartTransaction")
+    assert start["idTag"] == "TAG"
+    tx = await rig.wait("transaction", lambda p: p is not None and p.transaction_id is not None)
+    assert tx.transaction_ref == str(tx.transaction_id)
+    rig.command(1, command="stop", request_id="x")
+    session = await rig.wait("session")
+    assert session.transaction_ref == str(session.transaction_id)
+    assert session.transaction_id == tx.transaction_id

@@ -433,7 +433,10 @@ class StationDiscovery:
                    **duration),
             sensor("session_start", "Session start", _or_none("value_json.started_at"),
                    device_class="timestamp"),
-            sensor("transaction_id", "Transaction id", _or_none("value_json.transaction_id"),
+            # transaction_ref: the id as text in both versions (2.0.1's UUIDs too); .get: a
+            # mirror from before it.
+            sensor("transaction_id", "Transaction id",
+                   _or_none("(value_json.get('transaction_ref') or value_json.transaction_id)"),
                    icon="mdi:identifier"),
             sensor("session_tag", "Session tag", _or_none("value_json.id_tag"),
                    icon="mdi:card-account-details"),

@@ -35,6 +35,7 @@ class LastSession(_View):
     """A finished session as HA shows it."""
 
     transaction_id: int | None
+    transaction_ref: str | None = None  # the OCPP id as text (2.0.1's too)
     id_tag: str
     started_at: UtcDatetime
     stopped_at: UtcDatetime
@@ -49,6 +50,7 @@ class SessionView(_View):
 
     active: bool = False
     transaction_id: int | None = None
+    transaction_ref: str | None = None  # the OCPP id as text (2.0.1's too)
     id_tag: str | None = None
     started_at: UtcDatetime | None = None
     energy_wh: float = 0.0
@@ -75,7 +77,8 @@ def running_view(tx: TransactionState | None, last: LastSession | None, *,
     if tx is None:
         return SessionView(last=last, cost=_cost(0.0, price_per_kwh))
     return SessionView(
-        active=True, transaction_id=tx.transaction_id, id_tag=tx.id_tag,
+        active=True, transaction_id=tx.transaction_id, transaction_ref=tx.transaction_ref,
+        id_tag=tx.id_tag,
         started_at=tx.started_at, energy_wh=tx.energy_wh,
         duration_s=max(0.0, (now - tx.started_at).total_seconds()),
         cost=_cost(tx.energy_wh, price_per_kwh), last=last)
@@ -84,7 +87,8 @@ def running_view(tx: TransactionState | None, last: LastSession | None, *,
 def last_session(summary: SessionSummary, *, price_per_kwh: float | None) -> LastSession:
     """A finished session from the session topic."""
     return LastSession(
-        transaction_id=summary.transaction_id, id_tag=summary.id_tag,
+        transaction_id=summary.transaction_id, transaction_ref=summary.transaction_ref,
+        id_tag=summary.id_tag,
         started_at=summary.started_at, stopped_at=summary.stopped_at,
         energy_wh=summary.energy_wh,
         duration_s=max(0.0, (summary.stopped_at - summary.started_at).total_seconds()),

@@ -222,15 +222,16 @@ class BusBridge:
                 bus.publish(ch.TRANSACTION, None if tx is None else TransactionState(
                     transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
                     started_at=tx.started_at, meter_start_wh=tx.meter_start_wh,
-                    energy_wh=max(0.0, tx.energy_wh - tx.meter_start_wh)), connector=n)
+                    energy_wh=max(0.0, tx.energy_wh - tx.meter_start_wh),
+                    transaction_ref=tx.transaction_id), connector=n)
             case PublishSession(connector=n, transaction=tx, stopped_at=at, meter_stop_wh=stop,
                                 reason=reason):
                 bus.publish(ch.SESSION, SessionSummary(
                     transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
                     started_at=tx.started_at,
                     stopped_at=at, meter_start_wh=tx.meter_start_wh, meter_stop_wh=stop,
-                    energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason),
-                    connector=n)
+                    energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason,
+                    transaction_ref=tx.transaction_id), connector=n)
             case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
                 bus.publish(ch.CHARGING, ChargingState(
                     enabled=enabled, current_limit_a=limit, ts=utcnow(),
@@ -248,8 +249,8 @@ class BusBridge:
 
 
 def _bus_transaction_id(value: str | None) -> int | None:
-    """The bus contract carries the central system's id as an integer (what OCPP 1.6 gives); a
-    non-numeric id is not shown there (a contract field for it is to be added with 2.0.1)."""
+    """transaction_id carries the central system's id as an integer (what OCPP 1.6 gives); a
+    non-numeric one (2.0.1) is only in transaction_ref, which carries every id as text."""
     try:
         return None if value is None else int(value)
     except ValueError:
