@@ -133,7 +133,8 @@ def fuzzed(mosquitto: Broker, influxdb: InfluxServer,
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            if pending:  # gather() of nothing looks for this thread's loop, which has none
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     thread = threading.Thread(target=run, name="fuzz-api", daemon=True)
     thread.start()
