@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -64,10 +64,7 @@ class Channel(Generic[P]):
 
     def match(self, root: str, topic: str) -> dict[str, str] | None:
         """The placeholder values if the topic belongs to this channel, else None."""
-        regex = re.escape(self.pattern.replace("{root}", root))
-        regex = regex.replace(r"\{", "{").replace(r"\}", "}")
-        regex = _PLACEHOLDER.sub(lambda g: f"(?P<{g.group(1)}>[^/]+)", regex)
-        found = re.fullmatch(regex, topic)
+        found = _matcher(self.pattern, root).fullmatch(topic)
         return found.groupdict() if found else None
 
     def encode(self, payload: P | None) -> bytes:
@@ -96,6 +93,15 @@ class Channel(Generic[P]):
             return self.model.model_validate_json(raw)  # type: ignore[union-attr,return-value,unused-ignore]
         except ValidationError as exc:
             raise PayloadError(_describe(exc)) from None
+
+
+@lru_cache(maxsize=256)
+def _matcher(pattern: str, root: str) -> re.Pattern[str]:
+    """The compiled regex of a pattern under a root: built once, not on every message."""
+    regex = re.escape(pattern.replace("{root}", root))
+    regex = regex.replace(r"\{", "{").replace(r"\}", "}")
+    regex = _PLACEHOLDER.sub(lambda g: f"(?P<{g.group(1)}>[^/]+)", regex)
+    return re.compile(regex)
 
 
 def _describe(exc: ValidationError) -> str:
