@@ -126,7 +126,9 @@ def up(
     )] = None,
     join_tls: Annotated[bool, typer.Option(help="with --join: connect with TLS")] = False,
     ocpp: Annotated[str, typer.Option(
-        metavar="1.6|2.0.1", help="OCPP version the stations speak")] = "1.6",
+        metavar="1.6|2.0.1|auto",
+        help="OCPP version the stations speak (auto: offer both, speak what the central "
+             "system selects)")] = "1.6",
     house: Annotated[bool, typer.Option(
         help="run the energy manager with a simulated house: PV over the day, a varying "
              "house load, a 25 A fuse")] = True,
@@ -144,8 +146,8 @@ def up(
     if house_start is not None and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", house_start):
         typer.echo(f"voltbus up: --house-start wants HH:MM, not {house_start!r}", err=True)
         raise typer.Exit(2)
-    if ocpp not in ("1.6", "2.0.1"):
-        typer.echo(f"voltbus up: --ocpp is 1.6 or 2.0.1, not {ocpp!r}", err=True)
+    if ocpp not in ("1.6", "2.0.1", "auto"):
+        typer.echo(f"voltbus up: --ocpp is 1.6, 2.0.1 or auto, not {ocpp!r}", err=True)
         raise typer.Exit(2)
     options = StackOptions(
         connectors=connectors, stations=stations, csms_url=csms_url, api_port=api_port,

@@ -58,7 +58,12 @@ class ProtocolAdapter(Protocol):
 
     @property
     def subprotocol(self) -> str:
-        """The websocket subprotocol it speaks ("ocpp1.6")."""
+        """The websocket subprotocol it speaks ("ocpp1.6"), or speaks now if it offers several."""
+        ...
+
+    @property
+    def subprotocols(self) -> tuple[str, ...]:
+        """The subprotocols offered in the handshake, most preferred first."""
         ...
 
     @property
@@ -67,7 +72,7 @@ class ProtocolAdapter(Protocol):
         ...
 
     def open(self, connection: ClientConnection, core: StationCore) -> Session:
-        """A session on a connection that negotiated `subprotocol`."""
+        """A session on a connection that negotiated one of `subprotocols`."""
         ...
 
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -52,7 +52,7 @@ class Link:
                  session: Callable[[ClientConnection], Awaitable[None]],
                  on_down: Callable[[], None],
                  auth_key: Callable[[], str | None],
-                 ping_interval: Callable[[], float], subprotocol: str,
+                 ping_interval: Callable[[], float], subprotocols: Sequence[str],
                  rotation: KeyRotation | None = None) -> None:
         self.settings = settings
         self.station = station
@@ -60,7 +60,7 @@ class Link:
         self.on_down = on_down
         self.auth_key = auth_key
         self.ping_interval = ping_interval
-        self.subprotocol = subprotocol  # the one the station's protocol adapter speaks
+        self.subprotocols = tuple(subprotocols)  # what the protocol adapter offers, best first
         self.connection: ClientConnection | None = None
         self.connects = 0
         self.rotation = rotation  # a new AuthorizationKey falls back to the previous on 401
@@ -131,19 +131,20 @@ class Link:
         context = tls_context(self.settings)
         if context is not None:
             kwargs["ssl"] = context
-        async with connect(self.url, subprotocols=[self.subprotocol],  # type: ignore[list-item]
+        async with connect(self.url, subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
                            additional_headers=headers, open_timeout=10,
                            ping_interval=ping if ping > 0 else None,
                            ping_timeout=ping if ping > 0 else None, **kwargs) as ws:
-            if ws.subprotocol != self.subprotocol:
-                await ws.close(1002, f"{self.subprotocol} required")
-                raise InvalidHandshake(f"central system did not agree to {self.subprotocol} "
+            if ws.subprotocol not in self.subprotocols:
+                offered = " or ".join(self.subprotocols)
+                await ws.close(1002, f"{offered} required")
+                raise InvalidHandshake(f"central system did not agree to {offered} "
                                        f"(got {ws.subprotocol!r})")
             self.connection = ws
             self.connects += 1
             if key:
                 self._key_accepted(previous)
-            log.info("%s: connected to %s", self.station, self.url)
+            log.info("%s: connected to %s (%s)", self.station, self.url, ws.subprotocol)
             try:
                 await self.session(ws)
             except asyncio.CancelledError:

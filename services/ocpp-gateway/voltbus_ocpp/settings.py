@@ -18,8 +18,9 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     """VOLTBUS_CSMS_URL, VOLTBUS_CONNECTORS, VOLTBUS_CSMS_AUTH_KEY(_FILE), TLS files, ..."""
 
     csms_url: str = Field(default="ws://127.0.0.1:9000/ocpp", pattern=r"^wss?://.+")
-    ocpp_version: Literal["1.6", "2.0.1"] = "1.6"
-    """VOLTBUS_OCPP_VERSION: the OCPP version the station speaks (protocols.py)."""
+    ocpp_version: Literal["1.6", "2.0.1", "auto"] = "1.6"
+    """VOLTBUS_OCPP_VERSION: the OCPP version the station speaks (protocols.py); auto offers
+    both subprotocols (ocpp2.0.1 first) and speaks the one the central system selects."""
     connectors: int = Field(default=1, ge=1, le=500)
     csms_auth_key: SecretStr | None = None
     csms_auth_key_file: Path | None = None

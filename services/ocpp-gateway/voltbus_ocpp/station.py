@@ -120,7 +120,7 @@ class Station:
                                    on_heartbeat=self._heartbeat_answered)
         self.link = Link(settings, station_id, session=self._session, on_down=self._link_down,
                          auth_key=self._auth_key, ping_interval=lambda: self.config.ping_interval_s,
-                         subprotocol=self.adapter.subprotocol,
+                         subprotocols=self.adapter.subprotocols,
                          rotation=KeyRotation(self.store))
         self.ring = LogRing()
         logging.getLogger("voltbus_ocpp").addHandler(self.ring)

@@ -57,6 +57,7 @@ class V16Adapter:
 
     def __init__(self, settings: GatewaySettings, store: Store) -> None:
         self.subprotocol = SUBPROTOCOL
+        self.subprotocols = (SUBPROTOCOL,)
         overrides = {"NumberOfConnectors": str(settings.connectors), **settings.ocpp_config}
         self.config = ConfigStore(store, overrides=overrides, time_scale=settings.time_scale)
         for key, value in settings.ocpp_config.items():  # the environment wins over stored values

@@ -94,6 +94,7 @@ class V201Adapter:
 
     def __init__(self, settings: GatewaySettings, store: Store) -> None:
         self.subprotocol = SUBPROTOCOL
+        self.subprotocols = (SUBPROTOCOL,)
         self.store = store
         self.config = Variables(store, time_scale=settings.time_scale)
 
