@@ -212,6 +212,7 @@ async def test_violations_a_test_never_read_are_reported(monkeypatch: pytest.Mon
 async def test_after_a_rejected_boot_only_a_new_boot_may_come_even_on_a_new_connection(
         csms: Csms) -> None:
     csms.behaviour.boot_status = "Rejected"  # type: ignore[assignment]
+    csms.behaviour.boot_interval_s = 0  # no retry interval to wait (that rule is tested below)
     async with station16(csms) as cp:  # boots (Rejected)
         pass
     csms.behaviour.boot_status = "Accepted"  # type: ignore[assignment]
@@ -222,6 +223,26 @@ async def test_after_a_rejected_boot_only_a_new_boot_may_come_even_on_a_new_conn
         await cp.call(call.Heartbeat())
     assert [(v.rule, v.unique_id) for v in csms.violations("P1")] == [
         (rules.CALL_WHILE_REJECTED, "h1")]
+
+
+async def test_a_rejected_station_waits_the_interval_and_answers_nothing(csms: Csms) -> None:
+    """1.6 4.2: after Rejected, no message at all until the retry interval has expired (the
+    BootNotification too), and no answer to the central system's requests."""
+    csms.behaviour.boot_status = "Rejected"  # type: ignore[assignment]
+    csms.behaviour.boot_interval_s = 30
+    csms.behaviour.time_scale = 0.01  # 0.3 s
+    async with station16(csms) as cp:  # boots (Rejected)
+        with contextlib.suppress(TimeoutError):  # a well-behaved station would not answer
+            await asyncio.wait_for(csms.send("P1", call.ChangeConfiguration(
+                key="HeartbeatInterval", value="5")), 1)
+        await cp.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+        await asyncio.sleep(0.35)
+        csms.behaviour.boot_status = "Accepted"  # type: ignore[assignment]
+        await cp.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+        await cp.call(call.Heartbeat())
+    assert [(v.rule, v.action) for v in csms.violations("P1")] == [
+        (rules.ANSWER_WHILE_REJECTED, "CALLRESULT"),
+        (rules.CALL_BEFORE_RETRY_INTERVAL, "BootNotification")]
 
 
 def energy16(wh: str, unit: str = "Wh") -> list[dict[str, Any]]:

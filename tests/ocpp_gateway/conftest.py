@@ -89,6 +89,7 @@ class Rig:
     async def start_gateway(self, **extra: Any) -> Station:
         """Start the station under test (again after stop/kill, with the same data dir)."""
         settings = self.settings(**extra)
+        self.csms.behaviour.time_scale = settings.time_scale  # its retry-interval checks
         self.gateway = Station(settings, self.id, Bus(settings, station=self.id,
                                                        service="gateway"))
         self._gw_task = asyncio.create_task(self.gateway.run())

@@ -5,9 +5,11 @@ says what the station is (§5.17), maintenance notifications say Idle when nothi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 
 from ocpp.v16 import call
+from ocpp.v16.enums import RegistrationStatus
 
 from tests.ocpp_gateway.conftest import Rig
 from tests.ocpp_gateway.test_protocol_ops import online
@@ -101,3 +103,64 @@ async def test_triggered_boot_has_the_serial_and_its_interval_applies(rig: Rig) 
         await asyncio.sleep(0.02)
     assert got["configurationKey"][0]["value"] == "42"
     assert rig.csms.violations(rig.id) == []
+
+
+async def test_triggered_boot_answered_pending_sends_only_boots_until_accepted(rig: Rig) -> None:
+    """§4.2: a Pending answer's interval is the wait before the next BootNotification; until one
+    is Accepted the station sends nothing else (a plug-in's status waits), and it still answers
+    the central system's requests."""
+    await online(rig)
+    csms = rig.csms
+    csms.behaviour.boot_status = RegistrationStatus.pending
+    csms.behaviour.boot_interval_s = 10  # 0.1 s here
+    await trigger(rig, "BootNotification")
+    await csms.wait_for(rig.id, "BootNotification", count=3)
+    rig.pilot("B")
+    await rig.wait("status", lambda p: p.status.value == "Preparing")
+    got = await csms.send(rig.id, call.GetConfiguration(key=["HeartbeatInterval"]))
+    assert got["configurationKey"][0]["key"] == "HeartbeatInterval"
+    await csms.wait_for(rig.id, "BootNotification", count=4)
+    boots = csms.received(rig.id, "BootNotification")
+    since = boots[1].at
+    later = [m.action for m in csms.received(rig.id) if m.at > since]
+    assert set(later) == {"BootNotification"}
+    gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(boots[1:])]
+    assert min(gaps) >= 0.1
+    csms.behaviour.boot_status = RegistrationStatus.accepted
+    await csms.wait_for(rig.id, "StatusNotification",
+                        where=lambda p: p["connectorId"] == 1 and p["status"] == "Preparing")
+    registered = await rig.wait("connection", lambda p: p.registration is not None
+                                and p.registration.value == "Pending")
+    assert registered.connected is True
+    assert csms.violations(rig.id) == []
+
+
+async def test_triggered_boot_answered_rejected_is_silent_for_the_interval(rig: Rig) -> None:
+    """§4.2: after Rejected nothing is sent until the retry interval has expired, and no request
+    of the central system is answered; the next BootNotification comes after the interval."""
+    await online(rig)
+    csms = rig.csms
+    csms.behaviour.boot_status = RegistrationStatus.rejected
+    csms.behaviour.boot_interval_s = 40  # 0.4 s here
+    await trigger(rig, "BootNotification")
+    rejected = await csms.wait_for(rig.id, "BootNotification", count=2)
+    assert rejected["chargePointSerialNumber"] == rig.id[:25]
+    rig.pilot("B")  # its StatusNotification waits for the acceptance
+    try:
+        await asyncio.wait_for(csms.send(rig.id, call.GetConfiguration(
+            key=["HeartbeatInterval"])), 0.2)
+        raise AssertionError("a Rejected station answered a request")
+    except TimeoutError:
+        pass
+    csms.behaviour.boot_status = RegistrationStatus.accepted
+    csms.behaviour.boot_interval_s = None
+    await csms.wait_for(rig.id, "StatusNotification",
+                        where=lambda p: p["connectorId"] == 1 and p["status"] == "Preparing")
+    boots = csms.received(rig.id, "BootNotification")
+    assert len(boots) == 3
+    assert (boots[2].at - boots[1].at).total_seconds() >= 0.4
+    between = [m.action for m in csms.received(rig.id) if boots[1].at < m.at < boots[2].at]
+    assert between == []
+    assert csms.violations(rig.id) == []
+    got = await csms.send(rig.id, call.GetConfiguration(key=["HeartbeatInterval"]))
+    assert got["configurationKey"][0]["value"] == "3600"

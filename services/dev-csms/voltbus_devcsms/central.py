@@ -68,6 +68,9 @@ class CsmsBehaviour:
     # station may have given up waiting (OCPP-J: "responded to or timed out").
     station_call_timeout_s: float = 5.0
     reject_violations: bool = False  # answer a violating CALL with a CALLERROR too
+    # One second of the stations' OCPP time in real seconds, for the retry-interval check
+    # after a Rejected boot (tests run stations at a time_scale of 0.01).
+    time_scale: float = 1.0
     # This central system's clock for the timestamp checks (a test whose station runs on a
     # shifted clock gives the same clock here).
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -133,6 +136,8 @@ class CentralSystem:
         self.transactions201: dict[str, dict[str, Transaction201]] = {}
         self.reports: dict[tuple[str, str, int], Report] = {}
         self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
+        # station -> time.monotonic() before which a Rejected station may send nothing
+        self.rejected_until: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._server: Server | None = None
 

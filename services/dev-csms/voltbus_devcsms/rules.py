@@ -22,6 +22,11 @@ STOP_BEFORE_START = "stop-before-start"
 STATUS_TRANSITION = "status-transition"
 STATUS_CONNECTOR_0 = "status-not-for-connector-0"
 CALL_WHILE_REJECTED = "call-while-rejected"
+# 1.6 4.2: after a Rejected BootNotification the station "SHALL NOT send any OCPP message to the
+# Central System until the aforementioned retry interval has expired" (its BootNotification too)
+# and "SHALL NOT respond to any Central System initiated message" (2.0.1 B03 the same)
+CALL_BEFORE_RETRY_INTERVAL = "call-before-retry-interval"
+ANSWER_WHILE_REJECTED = "answer-while-rejected"
 SEQNO_GAP = "seqno-gap"
 SEQNO_DUPLICATE = "seqno-duplicate"
 SEQNO_ORDER = "seqno-out-of-order"

@@ -63,6 +63,16 @@ class SessionBase:
         else:
             self.csms.boot_rejected.discard(self.id)
 
+    def boot_answered(self, status: str, interval_s: int) -> None:
+        """Keep what a BootNotification answer obliges the station to (1.6 4.2, 2.0.1 B03):
+        after Rejected, silence until the retry interval has expired."""
+        self.rejected = status == "Rejected"
+        if self.rejected:
+            self.csms.rejected_until[self.id] = time.monotonic() + (
+                interval_s * self.csms.behaviour.time_scale)
+        else:
+            self.csms.rejected_until.pop(self.id, None)
+
     # --- frames in ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -88,8 +98,13 @@ class SessionBase:
 
     async def _answered(self, raw: str, msg: list[Any]) -> None:
         """Hand the answer to our CALL in flight to its caller; any other answer is dropped."""
+        kind = "CALLRESULT" if msg[0] == 3 else "CALLERROR"
+        if self.rejected:
+            self.violation(rules.ANSWER_WHILE_REJECTED,
+                           f"{kind} {msg[1]} after a Rejected BootNotification: a rejected "
+                           f"station answers no central-system request until it is accepted",
+                           action=kind, unique_id=str(msg[1]))
         if msg[1] != self._awaiting:
-            kind = "CALLRESULT" if msg[0] == 3 else "CALLERROR"
             self.violation(rules.UNEXPECTED_ANSWER,
                            f"{kind} {msg[1]} answers no CALL in flight (awaiting "
                            f"{self._awaiting or 'none'}): unknown or too late",
@@ -132,6 +147,12 @@ class SessionBase:
                 self.violation(rules.CALL_WHILE_REJECTED,
                                f"{action} after a Rejected BootNotification, without booting "
                                f"again")
+            early = self.csms.rejected_until.get(self.id, 0.0) - time.monotonic()
+            if self.rejected and early > 0:
+                self.violation(rules.CALL_BEFORE_RETRY_INTERVAL,
+                               f"{action} {early / self.csms.behaviour.time_scale:.1f} s "
+                               f"before the retry interval of the Rejected BootNotification "
+                               f"expired")
             failing = self.csms.behaviour.fail_next
             if failing.get(action, 0) > 0:
                 failing[action] -= 1

@@ -86,7 +86,7 @@ class StationSession(SessionBase, ChargePoint):
     def on_boot(self, **_: Any) -> call_result.BootNotification:
         b = self.csms.behaviour
         self.statuses.clear()  # a rebooted station reports every connector afresh
-        self.rejected = b.boot_status == "Rejected"
+        self.boot_answered(str(b.boot_status), b.boot_interval())
         return call_result.BootNotification(current_time=now_iso(), interval=b.boot_interval(),
                                             status=b.boot_status)
 

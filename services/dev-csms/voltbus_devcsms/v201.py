@@ -104,7 +104,7 @@ class StationSession201(SessionBase, ChargePoint):
     def on_boot(self, charging_station: dict[str, Any], reason: str,
                 **_: Any) -> call_result.BootNotification:
         b = self.csms.behaviour
-        self.rejected = b.boot_status == "Rejected"
+        self.boot_answered(str(b.boot_status), b.boot_interval())
         return call_result.BootNotification(current_time=now_iso(), interval=b.boot_interval(),
                                             status=str(b.boot_status))
 

@@ -59,6 +59,7 @@ class StationApi(Protocol):
     def after_update_firmware(self) -> None: ...
 
 
+_CALL_FRAME = re.compile(r"\s*\[\s*2\s*,")
 _SECRET = re.compile(r'("key"\s*:\s*"AuthorizationKey"\s*,\s*"value"\s*:\s*")[^"]*"')
 
 
@@ -104,9 +105,15 @@ class V16ChargePoint(ChargePoint):
         super().__init__(station_id, connection, response_timeout=response_timeout,
                          logger=_WireLog(logging.getLogger("voltbus_ocpp.wire"), {}))
         self.station = station
+        self.silent = False  # Rejected by the central system: its requests are not answered
 
     async def route_message(self, raw_msg: str) -> None:
-        """Answer a bad frame with the right CALLERROR before the package sees it."""
+        """Answer a bad frame with the right CALLERROR before the package sees it; while the
+        boot is Rejected, no request of the central system is answered (4.2)."""
+        if self.silent and _CALL_FRAME.match(raw_msg):
+            log.warning("%s: request from the central system left unanswered: the "
+                        "BootNotification was Rejected: %.120s", self.id, raw_msg)
+            return
         error = check_frame(raw_msg, set(self.route_map))
         if error is None:
             await super().route_message(raw_msg)

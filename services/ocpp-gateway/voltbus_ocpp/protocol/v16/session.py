@@ -16,7 +16,7 @@ from voltbus_common.enums import RegistrationStatus
 from voltbus_ocpp.adapter import CallFailed, StationCore
 from voltbus_ocpp.messages import Boot, Message
 from voltbus_ocpp.model.authorisation import AuthEntry
-from voltbus_ocpp.model.events import Event, SendAuthorize
+from voltbus_ocpp.model.events import Event, LinkChanged, SendAuthorize
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 from voltbus_ocpp.protocol.v16.handlers import V16ChargePoint
@@ -85,35 +85,50 @@ class V16Session:
 
     async def boot(self) -> None:
         """BootNotification until Accepted; Pending/Rejected wait the interval (4.2)."""
-        core = self.core
-        payload = boot_payload(core.settings, core.id)
+        payload = boot_payload(self.core.settings, self.core.id)
+        answer = await send_call(self.cp, "BootNotification", payload)
+        await self._until_accepted(payload, answer)
+        log.info("%s: accepted by the central system", self.core.id)
+
+    async def _until_accepted(self, payload: dict[str, Any], answer: dict[str, Any]) -> None:
+        """Apply a BootNotification answer; while it is not Accepted, wait its interval and boot
+        again (4.2). Rejected: nothing is sent and no request of the central system is answered
+        until the interval has expired. Pending: only BootNotification is sent (the messenger
+        waits behind this call); the central system's requests are answered."""
         while True:
-            answer = await send_call(self.cp, "BootNotification", payload)
             status = RegistrationStatus(answer["status"])
-            core.registered(status)
             interval = int(answer.get("interval", 0))
+            self.core.registered(status)
+            self.cp.silent = status is RegistrationStatus.REJECTED
             if status is RegistrationStatus.ACCEPTED:
                 if interval > 0:
                     self.config.set_heartbeat_interval(interval)
-                log.info("%s: accepted by the central system", core.id)
                 return
-            wait = (interval or 60) * core.settings.time_scale
-            log.warning("%s: BootNotification %s; retrying in %.1fs", core.id, status.value, wait)
+            wait = (interval or 60) * self.core.settings.time_scale
+            log.warning("%s: BootNotification %s; booting again in %.1fs", self.core.id,
+                        status.value, wait)
             await asyncio.sleep(wait)
+            answer = await send_call(self.cp, "BootNotification", payload)
 
     async def send(self, message: Message) -> Event | None:
-        """A live message as its 1.6 CALL; an Authorize's answer as AuthorizeAnswered; a
-        triggered BootNotification's interval applies as at boot."""
+        """A live message as its 1.6 CALL; an Authorize's answer as AuthorizeAnswered. A
+        triggered BootNotification's answer applies as at boot: its interval, and when it is
+        Pending or Rejected the station is unregistered again (tags are decided offline, 4.2.1)
+        until a BootNotification is Accepted."""
         core = self.core
-        action, payload = convert.message_call(message, boot_payload(core.settings, core.id))
-        answer = await send_call(self.cp, action, payload)
+        payload = boot_payload(core.settings, core.id)
+        action, call_payload = convert.message_call(message, payload)
+        answer = await send_call(self.cp, action, call_payload)
         if isinstance(message, SendAuthorize):
             return convert.authorize_answered(message.id_tag, answer)
         if isinstance(message, Boot):
-            status = RegistrationStatus(answer["status"])
-            interval = int(answer.get("interval", 0))
-            if status is RegistrationStatus.ACCEPTED and interval > 0:
-                self.config.set_heartbeat_interval(interval)
+            if answer.get("status") == RegistrationStatus.ACCEPTED.value:
+                await self._until_accepted(payload, answer)
+                return None
+            core.dispatch(LinkChanged(False))
+            await self._until_accepted(payload, answer)
+            core.dispatch(LinkChanged(True))
+            log.info("%s: accepted by the central system again", core.id)
         return None
 
     async def send_record(self, record: Record, transaction_id: str | None) -> Event | None:
