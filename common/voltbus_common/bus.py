@@ -330,12 +330,19 @@ class Bus:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._send_loop(client))
                 group.create_task(self._receive_loop(client))
-        except* aiomqtt.MqttError as errors:
+        except BaseExceptionGroup as errors:
+            # A plain `except`, not `except*`: before 3.11.4 (Debian 12's and Raspberry Pi OS's
+            # 3.11.2) an exception raised inside an `except*` block comes out wrapped in a new
+            # ExceptionGroup (CPython gh-103590), which run() did not catch: the bus stopped
+            # for good at the first broker restart.
+            lost, others = errors.split(aiomqtt.MqttError)
+            if lost is None or others is not None:
+                raise
             if task is not None and task.cancelling() > cancels_before:
                 # 3.11's TaskGroup cancels its parent when a child fails and never takes the
                 # request back (3.12 does): left counted, it would read as a real cancel.
                 task.uncancel()
-            raise errors.exceptions[0] from None
+            raise lost.exceptions[0] from None
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         for sub in self._subs:
