@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from tests.fixtures.interpreters import other_python, run_tests_under
 from tests.fixtures.mosquitto import Broker, collector, running
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
@@ -139,3 +140,16 @@ async def test_a_cancel_during_connect_always_stops_the_bus(
     ours = [r.getMessage() for r in caplog.records
             if r.levelno >= logging.ERROR and r.name.startswith("voltbus")]
     assert ours == []
+
+
+def test_reconnect_under_debian_python() -> None:
+    """The restart test above, again under Debian 12's / Raspberry Pi OS's Python (3.11.2).
+
+    Before 3.11.4 the bus's `except*` handler re-raised the broker loss wrapped in a new
+    ExceptionGroup, run() let it through, and the bus never reconnected (this failed there,
+    while the suite's 3.11.7 passed)."""
+    python, _version = other_python()
+    output = run_tests_under(python, "tests/common/test_bus.py::"
+                          "test_messages_published_while_broker_down_arrive_after_restart",
+                          timeout=60)
+    assert "1 passed" in output

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.interpreters import other_python, run_tests_under
 from tests.fixtures.mosquitto import Broker
 from tests.hardware.helpers import FAST, Rig, Watch, rig
 from voltbus_common import channels as ch
@@ -126,3 +127,10 @@ async def test_gateway_ignores_stale_retained_pilot_after_broker_crash(
         await asyncio.gather(*tasks, return_exceptions=True)
     assert stale.payload.state is PilotState.A
     assert not [e for e in events if isinstance(e, PilotChanged)]
+
+
+def test_broker_restarts_under_debian_python() -> None:
+    """This file's other tests again under Debian 12's / Raspberry Pi OS's Python (3.11.2),
+    where every bus stopped at the first broker restart (tests/fixtures/interpreters.py)."""
+    python, _version = other_python()
+    run_tests_under(python, __file__, "-k", "not under_debian_python")
