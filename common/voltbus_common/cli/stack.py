@@ -146,13 +146,13 @@ def start_stack(opts: StackOptions) -> None:
         supervisor.add("gateway", "voltbus_ocpp",
                        {**base, **broker.env("gateway"), "VOLTBUS_CSMS_URL": csms_url,
                         "VOLTBUS_OCPP_VERSION": opts.ocpp})
+        site = {"VOLTBUS_ENERGY_SITE": HOUSE_SITE} if opts.house else {}
         supervisor.add("recorder", "voltbus_recorder",
-                       {**base, **broker.env("recorder"), **influx_env})
+                       {**base, **broker.env("recorder"), **influx_env, **site})
         house = house_env(opts) if opts.house else {}
         if opts.house:
             supervisor.add("energy", "voltbus_common.cli.house",
                            {**base, **broker.env("energy"), **house})
-        site = {"VOLTBUS_ENERGY_SITE": HOUSE_SITE} if opts.house else {}
         supervisor.add("api", "voltbus_api", {
             **base, **broker.env("api"), **influx_env, "VOLTBUS_API_PORT": str(api_port),
             "VOLTBUS_API_ADMIN_TOKEN_FILE": token_file, **site})

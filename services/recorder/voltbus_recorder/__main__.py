@@ -50,9 +50,11 @@ async def main(settings: RecorderSettings) -> None:
                     zone=ZoneInfo(settings.recorder_timezone),
                     commit_interval_s=settings.recorder_commit_interval_s,
                     link_sample_s=settings.recorder_link_sample_s)
+    # The site's state comes with the first station's subscriptions (one persistent session).
     inboxes = [Inbox(settings, client_id=session_id(settings.root, s),
-                     filters=ingest.filters("+" if settings.recorder_all_stations else s),
-                     handler=ingest.feed) for s in stations]
+                     filters=ingest.filters("+" if settings.recorder_all_stations else s,
+                                            site=settings.energy_site if i == 0 else None),
+                     handler=ingest.feed) for i, s in enumerate(stations)]
     health = HealthReporter(spool, writer, ingest, list(buses.values()), target=sink.description,
                             interval_s=settings.recorder_health_interval_s)
     try:

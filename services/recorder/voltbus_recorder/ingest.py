@@ -16,7 +16,7 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Received
 from voltbus_common.channels import PayloadError
 from voltbus_common.enums import ServiceState
-from voltbus_common.models import OcppConnection, SessionSummary, utcnow
+from voltbus_common.models import OcppConnection, SessionSummary, SiteState, utcnow
 from voltbus_recorder import points
 from voltbus_recorder.inbox import Message
 from voltbus_recorder.spool import Spool
@@ -76,12 +76,17 @@ class Ingest:
         self._channels: list[tuple[ch.Channel[Any], Callable[[Received[Any]], None]]] = [
             *((c, self._handler(f)) for c, f in _PER_CONNECTOR),
             (ch.SESSION, self._session), (ch.OCPP_CONNECTION, self._connection),
-            (ch.SERVICE_STATUS, self._service)]
+            (ch.SERVICE_STATUS, self._service), (ch.ENERGY_SITE, self._site)]
         self._routes: dict[str, _Route | None] = {}
 
-    def filters(self, station: str) -> list[tuple[str, int]]:
-        """The (topic filter, QoS) pairs to subscribe for station (`+`: every station)."""
-        return [(c.filter(self.root, station=station), c.qos) for c, _ in self._channels]
+    def filters(self, station: str, *, site: str | None = None) -> list[tuple[str, int]]:
+        """The (topic filter, QoS) pairs to subscribe for station (`+`: every station, and
+        every site); with site, also that site's `energy/site` (the energy manager's id)."""
+        found = [(c.filter(self.root, station=station), c.qos) for c, _ in self._channels
+                 if c is not ch.ENERGY_SITE or station == "+"]
+        if site is not None and station != "+":
+            found.append((ch.ENERGY_SITE.filter(self.root, station=site), ch.ENERGY_SITE.qos))
+        return found
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -150,6 +155,10 @@ class Ingest:
     def _session(self, msg: Received[SessionSummary]) -> None:
         if msg.payload is not None:
             self._add(points.session(msg.station, msg.connector, msg.payload, self.zone))
+
+    def _site(self, msg: Received[SiteState]) -> None:
+        if msg.payload is not None:
+            self._add(points.site(msg.station, msg.payload))
 
     def _connection(self, msg: Received[OcppConnection]) -> None:
         if msg.payload is not None:

@@ -32,6 +32,8 @@ class RecorderSettings(BusSettings):
 
     # every station on the broker (topic wildcard) instead of the VOLTBUS_STATIONS list
     recorder_all_stations: bool = False
+    # the energy manager's site id (VOLTBUS_ENERGY_SITE): its `energy/site` goes to `site`
+    energy_site: str | None = Field(default=None, pattern=r"^[^/+# ]{1,48}$")
     # a write goes out when this many points wait, or when the oldest waited this long
     recorder_batch_size: int = Field(default=5000, ge=1, le=100_000)
     recorder_batch_max_age_s: float = Field(default=1.0, gt=0, le=300)
