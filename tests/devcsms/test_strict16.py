@@ -245,6 +245,31 @@ async def test_a_rejected_station_waits_the_interval_and_answers_nothing(csms: C
         (rules.CALL_BEFORE_RETRY_INTERVAL, "BootNotification")]
 
 
+async def test_a_reserved_transaction_carries_the_reservations_tag_or_parent(
+        csms: Csms) -> None:
+    """1.6 5.13: only the reservation's idTag or a tag of its parent may use it."""
+    class Reserving(Station16):
+        @on(Action.reserve_now)  # type: ignore[misc]
+        def on_reserve(self, **_: Any) -> call_result.ReserveNow:
+            return call_result.ReserveNow(status="Accepted")
+
+    csms.behaviour.parent_tags = {"CHILD": "FLEET", "OTHER": "ELSE"}
+    async with connect(f"{csms.url}/P1", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+        cp = Reserving("P1", ws, response_timeout=5)
+        task = asyncio.create_task(cp.start())
+        await cp.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
+        await csms.send("P1", call.ReserveNow(connector_id=1, expiry_date=stamp(3600),
+                                              id_tag="OWNER", reservation_id=3,
+                                              parent_id_tag="FLEET"))
+        for n, tag in enumerate(("CHILD", "OTHER", "OWNER"), start=1):
+            answer = await cp.call(call.StartTransaction(
+                connector_id=n, id_tag=tag, meter_start=0, timestamp=stamp(), reservation_id=3))
+            assert answer.id_tag_info.get("parent_id_tag") == csms.behaviour.parent_tags.get(tag)
+        task.cancel()
+    assert [(v.rule, v.detail.split()[1]) for v in csms.violations("P1")] == [
+        (rules.RESERVATION_TAG, "OTHER")]
+
+
 def energy16(wh: str, unit: str = "Wh") -> list[dict[str, Any]]:
     return [{"timestamp": stamp(), "sampled_value": [
         {"value": wh, "measurand": "Energy.Active.Import.Register", "unit": unit},

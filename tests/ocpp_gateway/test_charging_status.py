@@ -71,6 +71,31 @@ async def test_a_tag_of_the_reservations_parent_may_use_it(rig: Rig) -> None:
     assert csms.violations(rig.id) == []
 
 
+async def test_a_reservations_parent_is_learnt_by_authorize(rig: Rig) -> None:
+    """§5.13: a tag in neither the local list nor the cache is sent in an Authorize.req, whose
+    answer gives its parent idTag; only a tag of the reservation's parent may then use it."""
+    csms = rig.csms
+    csms.behaviour.parent_tags = {"CHILD": "FLEET", "STRANGER": "ELSEWHERE"}
+    await online(rig)
+    assert await csms.send(rig.id, call.ReserveNow(
+        connector_id=1, expiry_date=iso(3600), id_tag="OWNER", reservation_id=9,
+        parent_id_tag="FLEET")) == {"status": "Accepted"}
+    rig.pilot("B")
+    await asyncio.sleep(0.2)
+    rig.tap("STRANGER")
+    await csms.wait_for(rig.id, "Authorize", where=lambda p: p["idTag"] == "STRANGER")
+    await asyncio.sleep(0.3)
+    assert csms.received(rig.id, "StartTransaction") == []
+    assert statuses(rig)[-1] == "Reserved"
+    rig.tap("CHILD")
+    await csms.wait_for(rig.id, "Authorize", where=lambda p: p["idTag"] == "CHILD")
+    start = await csms.wait_for(rig.id, "StartTransaction")
+    assert (start["idTag"], start["reservationId"]) == ("CHILD", 9)
+    await rig.status("SuspendedEV")
+    assert statuses(rig) == ["Available", "Reserved", "Preparing", "SuspendedEV"]
+    assert csms.violations(rig.id) == []
+
+
 async def test_new_session_on_a_finishing_connector_goes_through_preparing(rig: Rig) -> None:
     csms = rig.csms
     await online(rig)

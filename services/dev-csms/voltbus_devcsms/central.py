@@ -56,6 +56,7 @@ class CsmsBehaviour:
     heartbeat_interval_s: int = 60
     boot_interval_s: int | None = None  # BootNotification interval; None: heartbeat_interval_s
     accepted_tags: set[str] | None = None  # None: every tag is Accepted
+    parent_tags: dict[str, str] = field(default_factory=dict)  # idTag -> its parentIdTag
     accepted_token_types: set[str] | None = None  # 2.0.1 idToken types; None: every type
     start_status: dict[str, AuthorizationStatus] = field(default_factory=dict)
     # idTag -> the idTagInfo status StopTransaction.conf gives when the req carries that idTag
@@ -136,6 +137,10 @@ class CentralSystem:
         self.transactions201: dict[str, dict[str, Transaction201]] = {}
         self.reports: dict[tuple[str, str, int], Report] = {}
         self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
+        # (station, reservationId) -> (idTag, parentIdTag) of each 1.6 ReserveNow Accepted
+        self.reservations16: dict[tuple[str, int], tuple[str, str | None]] = {}
+        # station -> idTag -> parentIdTag, from the 1.6 SendLocalLists it accepted
+        self.list_parents16: dict[str, dict[str, str | None]] = {}
         # station -> time.monotonic() before which a Rejected station may send nothing
         self.rejected_until: dict[str, float] = {}
         self._ids = itertools.count(1)
@@ -314,7 +319,31 @@ class CentralSystem:
         except TimeoutError:  # the ocpp package puts the whole frame (secrets too) in the text
             raise TimeoutError(f"{station} did not answer {type(payload).__name__} within "
                                f"{self.response_timeout_s} s") from None
-        return as_wire(result)
+        answer = as_wire(result)
+        if isinstance(payload, v16.call.ReserveNow) and answer.get("status") == "Accepted":
+            self.reservations16[(station, payload.reservation_id)] = (payload.id_tag,
+                                                                      payload.parent_id_tag)
+        if isinstance(payload, v16.call.SendLocalList) and answer.get("status") == "Accepted":
+            self._listed16(station, payload)
+        return answer
+
+    def _listed16(self, station: str, request: Any) -> None:
+        """The parents a station's local list now gives its tags."""
+        listed = self.list_parents16.setdefault(station, {})
+        if str(request.update_type) == "Full":
+            listed.clear()
+        for entry in as_wire(request).get("localAuthorizationList", []):
+            info = entry.get("idTagInfo")
+            listed[entry["idTag"]] = None if info is None else info.get("parentIdTag")
+            if info is None:
+                del listed[entry["idTag"]]
+
+    def parent_of16(self, station: str, id_tag: str) -> str | None:
+        """A tag's parentIdTag as this central system gave it (its local list first)."""
+        listed = self.list_parents16.get(station, {})
+        if id_tag in listed:
+            return listed[id_tag]
+        return self.behaviour.parent_tags.get(id_tag)
 
     async def send_action(self, station: str, action: str,
                           payload: dict[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,9 @@ SEQNO_GAP = "seqno-gap"
 SEQNO_DUPLICATE = "seqno-duplicate"
 SEQNO_ORDER = "seqno-out-of-order"
 METER_DECREASED = "meter-register-decreased"
+# 1.6 5.13: a reserved connector refuses "all incoming idTags ... except when the incoming idTag
+# or the parent idTag match the idTag or parent idTag of the reservation"
+RESERVATION_TAG = "reservation-tag-mismatch"
 EVSE_ZERO = "evse-0-not-allowed"
 
 # How far ahead of this machine's clock a station's timestamp may be (clock skew of a station

@@ -109,13 +109,29 @@ class StationSession(SessionBase, ChargePoint):
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
+        b = self.csms.behaviour
         return call_result.Authorize(id_tag_info=IdTagInfo(
-            status=self.csms.behaviour.tag_status(id_tag)))
+            status=b.tag_status(id_tag), parent_id_tag=b.parent_tags.get(id_tag)))
+
+    def _check_reservation(self, id_tag: str, reservation_id: int | None) -> None:
+        """A transaction started on a reservation this central system made carries its idTag
+        or a tag of its parent (5.13)."""
+        reservation = self.csms.reservations16.get((self.id, reservation_id or -1))
+        if reservation is None:
+            return
+        owner, parent = reservation
+        tags_parent = self.csms.parent_of16(self.id, id_tag)
+        ok = id_tag == owner or (parent is not None and tags_parent == parent)
+        self.check(rules.RESERVATION_TAG, None if ok else
+                   f"idTag {id_tag} started on reservation {reservation_id} of {owner} "
+                   f"(parent {parent}), but its parent is {tags_parent}")
 
     @on(Action.start_transaction)
     def on_start(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
+                 reservation_id: int | None = None,
                  **_: Any) -> call_result.StartTransaction:
         self.check_time(timestamp)
+        self._check_reservation(id_tag, reservation_id)
         mine = [t for t in self.csms.transactions16.values() if t.station == self.id]
         twice = next((t for t in mine if (t.connector_id, t.meter_start, rules.parse_time(
             t.started)) == (connector_id, meter_start, rules.parse_time(timestamp))), None)
@@ -133,7 +149,9 @@ class StationSession(SessionBase, ChargePoint):
             self.id, transaction_id, connector_id, id_tag, meter_start, timestamp)
         self.csms.open_transactions.setdefault(self.id, []).append(transaction_id)
         return call_result.StartTransaction(transaction_id=transaction_id,
-                                            id_tag_info=IdTagInfo(status=status))
+                                            id_tag_info=IdTagInfo(
+                                                status=status,
+                                                parent_id_tag=b.parent_tags.get(id_tag)))
 
     @on(Action.stop_transaction)
     def on_stop(self, transaction_id: int, meter_stop: int, timestamp: str,

@@ -179,7 +179,22 @@ class StationModel:
         target = self.choose_connector(tag)
         if target is not None:
             return self._authorise(tag, target, None, None)
+        reserved = self._reserved_for_a_group(tag)
+        if reserved is not None:  # Authorize tells its parent idTag (1.6 5.13)
+            self.pending[tag] = Pending(reserved.connector_id, None, None)
+            return [SendAuthorize(tag)]
         return self._stop_by_group(tag)
+
+    def _reserved_for_a_group(self, tag: str) -> Connector | None:
+        """A free connector reserved with a parent idTag, for a tag whose parent is in neither
+        the local list nor the cache, while the central system can be asked: OCPP 1.6 5.13
+        "the Charge Point SHALL send an Authorize.req for the incoming idTag", whose answer
+        carries the parent."""
+        if not self.online or self.authoriser.known(tag) is not None:
+            return None
+        return next((c for c in self.connectors.values()
+                     if c.usable and c.facts.waiting is None and c.facts.reservation is not None
+                     and c.facts.reservation.parent_id_tag), None)
 
     def _stop_by_group(self, tag: str) -> list[Effect]:
         """No free connector: a tag of the same group (parentIdTag) may stop a transaction."""
@@ -211,13 +226,17 @@ class StationModel:
         best = reserved or plugged or free
         return best[0] if best else None
 
-    def _reservation_allows(self, c: Connector, tag: str | None) -> bool:
-        """The reservation's own idTag, or one whose known parent idTag matches its parent."""
+    def _reservation_allows(self, c: Connector, tag: str | None,
+                            parent: str | None = None) -> bool:
+        """The reservation's own idTag, or one whose parent idTag (given, from an Authorize
+        answer, else from the local list/cache) matches the reservation's parent."""
         r = c.facts.reservation
         if r is None or tag == r.id_tag:
             return True
-        entry = self.authoriser.known(tag) if tag else None
-        return bool(r.parent_id_tag and entry and entry.parent_id_tag == r.parent_id_tag)
+        if parent is None:
+            entry = self.authoriser.known(tag) if tag else None
+            parent = entry.parent_id_tag if entry is not None else None
+        return bool(r.parent_id_tag and parent == r.parent_id_tag)
 
     def _authorise(self, tag: str, c: Connector, request_id: str | None,
                    command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
@@ -228,13 +247,17 @@ class StationModel:
         return self._authorised(tag, Pending(c.connector_id, request_id, command, limit_a),
                                 decision is Decision.ACCEPT, "not authorised locally")
 
-    def _authorised(self, tag: str, p: Pending, accepted: bool, why: str) -> list[Effect]:
+    def _authorised(self, tag: str, p: Pending, accepted: bool, why: str,
+                    parent: str | None = None) -> list[Effect]:
         c = self.connectors[p.connector]
         if not accepted:
             return self._answer(p, CommandStatus.REJECTED, f"id tag {tag}: {why}")
         if not c.usable:
             return self._answer(p, CommandStatus.REJECTED,
                                 f"connector {c.connector_id} is no longer free")
+        if not self._reservation_allows(c, tag, parent):
+            return self._answer(p, CommandStatus.REJECTED,
+                                f"connector {c.connector_id} is reserved for another id tag")
         return (self._through_preparing(c) + c.authorised(tag, limit_a=p.limit_a)
                 + self._answer(p, CommandStatus.ACCEPTED))
 
@@ -270,7 +293,8 @@ class StationModel:
                     event.parent_id_tag == p.stop_for_parent):
                 return c.stop_transaction(StopReason.LOCAL, event.id_tag)
             return []
-        return [] if p is None else self._authorised(event.id_tag, p, accepted, why)
+        return [] if p is None else self._authorised(event.id_tag, p, accepted, why,
+                                                     event.parent_id_tag)
 
     def _on_start_answer(self, event: StartAnswered) -> list[Effect]:
         effects: list[Effect] = []
