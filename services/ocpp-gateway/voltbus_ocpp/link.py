@@ -25,6 +25,10 @@ from voltbus_ocpp.store import KeyRotation
 
 log = logging.getLogger(__name__)
 
+# Frames read ahead of the one being handled (websockets' high-water mark; its default is 16):
+# with csms_max_frame_bytes each, this bounds what a flood of big frames holds in memory.
+MAX_QUEUE = 4
+
 
 def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
     """Profile 2/3: verify the central system against the configured CA; client cert for 3."""
@@ -134,7 +138,9 @@ class Link:
         async with connect(self.url, subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
                            additional_headers=headers, open_timeout=10,
                            ping_interval=ping if ping > 0 else None,
-                           ping_timeout=ping if ping > 0 else None, **kwargs) as ws:
+                           ping_timeout=ping if ping > 0 else None,
+                           max_size=self.settings.csms_max_frame_bytes, max_queue=MAX_QUEUE,
+                           **kwargs) as ws:
             if ws.subprotocol not in self.subprotocols:
                 offered = " or ".join(self.subprotocols)
                 await ws.close(1002, f"{offered} required")

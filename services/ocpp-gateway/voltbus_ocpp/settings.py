@@ -40,6 +40,9 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     response_timeout_s: float = Field(default=30.0, gt=0)
+    csms_max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    """The largest frame read from the central system (4 MiB): a bigger one closes the connection
+    with 1009 (RFC 6455 7.4.1), the station reconnects and its sessions go on (docs/ocpp.md)."""
     relay_grace_s: float = Field(default=3.0, gt=0, le=60)
     """How long the reported relay may disagree with the last command before it is re-sent."""
     time_scale: float = Field(default=1.0, gt=0, le=1.0)

@@ -19,6 +19,7 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
+from voltbus_ocpp.protocol.guard import FrameGuard
 from voltbus_ocpp.protocol.v16.frames import check_frame
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def _floats(data: Any) -> Any:
     return data
 
 
-class V16ChargePoint(ChargePoint):
+class V16ChargePoint(FrameGuard, ChargePoint):
     """An `ocpp.v16.ChargePoint` whose handlers delegate to the 1.6 requests."""
 
     def __init__(self, station_id: str, connection: Any, station: StationApi, *,
@@ -106,21 +107,17 @@ class V16ChargePoint(ChargePoint):
                          logger=_WireLog(logging.getLogger("voltbus_ocpp.wire"), {}))
         self.station = station
         self.silent = False  # Rejected by the central system: its requests are not answered
+        self._guard_init(check_frame)  # bad frames answered or dropped first (guard.py)
 
-    async def route_message(self, raw_msg: str) -> None:
-        """Answer a bad frame with the right CALLERROR before the package sees it; while the
-        boot is Rejected, no request of the central system is answered (4.2)."""
-        if self.silent and _CALL_FRAME.match(raw_msg):
+    async def route_message(self, raw_msg: str | bytes) -> None:
+        """While the boot is Rejected, no request of the central system is answered (4.2);
+        otherwise the guard answers or drops a bad frame before the package sees it."""
+        text = raw_msg if isinstance(raw_msg, str) else raw_msg.decode("utf-8", "replace")
+        if self.silent and _CALL_FRAME.match(text):
             log.warning("%s: request from the central system left unanswered: the "
-                        "BootNotification was Rejected: %.120s", self.id, raw_msg)
+                        "BootNotification was Rejected: %.120s", self.id, text)
             return
-        error = check_frame(raw_msg, set(self.route_map))
-        if error is None:
-            await super().route_message(raw_msg)
-            return
-        log.warning("%s: bad frame from central system: %.200s", self.id, raw_msg)
-        if error:
-            await self._send(error)
+        await super().route_message(raw_msg)
 
     @on(Action.remote_start_transaction)
     def on_remote_start(self, id_tag: str, connector_id: int | None = None,

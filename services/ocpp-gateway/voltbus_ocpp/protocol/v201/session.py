@@ -46,6 +46,7 @@ from voltbus_ocpp.model.events import (
     Tick,
 )
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
+from voltbus_ocpp.protocol.guard import FrameGuard
 from voltbus_ocpp.protocol.v201 import convert
 from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
@@ -141,7 +142,7 @@ class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.log(logging.WARNING, msg, *args, **kwargs)
 
 
-class V201ChargePoint(ChargePoint):
+class V201ChargePoint(FrameGuard, ChargePoint):
     """An `ocpp.v201.ChargePoint` whose handlers turn requests into model events."""
 
     def __init__(self, station_id: str, connection: Any, core: StationCore,
@@ -151,16 +152,7 @@ class V201ChargePoint(ChargePoint):
         self.core = core
         self.variables = variables
         self.cancelled: set[int] = set()  # reservations the central system cancelled
-
-    async def route_message(self, raw_msg: str) -> None:
-        """Answer a bad frame with its 2.0.1 CALLERROR before the package sees it."""
-        error = check_frame(raw_msg, set(self.route_map))
-        if error is None:
-            await super().route_message(raw_msg)
-            return
-        log.warning("%s: bad frame from central system: %.200s", self.id, raw_msg)
-        if error:
-            await self._send(error)
+        self._guard_init(check_frame)  # bad frames answered or dropped first (guard.py)
 
     @on("RequestStartTransaction")
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
