@@ -50,6 +50,8 @@ class Station201(ChargePoint):
         self.seq = itertools.count(0)
         self.transaction_id: str | None = None
         self.local_list_version = 0
+        self.report_seq_nos: list[int] | None = None  # the next report's page seqNos
+        self.results_limit: int | None = None  # GetVariables answers only this many (a bug)
 
     def _got(self, action: str, kwargs: dict[str, Any]) -> None:
         self.requests.append((action, kwargs))
@@ -96,7 +98,7 @@ class Station201(ChargePoint):
                             "UnknownVariable", "component": item["component"],
                             "variable": item["variable"],
                             **({"attribute_value": value} if value is not None else {})})
-        return call_result.GetVariables(get_variable_result=results)
+        return call_result.GetVariables(get_variable_result=results[:self.results_limit])
 
     @on(Action.set_variables)
     def on_set_variables(self, set_variable_data: list[dict[str, Any]],
@@ -120,7 +122,7 @@ class Station201(ChargePoint):
 
     @after(Action.get_base_report)
     async def after_get_base_report(self, request_id: int, **_: Any) -> None:
-        await self.send_report(request_id)
+        await self.send_report(request_id, seq_nos=self.report_seq_nos)
 
     @on(Action.get_report)
     def on_get_report(self, request_id: int, **kw: Any) -> call_result.GetReport:
@@ -129,14 +131,15 @@ class Station201(ChargePoint):
 
     @after(Action.get_report)
     async def after_get_report(self, request_id: int, **_: Any) -> None:
-        await self.send_report(request_id)
+        await self.send_report(request_id, seq_nos=self.report_seq_nos)
 
     async def send_report(self, request_id: int, *, per_page: int = 2,
                           seq_nos: list[int] | None = None) -> None:
         """The device model as a NotifyReport in pages of per_page variables."""
         items = [{"component": {"name": c}, "variable": {"name": v},
                   "variable_attribute": [{"type": "Actual", "mutability": "ReadWrite",
-                                          **({"value": val} if "Password" not in v else {})}]}
+                                          "value": val} if "Password" not in v else {
+                                              "type": "Actual", "mutability": "WriteOnly"}]}
                  for (c, v), val in self.variables.items()]
         pages = [items[i:i + per_page] for i in range(0, len(items), per_page)]
         for n, page in enumerate(pages):

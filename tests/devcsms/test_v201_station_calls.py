@@ -169,16 +169,57 @@ async def test_a_frame_against_the_schema_gets_a_callerror(csms: Csms) -> None:
 async def test_paged_notify_report_is_assembled_and_its_pages_checked(csms: Csms) -> None:
     async with station201(csms.url, "S1") as st:
         await st.boot()
-        await st.send_report(5)
+        assert await csms.send("S1", call.GetBaseReport(
+            request_id=5, report_base="FullInventory")) == {"status": "Accepted"}
         report = await csms.wait_report("S1", 5)
         assert len(report.pages) == 2
         names = [i["variable"]["name"] for i in report.items("reportData")]
         assert names == ["BasicAuthPassword", "TxUpdatedInterval", "HeartbeatInterval",
                          "ItemsPerMessage"]
         assert csms.violations() == []
-        await st.send_report(6, seq_nos=[0, 2])  # page 1 missing
+        st.report_seq_nos = [0, 2]  # page 1 missing
+        await csms.send("S1", call.GetBaseReport(request_id=6, report_base="FullInventory"))
         await csms.wait_report("S1", 6)
         assert [v.rule for v in csms.violations("S1")] == [rules.SEQNO_GAP]
+
+
+async def test_report_pages_must_answer_an_accepted_request_and_end_at_the_last(
+        csms: Csms) -> None:
+    """2.0.1 B07/B08: NotifyReport follows an accepted GetBaseReport/GetReport (not a request
+    never made), nothing after its last page; an attribute has a value unless WriteOnly, and a
+    WriteOnly one has none (VariableAttributeType)."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.send_report(7)  # never requested
+        await csms.wait_report("S1", 7)
+        assert [v.rule for v in csms.violations("S1")] == [rules.REPORT_UNREQUESTED] * 2
+        await csms.send("S1", call.GetBaseReport(request_id=8, report_base="FullInventory"))
+        await csms.wait_report("S1", 8)
+        before = len(csms.violations("S1"))
+        await st.call(call.NotifyReport(request_id=8, generated_at=now(), seq_no=2))
+        await st.call(call.NotifyReport(request_id=8, generated_at=now(), seq_no=3, report_data=[
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
+             "variable_attribute": [{"type": "Actual", "mutability": "ReadOnly"}]},
+            {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"},
+             "variable_attribute": [{"type": "Actual", "mutability": "WriteOnly",
+                                     "value": "secret"}]}]))
+        assert [v.rule for v in csms.violations("S1")[before:]] == [
+            rules.REPORT_AFTER_LAST, rules.REPORT_AFTER_LAST, rules.REPORT_ATTRIBUTE_VALUE,
+            rules.REPORT_ATTRIBUTE_VALUE]
+
+
+async def test_get_variables_answers_one_result_per_requested_item(csms: Csms) -> None:
+    """B06: a result for each requested item, naming it; one missing is a violation."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        asked = [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": name}}
+                 for name in ("HeartbeatInterval", "NoSuchVariable")]
+        await csms.send_action("S1", "GetVariables", {"getVariableData": asked})
+        assert csms.violations("S1") == []
+        st.results_limit = 1
+        await csms.send_action("S1", "GetVariables", {"getVariableData": asked})
+        assert [(v.rule, v.action) for v in csms.violations("S1")] == [
+            (rules.VARIABLE_RESULTS, "GetVariables")]
 
 
 async def test_one_call_in_flight_holds_for_201_too(csms: Csms) -> None:

@@ -136,6 +136,8 @@ class CentralSystem:
         self.transactions16: dict[int, Transaction16] = {}
         self.transactions201: dict[str, dict[str, Transaction201]] = {}
         self.reports: dict[tuple[str, str, int], Report] = {}
+        # (station, report action, requestId) -> the request's answer status (None: not yet)
+        self.report_requests: dict[tuple[str, str, int], str | None] = {}
         self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
         # (station, reservationId) -> (idTag, parentIdTag) of each 1.6 ReserveNow Accepted
         self.reservations16: dict[tuple[str, int], tuple[str, str | None]] = {}

@@ -7,7 +7,9 @@ name; a station breaking one is recorded as a Violation (and logged at WARNING).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 # Rule names (tests assert on these).
 CALL_IN_FLIGHT = "call-in-flight"  # OCPP-J 4.1.1 / 2.0.1 part 4 4.1.1: one CALL at a time
@@ -35,6 +37,17 @@ METER_DECREASED = "meter-register-decreased"
 # or the parent idTag match the idTag or parent idTag of the reservation"
 RESERVATION_TAG = "reservation-tag-mismatch"
 EVSE_ZERO = "evse-0-not-allowed"
+# 2.0.1 part 2 B07/B08 (and K09 for ReportChargingProfiles): report pages answer a request the
+# central system made and the station Accepted; nothing follows the page with tbc false.
+REPORT_UNREQUESTED = "report-not-requested"
+REPORT_AFTER_LAST = "report-page-after-last"
+# 2.0.1 part 2 section 2, VariableAttributeType.value: "may only be omitted when mutability is
+# set to WriteOnly"; a WriteOnly value is never read back (B06: GetVariables on one is Rejected).
+REPORT_ATTRIBUTE_VALUE = "report-attribute-value"
+# B05/B06: a Get/SetVariablesResponse has one result per requested item, for the component and
+# variable requested; GetVariableResultType.attributeValue "can only be empty when the given
+# status is NOT accepted".
+VARIABLE_RESULTS = "variable-results-mismatch"
 
 # How far ahead of this machine's clock a station's timestamp may be (clock skew of a station
 # synchronised by the central system's Heartbeat/BootNotification answers is far smaller).
@@ -99,4 +112,36 @@ def seq_no_problem(seen: set[int], last: int | None, seq_no: int) -> tuple[str, 
         return SEQNO_GAP, f"seqNo {seq_no} after {last}: missing {missing}"
     if last is not None and seq_no < last:
         return SEQNO_ORDER, f"seqNo {seq_no} after {last}"
+    return None
+
+
+def attribute_value_problem(report_data: dict[str, Any]) -> str | None:
+    """Why one NotifyReport reportData's attributes break VariableAttributeType (camelCase)."""
+    component, variable = report_data.get("component", {}), report_data.get("variable", {})
+    name = f"{component.get('name')}.{variable.get('name')}"
+    for attribute in report_data.get("variableAttribute", []):
+        write_only = attribute.get("mutability", "ReadWrite") == "WriteOnly"
+        if write_only and "value" in attribute:
+            return f"{name}: a WriteOnly attribute's value was reported"
+        if not write_only and "value" not in attribute:
+            return f"{name}: the {attribute.get('type', 'Actual')} attribute has no value"
+    return None
+
+
+def _named(item: dict[str, Any]) -> tuple[str, str]:
+    component, variable = item.get("component", {}), item.get("variable", {})
+    return (json.dumps(component, sort_keys=True), json.dumps(variable, sort_keys=True))
+
+
+def variable_results_problem(action: str, requested: list[dict[str, Any]],
+                             results: list[dict[str, Any]]) -> str | None:
+    """Why a Get/SetVariables answer (camelCase items) does not answer what was requested."""
+    if len(results) != len(requested):
+        return f"{action}: {len(results)} result(s) for {len(requested)} requested item(s)"
+    if sorted(map(_named, results)) != sorted(map(_named, requested)):
+        return f"{action}: the results name other components/variables than requested"
+    for r in results:
+        if action == "GetVariables" and r.get("attributeStatus") == "Accepted" and (
+                "attributeValue" not in r):
+            return f"GetVariables: {_named(r)} Accepted without an attributeValue"
     return None

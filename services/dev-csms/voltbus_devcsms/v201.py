@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
@@ -93,10 +94,45 @@ def energy_wh(meter_value: list[dict[str, Any]] | None) -> float | None:
     return found
 
 
+# The paged answers a request asks for (B07/B08 NotifyReport, K09 ReportChargingProfiles) and
+# the answer status under which they follow.
+REPORTS = {"GetBaseReport": ("NotifyReport", "Accepted"), "GetReport": ("NotifyReport", "Accepted"),
+           "GetChargingProfiles": ("ReportChargingProfiles", "Accepted")}
+
+
 class StationSession201(SessionBase, ChargePoint):
     """One connected OCPP 2.0.1 charging station: answers its CALLs, keeps what it reported."""
 
     ocpp_version = "2.0.1"
+
+    async def call(self, payload: Any, suppress: bool = True, unique_id: str | None = None,
+                   skip_schema_validation: bool = False) -> Any:
+        """Our CALL; a report request is noted before it goes out (its pages may arrive before
+        its answer is read), and the answers to reports and Get/SetVariables are checked."""
+        action = type(payload).__name__
+        report = REPORTS.get(action)
+        key = (self.id, report[0], payload.request_id) if report else None
+        if key is not None:
+            self.csms.report_requests[key] = None  # requested, not answered yet
+        result = await super().call(payload, suppress, unique_id, skip_schema_validation)
+        if key is not None and report is not None:
+            status = getattr(result, "status", None)
+            self.csms.report_requests[key] = str(status)
+            pages = self.csms.reports.get(key)
+            if status != report[1] and pages is not None and pages.pages:
+                self.violation(rules.REPORT_UNREQUESTED, f"{report[0]} {key[2]} pages sent for "
+                               f"a {action} answered {status}", action=report[0])
+        if action in ("GetVariables", "SetVariables") and result is not None:
+            data = snake_to_camel_case(serialize_as_dict(payload))
+            answer = snake_to_camel_case(serialize_as_dict(result))
+            item = "getVariableData" if action == "GetVariables" else "setVariableData"
+            got = "getVariableResult" if action == "GetVariables" else "setVariableResult"
+            problem = rules.variable_results_problem(
+                action, [{"component": d["component"], "variable": d["variable"]}
+                         for d in data[item]], remove_nones(answer)[got])
+            if problem is not None:
+                self.violation(rules.VARIABLE_RESULTS, problem, action=action)
+        return result
 
     # --- B provisioning, G availability ------------------------------------------------------
 
@@ -123,6 +159,8 @@ class StationSession201(SessionBase, ChargePoint):
     def on_notify_report(self, request_id: int, generated_at: str, seq_no: int,
                          tbc: bool = False, **_: Any) -> call_result.NotifyReport:
         self._page("NotifyReport", request_id, seq_no, tbc, generated_at)
+        for data in (self.current.payload.get("reportData", []) if self.current else []):
+            self.check(rules.REPORT_ATTRIBUTE_VALUE, rules.attribute_value_problem(data))
         return call_result.NotifyReport()
 
     # --- C authorization ---------------------------------------------------------------------
@@ -284,10 +322,20 @@ class StationSession201(SessionBase, ChargePoint):
 
     def _page(self, action: str, request_id: int, seq_no: int | None, tbc: bool,
               generated_at: str | None) -> None:
-        """Keep one page of a report; seqNo must run 0, 1, 2, ... without gaps or repeats."""
+        """Keep one page of a report; seqNo must run 0, 1, 2, ... without gaps or repeats, for
+        a request the central system made and the station accepted, none after the last."""
         self.check_time(generated_at)
         key = (self.id, action, request_id)
+        if action in {a for a, _ in REPORTS.values()}:
+            asked = key in self.csms.report_requests
+            status = self.csms.report_requests.get(key)
+            self.check(rules.REPORT_UNREQUESTED, None if asked and status in (None, "Accepted")
+                       else f"{action} {request_id}: " + (f"its request was answered {status}"
+                                                           if asked else "never requested"))
         report = self.csms.reports.get(key)
+        if report is not None and report.complete:
+            self.check(rules.REPORT_AFTER_LAST, f"{action} {request_id}: a page after the "
+                       f"last one (tbc false)")
         if report is None:
             report = self.csms.reports[key] = Report(action, request_id)
         if self.current is not None:

@@ -48,9 +48,10 @@ from voltbus_ocpp.model.events import (
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.protocol.guard import FrameGuard
 from voltbus_ocpp.protocol.v201 import convert
+from voltbus_ocpp.protocol.v201.device_model import DeviceModel, Entry, pages
 from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
-from voltbus_ocpp.protocol.wire_time import parse_time
+from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
     MeterValuesRecord,
     Record,
@@ -122,14 +123,16 @@ def redact(text: object) -> object:
 
 
 class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Frames with secrets redacted; a request answered with a CALLERROR (a handler raising an
-    OCPPError) is a WARNING, not a logged exception (as 1.6's wire log)."""
+    """Frames at DEBUG (the ocpp package logs each at INFO), as 1.6's wire log, with secrets
+    redacted; a request answered with a CALLERROR (a handler raising an OCPPError) is a WARNING,
+    not a logged exception."""
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        super().log(level, redact(msg), *(redact(a) for a in args), **kwargs)
+        if self.isEnabledFor(level):
+            super().log(level, redact(msg), *(redact(a) for a in args), **kwargs)
 
     def info(self, msg: object, *args: object, **kwargs: Any) -> None:
-        self.log(logging.INFO, msg, *args, **kwargs)
+        self.log(logging.DEBUG, msg, *args, **kwargs)
 
     def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
         self.log(logging.DEBUG, msg, *args, **kwargs)
@@ -153,6 +156,8 @@ class V201ChargePoint(FrameGuard, ChargePoint):
         self.variables = variables
         self.cancelled: set[int] = set()  # reservations the central system cancelled
         self._guard_init(check_frame)  # bad frames answered or dropped first (guard.py)
+        self.device = DeviceModel(core, variables)
+        self._report: tuple[int, list[Entry]] | None = None  # accepted, its pages still to send
 
     @on("RequestStartTransaction")
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
@@ -164,14 +169,21 @@ class V201ChargePoint(FrameGuard, ChargePoint):
     @on("GetVariables")
     def on_get_variables(self, get_variable_data: list[dict[str, Any]],
                          **_: Any) -> call_result.GetVariables:
-        results = []
+        results = []  # one per requested item, in order (B06)
         for item in get_variable_data:
             component, variable = item["component"], item["variable"]
-            status, value = self.variables.get(component["name"], variable["name"])
-            if item.get("attribute_type", "Actual") != "Actual" and status == "Accepted":
-                status, value = "NotSupportedAttributeType", None
+            status, entry = self.device.find(component, variable)
+            value = None
+            if entry is not None and item.get("attribute_type", "Actual") != "Actual":
+                status = "NotSupportedAttributeType"  # only Actual attributes
+            elif entry is not None and entry.mutability == "WriteOnly":
+                status = "Rejected"  # B06: a WriteOnly variable is never read back
+            elif entry is not None:
+                value = self.device.value(entry)
             result: dict[str, Any] = {"attribute_status": status, "component": component,
                                       "variable": variable}
+            if item.get("attribute_type") is not None:
+                result["attribute_type"] = item["attribute_type"]
             if value is not None:
                 result["attribute_value"] = value
             results.append(result)
@@ -180,19 +192,83 @@ class V201ChargePoint(FrameGuard, ChargePoint):
     @on("SetVariables")
     def on_set_variables(self, set_variable_data: list[dict[str, Any]],
                          **_: Any) -> call_result.SetVariables:
-        results = []
+        results = []  # one per requested item, in order (B05)
         for item in set_variable_data:
             component, variable = item["component"], item["variable"]
-            status = "NotSupportedAttributeType" if item.get(
-                "attribute_type", "Actual") != "Actual" else self.variables.change(
-                component["name"], variable["name"], str(item["attribute_value"]))
+            status, entry = self.device.find(component, variable)
+            if entry is not None and item.get("attribute_type", "Actual") != "Actual":
+                status = "NotSupportedAttributeType"
+            elif entry is not None and entry.mutability == "ReadOnly":
+                status = "Rejected"  # B05: a ReadOnly variable cannot be set
+            elif entry is not None:
+                status = self.variables.change(component["name"], variable["name"],
+                                               str(item["attribute_value"]))
             shown = "***" if f"{component['name']}.{variable['name']}" in SECRET else item[
                 "attribute_value"]
             log.info("%s: SetVariables %s.%s=%s -> %s", self.core.id, component["name"],
                      variable["name"], shown, status)
-            results.append({"attribute_status": status, "component": component,
-                            "variable": variable})
+            result: dict[str, Any] = {"attribute_status": status, "component": component,
+                                      "variable": variable}
+            if item.get("attribute_type") is not None:
+                result["attribute_type"] = item["attribute_type"]
+            results.append(result)
         return call_result.SetVariables(set_variable_result=results)
+
+    # --- B07/B08 reports: the answer first, then the NotifyReport pages ------------------------
+
+    @on("GetBaseReport")
+    def on_get_base_report(self, request_id: int, report_base: str,
+                           **_: Any) -> call_result.GetBaseReport:
+        entries = self.device.base_report(report_base)
+        if entries is None:
+            return call_result.GetBaseReport(status="NotSupported")
+        self._report = (request_id, entries)
+        return call_result.GetBaseReport(status="Accepted")
+
+    @on("GetReport")
+    def on_get_report(self, request_id: int,
+                      component_variable: list[dict[str, Any]] | None = None,
+                      component_criteria: list[str] | None = None,
+                      **_: Any) -> call_result.GetReport:
+        entries = self.device.report(component_variable, component_criteria)
+        if not entries:
+            return call_result.GetReport(status="EmptyResultSet")  # B08: no NotifyReport
+        self._report = (request_id, entries)
+        return call_result.GetReport(status="Accepted")
+
+    @after("GetBaseReport")
+    def after_base_report(self, **_: Any) -> None:
+        self._start_report()
+
+    @after("GetReport")
+    def after_report(self, **_: Any) -> None:
+        self._start_report()
+
+    def _start_report(self) -> None:
+        if self._report is not None:
+            request_id, entries = self._report
+            self._report = None
+            self.core.spawn(self.send_report(request_id, entries))
+
+    async def send_report(self, request_id: int, entries: list[Entry]) -> None:
+        """NotifyReport pages for a report: the values as they are now, seqNo 0, 1, ... and tbc
+        true on every page but the last."""
+        data = [self.device.report_data(e) for e in entries]
+        chunks = pages(data)
+        generated = iso(self.core.clock())
+        for seq_no, chunk in enumerate(chunks):
+            payload: dict[str, Any] = {"requestId": request_id, "generatedAt": generated,
+                                       "seqNo": seq_no, "tbc": seq_no < len(chunks) - 1}
+            if chunk:
+                payload["reportData"] = chunk
+            try:
+                await send_call(self, "NotifyReport", payload)
+            except (CallFailed, TimeoutError, ConnectionClosed) as exc:
+                log.warning("%s: NotifyReport %d page %d not delivered, report abandoned: "
+                            "%.200s", self.core.id, request_id, seq_no, exc)
+                return
+        log.info("%s: report %d sent: %d entries in %d page(s)", self.core.id, request_id,
+                 len(data), len(chunks))
 
     @on("TriggerMessage")
     def on_trigger(self, requested_message: str, evse: dict[str, Any] | None = None,

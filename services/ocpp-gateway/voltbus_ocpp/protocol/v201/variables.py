@@ -1,9 +1,9 @@
 """The OCPP 2.0.1 device-model variables voltbus knows so far, and the typed, version-neutral view
 the model reads (`model.config.StationConfig`), from "Component.Variable" values.
 
-A first cut: Actual values only, kept in the station's config table under "Component.Variable"
-(1.6 keys never contain a dot, so the two never collide), read and written with GetVariables and
-SetVariables (`get`, `change`).
+Actual values only, kept in the station's config table under "Component.Variable" (1.6 keys never
+contain a dot, so the two never collide), written with SetVariables (`change`); the components and
+characteristics GetVariables and the reports show are in `device_model.py`.
 """
 
 from __future__ import annotations
@@ -80,17 +80,6 @@ class Variables:
             self.store.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (name, value))
         for listener in self.listeners:
             listener(FIELD_FOR_VARIABLE.get(name, name))
-
-    def get(self, component: str, variable: str) -> tuple[str, str | None]:
-        """GetVariables: (attributeStatus, attributeValue)."""
-        name = f"{component}.{variable}"
-        if component not in COMPONENTS:
-            return "UnknownComponent", None
-        if name not in DEFAULTS:
-            return "UnknownVariable", None
-        if name in SECRET:
-            return "Rejected", None
-        return "Accepted", self.values[name]
 
     def change(self, component: str, variable: str, value: str) -> str:
         """SetVariables: Accepted, Rejected, UnknownComponent or UnknownVariable."""

@@ -1,0 +1,273 @@
+"""The OCPP 2.0.1 device model the station has: its components and variables with characteristics
+(data type, unit, limits, values list) and the attributes each has (Actual only), for
+GetVariables/SetVariables (B05, B06) and the reports GetBaseReport/GetReport send as NotifyReport
+(B07, B08). OCPP 2.0.1 part 2, section 2 (data types) and the referenced components and variables
+appendix name them.
+
+Two kinds of variables:
+- the controllers' configuration variables (`variables.py`: OCPPCommCtrlr, AuthCtrlr, TxCtrlr ...),
+  ReadWrite (BasicAuthPassword WriteOnly), persistent in the station's store;
+- what the station is: ChargingStation, one EVSE per connector (evse id = voltbus connector) and
+  its one Connector, with AvailabilityState, Available, Problem, SupplyPhases, Power and
+  ConnectorType read live from the model, ReadOnly, not persistent (the constant ones constant);
+  DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage (instances GetReport, GetVariables,
+  SetVariables), ReadOnly constants.
+
+Not done: attributes other than Actual (Target, MinSet, MaxSet), variable monitoring
+(supportsMonitoring is false everywhere), component instances other than the EVSE/connector ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from voltbus_common.enums import ConnectorStatus
+from voltbus_ocpp.adapter import StationCore
+from voltbus_ocpp.model.connector import blocking_fault
+from voltbus_ocpp.protocol.v201.convert import CONNECTOR_STATUS
+from voltbus_ocpp.protocol.v201.variables import DEFAULTS, MEASURAND_NAMES, SECRET, Variables
+
+REPORT_PAGE = 20  # reportData entries per NotifyReport
+ITEMS_PER_MESSAGE = 50  # DeviceDataCtrlr.ItemsPerMessage for GetReport/GetVariables/SetVariables
+BYTES_PER_MESSAGE = 65000
+CRITERIA = ("Active", "Available", "Enabled", "Problem")  # ComponentCriterionEnumType
+_UNITS = {"Interval": "s", "TimeOut": "s", "MaxEnergyOnInvalidId": "Wh"}
+_AVAILABILITY = "Available,Occupied,Reserved,Unavailable,Faulted"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One variable of one component (instance), its characteristics and how to read it."""
+
+    component: str
+    variable: str
+    data_type: str = "string"
+    mutability: str = "ReadWrite"
+    evse: int | None = None
+    connector: int | None = None
+    instance: str | None = None  # the variable's instance (DeviceDataCtrlr ItemsPerMessage)
+    unit: str | None = None
+    min_limit: float | None = None
+    max_limit: float | None = None
+    values_list: str | None = None
+    persistent: bool = True
+    constant: bool = False
+    read: Callable[[], str] | None = None  # None: the configuration value in `Variables`
+
+    @property
+    def name(self) -> str:
+        """Its name in `variables.py` ("Component.Variable")."""
+        return f"{self.component}.{self.variable}"
+
+    def component_dict(self) -> dict[str, Any]:
+        """ComponentType (camelCase)."""
+        out: dict[str, Any] = {"name": self.component}
+        if self.evse is not None:
+            out["evse"] = {"id": self.evse} if self.connector is None else {
+                "id": self.evse, "connectorId": self.connector}
+        return out
+
+    def variable_dict(self) -> dict[str, Any]:
+        """VariableType (camelCase)."""
+        out: dict[str, Any] = {"name": self.variable}
+        if self.instance is not None:
+            out["instance"] = self.instance
+        return out
+
+
+def _config_entry(name: str, default: str) -> Entry:
+    component, variable = name.split(".", 1)
+    unit = next((u for suffix, u in _UNITS.items() if variable.endswith(suffix)), None)
+    if name in SECRET:
+        return Entry(component, variable, "string", "WriteOnly")
+    if default in ("true", "false"):
+        return Entry(component, variable, "boolean")
+    if variable.endswith("Measurands"):
+        return Entry(component, variable, "MemberList", values_list=",".join(MEASURAND_NAMES))
+    if default.isdigit():
+        return Entry(component, variable, "integer", unit=unit, min_limit=0)
+    return Entry(component, variable)
+
+
+CONFIG_ENTRIES = tuple(_config_entry(name, default) for name, default in DEFAULTS.items())
+
+
+class DeviceModel:
+    """The station's components and variables, read live; lookups for Get/SetVariables and the
+    entries a report lists."""
+
+    def __init__(self, core: StationCore, variables: Variables) -> None:
+        self.core = core
+        self.variables = variables
+
+    # --- what there is -------------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every variable the station has, controllers first, then the station, its EVSEs and
+        connectors."""
+        model, settings = self.core.model, self.core.settings
+        phases = str(settings.phases)
+        out = list(CONFIG_ENTRIES)
+        for instance in ("GetReport", "GetVariables", "SetVariables"):
+            out.append(Entry("DeviceDataCtrlr", "ItemsPerMessage", "integer", "ReadOnly",
+                             instance=instance, constant=True,
+                             read=lambda: str(ITEMS_PER_MESSAGE)))
+            out.append(Entry("DeviceDataCtrlr", "BytesPerMessage", "integer", "ReadOnly",
+                             instance=instance, constant=True,
+                             read=lambda: str(BYTES_PER_MESSAGE)))
+        out += [
+            Entry("ChargingStation", "AvailabilityState", "OptionList", "ReadOnly",
+                  values_list=_AVAILABILITY, persistent=False, read=self._station_state),
+            Entry("ChargingStation", "Available", "boolean", "ReadOnly", persistent=False,
+                  read=lambda: "true"),
+            Entry("ChargingStation", "Problem", "boolean", "ReadOnly", persistent=False,
+                  read=lambda: _bool(any(blocking_fault(c.facts)
+                                         for c in model.connectors.values()))),
+            Entry("ChargingStation", "SupplyPhases", "integer", "ReadOnly", constant=True,
+                  read=lambda: phases),
+        ]
+        max_power = round(settings.max_current_a * 230.0 * settings.phases, 1)
+        for n in model.connectors:
+            for connector in (None, 1):
+                component = "EVSE" if connector is None else "Connector"
+                out += [
+                    Entry(component, "AvailabilityState", "OptionList", "ReadOnly", n, connector,
+                          values_list=_AVAILABILITY, persistent=False,
+                          read=self._evse_state(n)),
+                    Entry(component, "Available", "boolean", "ReadOnly", n, connector,
+                          persistent=False, read=lambda: "true"),
+                    Entry(component, "Problem", "boolean", "ReadOnly", n, connector,
+                          persistent=False, read=self._problem(n)),
+                    Entry(component, "SupplyPhases", "integer", "ReadOnly", n, connector,
+                          constant=True, read=lambda: phases),
+                    Entry("EVSE", "Power", "decimal", "ReadOnly", n, unit="W",
+                          max_limit=max_power, persistent=False, read=self._power(n))
+                    if connector is None else
+                    Entry("Connector", "ConnectorType", "string", "ReadOnly", n, 1,
+                          constant=True, read=lambda: "cType2"),
+                ]
+        return out
+
+    def _station_state(self) -> str:
+        return "Available" if self.core.model.station_operative else "Unavailable"
+
+    def _evse_state(self, n: int) -> Callable[[], str]:
+        def read() -> str:
+            status = self.core.model.connectors[n].status or ConnectorStatus.AVAILABLE
+            return CONNECTOR_STATUS.get(status, "Occupied")
+        return read
+
+    def _problem(self, n: int) -> Callable[[], str]:
+        return lambda: _bool(blocking_fault(self.core.model.connectors[n].facts))
+
+    def _power(self, n: int) -> Callable[[], str]:
+        def read() -> str:
+            meter = self.core.model.connectors[n].facts.meter
+            return f"{meter.power_w:g}" if meter is not None else "0"
+        return read
+
+    def value(self, entry: Entry) -> str | None:
+        """The Actual value (None for a WriteOnly one: it is never read back)."""
+        if entry.mutability == "WriteOnly":
+            return None
+        if entry.read is not None:
+            return entry.read()
+        return self.variables.values[entry.name]
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    def find(self, component: dict[str, Any], variable: dict[str, Any]
+             ) -> tuple[str, Entry | None]:
+        """The entry a GetVariables/SetVariables item names (snake_case dicts), or why none does:
+        UnknownComponent (no such component, EVSE or connector) or UnknownVariable."""
+        evse = component.get("evse") or {}
+        evse_id, connector_id = evse.get("id"), evse.get("connector_id")
+        of_component = [e for e in self.entries() if e.component == component["name"]
+                        and e.evse == evse_id and (e.connector == connector_id or (
+                            connector_id is None and e.connector is None))]
+        if component.get("instance") is not None or not of_component:
+            return "UnknownComponent", None
+        found = next((e for e in of_component if e.variable == variable["name"]
+                      and e.instance == variable.get("instance")), None)
+        return ("Accepted", found) if found is not None else ("UnknownVariable", None)
+
+    # --- reports -------------------------------------------------------------------------------
+
+    def base_report(self, report_base: str) -> list[Entry] | None:
+        """GetBaseReport's entries (B07): ConfigurationInventory lists what the operator can set
+        (ReadWrite, WriteOnly), FullInventory everything, SummaryInventory availability and
+        problems (ReportBaseEnumType, part 2 section 3)."""
+        every = self.entries()
+        if report_base == "FullInventory":
+            return every
+        if report_base == "ConfigurationInventory":
+            return [e for e in every if e.mutability in ("ReadWrite", "WriteOnly")]
+        if report_base == "SummaryInventory":
+            return [e for e in every if e.variable in ("AvailabilityState", "Available",
+                                                       "Problem")]
+        return None
+
+    def report(self, component_variables: Iterable[dict[str, Any]] | None,
+               criteria: Iterable[str] | None) -> list[Entry]:
+        """GetReport's entries (B08): those naming one of component_variables (a component
+        without evse: every EVSE/connector of it; without variable: all of its variables), and
+        of components that have a criterion variable (Active, Available, Enabled, Problem) with
+        the Actual value true, when criteria are given; both: both must hold."""
+        every = self.entries()
+        chosen = every
+        wanted = list(component_variables or [])
+        if wanted:
+            chosen = [e for e in every if any(_matches(e, cv) for cv in wanted)]
+        wanted_criteria = [c for c in (criteria or []) if c in CRITERIA]
+        if criteria:
+            keys = {_component_key(e) for e in every if e.variable in wanted_criteria
+                    and self.value(e) == "true"}
+            chosen = [e for e in chosen if _component_key(e) in keys]
+        return chosen
+
+    def report_data(self, entry: Entry) -> dict[str, Any]:
+        """ReportDataType (camelCase): the Actual attribute (no value when WriteOnly: part 2
+        VariableAttributeType, value 'may only be omitted when mutability is WriteOnly') and the
+        characteristics."""
+        attribute: dict[str, Any] = {"type": "Actual", "mutability": entry.mutability,
+                                     "persistent": entry.persistent, "constant": entry.constant}
+        value = self.value(entry)
+        if value is not None:
+            attribute["value"] = value
+        characteristics: dict[str, Any] = {"dataType": entry.data_type,
+                                           "supportsMonitoring": False}
+        for key, item in (("unit", entry.unit), ("minLimit", entry.min_limit),
+                          ("maxLimit", entry.max_limit), ("valuesList", entry.values_list)):
+            if item is not None:
+                characteristics[key] = item
+        return {"component": entry.component_dict(), "variable": entry.variable_dict(),
+                "variableAttribute": [attribute], "variableCharacteristics": characteristics}
+
+
+def pages(items: list[dict[str, Any]], size: int = REPORT_PAGE) -> list[list[dict[str, Any]]]:
+    """Report entries split into NotifyReport pages (at least one)."""
+    return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _component_key(e: Entry) -> tuple[str, int | None, int | None]:
+    return e.component, e.evse, e.connector
+
+
+def _matches(e: Entry, cv: dict[str, Any]) -> bool:
+    """A GetReport componentVariable (snake_case) names this entry."""
+    component, variable = cv["component"], cv.get("variable")
+    if component["name"] != e.component or component.get("instance") is not None:
+        return False
+    evse = component.get("evse")
+    if evse is not None and (evse.get("id") != e.evse or (
+            evse.get("connector_id") is not None and evse.get("connector_id") != e.connector)):
+        return False
+    if variable is None:
+        return True
+    return bool(variable["name"] == e.variable and variable.get("instance") in (None, e.instance))
