@@ -38,7 +38,7 @@ async def charging(rig: Rig, tag: str = "TAG") -> dict:
     ('[2, "u1", "Reset", "soft"]', "FormationViolation"),
     ('[2, "u1", "Reset"]', "FormationViolation"),
     ('[2, "u1", "FlyToTheMoon", {}]', "NotSupported"),
-    ('[2, "u1", "CertificateSigned", {"certificateChain": "x"}]', "NotImplemented"),
+    ('[2, "u1", "Heartbeat", {}]', "NotImplemented"),  # the station's own CALL
     ('[7, "u1", "Reset", {}]', "FormationViolation"),
     ('[2, "u1", "ChangeConfiguration", {"key": "K", "value": "' + "v" * 501 + '"}]',
      "PropertyConstraintViolation"),

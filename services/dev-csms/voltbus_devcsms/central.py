@@ -65,6 +65,9 @@ class CsmsBehaviour:
     fail_next: dict[str, int] = field(default_factory=dict)  # action -> CALLERRORs to answer
     answer_delay_s: dict[str, float] = field(default_factory=dict)  # action -> a slow answer
     sign_certificate_status: str = "Accepted"
+    # 1.6 security: (CA certificate PEM, CA key PEM) that signs an accepted SignCertificate's
+    # CSR and sends it back as CertificateSigned (security16.py); None: the test does it
+    certificate_authority: tuple[bytes, bytes] | None = None
     # A CALL arriving this long after the previous unanswered one is not a violation: the
     # station may have given up waiting (OCPP-J: "responded to or timed out").
     station_call_timeout_s: float = 5.0
@@ -145,6 +148,8 @@ class CentralSystem:
         self.list_parents16: dict[str, dict[str, str | None]] = {}
         # station -> time.monotonic() before which a Rejected station may send nothing
         self.rejected_until: dict[str, float] = {}
+        self.certificates_signed: dict[str, list[dict[str, Any]]] = {}  # CertificateSigned answers
+        self.background: set[Any] = set()  # tasks the sessions started (CertificateSigned)
         self._ids = itertools.count(1)
         self._server: Server | None = None
 

@@ -48,6 +48,8 @@ REPORT_ATTRIBUTE_VALUE = "report-attribute-value"
 # variable requested; GetVariableResultType.attributeValue "can only be empty when the given
 # status is NOT accepted".
 VARIABLE_RESULTS = "variable-results-mismatch"
+UNKNOWN_SECURITY_EVENT = "unknown-security-event"  # 1.6 security whitepaper appendix 1
+BAD_CSR = "bad-csr"  # SignCertificate: not a valid PKCS#10 CSR for the charge point identity
 
 # How far ahead of this machine's clock a station's timestamp may be (clock skew of a station
 # synchronised by the central system's Heartbeat/BootNotification answers is far smaller).

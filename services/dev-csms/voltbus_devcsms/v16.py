@@ -16,6 +16,7 @@ from ocpp.v16.datatypes import IdTagInfo
 from ocpp.v16.enums import Action
 
 from voltbus_devcsms import rules
+from voltbus_devcsms.security16 import SecurityMixin16
 from voltbus_devcsms.session import SessionBase
 
 
@@ -73,7 +74,7 @@ def register_wh(meter_value: list[dict[str, Any]] | None) -> float | None:
     return found
 
 
-class StationSession(SessionBase, ChargePoint):
+class StationSession(SessionBase, SecurityMixin16, ChargePoint):
     """One connected OCPP 1.6 charge point: answers its CALLs from the behaviour, checks them."""
 
     ocpp_version = "1.6"

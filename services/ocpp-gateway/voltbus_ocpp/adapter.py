@@ -24,6 +24,7 @@ from voltbus_ocpp.model.results import Outcome
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.records import Record
+from voltbus_ocpp.security import StationSecurity
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import AuthTable, Store
 
@@ -89,6 +90,7 @@ class StationCore(Protocol):
     authoriser: Authoriser
     smart: SmartCharging
     maintenance: Maintenance
+    security: StationSecurity
 
     def dispatch(self, event: Event) -> list[Effect]:
         """Apply an event to the model and carry out its effects."""
@@ -130,4 +132,8 @@ class StationCore(Protocol):
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job tied to the station."""
+        ...
+
+    async def reconnect(self) -> None:
+        """Close the connection; the link connects again (with the security profile now)."""
         ...

@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from voltbus_ocpp.adapter import CallFailed
+from voltbus_ocpp.security import Route, RouteProblem
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import KeyRotation
 
@@ -57,7 +58,10 @@ class Link:
                  on_down: Callable[[], None],
                  auth_key: Callable[[], str | None],
                  ping_interval: Callable[[], float], subprotocols: Sequence[str],
-                 rotation: KeyRotation | None = None) -> None:
+                 rotation: KeyRotation | None = None,
+                 route: Callable[[], Route] | None = None,
+                 on_connected: Callable[[], None] = lambda: None,
+                 on_failed: Callable[[BaseException], None] = lambda exc: None) -> None:
         self.settings = settings
         self.station = station
         self.session = session
@@ -69,11 +73,15 @@ class Link:
         self.connects = 0
         self.rotation = rotation  # a new AuthorizationKey falls back to the previous on 401
         self._try_previous = False
+        self.route = route  # the security profile's way to connect (security.py)
+        self.on_connected = on_connected  # a connection was accepted
+        self.on_failed = on_failed  # an attempt failed before a connection was accepted
 
     @property
     def url(self) -> str:
         """The central system URL with the station id as the last path segment."""
-        return self.settings.csms_url.rstrip("/") + "/" + self.station
+        base = self.route().url if self.route is not None else self.settings.csms_url
+        return base.rstrip("/") + "/" + self.station
 
     async def run(self) -> None:
         """Connect and serve forever, with exponential backoff (plus jitter) between attempts.
@@ -87,7 +95,11 @@ class Link:
             try:
                 await self._connect_once()
             except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, CallFailed) as exc:
-                if isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
+                if self.connects == connects:
+                    self.on_failed(exc)
+                if isinstance(exc, RouteProblem):
+                    log.error("%s: cannot connect: %s", self.station, exc)
+                elif isinstance(exc, InvalidStatus) and exc.response.status_code == 401:
                     log.warning("%s: central system refused our credentials (401)", self.station)
                     if self.rotation is not None and self.rotation.state == "pending":
                         # the new key was refused: the next attempt uses the previous one,
@@ -95,7 +107,7 @@ class Link:
                         self._try_previous = not self._try_previous
                 else:
                     log.warning("%s: central system %s unavailable: %s", self.station,
-                                self.settings.csms_url, exc or type(exc).__name__)
+                                self.url, exc or type(exc).__name__)
             finally:
                 self.connection = None
                 self.on_down()
@@ -127,15 +139,21 @@ class Link:
 
     async def _connect_once(self) -> None:
         headers: dict[str, str] = {}
+        route = self.route() if self.route is not None else None
+        if route is not None and route.problem:
+            raise RouteProblem(f"security profile {route.profile}: {route.problem}")
         key, previous = self._key()
+        if route is not None and route.basic_auth is False:
+            key = None  # profile 3: the client certificate authenticates the station
         if key:
             headers = basic_auth_header(self.station, key)
         ping = self.ping_interval()
         kwargs: dict[str, Any] = {}
-        context = tls_context(self.settings)
+        context = route.ssl if route is not None else tls_context(self.settings)
         if context is not None:
             kwargs["ssl"] = context
-        async with connect(self.url, subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
+        url = (route.url.rstrip("/") + "/" + self.station) if route is not None else self.url
+        async with connect(url, subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
                            additional_headers=headers, open_timeout=10,
                            ping_interval=ping if ping > 0 else None,
                            ping_timeout=ping if ping > 0 else None,
@@ -150,7 +168,8 @@ class Link:
             self.connects += 1
             if key:
                 self._key_accepted(previous)
-            log.info("%s: connected to %s (%s)", self.station, self.url, ws.subprotocol)
+            self.on_connected()
+            log.info("%s: connected to %s (%s)", self.station, url, ws.subprotocol)
             try:
                 await self.session(ws)
             except asyncio.CancelledError:

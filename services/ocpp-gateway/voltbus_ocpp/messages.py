@@ -52,5 +52,28 @@ class MaintenanceStatus:
     status: str
 
 
+@dataclass(frozen=True)
+class SignCertificateRequest:
+    """A CSR for the charge point certificate (1.6 security extension SignCertificate)."""
+
+    csr: str
+
+
+@dataclass(frozen=True)
+class LogStatus:
+    """Progress of a GetLog upload (LogStatusNotification); request_id None when Idle."""
+
+    status: str
+    request_id: int | None
+
+
+@dataclass(frozen=True)
+class SignedFirmwareStatus:
+    """Progress of a SignedUpdateFirmware (SignedFirmwareStatusNotification)."""
+
+    status: str
+    request_id: int | None
+
+
 Message = SendStatus | SendAuthorize | Heartbeat | Boot | StationStatus | MeterValuesNow | (
-    MaintenanceStatus)
+    MaintenanceStatus | SignCertificateRequest | LogStatus | SignedFirmwareStatus)

@@ -23,6 +23,7 @@ from voltbus_ocpp.model.events import (
 from voltbus_ocpp.model.results import Measurand, ReadingContext
 
 STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
+SECURITY_EVENT = "security_event"
 LEGACY_V16 = frozenset({"StartTransaction", "MeterValues", "StopTransaction"})
 """Kinds of rows queued by gateways before records: 1.6 actions with 1.6 payloads."""
 
@@ -64,7 +65,18 @@ class WireRecord:
     local_id: int | None = None
 
 
-Record = TransactionStarted | MeterValuesRecord | TransactionStopped | WireRecord
+@dataclass(frozen=True)
+class SecurityEventRecord:
+    """A security event (security.py), sent as SecurityEventNotification; kept like a
+    transaction message so none is lost offline (1.6 security whitepaper A04.FR.02)."""
+
+    kind: str
+    ts: datetime
+    tech_info: str | None = None
+
+
+Record = TransactionStarted | MeterValuesRecord | TransactionStopped | WireRecord | (
+    SecurityEventRecord)
 
 
 def starts_transaction(record: Record) -> bool:
@@ -94,7 +106,8 @@ def _time(value: str | None) -> datetime | None:
 def encode(record: Record) -> tuple[str, dict[str, Any]]:
     """The row's kind and JSON body."""
     kind, body = _encode(record)
-    if not isinstance(record, WireRecord) and record.offline:
+    if isinstance(record, TransactionStarted | MeterValuesRecord | TransactionStopped) and (
+            record.offline):
         body["offline"] = True
     return kind, body
 
@@ -123,6 +136,9 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
                          "reading": _reading(x.reading)} for x in e.samples],
             "sampled": [x.value for x in record.sampled],
             "aligned": [x.value for x in record.aligned]}
+    if isinstance(record, SecurityEventRecord):
+        return SECURITY_EVENT, {"type": record.kind, "ts": record.ts.isoformat(),
+                                "tech_info": record.tech_info}
     return record.action, record.payload
 
 
@@ -150,4 +166,7 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
                          ReadingContext(x["context"])) for x in b["samples"])),
             tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]),
             offline)
+    if kind == SECURITY_EVENT:
+        return SecurityEventRecord(str(b["type"]), datetime.fromisoformat(b["ts"]),
+                                   b.get("tech_info"))
     raise ValueError(f"unknown outbox record kind {kind!r}")

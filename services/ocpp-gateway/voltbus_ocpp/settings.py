@@ -24,6 +24,9 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     connectors: int = Field(default=1, ge=1, le=500)
     csms_auth_key: SecretStr | None = None
     csms_auth_key_file: Path | None = None
+    csms_tls_url: str | None = Field(default=None, pattern=r"^wss://.+")
+    """VOLTBUS_CSMS_TLS_URL: the central system's wss:// address for security profiles 2 and 3
+    when it differs from VOLTBUS_CSMS_URL's host and port (default: that URL as wss://)."""
     csms_ca_file: Path | None = None
     csms_client_cert_file: Path | None = None
     csms_client_key_file: Path | None = None

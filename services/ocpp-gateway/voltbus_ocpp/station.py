@@ -62,6 +62,7 @@ from voltbus_ocpp.records import (
     starts_transaction,
 )
 from voltbus_ocpp.repositories import Availability, ChargingProfiles, RunningTransactions
+from voltbus_ocpp.security import StationSecurity
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import AuthTable, KeyRotation, Store
 
@@ -73,6 +74,10 @@ HARD_RESET_EXIT_CODE = 75  # sysexits EX_TEMPFAIL: non-zero, so systemd's Restar
 
 class _HardReset(Exception):
     """Ends the station's task group after a hard Reset."""
+
+
+def _no(_value: int) -> None:
+    """A protocol without a SecurityProfile key (2.0.1 here): nothing to set."""
 
 
 def utcnow() -> datetime:
@@ -118,15 +123,22 @@ class Station:
                                    on_durable_answer=self._durable_answered,
                                    on_durable_dropped=self._durable_dropped,
                                    on_heartbeat=self._heartbeat_answered)
+        self.security = StationSecurity(  # certificates, security profile, security events
+            settings, station_id, self.store, self.queue, clock=clock,
+            queued=self.messenger.durable_added,
+            profile=lambda: int(getattr(self.config, "security_profile", 0)),
+            set_profile=lambda n: getattr(self.config, "set_security_profile", _no)(n),
+            auth_key=self._auth_key)
         self.link = Link(settings, station_id, session=self._session, on_down=self._link_down,
                          auth_key=self._auth_key, ping_interval=lambda: self.config.ping_interval_s,
                          subprotocols=self.adapter.subprotocols,
-                         rotation=KeyRotation(self.store))
+                         rotation=KeyRotation(self.store), route=self.security.route,
+                         on_connected=self.security.connected, on_failed=self.security.failed)
         self.ring = LogRing()
         logging.getLogger("voltbus_ocpp").addHandler(self.ring)
         self.maintenance = Maintenance(
             station_id, settings.station_dir(station_id) / "firmware",
-            report=lambda kind, status: self.send(MaintenanceStatus(kind, status)),
+            report=self._maintenance_status,
             snapshot=self._snapshot, ring=self.ring,
             install_command=settings.firmware_install_command, time_scale=settings.time_scale)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
@@ -156,6 +168,11 @@ class Station:
         if name in ("light_intensity_pct", "blink_repeat"):
             self.execute([c.led() for c in self.model.connectors.values()
                           if c.status is not None])
+
+    def _maintenance_status(self, kind: str, status: str) -> None:
+        self.send(MaintenanceStatus(kind, status))
+        if kind == "firmware" and status == "Installed":
+            self.security.events.record("FirmwareUpdated", self.settings.firmware_version)
 
     def _snapshot(self) -> dict[str, str]:
         queued = [{"action": q.kind, "local_id": q.local_id, "attempts": q.attempts}
@@ -358,6 +375,10 @@ class Station:
         """UnlockConnector through the cable lock (cable_lock.py)."""
         return await self.bridge.locks.unlock(connector)
 
+    async def reconnect(self) -> None:
+        """Close the connection: the link connects again, with the security profile now."""
+        await self.link.drop()
+
     # --- Reset ---------------------------------------------------------------------------------
 
     def after_reset(self) -> None:
@@ -375,6 +396,8 @@ class Station:
         Soft: the OCPP session restarts (reconnect, boot). Hard: the station's runtime ends and
         the process exits with HARD_RESET_EXIT_CODE for its supervisor to restart it (see
         __main__)."""
+        self.security.events.record("ResetOrReboot", f"{'Hard' if hard else 'Soft'} Reset "
+                                    "requested by the central system")
         window = max(0.05, self.config.message_retry_interval_s)
         retries = self.config.reset_retries
         await self._stops_metered()
@@ -456,6 +479,8 @@ class Station:
         self._stopped_cleanly = self.store.meta("clean_shutdown", "1") == "1"
         self.store.set_meta("clean_shutdown", "0")
         self.execute(self.model.startup())
+        self.security.events.record("StartupOfTheDevice",
+                                    f"voltbus gateway {self.settings.firmware_version}")
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.bus.run())
@@ -463,6 +488,7 @@ class Station:
                 group.create_task(self.link.run())
                 group.create_task(self._ticker())
                 group.create_task(self._until_hard_reset())
+                group.create_task(self.security.watch_clock())
         except* _HardReset:
             self.reset_done = True
         finally:

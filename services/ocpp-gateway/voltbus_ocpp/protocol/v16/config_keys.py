@@ -125,6 +125,9 @@ def _keys() -> tuple[Key, ...]:
         Key("AuthorizationKey", s, "", profile="Security", secret=True),
         Key("SecurityProfile", i, "0", maximum=3, profile="Security"),
         Key("CpoName", s, "", profile="Security"),
+        Key("AdditionalRootCertificateCheck", b, "false", readonly=True, profile="Security"),
+        Key("CertificateSignedMaxChainSize", i, "10000", readonly=True, profile="Security"),
+        Key("CertificateStoreMaxLength", i, "10", readonly=True, profile="Security"),
     )
 
 

@@ -252,6 +252,15 @@ class ConfigStore:
         return float(self.get_int("WebSocketPingInterval"))
 
     @property
+    def security_profile(self) -> int:
+        """SecurityProfile (security.py acts on it)."""
+        return self.get_int("SecurityProfile")
+
+    def set_security_profile(self, profile: int) -> None:
+        """SecurityProfile, set by the station (a raised profile, or its fallback)."""
+        self.set("SecurityProfile", str(profile))
+
+    @property
     def authorization_key(self) -> str:
         """AuthorizationKey."""
         return self.get_str("AuthorizationKey")

@@ -9,8 +9,11 @@ from typing import Any
 from voltbus_ocpp.messages import (
     Boot,
     Heartbeat,
+    LogStatus,
     Message,
     MeterValuesNow,
+    SignCertificateRequest,
+    SignedFirmwareStatus,
     StationStatus,
 )
 from voltbus_ocpp.model.events import (
@@ -24,9 +27,16 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
 )
 from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext
+from voltbus_ocpp.protocol.security_event import security_event
 from voltbus_ocpp.protocol.wire_time import iso as iso  # re-exported: convert.iso
 from voltbus_ocpp.protocol.wire_time import parse_time as parse_time
-from voltbus_ocpp.records import MeterValuesRecord, Record, TransactionStarted, TransactionStopped
+from voltbus_ocpp.records import (
+    MeterValuesRecord,
+    Record,
+    SecurityEventRecord,
+    TransactionStarted,
+    TransactionStopped,
+)
 
 PHASES = ("L1", "L2", "L3")
 
@@ -223,6 +233,14 @@ def message_call(message: Message, boot: dict[str, Any]) -> tuple[str, dict[str,
         return "StatusNotification", station_status(message)
     if isinstance(message, MeterValuesNow):
         return "MeterValues", live_meter_values(message)
+    if isinstance(message, SignCertificateRequest):
+        return "SignCertificate", {"csr": message.csr}
+    if isinstance(message, LogStatus | SignedFirmwareStatus):
+        payload: dict[str, Any] = {"status": message.status}
+        if message.request_id is not None:
+            payload["requestId"] = message.request_id
+        return ("LogStatusNotification" if isinstance(message, LogStatus)
+                else "SignedFirmwareStatusNotification"), payload
     return MAINTENANCE_ACTIONS[message.kind], {"status": message.status}
 
 
@@ -236,6 +254,8 @@ def record_call(record: Record, tx_id: str | None) -> tuple[str, dict[str, Any]]
     if isinstance(record, TransactionStopped):
         payload = stop_transaction(record.effect, record.sampled, record.aligned)
         return "StopTransaction", {**payload, "transactionId": transaction_id(tx_id)}
+    if isinstance(record, SecurityEventRecord):
+        return "SecurityEventNotification", security_event(record)
     if record.subprotocol != "ocpp1.6":
         raise ValueError(f"a {record.subprotocol} message cannot be sent over OCPP 1.6")
     if record.action == "StartTransaction" or tx_id is None:

@@ -19,9 +19,9 @@ from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.events import Event, LinkChanged, SendAuthorize
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
-from voltbus_ocpp.protocol.v16.handlers import V16ChargePoint
 from voltbus_ocpp.protocol.v16.requests import V16Requests
-from voltbus_ocpp.records import Record, TransactionStarted, WireRecord
+from voltbus_ocpp.protocol.v16.security import SecureChargePoint, V16Security, initial_profile
+from voltbus_ocpp.records import Record, SecurityEventRecord, TransactionStarted, WireRecord
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import Store
 
@@ -63,6 +63,7 @@ class V16Adapter:
         for key, value in settings.ocpp_config.items():  # the environment wins over stored values
             if key in self.config.values:
                 self.config.values[key] = value
+        initial_profile(self.config, store, settings)  # SecurityProfile from the settings
 
     def open(self, connection: ClientConnection, core: StationCore) -> V16Session:
         """A 1.6 session on the connection."""
@@ -76,8 +77,9 @@ class V16Session:
                  core: StationCore) -> None:
         self.config = config
         self.core = core
-        self.cp = V16ChargePoint(core.id, connection, V16Requests(core, config),
-                                 response_timeout=core.settings.response_timeout_s)
+        self.cp = SecureChargePoint(core.id, connection, V16Requests(core, config),
+                                    response_timeout=core.settings.response_timeout_s,
+                                    security=V16Security(core, config))
 
     async def serve(self) -> None:
         """Read frames until the connection ends."""
@@ -134,7 +136,18 @@ class V16Session:
     async def send_record(self, record: Record, transaction_id: str | None) -> Event | None:
         """An outbox record as its 1.6 CALL; a start's answer as StartAnswered."""
         action, payload = convert.record_call(record, transaction_id)
-        answer = await send_call(self.cp, action, payload)
+        try:
+            answer = await send_call(self.cp, action, payload)
+        except CallFailed as exc:
+            if isinstance(record, SecurityEventRecord) and (
+                    "NotImplemented" in str(exc) or "NotSupported" in str(exc)):
+                # a central system without the security extension: the event stays in the
+                # security log; it must not hold up the transaction messages behind it
+                log.warning("%s: the central system does not take SecurityEventNotification "
+                            "(%s); %s is only in the security log", self.core.id, exc,
+                            record.kind)
+                return None
+            raise
         self._learn(payload, answer)
         if isinstance(record, TransactionStarted):
             return convert.start_answered(record.effect.local_id, answer)

@@ -47,6 +47,7 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.protocol.guard import FrameGuard
+from voltbus_ocpp.protocol.security_event import security_event
 from voltbus_ocpp.protocol.v201 import convert
 from voltbus_ocpp.protocol.v201.device_model import DeviceModel, Entry, pages
 from voltbus_ocpp.protocol.v201.frames import check_frame
@@ -55,6 +56,7 @@ from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
     MeterValuesRecord,
     Record,
+    SecurityEventRecord,
     TransactionStarted,
     TransactionStopped,
     WireRecord,
@@ -564,6 +566,9 @@ class V201Session:
         if isinstance(record, WireRecord):
             log.warning("%s: dropping a queued %s %s: it cannot be sent over OCPP 2.0.1",
                         self.core.id, record.subprotocol, record.action)
+            return None
+        if isinstance(record, SecurityEventRecord):  # the same payload as the 1.6 extension's
+            await send_call(self.cp, "SecurityEventNotification", security_event(record))
             return None
         assert isinstance(record, TransactionStarted | MeterValuesRecord | TransactionStopped)
         local_id = record.effect.local_id

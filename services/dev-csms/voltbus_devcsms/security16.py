@@ -1,0 +1,121 @@
+# mypy: disable-error-code="misc,untyped-decorator"
+# (the ocpp package is untyped: its ChargePoint and @on are Any to mypy)
+"""The OCPP 1.6 security extension (Security Whitepaper edition 2) on the central system's side:
+the station-initiated SecurityEventNotification, SignCertificate, LogStatusNotification and
+SignedFirmwareStatusNotification, answered and checked. With `CsmsBehaviour.certificate_authority`
+set, an accepted SignCertificate is signed by that CA and sent back as CertificateSigned (its
+answer is kept in `CentralSystem.certificates_signed`). The CSMS-initiated requests
+(CertificateSigned, InstallCertificate, ...) go out through `send_action` like every other.
+The ocpp package (2.1.0) ships the edition 2 JSON schemas, so every frame is validated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from ocpp.routing import after, on
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import Action
+
+from voltbus_devcsms import rules
+
+log = logging.getLogger(__name__)
+
+SECURITY_EVENTS = frozenset({
+    "FirmwareUpdated", "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
+    "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot", "SecurityLogWasCleared",
+    "ReconfigurationOfSecurityParameters", "MemoryExhaustion", "InvalidMessages",
+    "AttemptedReplayAttacks", "TamperDetectionActivated", "InvalidFirmwareSignature",
+    "InvalidFirmwareSigningCertificate", "InvalidCentralSystemCertificate",
+    "InvalidChargePointCertificate", "InvalidTLSVersion", "InvalidTLSCipherSuite"})
+"""The whitepaper's security events (appendix 1); others are allowed but recorded."""
+
+
+def check_csr(pem: str, station: str) -> str | None:
+    """Why a SignCertificate CSR is not acceptable (whitepaper A00.FR.4xx: a PEM PKCS#10 request,
+    self-signed by its key, with the charge point's identity as CN), or None."""
+    try:
+        csr = x509.load_pem_x509_csr(pem.encode())
+    except ValueError as exc:
+        return f"not a PEM certificate signing request: {exc}"
+    if not csr.is_signature_valid:
+        return "the CSR's signature does not verify"
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names or names[0].value != station:
+        return f"the CSR's CN is not the charge point identity {station!r}"
+    return None
+
+
+def sign_csr(pem: str, ca_cert_pem: bytes, ca_key_pem: bytes, days: int = 30) -> str:
+    """The CSR signed by the CA: the leaf certificate, then the CA certificate (PEM)."""
+    csr = x509.load_pem_x509_csr(pem.encode())
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+    ca_key = serialization.load_pem_private_key(ca_key_pem, None)
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
+            .public_key(csr.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    return (cert.public_bytes(serialization.Encoding.PEM)
+            + ca_cert.public_bytes(serialization.Encoding.PEM)).decode()
+
+
+class SecurityMixin16:
+    """Mixed into the 1.6 StationSession (before ChargePoint in the bases)."""
+
+    id: str
+    csms: Any
+    if TYPE_CHECKING:  # from SessionBase
+        def check(self, rule: str, problem: str | None) -> None: ...
+        def check_time(self, *stamps: object) -> None: ...
+
+    @on(Action.security_event_notification)
+    def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None,
+                          **_: Any) -> call_result.SecurityEventNotification:
+        self.check_time(timestamp)
+        self.check(rules.UNKNOWN_SECURITY_EVENT, None if type in SECURITY_EVENTS else
+                   f"{type!r} is not one of the whitepaper's security events")
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str, **_: Any) -> call_result.SignCertificate:
+        problem = check_csr(csr, self.id)
+        self.check(rules.BAD_CSR, problem)
+        status = "Rejected" if problem else self.csms.behaviour.sign_certificate_status
+        return call_result.SignCertificate(status=status)
+
+    @after(Action.sign_certificate)
+    def after_sign_certificate(self, csr: str, **_: Any) -> None:
+        ca = self.csms.behaviour.certificate_authority
+        if ca is None or check_csr(csr, self.id) or (
+                self.csms.behaviour.sign_certificate_status != "Accepted"):
+            return
+        chain = sign_csr(csr, *ca)
+        task = asyncio.get_running_loop().create_task(self._send_signed(chain))
+        self.csms.background.add(task)
+        task.add_done_callback(self.csms.background.discard)
+
+    async def _send_signed(self, chain: str) -> None:
+        answer = await self.csms.send(self.id, call.CertificateSigned(certificate_chain=chain))
+        self.csms.certificates_signed.setdefault(self.id, []).append(answer)
+        self.csms.history_changed()
+
+    @on(Action.log_status_notification)
+    def on_log_status(self, status: str, request_id: int | None = None,
+                      **_: Any) -> call_result.LogStatusNotification:
+        return call_result.LogStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status(self, status: str, request_id: int | None = None,
+                                  **_: Any) -> call_result.SignedFirmwareStatusNotification:
+        return call_result.SignedFirmwareStatusNotification()
