@@ -270,6 +270,18 @@ async def test_a_reserved_transaction_carries_the_reservations_tag_or_parent(
         (rules.RESERVATION_TAG, "OTHER")]
 
 
+async def test_firmware_statuses_follow_the_job_and_idle_only_when_triggered(
+        csms: Csms) -> None:
+    """1.6 4.5: Downloading -> Downloaded -> Installing -> Installed; Idle only for a trigger."""
+    async with station16(csms) as cp:
+        for status in ("Downloading", "Downloaded", "Installing", "Installed", "Idle",
+                       "Installing"):
+            await cp.call(call.FirmwareStatusNotification(status=status))
+    assert [(v.rule, v.detail) for v in csms.violations("P1")] == [
+        (rules.FIRMWARE_STATUS, "Idle without a TriggerMessage for it"),
+        (rules.FIRMWARE_STATUS, "Installed -> Installing is not a firmware update's progress")]
+
+
 def energy16(wh: str, unit: str = "Wh") -> list[dict[str, Any]]:
     return [{"timestamp": stamp(), "sampled_value": [
         {"value": wh, "measurand": "Energy.Active.Import.Register", "unit": unit},

@@ -3,6 +3,7 @@ downloaded at the retrieve date with retries and handed to the install hook."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import tarfile
@@ -16,6 +17,7 @@ import pytest
 from ocpp.v16 import call
 
 from tests.ocpp_gateway.conftest import Rig
+from tests.ocpp_gateway.test_protocol_ops import charging, online
 from voltbus_common.devbroker import free_port
 
 FIRMWARE = b"\x7fELF pretend firmware image"
@@ -103,12 +105,26 @@ async def test_get_diagnostics_upload_failure_is_reported(rig: Rig) -> None:
         "Uploading", "Uploading", "UploadFailed"]
 
 
+async def restarted(rig: Rig, **settings: object) -> None:
+    """The station ended by itself after the install (as a hard Reset); start it again, as its
+    supervisor does, with the new firmware's settings."""
+    assert rig._gw_task is not None
+    await asyncio.wait_for(asyncio.shield(rig._gw_task), 5)
+    assert rig.gateway is not None
+    assert rig.gateway.reset_done
+    await rig.stop_gateway()
+    await rig.start_gateway(**settings)
+
+
 async def test_update_firmware_downloads_with_retries_and_installs(rig: Rig, files: FileServer,
                                                                    tmp_path: Path) -> None:
+    """§5.19/§4.5: Installed comes after the restart, once the BootNotification of the new
+    firmware (its firmwareVersion) was accepted."""
     files.fail_gets = 1
     installed = tmp_path / "installed"
     installed.mkdir()
-    await rig.start_gateway(firmware_install_command=f"cp --target-directory={installed}")
+    hook = f"cp --target-directory={installed}"
+    await rig.start_gateway(firmware_install_command=hook)
     await rig.csms.wait_for(rig.id, "StatusNotification")
     retrieve = datetime.now(UTC) + timedelta(seconds=0.3)
     answer = await rig.csms.send(rig.id, call.UpdateFirmware(
@@ -116,12 +132,63 @@ async def test_update_firmware_downloads_with_retries_and_installs(rig: Rig, fil
         retrieve_date=retrieve.isoformat().replace("+00:00", "Z"), retries=2, retry_interval=1))
     assert answer == {}
     await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "Installing")
+    await restarted(rig, firmware_install_command=hook, firmware_version="1.2")
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
                             where=lambda p: p["status"] == "Installed")
     assert statuses(rig, "FirmwareStatusNotification") == [
         "Downloading", "Downloading", "Downloaded", "Installing", "Installed"]
     first = rig.csms.received(rig.id, "FirmwareStatusNotification")[0]
     assert first.at >= retrieve
     assert (installed / "voltbus-1.2.bin").read_bytes() == FIRMWARE
+    boots = rig.csms.received(rig.id, "BootNotification")
+    assert [b.payload["firmwareVersion"] for b in boots] == ["0.1.0", "1.2"]
+    calls = rig.csms.received(rig.id)
+    second_boot = [i for i, m in enumerate(calls) if m.action == "BootNotification"][1]
+    assert second_boot < next(i for i, m in enumerate(calls)
+                              if m.action == "FirmwareStatusNotification"
+                              and m.payload["status"] == "Installed")
+    assert rig.csms.violations(rig.id) == []
+
+
+async def test_update_firmware_installs_only_once_no_transaction_runs(
+        rig: Rig, files: FileServer, tmp_path: Path) -> None:
+    """§5.19: installing stops the charge point, so a downloaded firmware waits for the running
+    transaction to end; then Installing, the restart, and Installed after the new boot."""
+    installed = tmp_path / "installed"
+    installed.mkdir()
+    hook = f"cp --target-directory={installed}"
+    rig.meter(100.0)
+    await online(rig, firmware_install_command=hook)
+    await charging(rig)
+    await rig.csms.send(rig.id, call.UpdateFirmware(
+        location=f"http://127.0.0.1:{files.port}/fw/voltbus-1.3.bin",
+        retrieve_date=datetime.now(UTC).isoformat().replace("+00:00", "Z")))
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "Downloaded")
+    await asyncio.sleep(0.5)
+    assert statuses(rig, "FirmwareStatusNotification") == ["Downloading", "Downloaded"]
+    assert not (installed / "voltbus-1.3.bin").exists()
+    rig.tap("TAG")  # the driver ends the session
+    stop = await rig.csms.wait_for(rig.id, "StopTransaction")
+    assert stop["reason"] == "Local"
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "Installing")
+    calls = rig.csms.received(rig.id)
+    assert [i for i, m in enumerate(calls) if m.action == "StopTransaction"] < [
+        i for i, m in enumerate(calls) if m.payload.get("status") == "Installing"]
+    await restarted(rig, firmware_install_command=hook, firmware_version="1.3")
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "Installed")
+    assert rig.csms.received(rig.id, "BootNotification")[-1].payload["firmwareVersion"] == "1.3"
+    assert (installed / "voltbus-1.3.bin").read_bytes() == FIRMWARE
+    assert len(rig.csms.received(rig.id, "StopTransaction")) == 1
+    answer = await rig.csms.send(rig.id, call.TriggerMessage(
+        requested_message="FirmwareStatusNotification"))
+    assert answer == {"status": "Accepted"}
+    idle = await rig.csms.wait_for(rig.id, "FirmwareStatusNotification", count=5)
+    assert idle == {"status": "Idle"}
+    assert rig.csms.violations(rig.id) == []
 
 
 async def test_update_firmware_without_install_hook_fails_installation(

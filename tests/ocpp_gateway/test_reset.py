@@ -112,3 +112,25 @@ async def test_hard_reset_of_one_station_leaves_the_others_charging(
     finally:
         if gw.proc is not None and gw.proc.poll() is None:
             assert await asyncio.to_thread(gw.signal, signal.SIGTERM) == 0
+
+
+async def test_hard_reset_runs_the_reboot_command_after_the_stops(rig: Rig, tmp_path: Path) -> None:
+    """§5.14: Hard is a reboot of the charge point: VOLTBUS_REBOOT_COMMAND runs once the
+    transactions are stopped (and answered), then the process ends as without one."""
+    marker = tmp_path / "rebooted"
+    script = tmp_path / "reboot.sh"
+    script.write_text(f"#!/bin/sh\necho \"$@\" > {marker}\n")
+    script.chmod(0o755)
+    rig.meter(100.0)
+    await online(rig, reboot_command=f"{script} now")
+    await charging(rig)
+    assert await rig.csms.send(rig.id, call.Reset(type="Hard")) == {"status": "Accepted"}
+    stop = await rig.csms.wait_for(rig.id, "StopTransaction")
+    assert stop["reason"] == "HardReset"
+    assert rig._gw_task is not None
+    await asyncio.wait_for(asyncio.shield(rig._gw_task), 5)
+    assert marker.read_text() == "now\n"
+    assert rig.gateway is not None
+    assert rig.gateway.reset_done
+    assert len(rig.gateway.queue) == 0  # answered before the reboot command ran
+    assert rig.csms.violations(rig.id) == []

@@ -144,6 +144,9 @@ class CentralSystem:
         self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
         # (station, reservationId) -> (idTag, parentIdTag) of each 1.6 ReserveNow Accepted
         self.reservations16: dict[tuple[str, int], tuple[str, str | None]] = {}
+        # station -> the last 1.6 FirmwareStatusNotification status (None: new UpdateFirmware)
+        self.firmware16: dict[str, str | None] = {}
+        self.firmware_triggered16: set[str] = set()  # a triggered notification is due
         # station -> idTag -> parentIdTag, from the 1.6 SendLocalLists it accepted
         self.list_parents16: dict[str, dict[str, str | None]] = {}
         # station -> time.monotonic() before which a Rejected station may send nothing
@@ -330,6 +333,11 @@ class CentralSystem:
         if isinstance(payload, v16.call.ReserveNow) and answer.get("status") == "Accepted":
             self.reservations16[(station, payload.reservation_id)] = (payload.id_tag,
                                                                       payload.parent_id_tag)
+        if isinstance(payload, v16.call.UpdateFirmware):
+            self.firmware16[station] = None
+        if isinstance(payload, v16.call.TriggerMessage) and answer.get("status") == "Accepted" \
+                and str(payload.requested_message) == "FirmwareStatusNotification":
+            self.firmware_triggered16.add(station)
         if isinstance(payload, v16.call.SendLocalList) and answer.get("status") == "Accepted":
             self._listed16(station, payload)
         return answer

@@ -36,6 +36,31 @@ METER_DECREASED = "meter-register-decreased"
 # 1.6 5.13: a reserved connector refuses "all incoming idTags ... except when the incoming idTag
 # or the parent idTag match the idTag or parent idTag of the reservation"
 RESERVATION_TAG = "reservation-tag-mismatch"
+# 1.6 4.5: FirmwareStatusNotification follows the job (Downloading -> Downloaded -> Installing ->
+# Installed, or a *Failed), and "the Charge Point SHALL only send the status Idle after receipt of
+# a TriggerMessage for a Firmware Status Notification, when it is not busy"
+FIRMWARE_STATUS = "firmware-status-order"
+_FIRMWARE_IDLE = frozenset({"Idle", "Installed", "InstallationFailed", "DownloadFailed"})
+FIRMWARE_NEXT_16: dict[str, frozenset[str]] = {
+    "Downloading": frozenset({"Downloading", "Downloaded", "DownloadFailed"}),
+    "Downloaded": frozenset({"Installing", "InstallationFailed"}),
+    "Installing": frozenset({"Installed", "InstallationFailed"}),
+}
+
+
+def firmware_status_16(previous: str | None, status: str, *, triggered: bool) -> str | None:
+    """Why a FirmwareStatusNotification breaks 1.6 4.5 after `previous` (None: no job since the
+    last UpdateFirmware this central system sent), or None."""
+    if triggered and (status == previous or (
+            status == "Idle" and (previous is None or previous in _FIRMWARE_IDLE))):
+        return None
+    if status == "Idle":
+        return ("Idle without a TriggerMessage for it" if not triggered else
+                f"Idle while the firmware job is {previous}")
+    allowed = FIRMWARE_NEXT_16.get(previous or "Idle", frozenset({"Downloading"}))
+    if status in allowed:
+        return None
+    return f"{previous or 'no job'} -> {status} is not a firmware update's progress"
 EVSE_ZERO = "evse-0-not-allowed"
 # 2.0.1 part 2 B07/B08 (and K09 for ReportChargingProfiles): report pages answer a request the
 # central system made and the station Accepted; nothing follows the page with tbc false.

@@ -216,5 +216,13 @@ class StationSession(SessionBase, SecurityMixin16, ChargePoint):
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.firmware_status_notification)
-    def on_firmware_status(self, **_: Any) -> call_result.FirmwareStatusNotification:
+    def on_firmware_status(self, status: str,
+                           **_: Any) -> call_result.FirmwareStatusNotification:
+        csms = self.csms
+        triggered = self.id in csms.firmware_triggered16
+        csms.firmware_triggered16.discard(self.id)
+        self.check(rules.FIRMWARE_STATUS, rules.firmware_status_16(
+            csms.firmware16.get(self.id), status, triggered=triggered))
+        if status != "Idle":
+            csms.firmware16[self.id] = status
         return call_result.FirmwareStatusNotification()

@@ -94,8 +94,12 @@ class Maintenance:
 
     def __init__(self, station: str, work_dir: Path, *, report: Callable[[str, str], None],
                  snapshot: Callable[[], dict[str, str]], ring: LogRing,
-                 install_command: str | None, time_scale: float = 1.0) -> None:
+                 install_command: str | None, time_scale: float = 1.0,
+                 idle: Callable[[], bool] = lambda: True,
+                 installed: Callable[[], None] | None = None) -> None:
         self.station = station
+        self.idle = idle  # no transaction runs: the install may start
+        self.installed = installed  # the hook succeeded: restart; Installed follows the boot
         self.work_dir = work_dir
         self.report = report
         self.snapshot = snapshot
@@ -162,10 +166,24 @@ class Maintenance:
                         self.station, target)
             self._firmware("InstallationFailed")
             return
+        if not self.idle():  # 5.19: installing stops charging, so it waits for the sessions
+            log.warning("%s: firmware %s downloaded; installing once no transaction runs",
+                        self.station, target.name)
+            while True:  # polled: a transaction's end is a model state, not an event here
+                await asyncio.sleep(0.1)
+                if self.idle():
+                    break
         self._firmware("Installing")
         done = await asyncio.to_thread(subprocess.run, [*shlex.split(self.install_command),
                                                         str(target)], check=False)
-        self._firmware("Installed" if done.returncode == 0 else "InstallationFailed")
+        if done.returncode != 0:
+            log.warning("%s: firmware install hook exited %d", self.station, done.returncode)
+            self._firmware("InstallationFailed")
+        elif self.installed is None:
+            self._firmware("Installed")
+        else:  # the new firmware runs after the restart: Installed follows its BootNotification
+            log.warning("%s: firmware %s installed; restarting", self.station, target.name)
+            self.installed()
 
 
 def snapshot_files(config: dict[str, str], queued: list[dict[str, Any]],

@@ -39,7 +39,13 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     """Obsolete and ignored (a warning says so): UnlockConnector now goes to the cable lock on
     hw/{c}/lock and answers what it confirms (cable_lock.py); no lock there: NotSupported."""
     firmware_install_command: str | None = None
-    """Run with the downloaded firmware file as last argument; exit 0 means Installed."""
+    """Run with the downloaded firmware file as last argument; exit 0 means Installed (after
+    the restart that follows it)."""
+    reboot_command: str | None = None
+    """VOLTBUS_REBOOT_COMMAND: run on a hard Reset (and after a firmware install) once the
+    transactions are stopped, e.g. `sudo systemctl reboot`; unset (or failing): the gateway
+    process restarts (exit code 75 for its supervisor). Ignored with several stations in one
+    process, which must not all reboot for one station's Reset."""
     reconnect_min_s: float = Field(default=1.0, gt=0)
     reconnect_max_s: float = Field(default=60.0, gt=0)
     response_timeout_s: float = Field(default=30.0, gt=0)

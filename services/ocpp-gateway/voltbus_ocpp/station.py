@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
+import subprocess
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +72,9 @@ log = logging.getLogger(__name__)
 
 HARD_RESET_EXIT_CODE = 75  # sysexits EX_TEMPFAIL: non-zero, so systemd's Restart=on-failure,
 # compose's restart: unless-stopped and `voltbus up`'s supervisor all start the process again
+
+
+FIRMWARE_INSTALLED = "firmware_installed"  # meta: "1" from the install until Installed is sent
 
 
 class _HardReset(Exception):
@@ -140,7 +145,9 @@ class Station:
             station_id, settings.station_dir(station_id) / "firmware",
             report=self._maintenance_status,
             snapshot=self._snapshot, ring=self.ring,
-            install_command=settings.firmware_install_command, time_scale=settings.time_scale)
+            install_command=settings.firmware_install_command, time_scale=settings.time_scale,
+            idle=lambda: all(c.facts.tx is None for c in self.model.connectors.values()),
+            installed=self._firmware_installed)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
                                 command_limit=lambda n: self.command_limits.limit(self.model, n))
         if settings.unlock_supported:
@@ -315,7 +322,12 @@ class Station:
     async def _registered(self, session: Session) -> None:
         await session.boot()
         self.dispatch(LinkChanged(True))
-        first: list[Live] = [Live(StationStatus(self._station_available(), self.clock()))]
+        first: list[Live] = []
+        if self.store.meta(FIRMWARE_INSTALLED, "") == "1":  # the restart after an install
+            self.store.set_meta(FIRMWARE_INSTALLED, "0")
+            self.maintenance.firmware_status = "Installed"
+            first.append(Live(MaintenanceStatus("firmware", "Installed")))
+        first.append(Live(StationStatus(self._station_available(), self.clock())))
         for c in self.model.connectors.values():
             assert c.status is not None
             self._reported[c.connector_id] = (c.status, c.facts.fault)
@@ -381,6 +393,23 @@ class Station:
 
     # --- Reset ---------------------------------------------------------------------------------
 
+    def _firmware_installed(self) -> None:
+        """The install hook succeeded: restart as a hard Reset does (the process ends for its
+        supervisor); FirmwareStatusNotification Installed follows the next accepted
+        BootNotification, which carries the new firmware's version."""
+        self.store.set_meta(FIRMWARE_INSTALLED, "1")
+        self.spawn(self._restart_after_install())
+
+    async def _restart_after_install(self) -> None:
+        """Installing (a live message) is sent before the restart drops the live queue."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.response_timeout_s
+        while self.messenger.online and self.messenger.items:
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        await self._restart(hard=True)
+
     def after_reset(self) -> None:
         """Once the reply is out: deliver the transaction stops, then restart (see _restart)."""
         if self._restart_after_reply:
@@ -412,11 +441,32 @@ class Station:
             log.warning("%s: Reset after %d attempt(s): %d transaction message(s) stay queued "
                         "for after the restart", self.id, retries + 1, len(self.queue))
         if hard:
+            await self._reboot()
             log.warning("%s: hard Reset: restarting the gateway", self.id)
             self.hard_reset.set()
             return
         log.warning("%s: soft Reset: restarting the OCPP session", self.id)
         await self.link.drop()
+
+    async def _reboot(self) -> None:
+        """Run the configured reboot command (a hard Reset reboots the charge point, 5.14); the
+        process restart follows whatever it does (a reboot ends the process anyway)."""
+        command = self.settings.reboot_command
+        if not command:
+            return
+        if len(self.settings.stations) > 1:
+            log.warning("%s: VOLTBUS_REBOOT_COMMAND ignored: this process serves %d stations; "
+                        "restarting only this one", self.id, len(self.settings.stations))
+            return
+        log.warning("%s: hard Reset: running the reboot command", self.id)
+        try:
+            done = await asyncio.to_thread(subprocess.run, shlex.split(command), check=False,
+                                           timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("%s: reboot command failed: %s", self.id, exc)
+            return
+        if done.returncode != 0:
+            log.error("%s: reboot command exited %d", self.id, done.returncode)
 
     async def _stops_metered(self) -> None:
         """The stops waiting for their meter reading after the opening are queued (each gives
