@@ -84,3 +84,97 @@ async def test_the_unlock_command_goes_through_the_lock_too(
             await asyncio.gather(task, return_exceptions=True)
     assert (done.payload.status.value, done.payload.reason) == ("Accepted", None)
     assert csms.violations(station) == []
+
+
+def lock_moves(hw: object, prefix: str) -> list:
+    return [m.payload for m in hw.watches["lock"].seen  # type: ignore[attr-defined]
+            if m.payload.request_id and m.payload.request_id.startswith(prefix)]
+
+
+async def plug_and_charge(hw: object, csms: Csms, station: str) -> None:
+    hw.send(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)  # type: ignore[attr-defined]
+    await hw.watches["pilot"].until(  # type: ignore[attr-defined]
+        lambda m: m.payload.state is PilotState.B)
+    hw.send(ch.SIM_TAP, SimTap(id_tag=TAG))  # type: ignore[attr-defined]
+    await csms.wait_for(station, "StartTransaction")
+    await hw.watches["relay"].until(lambda m: m.payload.closed)  # type: ignore[attr-defined]
+
+
+async def test_the_cable_is_locked_before_the_relay_closes_and_unlocked_at_the_end(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    async with charge_point(mosquitto, csms, station, tmp_path / "data") as (hw, _gw, _w):
+        await plug_and_charge(hw, csms, station)
+        hw.send(ch.SIM_TAP, SimTap(id_tag=TAG))  # the driver ends it
+        stop = await csms.wait_for(station, "StopTransaction")
+        await hw.watches["lock"].until(lambda m: m.payload.state is LockState.UNLOCKED
+                                       and (m.payload.request_id or "").startswith("release-"))
+        relay = [m.payload for m in hw.watches["relay"].seen]
+    assert stop["reason"] == "Local"
+    locked = lock_moves(hw, "lock-")
+    assert [s.state for s in locked] == [LockState.LOCKED]
+    closed = next(r for r in relay if r.closed)
+    assert locked[0].ts <= closed.ts  # the plug was held before the socket was energised
+    opened = [r for r in relay if not r.closed][-1]
+    assert opened.ts <= lock_moves(hw, "release-")[-1].ts
+    assert csms.violations(station) == []
+
+
+async def test_ev_side_disconnect_unlocks_when_unlock_connector_on_ev_side_disconnect(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    """§9.1.31 true, §3.6 StopTransactionOnEVSideDisconnect true: stop, then unlock."""
+    config = {"MeterValueSampleInterval": "0", "UnlockConnectorOnEVSideDisconnect": "true"}
+    async with charge_point(mosquitto, csms, station, tmp_path / "data",
+                            ocpp_config=config) as (hw, _gw, _w):
+        await plug_and_charge(hw, csms, station)
+        hw.send(ch.SIM_PLUG, SimPlug(plugged=False), connector=1)
+        stop = await csms.wait_for(station, "StopTransaction")
+        await hw.watches["lock"].until(lambda m: m.payload.state is LockState.UNLOCKED
+                                       and (m.payload.request_id or "").startswith("release-"))
+    assert stop["reason"] == "EVDisconnected"
+    assert csms.violations(station) == []
+
+
+async def test_ev_side_disconnect_keeps_the_cable_locked_until_the_tag_is_presented(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    """§9.1.31 false (the default): the connector stays locked until the user presents the
+    identifier, which then only unlocks (no new authorisation)."""
+    async with charge_point(mosquitto, csms, station, tmp_path / "data") as (hw, gw, _w):
+        assert gw.config.get_bool("UnlockConnectorOnEVSideDisconnect") is False
+        await plug_and_charge(hw, csms, station)
+        hw.send(ch.SIM_PLUG, SimPlug(plugged=False), connector=1)
+        stop = await csms.wait_for(station, "StopTransaction")
+        await asyncio.sleep(0.5)
+        assert lock_moves(hw, "release-") == []
+        assert hw.watches["lock"].seen[-1].payload.state is LockState.LOCKED
+        authorizes = len(csms.received(station, "Authorize"))
+        hw.send(ch.SIM_TAP, SimTap(id_tag=TAG))
+        await hw.watches["lock"].until(lambda m: m.payload.state is LockState.UNLOCKED
+                                       and (m.payload.request_id or "").startswith("release-"))
+        await asyncio.sleep(0.2)
+    assert stop["reason"] == "EVDisconnected"
+    assert len(csms.received(station, "Authorize")) == authorizes
+    assert len(csms.received(station, "StartTransaction")) == 1
+    assert csms.violations(station) == []
+
+
+async def test_without_stop_on_ev_side_disconnect_the_lock_stays_with_the_transaction(
+        mosquitto: Broker, csms: Csms, station: str, tmp_path: Path) -> None:
+    """§3.6 StopTransactionOnEVSideDisconnect false: the transaction goes on after the EV is
+    unplugged, and so does the lock (also with UnlockConnectorOnEVSideDisconnect true); it
+    unlocks when the transaction ends."""
+    config = {"MeterValueSampleInterval": "0", "StopTransactionOnEVSideDisconnect": "false",
+              "UnlockConnectorOnEVSideDisconnect": "true"}
+    async with charge_point(mosquitto, csms, station, tmp_path / "data",
+                            ocpp_config=config) as (hw, _gw, _w):
+        await plug_and_charge(hw, csms, station)
+        hw.send(ch.SIM_PLUG, SimPlug(plugged=False), connector=1)
+        await hw.watches["pilot"].until(lambda m: m.payload.state is PilotState.A)
+        await asyncio.sleep(0.4)
+        assert csms.received(station, "StopTransaction") == []
+        assert lock_moves(hw, "release-") == []
+        hw.send(ch.SIM_TAP, SimTap(id_tag=TAG))
+        stop = await csms.wait_for(station, "StopTransaction")
+        await hw.watches["lock"].until(lambda m: m.payload.state is LockState.UNLOCKED
+                                       and (m.payload.request_id or "").startswith("release-"))
+    assert stop["reason"] == "Local"
+    assert csms.violations(station) == []

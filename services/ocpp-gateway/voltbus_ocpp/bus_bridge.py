@@ -69,8 +69,10 @@ class BusBridge:
     """Subscribes a station's hardware and command topics; publishes its state."""
 
     def __init__(self, bus: Bus, connectors: int, dispatch: Callable[[Event], object], *,
-                 command_limit: Callable[[int], float | None] = lambda _n: None) -> None:
+                 command_limit: Callable[[int], float | None] = lambda _n: None,
+                 unlock_on_ev_disconnect: Callable[[], bool] = lambda: True) -> None:
         self.bus = bus
+        self.unlock_on_ev_disconnect = unlock_on_ev_disconnect
         self.command_limit = command_limit  # ChargingState.command_limit_a per connector
         self.connectors = connectors
         self.dispatch = dispatch
@@ -151,7 +153,7 @@ class BusBridge:
             self.dispatch(EnergyLimit(msg.connector, msg.payload.amps))
 
     async def _rfid(self, msg: Received[RfidSeen]) -> None:
-        if msg.payload is not None:
+        if msg.payload is not None and not self.locks.presented(msg.payload.id_tag):
             self.dispatch(CardPresented(msg.payload.id_tag))
 
     async def _command(self, topic: str, raw: bytes, retain: bool) -> None:
@@ -206,8 +208,9 @@ class BusBridge:
         bus = self.bus
         match effect:
             case SetRelay(connector=n, closed=closed, request_id=rid):
-                bus.publish(ch.RELAY_SET, RelayCommand(closed=closed, request_id=rid),
-                            connector=n)
+                command = RelayCommand(closed=closed, request_id=rid)
+                self.locks.relay(n, closed, lambda: bus.publish(ch.RELAY_SET, command,
+                                                                connector=n))
             case SetCurrentLimit(connector=n, amps=amps):
                 bus.publish(ch.CURRENT_LIMIT_SET, CurrentLimitCommand(amps=amps), connector=n)
             case SetLed(connector=n, color=color, pattern=pattern, intensity_pct=pct,
@@ -232,6 +235,7 @@ class BusBridge:
                     stopped_at=at, meter_start_wh=tx.meter_start_wh, meter_stop_wh=stop,
                     energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason,
                     transaction_ref=tx.transaction_id), connector=n)
+                self.locks.session_ended(n, tx.id_tag, reason, self.unlock_on_ev_disconnect())
             case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
                 bus.publish(ch.CHARGING, ChargingState(
                     enabled=enabled, current_limit_a=limit, ts=utcnow(),

@@ -12,6 +12,17 @@ or not_supported (no lock on this connector). An unlock here:
 A connector whose hardware has published no lock state at all (an older hardware service) or
 whose retained state says not_supported answers NotSupported at once, transaction untouched.
 VOLTBUS_UNLOCK_SUPPORTED is obsolete: it is still accepted and ignored (a warning says so).
+
+The lock follows the transaction (OCPP 1.6 3.6, 9.1.31) on a connector with a lock:
+
+- a relay close is sent only after the lock confirmed `locked` (lock/set locked first, the close
+  held back until the answer, bounded; a newer relay command wins), so a lock that must hold the
+  plug before the socket is energised (`required_to_close`) gets it;
+- when a transaction ends the lock opens (once the relay is open), except when it ended because
+  the EV side was disconnected and UnlockConnectorOnEVSideDisconnect is false: then the connector
+  stays locked "until the user presents the identifier" (its tag, which is then not a new tap) or
+  an UnlockConnector. With StopTransactionOnEVSideDisconnect false the transaction, and with it
+  the lock, goes on after an EV-side disconnect.
 """
 
 from __future__ import annotations
@@ -19,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.enums import LockState
+from voltbus_common.enums import LockState, StopReason
 from voltbus_common.models import LockCommand, LockStatus
 from voltbus_ocpp.model.events import Event, Unlock
 from voltbus_ocpp.model.results import Outcome
@@ -45,6 +57,78 @@ class CableLocks:
         self.states: dict[int, LockStatus] = {}
         self.relay_closed: dict[int, bool] = {}
         self._changed = asyncio.Event()
+        self.held: dict[int, str] = {}  # connector -> the id tag whose presentation unlocks it
+        self._relay_commands: dict[int, int] = {}  # connector -> serial of its last relay/set
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def has_lock(self, connector: int) -> bool:
+        """The hardware reported a lock on this connector."""
+        known = self.states.get(connector)
+        return known is not None and known.state is not LockState.NOT_SUPPORTED
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def relay(self, connector: int, closed: bool, send: Callable[[], None]) -> None:
+        """A relay command: a close waits for the lock to confirm `locked` first."""
+        serial = self._relay_commands.get(connector, 0) + 1
+        self._relay_commands[connector] = serial
+        known = self.states.get(connector)
+        if not closed or not self.has_lock(connector) or (
+                known is not None and known.state is LockState.LOCKED):
+            send()
+            return
+        request_id = f"lock-{connector}-{next(_serial)}"
+        self.bus.publish(ch.LOCK_SET, LockCommand(locked=True, request_id=request_id),
+                         connector=connector)
+        self._spawn(self._close_when_locked(connector, serial, request_id, send))
+
+    async def _close_when_locked(self, connector: int, serial: int, request_id: str,
+                                 send: Callable[[], None]) -> None:
+        def answered() -> bool:
+            s = self.states.get(connector)
+            return s is not None and s.request_id == request_id
+
+        if not await self._until(answered, LOCK_ANSWER_WAIT_S) or (
+                self.states[connector].state is not LockState.LOCKED):
+            log.warning("connector %d: the cable lock did not confirm locked; closing the relay "
+                        "anyway (a lock required to close makes the hardware refuse it)",
+                        connector)
+        if self._relay_commands.get(connector) == serial:  # no newer relay command since
+            send()
+
+    def session_ended(self, connector: int, id_tag: str, reason: StopReason | None,
+                      unlock_on_ev_disconnect: bool) -> None:
+        """A transaction ended: unlock, or hold the lock for its tag (see the module doc)."""
+        if not self.has_lock(connector):
+            return
+        if reason is StopReason.EV_DISCONNECTED and not unlock_on_ev_disconnect:
+            log.info("connector %d: EV side disconnected; the cable stays locked until %s is "
+                     "presented (UnlockConnectorOnEVSideDisconnect false)", connector, id_tag)
+            self.held[connector] = id_tag
+            return
+        self.held.pop(connector, None)
+        self._spawn(self.release(connector))
+
+    def presented(self, id_tag: str) -> bool:
+        """A card: True when it was the tag a held lock waited for (it is unlocked now)."""
+        for connector, tag in list(self.held.items()):
+            if tag == id_tag:
+                del self.held[connector]
+                log.info("connector %d: %s presented; unlocking the cable", connector, id_tag)
+                self._spawn(self.release(connector))
+                return True
+        return False
+
+    async def release(self, connector: int) -> None:
+        """Unlock once the relay is open (the hardware refuses it under load)."""
+        await self._until(lambda: self.relay_closed.get(connector) is not True,
+                          RELAY_OPEN_WAIT_S)
+        self.bus.publish(ch.LOCK_SET, LockCommand(
+            locked=False, request_id=f"release-{connector}-{next(_serial)}"),
+            connector=connector)
 
     def on_lock(self, connector: int, status: LockStatus) -> None:
         """A `hw/{c}/lock` state arrived."""
@@ -71,6 +155,7 @@ class CableLocks:
         known = self.states.get(connector)
         if known is None or known.state is LockState.NOT_SUPPORTED:
             return Outcome.NOT_SUPPORTED
+        self.held.pop(connector, None)
         self.dispatch(Unlock(connector))  # stops a running transaction: the relay opens
         if not await self._until(lambda: self.relay_closed.get(connector) is not True,
                                  RELAY_OPEN_WAIT_S):

@@ -149,7 +149,8 @@ class Station:
             idle=lambda: all(c.facts.tx is None for c in self.model.connectors.values()),
             installed=self._firmware_installed)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
-                                command_limit=lambda n: self.command_limits.limit(self.model, n))
+                                command_limit=lambda n: self.command_limits.limit(self.model, n),
+                                unlock_on_ev_disconnect=lambda: self.config.unlock_on_ev_disconnect)
         if settings.unlock_supported:
             log.warning("VOLTBUS_UNLOCK_SUPPORTED is obsolete and ignored: UnlockConnector goes "
                         "to the cable lock (hw/<n>/lock); without one it answers NotSupported")

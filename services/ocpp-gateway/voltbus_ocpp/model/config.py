@@ -77,6 +77,12 @@ class ChargePointConfig(Protocol):
         ...
 
     @property
+    def unlock_on_ev_disconnect(self) -> bool:
+        """A transaction ended by unplugging the EV unlocks the cable at the charge point (else
+        it stays locked until its id tag is presented)."""
+        ...
+
+    @property
     def stop_on_invalid_id(self) -> bool:
         """A start the central system did not accept stops at once."""
         ...

@@ -192,6 +192,11 @@ class ConfigStore:
         return self.get_bool("StopTransactionOnEVSideDisconnect")
 
     @property
+    def unlock_on_ev_disconnect(self) -> bool:
+        """UnlockConnectorOnEVSideDisconnect (9.1.31)."""
+        return self.get_bool("UnlockConnectorOnEVSideDisconnect")
+
+    @property
     def stop_on_invalid_id(self) -> bool:
         """StopTransactionOnInvalidId."""
         return self.get_bool("StopTransactionOnInvalidId")

@@ -206,6 +206,12 @@ class Variables:
         return self._bool("TxCtrlr.StopTxOnEVSideDisconnect")
 
     @property
+    def unlock_on_ev_disconnect(self) -> bool:
+        """No variable for it in this device model: the cable unlocks when the transaction
+        ends, an EV-side disconnect too."""
+        return True
+
+    @property
     def stop_on_invalid_id(self) -> bool:
         """TxCtrlr.StopTxOnInvalidId."""
         return self._bool("TxCtrlr.StopTxOnInvalidId")
