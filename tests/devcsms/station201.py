@@ -52,6 +52,7 @@ class Station201(ChargePoint):
         self.local_list_version = 0
         self.report_seq_nos: list[int] | None = None  # the next report's page seqNos
         self.results_limit: int | None = None  # GetVariables answers only this many (a bug)
+        self.composite_unit: str | None = None  # GetCompositeSchedule answers in this unit
 
     def _got(self, action: str, kwargs: dict[str, Any]) -> None:
         self.requests.append((action, kwargs))
@@ -290,7 +291,7 @@ class Station201(ChargePoint):
         self._got("GetCompositeSchedule", {"duration": duration, "evse_id": evse_id, **kw})
         return call_result.GetCompositeSchedule(status="Accepted", schedule={
             "evse_id": evse_id, "duration": duration, "schedule_start": now(),
-            "charging_rate_unit": kw.get("charging_rate_unit", "A"),
+            "charging_rate_unit": self.composite_unit or kw.get("charging_rate_unit", "A"),
             "charging_schedule_period": [{"start_period": 0, "limit": 16}]})
 
     # --- L firmware, N diagnostics -----------------------------------------------------------

@@ -222,6 +222,31 @@ async def test_get_variables_answers_one_result_per_requested_item(csms: Csms) -
             (rules.VARIABLE_RESULTS, "GetVariables")]
 
 
+async def test_charging_profile_reports_and_composite_schedules_answer_their_request(
+        csms: Csms) -> None:
+    """K09: the profiles reported are those asked for (this station reports a TxDefaultProfile
+    of EVSE 1 whatever it is asked); K08: the composite schedule in the unit asked for."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await csms.send_action("S1", "GetChargingProfiles", {
+            "requestId": 1, "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}})
+        await csms.wait_report("S1", 1, action="ReportChargingProfiles")
+        await csms.send_action("S1", "GetCompositeSchedule", {"duration": 60, "evseId": 1,
+                                                              "chargingRateUnit": "A"})
+        assert csms.violations("S1") == []
+        await csms.send_action("S1", "GetChargingProfiles", {
+            "requestId": 2, "chargingProfile": {"chargingProfilePurpose": "TxProfile"}})
+        await csms.wait_report("S1", 2, action="ReportChargingProfiles")
+        await csms.send_action("S1", "GetChargingProfiles", {
+            "requestId": 3, "evseId": 2, "chargingProfile": {}})
+        await csms.wait_report("S1", 3, action="ReportChargingProfiles")
+        st.composite_unit = "W"
+        await csms.send_action("S1", "GetCompositeSchedule", {"duration": 60, "evseId": 1,
+                                                              "chargingRateUnit": "A"})
+        assert [v.rule for v in csms.violations("S1")] == [
+            rules.REPORT_CRITERIA, rules.REPORT_CRITERIA, rules.COMPOSITE_SCHEDULE]
+
+
 async def test_one_call_in_flight_holds_for_201_too(csms: Csms) -> None:
     csms.behaviour.answer_delay_s["MeterValues"] = 0.3
     async with connect(f"{csms.url}/S1", subprotocols=["ocpp2.0.1"]) as ws:  # type: ignore[list-item]

@@ -141,6 +141,7 @@ class CentralSystem:
         self.reports: dict[tuple[str, str, int], Report] = {}
         # (station, report action, requestId) -> the request's answer status (None: not yet)
         self.report_requests: dict[tuple[str, str, int], str | None] = {}
+        self.report_criteria: dict[tuple[str, str, int], dict[str, Any]] = {}  # the requests
         self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
         # (station, reservationId) -> (idTag, parentIdTag) of each 1.6 ReserveNow Accepted
         self.reservations16: dict[tuple[str, int], tuple[str, str | None]] = {}

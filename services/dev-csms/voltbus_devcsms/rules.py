@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 # Rule names (tests assert on these).
@@ -75,6 +76,13 @@ REPORT_ATTRIBUTE_VALUE = "report-attribute-value"
 VARIABLE_RESULTS = "variable-results-mismatch"
 UNKNOWN_SECURITY_EVENT = "unknown-security-event"  # 1.6 security whitepaper appendix 1
 BAD_CSR = "bad-csr"  # SignCertificate: not a valid PKCS#10 CSR for the charge point identity
+# K09: ReportChargingProfiles carries the profiles GetChargingProfiles asked for (its evseId and
+# criteria); K01: a ChargingStationMaxProfile is on evseId 0, a TxProfile on an EVSE.
+REPORT_CRITERIA = "report-criteria-mismatch"
+PROFILE_EVSE = "profile-evse-mismatch"
+# K08: GetCompositeSchedule Accepted carries the schedule for the evseId and rate unit requested,
+# at most the duration requested, its periods from startPeriod 0 in increasing order.
+COMPOSITE_SCHEDULE = "composite-schedule-mismatch"
 
 # How far ahead of this machine's clock a station's timestamp may be (clock skew of a station
 # synchronised by the central system's Heartbeat/BootNotification answers is far smaller).
@@ -171,4 +179,46 @@ def variable_results_problem(action: str, requested: list[dict[str, Any]],
         if action == "GetVariables" and r.get("attributeStatus") == "Accepted" and (
                 "attributeValue" not in r):
             return f"GetVariables: {_named(r)} Accepted without an attributeValue"
+    return None
+
+
+def profiles_report_problem(request: dict[str, Any], evse_id: int,
+                            profiles: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(rule, detail) when a ReportChargingProfiles page (camelCase) does not answer its
+    GetChargingProfiles request (camelCase) or puts a profile on the wrong kind of EVSE."""
+    wanted_evse = request.get("evseId")
+    if wanted_evse is not None and evse_id != wanted_evse:
+        return REPORT_CRITERIA, f"profiles of EVSE {evse_id} for a request of EVSE {wanted_evse}"
+    criteria = request.get("chargingProfile", {})
+    for p in profiles:
+        purpose = p.get("chargingProfilePurpose")
+        if purpose == "ChargingStationMaxProfile" and evse_id != 0:
+            return PROFILE_EVSE, f"ChargingStationMaxProfile {p.get('id')} on EVSE {evse_id}"
+        if purpose == "TxProfile" and evse_id == 0:
+            return PROFILE_EVSE, f"TxProfile {p.get('id')} on evseId 0"
+        ids = criteria.get("chargingProfileId")
+        if (criteria.get("chargingProfilePurpose") not in (None, purpose)
+                or criteria.get("stackLevel") not in (None, p.get("stackLevel"))
+                or (ids and p.get("id") not in ids)):
+            return REPORT_CRITERIA, f"profile {p.get('id')} does not match the criteria {criteria}"
+    return None
+
+
+def composite_problem(request: dict[str, Any], answer: dict[str, Any]) -> str | None:
+    """Why a GetCompositeSchedule answer (camelCase) does not answer its request."""
+    if answer.get("status") != "Accepted":
+        return None
+    schedule = answer.get("schedule")
+    if schedule is None:
+        return "Accepted without a schedule"
+    if schedule.get("evseId") != request.get("evseId"):
+        return f"schedule of EVSE {schedule.get('evseId')} for EVSE {request.get('evseId')}"
+    unit = request.get("chargingRateUnit")
+    if unit is not None and schedule.get("chargingRateUnit") != unit:
+        return f"schedule in {schedule.get('chargingRateUnit')}, {unit} requested"
+    if schedule.get("duration", 0) > request.get("duration", 0):
+        return f"schedule of {schedule.get('duration')} s, {request.get('duration')} s requested"
+    starts = [p.get("startPeriod") for p in schedule.get("chargingSchedulePeriod", [])]
+    if not starts or starts[0] != 0 or any(b <= a for a, b in pairwise(starts)):
+        return f"periods start at {starts}: from 0, increasing"
     return None

@@ -114,7 +114,14 @@ class StationSession201(SessionBase, ChargePoint):
         key = (self.id, report[0], payload.request_id) if report else None
         if key is not None:
             self.csms.report_requests[key] = None  # requested, not answered yet
+            self.csms.report_criteria[key] = snake_to_camel_case(serialize_as_dict(payload))
         result = await super().call(payload, suppress, unique_id, skip_schema_validation)
+        if action == "GetCompositeSchedule" and result is not None:
+            problem = rules.composite_problem(
+                remove_nones(snake_to_camel_case(serialize_as_dict(payload))),
+                remove_nones(snake_to_camel_case(serialize_as_dict(result))))
+            if problem is not None:
+                self.violation(rules.COMPOSITE_SCHEDULE, problem, action=action)
         if key is not None and report is not None:
             status = getattr(result, "status", None)
             self.csms.report_requests[key] = str(status)
@@ -299,9 +306,15 @@ class StationSession201(SessionBase, ChargePoint):
         return call_result.ClearedChargingLimit()
 
     @on(Action.report_charging_profiles)
-    def on_report_charging_profiles(self, request_id: int, tbc: bool = False,
+    def on_report_charging_profiles(self, request_id: int, evse_id: int, tbc: bool = False,
                                     **_: Any) -> call_result.ReportChargingProfiles:
         self._page("ReportChargingProfiles", request_id, None, tbc, None)
+        request = self.csms.report_criteria.get((self.id, "ReportChargingProfiles", request_id))
+        if request is not None and self.current is not None:
+            problem = rules.profiles_report_problem(
+                request, evse_id, self.current.payload.get("chargingProfile", []))
+            if problem is not None:
+                self.check(*problem)
         return call_result.ReportChargingProfiles()
 
     @on(Action.notify_ev_charging_needs)

@@ -27,6 +27,7 @@ from voltbus_common.enums import ConnectorStatus
 from voltbus_ocpp.adapter import StationCore
 from voltbus_ocpp.model.connector import blocking_fault
 from voltbus_ocpp.protocol.v201.convert import CONNECTOR_STATUS
+from voltbus_ocpp.protocol.v201.smart import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
 from voltbus_ocpp.protocol.v201.variables import DEFAULTS, MEASURAND_NAMES, SECRET, Variables
 
 REPORT_PAGE = 20  # reportData entries per NotifyReport
@@ -117,7 +118,16 @@ class DeviceModel:
             out.append(Entry("DeviceDataCtrlr", "BytesPerMessage", "integer", "ReadOnly",
                              instance=instance, constant=True,
                              read=lambda: str(BYTES_PER_MESSAGE)))
+        for variable, value in (("ProfileStackLevel", MAX_STACK_LEVEL),
+                                ("PeriodsPerSchedule", MAX_PERIODS)):
+            out.append(Entry("SmartChargingCtrlr", variable, "integer", "ReadOnly",
+                             constant=True, read=_const(str(value))))
         out += [
+            Entry("SmartChargingCtrlr", "Entries", "integer", "ReadOnly",
+                  instance="ChargingProfiles", max_limit=MAX_PROFILES, persistent=False,
+                  read=lambda: str(len(self.core.smart.profiles))),
+            Entry("SmartChargingCtrlr", "RateUnit", "MemberList", "ReadOnly", constant=True,
+                  values_list="A,W", read=lambda: "A,W"),
             Entry("ChargingStation", "AvailabilityState", "OptionList", "ReadOnly",
                   values_list=_AVAILABILITY, persistent=False, read=self._station_state),
             Entry("ChargingStation", "Available", "boolean", "ReadOnly", persistent=False,
@@ -249,6 +259,10 @@ class DeviceModel:
 def pages(items: list[dict[str, Any]], size: int = REPORT_PAGE) -> list[list[dict[str, Any]]]:
     """Report entries split into NotifyReport pages (at least one)."""
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def _const(value: str) -> Callable[[], str]:
+    return lambda: value
 
 
 def _bool(value: bool) -> str:

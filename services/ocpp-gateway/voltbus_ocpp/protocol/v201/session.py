@@ -46,9 +46,10 @@ from voltbus_ocpp.model.events import (
     Tick,
 )
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
+from voltbus_ocpp.model.smart_charging import MAX
 from voltbus_ocpp.protocol.guard import FrameGuard
 from voltbus_ocpp.protocol.security_event import security_event
-from voltbus_ocpp.protocol.v201 import convert
+from voltbus_ocpp.protocol.v201 import convert, smart
 from voltbus_ocpp.protocol.v201.device_model import DeviceModel, Entry, pages
 from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
@@ -160,13 +161,34 @@ class V201ChargePoint(FrameGuard, ChargePoint):
         self._guard_init(check_frame)  # bad frames answered or dropped first (guard.py)
         self.device = DeviceModel(core, variables)
         self._report: tuple[int, list[Entry]] | None = None  # accepted, its pages still to send
+        self._profiles_report: tuple[int, dict[int, list[dict[str, Any]]]] | None = None
 
     @on("RequestStartTransaction")
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
                          evse_id: int | None = None,
+                         charging_profile: dict[str, Any] | None = None,
                          **_: Any) -> call_result.RequestStartTransaction:
-        return call_result.RequestStartTransaction(
-            status=_reply(self.core.dispatch(RemoteStart(id_token["id_token"], evse_id))))
+        profile = None if charging_profile is None else snake_to_camel_case(charging_profile)
+        if profile is not None and (profile["chargingProfilePurpose"] != "TxProfile" or len(
+                profile["chargingSchedule"]) != 1 or smart.invalid_schedule(
+                smart.to_engine(profile)) is not None):
+            return call_result.RequestStartTransaction(status="Rejected")  # K05: a TxProfile
+        model = self.core.model
+        tag = id_token["id_token"]
+        status = _reply(self.core.dispatch(RemoteStart(tag, evse_id)))
+        if status == "Accepted" and profile is not None:
+            # the transaction it starts takes the profile (its id is not known to the CSMS yet)
+            target = evse_id or next((c.connector_id for c in model.connectors.values()
+                                      if (c.facts.waiting and c.facts.waiting.id_tag == tag)
+                                      or (c.facts.tx and c.facts.tx.id_tag == tag)), None)
+            if target is not None:
+                engine = smart.to_engine({k: v for k, v in profile.items()
+                                          if k != "transactionId"})
+                if model.connectors[target].facts.tx is not None:
+                    self.core.install_profile(target, engine)
+                else:
+                    self.core.hold_tx_profile(target, engine)
+        return call_result.RequestStartTransaction(status=status)
 
     @on("GetVariables")
     def on_get_variables(self, get_variable_data: list[dict[str, Any]],
@@ -432,6 +454,111 @@ class V201ChargePoint(FrameGuard, ChargePoint):
         if dropped:
             self.core.dispatch(Tick())
         return dropped
+
+    # --- K Smart charging (the profile engine 1.6 uses, smart.py maps the profiles) ------------
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any],
+                                **_: Any) -> call_result.SetChargingProfile:
+        profile = snake_to_camel_case(charging_profile)
+        problem = "SmartChargingCtrlr.Enabled is false" if not self.variables.smart_enabled \
+            else smart.refusal(evse_id, profile, self.core.smart, set(self.core.model.connectors))
+        status = Outcome.REJECTED if problem else self.core.install_profile(
+            evse_id, smart.to_engine(profile))
+        log.info("%s: SetChargingProfile %d on EVSE %d: %s%s", self.core.id, profile["id"],
+                 evse_id, status.value, f" ({problem})" if problem else "")
+        return call_result.SetChargingProfile(
+            status="Accepted" if status is Outcome.ACCEPTED else "Rejected",
+            status_info={"reason_code": "InvalidProfile", "additional_info": problem[:512]}
+            if problem else None)
+
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, charging_profile_id: int | None = None,
+                                  charging_profile_criteria: dict[str, Any] | None = None,
+                                  **_: Any) -> call_result.ClearChargingProfile:
+        criteria = charging_profile_criteria or {}
+        purpose = criteria.get("charging_profile_purpose")
+        found = self.core.clear_profiles(
+            profile_id=charging_profile_id, connector=criteria.get("evse_id"),
+            purpose=MAX if purpose == smart.STATION_MAX else purpose,
+            stack_level=criteria.get("stack_level"))
+        return call_result.ClearChargingProfile(status="Accepted" if found else "Unknown")
+
+    def installed_profiles(self, evse_id: int | None,
+                           criteria: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+        """The installed profiles matching GetChargingProfiles' criteria, per EVSE (2.0.1
+        shape)."""
+        found: dict[int, list[dict[str, Any]]] = {}
+        txs = {c.connector_id: c.facts.tx for c in self.core.model.connectors.values()}
+        for p in self.core.smart.profiles:
+            if evse_id is not None and p.connector != evse_id:
+                continue
+            tx = txs.get(p.connector)
+            tx_id = None if tx is None else tx.transaction_id or transaction_id_of(
+                self.core.id, tx.local_id, tx.started_at.isoformat())
+            profile = smart.from_engine(p.profile, tx_id)
+            if smart.matches(profile, criteria):
+                found.setdefault(p.connector, []).append(profile)
+        return found
+
+    @on("GetChargingProfiles")
+    def on_get_charging_profiles(self, request_id: int, charging_profile: dict[str, Any],
+                                 evse_id: int | None = None,
+                                 **_: Any) -> call_result.GetChargingProfiles:
+        found = self.installed_profiles(evse_id, snake_to_camel_case(charging_profile))
+        if not found:
+            return call_result.GetChargingProfiles(status="NoProfiles")  # K09: none follow
+        self._profiles_report = (request_id, found)
+        return call_result.GetChargingProfiles(status="Accepted")
+
+    @after("GetChargingProfiles")
+    def after_get_charging_profiles(self, **_: Any) -> None:
+        if self._profiles_report is not None:
+            request_id, found = self._profiles_report
+            self._profiles_report = None
+            self.core.spawn(self.send_profiles(request_id, found))
+
+    async def send_profiles(self, request_id: int,
+                            found: dict[int, list[dict[str, Any]]]) -> None:
+        """ReportChargingProfiles, one per EVSE (evseId 0: the station), tbc on all but the
+        last (K09)."""
+        evses = sorted(found)
+        for n, evse in enumerate(evses):
+            try:
+                await send_call(self, "ReportChargingProfiles", {
+                    "requestId": request_id, "chargingLimitSource": "CSO", "evseId": evse,
+                    "chargingProfile": found[evse], "tbc": n < len(evses) - 1})
+            except (CallFailed, TimeoutError, ConnectionClosed) as exc:
+                log.warning("%s: ReportChargingProfiles %d not delivered: %.200s",
+                            self.core.id, request_id, exc)
+                return
+
+    @on("GetCompositeSchedule")
+    def on_get_composite_schedule(self, duration: int, evse_id: int,
+                                  charging_rate_unit: str | None = None,
+                                  **_: Any) -> call_result.GetCompositeSchedule:
+        if evse_id != 0 and evse_id not in self.core.model.connectors:
+            return call_result.GetCompositeSchedule(status="Rejected", status_info={
+                "reason_code": "UnknownEVSE"})
+        start = self.core.clock().replace(microsecond=0)
+        periods = self.core.composite(evse_id, start, duration)
+        # the station's own maximum is a limit too (K08: profiles and local limits combined)
+        cap = self.core.settings.max_current_a * (len(self.core.model.connectors)
+                                                  if evse_id == 0 else 1)
+        periods = [{**p, "limit": min(p["limit"], cap)} for p in periods] or [
+            {"startPeriod": 0, "limit": cap}]
+        if periods[0]["startPeriod"] != 0:  # not limited by a profile until then
+            periods.insert(0, {"startPeriod": 0, "limit": cap})
+        unit = charging_rate_unit or "A"
+        if unit == "W":
+            factor = 230.0 * self.core.settings.phases
+            periods = [{**p, "limit": round(p["limit"] * factor, 1)} for p in periods]
+        merged = [p for i, p in enumerate(periods) if i == 0 or p["limit"] != periods[i - 1][
+            "limit"]]
+        return call_result.GetCompositeSchedule(status="Accepted", schedule={
+            "evse_id": evse_id, "duration": duration, "schedule_start": iso(start),
+            "charging_rate_unit": unit, "charging_schedule_period": [
+                {"start_period": p["startPeriod"], "limit": p["limit"]} for p in merged]})
 
     # --- F UnlockConnector, P DataTransfer -----------------------------------------------------
 

@@ -36,6 +36,7 @@ DEFAULTS: dict[str, str] = {
     "LocalAuthListCtrlr.ItemsPerMessage": "100",  # SendLocalList entries per request
     "ReservationCtrlr.Enabled": "true",
     "ReservationCtrlr.NonEvseSpecific": "true",  # ReserveNow without evseId
+    "SmartChargingCtrlr.Enabled": "true",
     "TxCtrlr.EVConnectionTimeOut": "60",
     "TxCtrlr.StopTxOnEVSideDisconnect": "true",
     "TxCtrlr.StopTxOnInvalidId": "true",
@@ -149,6 +150,11 @@ class Variables:
     def reservation_non_evse_specific(self) -> bool:
         """ReservationCtrlr.NonEvseSpecific."""
         return self._bool("ReservationCtrlr.NonEvseSpecific")
+
+    @property
+    def smart_enabled(self) -> bool:
+        """SmartChargingCtrlr.Enabled."""
+        return self._bool("SmartChargingCtrlr.Enabled")
 
     @property
     def auth_cache_enabled(self) -> bool:
