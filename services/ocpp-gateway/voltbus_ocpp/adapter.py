@@ -112,6 +112,11 @@ class StationCore(Protocol):
         """Install a TxProfile once the connector's (remotely started) transaction starts."""
         ...
 
+    def remote_start_profile(self, connector: int | None, id_tag: str,
+                             profile: dict[str, Any]) -> None:
+        """A TxProfile given with an accepted remote start: onto the transaction it starts."""
+        ...
+
     def clear_profiles(self, *, profile_id: int | None, connector: int | None,
                        purpose: str | None, stack_level: int | None) -> bool:
         """Remove matching profiles; True if any were."""

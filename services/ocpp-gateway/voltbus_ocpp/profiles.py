@@ -52,6 +52,21 @@ class Profiles:
         self._held[connector] = profile
         self.apply()
 
+    def for_remote_start(self, connector: int | None, id_tag: str,
+                         profile: dict[str, Any]) -> None:
+        """A TxProfile that came with an accepted remote start: onto the transaction it started
+        (or will start) on the connector given, else the one the tag waits or charges on."""
+        model = self.model
+        target = connector or next((c.connector_id for c in model.connectors.values()
+                                    if (c.facts.waiting and c.facts.waiting.id_tag == id_tag)
+                                    or (c.facts.tx and c.facts.tx.id_tag == id_tag)), None)
+        if target is None:
+            return
+        if model.connectors[target].facts.tx is not None:
+            self.install(target, profile)
+        else:
+            self.hold(target, profile)
+
     def started(self, connector: int) -> None:
         """A transaction started on the connector: a TxProfile held for it applies now, and the
         station limit is shared again at once (the others lower before this relay closes)."""

@@ -373,6 +373,11 @@ class Station:
         """Install a TxProfile once the connector's transaction starts."""
         self.profiles.hold(connector, profile)
 
+    def remote_start_profile(self, connector: int | None, id_tag: str,
+                             profile: dict[str, Any]) -> None:
+        """A remote start's TxProfile onto the transaction it starts."""
+        self.profiles.for_remote_start(connector, id_tag, profile)
+
     def clear_profiles(self, *, profile_id: int | None, connector: int | None,
                        purpose: str | None, stack_level: int | None) -> bool:
         """Remove matching profiles; True if any were."""

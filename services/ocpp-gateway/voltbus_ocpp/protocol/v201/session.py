@@ -173,21 +173,12 @@ class V201ChargePoint(FrameGuard, ChargePoint):
                 profile["chargingSchedule"]) != 1 or smart.invalid_schedule(
                 smart.to_engine(profile)) is not None):
             return call_result.RequestStartTransaction(status="Rejected")  # K05: a TxProfile
-        model = self.core.model
         tag = id_token["id_token"]
         status = _reply(self.core.dispatch(RemoteStart(tag, evse_id)))
         if status == "Accepted" and profile is not None:
             # the transaction it starts takes the profile (its id is not known to the CSMS yet)
-            target = evse_id or next((c.connector_id for c in model.connectors.values()
-                                      if (c.facts.waiting and c.facts.waiting.id_tag == tag)
-                                      or (c.facts.tx and c.facts.tx.id_tag == tag)), None)
-            if target is not None:
-                engine = smart.to_engine({k: v for k, v in profile.items()
-                                          if k != "transactionId"})
-                if model.connectors[target].facts.tx is not None:
-                    self.core.install_profile(target, engine)
-                else:
-                    self.core.hold_tx_profile(target, engine)
+            self.core.remote_start_profile(evse_id, tag, smart.to_engine(
+                {k: v for k, v in profile.items() if k != "transactionId"}))
         return call_result.RequestStartTransaction(status=status)
 
     @on("GetVariables")
@@ -280,19 +271,25 @@ class V201ChargePoint(FrameGuard, ChargePoint):
         data = [self.device.report_data(e) for e in entries]
         chunks = pages(data)
         generated = iso(self.core.clock())
-        for seq_no, chunk in enumerate(chunks):
-            payload: dict[str, Any] = {"requestId": request_id, "generatedAt": generated,
-                                       "seqNo": seq_no, "tbc": seq_no < len(chunks) - 1}
-            if chunk:
-                payload["reportData"] = chunk
+        sent = await self.send_pages("NotifyReport", request_id, [
+            {"requestId": request_id, "generatedAt": generated, "seqNo": seq_no,
+             **({"reportData": chunk} if chunk else {})} for seq_no, chunk in enumerate(chunks)])
+        if sent:
+            log.info("%s: report %d sent: %d entries in %d page(s)", self.core.id, request_id,
+                     len(data), len(chunks))
+
+    async def send_pages(self, action: str, request_id: int,
+                         payloads: list[dict[str, Any]]) -> bool:
+        """A paged answer's CALLs in order, tbc true on all but the last; False (logged) when a
+        page is not delivered: the rest is abandoned."""
+        for n, payload in enumerate(payloads):
             try:
-                await send_call(self, "NotifyReport", payload)
+                await send_call(self, action, {**payload, "tbc": n < len(payloads) - 1})
             except (CallFailed, TimeoutError, ConnectionClosed) as exc:
-                log.warning("%s: NotifyReport %d page %d not delivered, report abandoned: "
-                            "%.200s", self.core.id, request_id, seq_no, exc)
-                return
-        log.info("%s: report %d sent: %d entries in %d page(s)", self.core.id, request_id,
-                 len(data), len(chunks))
+                log.warning("%s: %s %d page %d not delivered, the rest abandoned: %.200s",
+                            self.core.id, action, request_id, n, exc)
+                return False
+        return True
 
     @on("TriggerMessage")
     def on_trigger(self, requested_message: str, evse: dict[str, Any] | None = None,
@@ -522,16 +519,9 @@ class V201ChargePoint(FrameGuard, ChargePoint):
                             found: dict[int, list[dict[str, Any]]]) -> None:
         """ReportChargingProfiles, one per EVSE (evseId 0: the station), tbc on all but the
         last (K09)."""
-        evses = sorted(found)
-        for n, evse in enumerate(evses):
-            try:
-                await send_call(self, "ReportChargingProfiles", {
-                    "requestId": request_id, "chargingLimitSource": "CSO", "evseId": evse,
-                    "chargingProfile": found[evse], "tbc": n < len(evses) - 1})
-            except (CallFailed, TimeoutError, ConnectionClosed) as exc:
-                log.warning("%s: ReportChargingProfiles %d not delivered: %.200s",
-                            self.core.id, request_id, exc)
-                return
+        await self.send_pages("ReportChargingProfiles", request_id, [
+            {"requestId": request_id, "chargingLimitSource": "CSO", "evseId": evse,
+             "chargingProfile": found[evse]} for evse in sorted(found)])
 
     @on("GetCompositeSchedule")
     def on_get_composite_schedule(self, duration: int, evse_id: int,
