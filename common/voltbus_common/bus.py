@@ -62,33 +62,47 @@ class _Drops:
     suppressed: int = 0  # counted since `since`, not logged yet
     since: float = 0.0  # when the first suppressed one came
     last: float = 0.0  # the latest drop
+    reason: str = ""  # the latest reason
+
+
+def reason_kind(reason: str) -> str:
+    """What a reason is about, for the log's rate limit: its text before the first colon (the
+    field of a validation error: "closed", "payload"), so the many ways one field can be wrong
+    count as one kind."""
+    return reason.split(":", 1)[0][:60]
 
 
 class RejectLog:
     """Logs dropped messages without filling a Pi's SD card when a publisher keeps sending junk.
 
-    Per (topic, reason): the first `burst` drops are logged one by one; after that one summary
-    with the count per `period_s` (on a timer, or at the next drop once the period is over). A
-    key quiet for a whole period starts afresh. At most `max_keys` keys: drops beyond that are
-    counted together under one summary.
+    Per (topic, kind of reason): the first `burst` drops are logged one by one, and at most
+    `max_lines` one by one in all per `period_s`; after that one summary with the count per
+    `period_s` (on a timer, or at the next drop once the period is over), a single line for all
+    keys when more than `SUMMARY_LINES` are due at once. A key quiet for a whole period starts
+    afresh. At most `max_keys` keys: drops beyond that are counted together under one key. The
+    rejected topic still gets every drop with its full reason (Bus.reject).
     """
 
     OTHERS = ("(other topics)", "(other reasons)")
+    SUMMARY_LINES = 3
 
     def __init__(self, *, burst: int = 5, period_s: float = 60.0, max_keys: int = 200,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 max_lines: int = 40, clock: Callable[[], float] = time.monotonic) -> None:
         self.burst = burst
         self.period_s = period_s
         self.max_keys = max_keys
+        self.max_lines = max_lines
         self.clock = clock
         self._drops: dict[tuple[str, str], _Drops] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._lines = 0  # logged one by one since _lines_since
+        self._lines_since = -float("inf")
 
     def note(self, topic: str, reason: str) -> None:
         """One dropped message: log it, or count it for the next summary."""
         now = self.clock()
         self.flush(now)
-        key = (topic, reason)
+        key = (topic, reason_kind(reason))
         drops = self._drops.get(key)
         if drops is None:
             if len(self._drops) >= self.max_keys:
@@ -97,8 +111,12 @@ class RejectLog:
             else:
                 drops = self._drops[key] = _Drops()
         drops.last = now
-        if drops.logged < self.burst:
+        drops.reason = reason
+        if now - self._lines_since >= self.period_s:
+            self._lines, self._lines_since = 0, now
+        if drops.logged < self.burst and self._lines < self.max_lines:
             drops.logged += 1
+            self._lines += 1
             log.warning("dropped message on %s: %s", topic, reason)
             return
         if drops.suppressed == 0:
@@ -109,13 +127,23 @@ class RejectLog:
     def flush(self, now: float | None = None) -> None:
         """Log the summaries whose period is over; forget keys quiet for a whole period."""
         now = self.clock() if now is None else now
-        for key, drops in list(self._drops.items()):
-            if drops.suppressed and now - drops.since >= self.period_s:
+        due = [(key, d) for key, d in self._drops.items()
+               if d.suppressed and now - d.since >= self.period_s]
+        if len(due) > self.SUMMARY_LINES:
+            total = sum(d.suppressed for _, d in due)
+            (topic, _), top = max(due, key=lambda kd: kd[1].suppressed)
+            log.warning("dropped %d more messages on %d topics and kinds of reason in the last "
+                        "%.0f s, most on %s: %s (one line like this a minute; every one is on "
+                        "service/<service>/rejected)", total, len(due),
+                        now - min(d.since for _, d in due), topic, top.reason)
+        for key, drops in due:
+            if len(due) <= self.SUMMARY_LINES:
                 log.warning("dropped %d more messages on %s in the last %.0f s: %s (after %d "
                             "logged one by one, one line like this a minute)", drops.suppressed,
-                            key[0], now - drops.since, key[1], self.burst)
-                drops.suppressed = 0
-            elif not drops.suppressed and now - drops.last >= self.period_s:
+                            key[0], now - drops.since, drops.reason, drops.logged)
+            drops.suppressed = 0
+        for key, drops in list(self._drops.items()):
+            if not drops.suppressed and now - drops.last >= self.period_s:
                 del self._drops[key]
 
     def _arm(self, now: float) -> None:
@@ -381,12 +409,15 @@ class Bus:
                 self._routes.clear()
             subs = self._routes[topic] = [
                 s for s in self._subs if aiomqtt.Topic(topic).matches(s.topic_filter)]
+        decoded: dict[int, Received[Any] | None] = {}  # per channel: decoded (rejected) once
         for sub in subs:
             try:
                 if sub.channel is None:
                     await cast(RawHandler, sub.handler)(topic, raw, retain)
                     continue
-                received = self._decode(sub.channel, topic, raw, retain)
+                if id(sub.channel) not in decoded:
+                    decoded[id(sub.channel)] = self._decode(sub.channel, topic, raw, retain)
+                received = decoded[id(sub.channel)]
                 if received is not None:
                     await cast(Handler, sub.handler)(received)
             except Exception:  # a handler bug must not take the service down

@@ -97,6 +97,26 @@ def test_many_topics_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert lines[-1].startswith("dropped 990 more messages on (other topics)")
 
 
+def test_fuzzed_reasons_of_one_field_are_one_key_and_lines_have_a_budget(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15 (MQTT fuzz): each malformed payload had its own pydantic message, so every one
+    was a new key with its own burst (about 100 kB of log per 150 payloads per topic)."""
+    clock = FakeClock()
+    rl = RejectLog(burst=5, period_s=60, max_lines=40, clock=clock)
+    caplog.set_level(logging.WARNING, BUS_LOG)
+    for i in range(5000):
+        rl.note("t/1", f"closed: Input should be a valid boolean, got {i}")
+    assert len(drop_lines(caplog)) == 5  # one key: "closed" on t/1
+    for i in range(5000):  # 100 topics x 50 kinds: the budget of 40 lines a minute holds
+        rl.note(f"t/{i % 100}", f"field{i % 50}: wrong {i}")
+    assert len(drop_lines(caplog)) == 5 + 35
+    clock.now += 60
+    rl.flush()
+    lines = drop_lines(caplog)[40:]
+    assert len(lines) == 1  # one summary for every key
+    assert lines[0].startswith("dropped 9960 more messages on ")
+
+
 async def test_1800_bad_messages_bounded_log_all_rejected(
     mosquitto: Broker, station: str, caplog: pytest.LogCaptureFixture
 ) -> None:
