@@ -52,3 +52,31 @@ async def test_embedded_broker_refuses_a_wrong_password(embedded: EmbeddedBroker
     with pytest.raises(aiomqtt.MqttError):
         async with aiomqtt.Client("127.0.0.1", embedded.port, username="gateway", password="no"):
             pass
+
+
+def test_the_password_file_is_never_readable_by_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: the launcher wrote the hashes, then chmodded: readable by everyone until then,
+    and for good when the chmod never came (here: chmod fails, as after a crash in between)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location(
+        "amqtt_launcher", REPO / "common" / "voltbus_common" / "embedded" / "amqtt_launcher.py")
+    assert spec is not None and spec.loader is not None
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+
+    def no_chmod(self: Path, mode: int) -> None:
+        raise OSError("chmod never came")
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "amqtt_passwd"
+        path.write_text("stale\n")  # a file from before, still readable: replaced
+        launcher.write_private_text(path, "hardware:$argon2id$...\n")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "hardware:$argon2id$...\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["amqtt_passwd"]  # no temp file left

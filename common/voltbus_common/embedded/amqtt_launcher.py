@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,8 +19,20 @@ def _write_password_file(path: Path, users: dict[str, str]) -> None:
     from pwdlib.hashers.argon2 import Argon2Hasher  # amqtt accepts only argon2/bcrypt hashes
 
     hasher = Argon2Hasher()
-    path.write_text("".join(f"{user}:{hasher.hash(pw)}\n" for user, pw in users.items()))
-    path.chmod(0o600)
+    write_private_text(path, "".join(f"{user}:{hasher.hash(pw)}\n" for user, pw in users.items()))
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write text as a 0600 file, atomically: created 0600 (fchmod, as the umask may mask the
+    mode O_CREAT gets), then renamed over path. Writing first and chmodding after left the
+    password hashes readable by everyone until the chmod, and for good if it never came.
+    (voltbus_common.private_files does the same; this file may import only the stdlib.)"""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+    os.replace(tmp, path)
 
 
 async def _serve(spec: dict) -> None:  # type: ignore[type-arg]
