@@ -79,3 +79,19 @@ async def test_simulated_registers_survive_a_restart(mosquitto: Broker, station:
     second = simulated_station(station, 1)
     store.restore(second)
     assert second.connectors[1].evse.sim.energy_wh == 4242.0  # type: ignore[attr-defined]
+
+
+async def test_a_killed_simulator_comes_back_with_the_register_it_published(
+        station: str, tmp_path: Path) -> None:
+    """No clean stop (SIGKILL): the register of the last reading that left the simulated meter
+    is on disk already, so a restart never goes below it (test_resync saw it go 0.06 Wh back)."""
+    path = tmp_path / "hardware" / "sim-registers.json"
+    first = simulated_station(station, 1)
+    SimRegisterStore(path).restore(first)
+    first.connectors[1].evse.sim.energy_wh = 5000.0615  # type: ignore[attr-defined]
+    meter = first.connectors[1].meter
+    assert meter is not None
+    published = await meter.read()
+    second = simulated_station(station, 1)  # the process was killed: nothing else saved
+    SimRegisterStore(path).restore(second)
+    assert second.connectors[1].evse.sim.energy_wh == published.energy_wh  # type: ignore[attr-defined]

@@ -169,3 +169,4 @@ async def test_real_hardware_service_killed_mid_transaction(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert rig.seen["session"] == []  # one transaction all along
+    assert rig.csms.violations(rig.id) == []  # the register never went back (sim_registers)

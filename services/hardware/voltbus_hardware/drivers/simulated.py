@@ -203,6 +203,9 @@ class SimMeter:
 
     def __init__(self, sim: SimConnector) -> None:
         self.sim = sim
+        # Called with the register before a reading leaves (sim_registers.py keeps it on disk,
+        # so a killed simulator never comes back with a register below one it published).
+        self.on_read: Callable[[float], None] | None = None
 
     async def read(self) -> MeterReading:
         """The register integrated up to now, with power, current and voltage."""
@@ -211,6 +214,8 @@ class SimMeter:
                                     E.POWER_METER_FAILURE)
         self.sim.advance()
         volts = self.sim.voltage_v
+        if self.on_read is not None:
+            self.on_read(round(self.sim.energy_wh, 3))
         return MeterReading(energy_wh=round(self.sim.energy_wh, 3),
                             power_w=round(self.sim.power_w(), 1),
                             current_a=[round(a, 2) for a in self.sim.phase_currents()],
