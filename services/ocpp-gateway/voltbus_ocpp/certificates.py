@@ -154,6 +154,11 @@ class CertificateStore:
         self.dir = directory
         self.max_roots = max_roots
 
+    def _private(self, folder: Path) -> None:
+        """The store's directory and folder, 0700 (private_dir leaves parents to the umask)."""
+        private_dir(self.dir)
+        private_dir(folder)
+
     def _root_dir(self, kind: str) -> Path:
         return self.dir / ROOT_TYPES[kind]
 
@@ -200,7 +205,7 @@ class CertificateStore:
                         kind, self.max_roots)
             return "Failed"
         try:
-            private_dir(folder)
+            self._private(folder)
             write_private(folder / name, cert.public_bytes(serialization.Encoding.PEM).decode())
         except OSError as exc:
             log.error("InstallCertificate %s failed: %s", kind, exc)
@@ -278,7 +283,7 @@ class CertificateStore:
         csr = (x509.CertificateSigningRequestBuilder()
                .subject_name(x509.Name(names))
                .sign(key, hashes.SHA256()))
-        private_dir(self.pending_key_file.parent)
+        self._private(self.pending_key_file.parent)
         write_private(self.pending_key_file, key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()).decode())
