@@ -236,9 +236,9 @@ def message_call(message: Message, boot: dict[str, Any]) -> tuple[str, dict[str,
     if isinstance(message, SignCertificateRequest):
         return "SignCertificate", {"csr": message.csr}
     if isinstance(message, LogStatus | SignedFirmwareStatus):
-        payload: dict[str, Any] = {"status": message.status}
-        if message.request_id is not None:
-            payload["requestId"] = message.request_id
+        # requestId stays None when Idle: left out of the frame (the ocpp package's dataclasses
+        # require the argument although the schemas make it optional)
+        payload: dict[str, Any] = {"status": message.status, "requestId": message.request_id}
         return ("LogStatusNotification" if isinstance(message, LogStatus)
                 else "SignedFirmwareStatusNotification"), payload
     return MAINTENANCE_ACTIONS[message.kind], {"status": message.status}

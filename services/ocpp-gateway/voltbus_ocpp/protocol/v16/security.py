@@ -270,7 +270,7 @@ class V16Security:
                 continue
             self._set("log", "Uploaded", request_id)
             return
-        self._set("log", "UploadFailed", request_id)
+        self._set("log", "UploadFailure", request_id)
 
     # --- SignedUpdateFirmware ------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ class V16Security:
             verify_signature(signer, decode_signature(signature), target.read_bytes())
         except InvalidSignature as exc:
             log.error("%s: firmware %s: the signature does not verify (%s); not installed",
-                      self.core.id, target.name, exc or "bad signature")
+                      self.core.id, target.name, str(exc) or "wrong signature")
             target.unlink(missing_ok=True)
             self.security.events.record("InvalidFirmwareSignature", target.name)
             self._set("firmware", "InvalidSignature", request_id)
