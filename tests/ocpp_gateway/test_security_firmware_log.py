@@ -45,6 +45,14 @@ def signed(signer: Issued, data: bytes = FIRMWARE) -> str:
     return base64.b64encode(signer.key.sign(data, ec.ECDSA(hashes.SHA256()))).decode()
 
 
+async def update(rig: Rig, files: FileServer, request_id: int, signer: Issued,
+                 signature: str) -> dict[str, object]:
+    """SignedUpdateFirmware of image.bin from the file server, to be retrieved now."""
+    return await rig.csms.send(rig.id, call.SignedUpdateFirmware(request_id=request_id, firmware={
+        "location": f"http://127.0.0.1:{files.port}/fw/image.bin", "retrieve_date_time": when(),
+        "signing_certificate": signer.cert_pem.decode(), "signature": signature}))
+
+
 async def online_with_maker(rig: Rig, maker: CA, **extra: object) -> None:
     await rig.start_gateway(**extra)
     await rig.csms.wait_for(rig.id, "BootNotification")
@@ -103,9 +111,7 @@ async def test_signed_firmware_verified_and_installed(rig: Rig, files: FileServe
     maker = CA("voltbus test manufacturer")
     signer = maker.issue("firmware signer", usage="code")
     await online_with_maker(rig, maker, firmware_install_command=f"cp -t {tmp_path}")
-    answer = await rig.csms.send(rig.id, call.SignedUpdateFirmware(request_id=42, firmware={
-        "location": f"http://127.0.0.1:{files.port}/fw/image.bin", "retrieve_date_time": when(),
-        "signing_certificate": signer.cert_pem.decode(), "signature": signed(signer)}))
+    answer = await update(rig, files, 42, signer, signed(signer))
     assert answer == {"status": "Accepted"}
     await rig.csms.wait_for(rig.id, "SignedFirmwareStatusNotification",
                             where=lambda p: p["status"] == "Installed")
@@ -125,10 +131,8 @@ async def test_bad_signature_is_not_installed(rig: Rig, files: FileServer,
     maker = CA("voltbus test manufacturer")
     signer = maker.issue("firmware signer", usage="code")
     await online_with_maker(rig, maker, firmware_install_command=f"cp -t {tmp_path}")
-    await rig.csms.send(rig.id, call.SignedUpdateFirmware(request_id=5, firmware={
-        "location": f"http://127.0.0.1:{files.port}/fw/image.bin", "retrieve_date_time": when(),
-        "signing_certificate": signer.cert_pem.decode(),
-        "signature": signed(signer, b"another image")}))
+    assert await update(rig, files, 5, signer, signed(signer, b"another image")) == {
+        "status": "Accepted"}
     await rig.csms.wait_for(rig.id, "SignedFirmwareStatusNotification",
                             where=lambda p: p["status"] == "InvalidSignature")
     assert statuses(rig, "SignedFirmwareStatusNotification")[-1] == ("InvalidSignature", 5)
@@ -143,9 +147,7 @@ async def test_signing_certificate_from_another_maker_is_refused(rig: Rig,
     maker, stranger = CA("voltbus test manufacturer"), CA("someone else")
     signer = stranger.issue("firmware signer", usage="code")
     await online_with_maker(rig, maker)
-    answer = await rig.csms.send(rig.id, call.SignedUpdateFirmware(request_id=6, firmware={
-        "location": f"http://127.0.0.1:{files.port}/fw/image.bin", "retrieve_date_time": when(),
-        "signing_certificate": signer.cert_pem.decode(), "signature": signed(signer)}))
+    answer = await update(rig, files, 6, signer, signed(signer))
     assert answer == {"status": "InvalidCertificate"}
     await rig.csms.wait_for(rig.id, "SecurityEventNotification",
                             where=lambda p: p["type"] == "InvalidFirmwareSigningCertificate")
