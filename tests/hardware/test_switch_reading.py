@@ -29,6 +29,7 @@ from voltbus_hardware.config import parse_station
 from voltbus_hardware.controller import ControllerConfig
 from voltbus_hardware.drivers.base import Relay
 from voltbus_hardware.registry import build_station
+from voltbus_hardware.station import StationHardware
 
 # Periodic readings every 5 s: only the switch reading can be within 1 Wh of the register.
 SLOW_METER = ControllerConfig(meter_interval_s=5.0, poll_interval_s=0.05)
@@ -203,6 +204,21 @@ class CoupledRelay:
         return await self.relay.set_closed(closed)
 
 
+def sdm630_station(slave: ModbusSlave, line: LiveLine,
+                   station: str) -> tuple[StationHardware, CoupledRelay]:
+    """A simulated EVSE metered by the SDM630 at address 3 on the slave's pty, its contactor
+    coupled to the live line."""
+    cfg = parse_station({
+        "serial": {"rs485": {"port": slave.port, "baudrate": 19200, "timeout_s": 0.2}},
+        "connectors": [{"evse": {"type": "sim"}, "relay": {"type": "sim"}, "max_current_a": 32,
+                        "meter": {"type": "modbus", "model": "eastron_sdm630", "bus": "rs485",
+                                  "address": 3}}]})
+    hardware = build_station(cfg, station)
+    relay = CoupledRelay(hardware.connectors[1].relay, line)
+    hardware.connectors[1].relay = relay
+    return hardware, relay
+
+
 @pytest.fixture
 async def live_sdm630(modbus_slave: ModbusSlave) -> AsyncIterator[tuple[ModbusSlave, LiveLine]]:
     line = LiveLine(1_234_500.0)
@@ -221,14 +237,7 @@ async def test_sdm630_register_after_open_within_1wh_at_11kw(
     live_sdm630: tuple[ModbusSlave, LiveLine], mosquitto: Broker, station: str
 ) -> None:
     slave, line = live_sdm630
-    cfg = parse_station({
-        "serial": {"rs485": {"port": slave.port, "baudrate": 19200, "timeout_s": 0.2}},
-        "connectors": [{"evse": {"type": "sim"}, "relay": {"type": "sim"}, "max_current_a": 32,
-                        "meter": {"type": "modbus", "model": "eastron_sdm630", "bus": "rs485",
-                                  "address": 3}}]})
-    hardware = build_station(cfg, station)
-    relay = CoupledRelay(hardware.connectors[1].relay, line)
-    hardware.connectors[1].relay = relay
+    hardware, relay = sdm630_station(slave, line, station)
     errors = []
     async with rig(mosquitto, station, config=ControllerConfig(meter_interval_s=1.0,
                                                                poll_interval_s=0.05),
