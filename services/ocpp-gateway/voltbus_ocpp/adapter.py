@@ -96,6 +96,11 @@ class StationCore(Protocol):
         """Apply an event to the model and carry out its effects."""
         ...
 
+    def on_dispatch(self, listener: Callable[[Event, list[Effect]], None]
+                    ) -> Callable[[], None]:
+        """Call listener(event, effects) after every dispatch; returns the unsubscribe."""
+        ...
+
     def send(self, message: Message) -> None:
         """Queue a live message (dropped while offline)."""
         ...

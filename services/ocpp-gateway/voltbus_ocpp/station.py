@@ -101,6 +101,7 @@ class Station:
         self.id = station_id
         self.bus = bus
         self.clock = clock
+        self._dispatched: list[Callable[[Event, list[Effect]], None]] = []
         self.store = Store(settings.station_dir(station_id) / "state.sqlite")
         self.adapter = adapter(settings, self.store)
         self.config = self.adapter.config
@@ -203,7 +204,16 @@ class Station:
             self.send(StationStatus(self.model.station_operative, self.clock()))
         self.availability.keep(self.model)
         self.command_limits.keep(self.model)
+        for listener in list(self._dispatched):
+            listener(event, effects)
         return effects
+
+    def on_dispatch(self, listener: Callable[[Event, list[Effect]], None]
+                    ) -> Callable[[], None]:
+        """Call listener(event, effects) after every dispatch; returns the unsubscribe."""
+        self._dispatched.append(listener)
+        return lambda: self._dispatched.remove(listener) if listener in self._dispatched \
+            else None
 
     def execute(self, effects: list[Effect]) -> None:
         """Carry out effects in order."""

@@ -28,6 +28,7 @@ from voltbus_ocpp.model.events import (
     PublishSession,
     PublishTransaction,
     RelayMismatch,
+    ReservationExpired,
     Sample,
     SendMeterValues,
     SendStartTransaction,
@@ -489,6 +490,7 @@ class Connector:
         if f.waiting is not None and now >= f.waiting.until:
             f.waiting = None
         if f.reservation is not None and now >= f.reservation.expiry:
+            effects.append(ReservationExpired(self.connector_id, f.reservation.reservation_id))
             f.reservation = None
         if self.pending_stop is not None and now >= self.pending_stop.deadline:
             effects += self.flush_stop(timed_out=True)

@@ -367,6 +367,14 @@ class Reply(Effect):
 
 
 @dataclass(frozen=True)
+class ReservationExpired(Effect):
+    """A reservation reached its expiry unused and was dropped (2.0.1 reports it, H01)."""
+
+    connector: int
+    reservation_id: int
+
+
+@dataclass(frozen=True)
 class RestartRequested(Effect):
     """Every transaction is finished: the process may restart (Reset)."""
 

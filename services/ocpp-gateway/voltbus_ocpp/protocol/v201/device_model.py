@@ -28,7 +28,13 @@ from voltbus_ocpp.adapter import StationCore
 from voltbus_ocpp.model.connector import blocking_fault
 from voltbus_ocpp.protocol.v201.convert import CONNECTOR_STATUS
 from voltbus_ocpp.protocol.v201.smart import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
-from voltbus_ocpp.protocol.v201.variables import DEFAULTS, MEASURAND_NAMES, SECRET, Variables
+from voltbus_ocpp.protocol.v201.variables import (
+    DEFAULTS,
+    MEASURAND_NAMES,
+    SECRET,
+    TX_POINTS,
+    Variables,
+)
 
 REPORT_PAGE = 20  # reportData entries per NotifyReport
 ITEMS_PER_MESSAGE = 50  # DeviceDataCtrlr.ItemsPerMessage for GetReport/GetVariables/SetVariables
@@ -87,6 +93,9 @@ def _config_entry(name: str, default: str) -> Entry:
         return Entry(component, variable, "boolean")
     if variable.endswith("Measurands"):
         return Entry(component, variable, "MemberList", values_list=",".join(MEASURAND_NAMES))
+    if name in TX_POINTS:  # the members the station honours
+        return Entry(component, variable, "MemberList", values_list=",".join(sorted(
+            set().union(*TX_POINTS[name]))))
     if default.isdigit():
         return Entry(component, variable, "integer", unit=unit, min_limit=0)
     return Entry(component, variable)

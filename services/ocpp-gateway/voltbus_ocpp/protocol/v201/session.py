@@ -11,7 +11,8 @@ import asyncio
 import logging
 import re
 import uuid
-from datetime import datetime
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
@@ -39,6 +40,7 @@ from voltbus_ocpp.model.events import (
     RemoteStart,
     RemoteStop,
     Reply,
+    ReservationExpired,
     Reset,
     SendAuthorize,
     SendStatus,
@@ -148,6 +150,11 @@ class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.log(logging.WARNING, msg, *args, **kwargs)
 
 
+# A Reset OnIdle Scheduled (B12), per station: the unsubscribe of its listener until it fires.
+_SCHEDULED_RESETS: weakref.WeakKeyDictionary[Any, Callable[[], None]] = (
+    weakref.WeakKeyDictionary())
+
+
 class V201ChargePoint(FrameGuard, ChargePoint):
     """An `ocpp.v201.ChargePoint` whose handlers turn requests into model events."""
 
@@ -157,11 +164,11 @@ class V201ChargePoint(FrameGuard, ChargePoint):
                          logger=_WireLog(logging.getLogger("voltbus_ocpp.wire201"), {}))
         self.core = core
         self.variables = variables
-        self.cancelled: set[int] = set()  # reservations the central system cancelled
         self._guard_init(check_frame)  # bad frames answered or dropped first (guard.py)
         self.device = DeviceModel(core, variables)
         self._report: tuple[int, list[Entry]] | None = None  # accepted, its pages still to send
         self._profiles_report: tuple[int, dict[int, list[dict[str, Any]]]] | None = None
+        self._reset_now = False  # an Immediate (or idle OnIdle) Reset answered: restart after it
 
     @on("RequestStartTransaction")
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
@@ -337,14 +344,40 @@ class V201ChargePoint(FrameGuard, ChargePoint):
     @on("Reset")
     def on_reset(self, type: str, evse_id: int | None = None,
                  **_: Any) -> call_result.Reset:
-        busy = any(c.facts.tx is not None for c in self.core.model.connectors.values())
-        if evse_id is not None or (type == "OnIdle" and busy):
-            return call_result.Reset(status="Rejected")  # not done: per EVSE, OnIdle later
+        if evse_id is not None:
+            return call_result.Reset(status="Rejected")  # B11/B12: no reset of one EVSE
+        if type == "OnIdle" and self._busy():
+            # B12: OnIdle waits for the transactions to end, then resets (Scheduled)
+            if self.core not in _SCHEDULED_RESETS:  # one per station, across reconnects
+                _SCHEDULED_RESETS[self.core] = self.core.on_dispatch(self._reset_when_idle)
+            log.warning("%s: Reset OnIdle scheduled: after the running transaction(s)",
+                        self.core.id)
+            return call_result.Reset(status="Scheduled")
+        scheduled = _SCHEDULED_RESETS.pop(self.core, None)
+        if scheduled is not None:
+            scheduled()  # an Immediate Reset takes the place of the scheduled one
+        self._reset_now = True
         return call_result.Reset(status=_reply(self.core.dispatch(Reset(hard=True))))
+
+    def _busy(self) -> bool:
+        return any(c.facts.tx is not None for c in self.core.model.connectors.values())
+
+    def _reset_when_idle(self, _event: Event, _effects: list[Effect]) -> None:
+        """After each model step while an OnIdle Reset is scheduled: reset once no transaction
+        runs (offline too: the listener belongs to the station, not to the connection)."""
+        if self.core not in _SCHEDULED_RESETS or self._busy():
+            return
+        _SCHEDULED_RESETS.pop(self.core)()
+        log.warning("%s: the scheduled Reset OnIdle goes ahead: no transaction runs",
+                    self.core.id)
+        self.core.dispatch(Reset(hard=True))
+        self.core.after_reset()
 
     @after("Reset")
     def after_reset(self, **_: Any) -> None:
-        self.core.after_reset()
+        if self._reset_now:
+            self._reset_now = False
+            self.core.after_reset()
 
     # --- D Local authorization list, C cache (the auth tables 1.6 uses) ------------------------
 
@@ -420,8 +453,6 @@ class V201ChargePoint(FrameGuard, ChargePoint):
             id, id_token["id_token"], group_id_token["id_token"] if group_id_token else None,
             parse_time(expiry_date_time)))
         self.core.dispatch(Tick())  # the status shows Reserved at once
-        if status is Outcome.ACCEPTED:
-            self.cancelled.discard(id)
         return call_result.ReserveNow(status=convert.outcome(status))
 
     @on("CancelReservation")
@@ -429,14 +460,7 @@ class V201ChargePoint(FrameGuard, ChargePoint):
                               **_: Any) -> call_result.CancelReservation:
         found = self.core.model.cancel_reservation(reservation_id)
         self.core.dispatch(Tick())
-        if found:
-            self.cancelled.add(reservation_id)  # no ReservationStatusUpdate for this one
         return call_result.CancelReservation(status="Accepted" if found else "Rejected")
-
-    def reservations(self) -> dict[int, tuple[int, datetime]]:
-        """The model's reservations: id -> (EVSE, expiry)."""
-        return {c.facts.reservation.reservation_id: (n, c.facts.reservation.expiry)
-                for n, c in self.core.model.connectors.items() if c.facts.reservation}
 
     def drop_unusable_reservations(self) -> list[int]:
         """Reservations on an EVSE made inoperative or faulted are removed (H01: the EVSE can no
@@ -589,7 +613,8 @@ class V201Session:
         self.core = core
         self.cp = V201ChargePoint(core.id, connection, core, adapter.config,
                                   response_timeout=core.settings.response_timeout_s)
-        self.accepted = False  # BootNotification accepted: other CALLs may go out (B02)
+        self._accepted = asyncio.Event()  # BootNotification accepted: CALLs may go out (B02)
+        self._reservation_updates: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
 
     def _station(self) -> dict[str, Any]:
         s = self.core.settings
@@ -597,44 +622,40 @@ class V201Session:
                 "firmwareVersion": s.firmware_version, "serialNumber": self.core.id[:25]}
 
     async def serve(self) -> None:
-        """Read frames until the connection ends (and watch the reservations meanwhile)."""
-        watcher = asyncio.create_task(self._watch_reservations())
+        """Read frames until the connection ends; reservations that end are reported meanwhile
+        (driven by the model's effects, see `_dispatched`)."""
+        unsubscribe = self.core.on_dispatch(self._dispatched)
+        sender = asyncio.create_task(self._send_reservation_updates())
         try:
             await self.cp.start()
         finally:
-            watcher.cancel()
-            await asyncio.wait({watcher})  # never swallows a cancel of serve itself
+            unsubscribe()
+            sender.cancel()
+            await asyncio.wait({sender})  # never swallows a cancel of serve itself
 
-    async def _watch_reservations(self, period_s: float = 0.1) -> None:
-        """ReservationStatusUpdate for a reservation that ends without being used or cancelled
-        by the central system: Expired at its expiry, Removed when its EVSE became inoperative
-        or faulted (or it went otherwise). One that a transaction used ends silently."""
-        cp, model = self.cp, self.core.model
-        known = cp.reservations()
+    def _dispatched(self, _event: Event, effects: list[Effect]) -> None:
+        """After each model step: a reservation that expired unused is Expired (the model says
+        so), one on an EVSE made inoperative or faulted is dropped and Removed (H01); one used by
+        its transaction or cancelled by the central system ends silently."""
+        for effect in effects:
+            if isinstance(effect, ReservationExpired):
+                self._reservation_updates.put_nowait((effect.reservation_id, "Expired"))
+        for rid in self.cp.drop_unusable_reservations():
+            self._reservation_updates.put_nowait((rid, "Removed"))
+
+    async def _send_reservation_updates(self) -> None:
+        """ReservationStatusUpdate for each ended reservation, in order, once the boot is
+        accepted (what ends while Pending is told then, B02)."""
         while True:
-            await asyncio.sleep(period_s)
-            if not self.accepted:
-                continue  # what ends before the boot is accepted is told once it is
-            removed = cp.drop_unusable_reservations()
-            now_known = cp.reservations()
-            ended: list[tuple[int, str]] = [(rid, "Removed") for rid in removed]
-            for rid, (evse, expiry) in known.items():
-                if rid in now_known or rid in removed:
-                    continue
-                if rid in cp.cancelled:
-                    cp.cancelled.discard(rid)
-                elif model.connectors[evse].facts.tx is None:  # else: used by its transaction
-                    ended.append((rid, "Expired" if self.core.clock() >= expiry
-                                  else "Removed"))
-            for rid, status in ended:
-                log.info("%s: reservation %d %s", self.core.id, rid, status)
-                try:
-                    await send_call(cp, "ReservationStatusUpdate", {
-                        "reservationId": rid, "reservationUpdateStatus": status})
-                except (CallFailed, TimeoutError, ConnectionClosed) as exc:
-                    log.warning("%s: ReservationStatusUpdate %d %s not delivered: %s",
-                                self.core.id, rid, status, exc)
-            known = now_known
+            rid, status = await self._reservation_updates.get()
+            await self._accepted.wait()
+            log.info("%s: reservation %d %s", self.core.id, rid, status)
+            try:
+                await send_call(self.cp, "ReservationStatusUpdate", {
+                    "reservationId": rid, "reservationUpdateStatus": status})
+            except (CallFailed, TimeoutError, ConnectionClosed) as exc:
+                log.warning("%s: ReservationStatusUpdate %d %s not delivered: %.200s",
+                            self.core.id, rid, status, exc)
 
     async def boot(self) -> None:
         """BootNotification until Accepted; Pending/Rejected wait the interval (B01-B03)."""
@@ -649,7 +670,7 @@ class V201Session:
                 if interval > 0:
                     self.adapter.config.set_heartbeat_interval(interval)
                 log.info("%s: accepted by the central system (OCPP 2.0.1)", core.id)
-                self.accepted = True
+                self._accepted.set()
                 return
             wait = (interval or 60) * core.settings.time_scale
             log.warning("%s: BootNotification %s; retrying in %.1fs", core.id, status.value, wait)

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, str] = {
     "ReservationCtrlr.NonEvseSpecific": "true",  # ReserveNow without evseId
     "SmartChargingCtrlr.Enabled": "true",
     "TxCtrlr.EVConnectionTimeOut": "60",
+    "TxCtrlr.TxStartPoint": "PowerPathClosed",
+    "TxCtrlr.TxStopPoint": "EVConnected,Authorized",
     "TxCtrlr.StopTxOnEVSideDisconnect": "true",
     "TxCtrlr.StopTxOnInvalidId": "true",
     "TxCtrlr.MaxEnergyOnInvalidId": "0",
@@ -53,6 +55,14 @@ DEFAULTS: dict[str, str] = {
     "voltbus.BlinkRepeat": "3",
 }
 SECRET = frozenset({"SecurityCtrlr.BasicAuthPassword"})  # WriteOnly
+# E01/E06: the points a transaction starts at (the first one reached) and stops at (the first one
+# no longer true) that the model can honour. It starts a transaction when an authorised id token
+# and a plugged-in EV are both there, closing the relay with it: PowerPathClosed. It stops on
+# deauthorisation, and on unplugging unless EVConnected is left out of TxStopPoint (or
+# StopTxOnEVSideDisconnect is false). Other lists are Rejected: not done (docs/ocpp.md).
+TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset({"PowerPathClosed"})],
+             "TxCtrlr.TxStopPoint": [frozenset({"EVConnected", "Authorized"}),
+                                     frozenset({"Authorized"})]}
 COMPONENTS = frozenset(name.split(".", 1)[0] for name in DEFAULTS)
 FIELD_FOR_VARIABLE = {"voltbus.LightIntensity": "light_intensity_pct",
                       "voltbus.BlinkRepeat": "blink_repeat",
@@ -100,6 +110,10 @@ class Variables:
         elif name.endswith("Measurands"):
             items = [i.strip() for i in value.split(",") if i.strip()]
             if any(i not in MEASURAND_NAMES for i in items):
+                return "Rejected"
+        elif name in TX_POINTS:
+            points = frozenset(i.strip() for i in value.split(",") if i.strip())
+            if points not in TX_POINTS[name]:
                 return "Rejected"
         self.set(name, value)
         return "Accepted"
@@ -208,8 +222,9 @@ class Variables:
 
     @property
     def stop_on_ev_disconnect(self) -> bool:
-        """TxCtrlr.StopTxOnEVSideDisconnect."""
-        return self._bool("TxCtrlr.StopTxOnEVSideDisconnect")
+        """TxCtrlr.StopTxOnEVSideDisconnect, and EVConnected among TxCtrlr.TxStopPoint."""
+        points = {i.strip() for i in self.values["TxCtrlr.TxStopPoint"].split(",")}
+        return self._bool("TxCtrlr.StopTxOnEVSideDisconnect") and "EVConnected" in points
 
     @property
     def unlock_on_ev_disconnect(self) -> bool:
