@@ -96,6 +96,14 @@ class Rig:
         await self.gateway.bus.wait_connected(5)  # subscribed: commands will not be missed
         return self.gateway
 
+    async def online_201(self, pilot: str = "A", energy_wh: float = 100.0) -> Station:
+        """The station speaking 2.0.1 with the EV's pilot and meter given, its EVSE 1 reported."""
+        self.meter(energy_wh)
+        self.pilot(pilot)
+        station = await self.start_gateway(ocpp_version="2.0.1")
+        await self.csms.wait_for(self.id, "StatusNotification", where=lambda p: p["evseId"] == 1)
+        return station
+
     async def stop_gateway(self) -> None:
         """Stop it cleanly (as SIGTERM would)."""
         if self._gw_task is not None:

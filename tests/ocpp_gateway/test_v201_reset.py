@@ -11,9 +11,7 @@ from tests.ocpp_gateway.conftest import Rig
 
 async def test_reset_on_idle_waits_for_the_transaction_to_end(rig: Rig) -> None:
     csms = rig.csms
-    rig.meter(100.0)
-    rig.pilot("C")
-    await rig.start_gateway(ocpp_version="2.0.1")
+    await rig.online_201("C")
     await rig.status("Preparing")
     rig.tap("TAG")
     await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Started")
@@ -41,9 +39,7 @@ async def test_reset_on_idle_waits_for_the_transaction_to_end(rig: Rig) -> None:
 
 async def test_reset_on_idle_when_idle_resets_at_once(rig: Rig) -> None:
     csms = rig.csms
-    rig.pilot("A")
-    await rig.start_gateway(ocpp_version="2.0.1")
-    await csms.wait_for(rig.id, "StatusNotification")
+    await rig.online_201()
     assert await csms.send_action(rig.id, "Reset", {"type": "OnIdle"}) == {"status": "Accepted"}
     assert rig._gw_task is not None
     await asyncio.wait_for(asyncio.shield(rig._gw_task), 5)

@@ -27,10 +27,7 @@ async def get_var(rig: Rig, variable: str) -> Any:
 
 async def test_tx_start_and_stop_points(rig: Rig) -> None:
     csms = rig.csms
-    rig.meter(100.0)
-    rig.pilot("A")
-    await rig.start_gateway(ocpp_version="2.0.1")
-    await csms.wait_for(rig.id, "StatusNotification")
+    await rig.online_201()
     assert await get_var(rig, "TxStartPoint") == "PowerPathClosed"
     assert await get_var(rig, "TxStopPoint") == "EVConnected,Authorized"
     for value in ("EVConnected", "Authorized", "EnergyTransfer", "PowerPathClosed,Authorized"):
