@@ -19,7 +19,7 @@ from ocpp.v16 import call
 
 from tests.fixtures.pki import CA, Issued
 from tests.ocpp_gateway.conftest import Rig
-from tests.ocpp_gateway.test_firmware import FIRMWARE, FileServer
+from tests.ocpp_gateway.test_firmware import FIRMWARE, FileServer, restarted
 
 MF_ROOT = "ManufacturerRootCertificate"
 
@@ -114,14 +114,19 @@ async def test_signed_firmware_verified_and_installed(rig: Rig, files: FileServe
     answer = await update(rig, files, 42, signer, signed(signer))
     assert answer == {"status": "Accepted"}
     await rig.csms.wait_for(rig.id, "SignedFirmwareStatusNotification",
+                            where=lambda p: p["status"] == "InstallRebooting")
+    await restarted(rig, firmware_install_command=f"cp -t {tmp_path}", firmware_version="2.0")
+    await rig.csms.wait_for(rig.id, "SignedFirmwareStatusNotification",
                             where=lambda p: p["status"] == "Installed")
     assert statuses(rig, "SignedFirmwareStatusNotification") == [
         ("Downloading", 42), ("Downloaded", 42), ("SignatureVerified", 42), ("Installing", 42),
-        ("Installed", 42)]
+        ("InstallRebooting", 42), ("Installed", 42)]
     assert (tmp_path / "image.bin").read_bytes() == FIRMWARE
+    boots = rig.csms.received(rig.id, "BootNotification")
+    assert [b.payload["firmwareVersion"] for b in boots] == ["0.1.0", "2.0"]
     event = await rig.csms.wait_for(rig.id, "SecurityEventNotification",
                                     where=lambda p: p["type"] == "FirmwareUpdated")
-    assert event["techInfo"] == "image.bin"
+    assert event["techInfo"] == "2.0"  # the version running after the restart
     assert rig.csms.violations(rig.id) == []
 
 
@@ -153,3 +158,20 @@ async def test_signing_certificate_from_another_maker_is_refused(rig: Rig,
                             where=lambda p: p["type"] == "InvalidFirmwareSigningCertificate")
     assert files.gets == 0
     assert rig.csms.received(rig.id, "SignedFirmwareStatusNotification") == []
+
+
+async def test_plain_update_firmware_is_a_firmware_updated_event(rig: Rig, files: FileServer,
+                                                                 tmp_path: Path) -> None:
+    """UpdateFirmware (Firmware Management, unsigned) raises FirmwareUpdated too, after the
+    restart into the new version."""
+    hook = f"cp -t {tmp_path}"
+    await rig.start_gateway(firmware_install_command=hook)
+    await rig.csms.wait_for(rig.id, "BootNotification")
+    await rig.csms.send(rig.id, call.UpdateFirmware(
+        location=f"http://127.0.0.1:{files.port}/fw/image.bin", retrieve_date=when()))
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "Installing")
+    await restarted(rig, firmware_install_command=hook, firmware_version="1.9")
+    event = await rig.csms.wait_for(rig.id, "SecurityEventNotification",
+                                    where=lambda p: p["type"] == "FirmwareUpdated")
+    assert event["techInfo"] == "1.9"

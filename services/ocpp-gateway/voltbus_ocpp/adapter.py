@@ -144,6 +144,10 @@ class StationCore(Protocol):
         """Run a background job tied to the station."""
         ...
 
+    def restart_after_install(self) -> None:
+        """A firmware was installed: restart (the process ends for its supervisor)."""
+        ...
+
     async def reconnect(self) -> None:
         """Close the connection; the link connects again (with the security profile now)."""
         ...

@@ -291,6 +291,7 @@ class StationSecurity:
                  set_profile: Callable[[int], None], auth_key: Callable[[], str | None]) -> None:
         self.station = station
         self.clock = clock
+        self.store = store
         self.certs = CertificateStore(settings.station_dir(station) / "certs")
         self.events = SecurityEvents(store, queue, clock=clock, queued=queued)
         self.profiles = SecurityProfiles(settings, store, self.certs, profile=profile,
@@ -299,6 +300,26 @@ class StationSecurity:
         # their tasks (a new request cancels the one running: AcceptedCanceled)
         self.jobs: dict[str, Any] = {"log": ("Idle", None), "firmware": ("Idle", None),
                                      "tasks": {}}
+
+    SIGNED_INSTALLED = "signed_firmware_installed"  # meta: the request id, until Installed
+
+    def signed_firmware_installed(self, request_id: int) -> None:
+        """A signed firmware's install hook succeeded: Installed follows the restart."""
+        self.store.set_meta(self.SIGNED_INSTALLED, str(request_id))
+
+    def after_boot(self, firmware_version: str) -> list[Any]:
+        """What the first accepted BootNotification after a signed install must be followed by:
+        SignedFirmwareStatusNotification Installed (its request id), and the FirmwareUpdated
+        event (the version now running)."""
+        found = self.store.meta(self.SIGNED_INSTALLED, "")
+        if not found:
+            return []
+        from voltbus_ocpp.messages import SignedFirmwareStatus
+        self.store.delete_meta(self.SIGNED_INSTALLED)
+        request_id = int(found)
+        self.jobs["firmware"] = ("Installed", request_id)
+        self.events.record("FirmwareUpdated", firmware_version)
+        return [SignedFirmwareStatus("Installed", request_id)]
 
     def route(self) -> Route:
         """How the link connects now."""

@@ -144,7 +144,7 @@ class Station:
         logging.getLogger("voltbus_ocpp").addHandler(self.ring)
         self.maintenance = Maintenance(
             station_id, settings.station_dir(station_id) / "firmware",
-            report=self._maintenance_status,
+            report=lambda kind, status: self.send(MaintenanceStatus(kind, status)),
             snapshot=self._snapshot, ring=self.ring,
             install_command=settings.firmware_install_command, time_scale=settings.time_scale,
             idle=lambda: all(c.facts.tx is None for c in self.model.connectors.values()),
@@ -177,11 +177,6 @@ class Station:
         if name in ("light_intensity_pct", "blink_repeat"):
             self.execute([c.led() for c in self.model.connectors.values()
                           if c.status is not None])
-
-    def _maintenance_status(self, kind: str, status: str) -> None:
-        self.send(MaintenanceStatus(kind, status))
-        if kind == "firmware" and status == "Installed":
-            self.security.events.record("FirmwareUpdated", self.settings.firmware_version)
 
     def _snapshot(self) -> dict[str, str]:
         queued = [{"action": q.kind, "local_id": q.local_id, "attempts": q.attempts}
@@ -338,6 +333,8 @@ class Station:
             self.store.set_meta(FIRMWARE_INSTALLED, "0")
             self.maintenance.firmware_status = "Installed"
             first.append(Live(MaintenanceStatus("firmware", "Installed")))
+            self.security.events.record("FirmwareUpdated", self.settings.firmware_version)
+        first.extend(Live(m) for m in self.security.after_boot(self.settings.firmware_version))
         first.append(Live(StationStatus(self._station_available(), self.clock())))
         for c in self.model.connectors.values():
             assert c.status is not None
@@ -408,6 +405,11 @@ class Station:
         await self.link.drop()
 
     # --- Reset ---------------------------------------------------------------------------------
+
+    def restart_after_install(self) -> None:
+        """A firmware install hook succeeded (SignedUpdateFirmware): restart as after an
+        UpdateFirmware install, once the live messages are out."""
+        self.spawn(self._restart_after_install())
 
     def _firmware_installed(self) -> None:
         """The install hook succeeded: restart as a hard Reset does (the process ends for its

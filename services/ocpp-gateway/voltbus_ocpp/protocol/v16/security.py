@@ -54,7 +54,8 @@ EXTENDED_TRIGGERS = frozenset({"BootNotification", "LogStatusNotification",
                                "SignChargePointCertificate", "StatusNotification"})
 LOG_BUSY = frozenset({"Uploading"})
 FIRMWARE_BUSY = frozenset({"DownloadScheduled", "Downloading", "Downloaded",
-                           "SignatureVerified", "InstallScheduled", "Installing"})
+                           "SignatureVerified", "InstallScheduled", "Installing",
+                           "InstallRebooting"})
 
 
 def initial_profile(config: ConfigStore, store: Store, settings: GatewaySettings) -> None:
@@ -347,8 +348,11 @@ class V16Security:
         if done.returncode != 0:
             self._set("firmware", "InstallationFailed", request_id)
             return
-        self.security.events.record("FirmwareUpdated", target.name)
-        self._set("firmware", "Installed", request_id)
+        # the new firmware runs after the restart: Installed (and FirmwareUpdated) follow its
+        # accepted BootNotification (security.StationSecurity.after_boot), as for UpdateFirmware
+        self.security.signed_firmware_installed(request_id)
+        self._set("firmware", "InstallRebooting", request_id)
+        self.core.restart_after_install()
 
     def start_job(self) -> None:
         """Start the job a request prepared, once its answer is out."""
