@@ -26,10 +26,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     station TEXT NOT NULL, connector INTEGER NOT NULL, transaction_id INTEGER,
     id_tag TEXT NOT NULL, started_at TEXT NOT NULL, stopped_at TEXT NOT NULL,
     meter_start_wh REAL NOT NULL, meter_stop_wh REAL NOT NULL, energy_wh REAL NOT NULL,
-    stop_reason TEXT NOT NULL, PRIMARY KEY (station, connector, started_at));
+    stop_reason TEXT NOT NULL, transaction_ref TEXT,
+    PRIMARY KEY (station, connector, started_at));
 """
 _COLUMNS = ("station", "connector", "transaction_id", "id_tag", "started_at", "stopped_at",
-            "meter_start_wh", "meter_stop_wh", "energy_wh", "stop_reason")
+            "meter_start_wh", "meter_stop_wh", "energy_wh", "stop_reason", "transaction_ref")
 
 
 class SessionRecord(BaseModel):
@@ -38,6 +39,9 @@ class SessionRecord(BaseModel):
     station: str
     connector: int
     transaction_id: int | None = None
+    transaction_ref: str | None = Field(
+        default=None, description="the OCPP transaction id as text (1.6's integer, 2.0.1's "
+        "UUID); null for sessions recorded before it was kept")
     id_tag: str
     started_at: UtcDatetime
     stopped_at: UtcDatetime
@@ -46,7 +50,8 @@ class SessionRecord(BaseModel):
     energy_wh: float = Field(description="Wh charged in the session")
     stop_reason: str
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "station": "CP1", "connector": 1, "transaction_id": 42, "id_tag": "04A1B2C3",
+        "station": "CP1", "connector": 1, "transaction_id": 42, "transaction_ref": "42",
+        "id_tag": "04A1B2C3",
         "started_at": "2026-01-05T08:00:00Z", "stopped_at": "2026-01-05T09:00:00Z",
         "meter_start_wh": 12000.0, "meter_stop_wh": 19000.0, "energy_wh": 7000.0,
         "stop_reason": "Local", "duration_s": 3600.0}]})
@@ -132,6 +137,9 @@ class LocalHistory:
                                    check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+        if "transaction_ref" not in columns:  # a history file from before the column
+            self._db.execute("ALTER TABLE sessions ADD COLUMN transaction_ref TEXT")
 
     def close(self) -> None:
         """Close the database."""
@@ -144,7 +152,7 @@ class LocalHistory:
             f"VALUES ({', '.join('?' * len(_COLUMNS))})",
             (station, connector, s.transaction_id, s.id_tag, s.started_at.isoformat(),
              s.stopped_at.isoformat(), s.meter_start_wh, s.meter_stop_wh, s.energy_wh,
-             s.stop_reason.value))
+             s.stop_reason.value, s.transaction_ref))
 
     async def on_change(self, change: Change) -> None:
         """State-cache listener: keep every session event."""

@@ -111,7 +111,9 @@ def _record(row: dict[str, Any]) -> SessionRecord:
     tid = row.get("transaction_id")
     return SessionRecord(
         station=row["station"], connector=int(row["connector"]),
-        transaction_id=int(tid) if tid is not None else None, id_tag=row["id_tag"],
+        transaction_id=int(tid) if tid is not None else None,
+        transaction_ref=str(row["transaction_ref"]) if row.get("transaction_ref") is not None
+        else None, id_tag=row["id_tag"],
         started_at=started, stopped_at=stopped, meter_start_wh=float(row["meter_start_wh"]),
         meter_stop_wh=float(row["meter_stop_wh"]), energy_wh=float(row["energy_wh"]),
         stop_reason=row["stop_reason"])

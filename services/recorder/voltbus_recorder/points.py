@@ -151,6 +151,7 @@ def session(station: str, connector: int, s: SessionSummary, zone: tzinfo = UTC)
         "energy_wh": float(s.energy_wh), "energy_kwh": float(s.energy_wh) / 1000.0,
         "duration_s": duration_s, "meter_start_wh": float(s.meter_start_wh),
         "meter_stop_wh": float(s.meter_stop_wh), "transaction_id": s.transaction_id,
+        "transaction_ref": s.transaction_ref,  # the OCPP id as text (2.0.1's UUID too)
         "started_at": s.started_at.isoformat(), "started_at_ns": ns(s.started_at),
     }, s.stopped_at)
 
