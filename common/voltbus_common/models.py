@@ -401,6 +401,13 @@ class SiteState(Payload):
                             description="the grid meter is silent: the fail-safe limit rules")
     ts: UtcDatetime = Field(default_factory=utcnow)
 
+    def house_power_w(self) -> float | None:
+        """What the rest of the house uses: grid + PV + battery - the cars (None: grid unknown)."""
+        if self.grid_power_w is None:
+            return None
+        return (self.grid_power_w + (self.pv_power_w or 0.0) + (self.battery_power_w or 0.0)
+                - self.charge_power_w)
+
 
 class EnergyLimitCommand(Payload):
     """The energy manager's current limit for one connector; below 6 A it is 0 (pause)."""

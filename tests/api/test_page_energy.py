@@ -99,6 +99,13 @@ async def test_power_flow_mode_and_plan(
             await expect(page.locator("#site-note")).to_contain_text("Fuse 25 A per phase")
             await expect(page.locator("#site-note")).to_contain_text(f"{DAY_PRICE:.3f}")
             await expect(page.locator("#fail-safe")).to_be_hidden()
+            # The last 24 h of the site: no InfluxDB here, so what the API saw on the bus.
+            site_chart = page.locator("#site-chart")
+            await expect(site_chart).to_have_attribute("data-source", "local", timeout=10_000)
+            await expect(site_chart.locator("canvas")).to_have_count(1)
+            assert int(await site_chart.get_attribute("data-points") or 0) >= 1
+            await expect(site_chart.locator(".u-legend .u-series")).to_have_count(7)
+            await expect(page.locator("#site-chart-note")).to_contain_text("min means")
 
             # The connector's mode: minpv (the house's default), then PV from the page.
             card = page.locator(f"#c-{station}-1")

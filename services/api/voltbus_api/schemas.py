@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from voltbus_common.enums import ServiceState
 from voltbus_common.models import Amps, IdTag, RecorderHealth
+
+
+class BucketSeries(BaseModel):
+    """Means over time in buckets: `ts[i]` (unix seconds, bucket start) has each value `[i]`."""
+
+    source: Literal["influxdb", "local"] = Field(
+        description="influxdb, or local: what this API saw on the bus itself (InfluxDB not "
+                    "configured, unreachable, or without data for the range)")
+    influx_error: str | None = None
+    start: datetime
+    interval_s: int = Field(description="bucket width; each value is the bucket's mean")
+    ts: list[float]
 
 
 class Body(BaseModel):

@@ -217,14 +217,12 @@ def site(site_id: str, s: SiteState) -> str:
     `house_power_w` is what the rest of the house uses (grid + PV + battery - the cars), as the
     page draws it; absent while the grid meter is silent. The price is the one in force at `ts`.
     """
-    grid = _opt(s.grid_power_w)
     fields: dict[str, FieldValue | None] = {
-        "grid_power_w": grid,
+        "grid_power_w": _opt(s.grid_power_w),
         "pv_power_w": _opt(s.pv_power_w), "battery_power_w": _opt(s.battery_power_w),
         "battery_soc_pct": _opt(s.battery_soc_pct), "charge_power_w": float(s.charge_power_w),
         "surplus_w": float(s.surplus_w),
-        "house_power_w": None if grid is None else grid + float(s.pv_power_w or 0.0)
-        + float(s.battery_power_w or 0.0) - float(s.charge_power_w),
+        "house_power_w": _opt(s.house_power_w()),
         "fuse_limit_a": float(s.fuse_limit_a), "max_import_w": _opt(s.max_import_w),
         "price_per_kwh": _opt(s.price_per_kwh), "co2_g_per_kwh": _opt(s.co2_g_per_kwh),
         "fail_safe": s.fail_safe, "fail_safe_int": int(s.fail_safe),

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from voltbus_api.context import ApiContext
 from voltbus_api.deps import ConnectorDep, StationDep
 from voltbus_api.errors import ApiError
 from voltbus_api.schemas import error_responses
+from voltbus_api.site_history import SiteBuffer, SiteHistory, history
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.enums import ChargeMode
@@ -61,6 +63,7 @@ class EnergyCache:
     def __init__(self, site_id: str | None) -> None:
         self.site_id = site_id
         self.site: SiteState | None = None
+        self.buffer = SiteBuffer()
         self.modes: dict[tuple[str, int], ChargeModeState] = {}
         self._waiters: dict[tuple[str, int], list[asyncio.Future[ChargeModeState]]] = {}
 
@@ -73,6 +76,8 @@ class EnergyCache:
 
     async def _on_site(self, msg: Received[SiteState]) -> None:
         self.site = msg.payload
+        if msg.payload is not None:
+            self.buffer.add(msg.payload)
 
     async def _on_mode(self, msg: Received[ChargeModeState]) -> None:
         key = (msg.station, int(msg.connector))
@@ -104,6 +109,25 @@ def _cache(request: Request) -> EnergyCache:
 async def site(request: Request) -> EnergyView:
     """The site's grid, PV, battery and charge power, and each connector's mode and plan."""
     return _cache(request).view()
+
+
+@viewer_router.get("/site/history", response_model=SiteHistory,
+                   responses=error_responses(401, 422))
+async def site_history(
+    request: Request,
+    start: Annotated[datetime | None, Query(alias="from", description="default: 24 h ago")
+                     ] = None,
+    points: Annotated[int, Query(ge=10, le=2000)] = 288,
+) -> SiteHistory:
+    """The site's grid, PV, house, cars, battery and price from `from` until now, as at most
+    `points` means (from InfluxDB's `site`, else from what this API saw on the bus)."""
+    if start is None:
+        start = datetime.now(UTC) - timedelta(hours=24)
+    if start.tzinfo is None:
+        raise ApiError(422, "'from' needs a time zone, e.g. 2026-01-05T08:00:00Z")
+    ctx: ApiContext = request.app.state.ctx
+    cache = _cache(request)
+    return await history(cache.site_id, ctx.sessions.influx, cache.buffer, start, points)
 
 
 @admin_router.put("/stations/{station}/connectors/{n}/energy/mode",

@@ -14,7 +14,7 @@ import math
 from array import array
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +26,7 @@ from voltbus_api.errors import ApiError
 from voltbus_api.history import SessionFilter, SessionRecord
 from voltbus_api.influx_reader import InfluxUnavailable
 from voltbus_api.query import month_range
-from voltbus_api.schemas import error_responses
+from voltbus_api.schemas import BucketSeries, error_responses
 from voltbus_api.state_cache import Change
 
 log = logging.getLogger(__name__)
@@ -90,18 +90,11 @@ class PowerBuffer:
         return keys, [round(sums[k][0] / sums[k][1], 1) for k in keys]
 
 
-class PowerSeries(BaseModel):
+class PowerSeries(BucketSeries):
     """A connector's power over time: `ts[i]` (unix seconds, bucket start) has `power_w[i]`."""
 
     station: str
     connector: int
-    source: Literal["influxdb", "local"] = Field(
-        description="influxdb, or local: the readings this API saw on the bus (InfluxDB not "
-                    "configured, unreachable, or without readings for the range)")
-    influx_error: str | None = None
-    start: datetime
-    interval_s: int = Field(description="bucket width; each value is the bucket's mean")
-    ts: list[float]
     power_w: list[float]
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "station": "CP1", "connector": 1, "source": "influxdb", "influx_error": None,

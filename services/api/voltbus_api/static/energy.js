@@ -1,6 +1,7 @@
 // voltbus web page, the energy manager: the house's power flow (grid, PV, house, battery, each
 // car) from energy/site, and per connector the charge mode and the plan (target, departure, the
-// chosen slots with their prices), from GET /site. Uses app.js's api(), $, stations, prices and me.
+// chosen slots with their prices), from GET /site; the site's last 24 h (grid, PV, house, cars,
+// battery, price) from GET /site/history. Uses app.js's api(), $, newPlot, AXIS, stations, prices.
 "use strict";
 let energyView = null; // GET /site
 const MODE_NAMES = { off: "Off", now: "Now", minpv: "Min+PV", pv: "PV", plan: "Plan" };
@@ -175,3 +176,44 @@ function renderEnergy() {
     if (card) fillEnergy(card, c.mode);
   }
 }
+
+// --- the site's last 24 hours (GET /site/history: InfluxDB's `site`, else what the API saw) ---
+
+let sitePlot = null;
+const SITE_SERIES = [
+  ["grid_power_w", "Grid", "#1f3b57"], ["pv_power_w", "PV", "#f9a825"], ["house_power_w", "House", "#888"],
+  ["charge_power_w", "Cars", "#2e7d32"], ["battery_power_w", "Battery", "#7b1fa2"]];
+
+async function loadSiteChart() {
+  if ($("#app-view").hidden || !energyView?.site) return;
+  let h;
+  try { h = await api(`/site/history?from=${encodeURIComponent(new Date(Date.now() - 24 * 3600e3).toISOString())}`); } catch { return; }
+  const el = $("#site-chart");
+  const kwOf = (xs) => xs.map((w) => (w == null ? null : w / 1000));
+  const data = [h.ts, ...SITE_SERIES.map(([key]) => kwOf(h[key])), h.price_per_kwh];
+  el.dataset.points = String(h.ts.length);
+  el.dataset.source = h.source;
+  $("#site-chart-note").textContent = h.ts.length ? `${Math.round(h.interval_s / 60)} min means` +
+    (h.source === "local" ? " (from the bus: InfluxDB has no site states for this range)" : "") : "no site data yet";
+  const hm = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+  if (sitePlot) { sitePlot.setData(data); return; }
+  sitePlot = newPlot(el, {
+    height: 200, cursor: { y: false },
+    // Always the whole 24 h (a young site has a few points at the right).
+    scales: { x: { time: true, range: () => [Date.now() / 1000 - 24 * 3600, Date.now() / 1000] },
+      price: { range: (u, min, max) => [0, Math.max(0.01, (max || 0) * 1.2)] } },
+    axes: [{ ...AXIS, values: (u, splits) => splits.map(hm) },
+      { ...AXIS, size: 52, values: (u, splits) => splits.map((v) => `${v} kW`) },
+      { ...AXIS, scale: "price", side: 1, size: 48, grid: { show: false }, values: (u, splits) => splits.map((v) => v.toFixed(2)) }],
+    series: [{ value: (u, v) => (v == null ? "–" : hm(v)) },
+      ...SITE_SERIES.map(([, label, stroke]) => ({ label, stroke, width: 1.5, spanGaps: false,
+        points: { show: (u) => u.data[0].length < 40, size: 5 }, // a line needs two means
+        value: (u, v) => (v == null ? "–" : `${v.toFixed(2)} kW`) })),
+      { label: "Price", scale: "price", stroke: "#c62828", width: 1, dash: [4, 3], points: { show: false },
+        paths: uPlot.paths.stepped({ align: 1 }),
+        value: (u, v) => (v == null ? "–" : `${v.toFixed(3)}/kWh`) }],
+  }, data);
+}
+setInterval(loadSiteChart, 60_000);
+// The first chart once the site is known (after the first GET /site).
+const firstSiteChart = setInterval(() => { if (energyView?.site) { clearInterval(firstSiteChart); loadSiteChart(); } }, 500);
