@@ -94,3 +94,45 @@ async def test_refused_credentials_are_reported_once_when_back(
     finally:
         await rig.close()
         await csms.stop()
+
+
+def test_an_event_without_tech_info_makes_a_valid_call() -> None:
+    """techInfo is optional: an event without it is still a SecurityEventNotification the
+    ocpp package can send (its 1.6 dataclass wants the argument)."""
+    from ocpp.v16 import call as call16
+
+    from voltbus_ocpp.protocol.v16.convert import record_call
+    from voltbus_ocpp.records import SecurityEventRecord
+    action, payload = record_call(SecurityEventRecord("TamperDetectionActivated",
+                                                      datetime.now(UTC)), None)
+    assert action == "SecurityEventNotification"
+    request = call16.SecurityEventNotification(type=payload["type"],
+                                               timestamp=payload["timestamp"],
+                                               tech_info=payload["techInfo"])
+    assert request.tech_info is None
+
+
+async def test_events_reach_a_2_0_1_central_system_too(rig: Rig) -> None:
+    """The events are version-neutral: OCPP 2.0.1 has the same SecurityEventNotification."""
+    await rig.start_gateway(ocpp_version="2.0.1")
+    event = await rig.csms.wait_for(rig.id, "SecurityEventNotification")
+    assert event["type"] == "StartupOfTheDevice"
+    assert rig.csms.central.version(rig.id) == "2.0.1"
+    assert rig.csms.violations(rig.id) == []
+
+
+async def test_a_central_system_without_the_extension_does_not_hold_up_the_outbox(
+        rig: Rig) -> None:
+    """NotImplemented for SecurityEventNotification: sent once, dropped from the outbox (kept
+    in the security log), never retried in front of the transaction messages."""
+    rig.csms.behaviour.not_implemented = {"SecurityEventNotification"}
+    rig.meter(100.0)
+    await rig.start_gateway()
+    await rig.csms.wait_for(rig.id, "SecurityEventNotification")
+    rig.pilot("B")
+    rig.tap("TAG")
+    await rig.csms.wait_for(rig.id, "StartTransaction")
+    assert len(rig.csms.received(rig.id, "SecurityEventNotification")) == 1
+    assert rig.gateway is not None
+    assert [q for q in rig.gateway.queue.all() if q.kind == "security_event"] == []
+    assert "StartupOfTheDevice" in rig.gateway.security.events.log_text()

@@ -79,6 +79,7 @@ async def test_get_security_log_uploads_the_security_events(rig: Rig, files: Fil
         requested_message="LogStatusNotification")) == {"status": "Accepted"}
     await rig.csms.wait_for(rig.id, "LogStatusNotification", count=3)
     assert statuses(rig, "LogStatusNotification")[-1] == ("Idle", None)
+    assert rig.csms.violations(rig.id) == []
 
 
 async def test_get_diagnostics_log_and_a_failing_upload(rig: Rig, files: FileServer) -> None:
@@ -104,6 +105,7 @@ async def test_get_diagnostics_log_and_a_failing_upload(rig: Rig, files: FileSer
     assert (await rig.csms.send(rig.id, call.GetLog(
         log={"remote_location": "file:///etc/passwd"}, log_type="DiagnosticsLog",
         request_id=3)))["status"] == "Rejected"
+    assert rig.csms.violations(rig.id) == []
 
 
 async def test_signed_firmware_verified_and_installed(rig: Rig, files: FileServer,

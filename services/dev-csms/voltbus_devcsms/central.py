@@ -63,6 +63,7 @@ class CsmsBehaviour:
     # (none for other tags, as before)
     stop_status: dict[str, AuthorizationStatus] = field(default_factory=dict)
     fail_next: dict[str, int] = field(default_factory=dict)  # action -> CALLERRORs to answer
+    not_implemented: set[str] = field(default_factory=set)  # actions answered NotImplemented
     answer_delay_s: dict[str, float] = field(default_factory=dict)  # action -> a slow answer
     sign_certificate_status: str = "Accepted"
     # 1.6 security: (CA certificate PEM, CA key PEM) that signs an accepted SignCertificate's
@@ -96,6 +97,15 @@ class CsmsBehaviour:
     def boot_interval(self) -> int:
         """The interval a BootNotification answer gives (heartbeat, or retry when not Accepted)."""
         return self.heartbeat_interval_s if self.boot_interval_s is None else self.boot_interval_s
+
+
+def request_job16(payload: Any) -> tuple[str, int] | None:
+    """The job a 1.6 GetLog / SignedUpdateFirmware starts, as (kind, requestId)."""
+    if isinstance(payload, v16.call.GetLog):
+        return "log", int(payload.request_id)
+    if isinstance(payload, v16.call.SignedUpdateFirmware):
+        return "firmware", int(payload.request_id)
+    return None
 
 
 def as_wire(result: Any) -> dict[str, Any]:
@@ -152,6 +162,8 @@ class CentralSystem:
         self.list_parents16: dict[str, dict[str, str | None]] = {}
         # station -> time.monotonic() before which a Rejected station may send nothing
         self.rejected_until: dict[str, float] = {}
+        # station -> ("log" | "firmware", requestId) of the GetLog / SignedUpdateFirmware it took
+        self.requests16: dict[str, set[tuple[str, int]]] = {}
         self.certificates_signed: dict[str, list[dict[str, Any]]] = {}  # CertificateSigned answers
         self.background: set[Any] = set()  # tasks the sessions started (CertificateSigned)
         self._ids = itertools.count(1)
@@ -322,9 +334,20 @@ class CentralSystem:
         if type(payload).__module__ != expected:
             raise TypeError(f"{station} speaks OCPP {session.ocpp_version}: send an {expected} "
                             f"payload, not {type(payload).__module__}.{type(payload).__name__}")
+        # Marked before the CALL: the station's notifications that follow its answer can be
+        # handled before this coroutine resumes with the answer (then unmarked if refused).
+        job = request_job16(payload)
+        if job is not None:
+            self.requests16.setdefault(station, set()).add(job)
+        triggered = isinstance(payload, v16.call.TriggerMessage) and str(
+            payload.requested_message) == "FirmwareStatusNotification"
+        if triggered:
+            self.firmware_triggered16.add(station)
         try:
             result = await session.call(payload, suppress=False)
         except OCPPError as exc:
+            self.firmware_triggered16.discard(station)
+            self.requests16.get(station, set()).discard(job)
             return {"error": type(exc).__name__.removesuffix("Error"), "code": exc.code,
                     "description": exc.description}
         except TimeoutError:  # the ocpp package puts the whole frame (secrets too) in the text
@@ -336,9 +359,10 @@ class CentralSystem:
                                                                       payload.parent_id_tag)
         if isinstance(payload, v16.call.UpdateFirmware):
             self.firmware16[station] = None
-        if isinstance(payload, v16.call.TriggerMessage) and answer.get("status") == "Accepted" \
-                and str(payload.requested_message) == "FirmwareStatusNotification":
-            self.firmware_triggered16.add(station)
+        if triggered and answer.get("status") != "Accepted":
+            self.firmware_triggered16.discard(station)
+        if job is not None and answer.get("status") not in ("Accepted", "AcceptedCanceled"):
+            self.requests16.get(station, set()).discard(job)
         if isinstance(payload, v16.call.SendLocalList) and answer.get("status") == "Accepted":
             self._listed16(station, payload)
         return answer

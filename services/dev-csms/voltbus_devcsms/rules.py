@@ -75,6 +75,9 @@ REPORT_ATTRIBUTE_VALUE = "report-attribute-value"
 # status is NOT accepted".
 VARIABLE_RESULTS = "variable-results-mismatch"
 UNKNOWN_SECURITY_EVENT = "unknown-security-event"  # 1.6 security whitepaper appendix 1
+# LogStatusNotification / SignedFirmwareStatusNotification: the requestId of a GetLog /
+# SignedUpdateFirmware the station took; left out only for Idle (a triggered one, nothing running)
+JOB_REQUEST_ID = "job-request-id"
 BAD_CSR = "bad-csr"  # SignCertificate: not a valid PKCS#10 CSR for the charge point identity
 # K09: ReportChargingProfiles carries the profiles GetChargingProfiles asked for (its evseId and
 # criteria); K01: a ChargingStationMaxProfile is on evseId 0, a TxProfile on an EVSE.

@@ -110,12 +110,24 @@ class SecurityMixin16:
         self.csms.certificates_signed.setdefault(self.id, []).append(answer)
         self.csms.history_changed()
 
+    def _check_job(self, kind: str, status: str, request_id: int | None) -> None:
+        if request_id is None:
+            self.check(rules.JOB_REQUEST_ID, None if status == "Idle" else
+                       f"{status} without the requestId of its request")
+            return
+        taken = self.csms.requests16.get(self.id, set())
+        request = "GetLog" if kind == "log" else "SignedUpdateFirmware"
+        self.check(rules.JOB_REQUEST_ID, None if (kind, request_id) in taken else
+                   f"requestId {request_id} names no {request} the station accepted")
+
     @on(Action.log_status_notification)
     def on_log_status(self, status: str, request_id: int | None = None,
                       **_: Any) -> call_result.LogStatusNotification:
+        self._check_job("log", status, request_id)
         return call_result.LogStatusNotification()
 
     @on(Action.signed_firmware_status_notification)
     def on_signed_firmware_status(self, status: str, request_id: int | None = None,
                                   **_: Any) -> call_result.SignedFirmwareStatusNotification:
+        self._check_job("firmware", status, request_id)
         return call_result.SignedFirmwareStatusNotification()

@@ -153,6 +153,10 @@ class SessionBase:
                                f"{action} {early / self.csms.behaviour.time_scale:.1f} s "
                                f"before the retry interval of the Rejected BootNotification "
                                f"expired")
+            if action in self.csms.behaviour.not_implemented:  # a CSMS without that feature
+                await self._send(json.dumps([4, unique_id, "NotImplemented",
+                                             f"{action} is not implemented here", {}]))
+                return
             failing = self.csms.behaviour.fail_next
             if failing.get(action, 0) > 0:
                 failing[action] -= 1

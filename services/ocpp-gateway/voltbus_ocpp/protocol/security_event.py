@@ -10,7 +10,7 @@ from voltbus_ocpp.records import SecurityEventRecord
 
 def security_event(record: SecurityEventRecord) -> dict[str, Any]:
     """The request's camelCase payload."""
-    payload: dict[str, Any] = {"type": record.kind, "timestamp": iso(record.ts)}
-    if record.tech_info:
-        payload["techInfo"] = record.tech_info[:255]
-    return payload
+    # techInfo None is left out of the frame (the ocpp package's 1.6 dataclass requires the
+    # argument although the schema makes it optional)
+    return {"type": record.kind, "timestamp": iso(record.ts),
+            "techInfo": record.tech_info[:255] if record.tech_info else None}
