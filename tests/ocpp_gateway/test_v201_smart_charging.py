@@ -205,3 +205,29 @@ async def test_request_start_with_a_tx_profile_starts_at_its_limit(rig: Rig) -> 
         "chargingProfile")
     assert (reported["id"], reported["transactionId"]) == (7, tx_id)
     assert csms.violations(rig.id) == []
+
+
+async def test_a_tx_profile_sent_before_the_started_is_answered(rig: Rig) -> None:
+    """The central system knows the transaction from its Started and may set a TxProfile for it
+    before it has answered that Started: the profile goes on that transaction."""
+    csms = rig.csms
+    csms.behaviour.answer_delay_s["TransactionEvent"] = 0.5
+    rig.meter(1000.0)
+    rig.pilot("C")
+    await online(rig)
+    await rig.status("Preparing")
+    rig.tap("04A1B2C3")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    tx_id = started["transactionInfo"]["transactionId"]
+    assert await set_profile(rig, 1, profile(8, "TxProfile", [(0, 5)], kind="Relative",
+                                             transactionId=tx_id)) == "Accepted"
+    await rig.wait("limit_set", lambda p: p.amps == 5.0)
+    await rig.wait("transaction", lambda p: p is not None and p.transaction_ref == tx_id)
+    csms.behaviour.answer_delay_s.clear()
+    await csms.send_action(rig.id, "GetChargingProfiles", {
+        "requestId": 1, "chargingProfile": {"chargingProfilePurpose": "TxProfile"}})
+    [reported] = (await csms.wait_report(rig.id, 1, action="ReportChargingProfiles")).items(
+        "chargingProfile")
+    assert (reported["id"], reported["transactionId"]) == (8, tx_id)
+    assert csms.violations(rig.id) == []

@@ -183,9 +183,9 @@ class StationSession201(SessionBase, ChargePoint):
     # --- E transactions, J meter values -------------------------------------------------------
 
     @on(Action.transaction_event)
-    def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str,
-                             seq_no: int, transaction_info: dict[str, Any],
-                             **kw: Any) -> call_result.TransactionEvent:
+    async def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str,
+                                   seq_no: int, transaction_info: dict[str, Any],
+                                   **kw: Any) -> call_result.TransactionEvent:
         self.check_time(timestamp, *(mv.get("timestamp") for mv in kw.get("meter_value", [])))
         tx = self._transaction(event_type, transaction_info["transaction_id"], kw.get("evse"))
         event = TxEvent(seq_no, event_type, trigger_reason, timestamp, kw.get("offline", False),
@@ -198,6 +198,9 @@ class StationSession201(SessionBase, ChargePoint):
         if event_type == "Ended":
             tx.ended = True
         token = kw.get("id_token")
+        delay = self.csms.behaviour.answer_delay_s.get("TransactionEvent", 0.0)
+        if delay > 0:  # kept already: requests may name the transaction meanwhile
+            await asyncio.sleep(delay)
         return call_result.TransactionEvent(
             id_token_info=self._token_info(token) if token else None)
 

@@ -485,13 +485,26 @@ class V201ChargePoint(FrameGuard, ChargePoint):
         problem = "SmartChargingCtrlr.Enabled is false" if not self.variables.smart_enabled \
             else smart.refusal(evse_id, profile, self.core.smart, set(self.core.model.connectors))
         status = Outcome.REJECTED if problem else self.core.install_profile(
-            evse_id, smart.to_engine(profile))
+            evse_id, self._engine_profile(evse_id, profile))
         log.info("%s: SetChargingProfile %d on EVSE %d: %s%s", self.core.id, profile["id"],
                  evse_id, status.value, f" ({problem})" if problem else "")
         return call_result.SetChargingProfile(
             status="Accepted" if status is Outcome.ACCEPTED else "Rejected",
             status_info={"reason_code": "InvalidProfile", "additional_info": problem[:512]}
             if problem else None)
+
+    def _engine_profile(self, evse_id: int, profile: dict[str, Any]) -> dict[str, Any]:
+        """The profile for the engine; a TxProfile naming the running transaction by our id
+        before its Started was answered (the CSMS knows the id from the Started itself) is put
+        on that transaction (the engine knows it by its local key until then)."""
+        engine = smart.to_engine(profile)
+        c = self.core.model.connectors.get(evse_id)
+        tx = c.facts.tx if c is not None else None
+        if (profile["chargingProfilePurpose"] == "TxProfile" and tx is not None
+                and tx.transaction_id is None and profile.get("transactionId") == (
+                    transaction_id_of(self.core.id, tx.local_id, tx.started_at.isoformat()))):
+            del engine["transactionId"]
+        return engine
 
     @on("ClearChargingProfile")
     def on_clear_charging_profile(self, charging_profile_id: int | None = None,
