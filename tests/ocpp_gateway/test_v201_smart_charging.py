@@ -51,6 +51,15 @@ def periods(answer: dict[str, Any]) -> list[tuple[int, float]]:
     return [(p["startPeriod"], p["limit"]) for p in answer["schedule"]["chargingSchedulePeriod"]]
 
 
+async def reported_tx_profile(rig: Rig, request_id: int) -> tuple[int, str]:
+    """GetChargingProfiles for TxProfiles: the one reported, (id, transactionId)."""
+    await rig.csms.send_action(rig.id, "GetChargingProfiles", {
+        "requestId": request_id, "chargingProfile": {"chargingProfilePurpose": "TxProfile"}})
+    [reported] = (await rig.csms.wait_report(
+        rig.id, request_id, action="ReportChargingProfiles")).items("chargingProfile")
+    return reported["id"], reported["transactionId"]
+
+
 async def test_station_max_and_tx_default_limit_the_evse_and_the_composite(rig: Rig) -> None:
     rig.pilot("A")
     await online(rig)
@@ -199,11 +208,7 @@ async def test_request_start_with_a_tx_profile_starts_at_its_limit(rig: Rig) -> 
     tx_id = started["transactionInfo"]["transactionId"]
     await rig.wait("limit_set", lambda p: p.amps == 7.0)
     await rig.wait("transaction", lambda p: p is not None and p.transaction_ref == tx_id)
-    await csms.send_action(rig.id, "GetChargingProfiles", {
-        "requestId": 1, "chargingProfile": {"chargingProfilePurpose": "TxProfile"}})
-    [reported] = (await csms.wait_report(rig.id, 1, action="ReportChargingProfiles")).items(
-        "chargingProfile")
-    assert (reported["id"], reported["transactionId"]) == (7, tx_id)
+    assert await reported_tx_profile(rig, 1) == (7, tx_id)
     assert csms.violations(rig.id) == []
 
 
@@ -225,9 +230,5 @@ async def test_a_tx_profile_sent_before_the_started_is_answered(rig: Rig) -> Non
     await rig.wait("limit_set", lambda p: p.amps == 5.0)
     await rig.wait("transaction", lambda p: p is not None and p.transaction_ref == tx_id)
     csms.behaviour.answer_delay_s.clear()
-    await csms.send_action(rig.id, "GetChargingProfiles", {
-        "requestId": 1, "chargingProfile": {"chargingProfilePurpose": "TxProfile"}})
-    [reported] = (await csms.wait_report(rig.id, 1, action="ReportChargingProfiles")).items(
-        "chargingProfile")
-    assert (reported["id"], reported["transactionId"]) == (8, tx_id)
+    assert await reported_tx_profile(rig, 1) == (8, tx_id)
     assert csms.violations(rig.id) == []
