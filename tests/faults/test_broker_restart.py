@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,10 +18,19 @@ import pytest
 from tests.fixtures.interpreters import other_python, run_tests_under
 from tests.fixtures.mosquitto import Broker
 from tests.hardware.helpers import FAST, Rig, Watch, rig
+from voltbus_api.commands import CommandClient
+from voltbus_api.state_cache import StateCache
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.enums import PilotState, ServiceState
-from voltbus_common.models import PilotEvent, RelayCommand, SimPlug, utcnow
+from voltbus_common.enums import CommandStatus, PilotState, ServiceState
+from voltbus_common.models import (
+    CommandResult,
+    MeterReading,
+    PilotEvent,
+    RelayCommand,
+    SimPlug,
+    utcnow,
+)
 from voltbus_ocpp.bus_bridge import BusBridge
 from voltbus_ocpp.model.events import Event, PilotChanged
 
@@ -127,6 +137,111 @@ async def test_gateway_ignores_stale_retained_pilot_after_broker_crash(
         await asyncio.gather(*tasks, return_exceptions=True)
     assert stale.payload.state is PilotState.A
     assert not [e for e in events if isinstance(e, PilotChanged)]
+
+
+def _meter(n: int) -> MeterReading:
+    return MeterReading(energy_wh=float(n), power_w=0.0, current_a=[0.0], voltage_v=[230.0])
+
+
+def _api_bus(broker: Broker, station: str) -> tuple[Bus, Watch]:
+    """A bus with the API's session (persistent, its client id) and its subscriptions."""
+    api = Bus(broker.settings("api"), station=station, service="api", persistent_session=True)
+    StateCache([station]).attach(api)
+    CommandClient({station: api}, timeout_s=5).attach(api)
+    return api, Watch(api, ch.COMMAND_RESULT)
+
+
+async def _answered(gateway: Bus, results: Watch, within: float = 5.0) -> bool:
+    """A fresh QoS 1 command/result from the gateway reaches the API's bus."""
+    request_id = f"probe-{uuid.uuid4().hex[:8]}"
+    gateway.publish(ch.COMMAND_RESULT, CommandResult(request_id=request_id, command=None,
+                                                     status=CommandStatus.ACCEPTED), connector=1)
+    try:
+        await results.until(lambda m: m.payload.request_id == request_id, within)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def test_api_session_gets_qos1_after_qos0_queued_while_away(
+        own_mosquitto: Broker, station: str) -> None:
+    """Mosquitto 2.0.11 (Debian 12's) spent one unit of a client's QoS 1 send quota (20, the
+    default `max_inflight_messages`) on each QoS 0 message it had queued for a persistent session
+    and got none back: after 20 meter readings queued while the API was away, the API received
+    no QoS 1 message on that connection (every command 504), while QoS 0 still came. Fixed by
+    `max_inflight_messages 0` in every broker config voltbus writes or ships."""
+    hardware = Bus(own_mosquitto.settings("hardware", stations=[station]), station=station,
+                   service=None)
+    gateway = Bus(own_mosquitto.settings("gateway"), station=station, service=None)
+    others = [asyncio.create_task(b.run()) for b in (hardware, gateway)]
+    answered = []
+    try:
+        for _ in range(3):
+            api, results = _api_bus(own_mosquitto, station)
+            task = asyncio.create_task(api.run())
+            await api.wait_connected(5)
+            await hardware.wait_connected(5)
+            await gateway.wait_connected(5)
+            answered.append(await _answered(gateway, results))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            for n in range(30):  # queued for the API's session while it is away
+                hardware.publish(ch.METER, _meter(n), connector=1 + n % 5)
+            assert await hardware.drain()
+            await asyncio.sleep(0.2)
+    finally:
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+    assert answered == [True, True, True]
+
+
+async def test_api_session_gets_qos1_after_each_of_7_broker_restarts(
+        own_mosquitto: Broker, station: str) -> None:
+    """Issue 15's "API goes blind after 2 of 7 restarts". Each round: the API is away (its
+    process restarting) while meter readings queue for its session, the broker restarts
+    (SIGTERM, which saves the queue, and SIGKILL in turn), the hardware is back before the API
+    and publishes more, then the API reconnects. A QoS 1 command/result must still arrive: with
+    Mosquitto's default `max_inflight_messages 20` it did not in 3 or 4 of the 8 probes."""
+    gateway = Bus(own_mosquitto.settings("gateway"), station=station, service=None)
+    hardware = Bus(own_mosquitto.settings("hardware", stations=[station]), station=station,
+                   service=None)
+    others = [asyncio.create_task(b.run()) for b in (gateway, hardware)]
+    answered = []
+    try:
+        for i in range(7):
+            api, results = _api_bus(own_mosquitto, station)
+            api_task = asyncio.create_task(api.run())
+            await api.wait_connected(10)
+            await gateway.wait_connected(10)
+            await hardware.wait_connected(10)
+            answered.append(await _answered(gateway, results))
+            api_task.cancel()
+            await asyncio.gather(api_task, return_exceptions=True)
+            for n in range(30):
+                hardware.publish(ch.METER, _meter(n), connector=1 + n % 5)
+            assert await hardware.drain()
+            crash = bool(i % 2)  # a SIGKILLed broker restores its last save (maybe no queue)
+            hw_connects = hardware.connect_count
+            await asyncio.to_thread(own_mosquitto.restart, crash=crash)
+            async with asyncio.timeout(20):
+                while hardware.connect_count == hw_connects or not hardware.connected.is_set():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            for n in range(30):
+                hardware.publish(ch.METER, _meter(n), connector=1 + n % 5)
+            assert await hardware.drain()
+        api, results = _api_bus(own_mosquitto, station)
+        api_task = asyncio.create_task(api.run())
+        await api.wait_connected(10)
+        await gateway.wait_connected(10)
+        answered.append(await _answered(gateway, results))
+        api_task.cancel()
+        await asyncio.gather(api_task, return_exceptions=True)
+    finally:
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+    assert answered == [True] * 8, answered
 
 
 def test_broker_restarts_under_debian_python() -> None:
