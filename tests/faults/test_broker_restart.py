@@ -7,9 +7,11 @@ same port with its persistence file, as a crash or an upgrade of the Pi's broker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -143,24 +145,49 @@ def _meter(n: int) -> MeterReading:
     return MeterReading(energy_wh=float(n), power_w=0.0, current_a=[0.0], voltage_v=[230.0])
 
 
-def _api_bus(broker: Broker, station: str) -> tuple[Bus, Watch]:
-    """A bus with the API's session (persistent, its client id) and its subscriptions."""
+async def _api_visit(broker: Broker, station: str, gateway: Bus, hardware: Bus) -> bool:
+    """Connect a bus with the API's session (persistent, its client id) and subscriptions,
+    probe it with a fresh QoS 1 command/result from the gateway, and leave; True if it came."""
     api = Bus(broker.settings("api"), station=station, service="api", persistent_session=True)
     StateCache([station]).attach(api)
     CommandClient({station: api}, timeout_s=5).attach(api)
-    return api, Watch(api, ch.COMMAND_RESULT)
-
-
-async def _answered(gateway: Bus, results: Watch, within: float = 5.0) -> bool:
-    """A fresh QoS 1 command/result from the gateway reaches the API's bus."""
-    request_id = f"probe-{uuid.uuid4().hex[:8]}"
-    gateway.publish(ch.COMMAND_RESULT, CommandResult(request_id=request_id, command=None,
-                                                     status=CommandStatus.ACCEPTED), connector=1)
+    results = Watch(api, ch.COMMAND_RESULT)
+    task = asyncio.create_task(api.run())
     try:
-        await results.until(lambda m: m.payload.request_id == request_id, within)
-    except TimeoutError:
-        return False
-    return True
+        for bus in (api, gateway, hardware):
+            await bus.wait_connected(10)
+        request_id = f"probe-{uuid.uuid4().hex[:8]}"
+        gateway.publish(ch.COMMAND_RESULT, CommandResult(
+            request_id=request_id, command=None, status=CommandStatus.ACCEPTED), connector=1)
+        try:
+            await results.until(lambda m: m.payload.request_id == request_id, 5)
+        except TimeoutError:
+            return False
+        return True
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _readings(hardware: Bus, count: int = 30) -> None:
+    """QoS 0 meter readings, queued for the API's session while it is away."""
+    for n in range(count):
+        hardware.publish(ch.METER, _meter(n), connector=1 + n % 5)
+    assert await hardware.drain()
+
+
+@contextlib.asynccontextmanager
+async def _peers(broker: Broker, station: str) -> AsyncIterator[tuple[Bus, Bus]]:
+    gateway = Bus(broker.settings("gateway"), station=station, service=None)
+    hardware = Bus(broker.settings("hardware", stations=[station]), station=station,
+                   service=None)
+    tasks = [asyncio.create_task(b.run()) for b in (gateway, hardware)]
+    try:
+        yield gateway, hardware
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_api_session_gets_qos1_after_qos0_queued_while_away(
@@ -170,29 +197,12 @@ async def test_api_session_gets_qos1_after_qos0_queued_while_away(
     and got none back: after 20 meter readings queued while the API was away, the API received
     no QoS 1 message on that connection (every command 504), while QoS 0 still came. Fixed by
     `max_inflight_messages 0` in every broker config voltbus writes or ships."""
-    hardware = Bus(own_mosquitto.settings("hardware", stations=[station]), station=station,
-                   service=None)
-    gateway = Bus(own_mosquitto.settings("gateway"), station=station, service=None)
-    others = [asyncio.create_task(b.run()) for b in (hardware, gateway)]
     answered = []
-    try:
+    async with _peers(own_mosquitto, station) as (gateway, hardware):
         for _ in range(3):
-            api, results = _api_bus(own_mosquitto, station)
-            task = asyncio.create_task(api.run())
-            await api.wait_connected(5)
-            await hardware.wait_connected(5)
-            await gateway.wait_connected(5)
-            answered.append(await _answered(gateway, results))
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            for n in range(30):  # queued for the API's session while it is away
-                hardware.publish(ch.METER, _meter(n), connector=1 + n % 5)
-            assert await hardware.drain()
+            answered.append(await _api_visit(own_mosquitto, station, gateway, hardware))
+            await _readings(hardware)
             await asyncio.sleep(0.2)
-    finally:
-        for t in others:
-            t.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
     assert answered == [True, True, True]
 
 
@@ -203,44 +213,19 @@ async def test_api_session_gets_qos1_after_each_of_7_broker_restarts(
     (SIGTERM, which saves the queue, and SIGKILL in turn), the hardware is back before the API
     and publishes more, then the API reconnects. A QoS 1 command/result must still arrive: with
     Mosquitto's default `max_inflight_messages 20` it did not in 3 or 4 of the 8 probes."""
-    gateway = Bus(own_mosquitto.settings("gateway"), station=station, service=None)
-    hardware = Bus(own_mosquitto.settings("hardware", stations=[station]), station=station,
-                   service=None)
-    others = [asyncio.create_task(b.run()) for b in (gateway, hardware)]
     answered = []
-    try:
+    async with _peers(own_mosquitto, station) as (gateway, hardware):
         for i in range(7):
-            api, results = _api_bus(own_mosquitto, station)
-            api_task = asyncio.create_task(api.run())
-            await api.wait_connected(10)
-            await gateway.wait_connected(10)
-            await hardware.wait_connected(10)
-            answered.append(await _answered(gateway, results))
-            api_task.cancel()
-            await asyncio.gather(api_task, return_exceptions=True)
-            for n in range(30):
-                hardware.publish(ch.METER, _meter(n), connector=1 + n % 5)
-            assert await hardware.drain()
-            crash = bool(i % 2)  # a SIGKILLed broker restores its last save (maybe no queue)
-            hw_connects = hardware.connect_count
-            await asyncio.to_thread(own_mosquitto.restart, crash=crash)
+            answered.append(await _api_visit(own_mosquitto, station, gateway, hardware))
+            await _readings(hardware)
+            connects = hardware.connect_count
+            # A SIGKILLed broker restores its last save (maybe without the queue).
+            await asyncio.to_thread(own_mosquitto.restart, crash=bool(i % 2))
             async with asyncio.timeout(20):
-                while hardware.connect_count == hw_connects or not hardware.connected.is_set():  # noqa: ASYNC110
+                while hardware.connect_count == connects or not hardware.connected.is_set():  # noqa: ASYNC110
                     await asyncio.sleep(0.02)
-            for n in range(30):
-                hardware.publish(ch.METER, _meter(n), connector=1 + n % 5)
-            assert await hardware.drain()
-        api, results = _api_bus(own_mosquitto, station)
-        api_task = asyncio.create_task(api.run())
-        await api.wait_connected(10)
-        await gateway.wait_connected(10)
-        answered.append(await _answered(gateway, results))
-        api_task.cancel()
-        await asyncio.gather(api_task, return_exceptions=True)
-    finally:
-        for t in others:
-            t.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+            await _readings(hardware)
+        answered.append(await _api_visit(own_mosquitto, station, gateway, hardware))
     assert answered == [True] * 8, answered
 
 
