@@ -190,6 +190,7 @@ async def test_bad_login_bodies_are_422(mosquitto: Broker, station: str, tmp_pat
 async def test_change_own_password(mosquitto: Broker, station: str, tmp_path: Path) -> None:
     async with running_api(api_settings(mosquitto, station, tmp_path), as_admin=False) as (c, _):
         old = initial_password(tmp_path)
+        other = {"Authorization": "Bearer " + (await login(c, "admin", old)).json()["token"]}
         token = (await login(c, "admin", old)).json()["token"]
         c.cookies.clear()
         h = {"Authorization": f"Bearer {token}"}
@@ -203,6 +204,9 @@ async def test_change_own_password(mosquitto: Broker, station: str, tmp_path: Pa
         r = await c.put("/api/v1/auth/password", headers=h,
                         json={"current_password": old, "new_password": "a much better one"})
         assert r.status_code == 204
+        # The session that changed it stays logged in (the page goes on); the other one ends.
+        assert (await c.get("/api/v1/auth/me", headers=h)).status_code == 200
+        assert (await c.get("/api/v1/auth/me", headers=other)).status_code == 401
         assert (await login(c, "admin", old)).status_code == 401
         assert (await login(c, "admin", "a much better one")).status_code == 200
         # The generated password is gone, so is its file and the login page's hint.

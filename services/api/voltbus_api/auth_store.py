@@ -172,11 +172,14 @@ class AuthStore:
             return None
         return Role(row[1])
 
-    def set_password(self, username: str, password: str) -> None:
-        """Replace a user's password and end their other sessions."""
+    def set_password(self, username: str, password: str, keep_session: str | None = None
+                     ) -> None:
+        """Replace a user's password and end their sessions, but for the one that changed it
+        (keep_session: its token), so that the page doing the change stays logged in."""
         self._db.execute("UPDATE users SET password_hash=? WHERE username=?",
                          (self._hasher.hash(password), username))
-        self._db.execute("DELETE FROM tokens WHERE kind='session' AND name=?", (username,))
+        self._db.execute("DELETE FROM tokens WHERE kind='session' AND name=? AND token_hash<>?",
+                         (username, _digest(keep_session) if keep_session else ""))
 
     # --- tokens -------------------------------------------------------------------------------
 

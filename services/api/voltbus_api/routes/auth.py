@@ -177,14 +177,15 @@ async def me(principal: PrincipalDep) -> Me:
 
 
 @router.put("/auth/password", status_code=204, responses=error_responses(401, 403, 422))
-async def change_password(ctx: ContextDep, principal: PrincipalDep, body: PasswordBody) -> None:
-    """Change your own password (ends your other sessions)."""
+async def change_password(ctx: ContextDep, principal: PrincipalDep, token: TokenDep,
+                          body: PasswordBody) -> None:
+    """Change your own password: your other sessions end, the one asking stays valid."""
     if principal.kind != "session":
         raise ApiError(403, "an API token has no password; log in as the user")
     role = await asyncio.to_thread(ctx.auth.check_password, principal.name, body.current_password)
     if role is None:
         raise ApiError(403, "the current password is wrong")
-    await asyncio.to_thread(ctx.auth.set_password, principal.name, body.new_password)
+    await asyncio.to_thread(ctx.auth.set_password, principal.name, body.new_password, token)
     if principal.name == ADMIN_USER:  # the generated password is gone: so goes its file
         (ctx.settings.api_dir / INITIAL_PASSWORD_FILE).unlink(missing_ok=True)
 

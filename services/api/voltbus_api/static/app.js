@@ -377,10 +377,8 @@ $("#password-form").addEventListener("submit", async (e) => {
   msg.className = "error"; msg.textContent = "";
   if ($("#password-new").value !== $("#password-repeat").value) { msg.textContent = "the new passwords differ"; return; }
   try {
-    const fresh = $("#password-new").value;
-    await api("/auth/password", { method: "PUT", body: { current_password: $("#password-current").value, new_password: fresh } });
-    // The change ends the user's login sessions (this one too): log in again with the new one.
-    await api("/auth/login", { method: "POST", body: { username: me.name, password: fresh } });
+    await api("/auth/password", { method: "PUT", body: { current_password: $("#password-current").value, new_password: $("#password-new").value } });
+    // The change ends the user's other login sessions; this one stays valid.
     for (const id of ["#password-current", "#password-new", "#password-repeat"]) $(id).value = "";
     msg.className = "ok"; msg.textContent = "Password changed.";
     checkInitialPassword();
