@@ -289,6 +289,16 @@ ENERGY_MODE = _ch("energy/{connector}/mode", m.ChargeModeState, retain=True, wri
                                 "energy_wh": 8960.0}],
                            "plan_cost": 2.49, "plan_co2_g": None, "plan_added_wh": 0.0,
                            "plan_missing_wh": 0.0, "plan_meter_start_wh": 12345.6, "ts": _TS})
+ENERGY_COST = _ch("energy/{connector}/cost", m.SessionCost, retain=True, writers=ENERGY,
+                  doc="The running (then the last) transaction's cost at the tariff in force "
+                      "while it charged, from the energy manager's per-interval energy x "
+                      "price; final once the session ended (stopped_at and energy as on "
+                      "ocpp/{connector}/session).",
+                  example={"transaction_ref": "42", "transaction_id": 42,
+                           "started_at": "2026-01-01T10:00:00Z",
+                           "stopped_at": "2026-01-01T12:00:00Z", "energy_wh": 22000.0,
+                           "cost": 5.06, "unpriced_wh": 0.0, "price_per_kwh": 0.21,
+                           "final": True, "ts": _TS})
 ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain=False,
                       writers=COMMANDERS,
                       doc="Set a connector's charge mode and plan; the result shows on "
@@ -300,7 +310,7 @@ CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     LOCK_SET, LED_SET,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, CHARGING, COMMAND, COMMAND_RESULT,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
-    ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET,
+    ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET, ENERGY_COST,
 )
 
 

@@ -409,6 +409,24 @@ class SiteState(Payload):
                 - self.charge_power_w)
 
 
+class SessionCost(Payload):
+    """A transaction's cost at the tariff in force while it charged: each interval between two
+    meter readings costs its energy at the price of its time (split where the price changes)."""
+
+    transaction_ref: str | None = Field(default=None, max_length=64,
+                                        description="as on TransactionState")
+    transaction_id: int | None = None
+    started_at: UtcDatetime
+    stopped_at: UtcDatetime | None = Field(default=None, description="set when final")
+    energy_wh: WattHours = Field(description="counted so far (the meter's register moves)")
+    cost: FiniteFloat = Field(description="the priced energy's cost (tariff currency)")
+    unpriced_wh: WattHours = Field(default=0.0,
+                                   description="energy at times the tariff had no price for")
+    price_per_kwh: FiniteFloat | None = Field(default=None, description="the price now")
+    final: bool = Field(default=False, description="the transaction ended: this is its cost")
+    ts: UtcDatetime = Field(default_factory=utcnow)
+
+
 class EnergyLimitCommand(Payload):
     """The energy manager's current limit for one connector; below 6 A it is 0 (pause)."""
 

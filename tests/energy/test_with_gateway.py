@@ -51,6 +51,29 @@ class Watch:
             raise AssertionError(f"timed out waiting for {what}: {self.latest}") from None
 
 
+async def start_energy(services: ServiceGroup, mosquitto: Broker, station: str, site: str,
+                       env: dict[str, str]) -> tuple[Bus, Watch]:
+    """The energy manager as a process (online), and an operator's bus with a Watch on it."""
+    services.start("energy", {**mosquitto.env("energy"), "VOLTBUS_STATIONS": station,
+                              "VOLTBUS_ENERGY_SITE": site, **env})
+    await wait_online(mosquitto, site, ("energy",))
+    operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
+                   service=None)
+    return operator, Watch()
+
+
+async def start_session(operator: Bus, watch: Watch) -> None:
+    """Connector 1 of the simulated station: Available, plug in, remote start (the watch
+    follows its `status`)."""
+    await operator.wait_connected(5)
+    await watch.until(lambda s: s.get("status") is not None
+                      and s["status"].status is ConnectorStatus.AVAILABLE, "Available", 30)
+    operator.publish(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+    await watch.until(lambda s: s["status"].status is ConnectorStatus.PREPARING, "Preparing")
+    operator.publish(ch.COMMAND, GatewayCommand(command=CommandName.START,
+                                                id_tag="04A1B2C3"), connector=1)
+
+
 def limit(latest: dict[str, Any]) -> float | None:
     charging: ChargingState | None = latest.get("charging")
     return None if charging is None else charging.current_limit_a
@@ -63,18 +86,12 @@ async def test_fuse_share_pause_and_fail_safe_through_the_real_gateway(
     grid_topic = f"homeassistant/sensor/{station}/grid/state"
     await services.start_charge_point(mosquitto, station, tmp_path / "data",
                                       gateway_env={"VOLTBUS_MAX_CURRENT_A": "16"})
-    services.start("energy", {
-        **mosquitto.env("energy"), "VOLTBUS_STATIONS": station, "VOLTBUS_ENERGY_SITE": site,
+    operator, watch = await start_energy(services, mosquitto, station, site, {
         "VOLTBUS_ENERGY_FUSE_A": "16", "VOLTBUS_ENERGY_FAILSAFE_A": "8",
         "VOLTBUS_ENERGY_METER_TIMEOUT_S": "2", "VOLTBUS_ENERGY_GRID": "mqtt",
         "VOLTBUS_ENERGY_GRID_TOPIC": grid_topic,
         "VOLTBUS_ENERGY_GRID_POWER_PATH": "P",
         "VOLTBUS_ENERGY_GRID_CURRENT_PATHS": "I[0],I[1],I[2]"})
-    await wait_online(mosquitto, site, ("energy",))
-
-    operator = Bus(mosquitto.settings("operator", stations=[station]), station=station,
-                   service=None)
-    watch = Watch()
     watch.follow(operator, ch.CHARGING, "charging", connector=1)
     watch.follow(operator, ch.OCPP_STATUS, "status", connector=1)
     watch.follow(operator, ch.ENERGY_SITE, "site", station=site)
@@ -96,13 +113,7 @@ async def test_fuse_share_pause_and_fail_safe_through_the_real_gateway(
     task = asyncio.create_task(operator.run())
     feeder_task = asyncio.create_task(feeder.run())
     try:
-        await operator.wait_connected(5)
-        await watch.until(lambda s: s.get("status") is not None
-                          and s["status"].status is ConnectorStatus.AVAILABLE, "Available", 30)
-        operator.publish(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
-        await watch.until(lambda s: s["status"].status is ConnectorStatus.PREPARING, "Preparing")
-        operator.publish(ch.COMMAND, GatewayCommand(command=CommandName.START,
-                                                    id_tag="04A1B2C3"), connector=1)
+        await start_session(operator, watch)
         # 16 A fuse - 5 A house = 11 A for the car (the hardware maximum is 16 A)
         await watch.until(lambda s: limit(s) == 11.0, "the fuse share 11 A")
         site_state: SiteState = watch.latest["site"]

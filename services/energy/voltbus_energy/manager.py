@@ -20,9 +20,12 @@ from voltbus_common.models import (
     EnergyLimitCommand,
     MeterReading,
     PlanSlot,
+    SessionCost,
+    SessionSummary,
     SiteState,
     TransactionState,
 )
+from voltbus_energy.cost import SessionMeter
 from voltbus_energy.fuse import VOLTAGE_V, Demand, Grid, Site, allocate, house_load
 from voltbus_energy.modes import PvSwitch, PvTimers, mode_cap
 from voltbus_energy.plan import Plan, make_plan
@@ -56,6 +59,9 @@ class ConnectorView:
     published: tuple[object, ...] = ()  # what the last mode state said (publish on change)
     sent_at: float = float("-inf")  # when its limit was last sent (monotonic s)
     resend: bool = False  # its gateway came (back) online: send the limit now
+    session: SessionMeter | None = None  # the running transaction's cost at the tariff
+    cost_restore: SessionCost | None = None  # the retained cost from before a restart
+    cost_sent_at: float = float("-inf")  # when its cost was last published (monotonic s)
 
     @property
     def key(self) -> str:
@@ -105,6 +111,8 @@ class EnergyManager:
             self.bus.on(ch.TRANSACTION, self._transaction, station=station)
             self.bus.on(ch.ENERGY_MODE_SET, self._mode_set, station=station)
             self.bus.on(ch.ENERGY_MODE, self._mode_restore, station=station)
+            self.bus.on(ch.ENERGY_COST, self._cost_restore, station=station)
+            self.bus.on(ch.SESSION, self._session, station=station)
             self.bus.on(ch.SERVICE_STATUS, self._gateway_status, station=station,
                         service="gateway")
 
@@ -134,6 +142,10 @@ class EnergyManager:
         if view is not None:
             view.drawn_a = phases_of(reading)
             view.energy_wh = reading.energy_wh
+            if view.session is not None:
+                meter = view.session
+                meter.add(self.tariff.slots(meter.last_ts, max(reading.ts, meter.last_ts)
+                                            + _SECOND), reading.energy_wh, reading.ts)
             if view.setting.mode is ChargeMode.PLAN and view.plan_start_wh is None:
                 view.plan_start_wh = view.energy_wh
 
@@ -142,7 +154,79 @@ class EnergyManager:
         view = self.connectors.get((station, connector))
         if view is not None:
             view.charging = state is not None
+            if state is not None:
+                self._start_cost(view, state)
             self._wake.set()
+
+    # --- session cost at the tariff ------------------------------------------------------------
+
+    def _start_cost(self, view: ConnectorView, state: TransactionState) -> None:
+        """Count the cost of this transaction (from the retained count if it is the same)."""
+        meter = view.session
+        ref = state.transaction_ref or (None if state.transaction_id is None
+                                        else str(state.transaction_id))
+        # A transaction is known by its start (its id may come later, from the central system).
+        if meter is not None and meter.started_at == state.started_at:
+            meter.transaction_ref, meter.transaction_id = ref, state.transaction_id
+            return
+        if meter is not None:  # a new one began before the old one's session came
+            self._publish_cost(view, final=True)
+        restored = view.cost_restore
+        view.cost_restore = None
+        if restored is not None and not restored.final \
+                and restored.started_at == state.started_at:
+            view.session = SessionMeter(ref, state.transaction_id, state.started_at,
+                                        state.meter_start_wh,
+                                        state.meter_start_wh + restored.energy_wh, restored.ts,
+                                        cost=restored.cost, unpriced_wh=restored.unpriced_wh)
+            log.info("connector %s: session cost restored (%.2f for %.0f Wh)", view.key,
+                     restored.cost, restored.energy_wh)
+        else:
+            view.session = SessionMeter(ref, state.transaction_id, state.started_at,
+                                        state.meter_start_wh, state.meter_start_wh,
+                                        state.started_at)
+        self._publish_cost(view)
+
+    async def _cost_restore(self, msg: Received[SessionCost]) -> None:
+        """The retained cost from before a restart (used if its transaction still runs)."""
+        view = self.connectors.get((msg.station, msg.connector))
+        if view is not None and msg.payload is not None and view.session is None:
+            view.cost_restore = msg.payload
+
+    async def _session(self, msg: Received[SessionSummary]) -> None:
+        view = self.connectors.get((msg.station, msg.connector))
+        if view is not None and msg.payload is not None:
+            self.session_ended(view, msg.payload)
+
+    def session_ended(self, view: ConnectorView, s: SessionSummary) -> None:
+        """The gateway's summary: count up to its meterStop, then publish the final cost."""
+        meter = view.session
+        if meter is None or meter.started_at != s.started_at:
+            return  # not the one counted (e.g. a retained summary of an older session)
+        meter.transaction_ref = s.transaction_ref or meter.transaction_ref
+        meter.transaction_id = s.transaction_id if s.transaction_id is not None \
+            else meter.transaction_id
+        end = max(s.stopped_at, meter.last_ts)
+        meter.add(self.tariff.slots(meter.last_ts, end + _SECOND), s.meter_stop_wh, end)
+        self._publish_cost(view, final=True, stopped_at=s.stopped_at)
+
+    def _publish_cost(self, view: ConnectorView, *, final: bool = False,
+                      stopped_at: datetime | None = None) -> None:
+        meter = view.session
+        if meter is None:
+            return
+        wall = self.wall()
+        here = price_at(self.tariff.slots(wall, wall + _SECOND), wall)
+        self.bus.publish(ch.ENERGY_COST, SessionCost(
+            transaction_ref=meter.transaction_ref, transaction_id=meter.transaction_id,
+            started_at=meter.started_at, stopped_at=stopped_at,
+            energy_wh=round(meter.energy_wh, 3), cost=round(meter.cost, 6),
+            unpriced_wh=round(meter.unpriced_wh, 3),
+            price_per_kwh=here.price_per_kwh if here else None, final=final),
+            station=view.station, connector=view.connector)
+        view.cost_sent_at = self.clock()
+        if final:
+            view.session = None
 
     async def _meter(self, msg: Received[MeterReading]) -> None:
         if msg.payload is not None:
@@ -245,6 +329,8 @@ class EnergyManager:
             view.sent_at, view.resend = now, False
         for view in self.connectors.values():
             self._publish_mode(view, only_if_changed=True)
+            if full and view.session is not None and now - view.cost_sent_at >= cfg.resend_s:
+                self._publish_cost(view)  # the running cost, every resend_s
         if full or silent != self._site_fail_safe:
             self._publish_site(silent, charge_w, surplus_w)
         return limits
