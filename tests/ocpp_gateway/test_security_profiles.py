@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from ocpp.v16 import call
 
 from tests.fixtures.csms import Csms
@@ -220,3 +221,61 @@ def test_tls_client_refuses_tls_below_1_2(tmp_path: Path) -> None:
     assert route.ssl.minimum_version is ssl.TLSVersion.TLSv1_2
     assert route.url.startswith("wss://")
     assert route.basic_auth is True
+
+
+async def test_a_certificate_near_its_end_is_renewed_by_the_station(
+        servers, tmp_path: Path) -> None:
+    """At profile 3 the station asks for a new certificate itself once the one it has has less
+    than a fifth of its lifetime left; the new one is used from the next connection."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    make, rig_on = servers
+    cpo = CA("voltbus test CPO")
+    tls = await make(ssl_context=cpo.server_context(tmp_path, client_ca=cpo,
+                                                    require_client=False))
+    rig = await rig_on(tls)
+    ca_file = tmp_path / "cpo.pem"
+    ca_file.write_bytes(cpo.cert_pem)
+    await rig.start_gateway(csms_ca_file=ca_file, csms_auth_key=KEY)
+    await tls.wait_for(rig.id, "BootNotification")
+    await tls.send(rig.id, call.ExtendedTriggerMessage(
+        requested_message="SignChargePointCertificate"))
+    request = x509.load_pem_x509_csr((await tls.wait_for(rig.id, "SignCertificate"))[
+        "csr"].encode())
+    now = datetime.now(UTC)  # 29 of its 30 days gone
+    old = (x509.CertificateBuilder().subject_name(request.subject).issuer_name(cpo.cert.subject)
+           .public_key(request.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now - timedelta(days=29)).not_valid_after(now + timedelta(days=1))
+           .sign(cpo.key, hashes.SHA256()))
+    chain = (old.public_bytes(serialization.Encoding.PEM) + cpo.cert_pem).decode()
+    assert await tls.send(rig.id, call.CertificateSigned(certificate_chain=chain)) == {
+        "status": "Accepted"}
+    tls.behaviour.certificate_authority = (cpo.cert_pem, cpo.key_pem)  # signs the renewal
+    assert await tls.send(rig.id, call.ChangeConfiguration(
+        key="SecurityProfile", value="3")) == {"status": "Accepted"}
+    await tls.wait_for(rig.id, "SignCertificate", count=2)  # after the boot, by itself
+    await tls.central.messages.wait_until(
+        lambda: tls.central.certificates_signed.get(rig.id), 5)
+    assert tls.central.certificates_signed[rig.id] == [{"status": "Accepted"}]
+    # at profile 3 an accepted CertificateSigned reconnects: with the new certificate
+    await tls.wait_for(rig.id, "BootNotification", count=3)
+    session = await tls.wait_connected(rig.id)
+    peer = session._connection.transport.get_extra_info("ssl_object").getpeercert(
+        binary_form=True)
+    assert x509.load_der_x509_certificate(peer).not_valid_after_utc > now + timedelta(days=20)
+    await asyncio.sleep(0.3)
+    assert len(tls.received(rig.id, "SignCertificate")) == 2  # a fresh one is not renewed
+
+
+def test_a_gateway_loads_cryptography_only_when_it_handles_a_certificate() -> None:
+    """cryptography costs 0.3-0.5 s at start here (more on a Pi): loaded on first use only."""
+    from tests.common.test_footprint import loaded_after
+    assert "cryptography" not in loaded_after(
+        "import voltbus_ocpp.__main__, voltbus_ocpp.protocol.v16.session")
+    assert "cryptography" in loaded_after(
+        "from voltbus_ocpp.certificates import load_chain\n"
+        "import contextlib\n"
+        "with contextlib.suppress(ValueError):\n    load_chain('x')")

@@ -20,19 +20,21 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from voltbus_common.private_files import private_dir, write_private
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# cryptography is imported where it is used: a gateway that never handles a certificate does
+# not load it (0.3-0.5 s at start here, more on a Pi; tests/common/test_footprint.py)
 
 log = logging.getLogger(__name__)
 
 CENTRAL_SYSTEM_ROOT = "CentralSystemRootCertificate"
 MANUFACTURER_ROOT = "ManufacturerRootCertificate"
+RENEW_AT = 0.2  # a charge point certificate with less than a fifth of its lifetime left is renewed
 ROOT_TYPES = {CENTRAL_SYSTEM_ROOT: "central_system_root", MANUFACTURER_ROOT: "manufacturer_root"}
 
 
@@ -57,6 +59,7 @@ class CertificateError(ValueError):
 
 def load_chain(pem: str) -> list[x509.Certificate]:
     """Every certificate in a PEM text, in order (CertificateError if none or unreadable)."""
+    from cryptography import x509
     try:
         certs = x509.load_pem_x509_certificates(pem.encode())
     except ValueError as exc:
@@ -68,6 +71,8 @@ def load_chain(pem: str) -> list[x509.Certificate]:
 
 def _key_bits(cert: x509.Certificate) -> bytes:
     """The subjectPublicKey BIT STRING's contents (what OCSP's issuerKeyHash hashes)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
@@ -101,6 +106,8 @@ def verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate],
                  now: datetime | None = None) -> None:
     """CertificateError unless every certificate of chain (leaf first) is valid now and
     issued by the next, and the last is issued by one of roots (also valid now)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
     now = now or datetime.now(UTC)
     if not roots:
         raise CertificateError("no root certificate installed to check it against")
@@ -130,6 +137,9 @@ def verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate],
 def verify_signature(cert: x509.Certificate, signature: bytes, data: bytes) -> None:
     """InvalidSignature unless signature is cert's key's SHA-256 signature of data (RSA
     PKCS#1 v1.5 or ECDSA)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
@@ -141,6 +151,7 @@ def verify_signature(cert: x509.Certificate, signature: bytes, data: bytes) -> N
 
 def decode_signature(text: str) -> bytes:
     """SignedUpdateFirmware's signature: Base64 (InvalidSignature if it is not)."""
+    from cryptography.exceptions import InvalidSignature
     try:
         return base64.b64decode(text, validate=True)
     except ValueError:
@@ -183,6 +194,8 @@ class CertificateStore:
     def install(self, kind: str, pem: str, now: datetime | None = None) -> str:
         """InstallCertificate: Accepted, Rejected (not a valid CA certificate now) or Failed
         (the store is full, or it cannot be written)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
         try:
             certs = load_chain(pem)
         except CertificateError as exc:
@@ -233,6 +246,7 @@ class CertificateStore:
     @staticmethod
     def _issuer(cert: x509.Certificate, certs: list[x509.Certificate]
                 ) -> x509.Certificate | None:
+        from cryptography.exceptions import InvalidSignature
         for other in certs:
             if other.subject == cert.issuer:
                 try:
@@ -273,9 +287,27 @@ class CertificateStore:
         """A charge point certificate (and its key) was installed by CertificateSigned."""
         return self.key_file.is_file() and self.cert_file.is_file()
 
+    def due_for_renewal(self, now: datetime | None = None) -> bool:
+        """The installed charge point certificate has less than RENEW_AT of its lifetime left
+        (the station then asks for a new one itself, before it expires)."""
+        if not self.has_client_certificate():
+            return False
+        try:
+            leaf = load_chain(self.cert_file.read_text())[0]
+        except (OSError, CertificateError):
+            return True
+        now = now or datetime.now(UTC)
+        life = (leaf.not_valid_after_utc - leaf.not_valid_before_utc).total_seconds()
+        left = (leaf.not_valid_after_utc - now).total_seconds()
+        return left < RENEW_AT * life
+
     def make_csr(self, common_name: str, organization: str) -> str:
         """A new ECDSA P-256 key, kept as the pending key (0600), and its PEM CSR with
         CN=common_name (the charge point identity) and O=organization (CpoName)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
         key = ec.generate_private_key(ec.SECP256R1())
         names = [x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])]
         if organization:
@@ -296,6 +328,8 @@ class CertificateStore:
         point's identity as CN, and chain to an installed CentralSystemRootCertificate (or
         one of extra_roots: the configured CA file); then it (and the key) become the charge
         point certificate. CertificateError: why not."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
         chain = load_chain(chain_pem)
         if not self.pending_key_file.is_file():
             raise CertificateError("no certificate signing request is pending")

@@ -23,10 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from cryptography import x509
 from websockets.exceptions import InvalidStatus
 
 from voltbus_ocpp.certificates import (
@@ -35,10 +34,14 @@ from voltbus_ocpp.certificates import (
     CertificateStore,
     load_chain,
 )
+from voltbus_ocpp.messages import SignCertificateRequest, SignedFirmwareStatus
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.records import SecurityEventRecord
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import Store
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +291,10 @@ class StationSecurity:
     def __init__(self, settings: GatewaySettings, station: str, store: Store,
                  queue: OfflineQueue, *, clock: Callable[[], datetime],
                  queued: Callable[[], None], profile: Callable[[], int],
-                 set_profile: Callable[[int], None], auth_key: Callable[[], str | None]) -> None:
+                 set_profile: Callable[[int], None], auth_key: Callable[[], str | None],
+                 organization: Callable[[], str] = lambda: "") -> None:
         self.station = station
+        self.organization = organization  # CpoName, the CSR's O
         self.clock = clock
         self.store = store
         self.certs = CertificateStore(settings.station_dir(station) / "certs")
@@ -308,18 +313,26 @@ class StationSecurity:
         self.store.set_meta(self.SIGNED_INSTALLED, str(request_id))
 
     def after_boot(self, firmware_version: str) -> list[Any]:
-        """What the first accepted BootNotification after a signed install must be followed by:
-        SignedFirmwareStatusNotification Installed (its request id), and the FirmwareUpdated
-        event (the version now running)."""
+        """What follows an accepted BootNotification: after a signed install,
+        SignedFirmwareStatusNotification Installed (its request id) and the FirmwareUpdated
+        event (the version now running); at profile 3, a SignCertificate when the charge point
+        certificate is near its end."""
+        out: list[Any] = []
         found = self.store.meta(self.SIGNED_INSTALLED, "")
-        if not found:
-            return []
-        from voltbus_ocpp.messages import SignedFirmwareStatus
-        self.store.delete_meta(self.SIGNED_INSTALLED)
-        request_id = int(found)
-        self.jobs["firmware"] = ("Installed", request_id)
-        self.events.record("FirmwareUpdated", firmware_version)
-        return [SignedFirmwareStatus("Installed", request_id)]
+        if found:
+            self.store.delete_meta(self.SIGNED_INSTALLED)
+            request_id = int(found)
+            self.jobs["firmware"] = ("Installed", request_id)
+            self.events.record("FirmwareUpdated", firmware_version)
+            out.append(SignedFirmwareStatus("Installed", request_id))
+        if self.profiles.profile() == 3 and self.certs.due_for_renewal():
+            # the whitepaper's renewal by the charge point: a new key and CSR before the
+            # certificate expires (the old one is used until CertificateSigned)
+            log.warning("%s: the charge point certificate is near its end: asking for a new one",
+                        self.station)
+            out.append(SignCertificateRequest(self.certs.make_csr(self.station,
+                                                                  self.organization())))
+        return out
 
     def route(self) -> Route:
         """How the link connects now."""

@@ -134,7 +134,8 @@ class Station:
             queued=self.messenger.durable_added,
             profile=lambda: int(getattr(self.config, "security_profile", 0)),
             set_profile=lambda n: getattr(self.config, "set_security_profile", _no)(n),
-            auth_key=self._auth_key)
+            auth_key=self._auth_key,
+            organization=lambda: str(getattr(self.config, "cpo_name", "")))
         self.link = Link(settings, station_id, session=self._session, on_down=self._link_down,
                          auth_key=self._auth_key, ping_interval=lambda: self.config.ping_interval_s,
                          subprotocols=self.adapter.subprotocols,

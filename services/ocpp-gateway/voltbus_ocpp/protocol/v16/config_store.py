@@ -261,6 +261,11 @@ class ConfigStore:
         """SecurityProfile (security.py acts on it)."""
         return self.get_int("SecurityProfile")
 
+    @property
+    def cpo_name(self) -> str:
+        """CpoName: the organisation name of the charge point certificate's CSR."""
+        return self.get_str("CpoName")
+
     def set_security_profile(self, profile: int) -> None:
         """SecurityProfile, set by the station (a raised profile, or its fallback)."""
         self.set("SecurityProfile", str(profile))

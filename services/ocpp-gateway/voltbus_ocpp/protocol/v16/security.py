@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from cryptography.exceptions import InvalidSignature
 from ocpp.routing import after, on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -319,6 +318,7 @@ class V16Security:
             self._set("firmware", "DownloadFailed", request_id)
             return
         self._set("firmware", "Downloaded", request_id)
+        from cryptography.exceptions import InvalidSignature  # loaded when a firmware is signed
         try:
             verify_signature(signer, decode_signature(signature), target.read_bytes())
         except InvalidSignature as exc:
