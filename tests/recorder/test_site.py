@@ -16,7 +16,7 @@ from tests.fixtures.services import ServiceGroup
 from tests.recorder.helpers import T0, ns, recorder, settings, wait_for
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.models import SiteState
+from voltbus_common.models import SessionCost, SiteState
 from voltbus_recorder import points
 
 
@@ -127,3 +127,27 @@ async def test_site_states_survive_an_influx_outage_and_a_recorder_sigkill(
     assert proc.alive(), services.logs()
     assert [r["time"] for r in rows] == [ns(s.ts) for s in states]
     assert [r["grid_power_w"] for r in rows] == [s.grid_power_w for s in states]
+
+
+async def test_final_session_costs_land_next_to_their_session(
+        mosquitto: Broker, influxdb: InfluxServer, station: str, tmp_path: Path) -> None:
+    db = influxdb.create_database()
+    cfg = settings(mosquitto, station, tmp_path, influx_url=influxdb.url, influx_database=db)
+    energy = Bus(mosquitto.settings("energy"), station=station, service=None)
+    running_cost = SessionCost(transaction_ref="7", transaction_id=7, started_at=T0,
+                               energy_wh=1000.0, cost=0.25)
+    final = running_cost.model_copy(update={
+        "stopped_at": T0 + timedelta(hours=1), "energy_wh": 5500.0, "cost": 1.2345,
+        "unpriced_wh": 10.0, "final": True})
+    async with recorder(cfg), running(energy):
+        energy.publish(ch.ENERGY_COST, running_cost, connector=2)  # not recorded: still running
+        energy.publish(ch.ENERGY_COST, final, connector=2)
+        (row,) = await wait_for(lambda: influxdb.rows("SELECT * FROM session_cost", db=db),
+                                lambda r: len(r) == 1, what="the final cost")
+        await asyncio.sleep(0.3)
+        assert len(influxdb.rows("SELECT * FROM session_cost", db=db)) == 1
+    assert (row["time"], row["station"], row["connector"]) == (
+        ns(final.stopped_at), station, "2")  # type: ignore[arg-type]
+    assert (row["cost"], row["energy_wh"], row["unpriced_wh"]) == (1.2345, 5500.0, 10.0)
+    assert (row["transaction_id"], row["transaction_ref"], row["started_at_ns"]) == (
+        7, "7", ns(T0))

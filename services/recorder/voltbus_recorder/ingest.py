@@ -16,7 +16,13 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Received
 from voltbus_common.channels import PayloadError
 from voltbus_common.enums import ServiceState
-from voltbus_common.models import OcppConnection, SessionSummary, SiteState, utcnow
+from voltbus_common.models import (
+    OcppConnection,
+    SessionCost,
+    SessionSummary,
+    SiteState,
+    utcnow,
+)
 from voltbus_recorder import points
 from voltbus_recorder.inbox import Message
 from voltbus_recorder.spool import Spool
@@ -76,7 +82,8 @@ class Ingest:
         self._channels: list[tuple[ch.Channel[Any], Callable[[Received[Any]], None]]] = [
             *((c, self._handler(f)) for c, f in _PER_CONNECTOR),
             (ch.SESSION, self._session), (ch.OCPP_CONNECTION, self._connection),
-            (ch.SERVICE_STATUS, self._service), (ch.ENERGY_SITE, self._site)]
+            (ch.SERVICE_STATUS, self._service), (ch.ENERGY_SITE, self._site),
+            (ch.ENERGY_COST, self._cost)]
         self._routes: dict[str, _Route | None] = {}
 
     def filters(self, station: str, *, site: str | None = None) -> list[tuple[str, int]]:
@@ -159,6 +166,11 @@ class Ingest:
     def _site(self, msg: Received[SiteState]) -> None:
         if msg.payload is not None:
             self._add(points.site(msg.station, msg.payload))
+
+    def _cost(self, msg: Received[SessionCost]) -> None:
+        if msg.payload is not None and (point := points.session_cost(
+                msg.station, msg.connector, msg.payload)) is not None:
+            self._add(point)
 
     def _connection(self, msg: Received[OcppConnection]) -> None:
         if msg.payload is not None:

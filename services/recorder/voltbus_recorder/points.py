@@ -24,6 +24,7 @@ from voltbus_common.models import (
     OcppConnectorStatus,
     PilotEvent,
     RelayState,
+    SessionCost,
     SessionSummary,
     SiteState,
 )
@@ -231,3 +232,15 @@ def site(site_id: str, s: SiteState) -> str:
     for i, amps in enumerate(s.grid_current_a or [], start=1):
         fields[f"grid_current_l{i}_a"] = float(amps)
     return line("site", {"site": site_id}, fields, s.ts)
+
+
+def session_cost(station: str, connector: int, c: SessionCost) -> str | None:
+    """measurement `session_cost`: a finished session's cost at the live tariff (the energy
+    manager's), at its stop time like `session`; None for a running session's count."""
+    if not c.final or c.stopped_at is None:
+        return None
+    return line("session_cost", {"station": station, "connector": str(connector)}, {
+        "cost": float(c.cost), "energy_wh": float(c.energy_wh),
+        "unpriced_wh": float(c.unpriced_wh), "transaction_id": c.transaction_id,
+        "transaction_ref": c.transaction_ref, "started_at_ns": ns(c.started_at),
+    }, c.stopped_at)
