@@ -159,14 +159,21 @@ async def test_update_firmware_installs_only_once_no_transaction_runs(
     installed.mkdir()
     hook = f"cp --target-directory={installed}"
     rig.meter(100.0)
-    await online(rig, firmware_install_command=hook)
+    await online(rig, firmware_install_command=hook, connectors=2)
     await charging(rig)
     await rig.csms.send(rig.id, call.UpdateFirmware(
         location=f"http://127.0.0.1:{files.port}/fw/voltbus-1.3.bin",
         retrieve_date=datetime.now(UTC).isoformat().replace("+00:00", "Z")))
     await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
                             where=lambda p: p["status"] == "Downloaded")
-    await asyncio.sleep(0.5)
+    # the connector not in use is Unavailable while the install waits, and starts nothing
+    await rig.csms.wait_for(rig.id, "StatusNotification",
+                            where=lambda p: p["connectorId"] == 2 and p["status"] == "Unavailable")
+    rig.command(2, command="start", id_tag="OTHER", request_id="fw-wait")
+    refused = await rig.wait("result", lambda p: p.request_id == "fw-wait")
+    assert refused.status.value == "Rejected"
+    assert "about to restart" in (refused.reason or "")
+    await asyncio.sleep(0.3)
     assert statuses(rig, "FirmwareStatusNotification") == ["Downloading", "Downloaded"]
     assert not (installed / "voltbus-1.3.bin").exists()
     rig.tap("TAG")  # the driver ends the session
@@ -177,12 +184,14 @@ async def test_update_firmware_installs_only_once_no_transaction_runs(
     calls = rig.csms.received(rig.id)
     assert [i for i, m in enumerate(calls) if m.action == "StopTransaction"] < [
         i for i, m in enumerate(calls) if m.payload.get("status") == "Installing"]
-    await restarted(rig, firmware_install_command=hook, firmware_version="1.3")
+    await restarted(rig, firmware_install_command=hook, firmware_version="1.3", connectors=2)
     await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
                             where=lambda p: p["status"] == "Installed")
     assert rig.csms.received(rig.id, "BootNotification")[-1].payload["firmwareVersion"] == "1.3"
     assert (installed / "voltbus-1.3.bin").read_bytes() == FIRMWARE
     assert len(rig.csms.received(rig.id, "StopTransaction")) == 1
+    await rig.csms.wait_for(rig.id, "StatusNotification", count=2,  # free again after it
+                            where=lambda p: p["connectorId"] == 2 and p["status"] == "Available")
     answer = await rig.csms.send(rig.id, call.TriggerMessage(
         requested_message="FirmwareStatusNotification"))
     assert answer == {"status": "Accepted"}

@@ -134,3 +134,29 @@ async def test_hard_reset_runs_the_reboot_command_after_the_stops(rig: Rig, tmp_
     assert rig.gateway.reset_done
     assert len(rig.gateway.queue) == 0  # answered before the reboot command ran
     assert rig.csms.violations(rig.id) == []
+
+
+async def test_no_new_session_between_the_reset_and_the_restart(rig: Rig) -> None:
+    """§5.14: once a Reset is accepted nothing new starts (the connectors are Unavailable) while
+    its StopTransaction is retried; after the soft reset the station behaves as just booted."""
+    rig.csms.behaviour.fail_next["StopTransaction"] = 2  # the restart waits ~1.8 s
+    rig.meter(100.0)
+    await online(rig, ocpp_config={"ResetRetries": "5", "MeterValueSampleInterval": "0",
+                                   "TransactionMessageAttempts": "5"})
+    await charging(rig)
+    assert await rig.csms.send(rig.id, call.Reset(type="Soft")) == {"status": "Accepted"}
+    await rig.csms.wait_for(rig.id, "StopTransaction")
+    await rig.status("Unavailable")
+    rig.command(1, command="start", id_tag="OTHER", request_id="during-reset")
+    refused = await rig.wait("result", lambda p: p.request_id == "during-reset")
+    assert refused.status.value == "Rejected"
+    rig.tap("TAG")
+    await rig.csms.wait_for(rig.id, "BootNotification", count=2, timeout=8)
+    assert len(rig.csms.received(rig.id, "StartTransaction")) == 1
+    assert rig.csms.received(rig.id, "Authorize")[-1].at < rig.csms.received(
+        rig.id, "StopTransaction")[0].at  # the tap during the reset asked nothing
+    await rig.csms.wait_for(rig.id, "StatusNotification", count=2,
+                            where=lambda p: p["connectorId"] == 1 and p["status"] == "Preparing")
+    rig.tap("TAG")  # free again after the reset: Preparing, as just booted
+    await rig.csms.wait_for(rig.id, "StartTransaction", count=2)
+    assert rig.csms.violations(rig.id) == []

@@ -96,10 +96,12 @@ class Maintenance:
                  snapshot: Callable[[], dict[str, str]], ring: LogRing,
                  install_command: str | None, time_scale: float = 1.0,
                  idle: Callable[[], bool] = lambda: True,
-                 installed: Callable[[], None] | None = None) -> None:
+                 installed: Callable[[], None] | None = None,
+                 hold: Callable[[bool], None] = lambda _on: None) -> None:
         self.station = station
         self.idle = idle  # no transaction runs: the install may start
         self.installed = installed  # the hook succeeded: restart; Installed follows the boot
+        self.hold = hold  # True: no new session until the install (idle connectors Unavailable)
         self.work_dir = work_dir
         self.report = report
         self.snapshot = snapshot
@@ -166,9 +168,10 @@ class Maintenance:
                         self.station, target)
             self._firmware("InstallationFailed")
             return
-        if not self.idle():  # 5.19: installing stops charging, so it waits for the sessions
-            log.warning("%s: firmware %s downloaded; installing once no transaction runs",
-                        self.station, target.name)
+        self.hold(True)  # 5.19: connectors not in use Unavailable while it waits
+        if not self.idle():  # installing stops charging, so it waits for the sessions
+            log.warning("%s: firmware %s downloaded; installing once no transaction runs "
+                        "(no new session meanwhile)", self.station, target.name)
             while True:  # polled: a transaction's end is a model state, not an event here
                 await asyncio.sleep(0.1)
                 if self.idle():
@@ -178,8 +181,10 @@ class Maintenance:
                                                         str(target)], check=False)
         if done.returncode != 0:
             log.warning("%s: firmware install hook exited %d", self.station, done.returncode)
+            self.hold(False)
             self._firmware("InstallationFailed")
         elif self.installed is None:
+            self.hold(False)
             self._firmware("Installed")
         else:  # the new firmware runs after the restart: Installed follows its BootNotification
             log.warning("%s: firmware %s installed; restarting", self.station, target.name)

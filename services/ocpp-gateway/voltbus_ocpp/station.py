@@ -149,7 +149,7 @@ class Station:
             snapshot=self._snapshot, ring=self.ring,
             install_command=settings.firmware_install_command, time_scale=settings.time_scale,
             idle=lambda: all(c.facts.tx is None for c in self.model.connectors.values()),
-            installed=self._firmware_installed)
+            installed=self._firmware_installed, hold=self._hold_for_restart)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
                                 command_limit=lambda n: self.command_limits.limit(self.model, n),
                                 unlock_on_ev_disconnect=lambda: self.config.unlock_on_ev_disconnect)
@@ -412,6 +412,11 @@ class Station:
         UpdateFirmware install, once the live messages are out."""
         self.spawn(self._restart_after_install())
 
+    def _hold_for_restart(self, on: bool, *, booted: bool = False) -> None:
+        """No new session (idle connectors Unavailable) until the restart, or no longer."""
+        self.model.restarting(on, booted=booted)
+        self.dispatch(Tick())
+
     def _firmware_installed(self) -> None:
         """The install hook succeeded: restart as a hard Reset does (the process ends for its
         supervisor); FirmwareStatusNotification Installed follows the next accepted
@@ -466,6 +471,7 @@ class Station:
             return
         log.warning("%s: soft Reset: restarting the OCPP session", self.id)
         await self.link.drop()
+        self._hold_for_restart(False, booted=True)  # as just booted (5.14): free again
 
     async def _reboot(self) -> None:
         """Run the configured reboot command (a hard Reset reboots the charge point, 5.14); the

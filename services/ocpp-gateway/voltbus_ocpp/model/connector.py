@@ -127,6 +127,9 @@ class Facts:
     policy_limit_a: float | None = None  # off-peak (model/offpeak.py): 0 holds a session
     policy_override: int | None = None  # local id of the one transaction exempt from the policy
     energy_limit_a: float | None = None  # site energy manager (model/energy_limit.py)
+    # the station is about to restart (a Reset, or a firmware install waiting for the running
+    # transactions): no new session; Unavailable once idle; not kept across the restart
+    restarting: bool = False
 
 
 # Errors that do not stop energy delivery: OCPP 1.6 calls a connector Faulted only when it "is
@@ -153,7 +156,7 @@ def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
         if effective_limit_a <= 0:
             return ConnectorStatus.SUSPENDED_EVSE
         return ConnectorStatus.CHARGING if f.pilot in DRAWING else ConnectorStatus.SUSPENDED_EV
-    if not (f.operative and f.station_operative):
+    if not (f.operative and f.station_operative) or f.restarting:
         return ConnectorStatus.UNAVAILABLE
     if f.finishing:
         return ConnectorStatus.FINISHING
@@ -215,7 +218,7 @@ class Connector:
     def usable(self) -> bool:
         """A new session may start here."""
         f = self.facts
-        return (f.tx is None and f.operative and f.station_operative
+        return (f.tx is None and f.operative and f.station_operative and not f.restarting
                 and not blocking_fault(f) and f.pilot not in PILOT_FAULT)
 
     @property

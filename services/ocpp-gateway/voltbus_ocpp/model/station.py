@@ -392,6 +392,8 @@ class StationModel:
             return f"connector {n} already has a transaction"
         if not (f.operative and f.station_operative):
             return f"connector {n} is unavailable"
+        if f.restarting:
+            return f"connector {n} is unavailable: the station is about to restart"
         if not c.usable:
             return f"connector {n} is faulted"
         if f.waiting is not None:
@@ -509,7 +511,21 @@ class StationModel:
         effects: list[Effect] = []
         for c in self.connectors.values():
             effects += c.stop_transaction(reason)
+        self.restarting(True)  # no new session until the restart (5.14)
         return [*effects, RestartRequested(e.hard), Reply(Outcome.ACCEPTED)]
+
+    def restarting(self, on: bool, *, booted: bool = False) -> None:
+        """A restart is due (or no longer): no new session, idle connectors Unavailable; a
+        transaction running goes on (the caller waits for it). booted: the restart was a soft
+        Reset, which leaves the station "as just booted" (5.14): a plugged EV shows Preparing,
+        not the Finishing of the transaction the reset stopped. The next handled event reports
+        the statuses."""
+        for c in self.connectors.values():
+            c.facts.restarting = on
+            if on:
+                c.facts.waiting = None
+            if booted:
+                c.facts.finishing = False
 
     def reserve(self, connector: int, reservation: Reservation) -> Outcome:
         """A reservation: accepted, occupied, faulted, unavailable or rejected (OCPP 1.6 5.13)."""
