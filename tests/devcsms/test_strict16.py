@@ -101,7 +101,8 @@ async def test_a_transaction_started_twice(csms: Csms) -> None:
         when = stamp()
         first = await start(cp, timestamp=when)
         second = await start(cp, timestamp=when)  # the same start, replayed
-        assert second != first
+        assert second == first  # the same transaction (as SteVe): none left open for ever
+        assert csms.central.open_transactions["P1"] == [first]
         await start(cp, connector=2)
         await start(cp, connector=2, meter=2000)  # connector 2 already has one open
     assert [v.rule for v in csms.violations("P1")] == [rules.STARTED_TWICE, rules.CONNECTOR_BUSY]
@@ -319,3 +320,18 @@ async def test_an_answer_to_no_call_in_flight_is_flagged_and_dropped(csms: Csms)
         assert await asking == {"status": "Rejected"}  # the right answer reached the caller
     found = csms.violations("P1", rules.UNEXPECTED_ANSWER)
     assert [v.unique_id for v in found] == ["nobody-asked", "wrong-id"]
+
+
+async def test_an_integer_meter_stop_just_below_a_decimal_register_is_no_decrease(
+        csms: Csms) -> None:
+    """meterStop is whole Wh (schema): 3549821 after a MeterValues of 3549821.085 Wh is the same
+    register (the power-cut suite's flag), 3549820 is a decrease."""
+    async with station16(csms) as cp:
+        for stop in (3549821, 3549820):
+            tx = await start(cp, meter=3549000)
+            await cp.call(call.MeterValues(connector_id=1, transaction_id=tx,
+                                           meter_value=energy16("3549821.085")))
+            await cp.call(call.StopTransaction(meter_stop=stop, timestamp=stamp(),
+                                               transaction_id=tx))
+    found = csms.violations("P1", rules.METER_DECREASED)
+    assert [v.detail.split(" below")[0] for v in found] == ["meterStop 3549820"]

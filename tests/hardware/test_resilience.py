@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.mosquitto import Broker
+from tests.fixtures.mosquitto import Broker, running
+from tests.fixtures.services import ServiceGroup
 from tests.hardware.helpers import FAST, Watch, rig
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.enums import PilotState
+from voltbus_common.enums import PilotState, ServiceState
 from voltbus_common.models import RelayCommand, SimPlug
 from voltbus_hardware.registry import simulated_station
 from voltbus_hardware.service import serve_station
@@ -95,3 +96,32 @@ async def test_a_killed_simulator_comes_back_with_the_register_it_published(
     second = simulated_station(station, 1)  # the process was killed: nothing else saved
     SimRegisterStore(path).restore(second)
     assert second.connectors[1].evse.sim.energy_wh == published.energy_wh  # type: ignore[attr-defined]
+
+
+async def test_a_simulated_register_never_goes_back_after_a_sigkill(
+        mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path) -> None:
+    """The real service, charging, SIGKILLed (no clean save) and started again: its first
+    reading is not below the last one it published (it went back to the value of the last
+    clean stop, or the initial one: the power-cut suite's `meter-register-decreased`)."""
+    env = {**mosquitto.env("hardware"), "VOLTBUS_STATIONS": station,
+           "VOLTBUS_METER_INTERVAL_S": "0.1", "VOLTBUS_DATA_DIR": str(tmp_path / "data")}
+    watcher = Bus(mosquitto.settings("operator"), station=station, service=None)
+    status = Watch(watcher, ch.SERVICE_STATUS, service="hardware")
+    meters = Watch(watcher, ch.METER)
+    operator = Bus(mosquitto.settings("operator"), station=station, service=None)
+    gateway = Bus(mosquitto.settings("gateway"), station=station, service=None)
+    async with running(watcher, operator, gateway):
+        proc = services.start("hardware", env)
+        await status.until(lambda m: m.payload is ServiceState.ONLINE, within=15)
+        operator.publish(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        gateway.publish(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
+        await meters.until(lambda m: m.payload.power_w > 0, within=10)
+        await asyncio.sleep(0.5)  # a few readings with the register moving
+        proc.kill()
+        await status.until(lambda m: m.payload is ServiceState.OFFLINE, within=10)
+        before = [m.payload.energy_wh for m in meters.drain() if not m.retain]
+        services.start("hardware", env)
+        after = await meters.until(lambda m: not m.retain, within=15)
+    assert len(before) >= 3
+    assert before[-1] > before[0]  # it was charging
+    assert after.payload.energy_wh >= before[-1]

@@ -207,3 +207,36 @@ def test_invalid_settings_stop_start_up_with_a_readable_message(
                           timeout=30, check=False)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+async def test_meter_stop_after_a_kill_is_not_below_the_last_meter_values(
+        rig: Rig, mosquitto: Broker, tmp_path: Path) -> None:
+    """After a power cut the restored broker hands back a meter reading from its last autosave,
+    older than the last MeterValues of the transaction: the PowerLoss meterStop must not go below
+    it (the power-cut suite's meter-register-decreased; meterStop was the stale reading)."""
+    csms = rig.csms
+    gw = GatewayProcess(mosquitto, rig.id, csms.url, tmp_path / "gw")
+    rig.meter(7000.0)
+    rig.pilot("B")
+    gw.start()
+    try:
+        await csms.wait_for(rig.id, "StatusNotification", where=lambda p: p["status"] ==
+                            "Preparing", timeout=10)
+        rig.tap("04A1B2C3")
+        await csms.wait_for(rig.id, "StartTransaction", timeout=10)
+        rig.pilot("C")
+        rig.meter(7250.0)
+        sent = await csms.wait_for(rig.id, "MeterValues", where=lambda p: any(
+            v.get("measurand") == "Energy.Active.Import.Register" and float(v["value"]) == 7250
+            for mv in p["meterValue"] for v in mv["sampledValue"]), timeout=10)
+        assert sent["transactionId"] == 1
+        await asyncio.sleep(0.1)  # its record on disk
+        assert await asyncio.to_thread(gw.signal, signal.SIGKILL) == -9
+        rig.meter(7100.0)  # what a broker restored from an older save holds (retained)
+        gw.start()
+        stop = await csms.wait_for(rig.id, "StopTransaction", timeout=15)
+    finally:  # the central system runs in this event loop: do not block it while waiting
+        if gw.proc is not None and gw.proc.poll() is None:
+            assert await asyncio.to_thread(gw.signal, signal.SIGTERM) == 0
+    assert (stop["reason"], stop["meterStop"]) == ("PowerLoss", 7250)
+    assert csms.violations(rig.id, "meter-register-decreased") == []

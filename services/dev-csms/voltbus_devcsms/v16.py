@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,6 +146,13 @@ class StationSession(SessionBase, SecurityMixin16, ChargePoint):
                    f"connector {connector_id} still has transaction {busy.transaction_id} open")
         b = self.csms.behaviour
         status = b.start_status.get(id_tag) or b.tag_status(id_tag)
+        if twice is not None and twice.stopped is None and twice.id_tag == id_tag:
+            # The same start again while its transaction is open: the station did not get (or
+            # did not keep) the answer, e.g. killed in between, and re-sends its outbox. Answer
+            # with the same id, as SteVe does (insertIgnoreTransaction), so no transaction is
+            # left open for ever; the violation above still counts the re-send.
+            return call_result.StartTransaction(transaction_id=twice.transaction_id,
+                                                id_tag_info=IdTagInfo(status=status))
         transaction_id = self.csms.next_transaction_id()
         self.csms.transactions16[transaction_id] = Transaction16(
             self.id, transaction_id, connector_id, id_tag, meter_start, timestamp)
@@ -180,7 +188,10 @@ class StationSession(SessionBase, SecurityMixin16, ChargePoint):
                    f"meterStop {meter_stop} < meterStart {tx.meter_start} "
                    f"(transaction {tx.transaction_id})")
         seen = tx.register_wh
-        self.check(rules.METER_DECREASED, None if seen is None or meter_stop >= seen else
+        # meterStop is an integer (Wh) by the schema: the register's whole Wh below a decimal
+        # MeterValues reading (1000 after "1000.4") is the same register, not a decrease.
+        self.check(rules.METER_DECREASED, None if seen is None or meter_stop >= math.floor(seen)
+                   else
                    f"meterStop {meter_stop} below the {_wh(seen)} Wh its MeterValues reported "
                    f"(transaction {tx.transaction_id})")
         start, stop = rules.parse_time(tx.started), rules.parse_time(timestamp)

@@ -312,8 +312,11 @@ class StationModel:
         """A transaction cut short by a crash or power loss is stopped now (OCPP 1.6 4.10)."""
         now = self.clock()
         c = self.connectors[e.connector]
+        # The retained reading may be older than the last MeterValues the transaction sent: a
+        # broker restored after a power cut hands back its last autosave (every 5 s). The
+        # register never goes back, so meterStop is at least what the central system saw.
         meter_stop = c.facts.meter.energy_wh if c.facts.meter else e.last_energy_wh
-        meter_stop = max(meter_stop, e.meter_start_wh)
+        meter_stop = max(meter_stop, e.last_energy_wh, e.meter_start_wh)
         view = TransactionView(e.local_id, e.transaction_id, e.id_tag, e.started_at,
                                e.meter_start_wh, meter_stop)
         self._next_local_id = max(self._next_local_id, e.local_id + 1)
