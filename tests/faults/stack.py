@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,18 @@ class Drivers:
             self.tap_free_at = now + 0.6  # one card at a time at the station's one reader
             lane.next_action = now + 3.0
 
+    @contextlib.asynccontextmanager
+    async def driving(self) -> AsyncIterator[None]:
+        """The drivers' bus and their loop run inside the block."""
+        tasks = [asyncio.create_task(self.bus.run()), asyncio.create_task(self.run())]
+        try:
+            await self.bus.wait_connected(10)
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def run(self) -> None:
         """Drive until cancelled."""
         while True:
@@ -331,6 +344,12 @@ class Account:
 
     def reasons(self) -> Counter[str]:
         return Counter(s.get("reason") or "Local" for s in self.stops)
+
+    def check(self, seen: Observed) -> None:
+        """Assert: each session one transaction and one StopTransaction, none lost or open."""
+        problems = self.problems(seen)
+        assert not problems, problems
+        assert len({s["idTag"] for s in self.starts}) == self.sessions() == len(self.stops)
 
     def problems(self, seen: Observed) -> dict[str, Any]:
         """Everything that breaks 'each session exactly one Start and one Stop, none open'."""

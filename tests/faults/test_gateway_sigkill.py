@@ -45,44 +45,36 @@ async def test_gateway_sigkilled_at_random_moments_loses_and_doubles_no_transact
     drivers = Drivers(own_mosquitto, station, 2, fault_seed(1))
     began = time.monotonic()
     stack.start("hardware", "gateway")
-    task = asyncio.create_task(drivers.bus.run())
-    driving = asyncio.create_task(drivers.run())
     kills_in_tx = 0
     kills_in_boot = 0
     try:
-        await drivers.bus.wait_connected(10)
-        await wait_online(own_mosquitto, station, ("hardware", "gateway"))
-        await csms.wait_connected(station, timeout=10)
-        for _ in range(KILLS):
-            gateway = stack.procs["gateway"]
-            if rng.random() < IN_START_UP:
-                await asyncio.sleep(rng.uniform(*START_UP_S))
-            else:
-                await wait_until("the gateway online", lambda: drivers.seen.gateway_online, 20)
-                await asyncio.sleep(rng.uniform(*UP_S))
-            kills_in_tx += bool(csms.central.open_transactions.get(station))
-            kills_in_boot += not drivers.seen.gateway_online
-            stack.kill_at_once("gateway")
-            assert gateway.process is not None
-            assert gateway.process.returncode == -9
-            # its Will says offline (so the next wait sees this start's `online`, not the last)
-            await wait_until("the gateway's Will", lambda: not drivers.seen.gateway_online, 10)
-            stack.start("gateway")
-        await wait_until("the gateway online after the last kill",
-                         lambda: drivers.seen.gateway_online, 20)
-        await asyncio.sleep(3.0)  # a last stretch of charging with a healthy gateway
-        drain_s = await wind_down(stack, drivers)
-        account = Account.of(csms, station)
+        async with drivers.driving():
+            await wait_online(own_mosquitto, station, ("hardware", "gateway"))
+            await csms.wait_connected(station, timeout=10)
+            for _ in range(KILLS):
+                gateway = stack.procs["gateway"]
+                if rng.random() < IN_START_UP:
+                    await asyncio.sleep(rng.uniform(*START_UP_S))
+                else:
+                    await wait_until("the gateway online", lambda: drivers.seen.gateway_online, 20)
+                    await asyncio.sleep(rng.uniform(*UP_S))
+                kills_in_tx += bool(csms.central.open_transactions.get(station))
+                kills_in_boot += not drivers.seen.gateway_online
+                stack.kill_at_once("gateway")
+                assert gateway.process is not None
+                assert gateway.process.returncode == -9
+                # its Will says offline (so the next wait sees this start's `online`, not the last)
+                await wait_until("the gateway's Will", lambda: not drivers.seen.gateway_online, 10)
+                stack.start("gateway")
+            await wait_until("the gateway online after the last kill",
+                             lambda: drivers.seen.gateway_online, 20)
+            await asyncio.sleep(3.0)  # a last stretch of charging with a healthy gateway
+            drain_s = await wind_down(stack, drivers)
+            account = Account.of(csms, station)
     except BaseException:
         print(services.logs())
         raise
-    finally:
-        driving.cancel()
-        task.cancel()
-        await asyncio.gather(driving, task, return_exceptions=True)
-    problems = account.problems(drivers.seen)
-    assert not problems, problems
-    assert len({s["idTag"] for s in account.starts}) == account.sessions() == len(account.stops)
+    account.check(drivers.seen)
     assert account.sessions() >= KILLS // 2, "too few sessions to mean anything"
     assert stack.alive() == ["hardware", "gateway"]
     print(f"\n[gateway SIGKILL] seed {SEED}: {KILLS} kills ({kills_in_tx} with a transaction "
