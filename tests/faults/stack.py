@@ -250,7 +250,7 @@ class Drivers:
             lane.next_action = now + 3.0
 
     @contextlib.asynccontextmanager
-    async def driving(self) -> AsyncIterator[None]:
+    async def running(self) -> AsyncIterator[None]:
         """The drivers' bus and their loop run inside the block."""
         tasks = [asyncio.create_task(self.bus.run()), asyncio.create_task(self.run())]
         try:

@@ -48,7 +48,7 @@ async def test_gateway_sigkilled_at_random_moments_loses_and_doubles_no_transact
     kills_in_tx = 0
     kills_in_boot = 0
     try:
-        async with drivers.driving():
+        async with drivers.running():
             await wait_online(own_mosquitto, station, ("hardware", "gateway"))
             await csms.wait_connected(station, timeout=10)
             for _ in range(KILLS):

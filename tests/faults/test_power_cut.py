@@ -69,7 +69,7 @@ async def test_power_cuts_of_the_whole_stack_lose_and_double_no_transaction_mess
     slowest: list[str] = []
     broker_s: list[float] = []
     try:
-        async with drivers.driving():
+        async with drivers.running():
             stack.start()
             await drivers.online_since(began, SERVICES)
             await asyncio.to_thread(wait_for_port, api_port, 40)
