@@ -183,7 +183,7 @@ async def test_mode_route_refuses_a_bare_plan_and_says_when_nobody_answers(
         assert silent.status_code == 504
         assert "energy manager did not answer" in silent.json()["detail"]
         view = (await client.get("/api/v1/site")).json()
-        assert view == {"site_id": f"site{station}", "site": None, "connectors": []}
+        assert view == {"site_id": f"site{station}", "site": None, "connectors": [], "costs": []}
         unknown = await client.put(f"/api/v1/stations/{station}/connectors/1/energy/mode",
                                    json={"mode": "turbo"})
         assert unknown.status_code == 422

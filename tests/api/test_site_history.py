@@ -16,7 +16,8 @@ from voltbus_api.site_history import SERIES
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.devbroker import free_port
-from voltbus_common.models import SiteState
+from voltbus_common.enums import StopReason
+from voltbus_common.models import SessionCost, SessionSummary, SiteState
 from voltbus_recorder import points
 
 
@@ -119,3 +120,46 @@ async def test_history_from_the_bus_when_influxdb_is_unreachable(
     assert "127.0.0.1" in answer["influx_error"]
     assert answer["interval_s"] == 180  # 20 min in 10 means, rounded up to whole minutes
     _check(answer, states)
+
+
+async def test_sessions_carry_their_cost_at_the_live_tariff(
+        mosquitto: Broker, influxdb: InfluxServer, station: str, tmp_path: Path) -> None:
+    db = influxdb.create_database()
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=5)
+
+    def summary(i: int) -> SessionSummary:
+        return SessionSummary(transaction_id=i, id_tag="04A1B2C3",
+                              started_at=t0 + timedelta(hours=i),
+                              stopped_at=t0 + timedelta(hours=i, minutes=30), meter_start_wh=0.0,
+                              meter_stop_wh=10_000.0, energy_wh=10_000.0,
+                              stop_reason=StopReason.LOCAL)
+
+    def priced(i: int, cost: float) -> SessionCost:
+        s = summary(i)
+        return SessionCost(transaction_ref=str(i), transaction_id=i, started_at=s.started_at,
+                           stopped_at=s.stopped_at, energy_wh=s.energy_wh, cost=cost, final=True)
+
+    # Session 1 priced in InfluxDB (the recorder's session_cost), 2 priced on the bus, 3 not.
+    lines = [points.session(station, 1, summary(i)) for i in (1, 2, 3)]
+    lines.append(points.session_cost(station, 1, priced(1, 2.345)) or "")
+    assert influxdb.write(db, "\n".join(lines)).status_code == 204
+    energy = Bus(mosquitto.settings("energy"), station=station, service=None)
+    settings = api_settings(mosquitto, station, tmp_path, influx_url=influxdb.url,
+                            influx_database=db, api_price_per_kwh=0.30, ha_discovery=False)
+    running_cost = SessionCost(transaction_ref="4", transaction_id=4,
+                               started_at=t0 + timedelta(hours=4), energy_wh=1500.0, cost=0.4)
+    async with running_api(settings) as (client, _ctx), running(energy):
+        energy.publish(ch.ENERGY_COST, priced(2, 1.115), connector=1)
+        energy.publish(ch.ENERGY_COST, running_cost, connector=2)
+
+        async def seen() -> bool:
+            return len((await client.get("/api/v1/site")).json()["costs"]) == 2
+
+        await eventually(seen)
+        page = (await client.get("/api/v1/costs/sessions")).json()
+        site = (await client.get("/api/v1/site")).json()
+    by_id = {s["transaction_id"]: s for s in page["items"]}
+    assert {i: (s["cost"], s["tariff_cost"]) for i, s in by_id.items()} == {
+        1: (3.0, 2.35), 2: (3.0, 1.12), 3: (3.0, None)}  # 10 kWh x 0.30; the tariff's, to the cent
+    live = {c["connector"]: c["cost"] for c in site["costs"]}
+    assert (live[2]["cost"], live[2]["final"], live[1]["final"]) == (0.4, False, True)

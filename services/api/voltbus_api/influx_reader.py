@@ -74,6 +74,20 @@ class InfluxSessions:
             raise InfluxUnavailable(f"{self._url}: HTTP {r.status_code} {r.text[:200]}")
         return _rows(r.json())
 
+    async def tariff_costs(self, f: SessionFilter) -> dict[tuple[str, int, datetime], float]:
+        """The energy manager's costs at the live tariff (`session_cost`), by session key."""
+        # no id_tag there: the sessions asked for are matched by key
+        query = self.influxql(f.model_copy(update={"id_tag": None})).replace(
+            'FROM "session"', 'FROM "session_cost"')
+        out = {}
+        for row in await self.select(query):
+            try:
+                out[(row["station"], int(row["connector"]), _from_ns(row["started_at_ns"]))] = \
+                    float(row["cost"])
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("skipping a session_cost point InfluxDB returned: %s (%s)", exc, row)
+        return out
+
     async def query(self, f: SessionFilter) -> list[SessionRecord]:
         """Matching sessions; raises InfluxUnavailable when InfluxDB cannot answer."""
         records = []

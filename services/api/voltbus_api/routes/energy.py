@@ -24,7 +24,7 @@ from voltbus_api.site_history import SiteBuffer, SiteHistory, history
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.enums import ChargeMode
-from voltbus_common.models import ChargeModeSetting, ChargeModeState, SiteState
+from voltbus_common.models import ChargeModeSetting, ChargeModeState, SessionCost, SiteState
 
 log = logging.getLogger(__name__)
 viewer_router = APIRouter(tags=["energy"])
@@ -40,12 +40,22 @@ class ConnectorEnergy(BaseModel):
     mode: ChargeModeState
 
 
+class ConnectorCost(BaseModel):
+    """A connector's running (or last) session cost at the live tariff (energy/{c}/cost)."""
+
+    station: str
+    connector: int
+    cost: SessionCost
+
+
 class EnergyView(BaseModel):
-    """The site (null until the energy manager reported it) and every connector's mode."""
+    """The site (null until the energy manager reported it), every connector's mode and the
+    session costs at the live tariff."""
 
     site_id: str | None = Field(description="VOLTBUS_ENERGY_SITE; null: not configured")
     site: SiteState | None = None
     connectors: list[ConnectorEnergy] = Field(default_factory=list)
+    costs: list[ConnectorCost] = Field(default_factory=list)
 
 
 class ChargeModeBody(ChargeModeSetting):
@@ -64,6 +74,9 @@ class EnergyCache:
         self.site_id = site_id
         self.site: SiteState | None = None
         self.buffer = SiteBuffer()
+        self.costs: dict[tuple[str, int], SessionCost] = {}
+        # final costs seen on the bus, by session identity (station, connector, start)
+        self.finals: dict[tuple[str, int, datetime], SessionCost] = {}
         self.modes: dict[tuple[str, int], ChargeModeState] = {}
         self._waiters: dict[tuple[str, int], list[asyncio.Future[ChargeModeState]]] = {}
 
@@ -71,6 +84,7 @@ class EnergyCache:
         """Subscribe on every station's bus (the site on the first); before bus.run()."""
         for bus in buses.values():
             bus.on(ch.ENERGY_MODE, self._on_mode)
+            bus.on(ch.ENERGY_COST, self._on_cost)
         if self.site_id is not None and buses:
             next(iter(buses.values())).on(ch.ENERGY_SITE, self._on_site, station=self.site_id)
 
@@ -78,6 +92,15 @@ class EnergyCache:
         self.site = msg.payload
         if msg.payload is not None:
             self.buffer.add(msg.payload)
+
+    async def _on_cost(self, msg: Received[SessionCost]) -> None:
+        if msg.payload is None:
+            return
+        self.costs[(msg.station, int(msg.connector))] = msg.payload
+        if msg.payload.final:
+            if len(self.finals) >= 10_000:
+                self.finals.pop(next(iter(self.finals)))
+            self.finals[(msg.station, int(msg.connector), msg.payload.started_at)] = msg.payload
 
     async def _on_mode(self, msg: Received[ChargeModeState]) -> None:
         key = (msg.station, int(msg.connector))
@@ -92,7 +115,9 @@ class EnergyCache:
     def view(self) -> EnergyView:
         return EnergyView(site_id=self.site_id, site=self.site, connectors=[
             ConnectorEnergy(station=s, connector=n, mode=m)
-            for (s, n), m in sorted(self.modes.items())])
+            for (s, n), m in sorted(self.modes.items())], costs=[
+            ConnectorCost(station=s, connector=n, cost=c)
+            for (s, n), c in sorted(self.costs.items())])
 
     def next_mode(self, station: str, connector: int) -> asyncio.Future[ChargeModeState]:
         future: asyncio.Future[ChargeModeState] = asyncio.get_running_loop().create_future()

@@ -9,6 +9,7 @@ arithmetic (kWh to 3 decimals, times the price, half up to the cent), so page an
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
 from array import array
@@ -27,6 +28,7 @@ from voltbus_api.history import SessionFilter, SessionRecord
 from voltbus_api.influx_reader import InfluxUnavailable
 from voltbus_api.query import month_range
 from voltbus_api.schemas import BucketSeries, error_responses
+from voltbus_api.sessions import SessionSource
 from voltbus_api.state_cache import Change
 
 log = logging.getLogger(__name__)
@@ -116,9 +118,13 @@ class MonthCost(BaseModel):
 
 
 class CostedSession(SessionRecord):
-    """A finished session with its cost at the configured price."""
+    """A finished session with its cost at the configured price and, when the energy manager
+    priced it, at the live tariff."""
 
     cost: float
+    tariff_cost: float | None = Field(
+        default=None, description="at the tariff in force while it charged (energy/{c}/cost, "
+        "from the bus or InfluxDB's session_cost), to the cent; null: not priced")
 
 
 class CostedSessionPage(BaseModel):
@@ -208,17 +214,36 @@ async def month_cost(
 
 @router.get("/costs/sessions", response_model=CostedSessionPage,
             responses=error_responses(401, 422))
-async def costed_sessions(ctx: ContextDep, source: SessionsDep,
+async def costed_sessions(request: Request, ctx: ContextDep, source: SessionsDep,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> CostedSessionPage:
     """The newest finished sessions with their cost, for the page's history table."""
     s = ctx.settings
     price = Decimal(str(s.api_price_per_kwh))
     found = await source.sessions(SessionFilter())
+    tariff = await _tariff_costs(request, source, found[:limit])
     items = [CostedSession(**r.model_dump(exclude={"duration_s"}),
-                           cost=float(_cost(r.energy_wh, price))) for r in found[:limit]]
+                           cost=float(_cost(r.energy_wh, price)),
+                           tariff_cost=None if r.key not in tariff else float(
+                               Decimal(str(tariff[r.key])).quantize(Decimal("0.01"),
+                                                                    ROUND_HALF_UP)))
+             for r in found[:limit]]
     return CostedSessionPage(currency=s.api_currency, price_per_kwh=s.api_price_per_kwh,
                              total=len(found), total_energy_wh=sum(r.energy_wh for r in found),
                              items=items, influx_error=source.influx_error)
+
+
+async def _tariff_costs(request: Request, source: SessionSource, found: list[SessionRecord]
+                        ) -> dict[tuple[str, int, datetime], float]:
+    """The live-tariff costs of these sessions: InfluxDB's session_cost, then the bus's."""
+    costs: dict[tuple[str, int, datetime], float] = {}
+    if found and source.influx is not None:
+        with contextlib.suppress(InfluxUnavailable):  # the bus's copy below still counts
+            costs.update(await source.influx.tariff_costs(SessionFilter(
+                start=min(r.started_at for r in found))))
+    energy = getattr(request.app.state, "energy", None)
+    if energy is not None:
+        costs.update({k: c.cost for k, c in energy.finals.items()})
+    return costs
 
 
 def install(app: FastAPI, ctx: ApiContext, dependencies: list[Any]) -> None:
