@@ -63,7 +63,8 @@ def test_the_password_file_is_never_readable_by_others(
 
     spec = importlib.util.spec_from_file_location(
         "amqtt_launcher", REPO / "common" / "voltbus_common" / "embedded" / "amqtt_launcher.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     launcher = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(launcher)
 
