@@ -168,6 +168,10 @@ HW_ERROR = _ch("hw/{connector}/error", m.HardwareError, retain=True, writers=HAR
 RFID = _ch("hw/rfid", m.RfidSeen, retain=False, writers=HARDWARE,
            doc="A card presented to a reader, once per presentation.",
            example={"id_tag": "04A1B2C3", "reader": "front", "ts": _TS})
+RFID_LAST = _ch("hw/rfid/last", m.RfidSeen, retain=True, writers=HARDWARE,
+                doc="The last card presented to any reader of the station (the same payload "
+                    "as its `hw/rfid` event), retained: a client that starts later sees it.",
+                example={"id_tag": "04A1B2C3", "reader": "front", "ts": _TS})
 
 # --- gateway -> hardware: commands ---------------------------------------------------------------
 RELAY_SET = _ch("hw/{connector}/relay/set", m.RelayCommand, retain=False, writers=GATEWAY,
@@ -192,8 +196,11 @@ OCPP_CONNECTION = _ch("ocpp/connection", m.OcppConnection, retain=True, writers=
                                 "firmware_version": "0.1.0", "last_heartbeat": _TS})
 OCPP_STATUS = _ch("ocpp/{connector}/status", m.OcppConnectorStatus, retain=True, writers=GATEWAY,
                   doc="Connector status (OCPP 1.6 ChargePointStatus) as reported to the central "
-                      "system.",
-                  example={"status": "Charging", "error_code": "NoError", "ts": _TS})
+                      "system; connector 0 is the station as a whole (Available or "
+                      "Unavailable). operative / scheduled_operative: the availability "
+                      "ChangeAvailability set, and a change waiting for a transaction to end.",
+                  example={"status": "Charging", "error_code": "NoError", "ts": _TS,
+                           "operative": True, "scheduled_operative": None})
 TRANSACTION = _ch("ocpp/{connector}/transaction", m.TransactionState, retain=True, writers=GATEWAY,
                   empty_clears=True,
                   doc="The running transaction; an empty retained payload when there is none.",
@@ -204,6 +211,14 @@ SESSION = _ch("ocpp/{connector}/session", m.SessionSummary, retain=False, writer
               example={"transaction_id": 42, "id_tag": "04A1B2C3", "started_at": _TS,
                        "stopped_at": "2026-01-01T13:00:00Z", "meter_start_wh": 12000.0,
                        "meter_stop_wh": 19000.0, "energy_wh": 7000.0, "stop_reason": "Local"})
+LAST_SESSION = _ch("ocpp/{connector}/last_session", m.SessionSummary, retain=True,
+                   writers=GATEWAY,
+                   doc="The connector's last finished transaction (the same payload as its "
+                       "`session` event), retained: a client that starts later sees it.",
+                   example={"transaction_id": 42, "id_tag": "04A1B2C3", "started_at": _TS,
+                            "stopped_at": "2026-01-01T13:00:00Z", "meter_start_wh": 12000.0,
+                            "meter_stop_wh": 19000.0, "energy_wh": 7000.0,
+                            "stop_reason": "Local"})
 CHARGING = _ch("ocpp/{connector}/charging", m.ChargingState, retain=True, writers=GATEWAY,
                doc="Whether charging is enabled and the current limit in force (null: none set); "
                    "offpeak_waiting/offpeak_until/offpeak_override: the off-peak policy.",
@@ -214,8 +229,9 @@ CHARGING = _ch("ocpp/{connector}/charging", m.ChargingState, retain=True, writer
 # --- commands to the gateway, and its answers ----------------------------------------------------
 COMMAND = _ch("ocpp/{connector}/command", m.GatewayCommand, retain=False, writers=COMMANDERS,
               doc="A command to the gateway (start, stop, set_current_limit, enable_charging, "
-                  "disable_charging, change_availability, unlock, override_offpeak). Connector 0 "
-                  "means the station for change_availability. Answered on command/result.",
+                  "disable_charging, change_availability, unlock, override_offpeak, reset). "
+                  "Connector 0 means the station for change_availability; reset is sent to "
+                  "connector 0 only. Answered on command/result.",
               example={"command": "start", "id_tag": "04A1B2C3", "request_id": "r-1"})
 COMMAND_RESULT = _ch("ocpp/{connector}/command/result", m.CommandResult, retain=False,
                      writers=GATEWAY,
@@ -306,9 +322,10 @@ ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain
                       example={"mode": "pv", "priority": 0})
 
 CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
-    PILOT, METER, RELAY, SWITCH_READING, LOCK, HW_ERROR, RFID, RELAY_SET, CURRENT_LIMIT_SET,
-    LOCK_SET, LED_SET,
-    OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, CHARGING, COMMAND, COMMAND_RESULT,
+    PILOT, METER, RELAY, SWITCH_READING, LOCK, HW_ERROR, RFID, RFID_LAST, RELAY_SET,
+    CURRENT_LIMIT_SET, LOCK_SET, LED_SET,
+    OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, LAST_SESSION, CHARGING, COMMAND,
+    COMMAND_RESULT,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
     ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET, ENERGY_COST,
 )

@@ -129,6 +129,7 @@ class CommandName(StrEnum):
     CHANGE_AVAILABILITY = "change_availability"
     UNLOCK = "unlock"
     OVERRIDE_OFFPEAK = "override_offpeak"
+    RESET = "reset"
 
 
 class CommandStatus(StrEnum):

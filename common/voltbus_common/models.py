@@ -226,11 +226,19 @@ class OcppConnection(Payload):
 
 
 class OcppConnectorStatus(Payload):
-    """The connector status as last reported to the central system."""
+    """The connector status as last reported to the central system (connector 0: the station).
+
+    operative: the availability ChangeAvailability set for this connector (connector 0: for
+    the station as a whole), kept across restarts; a connector is Unavailable while it or the
+    station is inoperative and no transaction runs. scheduled_operative: a change accepted as
+    Scheduled, applied when the running transaction ends. Both null from a gateway before them.
+    """
 
     status: ConnectorStatus
     error_code: ChargePointErrorCode = ChargePointErrorCode.NO_ERROR
     ts: UtcDatetime = Field(default_factory=utcnow)
+    operative: bool | None = None
+    scheduled_operative: bool | None = None
 
 
 class TransactionState(Payload):
@@ -286,7 +294,8 @@ class GatewayCommand(Payload):
     """A command to the gateway; request_id, when given, comes back in the result.
 
     Fields by command: start needs id_tag; set_current_limit needs amps;
-    change_availability needs operative. The others take none.
+    change_availability needs operative; reset takes hard (true: the gateway restarts, as
+    OCPP Reset Hard; false or omitted: Soft, the OCPP session restarts). The others take none.
     """
 
     command: CommandName
@@ -294,6 +303,7 @@ class GatewayCommand(Payload):
     id_tag: IdTag | None = None
     amps: CommandAmps | None = None
     operative: StrictBool | None = None
+    hard: StrictBool | None = None
 
     @model_validator(mode="after")
     def _fields_for_command(self) -> Self:

@@ -133,10 +133,10 @@ def test_every_payload_passes_the_ha_schema(connectors: tuple[int, ...], phases:
     assert ha_schema.check_devices(configs) == []
     assert list(configs) == [discovery_topic("CP1")] + [connector_topic("CP1", n)
                                                          for n in connectors]
-    per_connector = 23 + 2 * phases + (2 if price is not None else 0)
+    per_connector = 24 + 2 * phases + (2 if price is not None else 0)
     assert all(len(configs[connector_topic("CP1", n)]["components"]) == per_connector
                for n in connectors)
-    assert len(configs[discovery_topic("CP1")]["components"]) == 6 + (price is not None)
+    assert len(configs[discovery_topic("CP1")]["components"]) == 10 + (price is not None)
 
 
 def test_payload_is_valid_json_without_nan() -> None:
@@ -262,6 +262,9 @@ def test_availability_follows_the_service_that_owns_the_data() -> None:
     assert services("ocpp_connected") == {"gateway"}
     assert services("c1_charging_enabled") == {"gateway", "hardware"}
     assert services("c1_unlock") == {"gateway", "hardware"}
+    assert services("station_reset") == {"gateway"}
+    assert services("station_available") == {"gateway"}
+    assert services("c1_availability") == {"gateway"}
     assert services("price") == set()  # configuration: always there
     assert all(c["availability_mode"] == "all" for c in comps.values() if "availability" in c)
 
@@ -354,11 +357,69 @@ def test_plugged_in_from_pilot(pilot: PilotState) -> None:
 
 @pytest.mark.parametrize("status", list(ConnectorStatus))
 def test_status_and_availability_from_the_status(status: ConnectorStatus) -> None:
+    """A gateway from before `operative`: the switch follows the status, the sensor is
+    unknown."""
     comps = all_components()
-    payload = example(ch.OCPP_STATUS, status=status.value)
-    assert state(comps["c1_status"], payload) == status.value
-    assert state(comps["c1_available"], payload) == (
-        "OFF" if status is ConnectorStatus.UNAVAILABLE else "ON")
+    payload = example(ch.OCPP_STATUS, status=status.value, operative=None)
+    old = json.dumps({"status": status.value, "error_code": "NoError",
+                      "ts": "2026-01-01T12:00:00Z"}).encode()
+    for each in (payload, old):
+        assert state(comps["c1_status"], each) == status.value
+        assert state(comps["c1_available"], each) == (
+            "OFF" if status is ConnectorStatus.UNAVAILABLE else "ON")
+        assert state(comps["c1_availability"], each) == "None"
+
+
+@pytest.mark.parametrize("key", ["c1", "station"])
+@pytest.mark.parametrize(
+    ("status", "operative", "scheduled", "switch", "shown", "pending"),
+    [
+        ("Available", True, None, "ON", "Operative", None),
+        ("Unavailable", False, None, "OFF", "Inoperative", None),
+        # Inoperative while a session runs: scheduled, the status stays Charging.
+        ("Charging", True, False, "ON", "Operative", "Inoperative"),
+        # The connector is operative but the station is not: Unavailable, the switch ON.
+        ("Unavailable", True, None, "ON", "Operative", None),
+    ],
+)
+def test_availability_as_changeavailability_set_it(
+        key: str, status: str, operative: bool, scheduled: bool | None, switch: str,
+        shown: str, pending: str | None) -> None:
+    """Issue 13: the operative state per connector and for the station (connector 0)."""
+    comps = all_components()
+    switch_comp, sensor = comps[f"{key}_available"], comps[f"{key}_availability"]
+    connector = 1 if key == "c1" else 0
+    assert ch.OCPP_STATUS.match(ROOT, switch_comp["state_topic"]) == {
+        "station": "CP1", "connector": str(connector)}
+    assert sensor["state_topic"] == switch_comp["state_topic"]
+    assert ch.COMMAND.match(ROOT, switch_comp["command_topic"]) == {
+        "station": "CP1", "connector": str(connector)}
+    assert (sensor["device_class"], sensor["entity_category"]) == ("enum", "diagnostic")
+    payload = example(ch.OCPP_STATUS, status=status, operative=operative,
+                      scheduled_operative=scheduled)
+    assert state(switch_comp, payload) == switch
+    assert state(sensor, payload) == shown
+    attributes = render(sensor["json_attributes_template"], payload)
+    assert ha_schema.check_attributes(attributes) == []
+    assert json.loads(attributes) == {"scheduled": pending}
+
+
+def test_reset_buttons_on_the_station() -> None:
+    """Issue 13: a reset button (soft), and a hard one that is off until enabled."""
+    station_comps = station().station_components()
+    soft, hard = station_comps["station_reset"], station_comps["station_reset_hard"]
+    for comp in (soft, hard):
+        assert (comp["platform"], comp["device_class"]) == ("button", "restart")
+        assert ch.COMMAND.match(ROOT, comp["command_topic"]) == {"station": "CP1",
+                                                                  "connector": "0"}
+        assert [a["topic"] for a in comp["availability"]] == [
+            ch.SERVICE_STATUS.topic(ROOT, station="CP1", service="gateway")]
+    soft_cmd = GatewayCommand.model_validate_json(soft["payload_press"])
+    hard_cmd = GatewayCommand.model_validate_json(hard["payload_press"])
+    assert (soft_cmd.command, soft_cmd.hard) == (CommandName.RESET, False)
+    assert (hard_cmd.command, hard_cmd.hard) == (CommandName.RESET, True)
+    assert "enabled_by_default" not in soft
+    assert hard["enabled_by_default"] is False
 
 
 @pytest.mark.parametrize("code", list(ChargePointErrorCode))
@@ -558,17 +619,18 @@ def ha_commands(configs: dict[str, dict[str, Any]]) -> list[tuple[str, str, byte
 
 
 COMMANDS_PER_CONNECTOR = 2 + 2 + 3 + 4  # two switches x2, the number x3, four buttons
+COMMANDS_PER_STATION = 2 + 2  # the availability switch x2, two reset buttons
 
 
 def test_every_command_is_a_valid_gateway_command() -> None:
     sent = ha_commands(station().configs())
-    assert len(sent) == 2 * COMMANDS_PER_CONNECTOR
+    assert len(sent) == 2 * COMMANDS_PER_CONNECTOR + COMMANDS_PER_STATION
     names = set()
     for key, topic, payload in sent:
         command = GatewayCommand.model_validate_json(payload)
         names.add(command.command)
-        assert ch.COMMAND.match(ROOT, topic) == {"station": "CP1",
-                                                  "connector": key[1:key.index("_")]}
+        connector = "0" if key.startswith("station_") else key[1:key.index("_")]
+        assert ch.COMMAND.match(ROOT, topic) == {"station": "CP1", "connector": connector}
         if command.command is CommandName.SET_CURRENT_LIMIT:
             assert command.amps in (6.0, 32.0, 6.5)
         if command.command is CommandName.START:

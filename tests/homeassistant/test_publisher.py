@@ -18,7 +18,11 @@ import pytest
 
 from tests.fixtures.mosquitto import Broker
 from tests.homeassistant import ha_schema
-from tests.homeassistant.test_discovery_config import COMMANDS_PER_CONNECTOR, ha_commands
+from tests.homeassistant.test_discovery_config import (
+    COMMANDS_PER_CONNECTOR,
+    COMMANDS_PER_STATION,
+    ha_commands,
+)
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.homeassistant import (
@@ -171,13 +175,15 @@ async def test_every_ha_command_reaches_the_gateway_through_the_acl(
     async with running(bus, ha, gateway):
         configs = await seen.all(2)  # what HA read from the broker
         sent = ha_commands(configs)
-        assert len(sent) == 2 * COMMANDS_PER_CONNECTOR
+        assert len(sent) == 2 * COMMANDS_PER_CONNECTOR + COMMANDS_PER_STATION
         for key, topic, payload in sent:
             ha.publish_raw(topic, payload, qos=1)
             msg = await asyncio.wait_for(arrived.get(), TIMEOUT)
             assert msg.topic == topic, key
             assert msg.payload == GatewayCommand.model_validate_json(payload)
-            assert msg.connector == int(key[1:key.index("_")])
+            # the station's (availability, reset) go to connector 0
+            assert msg.connector == (0 if key.startswith("station_")
+                                     else int(key[1:key.index("_")]))
     assert gateway.invalid_count == 0
 
 

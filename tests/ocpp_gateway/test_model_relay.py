@@ -185,11 +185,15 @@ def test_hardware_online_resyncs_limit_relay_and_led() -> None:
 
 
 def test_resync_without_transaction_opens_and_shows_the_led() -> None:
+    """Issue 13: the limit goes too, also without a transaction (a restarted hardware service
+    starts at its rating: a limit set or restored meanwhile must reach it at once)."""
     model, _ = build(connectors=2)
+    model.connectors[2].facts.command_limit_a = 10.0
     effects = model.handle(HardwareStatus(True))
     assert relay_sets(effects) == [SetRelay(1, False), SetRelay(2, False)]
     assert [e.connector for e in effects if isinstance(e, SetLed)] == [1, 2]
-    assert not any(isinstance(e, SetCurrentLimit) for e in effects)
+    assert [e for e in effects if isinstance(e, SetCurrentLimit)] == [
+        SetCurrentLimit(1, 16.0), SetCurrentLimit(2, 10.0)]
 
 
 def test_resync_does_not_close_on_a_faulted_connector() -> None:
@@ -207,3 +211,26 @@ def test_no_resends_while_the_hardware_is_offline() -> None:
     assert relay_sets(ticks(model, clock, 60)) == []
     effects = model.handle(HardwareStatus(True))
     assert SetRelay(1, True) in effects
+
+
+def test_a_limit_outside_a_transaction_reaches_the_hardware_at_once() -> None:
+    """Issue 13: a restored command limit goes out at start-up; set, profile or energy limits
+    while no session runs go out when the effective limit moves (once, not on every event)."""
+    from voltbus_common.enums import CommandName
+    from voltbus_ocpp.model.energy_limit import EnergyLimit
+    from voltbus_ocpp.model.events import Command, ProfileLimit
+
+    model, _ = build(connectors=2)
+    model.connectors[1].facts.command_limit_a = 10.0  # as CommandLimits.restore leaves it
+    limits = [e for e in model.startup() if isinstance(e, SetCurrentLimit)]
+    assert limits == [SetCurrentLimit(1, 10.0), SetCurrentLimit(2, 16.0)]
+
+    effects = model.handle(Command(2, CommandName.SET_CURRENT_LIMIT, "r", amps=8.0))
+    assert [e for e in effects if isinstance(e, SetCurrentLimit)] == [SetCurrentLimit(2, 8.0)]
+    effects = model.handle(ProfileLimit(1, 7.0))
+    assert [e for e in effects if isinstance(e, SetCurrentLimit)] == [SetCurrentLimit(1, 7.0)]
+    assert not any(isinstance(e, SetCurrentLimit) for e in model.handle(ProfileLimit(1, 7.0)))
+    effects = model.handle(EnergyLimit(1, 6.0))
+    assert [e for e in effects if isinstance(e, SetCurrentLimit)] == [SetCurrentLimit(1, 6.0)]
+    effects = model.handle(Command(1, CommandName.DISABLE_CHARGING, "d"))
+    assert [e for e in effects if isinstance(e, SetCurrentLimit)] == [SetCurrentLimit(1, 0.0)]

@@ -131,6 +131,20 @@ def _on_off(expression: str) -> str:
     return f"{{{{ 'ON' if {expression} else 'OFF' }}}}"
 
 
+# ChangeAvailability's state from a status payload (`operative`, `scheduled_operative`; .get:
+# a gateway from before them omits them). The switch falls back to the status.
+_OPERATIVE = "value_json.get('operative')"
+_AVAILABLE_STATE = ("{% set o = " + _OPERATIVE + " %}"
+                    "{{ 'ON' if (o if o is not none else value_json.status != '"
+                    + ConnectorStatus.UNAVAILABLE + "') else 'OFF' }}")
+AVAILABILITY_OPTIONS = ["Operative", "Inoperative"]
+_AVAILABILITY_STATE = ("{% set o = " + _OPERATIVE + " %}"
+                       "{{ 'None' if o is none else ('Operative' if o else 'Inoperative') }}")
+_AVAILABILITY_ATTRIBUTES = ("{% set s = value_json.get('scheduled_operative') %}"
+                            "{{ {'scheduled': none if s is none else "
+                            "('Operative' if s else 'Inoperative')} | tojson }}")
+
+
 def _or_none(expression: str) -> str:
     """A template that renders expression, or HA's unknown when it is null or missing."""
     return f"{{{{ {expression} if {expression} is not none else {_NONE} }}}}"
@@ -253,6 +267,7 @@ class StationDiscovery:
                 json_attributes_topic=view,
                 json_attributes_template="{{ (value_json.last_rfid or {}) | tojson }}"),
         ]
+        entities += self._station_controls()
         if self.price_per_kwh is not None:
             entities.append(self._entity(
                 "price", "sensor", "Energy price", icon="mdi:cash",
@@ -270,6 +285,44 @@ class StationDiscovery:
             entities.append((key, comp))
             entities += self._site_entities(site)
         return dict(entities)
+
+    def _station_controls(self) -> list[tuple[str, Component]]:
+        """The station as a whole: its availability (ChangeAvailability of connector 0, on
+        `ocpp/0/status`) and the reset buttons (the `reset` command, OCPP Reset)."""
+        gw = Service.GATEWAY
+        args: dict[str, str | int] = {"station": self.station, "connector": 0}
+        status = OCPP_STATUS.topic(self.root, **args)
+        command = COMMAND.topic(self.root, **args)
+        return [
+            self._entity(
+                # station_*: no key here may equal a connector's (c<n>_<key>) on a station
+                # named <station>_c<n> (unique_ids are <object id>_<key>).
+                "station_available", "switch", "Available", gw, icon="mdi:ev-station",
+                entity_category="config", state_topic=status, command_topic=command,
+                value_template=_AVAILABLE_STATE, state_on="ON", state_off="OFF",
+                payload_on=command_payload(CommandName.CHANGE_AVAILABILITY, operative=True),
+                payload_off=command_payload(CommandName.CHANGE_AVAILABILITY, operative=False)),
+            self._availability_sensor("station_availability", status),
+            self._entity(
+                "station_reset", "button", "Reset", gw, device_class="restart",
+                entity_category="config", command_topic=command,
+                payload_press=command_payload(CommandName.RESET, hard=False)),
+            # A hard reset restarts the gateway process: off until a user enables it.
+            self._entity(
+                "station_reset_hard", "button", "Hard reset", gw, device_class="restart",
+                entity_category="config", enabled_by_default=False, command_topic=command,
+                payload_press=command_payload(CommandName.RESET, hard=True)),
+        ]
+
+    def _availability_sensor(self, key: str, status_topic: str) -> tuple[str, Component]:
+        """Operative/Inoperative as the central system (or a command) set it, with the change
+        scheduled for the end of the running transaction as an attribute."""
+        return self._entity(
+            key, "sensor", "Availability", Service.GATEWAY, device_class="enum",
+            entity_category="diagnostic", icon="mdi:power-plug-off-outline",
+            options=AVAILABILITY_OPTIONS, state_topic=status_topic,
+            value_template=_AVAILABILITY_STATE, json_attributes_topic=status_topic,
+            json_attributes_template=_AVAILABILITY_ATTRIBUTES)
 
     def _energy_entity(self, key: str, platform: str, name: str,
                        **options: Any) -> tuple[str, Component]:
@@ -501,12 +554,12 @@ class StationDiscovery:
                 command_template=('{"command":"set_current_limit","request_id":"'
                                   + REQUEST_ID + '","amps":{{ value }}}')),
             self._entity(
-                # The contract has no "operative" flag: an inoperative connector shows as
-                # Unavailable once no transaction runs (OCPP 1.6 ChangeAvailability).
+                # The connector's own availability (ChangeAvailability): it shows Unavailable
+                # once no transaction runs; a change during one is scheduled (the Availability
+                # sensor's attribute). A gateway from before `operative`: from the status.
                 c + "available", "switch", "Available", gw, hw, icon="mdi:power-plug-outline",
                 entity_category="config", state_topic=OCPP_STATUS.topic(self.root, **self._args(n)),
-                command_topic=command,
-                value_template=_on_off(f"value_json.status != '{ConnectorStatus.UNAVAILABLE}'"),
+                command_topic=command, value_template=_AVAILABLE_STATE,
                 state_on="ON", state_off="OFF",
                 payload_on=command_payload(CommandName.CHANGE_AVAILABILITY, operative=True),
                 payload_off=command_payload(CommandName.CHANGE_AVAILABILITY, operative=False)),
@@ -543,6 +596,8 @@ class StationDiscovery:
                 c + "relay", "binary_sensor", "Relay closed", hw, device_class="power",
                 entity_category="diagnostic", state_topic=RELAY.topic(self.root, **self._args(n)),
                 value_template=_on_off("value_json.closed")),
+            self._availability_sensor(c + "availability",
+                                      OCPP_STATUS.topic(self.root, **self._args(n))),
         ]
 
     # --- all of it ----------------------------------------------------------------------------

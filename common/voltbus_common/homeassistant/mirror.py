@@ -3,7 +3,9 @@
 Why it exists: HA reads state from retained messages when it starts. The contract's
 `ocpp/{c}/transaction` is an empty retained payload between sessions (the broker then holds
 nothing, so HA showed session energy as `unknown`), `ocpp/{c}/session` (the finished session)
-and `hw/rfid` (a card presented) are events, not retained. This view turns them into one
+and `hw/rfid` (a card presented) are events, not retained; their retained twins
+`ocpp/{c}/last_session` and `hw/rfid/last` fill the view also with what ended or was presented
+while the publisher was not running. This view turns them into one
 retained state per connector (`mirror_topic(station, c)`: the running session or zeros, and the
 last finished session) and one per station (the last card, the price). It is rebuilt from its
 own retained copy after a restart; a gateway that published these retained itself would make it
@@ -19,7 +21,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from voltbus_common.bus import Bus, Received
-from voltbus_common.channels import RFID, SESSION, TRANSACTION
+from voltbus_common.channels import LAST_SESSION, RFID, RFID_LAST, SESSION, TRANSACTION
 from voltbus_common.enums import StopReason
 from voltbus_common.homeassistant.discovery import StationDiscovery, mirror_topic
 from voltbus_common.models import RfidSeen, SessionSummary, TransactionState, UtcDatetime, utcnow
@@ -121,7 +123,9 @@ class SessionMirror:
         self.bus.on_raw(self.topic(), self._on_own_station)
         self.bus.on(TRANSACTION, self._on_transaction)
         self.bus.on(SESSION, self._on_session)
+        self.bus.on(LAST_SESSION, self._on_session)  # retained: also one ended while we were away
         self.bus.on(RFID, self._on_rfid)
+        self.bus.on(RFID_LAST, self._on_rfid)  # retained: the last card, ditto
         self.publish_all()
 
     def publish_all(self) -> None:
@@ -158,13 +162,25 @@ class SessionMirror:
             self._publish(msg.connector)
 
     async def _on_session(self, msg: Received[SessionSummary]) -> None:
-        if msg.connector in self.connectors and msg.payload is not None:
-            self._last[msg.connector] = last_session(
-                msg.payload, price_per_kwh=self.station.price_per_kwh)
-            self._publish(msg.connector)
+        """A finished session (event) or the last one (retained): kept unless older than the
+        one we have (each session comes on both topics)."""
+        if msg.connector not in self.connectors or msg.payload is None:
+            return
+        mine = self._last.get(msg.connector)
+        if mine is not None and mine.stopped_at > msg.payload.stopped_at:
+            return
+        last = last_session(msg.payload, price_per_kwh=self.station.price_per_kwh)
+        if last == mine:
+            return
+        self._last[msg.connector] = last
+        self._publish(msg.connector)
 
     async def _on_rfid(self, msg: Received[RfidSeen]) -> None:
-        self._rfid = msg.payload
+        seen = msg.payload
+        if seen is None or (self._rfid is not None and self._rfid.ts > seen.ts) or (
+                seen == self._rfid):
+            return
+        self._rfid = seen
         self._publish_station()
 
     # --- our own retained views, after a restart -------------------------------------------------

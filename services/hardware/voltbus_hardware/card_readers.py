@@ -97,6 +97,7 @@ class CardReaders:
             log.warning("reader %s: card id %r is not a valid OCPP idTag; ignored", name, tag)
             return
         self.bus.publish(ch.RFID, seen)
+        self.bus.publish(ch.RFID_LAST, seen)  # retained: the last card after any restart
         if self.station.buzzer is not None:
             task = asyncio.get_running_loop().create_task(self._beep())
             self._background.add(task)

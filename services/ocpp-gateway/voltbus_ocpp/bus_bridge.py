@@ -16,7 +16,13 @@ from typing import Any
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.channels import PayloadError
-from voltbus_common.enums import CommandName, CommandStatus, ServiceState
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    CommandName,
+    CommandStatus,
+    ConnectorStatus,
+    ServiceState,
+)
 from voltbus_common.models import (
     ChargingState,
     CommandResult,
@@ -70,10 +76,15 @@ class BusBridge:
 
     def __init__(self, bus: Bus, connectors: int, dispatch: Callable[[Event], object], *,
                  command_limit: Callable[[int], float | None] = lambda _n: None,
-                 unlock_on_ev_disconnect: Callable[[], bool] = lambda: True) -> None:
+                 unlock_on_ev_disconnect: Callable[[], bool] = lambda: True,
+                 operative: Callable[[int], tuple[bool | None, bool | None]] = (
+                     lambda _n: (None, None)),
+                 after_reset: Callable[[], None] = lambda: None) -> None:
         self.bus = bus
         self.unlock_on_ev_disconnect = unlock_on_ev_disconnect
         self.command_limit = command_limit  # ChargingState.command_limit_a per connector
+        self.operative = operative  # OcppConnectorStatus.operative, scheduled_operative
+        self.after_reset = after_reset  # a reset command's answer is out: restart
         self.connectors = connectors
         self.dispatch = dispatch
         # Newest ts seen per (topic): a broker restored from an old save re-delivers retained
@@ -179,7 +190,9 @@ class BusBridge:
             task.add_done_callback(self._unlocks.discard)
             return None
         self.dispatch(Command(int(connector), cmd.command, cmd.request_id, cmd.id_tag, cmd.amps,
-                              cmd.operative))
+                              cmd.operative, hard=bool(cmd.hard)))
+        if cmd.command is CommandName.RESET:
+            self.after_reset()  # restarts only if the model accepted it
 
     async def _unlock(self, connector: int, request_id: str | None) -> None:
         """The `unlock` command through the cable lock, answered with what it confirmed."""
@@ -203,6 +216,14 @@ class BusBridge:
 
     # --- effects -> bus ------------------------------------------------------------------------
 
+    def publish_status(self, connector: int, status: ConnectorStatus,
+                       code: ChargePointErrorCode, ts: datetime) -> None:
+        """A connector's status (connector 0: the station's) with its availability."""
+        operative, scheduled = self.operative(connector)
+        self.bus.publish(ch.OCPP_STATUS, OcppConnectorStatus(
+            status=status, error_code=code, ts=ts, operative=operative,
+            scheduled_operative=scheduled), connector=connector)
+
     def publish(self, effect: Effect) -> bool:
         """Publish a bus effect; False if the effect is not for the bus."""
         bus = self.bus
@@ -219,8 +240,7 @@ class BusBridge:
                                                    intensity_pct=pct, blink_repeat=repeat),
                             connector=n)
             case SendStatus(connector=n, status=status, error_code=code, ts=ts):
-                bus.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=status, error_code=code,
-                                                                 ts=ts), connector=n)
+                self.publish_status(n, status, code, ts)
             case PublishTransaction(connector=n, transaction=tx):
                 bus.publish(ch.TRANSACTION, None if tx is None else TransactionState(
                     transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
@@ -229,12 +249,14 @@ class BusBridge:
                     transaction_ref=tx.transaction_id), connector=n)
             case PublishSession(connector=n, transaction=tx, stopped_at=at, meter_stop_wh=stop,
                                 reason=reason):
-                bus.publish(ch.SESSION, SessionSummary(
+                summary = SessionSummary(
                     transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
                     started_at=tx.started_at,
                     stopped_at=at, meter_start_wh=tx.meter_start_wh, meter_stop_wh=stop,
                     energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason,
-                    transaction_ref=tx.transaction_id), connector=n)
+                    transaction_ref=tx.transaction_id)
+                bus.publish(ch.SESSION, summary, connector=n)
+                bus.publish(ch.LAST_SESSION, summary, connector=n)  # retained
                 self.locks.session_ended(n, tx.id_tag, reason, self.unlock_on_ev_disconnect())
             case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
                 bus.publish(ch.CHARGING, ChargingState(

@@ -22,7 +22,12 @@ from websockets.asyncio.client import ClientConnection
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.enums import RegistrationStatus, StopReason
+from voltbus_common.enums import (
+    ChargePointErrorCode,
+    ConnectorStatus,
+    RegistrationStatus,
+    StopReason,
+)
 from voltbus_common.models import OcppConnection
 from voltbus_ocpp.adapter import ProtocolAdapter, Session
 from voltbus_ocpp.bus_bridge import BusBridge
@@ -152,7 +157,8 @@ class Station:
             installed=self._firmware_installed, hold=self._hold_for_restart)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
                                 command_limit=lambda n: self.command_limits.limit(self.model, n),
-                                unlock_on_ev_disconnect=lambda: self.config.unlock_on_ev_disconnect)
+                                unlock_on_ev_disconnect=lambda: self.config.unlock_on_ev_disconnect,
+                                operative=self.model.operative, after_reset=self.after_reset)
         if settings.unlock_supported:
             log.warning("VOLTBUS_UNLOCK_SUPPORTED is obsolete and ignored: UnlockConnector goes "
                         "to the cable lock (hw/<n>/lock); without one it answers NotSupported")
@@ -194,10 +200,13 @@ class Station:
     def dispatch(self, event: Event) -> list[Effect]:
         """Apply an event to the model and carry out its effects; the effects."""
         station_was = self.model.station_operative
+        operative_was = self._operative()
         effects = self.model.handle(event)
         self.execute(effects)
         if self.model.station_operative != station_was:  # connector 0, also when scheduled
             self.send(StationStatus(self.model.station_operative, self.clock()))
+        if self._operative() != operative_was:
+            self._publish_availability(operative_was, effects)
         self.availability.keep(self.model)
         self.command_limits.keep(self.model)
         for listener in list(self._dispatched):
@@ -210,6 +219,30 @@ class Station:
         self._dispatched.append(listener)
         return lambda: self._dispatched.remove(listener) if listener in self._dispatched \
             else None
+    def _operative(self) -> dict[int, tuple[bool, bool | None]]:
+        """ChangeAvailability's state: the station's (0) and each connector's."""
+        return {n: self.model.operative(n) for n in (0, *self.model.connectors)}
+
+    def _publish_availability(self, was: dict[int, tuple[bool, bool | None]],
+                              effects: list[Effect]) -> None:
+        """The status topics carry the availability: publish those it changed on (a scheduled
+        change leaves the status as it is), connector 0 for the station."""
+        reported = {e.connector for e in effects if isinstance(e, SendStatus)}
+        for n, value in self._operative().items():
+            if value == was.get(n) or n in reported:
+                continue
+            if n == 0:
+                self._publish_station_status()
+                continue
+            c = self.model.connectors[n]
+            if c.status is not None:
+                self.bridge.publish_status(n, c.status, c.error_code, self.clock())
+
+    def _publish_station_status(self) -> None:
+        """The station as a whole on `ocpp/0/status` (OCPP 1.6 connector 0)."""
+        self.bridge.publish_status(
+            0, ConnectorStatus.AVAILABLE if self.model.station_operative
+            else ConnectorStatus.UNAVAILABLE, ChargePointErrorCode.NO_ERROR, self.clock())
 
     def execute(self, effects: list[Effect]) -> None:
         """Carry out effects in order."""
@@ -556,6 +589,7 @@ class Station:
         self.execute(self.model.startup())
         self.security.events.record("StartupOfTheDevice",
                                     f"voltbus gateway {self.settings.firmware_version}")
+        self._publish_station_status()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.bus.run())

@@ -306,11 +306,10 @@ class Connector:
                 SetRelay(self.connector_id, want)]
 
     def resync(self) -> list[Effect]:
-        """The hardware (re)started or reconnected: tell it again the limit, relay and LED."""
-        effects: list[Effect] = []
-        if self.facts.tx is not None:
-            self.limit_sent_a = self.effective_limit_a
-            effects.append(SetCurrentLimit(self.connector_id, self.limit_sent_a))
+        """The hardware (re)started or reconnected: tell it again the limit (also outside a
+        transaction: a limit restored from disk or set meanwhile), relay and LED."""
+        self.limit_sent_a = self.effective_limit_a
+        effects: list[Effect] = [SetCurrentLimit(self.connector_id, self.limit_sent_a)]
         if not self.relay_wanted or self.may_close:
             effects.append(self.set_relay(self.relay_wanted))
         if self.status is not None:
@@ -344,6 +343,18 @@ class Connector:
         color, pattern = LED_FOR_STATUS[self.status]
         repeat = self.config.blink_repeat if pattern is LedPattern.BLINK else None
         return SetLed(self.connector_id, color, pattern, self.config.light_intensity_pct, repeat)
+
+    def idle_limit(self, *, force: bool = False) -> list[Effect]:
+        """Outside a transaction the EVSE is kept at the effective limit too, so a limit set,
+        restored from disk (command or charging profile) or lowered while no session runs
+        reaches the hardware at once, not only when the next session starts (issue 13)."""
+        if self.facts.tx is not None:
+            return []
+        amps = self.effective_limit_a
+        if not force and self.limit_sent_a == amps:
+            return []
+        self.limit_sent_a = amps
+        return [SetCurrentLimit(self.connector_id, amps)]
 
     def push_limit(self) -> list[Effect]:
         """Send the effective limit to the EVSE and the bus."""

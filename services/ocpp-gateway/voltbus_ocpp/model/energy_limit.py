@@ -31,5 +31,6 @@ def apply_energy_limit(c: Connector, amps: float) -> list[Effect]:
     if c.facts.tx is not None and c.limit_sent_a != c.effective_limit_a:
         return c.push_limit()
     if c.effective_limit_a != before:
-        return [PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
+        return [*c.idle_limit(),
+                PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
     return []

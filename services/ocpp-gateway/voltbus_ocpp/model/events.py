@@ -88,6 +88,7 @@ class Command(Event):
     id_tag: str | None = None
     amps: float | None = None
     operative: bool | None = None
+    hard: bool = False  # reset: Hard (the gateway restarts) rather than Soft
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ class StationModel:
         effects: list[Effect] = []
         for c in self.connectors.values():
             effects += c.refresh()
+            effects += c.idle_limit(force=True)  # a limit restored from disk, at once
             effects.append(PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a))
             if c.facts.tx is None:
                 effects.append(PublishTransaction(c.connector_id, None))
@@ -163,7 +164,7 @@ class StationModel:
         c = self.connectors[event.connector]
         c.facts.profile_limit_a = event.amps
         return [] if c.facts.tx is not None else [
-            PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
+            *c.idle_limit(), PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
 
     def _on_card(self, event: CardPresented) -> list[Effect]:
         tag = event.id_tag
@@ -342,6 +343,14 @@ class StationModel:
             note = "scheduled: applies when the running transaction ends" if (
                 outcome.status is Outcome.SCHEDULED) else None
             return reply[:-1] + answer(CommandStatus.ACCEPTED, note)
+        if cmd.name is CommandName.RESET:
+            if cmd.connector != 0:
+                return answer(CommandStatus.REJECTED, "reset is for the whole station: send it "
+                                                      "to connector 0")
+            reply = self._on_reset(Reset(cmd.hard))
+            return reply[:-1] + answer(CommandStatus.ACCEPTED, (
+                "hard: the gateway restarts" if cmd.hard else "soft: the OCPP session restarts")
+                + " once the stopped transactions are delivered")
         if cmd.connector == 0:
             return answer(CommandStatus.REJECTED,
                           f"connector 0 is the whole station; {cmd.name.value} needs a connector")
@@ -386,7 +395,8 @@ class StationModel:
     def _charging(self, c: Connector) -> list[Effect]:
         if c.facts.tx is not None:
             return c.push_limit()
-        return [PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
+        return [*c.idle_limit(), PublishCharging(c.connector_id, c.facts.enabled,
+                                                 c.effective_limit_a)]
 
     def _why_not_free(self, c: Connector, tag: str | None) -> str | None:
         f = c.facts
@@ -494,6 +504,14 @@ class StationModel:
             self.station_scheduled)
         return station, {n: c.facts.operative if c.facts.scheduled_operative is None
                          else c.facts.scheduled_operative for n, c in self.connectors.items()}
+
+    def operative(self, connector: int) -> tuple[bool, bool | None]:
+        """(operative, scheduled change) as ChangeAvailability set them: a connector's own, or
+        the station's for connector 0 (what the status topics carry)."""
+        if connector == 0:
+            return self.station_operative, self.station_scheduled
+        f = self.connectors[connector].facts
+        return f.operative, f.scheduled_operative
 
     def restore_availability(self, station: bool, connectors: dict[int, bool]) -> None:
         """The availability kept from before the restart."""
