@@ -9,7 +9,7 @@ Inputs:  /run/secrets/mqtt_<user> for every voltbus MQTT user (compose secrets f
          `homeassistant`); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS, or else,
          with VOLTBUS_TLS_DIR set (compose does), certificates generated there from a private
          CA (voltbus_api/tlsgen.py): mqtt-server.* for the broker, api-server.* for the API
-         (owned by VOLTBUS_API_UID), named localhost, mosquitto, api and VOLTBUS_TLS_NAMES.
+         (owned by VOLTBUS_API_USER by name, else VOLTBUS_API_UID), named localhost, mosquitto, api and VOLTBUS_TLS_NAMES.
 Outputs: /mosquitto/generated/{passwd,acl,healthcheck,conf.d/tls.conf}, owned by the broker's
          user (uid 1883 in eclipse-mosquitto; VOLTBUS_BROKER_USER=mosquitto on Debian), mode 0600.
 The VOLTBUS_BROKER_{SECRETS,OUT,CERTS}_DIR variables move these paths (deploy/systemd does).
@@ -34,6 +34,13 @@ def broker_uid() -> int:
     """The broker's user: VOLTBUS_BROKER_USER by name (Debian: mosquitto), else uid 1883."""
     name = os.environ.get("VOLTBUS_BROKER_USER")
     return pwd.getpwnam(name).pw_uid if name else int(os.environ.get("VOLTBUS_BROKER_UID", "1883"))
+
+def api_uid() -> int:
+    """The API's user, who must read api-server.key: VOLTBUS_API_USER by name (the systemd
+    install: voltbus), else VOLTBUS_API_UID (the image's voltbus user, 10001)."""
+    name = os.environ.get("VOLTBUS_API_USER")
+    return pwd.getpwnam(name).pw_uid if name else int(os.environ.get("VOLTBUS_API_UID", "10001"))
+
 
 HEALTHCHECK_USER = "healthcheck"
 HA_DEFAULT_PREFIX = "homeassistant"
@@ -68,8 +75,7 @@ def generated_tls(tls_dir: Path, names: str) -> Path:
 
     extra = tuple(n.strip() for n in names.split(",") if n.strip())
     made = ensure(tls_dir, [Server("mqtt-server", ("mosquitto",), broker_uid()),
-                            Server("api-server", ("api",),
-                                   int(os.environ.get("VOLTBUS_API_UID", "10001")))], extra)
+                            Server("api-server", ("api",), api_uid())], extra)
     if made:
         print(f"init_broker: generated TLS {', '.join(made)} in {tls_dir} "
               f"(names {', '.join(extra) or 'localhost only'}); clients trust ca.crt",

@@ -6,9 +6,11 @@ import configparser
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
@@ -64,9 +66,17 @@ def test_each_service_gets_only_its_own_password() -> None:
     assert not any("SupplementaryGroups" in t for t in others)
 
 
+@dataclass
+class DebianBroker:
+    port: int  # plain, loopback
+    tls_port: int
+    tls_dir: Path
+
+
 @pytest.fixture
-def debian_broker(tmp_path: Path) -> Iterator[int]:
-    """Debian's main config plus conf.d/voltbus.conf, files from init_broker.py; the port."""
+def debian_broker(tmp_path: Path) -> Iterator[DebianBroker]:
+    """Debian's main config plus conf.d/voltbus.conf, files (and the TLS certificates) from
+    init_broker.py as voltbus-broker-init.service runs it."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     for user in ALL_USERS:
@@ -74,16 +84,20 @@ def debian_broker(tmp_path: Path) -> Iterator[int]:
     out = tmp_path / "voltbus"
     env = {**os.environ, "VOLTBUS_BROKER_SECRETS_DIR": str(secrets),
            "VOLTBUS_BROKER_OUT_DIR": str(out), "VOLTBUS_BROKER_CERTS_DIR": str(tmp_path / "c"),
-           "VOLTBUS_BROKER_USER": "root"}
+           "VOLTBUS_BROKER_USER": "root", "VOLTBUS_TLS_DIR": str(tmp_path / "tls"),
+           "VOLTBUS_TLS_NAMES": "voltbus.local"}
     init = subprocess.run([sys.executable, str(REPO / "mosquitto" / "init_broker.py")], env=env,
                           capture_output=True, text=True, timeout=30, check=False)
     assert init.returncode == 0, init.stderr
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     conf_d = tmp_path / "conf.d"
     conf_d.mkdir()
     snippet = (UNITS / "mosquitto-voltbus.conf").read_text()
     snippet = snippet.replace("/etc/mosquitto/voltbus", str(out))
-    snippet = snippet.replace("listener 1883", f"listener {port} 127.0.0.1")
+    snippet = snippet.replace("/etc/voltbus/tls", str(tmp_path / "tls"))
+    assert "listener 1883 127.0.0.1\n" in snippet and "listener 8883\n" in snippet
+    snippet = snippet.replace("listener 1883 ", f"listener {port} ")
+    snippet = snippet.replace("listener 8883", f"listener {tls_port}")
     (conf_d / "voltbus.conf").write_text(snippet)
     (tmp_path / "data").mkdir()
     main = [  # what Debian's /etc/mosquitto/mosquitto.conf holds
@@ -99,16 +113,56 @@ def debian_broker(tmp_path: Path) -> Iterator[int]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, 10)
-        yield port
+        wait_for_port(tls_port, 10)
+        yield DebianBroker(port, tls_port, tmp_path / "tls")
     finally:
         proc.terminate()
         proc.wait(5)
 
 
-async def test_debian_mosquitto_with_the_voltbus_snippet(debian_broker: int) -> None:
-    async with aiomqtt.Client("127.0.0.1", debian_broker, username="api",
+async def test_debian_mosquitto_with_the_voltbus_snippet(debian_broker: DebianBroker) -> None:
+    async with aiomqtt.Client("127.0.0.1", debian_broker.port, username="api",
                               password="pw-api-0123456789abcdef", timeout=5):
         pass
     with pytest.raises(aiomqtt.MqttCodeError):
-        async with aiomqtt.Client("127.0.0.1", debian_broker, timeout=5):  # anonymous
+        async with aiomqtt.Client("127.0.0.1", debian_broker.port, timeout=5):  # anonymous
+            pass
+
+
+def test_the_systemd_install_listens_plain_only_on_loopback() -> None:
+    """Issue 15: the systemd path listened on every interface over plain MQTT and HTTP."""
+    snippet = (UNITS / "mosquitto-voltbus.conf").read_text()
+    listeners = [line.split() for line in snippet.splitlines() if line.startswith("listener")]
+    assert listeners == [["listener", "1883", "127.0.0.1"], ["listener", "8883"]]
+    tls_block = snippet.split("listener 8883", 1)[1]
+    assert "certfile /etc/voltbus/tls/mqtt-server.crt" in tls_block
+    env = dict(line.split("=", 1) for line in
+               (UNITS / "voltbus.env.example").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env["VOLTBUS_MQTT_HOST"] == "127.0.0.1"
+    # the page is on the LAN, so over HTTPS only, with the certificate broker-init makes
+    assert env["VOLTBUS_API_TLS_CERT_FILE"] == "/etc/voltbus/tls/api-server.crt"
+    assert env["VOLTBUS_API_TLS_KEY_FILE"] == "/etc/voltbus/tls/api-server.key"
+    assert env["VOLTBUS_PUBLIC_URL"].startswith("https://")
+    init = (UNITS / "voltbus-broker-init.service").read_text()
+    assert "Environment=VOLTBUS_TLS_DIR=/etc/voltbus/tls\n" in init
+    assert "Environment=VOLTBUS_API_USER=voltbus\n" in init  # owns api-server.key
+    from voltbus_api.settings import ApiSettings
+    settings = ApiSettings(**{k[len("VOLTBUS_"):].lower(): v for k, v in env.items()
+                              if k.startswith("VOLTBUS_API_")})
+    assert settings.api_tls_cert_file is not None
+
+
+async def test_debian_mosquitto_tls_listener_is_verified(debian_broker: DebianBroker) -> None:
+    ca = debian_broker.tls_dir / "ca.crt"
+    assert (debian_broker.tls_dir / "mqtt-server.key").stat().st_mode & 0o777 == 0o600
+    trusted = ssl.create_default_context(cafile=str(ca))
+    async with aiomqtt.Client("localhost", debian_broker.tls_port, username="api",
+                              password="pw-api-0123456789abcdef", timeout=5,
+                              tls_context=trusted) as c:
+        await c.publish("voltbus/v1/CP1/service/api/status", b"online", qos=1)
+    with pytest.raises(aiomqtt.MqttError):  # a client that does not trust the private CA
+        async with aiomqtt.Client("localhost", debian_broker.tls_port, username="api",
+                                  password="pw-api-0123456789abcdef", timeout=5,
+                                  tls_context=ssl.create_default_context()):
             pass
