@@ -9,7 +9,8 @@ Inputs:  /run/secrets/mqtt_<user> for every voltbus MQTT user (compose secrets f
          `homeassistant`); /mosquitto/certs/server.{crt,key} (+ ca.crt) for TLS, or else,
          with VOLTBUS_TLS_DIR set (compose does), certificates generated there from a private
          CA (voltbus_api/tlsgen.py): mqtt-server.* for the broker, api-server.* for the API
-         (owned by VOLTBUS_API_USER by name, else VOLTBUS_API_UID), named localhost, mosquitto, api and VOLTBUS_TLS_NAMES.
+         (owned by VOLTBUS_API_USER by name, else VOLTBUS_API_UID), named localhost, mosquitto,
+         api and VOLTBUS_TLS_NAMES.
 Outputs: /mosquitto/generated/{passwd,acl,healthcheck,conf.d/tls.conf}, owned by the broker's
          user (uid 1883 in eclipse-mosquitto; VOLTBUS_BROKER_USER=mosquitto on Debian), mode 0600.
 The VOLTBUS_BROKER_{SECRETS,OUT,CERTS}_DIR variables move these paths (deploy/systemd does).

@@ -67,20 +67,20 @@ class _Drops:
 
 def reason_kind(reason: str) -> str:
     """What a reason is about, for the log's rate limit: its text before the first colon (the
-    field of a validation error: "closed", "payload"), so the many ways one field can be wrong
-    count as one kind."""
-    return reason.split(":", 1)[0][:60]
+    field of a validation error: "closed", "payload") or quote (a value), so the many ways one
+    field can be wrong count as one kind."""
+    return reason.split(":", 1)[0].split("'", 1)[0][:60]
 
 
 class RejectLog:
     """Logs dropped messages without filling a Pi's SD card when a publisher keeps sending junk.
 
     Per (topic, kind of reason): the first `burst` drops are logged one by one, and at most
-    `max_lines` one by one in all per `period_s`; after that one summary with the count per
-    `period_s` (on a timer, or at the next drop once the period is over), a single line for all
-    keys when more than `SUMMARY_LINES` are due at once. A key quiet for a whole period starts
-    afresh. At most `max_keys` keys: drops beyond that are counted together under one key. The
-    rejected topic still gets every drop with its full reason (Bus.reject).
+    `max_lines` one by one in all per `period_s`; after that the counts, once a `period_s` (on a
+    timer, or at the next drop once the period is over) for every key at once: a line per key,
+    or a single line for all when more than `SUMMARY_LINES` have counts. A key quiet for a
+    whole period starts afresh. At most `max_keys` keys: drops beyond that are counted together
+    under one key. The rejected topic still gets every drop with its full reason (Bus.reject).
     """
 
     OTHERS = ("(other topics)", "(other reasons)")
@@ -127,8 +127,11 @@ class RejectLog:
     def flush(self, now: float | None = None) -> None:
         """Log the summaries whose period is over; forget keys quiet for a whole period."""
         now = self.clock() if now is None else now
-        due = [(key, d) for key, d in self._drops.items()
-               if d.suppressed and now - d.since >= self.period_s]
+        # When one key's summary is due, every key with drops counted comes with it: one line a
+        # minute, not one per key at its own moment.
+        due = [(key, d) for key, d in self._drops.items() if d.suppressed]
+        if not any(now - d.since >= self.period_s for _, d in due):
+            due = []
         if len(due) > self.SUMMARY_LINES:
             total = sum(d.suppressed for _, d in due)
             (topic, _), top = max(due, key=lambda kd: kd[1].suppressed)

@@ -95,7 +95,8 @@ def debian_broker(tmp_path: Path) -> Iterator[DebianBroker]:
     snippet = (UNITS / "mosquitto-voltbus.conf").read_text()
     snippet = snippet.replace("/etc/mosquitto/voltbus", str(out))
     snippet = snippet.replace("/etc/voltbus/tls", str(tmp_path / "tls"))
-    assert "listener 1883 127.0.0.1\n" in snippet and "listener 8883\n" in snippet
+    assert "listener 1883 127.0.0.1\n" in snippet
+    assert "listener 8883\n" in snippet
     snippet = snippet.replace("listener 1883 ", f"listener {port} ")
     snippet = snippet.replace("listener 8883", f"listener {tls_port}")
     (conf_d / "voltbus.conf").write_text(snippet)
