@@ -52,15 +52,18 @@ SUBSCRIBED: dict[str, list[Sub]] = {
                                       ch.HW_ERROR, ch.RFID, ch.ENERGY_LIMIT, ch.COMMAND)),
                 (ch.SERVICE_STATUS, "hardware")],
     "recorder": [*((c, None) for c in (ch.PILOT, ch.METER, ch.RELAY, ch.HW_ERROR, ch.OCPP_STATUS,
-                                       ch.CHARGING, ch.SESSION, ch.OCPP_CONNECTION)),
+                                       ch.CHARGING, ch.SESSION, ch.OCPP_CONNECTION,
+                                       ch.ENERGY_COST)),
                  *((ch.SERVICE_STATUS, s) for s in SERVICES)],
     "api": [*((c, None) for c in (ch.PILOT, ch.METER, ch.RELAY, ch.HW_ERROR, ch.RFID,
                                   ch.OCPP_STATUS, ch.CHARGING, ch.TRANSACTION, ch.SESSION,
                                   ch.COMMAND_RESULT, ch.OCPP_CONNECTION, ch.ENERGY_MODE,
-                                  ch.RECORDER_HEALTH)),
+                                  ch.RECORDER_HEALTH, ch.LAST_SESSION, ch.RFID_LAST,
+                                  ch.ENERGY_COST)),
             *((ch.SERVICE_STATUS, s) for s in SERVICES)],
     "energy": [*((c, None) for c in (ch.METER, ch.TRANSACTION, ch.ENERGY_MODE,
-                                     ch.ENERGY_MODE_SET)), (ch.SERVICE_STATUS, "gateway")],
+                                     ch.ENERGY_MODE_SET, ch.SESSION, ch.ENERGY_COST)),
+               (ch.SERVICE_STATUS, "gateway")],
 }
 ACTUATORS = [ch.RELAY_SET, ch.LOCK_SET, ch.CURRENT_LIMIT_SET, ch.LED_SET, ch.ENERGY_LIMIT]
 
