@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ocpp.v16 import call
 
 from tests.hardware.helpers import FAST
+from tests.homeassistant.test_with_real_gateway import eventually
 from tests.ocpp_gateway.conftest import Rig
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
@@ -69,18 +70,6 @@ async def press(rig: Rig, key: str) -> Any:
     async with client(rig, "homeassistant") as ha:
         ha.publish_raw(comp["command_topic"], comp["payload_press"].encode(), qos=1)
         return await rig.wait("result", lambda p: p.request_id == "homeassistant")
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], what: str,
-                     within_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while True:
-        result = check()
-        if await result if asyncio.iscoroutine(result) else result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _forget(rig: Rig) -> None:
@@ -301,7 +290,7 @@ async def test_restored_limit_reaches_the_real_hardware_at_start_and_when_it_is_
         hardware["evse"] = station.connectors[1].evse
         hardware["task"] = asyncio.create_task(serve_station(bus, station, FAST))
         await bus.wait_connected(5)
-        await eventually(lambda: offered() == 32.0, "the hardware at its rating")
+        await eventually(lambda: offered() == 32.0, 5.0, "the hardware at its rating")
 
     async def stop_hardware() -> None:
         hardware["task"].cancel()
@@ -315,22 +304,23 @@ async def test_restored_limit_reaches_the_real_hardware_at_start_and_when_it_is_
     await start_hardware()
     try:
         await rig.start_gateway(max_current_a=32)
-        await eventually(lambda: offered() == 32.0, "no limit: the maximum")
+        await eventually(lambda: offered() == 32.0, 5.0, "no limit: the maximum")
         rig.command(1, command="set_current_limit", amps=10, request_id="l")
         await rig.wait("result", lambda p: p.request_id == "l")
-        await eventually(lambda: offered() == 10.0, "a limit set without a session: at once")
+        await eventually(lambda: offered() == 10.0, 5.0, "a limit set without a session: at once")
 
         # Gateway down while the hardware restarts at its rating; the gateway starts again.
         await rig.stop_gateway()
         await stop_hardware()
         await start_hardware()
         await rig.start_gateway(max_current_a=32)
-        await eventually(lambda: offered() == 10.0, "the restored limit at start-up")
+        await eventually(lambda: offered() == 10.0, 5.0, "the restored limit at start-up")
 
         # The hardware service restarts under a running gateway.
         await stop_hardware()
         await start_hardware()
-        await eventually(lambda: offered() == 10.0, "the limit again once the hardware is back")
+        await eventually(lambda: offered() == 10.0, 5.0,
+                         "the limit again once the hardware is back")
 
         # A charging profile kept on disk: in force at once after a restart too.
         profile = {
@@ -340,12 +330,12 @@ async def test_restored_limit_reaches_the_real_hardware_at_start_and_when_it_is_
                 {"startPeriod": 0, "limit": 8.0}]}}
         assert await rig.csms.send(rig.id, call.SetChargingProfile(
             connector_id=0, cs_charging_profiles=profile)) == {"status": "Accepted"}
-        await eventually(lambda: offered() == 8.0, "a profile without a session: at once")
+        await eventually(lambda: offered() == 8.0, 5.0, "a profile without a session: at once")
         await rig.stop_gateway()
         await stop_hardware()
         await start_hardware()
         await rig.start_gateway(max_current_a=32)
-        await eventually(lambda: offered() == 8.0, "the restored profile at start-up")
+        await eventually(lambda: offered() == 8.0, 5.0, "the restored profile at start-up")
         assert rig.seen["session"] == []  # no session needed for any of it
     finally:
         await stop_hardware()
