@@ -178,3 +178,37 @@ async def test_without_stop_on_ev_side_disconnect_the_lock_stays_with_the_transa
                                        and (m.payload.request_id or "").startswith("release-"))
     assert stop["reason"] == "Local"
     assert csms.violations(station) == []
+
+
+async def test_an_unlock_answer_followed_at_once_by_another_lock_state_is_not_lost(
+        mosquitto: Broker, station: str) -> None:
+    """The hardware's answer and a later state (its start-up report, another move) handled in
+    one go, before the waiting unlock runs: the answer still counts (the CI flake of
+    test_v201_unlock: UnlockFailed right after boot, though the lock had unlocked)."""
+    from voltbus_common.models import LockCommand, LockStatus
+    from voltbus_ocpp.cable_lock import CableLocks
+    from voltbus_ocpp.model.results import Outcome
+
+    gateway = Bus(mosquitto.settings("gateway", stations=[station]), station=station,
+                  service="gateway")
+    hardware = Bus(mosquitto.settings("hardware", stations=[station]), station=station,
+                   service="hardware")
+    commands = Watch(hardware, ch.LOCK_SET, connector=1)
+    tasks = [asyncio.create_task(b.run()) for b in (gateway, hardware)]
+    try:
+        for b in (gateway, hardware):
+            await b.wait_connected(5)
+        locks = CableLocks(gateway, dispatch=lambda _event: None)
+        locks.on_lock(1, LockStatus(state=LockState.LOCKED))
+        locks.on_relay(1, False)
+        unlock = asyncio.create_task(locks.unlock(1))
+        command: LockCommand = (await commands.next()).payload
+        assert command.locked is False
+        assert command.request_id
+        locks.on_lock(1, LockStatus(state=LockState.UNLOCKED, request_id=command.request_id))
+        locks.on_lock(1, LockStatus(state=LockState.UNLOCKED))  # replaces it in states[1]
+        assert await asyncio.wait_for(unlock, 2.0) is Outcome.UNLOCKED
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -55,6 +55,9 @@ class CableLocks:
         self.bus = bus
         self.dispatch = dispatch
         self.states: dict[int, LockStatus] = {}
+        # Answers by request id: a later state (the hardware's start-up report, another move)
+        # may replace states[c] before the waiting task runs, and the answer must not be lost.
+        self._answers: dict[str, LockStatus] = {}
         self.relay_closed: dict[int, bool] = {}
         self._changed = asyncio.Event()
         self.held: dict[int, str] = {}  # connector -> the id tag whose presentation unlocks it
@@ -87,12 +90,8 @@ class CableLocks:
 
     async def _close_when_locked(self, connector: int, serial: int, request_id: str,
                                  send: Callable[[], None]) -> None:
-        def answered() -> bool:
-            s = self.states.get(connector)
-            return s is not None and s.request_id == request_id
-
-        if not await self._until(answered, LOCK_ANSWER_WAIT_S) or (
-                self.states[connector].state is not LockState.LOCKED):
+        answer = await self._answer(request_id)
+        if answer is None or answer.state is not LockState.LOCKED:
             log.warning("connector %d: the cable lock did not confirm locked; closing the relay "
                         "anyway (a lock required to close makes the hardware refuse it)",
                         connector)
@@ -133,12 +132,23 @@ class CableLocks:
     def on_lock(self, connector: int, status: LockStatus) -> None:
         """A `hw/{c}/lock` state arrived."""
         self.states[connector] = status
+        if status.request_id is not None:
+            if len(self._answers) >= 64:  # answers nobody waits for (any more): forget them
+                self._answers.clear()
+            self._answers[status.request_id] = status
         self._changed.set()
 
     def on_relay(self, connector: int, closed: bool) -> None:
         """A `hw/{c}/relay` state arrived."""
         self.relay_closed[connector] = closed
         self._changed.set()
+
+    async def _answer(self, request_id: str) -> LockStatus | None:
+        """The hardware's answer to the lock command with this request id, None if none came
+        within LOCK_ANSWER_WAIT_S."""
+        if not await self._until(lambda: request_id in self._answers, LOCK_ANSWER_WAIT_S):
+            return None
+        return self._answers.pop(request_id)
 
     async def _until(self, check: Callable[[], bool], seconds: float) -> bool:
         try:
@@ -164,16 +174,11 @@ class CableLocks:
         request_id = f"unlock-{connector}-{next(_serial)}"
         self.bus.publish(ch.LOCK_SET, LockCommand(locked=False, request_id=request_id),
                          connector=connector)
-
-        def answered() -> bool:
-            s = self.states.get(connector)
-            return s is not None and s.request_id == request_id
-
-        if not await self._until(answered, LOCK_ANSWER_WAIT_S):
+        state = await self._answer(request_id)
+        if state is None:
             log.warning("connector %d: no answer from the cable lock within %.0f s: "
                         "UnlockFailed", connector, LOCK_ANSWER_WAIT_S)
             return Outcome.UNLOCK_FAILED
-        state = self.states[connector]
         if state.state is LockState.UNLOCKED:
             return Outcome.UNLOCKED
         if state.state is LockState.NOT_SUPPORTED:
