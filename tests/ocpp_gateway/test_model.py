@@ -416,3 +416,21 @@ def test_warning_errors_leave_the_connector_usable(code: ChargePointErrorCode) -
     assert derive_status(Facts(fault=code), 16) is ConnectorStatus.AVAILABLE
     assert derive_status(Facts(fault=code, pilot=PilotState.C, tx=TX), 16) is (
         ConnectorStatus.CHARGING)
+
+
+def test_no_new_session_on_a_connector_whose_cut_short_transaction_is_not_stopped_yet() -> None:
+    """The station marks connectors with a transaction on disk as recovering until Recovered
+    queues its StopTransaction: a tap in that window must not queue a StartTransaction first
+    (the central system saw a start on a connector with a transaction open: the SIGKILL suite's
+    connector-has-transaction, once in CI)."""
+    from voltbus_ocpp.model.events import Recovered
+
+    model, _clock = build()
+    model.connectors[1].facts.recovering = True
+    model.handle(MeterUpdated(1, reading(900.0)))
+    model.handle(PilotChanged(1, PilotState.B))
+    assert model.handle(CardPresented("NEW")) == []  # no Authorize, no start
+    effects = model.handle(Recovered(1, 7, "OLD", T0, 100.0, 850.0, "41", StopReason.POWER_LOSS))
+    stop = next(e for e in effects if isinstance(e, SendStopTransaction))
+    assert (stop.local_id, stop.meter_stop_wh) == (7, 900.0)
+    assert model.handle(CardPresented("NEW")) == [SendAuthorize("NEW")]  # free again

@@ -586,6 +586,9 @@ class Station:
         """Serve until cancelled, or until a hard Reset (then `reset_done` is True)."""
         self._stopped_cleanly = self.store.meta("clean_shutdown", "1") == "1"
         self.store.set_meta("clean_shutdown", "0")
+        for r in self.running.all():  # _recover stops these; no new session there before it
+            if r.connector in self.model.connectors:
+                self.model.connectors[r.connector].facts.recovering = True
         self.execute(self.model.startup())
         self.security.events.record("StartupOfTheDevice",
                                     f"voltbus gateway {self.settings.firmware_version}")

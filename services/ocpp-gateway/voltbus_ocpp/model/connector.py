@@ -130,6 +130,9 @@ class Facts:
     # the station is about to restart (a Reset, or a firmware install waiting for the running
     # transactions): no new session; Unavailable once idle; not kept across the restart
     restarting: bool = False
+    # a transaction cut short (crash, power cut) is still to be stopped: no new session before
+    # its StopTransaction is queued, or the central system would see a start on a busy connector
+    recovering: bool = False
 
 
 # Errors that do not stop energy delivery: OCPP 1.6 calls a connector Faulted only when it "is
@@ -219,6 +222,7 @@ class Connector:
         """A new session may start here."""
         f = self.facts
         return (f.tx is None and f.operative and f.station_operative and not f.restarting
+                and not f.recovering
                 and not blocking_fault(f) and f.pilot not in PILOT_FAULT)
 
     @property

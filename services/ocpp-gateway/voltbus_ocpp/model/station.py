@@ -313,6 +313,7 @@ class StationModel:
         """A transaction cut short by a crash or power loss is stopped now (OCPP 1.6 4.10)."""
         now = self.clock()
         c = self.connectors[e.connector]
+        c.facts.recovering = False
         # The retained reading may be older than the last MeterValues the transaction sent: a
         # broker restored after a power cut hands back its last autosave (every 5 s). The
         # register never goes back, so meterStop is at least what the central system saw.
