@@ -88,7 +88,7 @@ def render_config(*, port: int, data_dir: Path, password_file: Path, acl_file: P
         # restores what it saved last, and a pilot `A` from before the plug-in stopped sessions.
         # The services re-publish their state after each reconnect (docs/reliability.md).
         f"autosave_interval {AUTOSAVE_INTERVAL_S}",
-        # The recorder must see every meter reading, which travel at QoS 0.
+        # Queue QoS 0 for persistent sessions too (meter readings were QoS 0 until issue 15).
         "queue_qos0_messages true",
         "max_queued_messages 100000",
         # No QoS 1 send window: Mosquitto 2.0.11 (Debian 12's) spends one unit of it on each QoS 0

@@ -136,7 +136,7 @@ _TS = "2026-01-01T12:00:00Z"
 PILOT = _ch("hw/{connector}/pilot", m.PilotEvent, retain=True, writers=HARDWARE,
             doc="IEC 61851 control-pilot state measured by the EVSE.",
             example={"state": "B", "ts": _TS})
-METER = _ch("hw/{connector}/meter", m.MeterReading, qos=0, retain=True, writers=HARDWARE,
+METER = _ch("hw/{connector}/meter", m.MeterReading, retain=True, writers=HARDWARE,
             doc="A meter reading; energy_wh is the meter's register (never reset by voltbus); "
                 "trigger says periodic or right after a relay switch.",
             example={"energy_wh": 12345.6, "power_w": 7360.0, "current_a": [10.7, 10.6, 10.7],

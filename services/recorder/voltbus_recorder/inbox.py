@@ -8,7 +8,8 @@ the whole batch goes to the handler at once.
 
 It also lets the recorder acknowledge a QoS 1 message only once its point is committed to the
 spool (paho acknowledges on receipt): a recorder killed in between gets the message again from
-the broker instead of losing it. QoS 0 messages (meter readings) have no acknowledgement in MQTT.
+the broker instead of losing it (meter readings too: QoS 1 since issue 15). QoS 0 messages have no
+acknowledgement in MQTT.
 
 Only what the recorder needs: CONNECT with a persistent session, SUBSCRIBE, PUBLISH QoS 0/1 in,
 PUBACK and PINGREQ out, TLS, reconnect with backoff. Publishing stays on the `Bus`.
