@@ -1,10 +1,11 @@
-"""A hostile OCPP 1.6 central system on a real WebSocket, and the frames it throws (issue 15).
+"""A hostile OCPP 1.6 or 2.0.1 central system on a real WebSocket, and the frames it throws
+(issue 15; 2.0.1: issue 11).
 
 `HostileCsms` accepts the station, answers its CALLs like a plain central system (boot Accepted,
 every tag Accepted, transaction id 1) and lets a test send any frame, text or binary, whole or
 dribbled, and read what the station answers. `corpus()` builds the malformed and hostile frames,
-each with what OCPP-J 1.6 (4.2.3) says the station must answer: a CALLERROR code, a CALLRESULT,
-or nothing (a frame without a readable CALL id, a reply to no CALL).
+each with what OCPP-J 1.6 (4.2.3) or OCPP-J 2.0.1 (4.3) says the station must answer: a CALLERROR
+code, a CALLRESULT, or nothing (a frame without a readable CALL id, a reply to no CALL).
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ class Connection:
     got: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def _answer(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _answer(action: str, payload: dict[str, Any], version: str = "1.6") -> dict[str, Any]:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     accepted = {"status": "Accepted"}
+    if version == "2.0.1":  # TransactionEvent, StatusNotification, ...: {} is a valid answer
+        return {
+            "BootNotification": {"status": "Accepted", "currentTime": now, "interval": 300},
+            "Heartbeat": {"currentTime": now},
+            "Authorize": {"idTokenInfo": accepted},
+        }.get(action, {})
     return {
         "BootNotification": {"status": "Accepted", "currentTime": now, "interval": 300},
         "Heartbeat": {"currentTime": now},
@@ -62,7 +69,8 @@ def _answer(action: str, payload: dict[str, Any]) -> dict[str, Any]:
 class HostileCsms:
     """The fake central system; `connections` in order, the last one is current."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: str = "1.6") -> None:
+        self.version = version  # "1.6" or "2.0.1": the subprotocol and the answers
         self.server: Server | None = None
         self.port = 0
         self.connections: list[Connection] = []
@@ -77,7 +85,8 @@ class HostileCsms:
         return self.connections[-1]
 
     async def start(self) -> None:
-        self.server = await serve(self._serve, "127.0.0.1", 0, subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        self.server = await serve(self._serve, "127.0.0.1", 0,
+                                  subprotocols=[f"ocpp{self.version}"],  # type: ignore[list-item]
                                   max_size=None, ping_interval=None)
         self.port = next(iter(self.server.sockets)).getsockname()[1]
 
@@ -95,7 +104,8 @@ class HostileCsms:
                 frame = json.loads(raw)
                 if frame[0] == 2:
                     conn.calls.append((frame[2], frame[3]))
-                    await ws.send(json.dumps([3, frame[1], _answer(frame[2], frame[3])]))
+                    await ws.send(json.dumps([3, frame[1], _answer(frame[2], frame[3],
+                                                                      self.version)]))
                 else:
                     conn.replies.setdefault(frame[1], []).append(frame)
                 conn.got.set()
@@ -175,38 +185,116 @@ HANDLED: dict[str, tuple[dict[str, Any], set[str], set[str], set[str]]] = {
 NOT_IMPLEMENTED = ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
                    "Authorize", "StartTransaction", "StopTransaction",
                    "DiagnosticsStatusNotification", "FirmwareStatusNotification"]
+
+_TOKEN = {"idToken": "FUZZ", "type": "Central"}
+# The same for 2.0.1 (fields that hold an object are among the "strings": any non-object is a
+# type error for them too).
+HANDLED_201: dict[str, tuple[dict[str, Any], set[str], set[str], set[str]]] = {
+    "RequestStartTransaction": ({"idToken": _TOKEN, "remoteStartId": 1}, {"remoteStartId"},
+                                set(), set()),
+    "RequestStopTransaction": ({"transactionId": "fuzz"}, set(), {"transactionId"}, set()),
+    "ChangeAvailability": ({"operationalStatus": "Inoperative"}, set(), set(),
+                           {"operationalStatus"}),
+    "Reset": ({"type": "Immediate"}, set(), set(), {"type"}),
+    "UnlockConnector": ({"evseId": 1, "connectorId": 1}, {"evseId", "connectorId"}, set(),
+                        set()),
+    "DataTransfer": ({"vendorId": "fuzz"}, set(), {"vendorId"}, set()),
+    "TriggerMessage": ({"requestedMessage": "StatusNotification"}, set(), set(),
+                       {"requestedMessage"}),
+    "SendLocalList": ({"versionNumber": 5, "updateType": "Full"}, {"versionNumber"}, set(),
+                      {"updateType"}),
+    "ReserveNow": ({"id": 7, "expiryDateTime": "2030-01-01T00:00:00Z", "idToken": _TOKEN},
+                   {"id"}, {"expiryDateTime"}, set()),
+    "CancelReservation": ({"reservationId": 7}, {"reservationId"}, set(), set()),
+    "GetCompositeSchedule": ({"duration": 60, "evseId": 1}, {"duration", "evseId"}, set(),
+                             set()),
+    "SetVariables": ({"setVariableData": [{"attributeValue": "300", "component": {
+        "name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}, set(), set(),
+        set()),
+}
+# Station-to-CSMS actions of 2.0.1: known to the version, never served by a station.
+NOT_IMPLEMENTED_201 = ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
+                       "Authorize", "TransactionEvent", "FirmwareStatusNotification",
+                       "LogStatusNotification", "NotifyReport", "SecurityEventNotification",
+                       "SignCertificate", "NotifyEvent", "ReservationStatusUpdate"]
 JUNK: list[Any] = ["x", "", 5, -1, 2**70, True, None, [], {}, [1], {"a": 1}, 1e308]
 
 
-def _mutations(rnd: random.Random, action: str) -> list[tuple[Any, str]]:
-    """Payloads the schema refuses, with the CALLERROR code for each (OCPP-J 1.6 4.2.3)."""
-    base, ints, strs, enums = HANDLED[action]
+@dataclass(frozen=True)
+class Wire:
+    """One version's actions and the CALLERROR codes it names for each kind of bad frame."""
+
+    handled: dict[str, tuple[dict[str, Any], set[str], set[str], set[str]]]
+    not_implemented: list[str]
+    unknown: list[str]  # actions the version does not have
+    occurrence: str  # a required field missing
+    format: str  # an unknown field, a payload that is no object, nesting too deep
+    rpc: str  # a CALL of the wrong shape
+    message_type: str  # a message type other than 2, 3, 4
+    start: tuple[str, dict[str, Any]]  # a CALL whose idToken/idTag may be too long
+    reset: dict[str, Any]  # a valid Reset
+
+
+WIRES = {
+    "1.6": Wire(HANDLED, NOT_IMPLEMENTED, ["Nope", "reset", "RESET", "Reset ", "",
+                                           "GetVariables", "RequestStartTransaction", "x" * 300,
+                                           "../../etc"],
+                "OccurenceConstraintViolation", "FormationViolation", "FormationViolation",
+                "FormationViolation", ("RemoteStartTransaction", {"idTag": "T"}),
+                {"type": "Hard"}),
+    # OCPP-J 2.0.1 4.3: FormatViolation, OccurrenceConstraintViolation (spelt right),
+    # RpcFrameworkError for a CALL that is no valid RPC frame, MessageTypeNotSupported
+    "2.0.1": Wire(HANDLED_201, NOT_IMPLEMENTED_201, ["Nope", "reset", "RESET", "Reset ", "",
+                                                     "RemoteStartTransaction", "GetConfiguration",
+                                                     "x" * 300, "../../etc"],
+                  "OccurrenceConstraintViolation", "FormatViolation", "RpcFrameworkError",
+                  "MessageTypeNotSupported",
+                  ("RequestStartTransaction", {"idToken": _TOKEN, "remoteStartId": 1}),
+                  {"type": "Immediate"}),
+}
+
+
+def _long_token(action: str, base: dict[str, Any], n: int) -> dict[str, Any] | None:
+    """The payload with its idTag (1.6, maxLength 20) or idToken.idToken (2.0.1, maxLength 36)
+    n characters long, or None when it has neither."""
+    if "idTag" in base:
+        return {**base, "idTag": "T" * n}
+    if "idToken" in base:
+        return {**base, "idToken": {**base["idToken"], "idToken": "T" * n}}
+    return None
+
+
+def _mutations(rnd: random.Random, action: str, wire: Wire) -> list[tuple[Any, str]]:
+    """Payloads the schema refuses, with the CALLERROR code for each."""
+    base, ints, strs, enums = wire.handled[action]
     out: list[tuple[Any, str]] = []
     for name in base:
-        out.append(({k: v for k, v in base.items() if k != name}, "OccurenceConstraintViolation"))
+        out.append(({k: v for k, v in base.items() if k != name}, wire.occurrence))
     out.append(({**base, rnd.choice(["zz", "Extra", "idtag", "__proto__"]): rnd.choice(JUNK)},
-                "FormationViolation"))
+                wire.format))
     for name in ints:
         bad = rnd.choice(["1", "x", [], {}, True, None])
         out.append(({**base, name: bad}, "TypeConstraintViolation"))
-    for name in strs | enums:
-        bad = rnd.choice([1, 2**70, [], {}, True, None])
+    for name in strs | enums | {k for k, v in base.items() if isinstance(v, dict | list)}:
+        bad = rnd.choice([1, 2**70, True, None] + ([] if isinstance(base[name], list) else [[]])
+                         + ([] if isinstance(base[name], dict) else [{}]))
         out.append(({**base, name: bad}, "TypeConstraintViolation"))
     for name in enums:
         out.append(({**base, name: rnd.choice(["Bogus", "", "hard", "ON"])},
                     "PropertyConstraintViolation"))
-    if "connectorId" in ints:
+    if "connectorId" in ints and wire is WIRES["1.6"]:  # 1.6: minimum 0 (2.0.1 has none)
         out.append(({**base, "connectorId": -rnd.randrange(1, 2**31)},
                     "PropertyConstraintViolation"))
-    if "idTag" in base:  # maxLength 20
-        out.append(({**base, "idTag": "T" * rnd.choice([21, 500, 100_000])},
-                    "PropertyConstraintViolation"))
-    out.append((rnd.choice([[], "payload", 5, None, [base]]), "FormationViolation"))
+    longer = _long_token(action, base, rnd.choice([37, 500, 100_000]))
+    if longer is not None:
+        out.append((longer, "PropertyConstraintViolation"))
+    out.append((rnd.choice([[], "payload", 5, None, [base]]), wire.format))
     return out
 
 
-def corpus(seed: int, count: int) -> list[Frame]:
+def corpus(seed: int, count: int, version: str = "1.6") -> list[Frame]:
     """At least `count` hostile frames, shuffled; the 1 MB ones included once each."""
+    wire = WIRES[version]
     rnd = random.Random(seed)
     frames: list[Frame] = []
     n = 0
@@ -224,16 +312,17 @@ def corpus(seed: int, count: int) -> list[Frame]:
     # deep nesting; each once.
     mb = 1_000_000
     call("DataTransfer", {"vendorId": "fuzz", "data": "D" * mb}, RESULT, "1MB")
-    call("RemoteStartTransaction", {"idTag": "T" * mb}, "PropertyConstraintViolation", "1MB")
+    start, start_base = wire.start
+    call(start, _long_token(start, start_base, mb), "PropertyConstraintViolation", "1MB")
     call("Nope" * 10, {"x": "N" * mb}, "NotSupported", "1MB")
     u = uid()
     frames.append(Frame(f'[2, "{u}", "Reset", {{"type": ' + "[" * (mb // 2) + "]" * (mb // 2)
-                        + "}]", "FormationViolation", u, "1MB"))
+                        + "}]", wire.format, u, "1MB"))
     frames.append(Frame("[" * mb, NONE, None, "1MB"))
     while len(frames) < count:
         kind = rnd.randrange(10)
         if kind == 0:  # not JSON, or truncated: no id to answer to
-            good = json.dumps([2, "t", "Reset", {"type": "Hard"}])
+            good = json.dumps([2, "t", "Reset", wire.reset])
             data = rnd.choice([good[:rnd.randrange(1, len(good) - 1)],
                                "".join(chr(rnd.randrange(32, 0x2FF)) for _ in range(40)),
                                "", " ", "null", "{}", '{"a": 1}', "[]", "NaN", "\u0000"])
@@ -241,26 +330,24 @@ def corpus(seed: int, count: int) -> list[Frame]:
         elif kind == 1:  # wrong message type id
             u = uid()
             mtype = rnd.choice([0, 1, 5, 6, 99, -1, "2", None, [2], {}, 2**70])
-            frames.append(Frame(json.dumps([mtype, u, "Reset", {"type": "Hard"}]),
-                                "FormationViolation", u, "message type"))
+            frames.append(Frame(json.dumps([mtype, u, "Reset", wire.reset]),
+                                wire.message_type, u, "message type"))
         elif kind == 2:  # a CALL of the wrong shape
             u = uid()
             data = rnd.choice([[2, u], [2, u, "Reset"], [2, u, 5, {}], [2, u, None, {}],
-                               [2, u, "Reset", {"type": "Hard"}, "extra"]])
-            frames.append(Frame(json.dumps(data), "FormationViolation", u, "CALL shape"))
+                               [2, u, "Reset", wire.reset, "extra"]])
+            frames.append(Frame(json.dumps(data), wire.rpc, u, "CALL shape"))
         elif kind == 3:  # no readable id
             data = rnd.choice([[2], [2, 5, "Reset", {}], [2, None, "Reset", {}],
                                [2, ["id"], "Reset", {}], [2, {}, "Reset", {}]])
             frames.append(Frame(json.dumps(data), NONE, None, "no id"))
-        elif kind == 4:  # an action 1.6 does not have
-            name = rnd.choice(["Nope", "reset", "RESET", "Reset ", "", "GetVariables",
-                               "RequestStartTransaction", "x" * 300, "../../etc"])
-            call(name, {}, "NotSupported", "unknown action")
+        elif kind == 4:  # an action the version does not have
+            call(rnd.choice(wire.unknown), {}, "NotSupported", "unknown action")
         elif kind == 5:  # an action a station does not serve
-            call(rnd.choice(NOT_IMPLEMENTED), {}, "NotImplemented", "not implemented")
+            call(rnd.choice(wire.not_implemented), {}, "NotImplemented", "not implemented")
         elif kind in (6, 7):  # schema-invalid payloads of served actions
-            action = rnd.choice(sorted(HANDLED))
-            payload, code = rnd.choice(_mutations(rnd, action))
+            action = rnd.choice(sorted(wire.handled))
+            payload, code = rnd.choice(_mutations(rnd, action, wire))
             call(action, payload, code, "schema")
         elif kind == 8:  # replies to nothing, well-formed or not
             u = uid()
