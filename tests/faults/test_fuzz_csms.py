@@ -1,4 +1,4 @@
-"""Hostile frames from a central system (issue 15, central-system fuzz).
+"""Hostile frames from a central system (issue 15, central-system fuzz; over 1.6 and 2.0.1).
 
 The unit tests check the frame check alone. The socket tests run the real gateway and the real
 (simulated) hardware service as processes on a real Mosquitto; a hostile central system
@@ -168,12 +168,20 @@ async def _throw(c: Charging, frames: list[Frame]) -> list[tuple[str, str, str, 
     return wrong
 
 
-async def hostile_frames(mosquitto: Broker, station: str, services: ServiceGroup,
-                         data_dir: Path, version: Version) -> None:
+# 2.0.1: the same on an ocpp2.0.1 connection, each frame answered as OCPP-J 2.0.1 4.3 names it
+# (tests/faults/test_fuzz_csms201.py checks those expectations against the frame check alone)
+VERSIONS = pytest.mark.parametrize("version", [V16, V201], ids=["1.6", "2.0.1"])
+
+
+@pytest.mark.expected_errors
+@VERSIONS
+async def test_hostile_frames_get_the_right_answers_and_the_session_goes_on(
+        mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path,
+        version: Version) -> None:
     """The corpus of `version` thrown at a charging station: every frame answered as its OCPP-J
     says, the connection, the transaction and the process kept, memory and log bounded."""
     frames = corpus(seed=15, count=FRAMES, version=version.name)
-    async with charging(mosquitto, station, services, data_dir, version) as c:
+    async with charging(mosquitto, station, services, tmp_path / "data", version) as c:
         conn = c.csms.current
         warm = rss_kib(c.gateway.pid)
         started = time.monotonic()
@@ -221,11 +229,14 @@ async def hostile_frames(mosquitto: Broker, station: str, services: ServiceGroup
     assert len(log) < 40_000  # rate-limited: a few lines per kind, not one per frame
 
 
-async def over_the_limit(mosquitto: Broker, station: str, services: ServiceGroup,
-                         data_dir: Path, version: Version) -> None:
+@pytest.mark.expected_errors
+@VERSIONS
+async def test_a_frame_over_the_limit_closes_with_1009_and_the_session_goes_on(
+        mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path,
+        version: Version) -> None:
     """A frame over VOLTBUS_CSMS_MAX_FRAME_BYTES closes with 1009; the station reconnects and
     its transaction goes on."""
-    async with charging(mosquitto, station, services, data_dir, version) as c:
+    async with charging(mosquitto, station, services, tmp_path / "data", version) as c:
         first = c.csms.current
         await first.ws.send(json.dumps([2, "huge", "DataTransfer",
                                         {"vendorId": "fuzz", "data": "D" * 5_000_000}]))
@@ -249,15 +260,3 @@ async def over_the_limit(mosquitto: Broker, station: str, services: ServiceGroup
     assert not [a for a, p in calls if version.ends(a, p)]
     assert not opened
     assert not sessions_ended
-
-
-@pytest.mark.expected_errors
-async def test_hostile_frames_get_the_right_answers_and_the_session_goes_on(
-        mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path) -> None:
-    await hostile_frames(mosquitto, station, services, tmp_path / "data", V16)
-
-
-@pytest.mark.expected_errors
-async def test_a_frame_over_the_limit_closes_with_1009_and_the_session_goes_on(
-        mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path) -> None:
-    await over_the_limit(mosquitto, station, services, tmp_path / "data", V16)

@@ -1,29 +1,25 @@
 """Hostile frames from a central system speaking OCPP 2.0.1 (issue 11 with issue 15's fuzz).
 
-The socket fuzz of test_fuzz_csms.py on a 2.0.1 connection: the real gateway
-(VOLTBUS_OCPP_VERSION=2.0.1) and the simulated hardware as processes on a real Mosquitto, a
-hostile 2.0.1 central system that starts a transaction (RequestStartTransaction) and throws 2000+
-malformed frames at it. Each gets the CALLERROR OCPP-J 2.0.1 (4.3) names: FormatViolation
-(no JSON object payload, unknown field, nesting too deep), OccurrenceConstraintViolation,
-TypeConstraintViolation, PropertyConstraintViolation, RpcFrameworkError (a CALL of the wrong
-shape), MessageTypeNotSupported, NotSupported (an action 2.0.1 does not have), NotImplemented
-(a 2.0.1 action a station does not serve); nothing for a frame without a readable CALL id or a
-CALLRESULT/CALLERROR for no CALL in flight. The connection, the transaction (relay closed, no
-TransactionEvent Ended, TransactionEvent Updated going on) and the process stay; a frame over the
-4 MiB limit closes with 1009 and the transaction goes on over the new connection.
+The socket tests are test_fuzz_csms.py's, parametrized [2.0.1]; this file checks that the 2.0.1
+corpus's expectations are what the frame check answers. The socket fuzz on a 2.0.1 connection: the
+real gateway (VOLTBUS_OCPP_VERSION=2.0.1) and the simulated hardware as processes on a real
+Mosquitto, a hostile 2.0.1 central system that starts a transaction (RequestStartTransaction) and
+throws 2000+ malformed frames at it. Each gets the CALLERROR OCPP-J 2.0.1 (4.3) names:
+FormatViolation (no JSON object payload, unknown field, nesting too deep),
+OccurrenceConstraintViolation, TypeConstraintViolation, PropertyConstraintViolation,
+RpcFrameworkError (a CALL of the wrong shape), MessageTypeNotSupported, NotSupported (an action
+2.0.1 does not have), NotImplemented (a 2.0.1 action a station does not serve); nothing for a frame
+without a readable CALL id or a CALLRESULT/CALLERROR for no CALL in flight. The connection, the
+transaction (relay closed, no TransactionEvent Ended, TransactionEvent Updated going on) and the
+process stay; a frame over the 4 MiB limit closes with 1009 and the transaction goes on over the new
+connection.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from tests.faults.hostile_csms import corpus
-from tests.faults.test_fuzz_csms import V201, hostile_frames, over_the_limit
-from tests.fixtures.mosquitto import Broker
-from tests.fixtures.services import ServiceGroup
 from voltbus_ocpp.protocol.v201.frames import check_frame
 
 
@@ -51,15 +47,3 @@ def test_every_kind_of_bad_frame_gets_its_201_code_from_the_frame_check() -> Non
     assert {"FormatViolation", "OccurrenceConstraintViolation", "TypeConstraintViolation",
             "PropertyConstraintViolation", "RpcFrameworkError", "MessageTypeNotSupported",
             "NotSupported", "NotImplemented"} <= codes
-
-
-@pytest.mark.expected_errors
-async def test_hostile_201_frames_get_the_right_answers_and_the_transaction_goes_on(
-        mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path) -> None:
-    await hostile_frames(mosquitto, station, services, tmp_path / "data", V201)
-
-
-@pytest.mark.expected_errors
-async def test_a_201_frame_over_the_limit_closes_with_1009_and_the_transaction_goes_on(
-        mosquitto: Broker, station: str, services: ServiceGroup, tmp_path: Path) -> None:
-    await over_the_limit(mosquitto, station, services, tmp_path / "data", V201)
