@@ -65,6 +65,9 @@ class CsmsBehaviour:
     fail_next: dict[str, int] = field(default_factory=dict)  # action -> CALLERRORs to answer
     not_implemented: set[str] = field(default_factory=set)  # actions answered NotImplemented
     answer_delay_s: dict[str, float] = field(default_factory=dict)  # action -> a slow answer
+    # action -> how many times to close the connection right after answering it (the link
+    # drops between that answer and the station's next CALL; frames after it are not read)
+    close_after_answer: dict[str, int] = field(default_factory=dict)
     sign_certificate_status: str = "Accepted"
     # 1.6 security: (CA certificate PEM, CA key PEM) that signs an accepted SignCertificate's
     # CSR and sends it back as CertificateSigned (security16.py); None: the test does it
@@ -158,6 +161,8 @@ class CentralSystem:
         # station -> the last 1.6 FirmwareStatusNotification status (None: new UpdateFirmware)
         self.firmware16: dict[str, str | None] = {}
         self.firmware_triggered16: set[str] = set()  # a triggered notification is due
+        # (station, requestId) -> the last SignedFirmwareStatusNotification status of that job
+        self.signed_firmware16: dict[tuple[str, int], str] = {}
         # station -> idTag -> parentIdTag, from the 1.6 SendLocalLists it accepted
         self.list_parents16: dict[str, dict[str, str | None]] = {}
         # station -> time.monotonic() before which a Rejected station may send nothing

@@ -62,6 +62,44 @@ def firmware_status_16(previous: str | None, status: str, *, triggered: bool) ->
     if status in allowed:
         return None
     return f"{previous or 'no job'} -> {status} is not a firmware update's progress"
+# 1.6 security whitepaper edition 2, L01 and SignedFirmwareStatusNotification's enum (the
+# FirmwareStatusEnumType of 2.0.1): a signed update goes (DownloadScheduled) -> Downloading ->
+# Downloaded -> SignatureVerified | InvalidSignature -> (InstallScheduled) -> Installing ->
+# (InstallRebooting) -> Installed, or ends in DownloadFailed, InvalidSignature,
+# InstallVerificationFailed ("verification of the new firmware ... failed and installation will
+# not proceed") or InstallationFailed. A final status ends the job: it comes once, nothing follows
+# it for that requestId.
+SIGNED_FIRMWARE_STATUS = "signed-firmware-status-order"
+SIGNED_FIRMWARE_FINAL = frozenset({"Installed", "DownloadFailed", "InvalidSignature",
+                                   "InstallVerificationFailed", "InstallationFailed"})
+SIGNED_FIRMWARE_NEXT: dict[str, frozenset[str]] = {
+    "DownloadScheduled": frozenset({"Downloading", "DownloadFailed"}),
+    "Downloading": frozenset({"Downloading", "Downloaded", "DownloadFailed"}),
+    "Downloaded": frozenset({"SignatureVerified", "InvalidSignature"}),
+    "SignatureVerified": frozenset({"InstallScheduled", "Installing",
+                                    "InstallVerificationFailed", "InstallationFailed"}),
+    "InstallScheduled": frozenset({"Installing", "InstallVerificationFailed",
+                                   "InstallationFailed"}),
+    "Installing": frozenset({"InstallRebooting", "Installed", "InstallVerificationFailed",
+                             "InstallationFailed"}),
+    "InstallRebooting": frozenset({"Installed", "InstallationFailed"}),
+}
+
+
+def signed_firmware_status(previous: str | None, status: str) -> str | None:
+    """Why a SignedFirmwareStatusNotification breaks L01 after `previous` (the last status
+    of the same requestId, None: the first), or None. Idle is the job-request-id rule's."""
+    if status == "Idle":
+        return None
+    if previous in SIGNED_FIRMWARE_FINAL:
+        return f"{status} after the final {previous} of the same request"
+    allowed = SIGNED_FIRMWARE_NEXT.get(previous or "", frozenset({"DownloadScheduled",
+                                                                   "Downloading"}))
+    if status in allowed:
+        return None
+    return f"{previous or 'no status yet'} -> {status} is not a signed firmware update's progress"
+
+
 EVSE_ZERO = "evse-0-not-allowed"
 # 2.0.1 part 2 B07/B08 (and K09 for ReportChargingProfiles): report pages answer a request the
 # central system made and the station Accepted; nothing follows the page with tbc false.

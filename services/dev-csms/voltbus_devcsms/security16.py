@@ -130,4 +130,9 @@ class SecurityMixin16:
     def on_signed_firmware_status(self, status: str, request_id: int | None = None,
                                   **_: Any) -> call_result.SignedFirmwareStatusNotification:
         self._check_job("firmware", status, request_id)
+        if request_id is not None:
+            seen = self.csms.signed_firmware16
+            self.check(rules.SIGNED_FIRMWARE_STATUS, rules.signed_firmware_status(
+                seen.get((self.id, request_id)), status))
+            seen[(self.id, request_id)] = status
         return call_result.SignedFirmwareStatusNotification()

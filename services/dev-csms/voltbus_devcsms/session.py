@@ -49,6 +49,7 @@ class SessionBase:
         self._unanswered: dict[str, tuple[str, float]] = {}  # CALL id -> (action, arrived at)
         self.current: Recorded | None = None  # the CALL being handled
         self._awaiting: str | None = None  # the id of our own CALL in flight
+        self._closing = False  # told to drop the link (close_after_answer): read nothing more
 
     @property
     def rejected(self) -> bool:
@@ -82,6 +83,8 @@ class SessionBase:
         try:
             while True:
                 raw = await self._connection.recv()
+                if self._closing:
+                    continue  # the link is dropping: what the station sends now is lost
                 if isinstance(raw, bytes):
                     raw = raw.decode("utf-8", "replace")
                 if log.isEnabledFor(logging.DEBUG):
@@ -176,6 +179,16 @@ class SessionBase:
                 self._awaiting = str(json.loads(message)[1])
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: send %s", self.id, redact(message))
+        drop = self.csms.behaviour.close_after_answer
+        action = self.current.action if self.current is not None else None
+        if message[:2] == "[3" and action is not None and drop.get(action, 0) > 0:
+            drop[action] -= 1
+            self._closing = True
+            await self._connection.send(message)
+            log.warning("%s: dropping the connection after answering %s (as told)", self.id,
+                        action)
+            await self._connection.close()
+            return
         await self._connection.send(message)
 
     async def raw_call(self, frame: str, unique_id: str) -> list[Any]:

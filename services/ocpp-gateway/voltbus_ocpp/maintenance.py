@@ -81,6 +81,26 @@ def upload(location: str, file_name: str, data: bytes, timeout_s: float = 60) ->
     raise ValueError(f"unsupported upload scheme {url.scheme!r}")
 
 
+VERIFY_FAILED_EXIT = 65  # sysexits EX_DATAERR: the install hook found the image bad
+
+
+def verify_image(command: str | None, image: Path) -> str | None:
+    """Run VOLTBUS_FIRMWARE_VERIFY_COMMAND on the image; why it refused it, or None (also
+    when no command is set)."""
+    if not command:
+        return None
+    try:
+        done = subprocess.run([*shlex.split(command), str(image)], check=False,
+                              capture_output=True, text=True, timeout=600)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        return f"the verify command could not run: {exc}"
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout or "").strip().splitlines()
+        return f"the verify command exited {done.returncode}" + (
+            f": {detail[-1][:200]}" if detail else "")
+    return None
+
+
 def download(location: str, target: Path, timeout_s: float = 300) -> None:
     """Fetch location (http, https or ftp) into target."""
     if urlparse(location).scheme not in ("http", "https", "ftp"):
@@ -95,6 +115,7 @@ class Maintenance:
     def __init__(self, station: str, work_dir: Path, *, report: Callable[[str, str], None],
                  snapshot: Callable[[], dict[str, str]], ring: LogRing,
                  install_command: str | None, time_scale: float = 1.0,
+                 verify_command: str | None = None,
                  idle: Callable[[], bool] = lambda: True,
                  installed: Callable[[], None] | None = None,
                  hold: Callable[[bool], None] = lambda _on: None) -> None:
@@ -107,6 +128,7 @@ class Maintenance:
         self.snapshot = snapshot
         self.ring = ring
         self.install_command = install_command
+        self.verify_command = verify_command
         self.time_scale = time_scale
         self.diagnostics_status = "Idle"
         self.firmware_status = "Idle"
@@ -166,6 +188,13 @@ class Maintenance:
         if not self.install_command:
             log.warning("%s: firmware %s downloaded; no VOLTBUS_FIRMWARE_INSTALL_COMMAND set",
                         self.station, target)
+            self._firmware("InstallationFailed")
+            return
+        refused = await asyncio.to_thread(verify_image, self.verify_command, target)
+        if refused:  # 1.6's FirmwareStatus has no InstallVerificationFailed: InstallationFailed
+            log.error("%s: firmware %s refused before the install: %s", self.station,
+                      target.name, refused)
+            target.unlink(missing_ok=True)
             self._firmware("InstallationFailed")
             return
         self.hold(True)  # 5.19: connectors not in use Unavailable while it waits

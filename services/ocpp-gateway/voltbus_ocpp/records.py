@@ -24,6 +24,7 @@ from voltbus_ocpp.model.results import Measurand, ReadingContext
 
 STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
 SECURITY_EVENT = "security_event"
+FIRMWARE_STATUS = "firmware_status"
 LEGACY_V16 = frozenset({"StartTransaction", "MeterValues", "StopTransaction"})
 """Kinds of rows queued by gateways before records: 1.6 actions with 1.6 payloads."""
 
@@ -75,8 +76,20 @@ class SecurityEventRecord:
     tech_info: str | None = None
 
 
+@dataclass(frozen=True)
+class FirmwareStatusRecord:
+    """A firmware job's status that must not be lost (Installed after the restart, a final
+    failure): FirmwareStatusNotification, or SignedFirmwareStatusNotification with the request
+    id when signed. Kept in the outbox like a transaction message, so a link that drops (or a
+    process that dies) between the boot and the send does not lose it."""
+
+    status: str
+    request_id: int | None = None
+    signed: bool = False
+
+
 Record = TransactionStarted | MeterValuesRecord | TransactionStopped | WireRecord | (
-    SecurityEventRecord)
+    SecurityEventRecord | FirmwareStatusRecord)
 
 
 def starts_transaction(record: Record) -> bool:
@@ -139,6 +152,9 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, SecurityEventRecord):
         return SECURITY_EVENT, {"type": record.kind, "ts": record.ts.isoformat(),
                                 "tech_info": record.tech_info}
+    if isinstance(record, FirmwareStatusRecord):
+        return FIRMWARE_STATUS, {"status": record.status, "request_id": record.request_id,
+                                 "signed": record.signed}
     return record.action, record.payload
 
 
@@ -169,4 +185,8 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
     if kind == SECURITY_EVENT:
         return SecurityEventRecord(str(b["type"]), datetime.fromisoformat(b["ts"]),
                                    b.get("tech_info"))
+    if kind == FIRMWARE_STATUS:
+        request_id = b.get("request_id")
+        return FirmwareStatusRecord(str(b["status"]), None if request_id is None
+                                    else int(request_id), bool(b.get("signed", False)))
     raise ValueError(f"unknown outbox record kind {kind!r}")

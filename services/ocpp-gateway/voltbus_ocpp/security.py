@@ -34,9 +34,9 @@ from voltbus_ocpp.certificates import (
     CertificateStore,
     load_chain,
 )
-from voltbus_ocpp.messages import SignCertificateRequest, SignedFirmwareStatus
+from voltbus_ocpp.messages import SignCertificateRequest
 from voltbus_ocpp.offline_queue import OfflineQueue
-from voltbus_ocpp.records import SecurityEventRecord
+from voltbus_ocpp.records import FirmwareStatusRecord, SecurityEventRecord
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import Store
 
@@ -308,23 +308,32 @@ class StationSecurity:
 
     SIGNED_INSTALLED = "signed_firmware_installed"  # meta: the request id, until Installed
 
+    def firmware_status(self, status: str, request_id: int | None) -> None:
+        """A signed firmware job's final status, queued in the outbox (not lost offline)."""
+        self.events.queue.put(FirmwareStatusRecord(status, request_id, signed=True), None)
+        self.events.queued()
+
     def signed_firmware_installed(self, request_id: int) -> None:
         """A signed firmware's install hook succeeded: Installed follows the restart."""
         self.store.set_meta(self.SIGNED_INSTALLED, str(request_id))
 
     def after_boot(self, firmware_version: str) -> list[Any]:
         """What follows an accepted BootNotification: after a signed install,
-        SignedFirmwareStatusNotification Installed (its request id) and the FirmwareUpdated
-        event (the version now running); at profile 3, a SignCertificate when the charge point
-        certificate is near its end."""
+        SignedFirmwareStatusNotification Installed (its request id, queued in the outbox) and
+        the FirmwareUpdated event (the version now running); at profile 3, a SignCertificate
+        when the charge point certificate is near its end."""
         out: list[Any] = []
         found = self.store.meta(self.SIGNED_INSTALLED, "")
         if found:
-            self.store.delete_meta(self.SIGNED_INSTALLED)
             request_id = int(found)
+            # through the outbox, in the commit that clears the flag: neither lost when the
+            # link drops (or the process dies) before it is answered, nor sent twice
+            with self.store.transaction():
+                self.store.delete_meta(self.SIGNED_INSTALLED)
+                self.events.queue.put(FirmwareStatusRecord("Installed", request_id, signed=True),
+                                      None)
+                self.events.record("FirmwareUpdated", firmware_version)
             self.jobs["firmware"] = ("Installed", request_id)
-            self.events.record("FirmwareUpdated", firmware_version)
-            out.append(SignedFirmwareStatus("Installed", request_id))
         if self.profiles.profile() == 3 and self.certs.due_for_renewal():
             # the whitepaper's renewal by the charge point: a new key and CSR before the
             # certificate expires (the old one is used until CertificateSigned)

@@ -40,7 +40,13 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     hw/{c}/lock and answers what it confirms (cable_lock.py); no lock there: NotSupported."""
     firmware_install_command: str | None = None
     """Run with the downloaded firmware file as last argument; exit 0 means Installed (after
-    the restart that follows it)."""
+    the restart that follows it); exit 65 (EX_DATAERR) means the installer found the image bad
+    and installed nothing (InstallVerificationFailed); any other failure InstallationFailed."""
+    firmware_verify_command: str | None = None
+    """VOLTBUS_FIRMWARE_VERIFY_COMMAND: run with the downloaded (and, if signed, signature
+    checked) file as last argument before the install; non-zero: the image is refused, never
+    installed (SignedFirmwareStatusNotification InstallVerificationFailed; UpdateFirmware's
+    1.6 statuses have no such word: InstallationFailed). Unset: no check beyond the signature."""
     reboot_command: str | None = None
     """VOLTBUS_REBOOT_COMMAND: run on a hard Reset (and after a firmware install) once the
     transactions are stopped, e.g. `sudo systemctl reboot`; unset (or failing): the gateway

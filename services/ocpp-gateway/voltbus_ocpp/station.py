@@ -62,6 +62,7 @@ from voltbus_ocpp.offpeak_timer import OffPeakTimer
 from voltbus_ocpp.profiles import Profiles
 from voltbus_ocpp.protocols import adapter_for
 from voltbus_ocpp.records import (
+    FirmwareStatusRecord,
     MeterValuesRecord,
     Record,
     TransactionStarted,
@@ -79,7 +80,8 @@ HARD_RESET_EXIT_CODE = 75  # sysexits EX_TEMPFAIL: non-zero, so systemd's Restar
 # compose's restart: unless-stopped and `voltbus up`'s supervisor all start the process again
 
 
-FIRMWARE_INSTALLED = "firmware_installed"  # meta: "1" from the install until Installed is sent
+FIRMWARE_INSTALLED = "firmware_installed"  # meta: "1" from the install until Installed is queued
+FIRMWARE_FINAL = frozenset({"DownloadFailed", "InstallationFailed"})  # durable, not live
 
 
 class _HardReset(Exception):
@@ -150,9 +152,9 @@ class Station:
         logging.getLogger("voltbus_ocpp").addHandler(self.ring)
         self.maintenance = Maintenance(
             station_id, settings.station_dir(station_id) / "firmware",
-            report=lambda kind, status: self.send(MaintenanceStatus(kind, status)),
-            snapshot=self._snapshot, ring=self.ring,
+            report=self._maintenance_status, snapshot=self._snapshot, ring=self.ring,
             install_command=settings.firmware_install_command, time_scale=settings.time_scale,
+            verify_command=settings.firmware_verify_command,
             idle=lambda: all(c.facts.tx is None for c in self.model.connectors.values()),
             installed=self._firmware_installed, hold=self._hold_for_restart)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
@@ -364,10 +366,14 @@ class Station:
         self.dispatch(LinkChanged(True))
         first: list[Live] = []
         if self.store.meta(FIRMWARE_INSTALLED, "") == "1":  # the restart after an install
-            self.store.set_meta(FIRMWARE_INSTALLED, "0")
+            # Installed goes through the outbox in the same commit that clears the flag: a link
+            # that drops, or a process that dies, before it is answered does not lose it, and
+            # it is not queued twice
+            with self.store.transaction():
+                self.store.set_meta(FIRMWARE_INSTALLED, "0")
+                self.queue.put(FirmwareStatusRecord("Installed"), None)
+                self.security.events.record("FirmwareUpdated", self.settings.firmware_version)
             self.maintenance.firmware_status = "Installed"
-            first.append(Live(MaintenanceStatus("firmware", "Installed")))
-            self.security.events.record("FirmwareUpdated", self.settings.firmware_version)
         first.extend(Live(m) for m in self.security.after_boot(self.settings.firmware_version))
         first.append(Live(StationStatus(self._station_available(), self.clock())))
         for c in self.model.connectors.values():
@@ -449,6 +455,15 @@ class Station:
         """No new session (idle connectors Unavailable) until the restart, or no longer."""
         self.model.restarting(on, booted=booted)
         self.dispatch(Tick())
+
+    def _maintenance_status(self, kind: str, status: str) -> None:
+        """A firmware job's final failure goes through the outbox (it must reach the central
+        system even if the link drops now); progress and diagnostics are live."""
+        if kind == "firmware" and status in FIRMWARE_FINAL:
+            self.queue.put(FirmwareStatusRecord(status), None)
+            self.messenger.durable_added()
+            return
+        self.send(MaintenanceStatus(kind, status))
 
     def _firmware_installed(self) -> None:
         """The install hook succeeded: restart as a hard Reset does (the process ends for its

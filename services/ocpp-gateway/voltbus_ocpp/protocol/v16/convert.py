@@ -31,6 +31,7 @@ from voltbus_ocpp.protocol.security_event import security_event
 from voltbus_ocpp.protocol.wire_time import iso as iso  # re-exported: convert.iso
 from voltbus_ocpp.protocol.wire_time import parse_time as parse_time
 from voltbus_ocpp.records import (
+    FirmwareStatusRecord,
     MeterValuesRecord,
     Record,
     SecurityEventRecord,
@@ -256,6 +257,11 @@ def record_call(record: Record, tx_id: str | None) -> tuple[str, dict[str, Any]]
         return "StopTransaction", {**payload, "transactionId": transaction_id(tx_id)}
     if isinstance(record, SecurityEventRecord):
         return "SecurityEventNotification", security_event(record)
+    if isinstance(record, FirmwareStatusRecord):
+        if record.signed:
+            return "SignedFirmwareStatusNotification", {"status": record.status,
+                                                        "requestId": record.request_id}
+        return "FirmwareStatusNotification", {"status": record.status}
     if record.subprotocol != "ocpp1.6":
         raise ValueError(f"a {record.subprotocol} message cannot be sent over OCPP 1.6")
     if record.action == "StartTransaction" or tx_id is None:

@@ -37,7 +37,13 @@ from voltbus_ocpp.certificates import (
     verify_chain,
     verify_signature,
 )
-from voltbus_ocpp.maintenance import build_archive, download, upload
+from voltbus_ocpp.maintenance import (
+    VERIFY_FAILED_EXIT,
+    build_archive,
+    download,
+    upload,
+    verify_image,
+)
 from voltbus_ocpp.messages import LogStatus, Message, SignCertificateRequest, SignedFirmwareStatus
 from voltbus_ocpp.protocol.v16 import triggers
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
@@ -52,6 +58,8 @@ EXTENDED_TRIGGERS = frozenset({"BootNotification", "LogStatusNotification",
                                "FirmwareStatusNotification", "Heartbeat", "MeterValues",
                                "SignChargePointCertificate", "StatusNotification"})
 LOG_BUSY = frozenset({"Uploading"})
+FIRMWARE_FINAL = frozenset({"DownloadFailed", "InvalidSignature", "InstallationFailed",
+                            "InstallVerificationFailed"})  # through the outbox, never lost
 FIRMWARE_BUSY = frozenset({"DownloadScheduled", "Downloading", "Downloaded",
                            "SignatureVerified", "InstallScheduled", "Installing",
                            "InstallRebooting"})
@@ -224,6 +232,8 @@ class V16Security:
         self.jobs[job] = (status, request_id)
         if job == "log":
             self.send(LogStatus(status, request_id))
+        elif status in FIRMWARE_FINAL:
+            self.security.firmware_status(status, request_id)
         else:
             self.send(SignedFirmwareStatus(status, request_id))
 
@@ -329,6 +339,14 @@ class V16Security:
             self._set("firmware", "InvalidSignature", request_id)
             return
         self._set("firmware", "SignatureVerified", request_id)
+        refused = await asyncio.to_thread(verify_image,
+                                          self.core.settings.firmware_verify_command, target)
+        if refused:  # the image is refused before anything is installed
+            log.error("%s: signed firmware %s refused before the install: %s", self.core.id,
+                      target.name, refused)
+            target.unlink(missing_ok=True)
+            self._set("firmware", "InstallVerificationFailed", request_id)
+            return
         if install_at is not None and (wait := (install_at - datetime.now(UTC))
                                        .total_seconds()) > 0:
             self._set("firmware", "InstallScheduled", request_id)
@@ -346,7 +364,10 @@ class V16Security:
         done = await asyncio.to_thread(subprocess.run, [*shlex.split(command), str(target)],
                                        check=False)
         if done.returncode != 0:
-            self._set("firmware", "InstallationFailed", request_id)
+            log.warning("%s: firmware install hook exited %d", self.core.id, done.returncode)
+            self._set("firmware", "InstallVerificationFailed"
+                      if done.returncode == VERIFY_FAILED_EXIT else "InstallationFailed",
+                      request_id)
             return
         # the new firmware runs after the restart: Installed (and FirmwareUpdated) follow its
         # accepted BootNotification (security.StationSecurity.after_boot), as for UpdateFirmware

@@ -57,6 +57,7 @@ from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
 from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
+    FirmwareStatusRecord,
     MeterValuesRecord,
     Record,
     SecurityEventRecord,
@@ -720,6 +721,12 @@ class V201Session:
             return None
         if isinstance(record, SecurityEventRecord):  # the same payload as the 1.6 extension's
             await send_call(self.cp, "SecurityEventNotification", security_event(record))
+            return None
+        if isinstance(record, FirmwareStatusRecord):  # queued by a 1.6 firmware job
+            payload: dict[str, Any] = {"status": record.status}
+            if record.request_id is not None:
+                payload["requestId"] = record.request_id
+            await send_call(self.cp, "FirmwareStatusNotification", payload)
             return None
         assert isinstance(record, TransactionStarted | MeterValuesRecord | TransactionStopped)
         local_id = record.effect.local_id
