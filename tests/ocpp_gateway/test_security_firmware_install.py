@@ -10,21 +10,33 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from ocpp.v16 import call
 
-from tests.fixtures.pki import CA
+from tests.fixtures.pki import CA, Issued
 from tests.ocpp_gateway.conftest import Rig
 from tests.ocpp_gateway.test_firmware import FIRMWARE, FileServer, restarted
 from tests.ocpp_gateway.test_security_firmware_log import (
     files,  # noqa: F401  (the fixture)
     online_with_maker,
+    plain_update_until_installing,
     signed,
     statuses,
     update,
-    when,
 )
 
 SIGNED = "SignedFirmwareStatusNotification"
+
+
+async def _refused(rig: Rig, server: FileServer, request_id: int,
+                   **settings: object) -> Issued:
+    """A signed update of image.bin, waited for until InstallVerificationFailed; its signer."""
+    maker = CA("voltbus test manufacturer")
+    signer = maker.issue("firmware signer", usage="code")
+    await online_with_maker(rig, maker, **settings)
+    assert await update(rig, server, request_id, signer, signed(signer)) == {
+        "status": "Accepted"}
+    await rig.csms.wait_for(rig.id, SIGNED, where=lambda p: p["status"] ==
+                            "InstallVerificationFailed")
+    return signer
 
 
 def _script(tmp_path: Path, name: str, body: str) -> str:
@@ -37,15 +49,9 @@ def _script(tmp_path: Path, name: str, body: str) -> str:
 @pytest.mark.expected_errors  # "refused before the install: the verify command exited 3"
 async def test_verify_command_refuses_the_image(rig: Rig, files: FileServer,  # noqa: F811
                                                 tmp_path: Path) -> None:
-    maker = CA("voltbus test manufacturer")
-    signer = maker.issue("firmware signer", usage="code")
     verify = _script(tmp_path, "verify.sh", 'echo "bad checksum" >&2; exit 3')
-    hook = f"cp -t {tmp_path}"
-    await online_with_maker(rig, maker, firmware_install_command=hook,
-                            firmware_verify_command=verify)
-    assert await update(rig, files, 11, signer, signed(signer)) == {"status": "Accepted"}
-    await rig.csms.wait_for(rig.id, SIGNED, where=lambda p: p["status"] ==
-                            "InstallVerificationFailed")
+    await _refused(rig, files, 11, firmware_install_command=f"cp -t {tmp_path}",
+                   firmware_verify_command=verify)
     await asyncio.sleep(0.2)  # nothing else follows
     assert statuses(rig, SIGNED) == [("Downloading", 11), ("Downloaded", 11),
                                      ("SignatureVerified", 11),
@@ -59,13 +65,8 @@ async def test_verify_command_refuses_the_image(rig: Rig, files: FileServer,  # 
 @pytest.mark.expected_errors  # "firmware install hook exited 65"
 async def test_installer_that_finds_the_image_bad(rig: Rig, files: FileServer,  # noqa: F811
                                                   tmp_path: Path) -> None:
-    maker = CA("voltbus test manufacturer")
-    signer = maker.issue("firmware signer", usage="code")
     hook = _script(tmp_path, "install.sh", "exit 65")
-    await online_with_maker(rig, maker, firmware_install_command=hook)
-    assert await update(rig, files, 12, signer, signed(signer)) == {"status": "Accepted"}
-    await rig.csms.wait_for(rig.id, SIGNED, where=lambda p: p["status"] ==
-                            "InstallVerificationFailed")
+    signer = await _refused(rig, files, 12, firmware_install_command=hook)
     assert statuses(rig, SIGNED)[-2:] == [("Installing", 12), ("InstallVerificationFailed", 12)]
     # another failure of the installer stays InstallationFailed
     (tmp_path / "install.sh").write_text("#!/bin/sh\nexit 1\n")
@@ -117,13 +118,7 @@ async def test_signed_installed_survives_a_drop_and_a_kill_after_the_boot(
 
 async def test_installed_survives_a_drop_and_a_kill_after_the_boot(
         rig: Rig, files: FileServer, tmp_path: Path) -> None:  # noqa: F811
-    hook = f"cp -t {tmp_path}"
-    await rig.start_gateway(firmware_install_command=hook)
-    await rig.csms.wait_for(rig.id, "BootNotification")
-    await rig.csms.send(rig.id, call.UpdateFirmware(
-        location=f"http://127.0.0.1:{files.port}/fw/image.bin", retrieve_date=when()))
-    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
-                            where=lambda p: p["status"] == "Installing")
+    hook = await plain_update_until_installing(rig, files, tmp_path)
     await _link_drops_after_boot_then_killed(rig, firmware_install_command=hook,
                                              firmware_version="1.3")
     await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",

@@ -60,6 +60,19 @@ async def online_with_maker(rig: Rig, maker: CA, **extra: object) -> None:
         certificate_type=MF_ROOT, certificate=maker.cert_pem.decode())) == {"status": "Accepted"}
 
 
+async def plain_update_until_installing(rig: Rig, files: FileServer, tmp_path: Path) -> str:
+    """An UpdateFirmware of image.bin, installed by copying it into tmp_path, until Installing
+    (the restart follows); the install hook."""
+    hook = f"cp -t {tmp_path}"
+    await rig.start_gateway(firmware_install_command=hook)
+    await rig.csms.wait_for(rig.id, "BootNotification")
+    await rig.csms.send(rig.id, call.UpdateFirmware(
+        location=f"http://127.0.0.1:{files.port}/fw/image.bin", retrieve_date=when()))
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "Installing")
+    return hook
+
+
 async def test_get_security_log_uploads_the_security_events(rig: Rig, files: FileServer) -> None:
     await rig.start_gateway()
     await rig.csms.wait_for(rig.id, "SecurityEventNotification")
@@ -166,13 +179,7 @@ async def test_plain_update_firmware_is_a_firmware_updated_event(rig: Rig, files
                                                                  tmp_path: Path) -> None:
     """UpdateFirmware (Firmware Management, unsigned) raises FirmwareUpdated too, after the
     restart into the new version."""
-    hook = f"cp -t {tmp_path}"
-    await rig.start_gateway(firmware_install_command=hook)
-    await rig.csms.wait_for(rig.id, "BootNotification")
-    await rig.csms.send(rig.id, call.UpdateFirmware(
-        location=f"http://127.0.0.1:{files.port}/fw/image.bin", retrieve_date=when()))
-    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
-                            where=lambda p: p["status"] == "Installing")
+    hook = await plain_update_until_installing(rig, files, tmp_path)
     await restarted(rig, firmware_install_command=hook, firmware_version="1.9")
     event = await rig.csms.wait_for(rig.id, "SecurityEventNotification",
                                     where=lambda p: p["type"] == "FirmwareUpdated")
