@@ -96,6 +96,37 @@ async def test_a_reservations_parent_is_learnt_by_authorize(rig: Rig) -> None:
     assert csms.violations(rig.id) == []
 
 
+async def test_a_remote_start_on_a_reservation_authorizes_the_tag(rig: Rig) -> None:
+    """§5.11 with AuthorizeRemoteTxRequests true: a RemoteStartTransaction is handled as a tap,
+    so on a connector reserved with a parent idTag for another tag (§5.13) the tag is sent in an
+    Authorize.req (the dev central system flags a start without one): Accepted ("will attempt"),
+    and only a tag whose parent the answer gives as the reservation's starts on it."""
+    csms = rig.csms
+    csms.behaviour.parent_tags = {"CHILD": "FLEET", "STRANGER": "ELSEWHERE"}
+    await online(rig)
+    assert await csms.send(rig.id, call.ChangeConfiguration(
+        key="AuthorizeRemoteTxRequests", value="true")) == {"status": "Accepted"}
+    assert await csms.send(rig.id, call.ReserveNow(
+        connector_id=1, expiry_date=iso(3600), id_tag="OWNER", reservation_id=10,
+        parent_id_tag="FLEET")) == {"status": "Accepted"}
+    rig.pilot("B")
+    await asyncio.sleep(0.2)
+    assert await csms.send(rig.id, call.RemoteStartTransaction(
+        id_tag="STRANGER", connector_id=1)) == {"status": "Accepted"}
+    await csms.wait_for(rig.id, "Authorize", where=lambda p: p["idTag"] == "STRANGER")
+    await asyncio.sleep(0.3)
+    assert csms.received(rig.id, "StartTransaction") == []
+    assert statuses(rig)[-1] == "Reserved"
+    assert await csms.send(rig.id, call.RemoteStartTransaction(id_tag="CHILD")) == {
+        "status": "Accepted"}  # no connector given: the reserved one
+    await csms.wait_for(rig.id, "Authorize", where=lambda p: p["idTag"] == "CHILD")
+    start = await csms.wait_for(rig.id, "StartTransaction")
+    assert (start["idTag"], start["reservationId"], start["connectorId"]) == ("CHILD", 10, 1)
+    await rig.status("SuspendedEV")
+    assert statuses(rig) == ["Available", "Reserved", "Preparing", "SuspendedEV"]
+    assert csms.violations(rig.id) == []
+
+
 async def test_new_session_on_a_finishing_connector_goes_through_preparing(rig: Rig) -> None:
     csms = rig.csms
     await online(rig)

@@ -161,6 +161,10 @@ class CentralSystem:
         # station -> the last 1.6 FirmwareStatusNotification status (None: new UpdateFirmware)
         self.firmware16: dict[str, str | None] = {}
         self.firmware_triggered16: set[str] = set()  # a triggered notification is due
+        # station -> the configuration keys this central system changed (Accepted)
+        self.config16: dict[str, dict[str, str]] = {}
+        # station -> idTags remote-started that must be Authorized before their start (5.11)
+        self.remote_unauthorized16: dict[str, set[str]] = {}
         # (station, requestId) -> the last SignedFirmwareStatusNotification status of that job
         self.signed_firmware16: dict[tuple[str, int], str] = {}
         # station -> idTag -> parentIdTag, from the 1.6 SendLocalLists it accepted
@@ -344,6 +348,9 @@ class CentralSystem:
         job = request_job16(payload)
         if job is not None:
             self.requests16.setdefault(station, set()).add(job)
+        remote = self._remote_start_to_authorize(station, payload)
+        if remote is not None:
+            self.remote_unauthorized16.setdefault(station, set()).add(remote)
         triggered = isinstance(payload, v16.call.TriggerMessage) and str(
             payload.requested_message) == "FirmwareStatusNotification"
         if triggered:
@@ -352,6 +359,7 @@ class CentralSystem:
             result = await session.call(payload, suppress=False)
         except OCPPError as exc:
             self.firmware_triggered16.discard(station)
+            self.remote_unauthorized16.get(station, set()).discard(remote)
             self.requests16.get(station, set()).discard(job)
             return {"error": type(exc).__name__.removesuffix("Error"), "code": exc.code,
                     "description": exc.description}
@@ -359,6 +367,11 @@ class CentralSystem:
             raise TimeoutError(f"{station} did not answer {type(payload).__name__} within "
                                f"{self.response_timeout_s} s") from None
         answer = as_wire(result)
+        if remote is not None and answer.get("status") != "Accepted":
+            self.remote_unauthorized16.get(station, set()).discard(remote)
+        if isinstance(payload, v16.call.ChangeConfiguration) and answer.get("status") in (
+                "Accepted", "RebootRequired"):
+            self.config16.setdefault(station, {})[str(payload.key)] = str(payload.value)
         if isinstance(payload, v16.call.ReserveNow) and answer.get("status") == "Accepted":
             self.reservations16[(station, payload.reservation_id)] = (payload.id_tag,
                                                                       payload.parent_id_tag)
@@ -371,6 +384,18 @@ class CentralSystem:
         if isinstance(payload, v16.call.SendLocalList) and answer.get("status") == "Accepted":
             self._listed16(station, payload)
         return answer
+
+    def _remote_start_to_authorize(self, station: str, payload: Any) -> str | None:
+        """The idTag of a RemoteStartTransaction the station must Authorize before starting
+        (5.11: AuthorizeRemoteTxRequests true, set here, and LocalPreAuthorize not), or None.
+        Marked before the CALL: the station's Authorize can come before the answer resumes."""
+        if not isinstance(payload, v16.call.RemoteStartTransaction):
+            return None
+        config = self.config16.get(station, {})
+        if config.get("AuthorizeRemoteTxRequests", "").lower() != "true" or config.get(
+                "LocalPreAuthorize", "").lower() == "true":
+            return None
+        return str(payload.id_tag)
 
     def _listed16(self, station: str, request: Any) -> None:
         """The parents a station's local list now gives its tags."""

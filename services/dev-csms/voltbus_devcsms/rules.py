@@ -37,6 +37,13 @@ METER_DECREASED = "meter-register-decreased"
 # 1.6 5.13: a reserved connector refuses "all incoming idTags ... except when the incoming idTag
 # or the parent idTag match the idTag or parent idTag of the reservation"
 RESERVATION_TAG = "reservation-tag-mismatch"
+# 1.6 5.11: "The Charge Point MAY send an Authorize.req ... if AuthorizeRemoteTxRequests is true,
+# the Charge Point SHALL behave as if in response to a local action at the Charge Point to start
+# a transaction with the idTag given" - online and without LocalPreAuthorize that is an
+# Authorize.req before the StartTransaction (and on a reservation with a parent idTag, 5.13, the
+# only way to learn the tag's parent). Checked when this central system set
+# AuthorizeRemoteTxRequests true (and not LocalPreAuthorize) by ChangeConfiguration.
+REMOTE_START_UNAUTHORIZED = "remote-start-not-authorized"
 # 1.6 4.5: FirmwareStatusNotification follows the job (Downloading -> Downloaded -> Installing ->
 # Installed, or a *Failed), and "the Charge Point SHALL only send the status Idle after receipt of
 # a TriggerMessage for a Firmware Status Notification, when it is not busy"

@@ -111,6 +111,7 @@ class StationSession(SessionBase, SecurityMixin16, ChargePoint):
 
     @on(Action.authorize)
     def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
+        self.csms.remote_unauthorized16.get(self.id, set()).discard(id_tag)
         b = self.csms.behaviour
         return call_result.Authorize(id_tag_info=IdTagInfo(
             status=b.tag_status(id_tag), parent_id_tag=b.parent_tags.get(id_tag)))
@@ -134,6 +135,11 @@ class StationSession(SessionBase, SecurityMixin16, ChargePoint):
                  **_: Any) -> call_result.StartTransaction:
         self.check_time(timestamp)
         self._check_reservation(id_tag, reservation_id)
+        waiting = self.csms.remote_unauthorized16.get(self.id, set())
+        self.check(rules.REMOTE_START_UNAUTHORIZED, None if id_tag not in waiting else
+                   f"remote-started idTag {id_tag} started without an Authorize.req, though "
+                   f"AuthorizeRemoteTxRequests is true (5.11)")
+        waiting.discard(id_tag)
         mine = [t for t in self.csms.transactions16.values() if t.station == self.id]
         twice = next((t for t in mine if (t.connector_id, t.meter_start, rules.parse_time(
             t.started)) == (connector_id, meter_start, rules.parse_time(timestamp))), None)

@@ -186,6 +186,22 @@ class StationModel:
             return [SendAuthorize(tag)]
         return self._stop_by_group(tag)
 
+    def _asks_for_group(self, c: Connector, tag: str) -> bool:
+        """c is free but for a reservation with a parent idTag that the local list/cache cannot
+        show the tag belongs to, and the central system can be asked: 1.6 5.13, the Charge
+        Point SHALL send an Authorize.req for the incoming idTag to learn its parent; its
+        answer decides (a RemoteStart or a bus start command as well as a tap)."""
+        r = c.facts.reservation
+        return (self.online and r is not None and bool(r.parent_id_tag) and tag != r.id_tag
+                and tag not in self.pending and not self._reservation_allows(c, tag)
+                and self._why_not_free(c, r.id_tag) is None)
+
+    def _ask_parent(self, tag: str, c: Connector, request_id: str | None,
+                    command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
+        """Authorize the tag: its answer's status and parent idTag decide the reservation."""
+        self.pending[tag] = Pending(c.connector_id, request_id, command, limit_a)
+        return [SendAuthorize(tag)]
+
     def _reserved_for_a_group(self, tag: str) -> Connector | None:
         """A free connector reserved with a parent idTag, for a tag whose parent is in neither
         the local list nor the cache, while the central system can be asked: OCPP 1.6 5.13
@@ -362,6 +378,8 @@ class StationModel:
         if cmd.name is CommandName.START:
             assert cmd.id_tag is not None
             why = self._why_not_free(c, cmd.id_tag)
+            if why and self._asks_for_group(c, cmd.id_tag):
+                return self._ask_parent(cmd.id_tag, c, cmd.request_id, cmd.name)
             if why is None and cmd.id_tag in self.pending:
                 why = f"id tag {cmd.id_tag} is already being authorised"
             if why:
@@ -419,14 +437,24 @@ class StationModel:
     # --- central-system requests ---------------------------------------------------------------
 
     def _on_remote_start(self, e: RemoteStart) -> list[Effect]:
+        """5.11; on a connector reserved with a parent idTag for another tag, the tag is
+        Authorized and the answer's parent decides (5.13): Accepted means "will attempt"."""
         if e.connector is not None:
             c = self.connectors.get(e.connector)
+            if c is not None and self._asks_for_group(c, e.id_tag):
+                return [*self._ask_parent(e.id_tag, c, None, None, e.limit_a),
+                        Reply(Outcome.ACCEPTED)]
             if c is None or self._why_not_free(c, e.id_tag):
                 return [Reply(Outcome.REJECTED)]
         else:
             found = self.choose_connector(e.id_tag)
             if found is None:
-                return [Reply(Outcome.REJECTED)]
+                group = next((c for c in self.connectors.values()
+                              if self._asks_for_group(c, e.id_tag)), None)
+                if group is None:
+                    return [Reply(Outcome.REJECTED)]
+                return [*self._ask_parent(e.id_tag, group, None, None, e.limit_a),
+                        Reply(Outcome.ACCEPTED)]
             c = found
         if self.config.authorize_remote_start:
             effects = self._authorise(e.id_tag, c, None, None, e.limit_a)
