@@ -162,6 +162,13 @@ LOCK = _ch("hw/{connector}/lock", m.LockStatus, retain=True, writers=HARDWARE,
                "not confirmed in time; ConnectorLockFailure on `error`), not_supported (no lock "
                "configured). Every lock/set is answered here with its request_id.",
            example={"state": "unlocked", "request_id": "unlock-7", "reason": None, "ts": _TS})
+PHASES = _ch("hw/{connector}/phases", m.PhaseState, retain=True, writers=HARDWARE,
+             doc="The phases the connector's supply has (1 or 3) as its phase switch confirms "
+                 "them; null phases and switchable false without a phase switch. Every "
+                 "phases/set is answered here with its request_id (reason: why it was "
+                 "refused).",
+             example={"phases": 1, "switchable": True, "request_id": "energy-phases-3",
+                      "reason": None, "ts": _TS})
 HW_ERROR = _ch("hw/{connector}/error", m.HardwareError, retain=True, writers=HARDWARE,
                doc="A hardware fault as an OCPP 1.6 ChargePointErrorCode; NoError clears it.",
                example={"code": "PowerMeterFailure", "info": "no answer from meter 1", "ts": _TS})
@@ -186,6 +193,13 @@ LOCK_SET = _ch("hw/{connector}/lock/set", m.LockCommand, retain=False, writers=G
                    "request_id. Unlocking while the relay is closed is refused (state stays "
                    "locked, reason says why).",
                example={"locked": False, "request_id": "unlock-7"})
+PHASES_SET = _ch("hw/{connector}/phases/set", m.PhaseCommand, retain=False,
+                 writers=frozenset({ENERGY, OPERATOR}),
+                 doc="Switch the connector's supply to 1 or 3 phases (a contactor on L2/L3). "
+                     "Refused while current may flow: the relay is closed and the EVSE offers "
+                     "current or the meter shows current (pause at 0 A first); the answer is "
+                     "the next `phases` state with this request_id.",
+                 example={"phases": 3, "request_id": "energy-phases-3"})
 LED_SET = _ch("hw/{connector}/led/set", m.LedCommand, retain=False, writers=GATEWAY,
               doc="What the connector's LED shows.", example={"color": "green", "pattern": "solid"})
 
@@ -323,7 +337,7 @@ ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain
 
 CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     PILOT, METER, RELAY, SWITCH_READING, LOCK, HW_ERROR, RFID, RFID_LAST, RELAY_SET,
-    CURRENT_LIMIT_SET, LOCK_SET, LED_SET,
+    CURRENT_LIMIT_SET, LOCK_SET, LED_SET, PHASES, PHASES_SET,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, LAST_SESSION, CHARGING, COMMAND,
     COMMAND_RESULT,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,

@@ -154,6 +154,21 @@ class LockStatus(Payload):
     ts: UtcDatetime = Field(default_factory=utcnow)
 
 
+class PhaseState(Payload):
+    """The phases a connector's supply has, as its phase switch confirms them.
+
+    phases: 1 or 3 (null: no phase switch configured, the wiring decides); switchable: a phase
+    switch is configured. request_id: the phases/set this state answers (null after start-up or
+    a reconnect); reason: why a command was refused or failed (the phases stay as they were).
+    """
+
+    phases: Phases | None
+    switchable: bool = False
+    request_id: RequestId | None = None
+    reason: str | None = Field(default=None, max_length=100)
+    ts: UtcDatetime = Field(default_factory=utcnow)
+
+
 class HardwareError(Payload):
     """A connector's hardware fault, as an OCPP error code; NoError clears it."""
 
@@ -187,6 +202,18 @@ class LockCommand(Payload):
     locked: StrictBool
     request_id: RequestId | None = Field(
         default=None, description="echoed on the lock state that answers this command")
+
+
+class PhaseCommand(Payload):
+    """Ask the hardware to switch a connector's supply to 1 or 3 phases; answered on `phases`.
+
+    The hardware refuses (and says why) while current may flow through the contactor: the
+    relay is closed and the EVSE offers current, or the meter shows current flowing.
+    """
+
+    phases: Phases
+    request_id: RequestId | None = Field(
+        default=None, description="echoed on the phases state that answers this command")
 
 
 class CurrentLimitCommand(Payload):
@@ -481,4 +508,9 @@ class ChargeModeState(ChargeModeSetting):
                                               description="what cannot be added by departure")
     plan_meter_start_wh: WattHours | None = Field(
         default=None, description="the connector meter's register when the plan began")
+    phases: Phases | None = Field(
+        default=None, description="the phases the connector charges on, as its hardware "
+                                  "confirms (null: no phase switch; the configured phases)")
+    phase_switching: bool = Field(
+        default=False, description="a 1p/3p switch is in progress (charging paused)")
     ts: UtcDatetime = Field(default_factory=utcnow)

@@ -46,8 +46,8 @@ Sub = tuple[ch.Channel[Any], str | None]  # a channel, and the service it is abo
 SERVICES = sorted(ch.SERVICE_STATUS.writers)
 SUBSCRIBED: dict[str, list[Sub]] = {
     "hardware": [*((c, None) for c in (ch.RELAY_SET, ch.LOCK_SET, ch.CURRENT_LIMIT_SET,
-                                       ch.LED_SET, ch.SIM_PLUG, ch.SIM_EV, ch.SIM_FAULT,
-                                       ch.SIM_TAP)), (ch.SERVICE_STATUS, "gateway")],
+                                       ch.LED_SET, ch.PHASES_SET, ch.SIM_PLUG, ch.SIM_EV,
+                                       ch.SIM_FAULT, ch.SIM_TAP)), (ch.SERVICE_STATUS, "gateway")],
     "gateway": [*((c, None) for c in (ch.PILOT, ch.METER, ch.RELAY, ch.SWITCH_READING, ch.LOCK,
                                       ch.HW_ERROR, ch.RFID, ch.ENERGY_LIMIT, ch.COMMAND)),
                 (ch.SERVICE_STATUS, "hardware")],
@@ -62,10 +62,12 @@ SUBSCRIBED: dict[str, list[Sub]] = {
                                   ch.ENERGY_COST)),
             *((ch.SERVICE_STATUS, s) for s in SERVICES)],
     "energy": [*((c, None) for c in (ch.METER, ch.TRANSACTION, ch.ENERGY_MODE,
-                                     ch.ENERGY_MODE_SET, ch.SESSION, ch.ENERGY_COST)),
+                                     ch.ENERGY_MODE_SET, ch.SESSION, ch.ENERGY_COST,
+                                     ch.PHASES)),
                (ch.SERVICE_STATUS, "gateway")],
 }
-ACTUATORS = [ch.RELAY_SET, ch.LOCK_SET, ch.CURRENT_LIMIT_SET, ch.LED_SET, ch.ENERGY_LIMIT]
+ACTUATORS = [ch.RELAY_SET, ch.LOCK_SET, ch.CURRENT_LIMIT_SET, ch.LED_SET, ch.ENERGY_LIMIT,
+             ch.PHASES_SET]
 
 
 def _topic(channel: ch.Channel[Any], station: str, service: str | None) -> str:

@@ -99,7 +99,7 @@ async def rig(broker: Broker, station_id: str, *, connectors: int = 1,
     for name, channel, args in (
         ("pilot", ch.PILOT, {}), ("meter", ch.METER, {}), ("relay", ch.RELAY, {}),
         ("error", ch.HW_ERROR, {}), ("rfid", ch.RFID, {}), ("switch", ch.SWITCH_READING, {}),
-        ("lock", ch.LOCK, {}),
+        ("lock", ch.LOCK, {}), ("phases", ch.PHASES, {}),
         ("rejected", ch.SERVICE_REJECTED, {"service": "hardware"}),
         ("status", ch.SERVICE_STATUS, {"service": "hardware"}),
     ):

@@ -25,6 +25,7 @@ TOPICS: list[tuple[ch.Channel[Any], dict[str, int], list[str]]] = [
     (ch.RELAY_SET, {"connector": 1}, ["closed", "request_id"]),
     (ch.LOCK_SET, {"connector": 1}, ["locked", "request_id"]),
     (ch.CURRENT_LIMIT_SET, {"connector": 1}, ["amps"]),
+    (ch.PHASES_SET, {"connector": 1}, ["phases", "request_id"]),
     (ch.LED_SET, {"connector": 1}, ["color", "pattern", "intensity_pct", "blink_repeat"]),
     (ch.SIM_PLUG, {"connector": 1}, ["plugged"]),
     (ch.SIM_EV, {"connector": 1}, ["max_current_a", "phases", "full"]),
@@ -119,7 +120,8 @@ async def test_malformed_commands_never_actuate(mosquitto: Broker, station: str)
         assert not [m for m in w["relay"].drain() if m.payload.closed]
         assert not [m for m in w["lock"].drain() if m.payload.state is not LockState.UNLOCKED]
         still = (r.sim().relay_closed, r.sim().plugged, r.sim().fault, r.sim().limit_a,
-                 (r.sim().car.max_current_a, r.sim().car.phases, r.sim().car.full))
+                 (r.sim().car.max_current_a, r.sim().car.phases, r.sim().car.full),
+                 (r.sim().supply_phases, r.sim().phase_switches))
         # ...and it still obeys.
         r.send(ch.RELAY_SET, RelayCommand(closed=True), connector=1)
         await w["relay"].until(lambda m: m.payload.closed)
@@ -130,5 +132,5 @@ async def test_malformed_commands_never_actuate(mosquitto: Broker, station: str)
     assert r.hw_bus.invalid_count == len(payloads) == PER_TOPIC * len(TOPICS) + 3 * len(CONFUSED)
     assert len(rejected) == len(payloads)
     assert all(m.payload.reason for m in rejected)
-    assert still == (False, True, None, limit, car)
+    assert still == (False, True, None, limit, car, (3, 0))
     assert locked.payload.state is LockState.LOCKED

@@ -170,6 +170,32 @@ class GpioMotorLockConfig(Device):
 LockConfig = Annotated[SimDevice | GpioMotorLockConfig, Field(discriminator="type")]
 
 
+class GpioPhaseSwitchConfig(Device):
+    """A contactor on L2/L3 driven from a GPIO pin (through a relay module), for 1p/3p
+    switching; optionally its auxiliary contact on an input pin as feedback."""
+
+    type: Literal["gpio"]
+    pin: Pin
+    active_high: bool = True
+    three_phase_when_active: bool = Field(
+        default=True, description="the energised contactor connects L2/L3 (3 phases); false: "
+                                  "a normally-closed contactor that opens L2/L3 when energised")
+    feedback_pin: Pin | None = Field(default=None,
+                                     description="the contactor's auxiliary contact (NO)")
+    feedback_pull_up: bool = Field(default=True, description="contact to GND; False: to 3.3 V")
+    settle_s: Annotated[float, _range(0.01, 2)] = 0.1
+    timeout_s: Annotated[float, _range(0.05, 10)] = 1.0
+
+    @model_validator(mode="after")
+    def _two_pins(self) -> GpioPhaseSwitchConfig:
+        if self.feedback_pin == self.pin:
+            raise ValueError("pin and feedback_pin must be two pins")
+        return self
+
+
+PhaseSwitchConfig = Annotated[SimDevice | GpioPhaseSwitchConfig, Field(discriminator="type")]
+
+
 class GpioBuzzerConfig(Device):
     """An active buzzer on a GPIO pin."""
 
@@ -242,6 +268,7 @@ class ConnectorConfig(Device):
     meter: MeterConfig | None = None
     led: LedConfig | None = None
     lock: LockConfig | None = None
+    phase_switch: PhaseSwitchConfig | None = None
 
 
 class StationConfig(Device):

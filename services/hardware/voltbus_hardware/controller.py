@@ -38,6 +38,7 @@ from voltbus_hardware.drivers.base import (
     wakes_on_every_change,
 )
 from voltbus_hardware.drivers.simulated import MIN_PWM_CURRENT_A
+from voltbus_hardware.phase_switches import PhaseSwitches
 from voltbus_hardware.safety import OPEN_PILOTS, FaultSet, OvercurrentGuard
 from voltbus_hardware.station import ConnectorHardware, StationHardware
 from voltbus_hardware.switch_readings import SwitchReadings
@@ -45,6 +46,9 @@ from voltbus_hardware.switch_readings import SwitchReadings
 log = logging.getLogger(__name__)
 E = ChargePointErrorCode
 MAX_BACKOFF_S = 60.0
+# Below this (A on every phase, read right before) the phase contactor may switch: a paused car
+# draws a few hundred mA at most for its own electronics.
+PHASE_SWITCH_MAX_A = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class _Connector:
     meter_failures: int = 0
     meter_retry_at: float = 0.0
     relay_state: RelayState | None = None
+    # held while the phase contactor switches: a current limit or a relay close waits for it
+    actuation: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class StationController:
@@ -114,6 +120,9 @@ class StationController:
         self.locks = CableLocks(bus, station,
                                 relay_closed=lambda n: self.connectors[n].relay_closed,
                                 set_fault=self._set_lock_fault)
+        self.phases = PhaseSwitches(bus, station, load=self._load_reason,
+                                    actuation=lambda n: self.connectors[n].actuation,
+                                    set_fault=self._set_phase_fault)
 
     def attach(self) -> None:
         """Subscribe to the commands; call before bus.run()."""
@@ -126,6 +135,7 @@ class StationController:
                 c.hw.evse.set_wake(self._state_wake.set)
         self.readers.attach()
         self.locks.attach()
+        self.phases.attach()
 
     async def run(self) -> None:
         """Publish the initial state, then poll until cancelled."""
@@ -136,6 +146,7 @@ class StationController:
             await self._poll_state(c)
             self._publish_error(c, force=True)
         await self.locks.publish_initial()
+        await self.phases.publish_initial()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._republish_on_connect())
             group.create_task(self._state_loop())
@@ -147,6 +158,7 @@ class StationController:
         if self._gateway_recheck is not None:
             self._gateway_recheck.cancel()
         self.locks.cancel()
+        self.phases.cancel()
         for c in self.connectors.values():
             if c.relay_closed:
                 await self._switch(c, closed=False, why="service stopping")
@@ -178,8 +190,12 @@ class StationController:
                 return
             c.faults.clear("overcurrent")
             c.guard.reset()
-        await self._switch(c, closed=msg.payload.closed, why="relay/set",
-                           request_id=msg.payload.request_id)
+            async with c.actuation:  # never while the phase contactor moves
+                await self._switch(c, closed=True, why="relay/set",
+                                   request_id=msg.payload.request_id)
+        else:
+            await self._switch(c, closed=False, why="relay/set",
+                               request_id=msg.payload.request_id)
         self._publish_error(c)
 
     async def _on_current_limit(self, msg: Received[CurrentLimitCommand]) -> None:
@@ -201,7 +217,8 @@ class StationController:
             self.bus.reject(msg.topic, f"amps {amps:g} below the {MIN_PWM_CURRENT_A:g} A a pilot "
                             "can offer: charging paused (0 A)")
             amps = 0.0
-        await self._apply_limit(c, amps)
+        async with c.actuation:  # a raise waits until a phase switch has settled
+            await self._apply_limit(c, amps)
 
     async def _apply_limit(self, c: _Connector, amps: float) -> None:
         evse = c.hw.evse
@@ -353,6 +370,38 @@ class StationController:
             c.faults.set("lock", E.CONNECTOR_LOCK_FAILURE, info)
         self._publish_error(c)
 
+    def _set_phase_fault(self, connector: int, info: str | None) -> None:
+        """A phase switch that did not confirm: PowerSwitchFailure (None clears)."""
+        c = self.connectors[connector]
+        if info is None:
+            c.faults.clear("phase")
+        else:
+            c.faults.set("phase", E.POWER_SWITCH_FAILURE, info)
+        self._publish_error(c)
+
+    async def _load_reason(self, connector: int) -> str | None:
+        """Why current may flow through the connector's phase contactor now (None: it cannot).
+
+        An open relay carries none. Through a closed one, only a paused EVSE (0 A applied) with
+        the meter, read now, below PHASE_SWITCH_MAX_A on every phase is safe to switch."""
+        c = self.connectors[connector]
+        if not c.relay_closed:
+            return None
+        if not isinstance(c.hw.evse, SupportsCurrentLimit):
+            return "the relay is closed and the EVSE cannot pause at 0 A"
+        if c.limit_a > 0:
+            return f"the relay is closed and the EVSE offers {c.limit_a:g} A (pause at 0 A first)"
+        if c.hw.meter is None:
+            return "the relay is closed and no meter can confirm no current flows"
+        try:
+            reading = await c.hw.meter.read()
+        except DeviceUnavailable as exc:
+            return f"the relay is closed and the meter does not answer ({exc})"
+        amps = max(abs(a) for a in reading.current_a)
+        if amps >= PHASE_SWITCH_MAX_A:
+            return f"current flows ({amps:.1f} A)"
+        return None
+
     def _set_reader_fault(self, source: str, info: str | None) -> None:
         """A station's reader serves every connector: its fault shows on each (None clears)."""
         for c in self.connectors.values():
@@ -373,6 +422,7 @@ class StationController:
                 self._publish_relay(c)
                 self._publish_error(c, force=True)
             self.locks.republish()
+            self.phases.republish()
             await self.bus.disconnected.wait()
 
     # --- meters --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from voltbus_hardware.drivers.simulated import (
     SimLed,
     SimLock,
     SimMeter,
+    SimPhaseSwitch,
     SimRelay,
     SimRfid,
 )
@@ -138,6 +139,11 @@ def _gpio_lock(cfg: c.GpioMotorLockConfig, parts: Parts) -> Any:
     return GpioMotorLock.from_config(cfg, pin_factory=parts.pins.factory)
 
 
+def _gpio_phase_switch(cfg: c.GpioPhaseSwitchConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.gpio_phases import GpioPhaseSwitch
+    return GpioPhaseSwitch.from_config(cfg, pin_factory=parts.pins.factory)
+
+
 def _gpio_buzzer(cfg: c.GpioBuzzerConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.gpio import GpioBuzzer
     return GpioBuzzer.from_config(cfg, pin_factory=parts.pins.factory)
@@ -176,6 +182,8 @@ FACTORIES: dict[tuple[str, str], Factory] = {
     ("meter", "evse"): _evse_meter,
     ("lock", "sim"): lambda cfg, parts: SimLock(_sim(parts)),
     ("lock", "gpio_motor"): _gpio_lock,
+    ("phase_switch", "sim"): lambda cfg, parts: SimPhaseSwitch(_sim(parts)),
+    ("phase_switch", "gpio"): _gpio_phase_switch,
     ("led", "sim"): lambda cfg, parts: SimLed(),
     ("led", "gpio"): _gpio_led,
     ("led", "gpio_rgb"): _gpio_rgb_led,
@@ -212,7 +220,7 @@ def _lines(cfg: c.StationConfig) -> dict[str, ModbusLine]:
 
 
 def _has_sim(conn: c.ConnectorConfig) -> bool:
-    devices = (conn.evse, conn.relay, conn.meter, conn.led, conn.lock)
+    devices = (conn.evse, conn.relay, conn.meter, conn.led, conn.lock, conn.phase_switch)
     return any(isinstance(d, c.SimDevice) for d in devices)
 
 
@@ -225,6 +233,8 @@ def _connector(conn: c.ConnectorConfig, cid: int, where: str, parts: Parts) -> C
                                                       f"{where}.meter")
     hw.led = None if conn.led is None else create("led", conn.led, parts, f"{where}.led")
     hw.lock = None if conn.lock is None else create("lock", conn.lock, parts, f"{where}.lock")
+    hw.phase_switch = None if conn.phase_switch is None else create(
+        "phase_switch", conn.phase_switch, parts, f"{where}.phase_switch")
     hw.lock_required = isinstance(conn.lock, c.GpioMotorLockConfig) and conn.lock.required_to_close
     return hw
 
@@ -261,7 +271,7 @@ def simulated_config(connectors: int, *, max_current_a: float = 32.0) -> c.Stati
     """The all-simulated station: every device of every connector sim, one reader, a buzzer."""
     sim = {"type": "sim"}
     conn = {"max_current_a": max_current_a, "evse": sim, "relay": sim, "meter": sim, "led": sim,
-            "lock": sim}
+            "lock": sim, "phase_switch": sim}
     return c.StationConfig.model_validate({"connectors": [conn] * connectors,
                                            "rfid": [{"type": "sim", "name": "sim"}],
                                            "buzzer": sim})

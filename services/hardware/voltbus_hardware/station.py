@@ -13,6 +13,7 @@ from voltbus_hardware.drivers.base import (
     Evse,
     Led,
     Meter,
+    PhaseSwitch,
     Relay,
     RfidReader,
     SupportsClose,
@@ -33,11 +34,12 @@ class ConnectorHardware:
     max_current_a: float = 32.0
     lock: CableLock | None = None
     lock_required: bool = False  # the relay closes only while the lock confirms `locked`
+    phase_switch: PhaseSwitch | None = None  # 1p/3p contactor on L2/L3
 
     def devices(self) -> Iterator[object]:
         """Every driver object of this connector."""
-        yield from (d for d in (self.evse, self.relay, self.meter, self.led, self.lock)
-                    if d is not None)
+        yield from (d for d in (self.evse, self.relay, self.meter, self.led, self.lock,
+                                self.phase_switch) if d is not None)
 
 
 @dataclass

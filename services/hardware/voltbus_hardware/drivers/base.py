@@ -84,6 +84,19 @@ class CableLock(Protocol):
         ...
 
 
+class PhaseSwitch(Protocol):
+    """The contactor that connects L2 and L3 to a connector (1p/3p switching)."""
+
+    async def set_phases(self, phases: int) -> int:
+        """Switch to 1 or 3 phases; returns the phases the switch confirms (DeviceUnavailable
+        with PowerSwitchFailure when its feedback does not confirm in time)."""
+        ...
+
+    async def phases(self) -> int:
+        """The phases it has now (its feedback where it has one)."""
+        ...
+
+
 class RfidReader(Protocol):
     """A card reader; reports each presentation once, however long the card is held."""
 

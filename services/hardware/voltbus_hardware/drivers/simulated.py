@@ -59,6 +59,9 @@ class SimConnector:
     car: SimCar = field(default_factory=SimCar)
     fault: tuple[ChargePointErrorCode, str | None] | None = None
     forced_current_a: float | None = None
+    supply_phases: int = 3  # the phase switch's position (L2/L3 connected or not)
+    phase_switches: int = 0
+    switched_under_load: int = 0  # phase switches while current flowed (must stay 0)
     _last: float = 0.0
     _wake: Callable[[], None] | None = None
 
@@ -89,9 +92,11 @@ class SimConnector:
         return min(offered, self.car.max_current_a)
 
     def phase_currents(self) -> list[float]:
-        """Current on each of the meter's three phases (a 1-phase EV draws on L1 only)."""
+        """Current on each of the meter's three phases (a 1-phase EV, or any EV on a supply
+        switched to one phase, draws on L1 only)."""
         amps = self.current_a()
-        return [amps, amps, amps] if self.car.phases == 3 else [amps, 0.0, 0.0]
+        three = self.car.phases == 3 and self.supply_phases == 3
+        return [amps, amps, amps] if three else [amps, 0.0, 0.0]
 
     def power_w(self) -> float:
         """Active power drawn now."""
@@ -242,6 +247,33 @@ class SimLock:
     async def is_locked(self) -> bool:
         """The simulated feedback."""
         return self.locked
+
+
+class SimPhaseSwitch:
+    """The simulated L2/L3 contactor: the meter then shows current on 1 or 3 phases. It counts
+    every switch, and each one made while current flowed (a real contactor would arc)."""
+
+    def __init__(self, sim: SimConnector, *, travel_s: float = 0.02) -> None:
+        self.sim, self.travel_s = sim, travel_s
+
+    async def set_phases(self, phases: int) -> int:
+        """Switch (a jammed contactor, PowerSwitchFailure injected, does not move)."""
+        await asyncio.sleep(self.travel_s)
+        sim = self.sim
+        if sim.fault is not None and sim.fault[0] is E.POWER_SWITCH_FAILURE:
+            raise DeviceUnavailable("phase contactor stuck (simulated)", E.POWER_SWITCH_FAILURE)
+        sim.advance()
+        if phases != sim.supply_phases:
+            sim.phase_switches += 1
+            if sim.current_a() > 0:
+                sim.switched_under_load += 1
+        sim.supply_phases = phases
+        sim._changed()
+        return sim.supply_phases
+
+    async def phases(self) -> int:
+        """The simulated position."""
+        return self.sim.supply_phases
 
 
 class SimLed:
