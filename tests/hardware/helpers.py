@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,18 @@ class Rig:
         bus = self.gateway if "gateway" in channel.writers else self.operator
         args.setdefault("station", bus.station)
         bus.publish_raw(channel.filter(self.broker.root, **args), raw, qos=1)
+
+
+@contextlib.asynccontextmanager
+async def running(coro: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run a coroutine (a simulated device's physics) as a task for the duration."""
+    task = asyncio.create_task(coro)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @contextlib.asynccontextmanager

@@ -6,14 +6,13 @@ current), never crashing on a malformed command."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from tests.fixtures.mosquitto import Broker
-from tests.hardware.helpers import rig
+from tests.hardware.helpers import rig, running
 from voltbus_common import channels as ch
 from voltbus_common.enums import ChargePointErrorCode, PilotState
 from voltbus_common.models import (
@@ -49,18 +48,15 @@ class Contactor:
 
 
 @pytest.fixture
-def pins() -> MockFactory:
-    return MockFactory(pin_class=MockPWMPin)
+async def contactor() -> AsyncIterator[Contactor]:
+    c = Contactor(MockFactory(pin_class=MockPWMPin))
+    async with running(c.run()):
+        yield c
 
 
 @pytest.fixture
-async def contactor(pins: MockFactory) -> AsyncIterator[Contactor]:
-    c = Contactor(pins)
-    task = asyncio.create_task(c.run())
-    yield c
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+def pins(contactor: Contactor) -> MockFactory:
+    return contactor.coil.factory
 
 
 async def test_gpio_contactor_switches_by_its_auxiliary_contact(
@@ -83,7 +79,8 @@ async def test_gpio_contactor_switches_by_its_auxiliary_contact(
     switch.close()
 
 
-async def test_gpio_contactor_without_feedback_and_inverted(pins: MockFactory) -> None:
+async def test_gpio_contactor_without_feedback_and_inverted() -> None:
+    pins = MockFactory(pin_class=MockPWMPin)
     # a normally-closed contactor that opens L2/L3 when energised
     switch = GpioPhaseSwitch(COIL, three_phase_when_active=False, settle_s=0.01,
                              pin_factory=pins)

@@ -119,10 +119,10 @@ class StationController:
             clock=clock)
         self.locks = CableLocks(bus, station,
                                 relay_closed=lambda n: self.connectors[n].relay_closed,
-                                set_fault=self._set_lock_fault)
+                                set_fault=self._device_fault("lock", E.CONNECTOR_LOCK_FAILURE))
         self.phases = PhaseSwitches(bus, station, load=self._load_reason,
                                     actuation=lambda n: self.connectors[n].actuation,
-                                    set_fault=self._set_phase_fault)
+                                    set_fault=self._device_fault("phase", E.POWER_SWITCH_FAILURE))
 
     def attach(self) -> None:
         """Subscribe to the commands; call before bus.run()."""
@@ -361,23 +361,18 @@ class StationController:
                 await guarded(self._poll_state(c), f"connector {c.hw.id} state")
             await wait_or_timeout(self._state_wake, wait_s)
 
-    def _set_lock_fault(self, connector: int, info: str | None) -> None:
-        """A cable lock that did not confirm a move: ConnectorLockFailure (None clears)."""
-        c = self.connectors[connector]
-        if info is None:
-            c.faults.clear("lock")
-        else:
-            c.faults.set("lock", E.CONNECTOR_LOCK_FAILURE, info)
-        self._publish_error(c)
-
-    def _set_phase_fault(self, connector: int, info: str | None) -> None:
-        """A phase switch that did not confirm: PowerSwitchFailure (None clears)."""
-        c = self.connectors[connector]
-        if info is None:
-            c.faults.clear("phase")
-        else:
-            c.faults.set("phase", E.POWER_SWITCH_FAILURE, info)
-        self._publish_error(c)
+    def _device_fault(self, key: str, code: ChargePointErrorCode) -> Callable[[int, str | None],
+                                                                             None]:
+        """A setter of one device's fault on a connector (None clears): a cable lock that did
+        not confirm a move (ConnectorLockFailure), a phase switch (PowerSwitchFailure)."""
+        def set_fault(connector: int, info: str | None) -> None:
+            c = self.connectors[connector]
+            if info is None:
+                c.faults.clear(key)
+            else:
+                c.faults.set(key, code, info)
+            self._publish_error(c)
+        return set_fault
 
     async def _load_reason(self, connector: int) -> str | None:
         """Why current may flow through the connector's phase contactor now (None: it cannot).
