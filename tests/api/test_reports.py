@@ -17,7 +17,9 @@ from tests.fixtures.mosquitto import Broker
 # January 2026 at 0.31 EUR/kWh: 7.000 kWh -> 2.17, 11.000 -> 3.41, 3.5005 -> 3.501 kWh -> 1.09
 JANUARY = [("2026-01-05 08:00", "04A1B2C3", "7.000", "2.17"),
            ("2026-01-06 23:30", "04A1B2C3", "11.000", "3.41"),
-           ("2026-01-12 10:00", "CAFE0001", "3.501", "1.09")]
+           # 3500.5 Wh from registers 10000 and 13500.5: OCPP 1.6 sent meterStart 10000 and
+           # meterStop 13500 (whole Wh, as the gateway rounds), so 3.500 kWh was billed
+           ("2026-01-12 10:00", "CAFE0001", "3.500", "1.09")]
 
 
 async def download(mosquitto: Broker, peers: Peers, station: str, tmp_path: Path,
@@ -38,7 +40,7 @@ async def test_csv_report(mosquitto: Broker, peers: Peers, station: str, tmp_pat
     assert [(row[0], row[4], row[6], row[7]) for row in rows[1:-1]] == JANUARY
     assert rows[1][1] == "2026-01-05 09:00"
     assert rows[1][5] == "60"
-    assert rows[-1] == ["Total", "", "", "", "", "", "21.501", "6.67"]
+    assert rows[-1] == ["Total", "", "", "", "", "", "21.500", "6.67"]
 
 
 async def test_csv_report_per_id_tag(mosquitto: Broker, peers: Peers, station: str,
@@ -67,7 +69,7 @@ async def test_excel_report(mosquitto: Broker, peers: Peers, station: str,
     assert rows[7][6] == "=SUM(G5:G7)"
     assert rows[7][7] == "=SUM(H5:H7)"
     # The formulas add up to the same totals as the CSV.
-    assert round(sum(d[6] for d in data), 3) == 21.501
+    assert round(sum(d[6] for d in data), 3) == 21.5
     assert round(sum(d[7] for d in data), 2) == 6.67
 
 

@@ -10,6 +10,8 @@ what the bus and the API showed at each step, and what landed in InfluxDB.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import math
 import secrets
 from pathlib import Path
@@ -239,6 +241,22 @@ async def test_a_whole_session_through_every_service(
                 await asyncio.sleep(0.2)
         assert sessions[0]["id_tag"] == TAG
         assert sessions[0]["energy_wh"] == pytest.approx(session.energy_wh)
+
+        # Issue 10's billing exactness: what the API and the monthly report show for the
+        # session is what the central system bills, meterStop - meterStart, within 1 Wh.
+        billed = stop["meterStop"] - start["meterStart"]
+        assert abs(session.energy_wh - billed) <= 1.0, (session, billed)
+        listed = (await api.get("/api/v1/sessions", params={"station": station})).json()
+        assert [round(i["meter_stop_wh"]) - round(i["meter_start_wh"])
+                for i in listed["items"]] == [billed], listed
+        assert abs(listed["items"][0]["energy_wh"] - billed) <= 1.0, listed
+        assert abs(listed["total_energy_wh"] - billed) <= 1.0, listed
+        month = f"{session.started_at:%Y-%m}"
+        report = await api.get(f"/api/v1/reports/{month}.csv", params={"station": station})
+        assert report.status_code == 200, report.text
+        rows = list(csv.reader(io.StringIO(report.text)))
+        kwh = [r[6] for r in rows if r and r[4] == TAG]
+        assert kwh == [f"{billed / 1000:.3f}"], (rows, billed)  # exactly the billed Wh
         for proc in services.started:
             assert proc.alive(), f"{proc.name} died:\n{proc.log()[-3000:]}"
     except BaseException:

@@ -52,13 +52,25 @@ class Report:
         return sum((r.cost for r in self.rows), Decimal("0.00"))
 
 
+def billed_wh(r: SessionRecord) -> Decimal:
+    """The session's energy as the central system bills it: OCPP 1.6 sends the registers in
+    whole Wh (meterStop - meterStart), so the printed energy is their difference, not the
+    fractional energy_wh, which can differ by up to 1 Wh (issue 10's billing exactness; a
+    2.0.1 session, billed in fractions, is within 1 Wh of it too). A record whose registers do
+    not match its energy (older data, a register reset) keeps energy_wh."""
+    whole = Decimal(round(r.meter_stop_wh) - round(r.meter_start_wh))
+    if whole >= 0 and abs(whole - Decimal(str(r.energy_wh))) < 1:
+        return whole
+    return Decimal(str(r.energy_wh))
+
+
 def build(records: list[SessionRecord], *, title: str, price_per_kwh: float, currency: str,
           zone: tzinfo) -> Report:
     """Rows oldest first with cost at the given price."""
     price = Decimal(str(price_per_kwh))
     rows = []
     for r in sorted(records, key=lambda r: r.started_at):
-        kwh = (Decimal(str(r.energy_wh)) / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)
+        kwh = (billed_wh(r) / 1000).quantize(Decimal("0.001"), ROUND_HALF_UP)
         rows.append(ReportRow(
             start=r.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             end=r.stopped_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
