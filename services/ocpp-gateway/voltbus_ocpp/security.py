@@ -87,6 +87,21 @@ def _with_scheme(url: str, scheme: str) -> str:
     return urlunsplit((scheme, *parts[1:]))
 
 
+def profile_from_settings(settings: GatewaySettings, *, key: bool) -> int:
+    """The profile a station's settings amount to, before the central system set one: 3 with
+    wss://, a CA and a client certificate; 2 with wss://, a CA and an AuthorizationKey (key);
+    1 with ws:// and a key; else 0 (as configured)."""
+    wss = settings.csms_url.startswith("wss://")
+    if wss and settings.csms_ca_file is not None:
+        if settings.csms_client_cert_file is not None:
+            return 3
+        if key:
+            return 2
+    elif not wss and key:
+        return 1
+    return 0
+
+
 class SecurityProfiles:
     """The station's security profile: the route to connect by, prerequisites, migration."""
 
