@@ -389,6 +389,19 @@ def check_state(comp: dict[str, Any], state: str) -> list[str]:
     return []
 
 
+def check_last_reset(rendered: str) -> list[str]:
+    """What HA's MQTT sensor does with a rendered last_reset_value_template: empty is ignored,
+    anything dt_util.parse_datetime cannot read is logged ("Invalid last_reset message"); a
+    time without a zone would be taken as local time."""
+    if not rendered:
+        return []
+    try:
+        when = datetime.fromisoformat(rendered)
+    except ValueError:
+        return [f"Invalid last_reset message {rendered!r}"]
+    return [] if when.tzinfo is not None else [f"last_reset {rendered!r} has no time zone"]
+
+
 def check_attributes(rendered: str) -> list[str]:
     """json_attributes_template must give a JSON object."""
     try:

@@ -86,6 +86,9 @@ def state(comp: dict[str, Any], payload: bytes) -> str:
     """The state HA computes, after checking HA would accept it."""
     rendered = render(comp["value_template"], payload)
     assert ha_schema.check_state(comp, rendered) == [], (comp["unique_id"], rendered)
+    if "last_reset_value_template" in comp:
+        reset = render(comp["last_reset_value_template"], payload)
+        assert ha_schema.check_last_reset(reset) == [], (comp["unique_id"], reset)
     if "json_attributes_template" in comp and comp["json_attributes_topic"] == comp["state_topic"]:
         attributes = render(comp["json_attributes_template"], payload)
         assert ha_schema.check_attributes(attributes) == [], (comp["unique_id"], attributes)

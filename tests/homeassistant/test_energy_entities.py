@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jinja2
+import pytest
 
+from tests.energy.test_with_gateway import start_energy, start_session
 from tests.fixtures.mosquitto import Broker
+from tests.fixtures.services import ServiceGroup
 from tests.homeassistant import ha_schema
 from tests.homeassistant.test_discovery_config import (
     ROOT,
@@ -23,17 +27,22 @@ from tests.homeassistant.test_discovery_config import (
     station,
 )
 from tests.homeassistant.test_publisher import Configs, home_assistant, publisher, running
+from tests.homeassistant.test_with_real_gateway import (
+    HomeAssistantView,
+    eventually,
+    remembered,
+)
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.enums import ChargeMode
+from voltbus_common.enums import ChargeMode, CommandName
 from voltbus_common.homeassistant.discovery import energy_set_topic, energy_view_topic
 from voltbus_common.homeassistant.energy import EnergyBridge, parse_departure
-from voltbus_common.models import ChargeModeSetting, ChargeModeState
+from voltbus_common.models import ChargeModeSetting, ChargeModeState, GatewayCommand, SessionCost
 
 SITE_KEYS = {"site_grid_power", "site_pv_power", "site_surplus", "site_charge_power",
              "site_fuse_limit", "site_fail_safe"}
 CONNECTOR_KEYS = {"charge_mode", "plan_energy", "plan_departure", "energy_status",
-                  "energy_limit"}
+                  "energy_limit", "tariff_cost"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined)
 TIMEOUT = 5
 
@@ -114,6 +123,33 @@ def test_connector_entities_render_from_the_mode() -> None:
     assert json.loads(command(comps["c1_plan_energy"], 20)) == {"plan_energy_wh": 20000.0}
     assert json.loads(command(comps["c1_plan_energy"], 7.5)) == {"plan_energy_wh": 7500.0}
     assert json.loads(command(comps["c1_plan_departure"], 'a"b')) == {"plan_departure": 'a"b'}
+
+
+def test_session_cost_at_the_tariff_from_energy_cost() -> None:
+    """Issue 13: the cost at the live tariff (energy/{c}/cost), in the configured currency."""
+    comps = all_components(station(energy_site="home", currency="CHF"))
+    cost = comps["c1_tariff_cost"]
+    assert ch.ENERGY_COST.match(ROOT, cost["state_topic"]) == {"station": "CP1",
+                                                                "connector": "1"}
+    assert ch.ENERGY_COST.match(ROOT, comps["c2_tariff_cost"]["state_topic"])["connector"] == "2"
+    # monetary allows only `total` (HA: "expected None or one of 'total'"); last_reset marks
+    # each session as a new cycle of the statistics.
+    assert (cost["device_class"], cost["state_class"], cost["unit_of_measurement"]) == (
+        "monetary", "total", "CHF")
+    assert "session_cost" not in cost["unique_id"]  # the flat-price one keeps its own id
+    running = example(ch.ENERGY_COST, final=False, stopped_at=None, cost=1.23456,
+                      energy_wh=4100.0)
+    assert float(state(cost, running)) == 1.2346
+    assert datetime.fromisoformat(render(cost["last_reset_value_template"], running)) == \
+        datetime(2026, 1, 1, 10, tzinfo=UTC)  # the session's start
+    attrs = json.loads(render(cost["json_attributes_template"], running))
+    assert (attrs["final"], attrs["energy_wh"], attrs["transaction_id"]) == (False, 4100.0, "42")
+    final = example(ch.ENERGY_COST)
+    assert float(state(cost, final)) == 5.06
+    assert json.loads(render(cost["json_attributes_template"], final))["stopped_at"]
+    bad = dict(cost, state_class="total_increasing")
+    assert any("not valid for device class" in e for e in ha_schema._check_sensor(bad))
+    assert ha_schema.check_last_reset("2026-01-01T10:00:00") != []  # no zone: refused here
 
 
 def test_parse_departure() -> None:
@@ -201,3 +237,48 @@ async def test_ha_commands_reach_mode_set_whole_through_the_broker(
         assert (msg.payload.mode, msg.payload.plan_energy_wh) == (ChargeMode.PLAN, 12500.0)
     assert energy.invalid_count == 0
     assert bus.invalid_count == 1  # the plan without a target
+
+
+async def test_tariff_cost_through_the_real_energy_manager_and_gateway(
+        mosquitto: Broker, services: ServiceGroup, station: str, tmp_path: Path) -> None:
+    """The session cost HA shows is the one the energy manager (a process, fixed price 0.50)
+    counts for a session through the real gateway: running, then final, last_reset at the
+    session's start, every state as HA would accept it."""
+    site = f"S{station}"
+    await services.start_charge_point(mosquitto, station, tmp_path / "data",
+                                      gateway_env={"VOLTBUS_MAX_CURRENT_A": "16"})
+    operator, watch = await start_energy(services, mosquitto, station, site, {
+        "VOLTBUS_DATA_DIR": str(tmp_path / "energy"), "VOLTBUS_ENERGY_FUSE_A": "32",
+        "VOLTBUS_ENERGY_PRICE_PER_KWH": "0.50"})
+    watch.follow(operator, ch.OCPP_STATUS, "status", connector=1)
+    watch.follow(operator, ch.TRANSACTION, "tx", connector=1)
+    bus, pub = publisher(mosquitto, station, connectors=[1], energy_site=site, currency="CHF")
+    ha = home_assistant(mosquitto, station)
+    seen = Configs(ha, pub)
+    retained = remembered(ha, f"{mosquitto.root}/#")
+    async with running(bus, ha, operator):
+        view = HomeAssistantView(await seen.all(1), retained)
+        cost = view.components["c1_tariff_cost"]
+        assert cost["unit_of_measurement"] == "CHF"
+        try:
+            await start_session(operator, watch)
+            await watch.until(lambda s: s.get("tx") is not None and s["tx"].energy_wh > 0,
+                              "energy charged")
+            await eventually(lambda: float(view.state("c1_tariff_cost") or 0) > 0, 15,
+                             "a running cost")
+            tx = watch.latest["tx"]
+            reset = _JINJA.from_string(cost["last_reset_value_template"]).render(
+                value_json=json.loads(retained[cost["state_topic"]]))
+            assert datetime.fromisoformat(reset) == tx.started_at
+            operator.publish(ch.COMMAND, GatewayCommand(command=CommandName.STOP), connector=1)
+            await eventually(lambda: json.loads(retained[cost["state_topic"]])["final"], 15,
+                             "the final cost")
+        except AssertionError:
+            raise AssertionError(services.logs()) from None
+        final = SessionCost.model_validate_json(retained[cost["state_topic"]])
+        assert float(view.state("c1_tariff_cost") or "nan") == round(final.cost, 4)
+        assert final.cost == pytest.approx(final.energy_wh / 1000 * 0.50, rel=1e-6)
+        # HA learns nothing of the energy manager's state from anything else: available.
+        energy = cost["availability"][0]["topic"]
+        assert retained[energy] == b"online"
+        assert view.check_all() == []

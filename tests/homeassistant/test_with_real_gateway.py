@@ -40,6 +40,19 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], within_s: floa
         await asyncio.sleep(0.05)
 
 
+def remembered(bus: Bus, *topic_filters: str) -> dict[str, bytes]:
+    """The latest payload per topic under the filters, as HA holds state (register before
+    the bus runs)."""
+    latest: dict[str, bytes] = {}
+
+    async def remember(topic: str, payload: bytes, retain: bool) -> None:
+        latest[topic] = payload
+
+    for topic_filter in topic_filters:
+        bus.on_raw(topic_filter, remember)
+    return latest
+
+
 class HomeAssistantView:
     """What HA would show: each entity's template applied to the last state payload, and
     each such state checked as HA checks it (in range, numeric, an option, a timestamp)."""
@@ -60,6 +73,9 @@ class HomeAssistantView:
             variables["value_json"] = json.loads(raw)
         rendered = _JINJA.from_string(comp["value_template"]).render(**variables).strip()
         self.errors += [f"{key}: {e}" for e in ha_schema.check_state(comp, rendered)]
+        if "last_reset_value_template" in comp:
+            reset = _JINJA.from_string(comp["last_reset_value_template"]).render(**variables)
+            self.errors += [f"{key}: {e}" for e in ha_schema.check_last_reset(reset.strip())]
         return rendered
 
     def check_all(self) -> list[str]:
@@ -78,13 +94,8 @@ async def test_ha_drives_a_session_through_the_real_gateway(
     api_bus, pub = publisher(mosquitto, station, connectors=[1], max_current_a=16.0)
     ha = home_assistant(mosquitto, station)
     seen = Configs(ha, pub)
-    retained: dict[str, bytes] = {}
-
-    async def remember(topic: str, payload: bytes, retain: bool) -> None:
-        retained[topic] = payload
-
-    ha.on_raw(f"{mosquitto.root}/{station}/#", remember)
-    ha.on_raw(f"homeassistant/voltbus/{pub.station.object_id}/#", remember)  # the session view
+    retained = remembered(ha, f"{mosquitto.root}/{station}/#",
+                          f"homeassistant/voltbus/{pub.station.object_id}/#")  # + session view
     results: asyncio.Queue[CommandResult] = asyncio.Queue()
 
     async def on_result(msg: Received[CommandResult]) -> None:

@@ -22,6 +22,7 @@ from voltbus_common.channels import (
     CHARGING,
     COMMAND,
     DEFAULT_ROOT,
+    ENERGY_COST,
     ENERGY_MODE,
     ENERGY_SITE,
     HW_ERROR,
@@ -418,7 +419,28 @@ class StationDiscovery:
                 c + "energy_limit", "sensor", "Energy manager limit", icon="mdi:speedometer",
                 device_class="current", unit_of_measurement="A", state_class="measurement",
                 state_topic=mode, value_template=_or_none("value_json.limit_a")),
+            self._tariff_cost(n),
         ]
+
+    def _tariff_cost(self, n: int) -> tuple[str, Component]:
+        """The running (then the last) session's cost at the tariff in force while it charged
+        (the energy manager's energy/{n}/cost). monetary allows only state_class `total`; with
+        last_reset at the session's start HA's statistics begin a new cycle at each session,
+        so their sum is the money spent on charging (the energy dashboard can use it)."""
+        cost = ENERGY_COST.topic(self.root, **self._args(n))
+        return self._energy_entity(
+            f"c{n}_tariff_cost", "sensor", "Session cost (tariff)", icon="mdi:cash-clock",
+            device_class="monetary", unit_of_measurement=self.currency, state_class="total",
+            suggested_display_precision=2, state_topic=cost,
+            value_template="{{ value_json.cost | round(4) }}",
+            last_reset_value_template="{{ value_json.started_at }}",
+            json_attributes_topic=cost,
+            json_attributes_template=(
+                "{{ {'final': value_json.final, 'energy_wh': value_json.energy_wh, "
+                "'unpriced_wh': value_json.unpriced_wh, "
+                "'price_per_kwh': value_json.price_per_kwh, "
+                "'started_at': value_json.started_at, 'stopped_at': value_json.stopped_at, "
+                "'transaction_id': value_json.transaction_ref} | tojson }}"))
 
     def connector_config(self, n: int) -> dict[str, Any]:
         """Connector n's device discovery payload."""
