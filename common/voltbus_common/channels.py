@@ -217,7 +217,11 @@ OCPP_STATUS = _ch("ocpp/{connector}/status", m.OcppConnectorStatus, retain=True,
                            "operative": True, "scheduled_operative": None})
 TRANSACTION = _ch("ocpp/{connector}/transaction", m.TransactionState, retain=True, writers=GATEWAY,
                   empty_clears=True,
-                  doc="The running transaction; an empty retained payload when there is none.",
+                  doc="The running transaction; an empty retained payload when there is none. "
+                      "Published at once when it starts, gets its central-system id and ends; "
+                      "while it charges, a grown energy_wh at most every 10 s (the latest value "
+                      "within 10 s of its reading; before issue 14: every reading). The live "
+                      "energy is hw/{connector}/meter's energy_wh minus meter_start_wh.",
                   example={"transaction_id": 42, "id_tag": "04A1B2C3", "started_at": _TS,
                            "meter_start_wh": 12000.0, "energy_wh": 345.6})
 SESSION = _ch("ocpp/{connector}/session", m.SessionSummary, retain=False, writers=GATEWAY,

@@ -18,7 +18,13 @@ from voltbus_common.enums import (
     StopReason,
 )
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser
-from voltbus_ocpp.model.connector import Facts, Reservation, Transaction, derive_status
+from voltbus_ocpp.model.connector import (
+    TX_ENERGY_REFRESH_S,
+    Facts,
+    Reservation,
+    Transaction,
+    derive_status,
+)
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     AuthorizeAnswered,
@@ -33,6 +39,7 @@ from voltbus_ocpp.model.events import (
     MeterUpdated,
     PilotChanged,
     PublishSession,
+    PublishTransaction,
     RemoteStart,
     RemoteStop,
     Reply,
@@ -138,7 +145,9 @@ def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
     clock.advance(9)
     assert model.handle(Tick()) == []
     clock.advance(1)
-    (sample,) = model.handle(Tick())
+    ticked = model.handle(Tick())
+    assert kinds(ticked) == ["PublishTransaction", "SendMeterValues"]  # 600 Wh on the bus too
+    sample = ticked[1]
     assert isinstance(sample, SendMeterValues)
     assert sample.reading.energy_wh == 600.0
     model.handle(MeterUpdated(1, reading(650.0)))
@@ -434,3 +443,76 @@ def test_no_new_session_on_a_connector_whose_cut_short_transaction_is_not_stoppe
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
     assert (stop.local_id, stop.meter_stop_wh) == (7, 900.0)
     assert model.handle(CardPresented("NEW")) == [SendAuthorize("NEW")]  # free again
+
+
+# --- an event of one connector re-derives that connector only (issue 14) -----------------------
+
+def _count_refreshes(model: StationModel) -> dict[int, int]:
+    counts = dict.fromkeys(model.connectors, 0)
+    for n, c in model.connectors.items():
+        def counted(real=c.refresh, n=n) -> list[Effect]:  # type: ignore[no-untyped-def]
+            counts[n] += 1
+            return real()
+        c.refresh = counted  # type: ignore[method-assign]
+    return counts
+
+
+def test_a_reading_on_one_connector_re_derives_only_that_connector() -> None:
+    model, _ = build(40)
+    model.handle(PilotChanged(3, PilotState.C))
+    model.handle(RemoteStart("TAG", 3))
+    counts = _count_refreshes(model)
+    assert model.handle(MeterUpdated(3, reading(700.0))) == []
+    model.handle(PilotChanged(3, PilotState.B))  # the EV stops drawing: SuspendedEV
+    assert status(model, 3) is ConnectorStatus.SUSPENDED_EV
+    assert counts == {n: 2 if n == 3 else 0 for n in model.connectors}
+    model.handle(Tick())  # time-driven changes: every connector
+    assert set(counts.values()) == {1, 3}
+
+
+def test_a_scheduled_station_availability_still_reaches_every_connector() -> None:
+    model, _ = build(3)
+    for n in (1, 2):
+        model.handle(PilotChanged(n, PilotState.C))
+        model.handle(RemoteStart(f"TAG{n}", n))
+    assert Reply(Outcome.SCHEDULED) in model.handle(ChangeAvailability(0, False))
+    assert status(model, 3) is ConnectorStatus.UNAVAILABLE  # idle: at once
+    model.handle(PilotChanged(1, PilotState.A))  # unplugged: its transaction ends
+    assert status(model, 1) is ConnectorStatus.UNAVAILABLE
+    assert status(model, 2) is ConnectorStatus.CHARGING
+    assert model.station_operative
+    model.handle(PilotChanged(2, PilotState.A))
+    assert [status(model, n) for n in (1, 2, 3)] == [ConnectorStatus.UNAVAILABLE] * 3
+    assert not model.station_operative
+
+
+def _published(effects: list[Effect]) -> list[float]:
+    return [e.transaction.energy_wh for e in effects
+            if isinstance(e, PublishTransaction) and e.transaction is not None]
+
+
+def test_the_transaction_is_republished_at_a_bounded_rate_and_converges() -> None:
+    """ocpp/{c}/transaction: at once on start, id and stop; a grown energy at most every
+    TX_ENERGY_REFRESH_S, the latest at the latest then (the tick sends it), not per reading."""
+    model, clock = build(MeterValueSampleInterval="0")
+    model.handle(MeterUpdated(1, reading(1000.0)))
+    model.handle(PilotChanged(1, PilotState.C))
+    started = model.handle(RemoteStart("TAG", 1))
+    assert _published(started) == [1000.0]
+    local_id = next(e for e in started if isinstance(e, SendStartTransaction)).local_id
+    assert _published(model.handle(StartAnswered(local_id, "9", AuthStatus.ACCEPTED))) == [
+        1000.0]  # the id at once
+    out: list[float] = []
+    for second in range(1, 10):
+        clock.advance(1)
+        out += _published(model.handle(MeterUpdated(1, reading(1000.0 + 3 * second))))
+        out += _published(model.handle(Tick()))
+    assert out == []
+    clock.advance(1)
+    assert _published(model.handle(Tick())) == [1027.0]  # 10 s: the latest reading
+    assert _published(model.handle(Tick())) == []  # nothing new, nothing sent
+    clock.advance(TX_ENERGY_REFRESH_S)
+    assert _published(model.handle(Tick())) == []  # unchanged energy is not republished
+    assert _published(model.handle(MeterUpdated(1, reading(1060.0)))) == [1060.0]  # at once
+    stop = model.handle(Command(1, CommandName.STOP, "r"))
+    assert [e.transaction for e in stop if isinstance(e, PublishTransaction)] == [None]

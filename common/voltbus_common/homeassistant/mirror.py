@@ -21,10 +21,17 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from voltbus_common.bus import Bus, Received
-from voltbus_common.channels import LAST_SESSION, RFID, RFID_LAST, SESSION, TRANSACTION
+from voltbus_common.channels import LAST_SESSION, METER, RFID, RFID_LAST, SESSION, TRANSACTION
 from voltbus_common.enums import StopReason
 from voltbus_common.homeassistant.discovery import StationDiscovery, mirror_topic
-from voltbus_common.models import RfidSeen, SessionSummary, TransactionState, UtcDatetime, utcnow
+from voltbus_common.models import (
+    MeterReading,
+    RfidSeen,
+    SessionSummary,
+    TransactionState,
+    UtcDatetime,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +129,7 @@ class SessionMirror:
             self.bus.on_raw(self.topic(n), self._on_own_session)
         self.bus.on_raw(self.topic(), self._on_own_station)
         self.bus.on(TRANSACTION, self._on_transaction)
+        self.bus.on(METER, self._on_meter)  # the running energy between transaction refreshes
         self.bus.on(SESSION, self._on_session)
         self.bus.on(LAST_SESSION, self._on_session)  # retained: also one ended while we were away
         self.bus.on(RFID, self._on_rfid)
@@ -159,6 +167,17 @@ class SessionMirror:
     async def _on_transaction(self, msg: Received[TransactionState]) -> None:
         if msg.connector in self.connectors:
             self._tx[msg.connector] = msg.payload
+            self._publish(msg.connector)
+
+    async def _on_meter(self, msg: Received[MeterReading]) -> None:
+        """The gateway republishes the retained transaction at a bounded rate (every 10 s while
+        its energy grows); the session energy follows every meter reading instead."""
+        tx = self._tx.get(msg.connector) if msg.connector in self.connectors else None
+        if tx is None or msg.payload is None:
+            return
+        live = round(msg.payload.energy_wh - tx.meter_start_wh, 3)
+        if live > (tx.energy_wh or 0.0):
+            self._tx[msg.connector] = tx.model_copy(update={"energy_wh": live})
             self._publish(msg.connector)
 
     async def _on_session(self, msg: Received[SessionSummary]) -> None:

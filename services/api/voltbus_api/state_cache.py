@@ -98,6 +98,17 @@ _CONNECTOR_FIELDS: dict[str, ch.Channel[Any]] = {
 Listener = Callable[[Change], Awaitable[None]]
 
 
+def _live_energy(state: ConnectorState) -> None:
+    """The running transaction's energy from the meter: the gateway republishes the retained
+    transaction at a bounded rate (every 10 s while it grows), the meter every reading."""
+    tx, meter = state.transaction, state.meter
+    if tx is None or meter is None:
+        return
+    live = round(meter.energy_wh - tx.meter_start_wh, 3)
+    if live > (tx.energy_wh or 0.0):
+        state.transaction = tx.model_copy(update={"energy_wh": live})
+
+
 class StateCache:
     """Latest state per station from retained bus topics; fans changes out to listeners."""
 
@@ -172,6 +183,8 @@ class StateCache:
         if state is None:
             state = self._connectors[key] = ConnectorState(station=station, connector=connector)
         setattr(state, field_name, value)
+        if field_name in ("meter", "transaction"):
+            _live_energy(state)
         state.updated_at = utcnow()
         kind = "session" if field_name == "last_session" else field_name
         await self._emit(Change(station=station, connector=connector, kind=kind,

@@ -13,7 +13,7 @@ from typing import Any
 from voltbus_ocpp.model.connector import Transaction
 from voltbus_ocpp.model.events import Effect, Event, ProfileLimit
 from voltbus_ocpp.model.results import Outcome
-from voltbus_ocpp.model.smart_charging import SmartCharging
+from voltbus_ocpp.model.smart_charging import MAX, Installed, SmartCharging, boundaries
 from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.repositories import ChargingProfiles
 
@@ -119,6 +119,26 @@ class Profiles:
         charging = {c.connector_id for c in self.model.connectors.values()
                     if c.facts.tx is not None}
         return len(charging | {connector})
+
+    def next_due(self, now: datetime) -> datetime | None:
+        """The next instant after now where a limit in force may change (None: none in sight);
+        the station's ticker waits for it instead of polling (issue 14)."""
+        starts: set[datetime | None] = {c.facts.tx.started_at for c in
+                                        self.model.connectors.values() if c.facts.tx is not None}
+        starts.add(None)
+        found: datetime | None = None
+        installed = [*self.smart.profiles, *(Installed(n, p) for n, p in self._held.items())]
+        for p in installed:
+            for tx_start in (starts if p.purpose != MAX else (None,)):
+                for t in boundaries(p.profile, now, tx_start):
+                    if t > now and (found is None or t < found):
+                        found = t
+        return found
+
+    @property
+    def any(self) -> bool:
+        """Some profile is installed or held (else apply() has nothing to do)."""
+        return bool(self.smart.profiles or self._held)
 
     def apply(self) -> None:
         """Turn the charging profiles in force now into each connector's limit.

@@ -120,7 +120,8 @@ class Station:
         self.model = StationModel(
             settings.connectors, self.config, self.authoriser, max_current_a=settings.max_current_a,
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
-            unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s)
+            unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s,
+            time_scale=settings.time_scale)
         self.availability = Availability(self.store)  # ChangeAvailability survives restarts
         self.availability.restore(self.model)
         self.command_limits = CommandLimits(self.store)  # set_current_limit survives restarts

@@ -89,8 +89,13 @@ function applyChange(ch) {
   else if (ch.kind === "recorder") st.recorder = ch.data;
   else if (ch.connector != null) {
     const field = ch.kind === "session" ? "last_session" : ch.kind;
-    connectorOf(st, ch.connector)[field] = ch.data;
+    const c = connectorOf(st, ch.connector);
+    c[field] = ch.data;
     if (ch.kind === "session" && !ch.retained) loadCosts().then(loadHistory).then(loadEnergy);
+    // one connector changed: fill its card only (every card on every reading was O(connectors))
+    fill(cardOf(st, c), c);
+    if (ch.kind === "transaction" || ch.kind === "meter") showMonthCost();
+    return;
   }
   render();
 }
@@ -120,19 +125,31 @@ function render() {
   $("#link").textContent = link.join(" · ");
   showMonthCost();
   for (const st of Object.values(stations)) {
-    for (const c of st.connectors) {
-      const id = `c-${st.station}-${c.connector}`;
-      let card = document.getElementById(id);
-      if (!card) {
-        card = $("#connector-template").content.firstElementChild.cloneNode(true);
-        card.id = id;
-        card.dataset.station = st.station; card.dataset.connector = c.connector;
-        wire(card);
-        root.appendChild(card);
-      }
-      fill(card, c);
-    }
+    for (const c of st.connectors) fill(cardOf(st, c, root), c);
   }
+}
+
+// A connector's card, made on first sight (in the order render() meets them).
+function cardOf(st, c, root = $("#stations")) {
+  const id = `c-${st.station}-${c.connector}`;
+  let card = document.getElementById(id);
+  if (!card) {
+    card = $("#connector-template").content.firstElementChild.cloneNode(true);
+    card.id = id;
+    card.dataset.station = st.station; card.dataset.connector = c.connector;
+    wire(card);
+    root.appendChild(card);
+  }
+  return card;
+}
+
+// The running session's energy: the meter's register since the start (the transaction topic
+// carries it only every 10 s or so while it grows; the meter comes with every reading).
+function liveEnergy(c) {
+  const tx = c.transaction;
+  if (!tx) return null;
+  const metered = c.meter ? c.meter.energy_wh - tx.meter_start_wh : 0;
+  return Math.max(tx.energy_wh || 0, metered);
 }
 
 function fill(card, c) {
@@ -140,8 +157,9 @@ function fill(card, c) {
   $(".name", card).textContent = `${c.station} / ${c.connector}`;
   const badge = $(".status", card); badge.textContent = status; badge.className = `status badge ${status}`;
   $(".power", card).textContent = fmt.kw(c.meter?.power_w);
-  $(".energy", card).textContent = c.transaction ? fmt.kwh(c.transaction.energy_wh) : "–";
-  $(".cost", card).textContent = c.transaction ? fmt.money(costOf(c.transaction.energy_wh)) : "–";
+  const energy = liveEnergy(c);
+  $(".energy", card).textContent = c.transaction ? fmt.kwh(energy) : "–";
+  $(".cost", card).textContent = c.transaction ? fmt.money(costOf(energy)) : "–";
   $(".idtag", card).textContent = c.transaction?.id_tag || "–";
   $(".limit", card).textContent = c.charging?.current_limit_a != null ? `${c.charging.current_limit_a} A` : "–";
   $(".currents", card).textContent = fmt.phases(c.meter?.current_a, "A", 1);
@@ -306,7 +324,7 @@ function showMonthCost() {
   if (!monthCost) return;
   const running = Object.values(stations).flatMap((st) => st.connectors)
     .filter((c) => c.transaction && c.transaction.started_at.slice(0, 7) === monthCost.month)
-    .reduce((sum, c) => sum + costOf(c.transaction.energy_wh), 0);
+    .reduce((sum, c) => sum + costOf(liveEnergy(c)), 0);
   $("#month-cost").textContent = `${monthCost.cost.toFixed(2)} ${monthCost.currency}` +
     (running > 0 ? ` + ${running.toFixed(2)} ${monthCost.currency} running` : "");
 }

@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 
 PLUGGED = frozenset({PilotState.B, PilotState.C, PilotState.D})
 DRAWING = frozenset({PilotState.C, PilotState.D})
+# The retained ocpp/{c}/transaction is published at once when the transaction starts, gets its
+# id and ends; a grown energy_wh at most once per TX_ENERGY_REFRESH_S (times the time scale),
+# the last value at the latest that long after the reading (the tick sends it). It was every meter
+# reading: a retained QoS 1 message per reading for every consumer (issue 14). The live energy
+# is on hw/{c}/meter: its register minus meter_start_wh (docs/topics.md).
+TX_ENERGY_REFRESH_S = 10.0
 PILOT_FAULT = frozenset({PilotState.E, PilotState.F})
 
 LED_FOR_STATUS: dict[ConnectorStatus, tuple[str, LedPattern]] = {
@@ -74,6 +80,8 @@ class Transaction:
     transaction_id: str | None = None
     samples: list[Sample] = field(default_factory=list)  # StopTxnSampled/AlignedData
     energy_cap_wh: float | None = None  # MaxEnergyOnInvalidId after a non-Accepted start
+    published_at: datetime | None = None  # when ocpp/{c}/transaction was last published
+    published_wh: float | None = None  # the energy_wh it carried then
 
     @property
     def delivered_wh(self) -> float:
@@ -196,6 +204,7 @@ class Connector:
     # after a close: Charging/SuspendedEV wait for the relay confirmation (the pilot settles
     # before it), so a start reports one status, not SuspendedEV for a few ms before Charging
     closing_until: datetime | None = None
+    tx_refresh: timedelta = timedelta(seconds=TX_ENERGY_REFRESH_S)
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -386,7 +395,7 @@ class Connector:
                 SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
                                      reservation_id),
                 limit, self.set_relay(True, request_id(local_id, "start")),
-                PublishTransaction(self.connector_id, tx.view()), charging]
+                self._publish_tx(now), charging]
 
     def stop_transaction(self, reason: StopReason, id_tag: str | None = None) -> list[Effect]:
         """Stop charging; StopTransaction goes to the durable queue once the register after the
@@ -475,7 +484,28 @@ class Connector:
         tx.energy_wh = max(reading.energy_wh, tx.meter_start_wh)
         if tx.energy_cap_wh is not None and tx.delivered_wh >= tx.energy_cap_wh:
             return self.stop_transaction(StopReason.DE_AUTHORIZED)  # MaxEnergyOnInvalidId
-        return [PublishTransaction(self.connector_id, tx.view())]
+        return self._tx_energy(self.clock())
+
+    def _tx_energy(self, now: datetime) -> list[Effect]:
+        """The transaction again if its energy grew and the last publish is old enough."""
+        tx = self.facts.tx
+        if tx is None or tx.energy_wh == tx.published_wh or (
+                tx.published_at is not None and now < tx.published_at + self.tx_refresh):
+            return []
+        return [self._publish_tx(now)]
+
+    def _publish_tx(self, now: datetime) -> PublishTransaction:
+        tx = self.facts.tx
+        assert tx is not None
+        tx.published_at, tx.published_wh = now, tx.energy_wh
+        return PublishTransaction(self.connector_id, tx.view())
+
+    def tx_energy_due(self) -> datetime | None:
+        """When the tick owes the bus the transaction's grown energy (None: nothing owed)."""
+        tx = self.facts.tx
+        if tx is None or tx.energy_wh == tx.published_wh or tx.published_at is None:
+            return None
+        return tx.published_at + self.tx_refresh
 
     def invalidated(self, local_id: int) -> list[Effect]:
         """The central system did not accept the started transaction's id tag (OCPP 1.6 4.8).
@@ -500,6 +530,23 @@ class Connector:
             return self.stop_transaction(StopReason.OTHER)
         return []
 
+    def next_due(self, now: datetime, *, relay: bool = True) -> datetime | None:
+        """The next instant on_tick (or refresh) has something to do for this connector; now if
+        overdue, None if nothing is in sight. relay: count the relay re-send."""
+        f = self.facts
+        dues = [f.waiting.until if f.waiting is not None else None,
+                f.reservation.expiry if f.reservation is not None else None,
+                self.pending_stop.deadline if self.pending_stop is not None else None,
+                self.next_sample_at if f.tx is not None and f.meter is not None else None,
+                self.closing_until, self.tx_energy_due(),
+                self.relay.next_due(now, self._relay_verdict()) if relay else None]
+        aligned = self.config.clock_aligned_interval_s
+        if aligned > 0:
+            dues.append(self.next_clock_at or now)
+        elif self.next_clock_at is not None:
+            dues.append(now)  # the tick forgets it
+        return min((d for d in dues if d is not None), default=None)
+
     def on_tick(self) -> list[Effect]:
         """ConnectionTimeOut, reservation expiry and meter sampling."""
         now = self.clock()
@@ -512,9 +559,12 @@ class Connector:
             f.reservation = None
         if self.pending_stop is not None and now >= self.pending_stop.deadline:
             effects += self.flush_stop(timed_out=True)
+        effects += self._tx_energy(now)
+        if self.next_sample_at is not None and self.config.sample_interval_s <= 0:
+            self.next_sample_at = None  # MeterValueSampleInterval set to 0: no more samples
         if f.tx is not None and f.meter is not None and self.next_sample_at is not None and (
                 now >= self.next_sample_at):
-            interval = timedelta(seconds=max(0.01, self.config.sample_interval_s))
+            interval = timedelta(seconds=self.config.sample_interval_s)
             while self.next_sample_at <= now:
                 self.next_sample_at += interval
             effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now))
@@ -568,7 +618,7 @@ class Connector:
         if tx is None or tx.local_id != local_id:
             return []
         self.facts.tx = replace(tx, transaction_id=transaction_id)
-        return [PublishTransaction(self.connector_id, self.facts.tx.view())]
+        return [self._publish_tx(self.clock())]
 
 
 def _next_aligned(now: datetime, interval_s: int) -> datetime:

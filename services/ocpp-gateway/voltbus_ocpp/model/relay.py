@@ -63,3 +63,12 @@ class RelayKeeper:
         self.sent_at = now
         self.resends += 1
         return True
+
+    def next_due(self, now: datetime, v: Verdict) -> datetime | None:
+        """When `due` will next say True (None: not while nothing changes); notes a
+        disagreement that began, as `due` does."""
+        self.observe(now, v)
+        if self.since is None or v is Verdict.HOLD or self.resends >= MAX_RESENDS:
+            return None
+        last = max(self.since, self.sent_at) if self.sent_at is not None else self.since
+        return last + timedelta(seconds=self.grace_s * 2 ** self.resends)

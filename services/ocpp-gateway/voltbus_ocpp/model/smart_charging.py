@@ -100,6 +100,29 @@ def limit_of(p: dict[str, Any], at: datetime, tx_start: datetime | None,
     return limit
 
 
+def boundaries(p: dict[str, Any], at: datetime, tx_start: datetime | None) -> list[datetime]:
+    """The instants around `at` where the profile's limit may change (validity, each period's
+    start, the end of its duration, the next recurrence), so a timer can wait for the next one.
+    A schedule that starts with the transaction has none outside one (it stays at its start)."""
+    out = [t for t in (_time(p.get("validFrom")), _time(p.get("validTo"))) if t is not None]
+    sched = p["chargingSchedule"]
+    kind = p["chargingProfileKind"]
+    anchored = kind != "Relative" and (_time(sched.get("startSchedule"))
+                                       or _time(p.get("validFrom"))) is not None
+    if not anchored and tx_start is None:
+        return out
+    start = schedule_start(p, at, tx_start)
+    if start is None:
+        return out
+    out += [start + timedelta(seconds=float(x["startPeriod"]))
+            for x in sched["chargingSchedulePeriod"]]
+    if sched.get("duration") is not None:
+        out.append(start + timedelta(seconds=float(sched["duration"])))
+    if kind == "Recurring" and anchored:
+        out.append(start + timedelta(days=7 if p.get("recurrencyKind") == "Weekly" else 1))
+    return out
+
+
 def invalid_schedule(p: dict[str, Any]) -> str | None:
     """Why a profile's schedule breaks OCPP 1.6 (3.13, 7.13/7.14), None if it does not: the
     first period starts at 0, periods come in increasing startPeriod order, and an Absolute or

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, StopReason
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
 from voltbus_ocpp.model.config import ChargePointConfig
-from voltbus_ocpp.model.connector import Connector, Reservation
+from voltbus_ocpp.model.connector import TX_ENERGY_REFRESH_S, Connector, Reservation
 from voltbus_ocpp.model.energy_limit import EnergyLimit, apply_energy_limit
 from voltbus_ocpp.model.events import (
     AnswerCommand,
@@ -52,6 +52,14 @@ from voltbus_ocpp.model.metering import SwitchRead
 from voltbus_ocpp.model.offpeak import OffPeak, OffPeakChanged
 from voltbus_ocpp.model.results import AuthStatus, Outcome
 
+# Events whose handler changes the facts of their own connector only (and station-wide
+# counters such as the next local id, which no status is derived from). Anything that changes
+# other connectors' facts out of band (reservations, availability, restarts) dispatches a Tick,
+# which re-derives every connector.
+ONE_CONNECTOR: frozenset[type[Event]] = frozenset({
+    PilotChanged, MeterUpdated, RelayChanged, SwitchRead, HardwareFault, ProfileLimit,
+    EnergyLimit})
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -69,7 +77,8 @@ class StationModel:
 
     def __init__(self, connectors: int, config: ChargePointConfig, authoriser: Authoriser, *,
                  max_current_a: float, clock: Callable[[], datetime], first_local_id: int = 1,
-                 unlock_supported: bool = False, relay_grace_s: float = 3.0) -> None:
+                 unlock_supported: bool = False, relay_grace_s: float = 3.0,
+                 time_scale: float = 1.0) -> None:
         self.config = config
         self.authoriser = authoriser
         self.clock = clock
@@ -89,6 +98,7 @@ class StationModel:
             for n in range(1, connectors + 1)}
         for c in self.connectors.values():
             c.relay.grace_s = relay_grace_s
+            c.tx_refresh = timedelta(seconds=TX_ENERGY_REFRESH_S * time_scale)
         self.HANDLERS: dict[type[Event], Callable[[Any], list[Effect]]] = {
             PilotChanged: lambda e: self.connectors[e.connector].on_pilot(e.state),
             MeterUpdated: lambda e: self.connectors[e.connector].on_meter(e.reading),
@@ -120,11 +130,20 @@ class StationModel:
         return value
 
     def handle(self, event: Event) -> list[Effect]:
-        """Apply one event; the effects to carry out, in order."""
+        """Apply one event; the effects to carry out, in order. An event of one connector
+        (ONE_CONNECTOR) re-derives only that connector's status: the others' facts did not
+        move (issue 14: a meter reading cost O(connectors) per station). A scheduled station
+        availability can reach every connector when a transaction ends: then all are."""
+        scheduled = self.station_scheduled is not None
         effects = self.HANDLERS[type(event)](event)
         self._apply_scheduled_station()
-        for connector in self.connectors.values():
-            effects += connector.refresh()
+        one = self.connectors.get(event.connector) if (  # type: ignore[attr-defined]
+            type(event) in ONE_CONNECTOR and not scheduled) else None
+        if one is not None:
+            effects += one.refresh()
+        else:
+            for connector in self.connectors.values():
+                effects += connector.refresh()
         return self.offpeak.annotate(effects, self.connectors)
 
     def startup(self) -> list[Effect]:
@@ -155,6 +174,12 @@ class StationModel:
         if self.hardware_online is not False:  # re-sends to an absent service would be lost
             effects += [x for c in self.connectors.values() for x in c.reconcile_relay()]
         return effects
+
+    def next_due(self, now: datetime) -> datetime | None:
+        """The next instant a Tick has something to do (None: nothing in sight)."""
+        relay = self.hardware_online is not False  # as _on_tick: no re-sends to an absent one
+        return min((d for c in self.connectors.values()
+                    if (d := c.next_due(now, relay=relay)) is not None), default=None)
 
     def _on_link(self, event: LinkChanged) -> list[Effect]:
         self.online = event.online
