@@ -78,6 +78,17 @@ class HomeAssistantView:
             self.errors += [f"{key}: {e}" for e in ha_schema.check_last_reset(reset.strip())]
         return rendered
 
+    def state_attributes(self, key: str) -> str | None:
+        """The entity's attributes as HA renders them (json_attributes_template)."""
+        comp = self.components[key]
+        raw = self.retained.get(comp["json_attributes_topic"])
+        if not raw:
+            return None
+        rendered = _JINJA.from_string(comp["json_attributes_template"]).render(
+            value=raw.decode(), value_json=json.loads(raw)).strip()
+        self.errors += [f"{key}: {e}" for e in ha_schema.check_attributes(rendered)]
+        return rendered
+
     def check_all(self) -> list[str]:
         """Every entity with a state now, as HA would render it: the errors HA would log."""
         for key, comp in self.components.items():
