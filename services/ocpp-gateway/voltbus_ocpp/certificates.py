@@ -134,6 +134,61 @@ def verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate],
     raise CertificateError(f"{last.issuer.rfc4514_string()} is not an installed root")
 
 
+class RevokedError(CertificateError):
+    """A certificate of the chain is on a CRL of its issuer (1.6 security: RevokedCertificate)."""
+
+
+def load_crls(path: Path | None) -> list[x509.CertificateRevocationList]:
+    """The PEM CRLs in the file (VOLTBUS_CRL_FILE); none when unset. CertificateError when
+    the file is set but cannot be read: a configured revocation source that fails is never
+    taken for "nothing revoked"."""
+    if path is None:
+        return []
+    from cryptography import x509 as x
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CertificateError(f"the CRL file {path} cannot be read: {exc}") from None
+    marker = b"-----BEGIN X509 CRL-----"
+    crls = []
+    for part in text.split(marker)[1:]:
+        try:
+            crls.append(x.load_pem_x509_crl(marker + part))
+        except ValueError as exc:
+            raise CertificateError(f"the CRL file {path} holds a bad CRL: {exc}") from None
+    return crls
+
+
+def check_revocation(chain: list[x509.Certificate], issuers: list[x509.Certificate],
+                     crls: list[x509.CertificateRevocationList]) -> None:
+    """RevokedError when a certificate of the chain (leaf first) is listed on a CRL whose
+    signature verifies with the certificate's issuer (the next in the chain, or one of
+    issuers: the roots). A CRL of another issuer, or whose signature does not verify, is
+    ignored for that certificate."""
+    if not crls:
+        return
+    candidates = [*chain[1:], *issuers]
+    for cert in chain:
+        for crl in crls:
+            if crl.issuer != cert.issuer:
+                continue
+            signer = next((c for c in candidates if c.subject == crl.issuer and
+                           crl.is_signature_valid(c.public_key())), None)  # type: ignore[arg-type]
+            if signer is None:
+                continue
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                raise RevokedError(f"{cert.subject.rfc4514_string()} (serial "
+                                   f"{cert.serial_number:x}) is revoked by its issuer's CRL")
+
+
+def crl_issuers(crls: list[x509.CertificateRevocationList],
+                roots: list[x509.Certificate]) -> list[x509.CertificateRevocationList]:
+    """The CRLs issued (and signed) by one of roots."""
+    return [crl for crl in crls if any(
+        root.subject == crl.issuer and crl.is_signature_valid(root.public_key())  # type: ignore[arg-type]
+        for root in roots)]
+
+
 def verify_signature(cert: x509.Certificate, signature: bytes, data: bytes) -> None:
     """InvalidSignature unless signature is cert's key's SHA-256 signature of data (RSA
     PKCS#1 v1.5 or ECDSA)."""

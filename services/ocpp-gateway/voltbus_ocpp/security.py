@@ -32,7 +32,9 @@ from voltbus_ocpp.certificates import (
     CENTRAL_SYSTEM_ROOT,
     CertificateError,
     CertificateStore,
+    crl_issuers,
     load_chain,
+    load_crls,
 )
 from voltbus_ocpp.messages import SignCertificateRequest
 from voltbus_ocpp.offline_queue import OfflineQueue
@@ -157,10 +159,25 @@ class SecurityProfiles:
         for cafile in cafiles[1:]:
             context.load_verify_locations(cafile=cafile)
         context.minimum_version = ssl.TLSVersion.TLSv1_2  # whitepaper: TLS 1.2 or above
+        self._revocation(context)
         found = self._client_cert() if client else None
         if found is not None:
             context.load_cert_chain(*found)
         return context
+
+    def _revocation(self, context: ssl.SSLContext) -> None:
+        """With VOLTBUS_CRL_FILE holding a CRL of a trusted central-system root, the server
+        certificate is checked against it in the handshake (a revoked one fails like any bad
+        certificate: InvalidCentralSystemCertificate); an unreadable file stops the connection
+        (CertificateError), never passes as "nothing revoked"."""
+        crl_file = self.settings.crl_file
+        if crl_file is None:
+            return
+        roots = [*self.certs.roots(CENTRAL_SYSTEM_ROOT), *self.configured_roots()]
+        if not crl_issuers(load_crls(crl_file), roots):
+            return  # no CRL of these roots: nothing to check the server against
+        context.load_verify_locations(cafile=str(crl_file))
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
 
     def route(self) -> Route:
         """How to connect with the profile in force now."""

@@ -28,8 +28,11 @@ from voltbus_ocpp.certificates import (
     MANUFACTURER_ROOT,
     CertificateError,
     HashData,
+    RevokedError,
+    check_revocation,
     decode_signature,
     load_chain,
+    load_crls,
     verify_chain,
     verify_signature,
 )
@@ -257,12 +260,20 @@ class SecurityRequests:
 
     def signed_update_firmware(self, request: FirmwareRequest) -> str:
         """1.6 SignedUpdateFirmware, 2.0.1 UpdateFirmware: InvalidCertificate when the signing
-        certificate does not chain to an installed ManufacturerRootCertificate; else Accepted
+        certificate does not chain to an installed ManufacturerRootCertificate,
+        RevokedCertificate when it is on its issuer's CRL (VOLTBUS_CRL_FILE); else Accepted
         (AcceptedCanceled when it replaces one running), the download starting after the reply.
         """
         try:
             chain = load_chain(request.signing_certificate)
-            verify_chain(chain, self.security.certs.roots(MANUFACTURER_ROOT))
+            roots = self.security.certs.roots(MANUFACTURER_ROOT)
+            verify_chain(chain, roots)
+            check_revocation(chain, roots, load_crls(self.core.settings.crl_file))
+        except RevokedError as exc:
+            log.warning("%s: SignedUpdateFirmware: signing certificate revoked: %s",
+                        self.core.id, exc)
+            self.security.events.record("InvalidFirmwareSigningCertificate", str(exc))
+            return "RevokedCertificate"
         except CertificateError as exc:
             log.warning("%s: SignedUpdateFirmware: signing certificate refused: %s",
                         self.core.id, exc)

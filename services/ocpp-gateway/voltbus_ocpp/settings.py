@@ -30,6 +30,11 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     csms_ca_file: Path | None = None
     csms_client_cert_file: Path | None = None
     csms_client_key_file: Path | None = None
+    crl_file: Path | None = None
+    """VOLTBUS_CRL_FILE: PEM certificate revocation lists (one or more, of any CA). A CRL of a
+    CentralSystemRootCertificate (or of VOLTBUS_CSMS_CA_FILE) makes the TLS handshake refuse a
+    revoked server certificate; a firmware signing certificate on its issuer's CRL is answered
+    RevokedCertificate. The file is read at each connection and each SignedUpdateFirmware."""
     charge_point_vendor: str = Field(default="voltbus", min_length=1, max_length=20)
     charge_point_model: str = Field(default="voltbus", min_length=1, max_length=20)
     firmware_version: str = Field(default="0.1.0", max_length=50)
