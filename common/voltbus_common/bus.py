@@ -18,7 +18,7 @@ import ssl
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, cast
 
@@ -34,6 +34,61 @@ log = logging.getLogger(__name__)
 # Without TCP_NODELAY a QoS 1 command answered by another process stalls 40-90 ms (Nagle meets
 # delayed ACK); the broker config sets `set_tcp_nodelay true` for its side.
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+@contextlib.asynccontextmanager
+async def _connection(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
+    """`async with client`, without the two leaks aiomqtt 2.5 has around a cancel or a loss.
+
+    - A cancel that lands once the socket is connected (the CONNACK on its way) ends
+      `__aenter__` with no `__aexit__`: the connection stayed open at the broker until the next
+      connect with our client id took it over, which set an exception on a future nobody awaits.
+    - `__aexit__` returns early when the broker already dropped us, leaving that future's
+      exception unretrieved too.
+    Either way asyncio later logged "Future exception was never retrieved" from whichever code
+    ran when the client was garbage-collected (a CI error in an unrelated test).
+    """
+    try:
+        await client.__aenter__()
+    except BaseException:
+        _abandon(client)
+        raise
+    try:
+        yield client
+    except BaseException as exc:
+        await client.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        await client.__aexit__(None, None, None)
+    finally:
+        _retrieve_loss(client)
+
+
+def _abandon(client: aiomqtt.Client) -> None:
+    """Close a connection whose `__aenter__` did not return, now or as its CONNACK arrives.
+
+    The connect runs in an executor thread that a cancel does not stop, so the socket may open
+    only after this: paho's on_connect hook closes it then.
+    """
+    _retrieve_loss(client)
+    lost = client._disconnected
+    if not lost.done():
+        lost.set_result(None)  # the close below is ours, not a loss to report
+    paho = client._client
+
+    def close_at_connack(*_: object) -> None:
+        paho.disconnect()
+
+    paho.on_connect = close_at_connack
+    if paho.is_connected():
+        paho.disconnect()
+
+
+def _retrieve_loss(client: aiomqtt.Client) -> None:
+    """Mark a broker loss aiomqtt recorded as seen: run() has logged and handled it already."""
+    lost = client._disconnected
+    if lost.done() and not lost.cancelled():
+        lost.exception()
 
 
 @dataclass(frozen=True)
@@ -332,7 +387,7 @@ class Bus:
             # (see _raise_if_cancelled), so a stale count can never stop a healthy bus.
             cancels = _cancels_requested()
             try:
-                async with client:
+                async with _connection(client):
                     _raise_if_cancelled(since=cancels)
                     backoff = 0.2
                     await self._on_connect(client)
