@@ -141,7 +141,8 @@ async def test_login_watch_a_session_stop_it_and_download_a_report(
         text = await asyncio.to_thread(saved.read_text, encoding="utf-8-sig")
         rows = list(csv.reader(io.StringIO(text)))
         assert rows[1][4] == "04A1B2C3"
-        assert rows[-1] == ["Total", "", "", "", "", "", "7.500", "3.00"]
+        assert rows[-1][:8] == ["Total", "", "", "", "", "", "7.500", "3.00"]
+        assert rows[-1][8].startswith("Cost at the fixed price 0.4 EUR/kWh")
 
         # Fits a phone: nothing wider than the screen.
         width = await page.evaluate("document.documentElement.scrollWidth")

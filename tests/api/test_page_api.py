@@ -145,10 +145,10 @@ async def test_the_months_cost_is_the_reports_total_and_each_session_has_its_cos
         bad = await client.get("/api/v1/costs", params={"month": "2026-13"})
         this_month = (await client.get("/api/v1/costs")).json()
     total = list(csv.reader(io.StringIO(report.lstrip("\ufeff"))))[-1]
-    assert month["cost"] == float(total[-1])
+    assert month["cost"] == float(total[7])
     assert month == {"month": "2026-01", "timezone": "UTC", "currency": "CHF",
                      "price_per_kwh": 0.333, "sessions": 3, "energy_wh": 21500.5,
-                     "cost": 7.16, "influx_error": None}  # 2.33 + 3.66 + 1.17
+                     "cost": 7.16, "tariff_sessions": 0, "influx_error": None}  # 2.33 + 3.66 + 1.17
     assert bad.status_code == 422
     assert this_month["month"] == datetime.now(UTC).strftime("%Y-%m")
     assert this_month["sessions"] == 0

@@ -27,10 +27,17 @@ from tests.api.conftest import Peers, api_settings, eventually
 from tests.api.served import served_api
 from tests.api.test_browser import CHROMIUM_ARGS, chromium  # noqa: F401 (fixture)
 from tests.api.test_page_charts import DESKTOP, PHONE, log_in, shots
-from tests.fixtures.mosquitto import Broker
+from tests.fixtures.mosquitto import Broker, running
 from voltbus_common import channels as ch
-from voltbus_common.enums import ConnectorStatus
-from voltbus_common.models import MeterReading, OcppConnectorStatus, TransactionState
+from voltbus_common.bus import Bus
+from voltbus_common.enums import ConnectorStatus, StopReason
+from voltbus_common.models import (
+    MeterReading,
+    OcppConnectorStatus,
+    SessionCost,
+    SessionSummary,
+    TransactionState,
+)
 
 NIGHT_PRICE, DAY_PRICE = 0.18, 0.32
 
@@ -99,6 +106,9 @@ async def test_power_flow_mode_and_plan(
             await expect(page.locator("#site-note")).to_contain_text("Fuse 25 A per phase")
             await expect(page.locator("#site-note")).to_contain_text(f"{DAY_PRICE:.3f}")
             await expect(page.locator("#fail-safe")).to_be_hidden()
+            # The running session's cost: the energy manager's at the tariff in force.
+            await expect(page.locator(f"#c-{station}-1 .cost")).to_have_attribute(
+                "data-priced", "tariff", timeout=15_000)
             # The last 24 h of the site: no InfluxDB here, so what the API saw on the bus.
             site_chart = page.locator("#site-chart")
             await expect(site_chart).to_have_attribute("data-source", "local", timeout=10_000)
@@ -187,3 +197,83 @@ async def test_mode_route_refuses_a_bare_plan_and_says_when_nobody_answers(
         unknown = await client.put(f"/api/v1/stations/{station}/connectors/1/energy/mode",
                                    json={"mode": "turbo"})
         assert unknown.status_code == 422
+
+
+async def test_the_page_shows_session_costs_at_the_tariff(
+        chromium: str, mosquitto: Broker, peers: Peers, station: str,  # noqa: F811
+        tmp_path: Path) -> None:
+    """The card's cost is the energy manager's running energy/{c}/cost (not the fixed price),
+    and the history shows each finished session's recorded tariff cost, the fixed price only
+    where none was recorded (marked, with a note). The energy manager is played by a bus client
+    as the `energy` user, so the costs are known exactly."""
+    gw = peers.gateway
+    now = datetime.now(UTC).replace(microsecond=0)
+    past = [SessionSummary(transaction_id=i, transaction_ref=str(i), id_tag="04A1B2C3",
+                           started_at=now - timedelta(hours=4 - i),
+                           stopped_at=now - timedelta(hours=4 - i, minutes=-30),
+                           meter_start_wh=0.0, meter_stop_wh=10_000.0, energy_wh=10_000.0,
+                           stop_reason=StopReason.LOCAL) for i in (1, 2)]
+    running_tx = TransactionState(transaction_id=7, transaction_ref="7", id_tag="04A1B2C3",
+                                  started_at=now - timedelta(minutes=5), meter_start_wh=50_000.0,
+                                  energy_wh=2_000.0)
+    settings = api_settings(mosquitto, station, tmp_path, energy_site=f"site{station}",
+                            ha_discovery=False, api_price_per_kwh=0.30)
+    energy = Bus(mosquitto.settings("energy"), station=station, service=None)
+    async with served_api(settings) as api, running(energy), async_playwright() as pw:
+        for s in past:
+            gw.publish(ch.SESSION, s, connector=2)
+        energy.publish(ch.ENERGY_COST, SessionCost(
+            transaction_ref="2", transaction_id=2, started_at=past[1].started_at,
+            stopped_at=past[1].stopped_at, energy_wh=10_000.0, cost=1.876, final=True),
+            connector=2)
+        gw.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.CHARGING),
+                   connector=1)
+        gw.publish(ch.TRANSACTION, running_tx, connector=1)
+        energy.publish(ch.ENERGY_COST, SessionCost(
+            transaction_ref="7", transaction_id=7, started_at=running_tx.started_at,
+            energy_wh=2_000.0, cost=0.424, price_per_kwh=0.21), connector=1)
+
+        auth = {"Authorization": f"Bearer {api.token}"}
+
+        async def known() -> bool:  # both sessions and both costs reached the API
+            async with httpx.AsyncClient(base_url=api.url, headers=auth, timeout=5) as client:
+                sessions = (await client.get("/api/v1/sessions")).json()
+                site = (await client.get("/api/v1/site")).json()
+            return sessions["total"] == 2 and len(site["costs"]) == 2
+
+        await eventually(known)
+        password = (tmp_path / "api" / "initial-admin-password").read_text().strip()
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await log_in(page, api.url, "admin", password)
+        cost = page.locator(f"#c-{station}-1 .cost")
+        # 0.424 at the tariff, not 2 kWh x 0.30 = 0.60 at the fixed price
+        await expect(cost).to_have_text("0.42 EUR", timeout=10_000)
+        await expect(cost).to_have_attribute("data-priced", "tariff")
+        rows = page.locator("#history tbody tr")
+        await expect(rows).to_have_count(2)
+        cells = page.locator("#history tbody td.cost")
+        await expect(cells.nth(0)).to_have_text("1.88")  # newest first: session 2, priced
+        await expect(cells.nth(0)).to_have_attribute("data-priced", "tariff")
+        await expect(cells.nth(1)).to_have_text("3.00 *")  # 10 kWh x 0.30: no tariff cost
+        await expect(cells.nth(1)).to_have_attribute("data-priced", "fixed")
+        await expect(page.locator("#history-totals")).to_contain_text(
+            "* at the fixed price 0.30 EUR/kWh")
+        await page.locator("#history").screenshot(path=str(shots(tmp_path) / "history-cost.png"))
+
+        # A later running cost replaces it on the card.
+        energy.publish(ch.ENERGY_COST, SessionCost(
+            transaction_ref="7", transaction_id=7, started_at=running_tx.started_at,
+            energy_wh=3_000.0, cost=0.634, price_per_kwh=0.21), connector=1)
+        await expect(cost).to_have_text("0.63 EUR", timeout=10_000)
+        # A cost of another (earlier) transaction on the connector is not this session's.
+        energy.publish(ch.ENERGY_COST, SessionCost(
+            transaction_ref="6", transaction_id=6, started_at=now - timedelta(hours=9),
+            energy_wh=1_000.0, cost=9.99), connector=1)
+        await expect(cost).to_have_attribute("data-priced", "fixed", timeout=10_000)
+        await expect(cost).to_have_text("0.60 EUR")
+        assert errors == [], errors
+        await browser.close()
+

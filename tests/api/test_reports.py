@@ -10,9 +10,14 @@ import httpx
 import openpyxl
 import pypdf
 
-from tests.api.conftest import Peers, api_settings, running_api
+from tests.api.conftest import Peers, api_settings, eventually, running_api
 from tests.api.test_history import SESSIONS, publish_sessions
-from tests.fixtures.mosquitto import Broker
+from tests.fixtures.influxdb import InfluxServer
+from tests.fixtures.mosquitto import Broker, running
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus
+from voltbus_common.models import SessionCost, SessionSummary
+from voltbus_recorder import points
 
 # January 2026 at 0.31 EUR/kWh: 7.000 kWh -> 2.17, 11.000 -> 3.41, 3.5005 -> 3.501 kWh -> 1.09
 JANUARY = [("2026-01-05 08:00", "04A1B2C3", "7.000", "2.17"),
@@ -36,11 +41,14 @@ async def test_csv_report(mosquitto: Broker, peers: Peers, station: str, tmp_pat
     assert r.headers["content-disposition"] == 'attachment; filename="voltbus-2026-01.csv"'
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0] == ["Start", "End", "Station", "Connector", "Id tag", "Duration (min)",
-                       "Energy (kWh)", "Cost (EUR)"]
+                       "Energy (kWh)", "Cost (EUR)", "Priced at"]
     assert [(row[0], row[4], row[6], row[7]) for row in rows[1:-1]] == JANUARY
+    assert {row[8] for row in rows[1:-1]} == {"fixed 0.31"}
     assert rows[1][1] == "2026-01-05 09:00"
     assert rows[1][5] == "60"
-    assert rows[-1] == ["Total", "", "", "", "", "", "21.500", "6.67"]
+    assert rows[-1] == ["Total", "", "", "", "", "", "21.500", "6.67",
+                        "Cost at the fixed price 0.31 EUR/kWh (no cost at the tariff in force "
+                        "was recorded)"]
 
 
 async def test_csv_report_per_id_tag(mosquitto: Broker, peers: Peers, station: str,
@@ -49,7 +57,7 @@ async def test_csv_report_per_id_tag(mosquitto: Broker, peers: Peers, station: s
                        "/api/v1/reports/2026-01.csv?id_tag=04A1B2C3")
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert [row[4] for row in rows[1:-1]] == ["04A1B2C3", "04A1B2C3"]
-    assert rows[-1][6:] == ["18.000", "5.58"]
+    assert rows[-1][6:8] == ["18.000", "5.58"]
     assert "voltbus-2026-01-04A1B2C3.csv" in r.headers["content-disposition"]
 
 
@@ -61,7 +69,8 @@ async def test_excel_report(mosquitto: Broker, peers: Peers, station: str,
     rows = [list(row) for row in ws.iter_rows(values_only=True)]
     assert rows[0][0] == "Charging report 2026-01 (all id tags)"
     assert rows[1][:2] == ["Price per kWh (EUR)", 0.31]
-    assert rows[3][6:8] == ["Energy (kWh)", "Cost (EUR)"]
+    assert rows[2][0].startswith("Cost at the fixed price 0.31 EUR/kWh")
+    assert rows[3][6:9] == ["Energy (kWh)", "Cost (EUR)", "Priced at"]
     data = rows[4:7]
     assert [(d[0], d[4], d[6], d[7]) for d in data] == [
         (s, t, float(kwh), float(cost)) for s, t, kwh, cost in JANUARY]
@@ -104,4 +113,56 @@ async def test_bad_month_and_format(mosquitto: Broker, peers: Peers, station: st
         assert r.status_code == 422
         empty = await client.get("/api/v1/reports/2025-01.csv")
         rows = list(csv.reader(io.StringIO(empty.content.decode("utf-8-sig"))))
-        assert rows[-1] == ["Total", "", "", "", "", "", "0.000", "0.00"]
+        assert rows[-1][:8] == ["Total", "", "", "", "", "", "0.000", "0.00"]
+
+
+def _final(s: SessionSummary, cost: float) -> SessionCost:
+    return SessionCost(transaction_ref=s.transaction_ref, transaction_id=s.transaction_id,
+                       started_at=s.started_at, stopped_at=s.stopped_at, energy_wh=s.energy_wh,
+                       cost=cost, final=True)
+
+
+async def test_reports_use_the_cost_at_the_tariff_where_one_was_recorded(
+        mosquitto: Broker, peers: Peers, influxdb: InfluxServer, station: str,
+        tmp_path: Path) -> None:
+    """January: session 1 priced in InfluxDB (the recorder's session_cost), session 2 by a final
+    energy/{c}/cost on the bus, session 3 not priced (the fixed price). The page's month tile
+    (GET /costs) adds up to the same total as the report."""
+    (c1, s1), (c2, s2) = SESSIONS[:2]
+    db = influxdb.create_database()
+    assert influxdb.write(db, points.session_cost(station, c1, _final(s1, 1.234)) or ""
+                          ).status_code == 204
+    settings = api_settings(mosquitto, station, tmp_path, api_price_per_kwh=0.31,
+                            influx_url=influxdb.url, influx_database=db, ha_discovery=False)
+    energy = Bus(mosquitto.settings("energy"), station=station, service=None)
+    async with running_api(settings) as (client, _), running(energy):
+        await publish_sessions(client, peers, SESSIONS)
+        energy.publish(ch.ENERGY_COST, _final(s2, 2.005), connector=c2)
+
+        async def priced() -> bool:
+            page = (await client.get("/api/v1/costs/sessions")).json()
+            return sum(1 for s in page["items"] if s["tariff_cost"] is not None) == 2
+
+        await eventually(priced)
+        csv_file = await client.get("/api/v1/reports/2026-01.csv")
+        xlsx = await client.get("/api/v1/reports/2026-01.xlsx")
+        pdf = await client.get("/api/v1/reports/2026-01.pdf")
+        month = (await client.get("/api/v1/costs", params={"month": "2026-01"})).json()
+    rows = list(csv.reader(io.StringIO(csv_file.content.decode("utf-8-sig"))))
+    # 1.234 -> 1.23, 2.005 -> 2.01 (half up), 3.501 kWh x 0.31 -> 1.09
+    assert [(row[0], row[7], row[8]) for row in rows[1:-1]] == [
+        ("2026-01-05 08:00", "1.23", "tariff"), ("2026-01-06 23:30", "2.01", "tariff"),
+        ("2026-01-12 10:00", "1.09", "fixed 0.31")]
+    note = ("Cost at the tariff in force while charging for 2 sessions, at the fixed price "
+            "0.31 EUR/kWh for 1 (no tariff cost recorded)")
+    assert rows[-1] == ["Total", "", "", "", "", "", "21.500", "4.33", note]
+    ws = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+    sheet = [list(row) for row in ws.iter_rows(values_only=True)]
+    assert sheet[2][0] == note
+    assert [(d[7], d[8]) for d in sheet[4:7]] == [(1.23, "tariff"), (2.01, "tariff"),
+                                                  (1.09, "fixed 0.31")]
+    text = " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(
+        io.BytesIO(pdf.content)).pages).split())
+    assert note in text
+    assert "4.33" in text
+    assert (month["cost"], month["tariff_sessions"], month["sessions"]) == (4.33, 2, 3)

@@ -3,13 +3,13 @@
 The power curve comes from the recorder's `meter` measurement in InfluxDB (averaged into at most
 `points` buckets); without InfluxDB, or while it cannot answer, from the readings this API saw on
 the bus itself (10 s means of the last 8 hours per connector, in memory). Costs use the report's
-arithmetic (kWh to 3 decimals, times the price, half up to the cent), so page and report agree.
+arithmetic (kWh to 3 decimals, times the price, half up to the cent, or the energy manager's cost
+at the tariff in force where one was recorded), so page and report agree.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
 import math
 from array import array
@@ -28,7 +28,7 @@ from voltbus_api.history import SessionFilter, SessionRecord
 from voltbus_api.influx_reader import InfluxUnavailable
 from voltbus_api.query import month_range
 from voltbus_api.schemas import BucketSeries, error_responses
-from voltbus_api.sessions import SessionSource
+from voltbus_api.sessions import tariff_costs
 from voltbus_api.state_cache import Change
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,10 @@ class MonthCost(BaseModel):
     price_per_kwh: float
     sessions: int
     energy_wh: float
-    cost: float
+    cost: float = Field(description="at the tariff in force where recorded, else at the price "
+                        "(as the month's report)")
+    tariff_sessions: int = Field(default=0, description="sessions whose cost is at the tariff "
+                                 "in force (the rest at price_per_kwh)")
     influx_error: str | None = None
 
 
@@ -194,7 +197,7 @@ def _cost(energy_wh: float, price: Decimal) -> Decimal:
 
 @router.get("/costs", response_model=MonthCost, responses=error_responses(401, 422))
 async def month_cost(
-    ctx: ContextDep, source: SessionsDep,
+    request: Request, ctx: ContextDep, source: SessionsDep,
     month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                                        description="YYYY-MM; default: this month")] = None,
 ) -> MonthCost:
@@ -205,11 +208,12 @@ async def month_cost(
     first, after = month_range(month, s.zone)  # 422 for year 0 or 9999-12 (was a 500)
     found = await source.sessions(SessionFilter(start=first, end=after))
     report = reports.build(found, title=month, price_per_kwh=s.api_price_per_kwh,
-                           currency=s.api_currency, zone=s.zone)
+                           currency=s.api_currency, zone=s.zone,
+                           tariff=await tariff_costs(source, _finals(request), found))
     return MonthCost(month=month, timezone=s.api_timezone, currency=s.api_currency,
                      price_per_kwh=s.api_price_per_kwh, sessions=len(found),
                      energy_wh=sum(r.energy_wh for r in found), cost=float(report.total_cost),
-                     influx_error=source.influx_error)
+                     tariff_sessions=report.at_tariff, influx_error=source.influx_error)
 
 
 @router.get("/costs/sessions", response_model=CostedSessionPage,
@@ -220,30 +224,20 @@ async def costed_sessions(request: Request, ctx: ContextDep, source: SessionsDep
     s = ctx.settings
     price = Decimal(str(s.api_price_per_kwh))
     found = await source.sessions(SessionFilter())
-    tariff = await _tariff_costs(request, source, found[:limit])
+    tariff = await tariff_costs(source, _finals(request), found[:limit])
     items = [CostedSession(**r.model_dump(exclude={"duration_s"}),
                            cost=float(_cost(r.energy_wh, price)),
-                           tariff_cost=None if r.key not in tariff else float(
-                               Decimal(str(tariff[r.key])).quantize(Decimal("0.01"),
-                                                                    ROUND_HALF_UP)))
+                           tariff_cost=None if r.key not in tariff else float(tariff[r.key]))
              for r in found[:limit]]
     return CostedSessionPage(currency=s.api_currency, price_per_kwh=s.api_price_per_kwh,
                              total=len(found), total_energy_wh=sum(r.energy_wh for r in found),
                              items=items, influx_error=source.influx_error)
 
 
-async def _tariff_costs(request: Request, source: SessionSource, found: list[SessionRecord]
-                        ) -> dict[tuple[str, int, datetime], float]:
-    """The live-tariff costs of these sessions: InfluxDB's session_cost, then the bus's."""
-    costs: dict[tuple[str, int, datetime], float] = {}
-    if found and source.influx is not None:
-        with contextlib.suppress(InfluxUnavailable):  # the bus's copy below still counts
-            costs.update(await source.influx.tariff_costs(SessionFilter(
-                start=min(r.started_at for r in found))))
+def _finals(request: Request) -> dict[tuple[str, int, datetime], Any] | None:
+    """The final session costs the API saw on the bus (None without the energy routes)."""
     energy = getattr(request.app.state, "energy", None)
-    if energy is not None:
-        costs.update({k: c.cost for k, c in energy.finals.items()})
-    return costs
+    return None if energy is None else energy.finals
 
 
 def install(app: FastAPI, ctx: ApiContext, dependencies: list[Any]) -> None:

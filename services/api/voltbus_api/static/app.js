@@ -113,6 +113,32 @@ const fmt = {
 };
 // The report's arithmetic: kWh to 3 decimals times the price, to the cent.
 const costOf = (wh) => (prices.price_per_kwh == null ? null : Math.round(Math.round(wh) / 1000 * prices.price_per_kwh * 100 + 1e-9) / 100);
+// A running session's cost: the energy manager's at the tariff in force (energy/{c}/cost, from
+// energy.js's GET /site) when it prices this very transaction, else at the fixed price.
+function runningCost(c) {
+  const t = c.transaction;
+  if (!t) return null;
+  const live = (typeof energyView !== "undefined" && energyView?.costs || []).find((x) =>
+    x.station === c.station && x.connector === c.connector && !x.cost.final &&
+    Date.parse(x.cost.started_at) === Date.parse(t.started_at));
+  return live ? { cost: live.cost.cost, priced: "tariff" } : { cost: costOf(liveEnergy(c)), priced: "fixed" };
+}
+
+function fillCost(card, c) {
+  const cost = runningCost(c), cell = $(".cost", card);
+  cell.textContent = cost ? fmt.money(cost.cost) : "–";
+  cell.dataset.priced = cost?.priced || "";
+  cell.title = cost?.priced === "tariff" ? "at the tariff in force while charging" : cost ? `at the fixed price ${prices.price_per_kwh}/kWh` : "";
+}
+
+// The session costs again (energy.js, when the energy manager's costs came).
+function refreshCosts() {
+  showMonthCost();
+  for (const st of Object.values(stations)) for (const c of st.connectors) {
+    const card = document.getElementById(`c-${st.station}-${c.connector}`);
+    if (card) fillCost(card, c);
+  }
+}
 
 function render() {
   const root = $("#stations");
@@ -159,7 +185,7 @@ function fill(card, c) {
   $(".power", card).textContent = fmt.kw(c.meter?.power_w);
   const energy = liveEnergy(c);
   $(".energy", card).textContent = c.transaction ? fmt.kwh(energy) : "–";
-  $(".cost", card).textContent = c.transaction ? fmt.money(costOf(energy)) : "–";
+  fillCost(card, c);
   $(".idtag", card).textContent = c.transaction?.id_tag || "–";
   $(".limit", card).textContent = c.charging?.current_limit_a != null ? `${c.charging.current_limit_a} A` : "–";
   $(".currents", card).textContent = fmt.phases(c.meter?.current_a, "A", 1);
@@ -324,7 +350,7 @@ function showMonthCost() {
   if (!monthCost) return;
   const running = Object.values(stations).flatMap((st) => st.connectors)
     .filter((c) => c.transaction && c.transaction.started_at.slice(0, 7) === monthCost.month)
-    .reduce((sum, c) => sum + costOf(liveEnergy(c)), 0);
+    .reduce((sum, c) => sum + runningCost(c).cost, 0);
   $("#month-cost").textContent = `${monthCost.cost.toFixed(2)} ${monthCost.currency}` +
     (running > 0 ? ` + ${running.toFixed(2)} ${monthCost.currency} running` : "");
 }
@@ -335,7 +361,8 @@ async function loadCosts() {
   $("#price").textContent = `${month.price_per_kwh.toFixed(2)} ${month.currency}/kWh`;
   $("#month-energy").textContent = `${num(month.energy_wh / 1000, 1)} kWh`;
   monthCost = month;
-  $("#month-sessions").textContent = `${month.sessions} finished session${month.sessions === 1 ? "" : "s"} in ${month.month}`;
+  $("#month-sessions").textContent = `${month.sessions} finished session${month.sessions === 1 ? "" : "s"} in ${month.month}` +
+    (month.tariff_sessions ? `, ${month.tariff_sessions === month.sessions ? "all" : month.tariff_sessions} at the tariff in force` : "");
   $(".cost-head").textContent = `Cost (${month.currency})`;
   render();
 }
@@ -362,19 +389,25 @@ async function loadHistory() {
   const page = await api("/costs/sessions?limit=50");
   const tbody = $("#history tbody");
   tbody.replaceChildren();
+  // Cost at the tariff in force where the energy manager priced the session, else at the fixed
+  // price: marked * when both kinds are in the table.
+  const mixed = page.items.some((s) => s.tariff_cost != null) && page.items.some((s) => s.tariff_cost == null);
   for (const s of page.items) {
+    const cost = s.tariff_cost != null ? s.tariff_cost.toFixed(2) : s.cost.toFixed(2) + (mixed ? " *" : "");
     const tr = document.createElement("tr");
     const heads = [...document.querySelectorAll("#history thead th")].map((th) => th.textContent);
     const cells = [[new Date(s.started_at).toLocaleString([], { dateStyle: "short", timeStyle: "short" }), ""], [`${s.station}/${s.connector}`, ""],
-      [s.id_tag, ""], [fmt.dur(s.duration_s), "num"], [(s.energy_wh / 1000).toFixed(3), "num"], [s.cost.toFixed(2), "num"], [s.stop_reason, ""]];
+      [s.id_tag, ""], [fmt.dur(s.duration_s), "num"], [(s.energy_wh / 1000).toFixed(3), "num"], [cost, "num cost"], [s.stop_reason, ""]];
     cells.forEach(([text, cls], i) => {
       const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls;
+      if (cls === "num cost") td.dataset.priced = s.tariff_cost != null ? "tariff" : "fixed";
       td.dataset.label = heads[i]; // the column's name, shown beside the value on a phone
       tr.appendChild(td);
     });
     tbody.appendChild(tr);
   }
   $("#history-totals").textContent = `${page.total} sessions, ${(page.total_energy_wh / 1000).toFixed(3)} kWh in total` +
+    (mixed ? ` · * at the fixed price ${page.price_per_kwh.toFixed(2)} ${page.currency}/kWh (no cost at the tariff in force was recorded)` : "") +
     (page.influx_error ? " (InfluxDB unreachable: showing the API's own copy)" : "");
 }
 

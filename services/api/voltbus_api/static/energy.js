@@ -171,6 +171,7 @@ function renderEnergy() {
   const site = energyView.site;
   $("#energy-site").hidden = !site;
   if (site) renderFlow(site);
+  refreshCosts(); // the cards' session cost at the tariff in force (app.js)
   for (const c of energyView.connectors) {
     const card = document.getElementById(`c-${c.station}-${c.connector}`);
     if (card) fillEnergy(card, c.mode);
