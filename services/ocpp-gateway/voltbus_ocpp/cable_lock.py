@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from voltbus_common import channels as ch
+from voltbus_common.aio import timeout
 from voltbus_common.bus import Bus
 from voltbus_common.enums import LockState, StopReason
 from voltbus_common.models import LockCommand, LockStatus
@@ -152,7 +153,7 @@ class CableLocks:
 
     async def _until(self, check: Callable[[], bool], seconds: float) -> bool:
         try:
-            async with asyncio.timeout(seconds):
+            async with timeout(seconds):
                 while not check():
                     self._changed.clear()
                     await self._changed.wait()

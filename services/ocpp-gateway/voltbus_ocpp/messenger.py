@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from voltbus_common.aio import timeout
 from voltbus_ocpp.adapter import CallFailed, Session
 from voltbus_ocpp.messages import Heartbeat, Message
 from voltbus_ocpp.model.config import StationConfig
@@ -130,8 +131,8 @@ class Messenger:
                 interval = self.config.heartbeat_interval_s
                 wait = None if interval <= 0 else max(0.0, self.last_sent + interval
                                                       - time.monotonic())
-                try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
-                    async with asyncio.timeout(wait):
+                try:  # a timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                    async with timeout(wait):
                         await self.wake.wait()
                 except TimeoutError:
                     self.items.append(Live(Heartbeat()))
