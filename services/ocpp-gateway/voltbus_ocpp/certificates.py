@@ -246,9 +246,60 @@ class CertificateStore:
         folder = self._root_dir(kind)
         return sorted(folder.glob("*.pem")) if folder.is_dir() else []
 
-    def install(self, kind: str, pem: str, now: datetime | None = None) -> str:
-        """InstallCertificate: Accepted, Rejected (not a valid CA certificate now) or Failed
-        (the store is full, or it cannot be written)."""
+    @property
+    def fallback_dir(self) -> Path:
+        """Where AdditionalRootCertificateCheck keeps the CentralSystemRootCertificate a new
+        one replaced, until the new one verified the central system."""
+        return self._root_dir(CENTRAL_SYSTEM_ROOT) / "fallback"
+
+    def fallback_pending(self) -> bool:
+        """A replaced CentralSystemRootCertificate waits as the fallback."""
+        folder = self.fallback_dir
+        return folder.is_dir() and any(folder.glob("*.pem"))
+
+    def drop_fallback(self) -> None:
+        """The new root verified the central system: the old one goes."""
+        for path in self.fallback_dir.glob("*.pem"):
+            path.unlink(missing_ok=True)
+
+    def restore_fallback(self) -> None:
+        """The new root could not verify the central system: the old one comes back."""
+        folder = self._root_dir(CENTRAL_SYSTEM_ROOT)
+        for path in self.root_files(CENTRAL_SYSTEM_ROOT):
+            path.unlink(missing_ok=True)
+        for path in self.fallback_dir.glob("*.pem"):
+            path.replace(folder / path.name)
+
+    def _replace_root(self, cert: x509.Certificate) -> str | None:
+        """AdditionalRootCertificateCheck: cert must be signed by the installed
+        CentralSystemRootCertificate (or be it); that one becomes the fallback. Why not, or
+        None when cert may be written (the caller writes it)."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        current = self.roots(CENTRAL_SYSTEM_ROOT)
+        if not current:
+            return None  # the first root: nothing to be signed by
+        for root in current:
+            if root.fingerprint(hashes.SHA256()) == cert.fingerprint(hashes.SHA256()):
+                return None
+        for root in current:
+            try:
+                cert.verify_directly_issued_by(root)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            self._private(self.fallback_dir)
+            self.drop_fallback()  # only the latest replaced root is kept
+            for path in self.root_files(CENTRAL_SYSTEM_ROOT):
+                path.replace(self.fallback_dir / path.name)
+            return None
+        return "not signed by the installed CentralSystemRootCertificate"
+
+    def install(self, kind: str, pem: str, now: datetime | None = None, *,
+                replace: bool = False) -> str:
+        """InstallCertificate: Accepted, Rejected (not a valid CA certificate now; with
+        replace, a CentralSystemRootCertificate not signed by the installed one) or Failed
+        (the store is full, or it cannot be written). replace (AdditionalRootCertificateCheck):
+        a new CentralSystemRootCertificate replaces the installed one, kept as the fallback."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         try:
@@ -267,6 +318,12 @@ class CertificateStore:
             return "Rejected"
         name = cert.fingerprint(hashes.SHA256()).hex() + ".pem"
         folder = self._root_dir(kind)
+        if replace and kind == CENTRAL_SYSTEM_ROOT:
+            refused = self._replace_root(cert)
+            if refused:
+                log.warning("InstallCertificate %s rejected: %s (AdditionalRootCertificateCheck)",
+                            kind, refused)
+                return "Rejected"
         existing = self.root_files(kind)
         if folder / name not in existing and len(self.all_ids()) >= self.max_roots:
             log.warning("InstallCertificate %s failed: %d certificates installed (the most)",

@@ -159,6 +159,11 @@ class SecurityProfiles:
         for cafile in cafiles[1:]:
             context.load_verify_locations(cafile=cafile)
         context.minimum_version = ssl.TLSVersion.TLSv1_2  # whitepaper: TLS 1.2 or above
+        if self.certs.fallback_pending() or any(
+                r.issuer != r.subject for r in self.certs.roots(CENTRAL_SYSTEM_ROOT)):
+            # a root that replaced another (AdditionalRootCertificateCheck) is signed by it:
+            # it is the trust anchor itself, not a link to the old one
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         self._revocation(context)
         found = self._client_cert() if client else None
         if found is not None:
@@ -379,10 +384,20 @@ class StationSecurity:
         """How the link connects now."""
         return self.profiles.route()
 
+    def _over_tls(self) -> bool:
+        return self.profiles.profile() >= 2 or (
+            self.profiles.profile() == 0 and self.profiles.settings.csms_url.startswith("wss://"))
+
     def connected(self) -> None:
-        """The link's connection was accepted."""
+        """The link's connection was accepted. A new CentralSystemRootCertificate that just
+        verified the server (AdditionalRootCertificateCheck) is kept, the fallback removed."""
         self.profiles.connected()
         self.events.link_up()
+        if self.certs.fallback_pending() and self._over_tls():
+            self.certs.drop_fallback()
+            self.events.record("ReconfigurationOfSecurityParameters",
+                               "the new CentralSystemRootCertificate verified the central "
+                               "system: the previous one is removed")
 
     def failed(self, exc: BaseException) -> None:
         """A connection attempt failed: the security events it stands for, and the fallback
@@ -393,6 +408,13 @@ class StationSecurity:
         elif isinstance(exc, ssl.SSLCertVerificationError):
             self.events.record("InvalidCentralSystemCertificate",
                                str(exc.verify_message or exc), once=True)
+            if self.certs.fallback_pending():  # AdditionalRootCertificateCheck's fallback
+                log.error("%s: the new CentralSystemRootCertificate does not verify the "
+                          "central system: back to the previous one", self.station)
+                self.certs.restore_fallback()
+                self.events.record("ReconfigurationOfSecurityParameters",
+                                   "the new CentralSystemRootCertificate could not verify the "
+                                   "central system: back to the previous one")
         elif isinstance(exc, ssl.SSLError) and "VERSION" in str(exc.reason or "").upper():
             self.events.record("InvalidTLSVersion", str(exc), once=True)
         elif isinstance(exc, ssl.SSLError) and "CIPHER" in str(exc.reason or "").upper():

@@ -77,6 +77,12 @@ class SecurityLimits(Protocol):
         ...
 
     @property
+    def additional_root_check(self) -> bool:
+        """1.6 AdditionalRootCertificateCheck: a new CentralSystemRootCertificate must be
+        signed by the installed one, replaces it and keeps it as the fallback."""
+        ...
+
+    @property
     def cpo_name(self) -> str:
         """The CSR's organization (1.6 CpoName, 2.0.1 SecurityCtrlr.OrganizationName)."""
         ...
@@ -166,7 +172,7 @@ class SecurityRequests:
         """InstallCertificate: Accepted, Rejected or Failed."""
         certs = self.security.certs
         certs.max_roots = self.limits.max_roots
-        status = certs.install(kind, pem)
+        status = certs.install(kind, pem, replace=self.limits.additional_root_check)
         if status == "Accepted":
             self.security.events.record("ReconfigurationOfSecurityParameters",
                                         f"{kind} installed")

@@ -72,6 +72,10 @@ class _Limits16:
         return self.config.get_int("CertificateStoreMaxLength")
 
     @property
+    def additional_root_check(self) -> bool:
+        return self.config.get_bool("AdditionalRootCertificateCheck")
+
+    @property
     def cpo_name(self) -> str:
         return self.config.get_str("CpoName")
 
