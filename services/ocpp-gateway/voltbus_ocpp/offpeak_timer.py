@@ -84,6 +84,11 @@ class OffPeakTimer:
         self._due: datetime | None = None
         self._sent: OffPeakChanged | None = None
 
+    @property
+    def due(self) -> datetime | None:
+        """When poll has something to look at next (None: disabled)."""
+        return self._due if self.enabled else None
+
     def current(self) -> OffPeakChanged:
         """The policy state now; remembers when to look again."""
         now = self.clock()

@@ -425,9 +425,10 @@ class StationSecurity:
                                f"SecurityProfile {before} could not connect: back to "
                                f"{self.profiles.profile()}")
 
-    async def watch_clock(self, period_s: float = 1.0) -> None:
+    async def watch_clock(self, period_s: float = 1.0,
+                          on_jump: Callable[[], None] | None = None) -> None:
         """SettingSystemTime whenever the wall clock moves against the monotonic clock (NTP
-        or a person set the time)."""
+        or a person set the time); on_jump then (the station's timers look again)."""
         wall, mono = self.clock(), time.monotonic()
         while True:
             await asyncio.sleep(period_s)
@@ -435,4 +436,6 @@ class StationSecurity:
             jump = (now_wall - wall).total_seconds() - (now_mono - mono)
             if abs(jump) > CLOCK_JUMP_S:
                 self.events.record("SettingSystemTime", f"the clock moved by {jump:+.0f} s")
+                if on_jump is not None:
+                    on_jump()
             wall, mono = now_wall, now_mono

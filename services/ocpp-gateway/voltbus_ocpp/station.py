@@ -15,7 +15,7 @@ import logging
 import shlex
 import subprocess
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -56,7 +56,7 @@ from voltbus_ocpp.model.events import (
 from voltbus_ocpp.model.metering import SWITCH_WAIT_S
 from voltbus_ocpp.model.results import Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import SmartCharging
-from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.model.station import ONE_CONNECTOR, StationModel
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.offpeak_timer import OffPeakTimer
 from voltbus_ocpp.profiles import Profiles
@@ -79,6 +79,9 @@ log = logging.getLogger(__name__)
 HARD_RESET_EXIT_CODE = 75  # sysexits EX_TEMPFAIL: non-zero, so systemd's Restart=on-failure,
 # compose's restart: unless-stopped and `voltbus up`'s supervisor all start the process again
 
+
+TICK_MIN_S = 0.02  # the shortest wait after a tick
+TICK_MAX_S = 60.0  # the longest wait without a deadline (a clock step is noticed by then)
 
 FIRMWARE_INSTALLED = "firmware_installed"  # meta: "1" from the install until Installed is queued
 FIRMWARE_FINAL = frozenset({"DownloadFailed", "InstallationFailed"})  # durable, not live
@@ -178,12 +181,17 @@ class Station:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped_cleanly = True
         self._held_status: dict[int, SendStatus] = {}
+        self._wake = asyncio.Event()  # the ticker looks at its deadlines again
+        self._changed = False  # since the ticker last looked: more than one connector's reading
+        self._ticking = False
+        self._armed: datetime | None = None  # when the ticker wakes by itself next
         self._reported: dict[int, tuple[object, object]] = {}
 
     def _config_changed(self, name: str) -> None:
         """LED intensity, blink repeat and the heartbeat interval apply at once."""
         if name == "heartbeat_interval_s":
             self.messenger.reschedule()
+        self._poke(None, [])  # sample and clock-aligned intervals are deadlines too
         if name in ("light_intensity_pct", "blink_repeat"):
             self.execute([c.led() for c in self.model.connectors.values()
                           if c.status is not None])
@@ -214,6 +222,7 @@ class Station:
         self.command_limits.keep(self.model)
         for listener in list(self._dispatched):
             listener(event, effects)
+        self._poke(event, effects)
         return effects
 
     def on_dispatch(self, listener: Callable[[Event, list[Effect]], None]
@@ -415,22 +424,30 @@ class Station:
 
     def install_profile(self, connector: int, profile: dict[str, Any]) -> Outcome:
         """Install a charging profile (a TxProfile on the connector's running transaction)."""
-        return self.profiles.install(connector, profile)
+        try:
+            return self.profiles.install(connector, profile)
+        finally:
+            self._poke(None, [])  # its boundaries are deadlines
 
     def hold_tx_profile(self, connector: int, profile: dict[str, Any]) -> None:
         """Install a TxProfile once the connector's transaction starts."""
         self.profiles.hold(connector, profile)
+        self._poke(None, [])
 
     def remote_start_profile(self, connector: int | None, id_tag: str,
                              profile: dict[str, Any]) -> None:
         """A remote start's TxProfile onto the transaction it starts."""
         self.profiles.for_remote_start(connector, id_tag, profile)
+        self._poke(None, [])
 
     def clear_profiles(self, *, profile_id: int | None, connector: int | None,
                        purpose: str | None, stack_level: int | None) -> bool:
         """Remove matching profiles; True if any were."""
-        return self.profiles.clear(profile_id=profile_id, connector=connector, purpose=purpose,
-                                   stack_level=stack_level)
+        try:
+            return self.profiles.clear(profile_id=profile_id, connector=connector,
+                                       purpose=purpose, stack_level=stack_level)
+        finally:
+            self._poke(None, [])
 
     def composite(self, connector: int, start: datetime,
                   duration_s: int) -> list[dict[str, Any]]:
@@ -565,12 +582,65 @@ class Station:
     # --- time ----------------------------------------------------------------------------------
 
     async def _ticker(self) -> None:
+        """Ticks at the next deadline only (ConnectionTimeOut, reservation expiry, a stop waiting
+        for its meter reading, meter samples, clock-aligned values, the relay re-send, the
+        transaction's energy on the bus, charging-profile and off-peak boundaries), not every
+        0.25 s (issue 14: an idle gateway woke 4 times a second per station). A dispatch that
+        may bring a deadline forward wakes it (_poke); it looks again at least every
+        TICK_MAX_S (clock steps)."""
         while True:
-            sample = self.config.sample_interval_s or 1.0
-            await asyncio.sleep(max(0.02, min(0.5, sample / 4)))
+            self._wake.clear()
+            changed, self._changed = self._changed, False
+            now = self.clock()
+            due = self._next_due(now)
+            floor = 0.0
+            if due is not None and due <= now:
+                self._tick()
+                due = self._next_due(self.clock())
+                floor = TICK_MIN_S  # never a hot loop, whatever a deadline says
+            elif changed and self.profiles.any:  # a transaction began or ended: shares move
+                self._ticking = True
+                try:
+                    self.profiles.apply()
+                finally:
+                    self._ticking = False
+            delay = TICK_MAX_S if due is None else min(
+                TICK_MAX_S, max(floor, (due - self.clock()).total_seconds()))
+            self._armed = self.clock() + timedelta(seconds=delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    def _tick(self) -> None:
+        self._ticking = True
+        try:
             self.dispatch(Tick())
             self.profiles.apply()
             self.offpeak.poll(self.dispatch)
+        finally:
+            self._ticking = False
+        self._wake.clear()
+        self._changed = False
+
+    def _next_due(self, now: datetime) -> datetime | None:
+        dues = [self.model.next_due(now), self.profiles.next_due(now), self.offpeak.due]
+        return min((d for d in dues if d is not None), default=None)
+
+    def _poke(self, event: Event | None, effects: list[Effect]) -> None:
+        """Wake the ticker when this dispatch may have brought a deadline forward: a
+        connector's own event without effects (a meter reading) only if that connector's next
+        deadline is before the ticker's wake-up."""
+        if self._ticking:
+            return
+        if event is not None and type(event) in ONE_CONNECTOR and not effects:
+            c = self.model.connectors.get(event.connector)  # type: ignore[attr-defined]
+            due = None if c is None else c.next_due(
+                self.clock(), relay=self.model.hardware_online is not False)
+            if due is None or (self._armed is not None and due >= self._armed):
+                return
+        else:
+            self._changed = True
+        self._wake.set()
 
     def apply_profiles(self) -> None:
         """Turn the charging profiles in force now into each connector's limit."""
@@ -616,7 +686,8 @@ class Station:
                 group.create_task(self.link.run())
                 group.create_task(self._ticker())
                 group.create_task(self._until_hard_reset())
-                group.create_task(self.security.watch_clock())
+                group.create_task(self.security.watch_clock(
+                    on_jump=lambda: self._poke(None, [])))
         except* _HardReset:
             self.reset_done = True
         finally:
