@@ -9,7 +9,7 @@ from voltbus_common.runtime import run
 from voltbus_common.settings import load_settings
 from voltbus_energy.fuse import Site
 from voltbus_energy.manager import Config, ConnectorView, EnergyManager
-from voltbus_energy.modes import PvTimers
+from voltbus_energy.modes import PhaseTimers, PvTimers
 from voltbus_energy.settings import EnergySettings
 from voltbus_energy.sources.base import GridSource, Poller
 from voltbus_energy.sources.modbus_grid import GridRegisterMap, ModbusGridMeter
@@ -83,7 +83,12 @@ def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = No
         failsafe_a=s.energy_failsafe_a, meter_timeout_s=s.energy_meter_timeout_s,
         period_s=s.energy_period_s, resend_s=s.energy_resend_s,
         timers=PvTimers(s.energy_pv_start_delay_s, s.energy_pv_stop_delay_s,
-                        s.energy_pv_min_on_s, s.energy_pv_min_off_s))
+                        s.energy_pv_min_on_s, s.energy_pv_min_off_s),
+        phase_switching=s.energy_phase_switching,
+        phase_timers=PhaseTimers(s.energy_phase_up_delay_s, s.energy_phase_down_delay_s,
+                                 s.energy_phase_min_interval_s, s.energy_phase_pause_s,
+                                 s.energy_phase_stop_timeout_s,
+                                 s.energy_phase_confirm_timeout_s))
     phases = (0, 1, 2) if s.energy_connector_phases == 3 else (0,)
     connectors = [ConnectorView(station, n, phases, s.energy_connector_max_a)
                   for station in s.stations for n in range(1, s.energy_connectors + 1)]

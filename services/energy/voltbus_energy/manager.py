@@ -19,6 +19,8 @@ from voltbus_common.models import (
     ChargeModeState,
     EnergyLimitCommand,
     MeterReading,
+    PhaseCommand,
+    PhaseState,
     PlanSlot,
     SessionCost,
     SessionSummary,
@@ -27,7 +29,7 @@ from voltbus_common.models import (
 )
 from voltbus_energy.cost import SessionMeter
 from voltbus_energy.fuse import VOLTAGE_V, Demand, Grid, Site, allocate, house_load
-from voltbus_energy.modes import PvSwitch, PvTimers, mode_cap
+from voltbus_energy.modes import PhaseChooser, PhaseTimers, PvSwitch, PvTimers, mode_cap
 from voltbus_energy.plan import Plan, make_plan
 from voltbus_energy.sources.base import GridReading, GridSource
 from voltbus_energy.sources.simulated import phases_of
@@ -35,6 +37,19 @@ from voltbus_energy.tariff.prices import FixedTariff, Tariff, price_at
 
 log = logging.getLogger(__name__)
 _SECOND = timedelta(seconds=1)
+STOPPED_A = 0.5  # below this on every phase the car has stopped drawing (the hardware's rule)
+
+
+@dataclass
+class PhaseSequence:
+    """A 1p/3p switch in progress: stopping (paused at 0 A, waiting for the current to stop),
+    pausing (the IEC 61851 pause), switching (phases/set sent, waiting for the confirmation)."""
+
+    target: int
+    step: str
+    since: float  # when this step began (monotonic s)
+    request_id: str = ""
+    was_paused: bool = False  # the limit was 0 already (no new 0 to send)
 
 
 @dataclass
@@ -62,6 +77,12 @@ class ConnectorView:
     session: SessionMeter | None = None  # the running transaction's cost at the tariff
     cost_restore: SessionCost | None = None  # the retained cost from before a restart
     cost_sent_at: float = float("-inf")  # when its cost was last published (monotonic s)
+    meter_at: float = float("-inf")  # when its last meter reading came (monotonic s)
+    switchable: bool = False  # its hardware has a phase switch (hw/{c}/phases)
+    hw_phases: int | None = None  # the phases its hardware confirms
+    chooser: PhaseChooser = field(default_factory=PhaseChooser)
+    phase_seq: PhaseSequence | None = None
+    phase_switches: list[tuple[float, int]] = field(default_factory=list)  # (when, phases)
 
     @property
     def key(self) -> str:
@@ -79,6 +100,8 @@ class Config:
     period_s: float
     timers: PvTimers
     resend_s: float = 10.0  # an unchanged limit is sent again this often
+    phase_timers: PhaseTimers = field(default_factory=PhaseTimers)
+    phase_switching: bool = True  # switch 1p/3p where the hardware has a phase switch
 
 
 class EnergyManager:
@@ -113,6 +136,7 @@ class EnergyManager:
             self.bus.on(ch.ENERGY_MODE, self._mode_restore, station=station)
             self.bus.on(ch.ENERGY_COST, self._cost_restore, station=station)
             self.bus.on(ch.SESSION, self._session, station=station)
+            self.bus.on(ch.PHASES, self._phases, station=station)
             self.bus.on(ch.SERVICE_STATUS, self._gateway_status, station=station,
                         service="gateway")
 
@@ -142,6 +166,7 @@ class EnergyManager:
         if view is not None:
             view.drawn_a = phases_of(reading)
             view.energy_wh = reading.energy_wh
+            view.meter_at = self.clock()
             if view.session is not None:
                 meter = view.session
                 meter.add(self.tariff.slots(meter.last_ts, max(reading.ts, meter.last_ts)
@@ -157,6 +182,77 @@ class EnergyManager:
             if state is not None:
                 self._start_cost(view, state)
             self._wake.set()
+
+    # --- 1p/3p phase switching ------------------------------------------------------------------
+
+    async def _phases(self, msg: Received[PhaseState]) -> None:
+        view = self.connectors.get((msg.station, msg.connector))
+        if view is not None and msg.payload is not None:
+            self.phase_state(view, msg.payload)
+
+    def phase_state(self, view: ConnectorView, state: PhaseState) -> None:
+        """The hardware's phases (and its answer to a phases/set of ours)."""
+        view.switchable = state.switchable and state.phases is not None
+        if state.phases is not None:
+            view.hw_phases = state.phases
+            view.phases = (0, 1, 2) if state.phases == 3 else (0,)
+        seq = view.phase_seq
+        if seq is not None and seq.step == "switching" and state.request_id == seq.request_id:
+            now = self.clock()
+            view.phase_seq, view.chooser.switched_at = None, now
+            if state.phases == seq.target:
+                view.phase_switches.append((now, seq.target))
+                log.info("connector %s: switched to %d phase(s)", view.key, seq.target)
+            else:
+                log.warning("connector %s: phase switch to %d not made: %s", view.key,
+                            seq.target, state.reason)
+                view.status = f"phase switch to {seq.target} refused: {state.reason}"[:200]
+            self._wake.set()
+
+    def _phase_step(self, view: ConnectorView, cap: float, share_w: float, now: float) -> float:
+        """Run the connector's switch sequence; the cap it may take meanwhile (0 while it runs).
+
+        pause (0 A through the normal limit path) -> the current stops -> the IEC 61851 pause
+        -> phases/set -> the confirmed phases -> resume. A step that takes too long ends the
+        sequence (the car resumes on the phases it has); a refusal too."""
+        t = self.config.phase_timers
+        if not (self.config.phase_switching and view.switchable and view.hw_phases is not None):
+            return cap
+        seq = view.phase_seq
+        want = view.chooser.want(view.setting.mode, share_w, view.hw_phases, now, t)
+        if seq is None:
+            if not view.charging or want == view.hw_phases:
+                return cap
+            seq = view.phase_seq = PhaseSequence(want, "stopping", now,
+                                                 was_paused=view.limit_a == 0.0)
+            log.info("connector %s: switching to %d phase(s): pausing", view.key, want)
+        if not view.charging and seq.step != "switching":
+            view.phase_seq = None  # the session ended: nothing to switch for
+            return cap
+        if seq.step == "stopping":
+            paused = seq.was_paused or view.sent_at >= seq.since  # 0 A is on its way
+            if paused and view.meter_at > seq.since and max(view.drawn_a) < STOPPED_A:
+                seq.step, seq.since = "pausing", now
+            elif now - seq.since > t.stop_timeout_s:
+                return self._phase_abort(view, "the current did not stop", now, cap)
+        if seq.step == "pausing" and now - seq.since >= t.pause_s:
+            seq.step, seq.since = "switching", now
+            seq.request_id = f"energy-{view.connector}-{len(view.phase_switches) + 1}-" \
+                             f"{int(now * 1000) % 100000}"
+            self.bus.publish(ch.PHASES_SET, PhaseCommand.model_validate(
+                {"phases": seq.target, "request_id": seq.request_id}),
+                             station=view.station, connector=view.connector)
+        elif seq.step == "switching" and now - seq.since > t.confirm_timeout_s:
+            return self._phase_abort(view, "no confirmation from the hardware", now, cap)
+        view.status = f"switching to {seq.target} phase(s): {seq.step}"
+        return 0.0
+
+    def _phase_abort(self, view: ConnectorView, why: str, now: float, cap: float) -> float:
+        seq = view.phase_seq
+        log.warning("connector %s: phase switch given up: %s", view.key, why)
+        view.phase_seq, view.chooser.switched_at = None, now
+        view.status = f"phase switch to {seq.target if seq else '?'} given up: {why}"
+        return cap
 
     # --- session cost at the tariff ------------------------------------------------------------
 
@@ -300,6 +396,7 @@ class EnergyManager:
                            plan_active=plan_active)
             if view.setting.mode is not ChargeMode.PLAN:
                 view.status = f"{view.setting.mode.value}: up to {cap:g} A"
+            cap = self._phase_step(view, cap, share_w, now)
             if view.charging:
                 demands.append(Demand(view.key, view.phases, cap, view.setting.priority))
         if silent or grid is None:
@@ -394,7 +491,7 @@ class EnergyManager:
             for s in plan.slots[:200]]
         # a slot in progress starts "now" and its end moves as the car charges: compare to the
         # minute, or every decision would send the mode state again
-        said = (view.setting, view.limit_a, view.status,
+        said = (view.setting, view.limit_a, view.status, view.hw_phases,
                 tuple((round(s.start.timestamp() / 60), round(s.end.timestamp() / 60))
                       for s in slots))
         if only_if_changed and said == view.published:
@@ -408,7 +505,9 @@ class EnergyManager:
             plan_added_wh=added if view.setting.mode is ChargeMode.PLAN else None,
             plan_missing_wh=plan.missing_wh if in_plan and plan else None,
             plan_meter_start_wh=view.plan_start_wh
-            if view.setting.mode is ChargeMode.PLAN else None),
+            if view.setting.mode is ChargeMode.PLAN else None,
+            phases=view.hw_phases if view.switchable else None,
+            phase_switching=view.phase_seq is not None),
             station=view.station, connector=view.connector)
 
     async def run(self) -> None:

@@ -47,6 +47,54 @@ class PvSwitch:
         return self.on
 
 
+@dataclass(frozen=True)
+class PhaseTimers:
+    """1p/3p switching: how long the surplus must hold before switching up/down, the least time
+    between two switches, the IEC 61851 pause around a switch, and how long each step may take."""
+
+    up_delay_s: float = 60.0
+    down_delay_s: float = 180.0
+    min_interval_s: float = 300.0
+    pause_s: float = 5.0
+    stop_timeout_s: float = 30.0
+    confirm_timeout_s: float = 10.0
+
+
+THREE_PHASE_MIN_W = EV_MIN_A * 3 * VOLTAGE_V  # 4140 W: the least a car draws on three phases
+
+
+@dataclass
+class PhaseChooser:
+    """Which phases one connector should charge on, with hysteresis timers (monotonic s)."""
+
+    pending: int | None = None
+    pending_since: float = 0.0
+    switched_at: float = float("-inf")
+
+    def want(self, mode: ChargeMode, surplus_w: float, phases: int, now_s: float,
+             timers: PhaseTimers) -> int:
+        """Now and Plan: 3 at once. PV and Min+PV: 3 once the surplus (this connector's share
+        plus its own draw) paid for 6 A on three phases for up_delay_s, 1 once it stayed below
+        for down_delay_s, and never two switches within min_interval_s. Off: as it is."""
+        if mode in (ChargeMode.NOW, ChargeMode.PLAN):
+            self.pending = None
+            return 3
+        if mode not in (ChargeMode.PV, ChargeMode.MIN_PV):
+            self.pending = None
+            return phases
+        target = 3 if surplus_w >= THREE_PHASE_MIN_W else 1
+        if target == phases:
+            self.pending = None
+            return phases
+        if self.pending != target:
+            self.pending, self.pending_since = target, now_s
+        delay = timers.up_delay_s if target == 3 else timers.down_delay_s
+        if now_s - self.pending_since >= delay \
+                and now_s - self.switched_at >= timers.min_interval_s:
+            return target
+        return phases
+
+
 def surplus_amps(surplus_w: float, phases: int) -> float:
     """The current per phase a surplus (W) pays for."""
     return max(0.0, surplus_w) / (VOLTAGE_V * max(1, phases))

@@ -57,6 +57,15 @@ class EnergySettings(BusSettings):
     energy_pv_stop_delay_s: float = Field(default=180.0, ge=0)
     energy_pv_min_on_s: float = Field(default=300.0, ge=0)
     energy_pv_min_off_s: float = Field(default=120.0, ge=0)
+    # 1p/3p phase switching (where hw/{c}/phases says switchable)
+    energy_phase_switching: bool = True
+    energy_phase_up_delay_s: float = Field(default=60.0, ge=0)
+    energy_phase_down_delay_s: float = Field(default=180.0, ge=0)
+    energy_phase_min_interval_s: float = Field(default=300.0, ge=0)
+    energy_phase_pause_s: float = Field(default=5.0, ge=0, le=60,
+                                        description="the IEC 61851 pause before the switch")
+    energy_phase_stop_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    energy_phase_confirm_timeout_s: float = Field(default=10.0, gt=0, le=600)
 
     # tariff: "fixed" (one price), "tou" (windows), "feed" (dynamic prices by HTTP or a file)
     energy_tariff: Literal["fixed", "tou", "feed"] = "fixed"
