@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.energy.site_sim import SiteSim
-from tests.energy.test_with_gateway import start_energy, start_session
+from tests.energy.test_with_gateway import charge_point_on_a_grid_topic, start_session
 from tests.fixtures.mosquitto import Broker
 from tests.fixtures.services import ServiceGroup
 from voltbus_common import channels as ch
@@ -84,21 +84,16 @@ def pv_w(t: float) -> float:
 
 async def test_pv_charging_starts_on_one_phase_and_switches_with_the_pause(
         mosquitto: Broker, services: ServiceGroup, station: str, tmp_path: Path) -> None:
-    site = f"S{station}"
-    grid_topic = f"homeassistant/sensor/{station}/grid/state"
-    await services.start_charge_point(mosquitto, station, tmp_path / "data",
-                                      gateway_env={"VOLTBUS_MAX_CURRENT_A": "16"})
-    operator, watch = await start_energy(services, mosquitto, station, site, {
-        "VOLTBUS_ENERGY_FUSE_A": "32", "VOLTBUS_ENERGY_GRID": "mqtt",
-        "VOLTBUS_ENERGY_GRID_TOPIC": grid_topic, "VOLTBUS_ENERGY_GRID_POWER_PATH": "P",
-        "VOLTBUS_ENERGY_GRID_CURRENT_PATHS": "I[0],I[1],I[2]",
-        "VOLTBUS_ENERGY_PERIOD_S": "0.2", "VOLTBUS_ENERGY_PV_START_DELAY_S": "0.2",
-        "VOLTBUS_ENERGY_PV_STOP_DELAY_S": "1", "VOLTBUS_ENERGY_PV_MIN_ON_S": "1",
-        "VOLTBUS_ENERGY_PV_MIN_OFF_S": "0.2",
-        "VOLTBUS_ENERGY_PHASE_UP_DELAY_S": str(UP_S),
-        "VOLTBUS_ENERGY_PHASE_DOWN_DELAY_S": str(DOWN_S),
-        "VOLTBUS_ENERGY_PHASE_MIN_INTERVAL_S": str(MIN_INTERVAL_S),
-        "VOLTBUS_ENERGY_PHASE_PAUSE_S": str(PAUSE_S)})
+    grid_topic, operator, watch = await charge_point_on_a_grid_topic(
+        services, mosquitto, station, tmp_path, {
+            "VOLTBUS_ENERGY_FUSE_A": "32",
+            "VOLTBUS_ENERGY_PERIOD_S": "0.2", "VOLTBUS_ENERGY_PV_START_DELAY_S": "0.2",
+            "VOLTBUS_ENERGY_PV_STOP_DELAY_S": "1", "VOLTBUS_ENERGY_PV_MIN_ON_S": "1",
+            "VOLTBUS_ENERGY_PV_MIN_OFF_S": "0.2",
+            "VOLTBUS_ENERGY_PHASE_UP_DELAY_S": str(UP_S),
+            "VOLTBUS_ENERGY_PHASE_DOWN_DELAY_S": str(DOWN_S),
+            "VOLTBUS_ENERGY_PHASE_MIN_INTERVAL_S": str(MIN_INTERVAL_S),
+            "VOLTBUS_ENERGY_PHASE_PAUSE_S": str(PAUSE_S)})
     watch.follow(operator, ch.OCPP_STATUS, "status", connector=1)
     loop = asyncio.get_running_loop()
     t0: list[float] = []  # when the curve started

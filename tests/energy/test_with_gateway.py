@@ -74,6 +74,23 @@ async def start_session(operator: Bus, watch: Watch) -> None:
                                                 id_tag="04A1B2C3"), connector=1)
 
 
+async def charge_point_on_a_grid_topic(services: ServiceGroup, mosquitto: Broker, station: str,
+                                       tmp_path: Path, env: dict[str, str]
+                                       ) -> tuple[str, Bus, Watch]:
+    """The charge point (central system, simulated hardware, gateway at 16 A) and the energy
+    manager reading the grid from an MQTT topic ({"P": W, "I": [A, A, A]}): that topic, the
+    operator's bus and its Watch."""
+    # Home Assistant feeds the grid meter here (the only non-voltbus tree a test user may write)
+    grid_topic = f"homeassistant/sensor/{station}/grid/state"
+    await services.start_charge_point(mosquitto, station, tmp_path / "data",
+                                      gateway_env={"VOLTBUS_MAX_CURRENT_A": "16"})
+    operator, watch = await start_energy(services, mosquitto, station, f"S{station}", {
+        "VOLTBUS_ENERGY_GRID": "mqtt", "VOLTBUS_ENERGY_GRID_TOPIC": grid_topic,
+        "VOLTBUS_ENERGY_GRID_POWER_PATH": "P",
+        "VOLTBUS_ENERGY_GRID_CURRENT_PATHS": "I[0],I[1],I[2]", **env})
+    return grid_topic, operator, watch
+
+
 def limit(latest: dict[str, Any]) -> float | None:
     charging: ChargingState | None = latest.get("charging")
     return None if charging is None else charging.current_limit_a
@@ -81,20 +98,13 @@ def limit(latest: dict[str, Any]) -> float | None:
 
 async def test_fuse_share_pause_and_fail_safe_through_the_real_gateway(
         mosquitto: Broker, services: ServiceGroup, station: str, tmp_path: Path) -> None:
-    site = f"S{station}"
-    # Home Assistant feeds the grid meter here (the only non-voltbus tree a test user may write)
-    grid_topic = f"homeassistant/sensor/{station}/grid/state"
-    await services.start_charge_point(mosquitto, station, tmp_path / "data",
-                                      gateway_env={"VOLTBUS_MAX_CURRENT_A": "16"})
-    operator, watch = await start_energy(services, mosquitto, station, site, {
-        "VOLTBUS_ENERGY_FUSE_A": "16", "VOLTBUS_ENERGY_FAILSAFE_A": "8",
-        "VOLTBUS_ENERGY_METER_TIMEOUT_S": "2", "VOLTBUS_ENERGY_GRID": "mqtt",
-        "VOLTBUS_ENERGY_GRID_TOPIC": grid_topic,
-        "VOLTBUS_ENERGY_GRID_POWER_PATH": "P",
-        "VOLTBUS_ENERGY_GRID_CURRENT_PATHS": "I[0],I[1],I[2]"})
+    grid_topic, operator, watch = await charge_point_on_a_grid_topic(
+        services, mosquitto, station, tmp_path, {
+            "VOLTBUS_ENERGY_FUSE_A": "16", "VOLTBUS_ENERGY_FAILSAFE_A": "8",
+            "VOLTBUS_ENERGY_METER_TIMEOUT_S": "2"})
     watch.follow(operator, ch.CHARGING, "charging", connector=1)
     watch.follow(operator, ch.OCPP_STATUS, "status", connector=1)
-    watch.follow(operator, ch.ENERGY_SITE, "site", station=site)
+    watch.follow(operator, ch.ENERGY_SITE, "site", station=f"S{station}")
     house = [5.0, 5.0, 5.0]
     meter_on = True
 
