@@ -21,6 +21,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from voltbus_common import channels as ch
+from voltbus_common.aio import timeout
 from voltbus_common.bus import Bus
 from voltbus_common.enums import (
     ChargePointErrorCode,
@@ -608,7 +609,7 @@ class Station:
                 TICK_MAX_S, max(floor, (due - self.clock()).total_seconds()))
             self._armed = self.clock() + timedelta(seconds=delay)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
+                async with timeout(delay):  # voltbus_common.aio: 3.11.2's asyncio.timeout
                     await self._wake.wait()
 
     def _tick(self) -> None:
