@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from ocpp.v16 import call
 
 from tests.fixtures.pki import CA, Issued
 from tests.ocpp_gateway.conftest import Rig
@@ -21,6 +22,7 @@ from tests.ocpp_gateway.test_security_firmware_log import (
     signed,
     statuses,
     update,
+    when,
 )
 
 SIGNED = "SignedFirmwareStatusNotification"
@@ -126,4 +128,25 @@ async def test_installed_survives_a_drop_and_a_kill_after_the_boot(
     await asyncio.sleep(0.3)
     assert [m.payload["status"] for m in rig.csms.received(rig.id, "FirmwareStatusNotification")
             ] == ["Downloading", "Downloaded", "Installing", "Installed"]
+    assert rig.csms.violations(rig.id) == []
+
+
+@pytest.mark.expected_errors  # "firmware image.bin refused before the install"
+async def test_plain_update_firmware_refused_by_the_verify_command(
+        rig: Rig, files: FileServer, tmp_path: Path) -> None:  # noqa: F811
+    """1.6's FirmwareStatus has no InstallVerificationFailed: Downloaded -> InstallationFailed,
+    never Installing, the file never handed to the installer, no restart."""
+    verify = _script(tmp_path, "verify.sh", "exit 1")
+    await rig.start_gateway(firmware_install_command=f"cp -t {tmp_path}",
+                            firmware_verify_command=verify)
+    await rig.csms.wait_for(rig.id, "BootNotification")
+    await rig.csms.send(rig.id, call.UpdateFirmware(
+        location=f"http://127.0.0.1:{files.port}/fw/image.bin", retrieve_date=when()))
+    await rig.csms.wait_for(rig.id, "FirmwareStatusNotification",
+                            where=lambda p: p["status"] == "InstallationFailed")
+    assert [m.payload["status"] for m in rig.csms.received(rig.id, "FirmwareStatusNotification")
+            ] == ["Downloading", "Downloaded", "InstallationFailed"]
+    assert not (tmp_path / "image.bin").exists()
+    assert rig.gateway is not None
+    assert not rig.gateway.reset_done
     assert rig.csms.violations(rig.id) == []
