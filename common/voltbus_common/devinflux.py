@@ -96,6 +96,13 @@ class LocalInfluxDB:
         self.stop()
         raise RuntimeError(f"influxd did not start; see {self.directory / 'influxd.log'}")
 
+    def kill(self) -> None:
+        """SIGKILL influxd: a crash or power cut, only what its WAL holds survives."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def stop(self) -> None:
         """Stop influxd."""
         if self.process is not None and self.process.poll() is None:

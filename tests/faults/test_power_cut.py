@@ -2,15 +2,18 @@
 "Gateway SIGKILL and power cut").
 
 Real processes: Mosquitto (the test's own), the hardware service in simulator mode, the gateway,
-the recorder, the API and the energy manager, all SIGKILLed back to back (the broker with them),
-then started again, `VOLTBUS_FAULT_CUTS` times (default 3). The dev CSMS (in-process, real
-WebSocket) and InfluxDB are the far side and stay up. The simulator forgets its EVs with its
-process (a real EVSE board would report the pilot again): the drivers plug in again.
+the recorder, the API, the energy manager and InfluxDB (the test's own), all SIGKILLed back to
+back (the broker with them), then started again, `VOLTBUS_FAULT_CUTS` times (default 3); InfluxDB
+comes back last, after the services, so the recorder also starts against a database that is
+down. The dev CSMS (in-process, real WebSocket) is the far side and stays up. The simulator
+forgets its EVs with its process (a real EVSE board would report the pilot again): the drivers
+plug in again.
 
 At the end: every session has exactly one StartTransaction and one StopTransaction at the central
 system, nothing is open there, the gateway's outbox is empty; every meter reading in InfluxDB is
 one the hardware published, with its value, stored once; readings are lost only around a cut
-(QoS 0 readings in flight and not yet committed by the recorder, docs/influxdb.md).
+(queued in the broker's memory since its last autosave, or received by the recorder and not yet
+committed, docs/influxdb.md).
 """
 
 from __future__ import annotations
@@ -53,8 +56,9 @@ def _stored(influx: InfluxServer, db: str, station: str) -> list[tuple[int, int,
 
 
 async def test_power_cuts_of_the_whole_stack_lose_and_double_no_transaction_message(
-        own_mosquitto: Broker, csms: Csms, influxdb: InfluxServer, services: ServiceGroup,
+        own_mosquitto: Broker, csms: Csms, own_influxdb: InfluxServer, services: ServiceGroup,
         station: str, tmp_path: Path) -> None:
+    influxdb = own_influxdb
     rng = fault_seed(100)
     database = influxdb.create_database(f"cut_{station.lower()}")
     influx = {"VOLTBUS_INFLUX_API": "1", "VOLTBUS_INFLUX_URL": influxdb.url,
@@ -83,6 +87,7 @@ async def test_power_cuts_of_the_whole_stack_lose_and_double_no_transaction_mess
                 cuts.append(time.time())
                 stack.kill_at_once()
                 own_mosquitto.kill()
+                influxdb.kill()
                 assert not stack.alive()
                 await wait_until("the observer cut off", lambda: not drivers.bus.connected.is_set(),
                                  10)
@@ -94,6 +99,7 @@ async def test_power_cuts_of_the_whole_stack_lose_and_double_no_transaction_mess
                 power_on = time.monotonic()
                 stack.start()
                 restart_s.append(await drivers.online_since(power_on, SERVICES) - power_on)
+                await asyncio.to_thread(influxdb.start)  # the recorder spools until it answers
                 slowest.append(" ".join(f"{n} {drivers.seen.live_online[n] - power_on:.1f}"
                                         for n in SERVICES))
             await asyncio.sleep(3.0)  # charging on with a healthy stack
@@ -128,8 +134,9 @@ async def test_power_cuts_of_the_whole_stack_lose_and_double_no_transaction_mess
     at = [datetime.fromtimestamp(c, UTC).isoformat() for c in cuts]
     assert not far, f"{len(far)} readings lost away from the cuts at {at}: {far[:10]}"
     unseen = len(set(kept) - set(published))  # the observer was cut off too
-    print(f"\n[power cut] seed {SEED}: {CUTS} cuts of 6 processes and the broker, broker back "
-          f"in {', '.join(f'{s:.2f}' for s in broker_s)} s, then from the services' start to "
+    print(f"\n[power cut] seed {SEED}: {CUTS} cuts of 6 processes, InfluxDB and the broker, "
+          f"broker back in {', '.join(f'{s:.2f}' for s in broker_s)} s, then from the "
+          f"services' start to "
           f"every one online {', '.join(f'{s:.1f}' for s in restart_s)} s (each: "
           f"{'; '.join(slowest)}); "
           f"{account.sessions()} sessions: one transaction and one StopTransaction each, 0 "
