@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.energy.site_sim import SiteSim
 from tests.energy.test_with_gateway import charge_point_on_a_grid_topic, start_session
 from tests.fixtures.mosquitto import Broker
@@ -195,3 +197,50 @@ def test_the_fuse_counts_a_one_phase_car_on_one_phase_only() -> None:
     assert counted_on_three == {"CP1/1": 6.0, "CP1/2": 0.0}
     assert limits == {"CP1/1": 10.0, "CP1/2": 6.0}
     assert sim.cars["CP1/1"].drawn_a == (10.0, 0.0, 0.0)
+
+
+def test_a_refused_or_unanswered_switch_ends_the_sequence_and_waits_the_interval() -> None:
+    """The manager in process on a simulated site: the hardware refuses the first phases/set,
+    does not answer the second, confirms the third; each failure resumes the car and counts as
+    a switch for the minimum interval, so the contactor is not asked again and again."""
+    view = ConnectorView("CP1", 1, (0, 1, 2), 16.0)
+    sim = SiteSim([view], fuse_a=32.0, start=datetime(2026, 12, 4, 12, tzinfo=UTC))
+    timers = PhaseTimers(up_delay_s=1, down_delay_s=1, min_interval_s=5, pause_s=1,
+                         stop_timeout_s=3, confirm_timeout_s=2)
+    sim.manager.config = dataclasses.replace(sim.manager.config, phase_timers=timers)
+    sim.manager.phase_state(view, PhaseState(phases=3, switchable=True))
+    sim.manager.set_mode("CP1", 1, ChargeModeSetting(mode=ChargeMode.PV))
+    sim.plug_in("CP1/1")
+    sim.house_a = (-4.0, -4.0, -4.0)  # 2.8 kW export: enough for one phase, not three
+    commands: list[tuple[float, str]] = []
+
+    def run_until_command(limit_s: float) -> str:
+        for _ in range(int(limit_s)):
+            sim.step(1.0)
+            seq = view.phase_seq
+            if seq is not None and seq.step == "switching" and (
+                    not commands or commands[-1][1] != seq.request_id):
+                commands.append((sim.t, seq.request_id))
+                return seq.request_id
+        raise AssertionError(f"no phases/set within {limit_s} s: {view.status}")
+
+    first = run_until_command(10)
+    assert sim.limits == {"CP1/1": 0.0}  # paused while switching
+    sim.manager.phase_state(view, PhaseState(phases=3, switchable=True, request_id=first,
+                                             reason="refused: current flows (7.0 A)"))
+    assert view.phase_seq is None
+    assert "refused" in (view.status or "")
+    run_until_command(20)  # not answered: given up after confirm_timeout_s
+    sent = sim.t
+    while view.phase_seq is not None:
+        sim.step(1.0)
+    assert sim.t - sent == pytest.approx(3.0)  # the step after 2 s passed
+    assert view.status == "phase switch to 1 given up: no confirmation from the hardware"
+    assert view.hw_phases == 3
+    third = run_until_command(20)
+    sim.manager.phase_state(view, PhaseState(phases=1, switchable=True, request_id=third))
+    assert (view.hw_phases, view.phases, view.phase_seq) == (1, (0,), None)
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(commands)]
+    # each attempt after the previous one's end + min_interval (+ the stop and pause steps)
+    assert all(g >= timers.min_interval_s for g in gaps), commands
+    assert view.phase_switches == [(sim.t, 1)]  # the confirmed one only
