@@ -269,14 +269,21 @@ class OcppConnectorStatus(Payload):
 
 
 class TransactionState(Payload):
-    """The running transaction; transaction_id is None until the central system assigned one.
+    """The running transaction (id_tag null: 2.0.1, started at plug-in, not authorised yet).
+
+    transaction_id is None until the central system assigned one.
 
     transaction_ref: the OCPP transaction id as text, whatever the version (2.0.1's are UUIDs
     the station makes; transaction_id stays 1.6's integer, None in 2.0.1).
+
+    id_tag: the card (id token) that authorised it. None only for an OCPP 2.0.1 transaction
+    started at plug-in before anyone authorised it (TxCtrlr.TxStartPoint EVConnected): no
+    energy flows then; the state is published again with the id_tag once authorised. Always
+    set in 1.6 and with the default TxStartPoint.
     """
 
     transaction_id: int | None
-    id_tag: IdTag
+    id_tag: IdTag | None = None
     started_at: UtcDatetime
     meter_start_wh: WattHours
     energy_wh: WattHours = 0.0
@@ -284,10 +291,15 @@ class TransactionState(Payload):
 
 
 class SessionSummary(Payload):
-    """A finished transaction (transaction_ref: as on TransactionState)."""
+    """A finished transaction (transaction_ref: as on TransactionState; id_tag may be null).
+
+    id_tag: the card that authorised it; None when it was never authorised (an OCPP 2.0.1
+    transaction started at plug-in, TxStartPoint EVConnected, whose EV left before a card or a
+    remote start came; it delivered no energy).
+    """
 
     transaction_id: int | None
-    id_tag: IdTag
+    id_tag: IdTag | None = None
     started_at: UtcDatetime
     stopped_at: UtcDatetime
     meter_start_wh: WattHours

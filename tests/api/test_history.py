@@ -195,3 +195,35 @@ async def test_influx_api_2_reads_the_bucket_through_the_1x_query_api(
         assert reader._params["db"] == bucket
     assert body["influx_error"] is None
     assert [s["energy_wh"] for s in body["items"]] == [5000.0, 3500.5]
+
+
+async def test_a_session_never_authorised_has_no_id_tag(
+        mosquitto: Broker, influxdb: InfluxServer, peers: Peers, station: str,
+        tmp_path: Path) -> None:
+    """An OCPP 2.0.1 session started at plug-in and never authorised (SessionSummary id_tag
+    null): the recorder's point has no id_tag tag, the API's local copy and InfluxDB both give
+    it back with id_tag null, beside a session with a card, and an id_tag filter skips it."""
+    db = influxdb.create_database()
+    anonymous = SessionSummary.model_validate({
+        **summary("2026-01-07T10:00:00", 5, 0.0, tid=None).model_dump(mode="json"),
+        "id_tag": None})
+    line = points.session(station, 1, anonymous)
+    assert "id_tag" not in line.split(" ", 1)[0]
+    assert influxdb.write(db, line).status_code == 204
+    settings = api_settings(mosquitto, station, tmp_path, influx_url=influxdb.url,
+                            influx_database=db)
+    async with running_api(settings) as (client, _):
+        peers.gateway.publish(ch.SESSION, anonymous, connector=2)  # the local copy's
+        peers.gateway.publish(ch.SESSION, SESSIONS[0][1], connector=1)
+
+        async def all_there() -> bool:
+            r = await client.get("/api/v1/sessions", params={"station": station})
+            return r.json()["total"] == 3
+
+        await eventually(all_there)
+        items = (await client.get("/api/v1/sessions", params={"station": station})).json()[
+            "items"]
+        assert sorted((s["connector"], str(s["id_tag"])) for s in items) == [
+            (1, "04A1B2C3"), (1, "None"), (2, "None")]
+        tagged = (await client.get("/api/v1/sessions", params={"id_tag": "04A1B2C3"})).json()
+        assert tagged["total"] == 1

@@ -257,3 +257,21 @@ async def test_one_call_in_flight_holds_for_201_too(csms: Csms) -> None:
         assert [json.loads(await ws.recv())[1] for _ in range(2)] == ["m1", "h1"]
     assert [(v.rule, v.unique_id) for v in csms.violations("S1")] == [
         (rules.CALL_IN_FLIGHT, "h1")]
+
+
+async def test_authorisation_token_and_energy_before_it(csms: Csms) -> None:
+    """E01-E03: an Authorized event without idToken, and a transaction started at plug-in
+    (CablePluggedIn, no idToken) whose register rises before its Authorized event, are
+    violations; the same transaction charging after its idToken arrived is not."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.event("Started", "T1", trigger_reason="CablePluggedIn", meter_wh=10)
+        await st.event("Updated", "T1", trigger_reason="MeterValuePeriodic", meter_wh=10.5)
+        assert csms.violations("S1") == []  # within 1 Wh: no energy yet
+        await st.event("Updated", "T1", trigger_reason="MeterValuePeriodic", meter_wh=30)
+        await st.event("Updated", "T1", trigger_reason="Authorized", id_token="")
+        await st.event("Updated", "T1", trigger_reason="Authorized", id_token="CARD")
+        await st.event("Updated", "T1", trigger_reason="MeterValuePeriodic", meter_wh=500)
+        await st.event("Ended", "T1", trigger_reason="StopAuthorized", meter_wh=600)
+        assert [v.rule for v in csms.violations("S1")] == [
+            rules.ENERGY_BEFORE_AUTH, rules.TX_AUTHORIZED_TOKEN]

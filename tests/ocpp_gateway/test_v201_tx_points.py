@@ -1,12 +1,15 @@
-"""2.0.1 TxCtrlr TxStartPoint/TxStopPoint (E01/E06) against the dev central system: the station
-shows the points it honours (a transaction starts once authorised and plugged in, the relay
-closing with it: PowerPathClosed; it stops on EVConnected or Authorized no longer true), takes
-the lists it can honour and Rejects the others; TxStopPoint Authorized keeps a transaction
-through unplugging until the card is presented again."""
+"""2.0.1 TxCtrlr TxStartPoint/TxStopPoint (E01-E03/E06) against the dev central system: the
+station shows the points it honours (PowerPathClosed: once authorised and plugged in, the relay
+closing with it; EVConnected: at plug-in, the idToken following in an Updated Authorized (E02);
+Authorized: at authorisation, the EV following (E03), EVConnectionTimeOut ending it; it stops on
+EVConnected or Authorized no longer true), takes the lists it can honour and Rejects the others;
+TxStopPoint Authorized keeps a transaction through unplugging until the card is presented
+again."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from tests.ocpp_gateway.conftest import Rig
@@ -30,9 +33,11 @@ async def test_tx_start_and_stop_points(rig: Rig) -> None:
     await rig.online_201()
     assert await get_var(rig, "TxStartPoint") == "PowerPathClosed"
     assert await get_var(rig, "TxStopPoint") == "EVConnected,Authorized"
-    for value in ("EVConnected", "Authorized", "EnergyTransfer", "PowerPathClosed,Authorized"):
+    for value in ("EnergyTransfer", "ParkingBayOccupancy", "DataSigned", "EVConnected,Bogus"):
         assert await set_var(rig, "TxStartPoint", value) == "Rejected", value
-    assert await set_var(rig, "TxStartPoint", "PowerPathClosed") == "Accepted"
+    for value in ("EVConnected", "Authorized", "EVConnected,Authorized",
+                  "PowerPathClosed,Authorized", "PowerPathClosed"):
+        assert await set_var(rig, "TxStartPoint", value) == "Accepted", value
     for value in ("PowerPathClosed", "EVConnected", "ParkingBayOccupancy,Authorized"):
         assert await set_var(rig, "TxStopPoint", value) == "Rejected", value
     assert await set_var(rig, "TxStopPoint", "Authorized") == "Accepted"
@@ -53,4 +58,107 @@ async def test_tx_start_and_stop_points(rig: Rig) -> None:
         "transactionId"]
     assert ended["transactionInfo"]["stoppedReason"] == "Local"
     assert await set_var(rig, "TxStopPoint", "Authorized,EVConnected") == "Accepted"
+    assert csms.violations(rig.id) == []
+
+
+def events(rig: Rig) -> list[dict[str, Any]]:
+    return [m.payload for m in rig.csms.received(rig.id, "TransactionEvent")]
+
+
+async def started_at(rig: Rig, point: str, act: Callable[[], None]) -> dict[str, Any]:
+    """Online with TxStartPoint set to point; act (plug in, tap) and the Started it makes."""
+    await rig.online_201()
+    assert await set_var(rig, "TxStartPoint", point) == "Accepted"
+    act()
+    return await rig.csms.wait_for(rig.id, "TransactionEvent",
+                                   where=lambda p: p["eventType"] == "Started")
+
+
+async def test_start_at_plug_in_then_authorised(rig: Rig) -> None:
+    """E02: Started CablePluggedIn without idToken and the relay open (Preparing on the bus,
+    transaction with id_tag null); the card adds the idToken (Updated Authorized) and only then
+    the relay closes; the 1 Wh register check of the dev CSMS (energy-before-authorization)
+    holds, and the session on the bus names the card."""
+    csms = rig.csms
+    started = await started_at(rig, "EVConnected", lambda: rig.pilot("B"))
+    assert started["triggerReason"] == "CablePluggedIn"
+    assert "idToken" not in started
+    assert started["transactionInfo"]["chargingState"] == "EVConnected"
+    early = await rig.wait("transaction", lambda p: p is not None)
+    assert early.id_tag is None
+    await rig.status("Preparing")
+    await asyncio.sleep(0.3)
+    assert not [m for m in rig.seen["relay_set"] if m.payload.closed]  # no power yet
+    rig.tap("TAG")
+    updated = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["triggerReason"] == "Authorized")
+    assert updated["eventType"] == "Updated"
+    assert updated["idToken"] == {"idToken": "TAG", "type": "ISO14443"}
+    tx_id = started["transactionInfo"]["transactionId"]
+    assert updated["transactionInfo"]["transactionId"] == tx_id
+    await rig.wait("relay_set", lambda p: p.closed)
+    assert (await rig.wait("transaction", lambda p: p is not None and p.id_tag == "TAG"))
+    rig.relay(True)
+    rig.pilot("C")
+    await rig.status("Charging")
+    rig.meter(400.0)
+    rig.tap("TAG")
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["transactionInfo"]["transactionId"] == tx_id
+    session = await rig.wait("session")
+    assert session.id_tag == "TAG"
+    assert [e["seqNo"] for e in events(rig)] == list(range(len(events(rig))))
+    assert csms.violations(rig.id) == []
+
+
+async def test_start_at_plug_in_never_authorised(rig: Rig) -> None:
+    """E02: an EV that leaves before any card ends its transaction (EVDisconnected); the bus
+    session has id_tag null and no energy, and the relay never closed."""
+    csms = rig.csms
+    await started_at(rig, "EVConnected", lambda: rig.pilot("B"))
+    rig.pilot("A")
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"
+    assert "idToken" not in ended
+    session = await rig.wait("session")
+    assert session.id_tag is None
+    assert session.energy_wh == 0.0
+    assert not [m for m in rig.seen["relay_set"] if m.payload.closed]
+    assert csms.violations(rig.id) == []
+
+
+async def test_start_at_authorisation_then_plug_in(rig: Rig) -> None:
+    """E03: Started Authorized with the idToken before the EV is there (relay open, Preparing);
+    plugging in adds Updated CablePluggedIn and closes the relay; a second authorisation with no
+    EV ends after EVConnectionTimeOut: Ended EVConnectTimeout / Timeout (bus: Other)."""
+    csms = rig.csms
+    started = await started_at(rig, "Authorized", lambda: rig.tap("TAG"))
+    assert started["triggerReason"] == "Authorized"
+    assert started["idToken"]["idToken"] == "TAG"
+    await rig.status("Preparing")
+    assert not [m for m in rig.seen["relay_set"] if m.payload.closed]
+    rig.pilot("B")
+    plugged = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["triggerReason"] == "CablePluggedIn")
+    assert plugged["eventType"] == "Updated"
+    await rig.wait("relay_set", lambda p: p.closed)
+    rig.tap("TAG")
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Ended")
+    rig.pilot("A")
+    await rig.status("Available")
+    # EVConnectionTimeOut 60 s x time scale 0.01: the EV does not come
+    rig.tap("TAG2")
+    second = await csms.wait_for(rig.id, "TransactionEvent", count=2,
+                                 where=lambda p: p["eventType"] == "Started")
+    ended = await csms.wait_for(rig.id, "TransactionEvent", count=2,
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["transactionInfo"]["transactionId"] == second["transactionInfo"][
+        "transactionId"]
+    assert ended["triggerReason"] == "EVConnectTimeout"
+    assert ended["transactionInfo"]["stoppedReason"] == "Timeout"
+    session = await rig.wait("session", count=2)
+    assert session.id_tag == "TAG2"
+    assert session.stop_reason.value == "Other"
     assert csms.violations(rig.id) == []

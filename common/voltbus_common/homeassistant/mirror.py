@@ -45,7 +45,7 @@ class LastSession(_View):
 
     transaction_id: int | None
     transaction_ref: str | None = None  # the OCPP id as text (2.0.1's too)
-    id_tag: str
+    id_tag: str | None = None  # None: a 2.0.1 session started at plug-in, never authorised
     started_at: UtcDatetime
     stopped_at: UtcDatetime
     energy_wh: float

@@ -42,7 +42,9 @@ class SessionRecord(BaseModel):
     transaction_ref: str | None = Field(
         default=None, description="the OCPP transaction id as text (1.6's integer, 2.0.1's "
         "UUID); null for sessions recorded before it was kept")
-    id_tag: str
+    id_tag: str | None = Field(
+        default=None, description="the card that authorised it; null for an OCPP 2.0.1 "
+        "session started at plug-in that was never authorised")
     started_at: UtcDatetime
     stopped_at: UtcDatetime
     meter_start_wh: float
@@ -150,7 +152,7 @@ class LocalHistory:
         self._db.execute(
             f"INSERT OR REPLACE INTO sessions ({', '.join(_COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(_COLUMNS))})",
-            (station, connector, s.transaction_id, s.id_tag, s.started_at.isoformat(),
+            (station, connector, s.transaction_id, s.id_tag or "", s.started_at.isoformat(),
              s.stopped_at.isoformat(), s.meter_start_wh, s.meter_stop_wh, s.energy_wh,
              s.stop_reason.value, s.transaction_ref))
 
@@ -171,6 +173,7 @@ class LocalHistory:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM sessions"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        records = [SessionRecord(**dict(zip(_COLUMNS, row, strict=True)))
+        records = [SessionRecord(**{**dict(zip(_COLUMNS, row, strict=True)),
+                                    "id_tag": row[3] or None})  # "": never authorised
                    for row in self._db.execute(sql, args)]
         return [r for r in records if f.matches(r)]

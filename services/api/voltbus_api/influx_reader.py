@@ -127,7 +127,7 @@ def _record(row: dict[str, Any]) -> SessionRecord:
         station=row["station"], connector=int(row["connector"]),
         transaction_id=int(tid) if tid is not None else None,
         transaction_ref=str(row["transaction_ref"]) if row.get("transaction_ref") is not None
-        else None, id_tag=row["id_tag"],
+        else None, id_tag=row.get("id_tag") or None,  # no tag: never authorised
         started_at=started, stopped_at=stopped, meter_start_wh=float(row["meter_start_wh"]),
         meter_stop_wh=float(row["meter_stop_wh"]), energy_wh=float(row["energy_wh"]),
         stop_reason=row["stop_reason"])

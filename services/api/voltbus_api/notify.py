@@ -11,7 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voltbus_api.state_cache import Change
 from voltbus_common.enums import ChargePointErrorCode
@@ -21,6 +21,13 @@ if TYPE_CHECKING:
     import apprise
 
 log = logging.getLogger(__name__)
+
+
+def _who(data: dict[str, Any]) -> str:
+    """The session's id tag as a notice names it (an OCPP 2.0.1 session started at plug-in has
+    none until it is authorised)."""
+    tag = data.get("id_tag")
+    return f"id tag {tag}" if tag else "no id tag yet (started at plug-in)"
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ class Notifier:
             self._running[key] = started
             if started is not None and started != before and not change.retained:
                 self.queue(Notice(f"Charging started on {where}",
-                                  f"Session started on {where} for id tag {data['id_tag']}.",
+                                  f"Session started on {where} for {_who(data)}.",
                                   "info"))
             return
         if change.retained and change.kind != "ocpp":
@@ -117,7 +124,7 @@ class Notifier:
             minutes = _minutes(data)
             self.queue(Notice(
                 f"Charging finished on {where}: {data['energy_wh'] / 1000:.2f} kWh",
-                f"Session on {where} for id tag {data['id_tag']} finished: "
+                f"Session on {where} for {_who(data)} finished: "
                 f"{data['energy_wh'] / 1000:.2f} kWh in {minutes} min "
                 f"(stop reason {data['stop_reason']}).", "success"))
         elif (change.kind == "error" and data is not None

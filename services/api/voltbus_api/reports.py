@@ -101,7 +101,7 @@ def build(records: list[SessionRecord], *, title: str, price_per_kwh: float, cur
         rows.append(ReportRow(
             start=r.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
             end=r.stopped_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-            station=r.station, connector=r.connector, id_tag=r.id_tag,
+            station=r.station, connector=r.connector, id_tag=r.id_tag or "",
             minutes=round(r.duration_s / 60), energy_kwh=kwh,
             cost=(kwh * price).quantize(Decimal("0.01"), ROUND_HALF_UP) if priced is None
             else priced.quantize(Decimal("0.01"), ROUND_HALF_UP),

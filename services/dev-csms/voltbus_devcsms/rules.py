@@ -186,6 +186,32 @@ def in_future(value: object, now: datetime | None = None) -> str | None:
     return None
 
 
+# 2.0.1 part 2 E01-E03, E02 (start at plug-in, "cable plugin first") and E03 ("IdToken first"):
+# the TransactionEvent reporting the authorisation (triggerReason Authorized) carries the idToken
+# that authorised it (TransactionEventRequest.idToken: "the identifier which needs to be stored
+# for authorization"); and a transaction started before its authorisation transfers no energy
+# until then (E02: energy transfer begins after the Authorized event; C01 authorisation
+# precedes charging). Checked on the energy register the events carry.
+TX_AUTHORIZED_TOKEN = "tx-authorized-without-idtoken"
+ENERGY_BEFORE_AUTH = "energy-before-authorization"
+
+
+def tx_token_problem(trigger_reason: str, id_token: dict[str, Any] | None) -> str | None:
+    """Why a TransactionEvent breaks TX_AUTHORIZED_TOKEN, or None."""
+    if trigger_reason == "Authorized" and not id_token:
+        return "a TransactionEvent with triggerReason Authorized carries no idToken"
+    return None
+
+
+def energy_before_auth_problem(authorised: bool, first_wh: float | None,
+                               energy_wh: float | None) -> str | None:
+    """Why an event's register breaks ENERGY_BEFORE_AUTH (1 Wh tolerance), or None."""
+    if authorised or first_wh is None or energy_wh is None or energy_wh <= first_wh + 1.0:
+        return None
+    return (f"energy register {energy_wh:g} Wh rose above the {first_wh:g} Wh at the start "
+            f"before the transaction was authorised (no idToken yet)")
+
+
 def seq_no_problem(seen: set[int], last: int | None, seq_no: int) -> tuple[str, str] | None:
     """(rule, detail) when seq_no is a duplicate, leaves a gap or comes out of order."""
     if seq_no in seen:

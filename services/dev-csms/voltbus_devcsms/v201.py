@@ -235,6 +235,12 @@ class StationSession201(SessionBase, ChargePoint):
         if tx.ended and not duplicate:
             self.check(rules.TRANSACTION_ENDED, f"{event.event_type} (seqNo {event.seq_no}) "
                        f"after transaction {tx.transaction_id} Ended")
+        token = event.payload.get("id_token")
+        self.check(rules.TX_AUTHORIZED_TOKEN, rules.tx_token_problem(event.trigger_reason, token))
+        authorised = bool(token) or any(e.payload.get("id_token") for e in tx.events)
+        first = next((e.energy_wh for e in tx.events if e.energy_wh is not None), None)
+        self.check(rules.ENERGY_BEFORE_AUTH, rules.energy_before_auth_problem(
+            authorised, first, event.energy_wh))
         before = [e.energy_wh for e in tx.events if e.energy_wh is not None]
         if event.energy_wh is not None and before and event.energy_wh < max(before):
             self.check(rules.METER_DECREASED, f"energy register {event.energy_wh:g} Wh below "

@@ -99,12 +99,14 @@ class CableLocks:
         if self._relay_commands.get(connector) == serial:  # no newer relay command since
             send()
 
-    def session_ended(self, connector: int, id_tag: str, reason: StopReason | None,
+    def session_ended(self, connector: int, id_tag: str | None, reason: StopReason | None,
                       unlock_on_ev_disconnect: bool) -> None:
-        """A transaction ended: unlock, or hold the lock for its tag (see the module doc)."""
+        """A transaction ended: unlock, or hold the lock for its tag (see the module doc; a
+        transaction never authorised has no tag to wait for: unlocked)."""
         if not self.has_lock(connector):
             return
-        if reason is StopReason.EV_DISCONNECTED and not unlock_on_ev_disconnect:
+        if (reason is StopReason.EV_DISCONNECTED and not unlock_on_ev_disconnect
+                and id_tag is not None):
             log.info("connector %d: EV side disconnected; the cable stays locked until %s is "
                      "presented (UnlockConnectorOnEVSideDisconnect false)", connector, id_tag)
             self.held[connector] = id_tag

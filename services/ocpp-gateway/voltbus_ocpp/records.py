@@ -19,10 +19,12 @@ from voltbus_ocpp.model.events import (
     SendMeterValues,
     SendStartTransaction,
     SendStopTransaction,
+    SendTransactionUpdate,
 )
-from voltbus_ocpp.model.results import Measurand, ReadingContext
+from voltbus_ocpp.model.results import Measurand, ReadingContext, TxUpdate
 
 STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
+UPDATED = "transaction_updated"
 SECURITY_EVENT = "security_event"
 FIRMWARE_STATUS = "firmware_status"
 LEGACY_V16 = frozenset({"StartTransaction", "MeterValues", "StopTransaction"})
@@ -43,6 +45,15 @@ class MeterValuesRecord:
 
     effect: SendMeterValues
     measurands: tuple[Measurand, ...]
+    offline: bool = False
+
+
+@dataclass(frozen=True)
+class TransactionUpdated:
+    """A running transaction got its id token or its EV after it started (2.0.1 only: OCPP 1.6
+    starts transactions once both are there)."""
+
+    effect: SendTransactionUpdate
     offline: bool = False
 
 
@@ -89,7 +100,8 @@ class FirmwareStatusRecord:
 
 
 Record = TransactionStarted | MeterValuesRecord | TransactionStopped | WireRecord | (
-    SecurityEventRecord | FirmwareStatusRecord)
+    SecurityEventRecord | FirmwareStatusRecord | TransactionUpdated)
+TxRecord = TransactionStarted | MeterValuesRecord | TransactionUpdated | TransactionStopped
 
 
 def starts_transaction(record: Record) -> bool:
@@ -119,8 +131,7 @@ def _time(value: str | None) -> datetime | None:
 def encode(record: Record) -> tuple[str, dict[str, Any]]:
     """The row's kind and JSON body."""
     kind, body = _encode(record)
-    if isinstance(record, TransactionStarted | MeterValuesRecord | TransactionStopped) and (
-            record.offline):
+    if isinstance(record, TxRecord) and record.offline:
         body["offline"] = True
     return kind, body
 
@@ -128,9 +139,16 @@ def encode(record: Record) -> tuple[str, dict[str, Any]]:
 def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, TransactionStarted):
         s = record.effect
-        return STARTED, {"connector": s.connector, "local_id": s.local_id, "id_tag": s.id_tag,
-                         "meter_start_wh": s.meter_start_wh, "ts": s.ts.isoformat(),
-                         "reservation_id": s.reservation_id}
+        body: dict[str, Any] = {"connector": s.connector, "local_id": s.local_id,
+                                "id_tag": s.id_tag, "meter_start_wh": s.meter_start_wh,
+                                "ts": s.ts.isoformat(), "reservation_id": s.reservation_id}
+        if not s.plugged:
+            body["plugged"] = False
+        return STARTED, body
+    if isinstance(record, TransactionUpdated):
+        u = record.effect
+        return UPDATED, {"connector": u.connector, "local_id": u.local_id,
+                         "reason": u.reason.value, "ts": u.ts.isoformat(), "id_tag": u.id_tag}
     if isinstance(record, MeterValuesRecord):
         m = record.effect
         return METER_VALUES, {"connector": m.connector, "local_id": m.local_id,
@@ -148,7 +166,8 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
             "samples": [{"ts": x.ts.isoformat(), "context": x.context.value,
                          "reading": _reading(x.reading)} for x in e.samples],
             "sampled": [x.value for x in record.sampled],
-            "aligned": [x.value for x in record.aligned]}
+            "aligned": [x.value for x in record.aligned],
+            **({"timed_out": True} if e.timed_out else {})}
     if isinstance(record, SecurityEventRecord):
         return SECURITY_EVENT, {"type": record.kind, "ts": record.ts.isoformat(),
                                 "tech_info": record.tech_info}
@@ -167,7 +186,12 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
     if kind == STARTED:
         return TransactionStarted(SendStartTransaction(
             b["connector"], b["local_id"], b["id_tag"], b["meter_start_wh"],
-            datetime.fromisoformat(b["ts"]), b["reservation_id"]), offline)
+            datetime.fromisoformat(b["ts"]), b["reservation_id"], b.get("plugged", True)),
+            offline)
+    if kind == UPDATED:
+        return TransactionUpdated(SendTransactionUpdate(
+            b["connector"], b["local_id"], TxUpdate(b["reason"]),
+            datetime.fromisoformat(b["ts"]), b["id_tag"]), offline)
     if kind == METER_VALUES:
         return MeterValuesRecord(SendMeterValues(
             b["connector"], b["local_id"], _snapshot(b["reading"]),
@@ -179,7 +203,8 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
             datetime.fromisoformat(b["ts"]), StopReason(b["reason"]), _time(b["started_at"]),
             b["meter_start_wh"], _snapshot(b["reading"]) if b["reading"] else None,
             tuple(Sample(datetime.fromisoformat(x["ts"]), _snapshot(x["reading"]),
-                         ReadingContext(x["context"])) for x in b["samples"])),
+                         ReadingContext(x["context"])) for x in b["samples"]),
+            bool(b.get("timed_out", False))),
             tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]),
             offline)
     if kind == SECURITY_EVENT:

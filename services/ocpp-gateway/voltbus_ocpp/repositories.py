@@ -23,7 +23,7 @@ class RunningRow:
 
     connector: int
     local_id: int
-    id_tag: str
+    id_tag: str | None  # None: started at plug-in, not authorised (stored as "")
     started_at: datetime
     meter_start_wh: float
     energy_wh: float
@@ -39,8 +39,12 @@ class RunningTransactions:
     def started(self, effect: SendStartTransaction) -> None:
         """A transaction began (its central-system id is not known yet)."""
         self.db.execute("INSERT OR REPLACE INTO running VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                        (effect.connector, effect.local_id, effect.id_tag, effect.ts.isoformat(),
-                         effect.meter_start_wh, effect.meter_start_wh))
+                        (effect.connector, effect.local_id, effect.id_tag or "",
+                         effect.ts.isoformat(), effect.meter_start_wh, effect.meter_start_wh))
+
+    def authorised(self, local_id: int, id_tag: str) -> None:
+        """A transaction started at plug-in got its id token."""
+        self.db.execute("UPDATE running SET id_tag=? WHERE local_id=?", (id_tag, local_id))
 
     def metered(self, local_id: int, energy_wh: float) -> None:
         """The latest register of a running transaction."""
@@ -59,7 +63,7 @@ class RunningTransactions:
         """Every running transaction on disk."""
         rows = self.db.execute("SELECT connector, local_id, id_tag, started_at, meter_start_wh, "
                                "energy_wh, transaction_id FROM running").fetchall()
-        return [RunningRow(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5],
+        return [RunningRow(r[0], r[1], r[2] or None, datetime.fromisoformat(r[3]), r[4], r[5],
                            None if r[6] is None else str(r[6])) for r in rows]
 
 

@@ -51,6 +51,7 @@ from voltbus_ocpp.model.events import (
     SendStartTransaction,
     SendStatus,
     SendStopTransaction,
+    SendTransactionUpdate,
     StartAnswered,
     Tick,
 )
@@ -68,6 +69,7 @@ from voltbus_ocpp.records import (
     Record,
     TransactionStarted,
     TransactionStopped,
+    TransactionUpdated,
     starts_transaction,
 )
 from voltbus_ocpp.repositories import Availability, ChargingProfiles, RunningTransactions
@@ -272,7 +274,8 @@ class Station:
                 # messages must be kept, OCPP 1.6 4.7)
                 self.send(MeterValuesNow(effect.connector, effect.reading, effect.ts,
                                          effect.context, self.config.aligned_measurands))
-            elif isinstance(effect, SendStartTransaction | SendMeterValues | SendStopTransaction):
+            elif isinstance(effect, SendStartTransaction | SendMeterValues | SendStopTransaction
+                            | SendTransactionUpdate):
                 self._durable(effect)
             elif isinstance(effect, RelayMismatch):
                 log.warning("%s: connector %d: relay reported %s, wanted %s; commanding it "
@@ -306,7 +309,7 @@ class Station:
                 self.send(effect)
 
     def _durable(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
-                 ) -> None:
+                 | SendTransactionUpdate) -> None:
         with self.store.transaction():  # one commit per message: durable before anything acts
             self.queue.put(self._record(effect), effect.local_id)
         self.messenger.durable_added()
@@ -314,7 +317,7 @@ class Station:
             self.profiles.started(effect.connector)
 
     def _record(self, effect: SendStartTransaction | SendMeterValues | SendStopTransaction
-                ) -> Record:
+                | SendTransactionUpdate) -> Record:
         """The outbox record of an effect, with the measurands configured now; the running
         transaction on disk follows it (same commit)."""
         cfg, offline = self.config, not self.model.online
@@ -322,6 +325,10 @@ class Station:
             self.running.started(effect)
             self.store.set_meta("next_local_id", str(effect.local_id + 1))
             return TransactionStarted(effect, offline)
+        if isinstance(effect, SendTransactionUpdate):
+            if effect.id_tag is not None:
+                self.running.authorised(effect.local_id, effect.id_tag)
+            return TransactionUpdated(effect, offline)
         if isinstance(effect, SendMeterValues):
             assert effect.local_id is not None
             self.running.metered(effect.local_id, effect.reading.energy_wh)

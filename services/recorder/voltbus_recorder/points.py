@@ -144,7 +144,7 @@ def status(station: str, connector: int, s: OcppConnectorStatus) -> str:
 
 def session(station: str, connector: int, s: SessionSummary, zone: tzinfo = UTC) -> str:
     """measurement `session`: a finished transaction, at its stop time."""
-    tags = {"station": station, "connector": str(connector), "id_tag": s.id_tag,
+    tags = {"station": station, "connector": str(connector), "id_tag": s.id_tag or "",
             "stop_reason": s.stop_reason.value,
             "month": s.stopped_at.astimezone(zone).strftime("%Y-%m")}
     duration_s = max(0.0, (s.stopped_at - s.started_at).total_seconds())

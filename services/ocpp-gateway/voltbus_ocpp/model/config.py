@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from voltbus_ocpp.model.results import Measurand
+from voltbus_ocpp.model.results import Measurand, TxStart
 
 
 class ChargePointConfig(Protocol):
@@ -69,6 +69,12 @@ class ChargePointConfig(Protocol):
     @property
     def connection_timeout_s(self) -> float:
         """How long an authorised id token waits for the EV to be plugged in, s."""
+        ...
+
+    @property
+    def tx_start_points(self) -> frozenset[TxStart]:
+        """Where a transaction starts (the first one reached; POWER_PATH_CLOSED alone: once
+        authorised and plugged in, as OCPP 1.6 always does)."""
         ...
 
     @property

@@ -34,6 +34,7 @@ from voltbus_ocpp.model.events import (
     SendStartTransaction,
     SendStatus,
     SendStopTransaction,
+    SendTransactionUpdate,
     SetCurrentLimit,
     SetLed,
     SetRelay,
@@ -41,7 +42,7 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.metering import PendingStop, SwitchRead, deadline, estimate, request_id
 from voltbus_ocpp.model.relay import MAX_RESENDS, RelayKeeper, Verdict, verdict
-from voltbus_ocpp.model.results import ReadingContext
+from voltbus_ocpp.model.results import ReadingContext, TxStart, TxUpdate
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,15 @@ LED_FOR_STATUS: dict[ConnectorStatus, tuple[str, LedPattern]] = {
 
 @dataclass
 class Transaction:
-    """A transaction here; transaction_id stays None until the central system answers."""
+    """A transaction here; transaction_id stays None until the central system answers.
+
+    id_tag None: started at plug-in, not authorised yet (TxStart.EV_CONNECTED). powered: the
+    relay is wanted closed (authorised with the EV there); False while a transaction started at
+    plug-in waits for its id token, or one started at authorisation waits for the EV until
+    ev_deadline (TxStart.AUTHORIZED)."""
 
     local_id: int
-    id_tag: str
+    id_tag: str | None
     started_at: datetime
     meter_start_wh: float
     energy_wh: float
@@ -82,6 +88,8 @@ class Transaction:
     energy_cap_wh: float | None = None  # MaxEnergyOnInvalidId after a non-Accepted start
     published_at: datetime | None = None  # when ocpp/{c}/transaction was last published
     published_wh: float | None = None  # the energy_wh it carried then
+    powered: bool = True
+    ev_deadline: datetime | None = None
 
     @property
     def delivered_wh(self) -> float:
@@ -164,6 +172,8 @@ def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
     if blocking_fault(f) or f.pilot in PILOT_FAULT:
         return ConnectorStatus.FAULTED
     if f.tx is not None:
+        if not f.tx.powered:  # waiting for its id token or its EV
+            return ConnectorStatus.PREPARING
         if effective_limit_a <= 0:
             return ConnectorStatus.SUSPENDED_EVSE
         return ConnectorStatus.CHARGING if f.pilot in DRAWING else ConnectorStatus.SUSPENDED_EV
@@ -235,9 +245,18 @@ class Connector:
                 and not blocking_fault(f) and f.pilot not in PILOT_FAULT)
 
     @property
+    def awaiting_token(self) -> bool:
+        """A transaction started at plug-in waits for its id token here (a tap, a remote start
+        goes to it)."""
+        f = self.facts
+        return (f.tx is not None and f.tx.id_tag is None and f.operative
+                and f.station_operative and not f.restarting and not blocking_fault(f))
+
+    @property
     def relay_wanted(self) -> bool:
-        """The relay is closed exactly while a transaction runs here."""
-        return self.facts.tx is not None
+        """The relay is closed exactly while a transaction runs here, authorised with its EV
+        (a transaction waiting for its id token or its EV keeps it open)."""
+        return self.facts.tx is not None and self.facts.tx.powered
 
     @property
     def may_close(self) -> bool:
@@ -377,34 +396,57 @@ class Connector:
 
     # --- transactions ------------------------------------------------------------------------
 
-    def start_transaction(self, id_tag: str, local_id: int, *,
-                          reservation_id: int | None = None) -> list[Effect]:
-        """Begin charging at once; StartTransaction goes to the durable queue."""
+    def start_transaction(self, id_tag: str | None, local_id: int, *,
+                          reservation_id: int | None = None,
+                          powered: bool = True) -> list[Effect]:
+        """Begin charging at once; StartTransaction goes to the durable queue. powered False:
+        a transaction that starts before its id token (id_tag None) or its EV: the relay stays
+        open until both are there (`_power_up`)."""
         effects = self.flush_stop()  # the previous stop goes out first, in order
         now = self.clock()
         meter = self.facts.meter.energy_wh if self.facts.meter else 0.0
-        tx = Transaction(local_id, id_tag, now, meter, meter)
+        tx = Transaction(local_id, id_tag, now, meter, meter, powered=powered)
+        if not powered and id_tag is not None:  # started at authorisation: the EV has a while
+            tx.ev_deadline = now + timedelta(seconds=self.config.connection_timeout_s)
         f = self.facts
         f.tx, f.waiting, f.finishing, f.reservation = tx, None, False, None
         self._schedule_samples(now)
         self.limit_sent_a = None
-        if f.relay_closed is False:  # the hardware reports its relay: wait for it to close
+        if powered and f.relay_closed is False:  # the hardware reports its relay: wait for it
             self.closing_until = deadline(now)
         limit, charging = self.push_limit()
-        return [*effects,
-                SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
-                                     reservation_id),
-                limit, self.set_relay(True, request_id(local_id, "start")),
+        start = SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
+                                     reservation_id, self.plugged)
+        if not powered:
+            return [*effects, start, limit, self._publish_tx(now),
+                    charging]
+        return [*effects, start, limit, self.set_relay(True, request_id(local_id, "start")),
                 self._publish_tx(now), charging]
 
-    def stop_transaction(self, reason: StopReason, id_tag: str | None = None) -> list[Effect]:
+    def _power_up(self, tx: Transaction, reason: TxUpdate) -> list[Effect]:
+        """A transaction that started early got what it lacked (its id token, or its EV): the
+        central system hears it, and once authorised with the EV there the relay closes."""
+        now = self.clock()
+        effects: list[Effect] = [SendTransactionUpdate(
+            self.connector_id, tx.local_id, reason, now,
+            tx.id_tag if reason is TxUpdate.AUTHORIZED else None)]
+        if tx.id_tag is not None and self.plugged and not tx.powered:
+            tx.powered, tx.ev_deadline = True, None
+            if self.facts.relay_closed is False:
+                self.closing_until = deadline(now)
+            effects += [self.set_relay(True, request_id(tx.local_id, "start")),
+                        *self.push_limit()]
+        return [*effects, self._publish_tx(now)]
+
+    def stop_transaction(self, reason: StopReason, id_tag: str | None = None, *,
+                         timed_out: bool = False) -> list[Effect]:
         """Stop charging; StopTransaction goes to the durable queue once the register after the
         opening is known (model/metering.py), at once when the hardware publishes no switch
-        readings (meterStop = the last register then)."""
+        readings (meterStop = the last register then) or the relay never closed for it."""
         tx = self.facts.tx
         if tx is None:
             return []
-        if self.switch_readings:
+        if self.switch_readings and tx.powered:
             return self._stop_after_opening(reason, id_tag, tx)
         now = self.clock()
         meter_stop = self.facts.meter.energy_wh if self.facts.meter else tx.energy_wh
@@ -420,7 +462,7 @@ class Connector:
         return [self.set_relay(False),
                 SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
                                     reason, tx.started_at, tx.meter_start_wh, self.facts.meter,
-                                    tuple(tx.samples)),
+                                    tuple(tx.samples), timed_out),
                 PublishTransaction(self.connector_id, None),
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
 
@@ -463,16 +505,25 @@ class Connector:
         was_plugged = self.plugged
         self.facts.pilot = state
         effects: list[Effect] = []
+        tx = self.facts.tx
         if was_plugged and not self.plugged:
             self.facts.finishing = False
-            if self.facts.tx is not None and self.config.stop_on_ev_disconnect:
+            # a transaction started at plug-in and never authorised ends with its EV anyway
+            if tx is not None and (self.config.stop_on_ev_disconnect or tx.id_tag is None):
                 effects += self.stop_transaction(StopReason.EV_DISCONNECTED)
                 self.facts.finishing = False
         if state in PILOT_FAULT and self.facts.tx is not None:
             effects += self.stop_transaction(StopReason.EMERGENCY_STOP)
         waiting = self.facts.waiting
-        if not was_plugged and self.plugged and waiting is not None and self.usable:
-            effects += self.authorised(waiting.id_tag, limit_a=waiting.limit_a)
+        if not was_plugged and self.plugged:
+            tx = self.facts.tx
+            if tx is not None and not tx.powered and tx.id_tag is not None:
+                effects += self._power_up(tx, TxUpdate.EV_CONNECTED)  # started at authorisation
+            elif waiting is not None and self.usable:
+                effects += self.authorised(waiting.id_tag, limit_a=waiting.limit_a)
+            elif (tx is None and self.usable and self.facts.reservation is None
+                  and TxStart.EV_CONNECTED in self.config.tx_start_points):
+                effects += self.start_transaction(None, self.new_local_id(), powered=False)
         return effects
 
     def on_meter(self, reading: MeterSnapshot) -> list[Effect]:
@@ -562,6 +613,8 @@ class Connector:
         effects += self._tx_energy(now)
         if self.next_sample_at is not None and self.config.sample_interval_s <= 0:
             self.next_sample_at = None  # MeterValueSampleInterval set to 0: no more samples
+        if f.tx is not None and f.tx.ev_deadline is not None and now >= f.tx.ev_deadline:
+            effects += self.stop_transaction(StopReason.OTHER, timed_out=True)  # no EV came
         if f.tx is not None and f.meter is not None and self.next_sample_at is not None and (
                 now >= self.next_sample_at):
             interval = timedelta(seconds=self.config.sample_interval_s)
@@ -598,9 +651,16 @@ class Connector:
         return effects
 
     def authorised(self, id_tag: str, *, limit_a: float | None = None) -> list[Effect]:
-        """An idTag may charge here: start now if plugged in, else wait for the plug."""
-        if self.facts.tx is not None:
-            return []
+        """An idTag may charge here: start now if plugged in (or, with TxStart.AUTHORIZED, now
+        anyway), else wait for the plug; a transaction started at plug-in gets its token."""
+        tx = self.facts.tx
+        if tx is not None:
+            if tx.id_tag is not None:
+                return []
+            if limit_a is not None:
+                self.facts.profile_limit_a = limit_a
+            tx.id_tag = id_tag
+            return self._power_up(tx, TxUpdate.AUTHORIZED)
         reservation = self.facts.reservation
         reservation_id = reservation.reservation_id if reservation else None
         if limit_a is not None:
@@ -608,6 +668,9 @@ class Connector:
         if self.plugged:
             return self.start_transaction(id_tag, self.new_local_id(),
                                           reservation_id=reservation_id)
+        if TxStart.AUTHORIZED in self.config.tx_start_points:
+            return self.start_transaction(id_tag, self.new_local_id(),
+                                          reservation_id=reservation_id, powered=False)
         timeout = timedelta(seconds=self.config.connection_timeout_s)
         self.facts.waiting = Waiting(id_tag, self.clock() + timeout, limit_a)
         return []

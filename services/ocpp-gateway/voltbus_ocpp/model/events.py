@@ -14,7 +14,7 @@ from voltbus_common.enums import (
     PilotState,
     StopReason,
 )
-from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
+from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext, TxUpdate
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class Recovered(Event):
 
     connector: int
     local_id: int
-    id_tag: str
+    id_tag: str | None  # None: started at plug-in and not authorised before the end
     started_at: datetime
     meter_start_wh: float
     last_energy_wh: float
@@ -259,14 +259,29 @@ class SendAuthorize(Effect):
 
 @dataclass(frozen=True)
 class SendStartTransaction(Effect):
-    """A transaction started: tell the central system (queued durably)."""
+    """A transaction started: tell the central system (queued durably). id_tag None: started at
+    plug-in before authorisation (TxStart.EV_CONNECTED); the id token follows as a
+    SendTransactionUpdate. plugged False: started at authorisation before the EV was there."""
 
     connector: int
     local_id: int
-    id_tag: str
+    id_tag: str | None
     meter_start_wh: float
     ts: datetime
     reservation_id: int | None = None
+    plugged: bool = True
+
+
+@dataclass(frozen=True)
+class SendTransactionUpdate(Effect):
+    """A running transaction got its id token (AUTHORIZED, id_tag given) or its EV
+    (EV_CONNECTED): tell the central system (queued durably, in order with the transaction)."""
+
+    connector: int
+    local_id: int
+    reason: TxUpdate
+    ts: datetime
+    id_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -303,6 +318,7 @@ class SendStopTransaction(Effect):
     meter_start_wh: float | None = None
     reading: MeterSnapshot | None = None
     samples: tuple[Sample, ...] = ()
+    timed_out: bool = False  # the EV was not connected within connection_timeout_s
 
 
 @dataclass(frozen=True)
@@ -311,7 +327,7 @@ class TransactionView:
 
     local_id: int
     transaction_id: str | None
-    id_tag: str
+    id_tag: str | None  # None: started at plug-in, not authorised yet
     started_at: datetime
     meter_start_wh: float
     energy_wh: float

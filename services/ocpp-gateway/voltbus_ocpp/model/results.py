@@ -67,3 +67,26 @@ class Measurand(StrEnum):
     CURRENT_IMPORT_A = "current_import_a"
     VOLTAGE_V = "voltage_v"
     CURRENT_OFFERED_A = "current_offered_a"
+
+
+class TxStart(StrEnum):
+    """Where a transaction may start (2.0.1 TxCtrlr.TxStartPoint, the first one reached).
+
+    POWER_PATH_CLOSED: once an authorised id token and a plugged-in EV are both there, the relay
+    closing with it (OCPP 1.6 always). EV_CONNECTED: at plug-in, before authorisation (the id
+    token follows as an update). AUTHORIZED: at authorisation, before plug-in (the EV then has
+    connection_timeout_s to connect, else the transaction ends timed out).
+    """
+
+    POWER_PATH_CLOSED = "power_path_closed"
+    EV_CONNECTED = "ev_connected"
+    AUTHORIZED = "authorized"
+
+
+class TxUpdate(StrEnum):
+    """Why a running transaction is reported between its start and its end (besides meter
+    values): the id token arrived after a start at plug-in, or the EV arrived after a start at
+    authorisation."""
+
+    AUTHORIZED = "authorized"
+    EV_CONNECTED = "ev_connected"

@@ -242,7 +242,7 @@ class StationModel:
         """No free connector: a tag of the same group (parentIdTag) may stop a transaction."""
         for c in self.connectors.values():
             tx = c.facts.tx
-            parent = self._parent_of(tx.id_tag) if tx is not None else None
+            parent = self._parent_of(tx.id_tag) if tx is not None and tx.id_tag else None
             if parent is None:
                 continue
             known = self.authoriser.known(tag)
@@ -262,10 +262,12 @@ class StationModel:
     def choose_connector(self, tag: str) -> Connector | None:
         """Where a tap (or a remote start without connector) goes: reserved, plugged, then free."""
         free = [c for c in self.connectors.values()
-                if c.usable and c.facts.waiting is None and self._reservation_allows(c, tag)]
+                if (c.usable or c.awaiting_token) and c.facts.waiting is None
+                and self._reservation_allows(c, tag)]
         reserved = [c for c in free if c.facts.reservation is not None]
+        awaiting = [c for c in free if c.awaiting_token]  # started at plug-in, no token yet
         plugged = [c for c in free if c.plugged]
-        best = reserved or plugged or free
+        best = reserved or awaiting or plugged or free
         return best[0] if best else None
 
     def _reservation_allows(self, c: Connector, tag: str | None,
@@ -294,7 +296,7 @@ class StationModel:
         c = self.connectors[p.connector]
         if not accepted:
             return self._answer(p, CommandStatus.REJECTED, f"id tag {tag}: {why}")
-        if not c.usable:
+        if not (c.usable or c.awaiting_token):
             return self._answer(p, CommandStatus.REJECTED,
                                 f"connector {c.connector_id} is no longer free")
         if not self._reservation_allows(c, tag, parent):
@@ -346,7 +348,8 @@ class StationModel:
                 continue
             effects += c.answered(event.local_id, event.transaction_id)
             if event.status is not AuthStatus.ACCEPTED:
-                self.authoriser.learn(tx.id_tag, AuthEntry(event.status))
+                if tx.id_tag is not None:
+                    self.authoriser.learn(tx.id_tag, AuthEntry(event.status))
                 effects += c.invalidated(event.local_id)
         return effects
 
@@ -445,6 +448,8 @@ class StationModel:
     def _why_not_free(self, c: Connector, tag: str | None) -> str | None:
         f = c.facts
         n = c.connector_id
+        if c.awaiting_token and f.waiting is None and self._reservation_allows(c, tag):
+            return None  # its transaction started at plug-in and waits for an id token
         if f.tx is not None:
             return f"connector {n} already has a transaction"
         if not (f.operative and f.station_operative):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from voltbus_ocpp.model.results import Measurand
+from voltbus_ocpp.model.results import Measurand, TxStart
 from voltbus_ocpp.protocol.v16.config_keys import KEYS, Key
 from voltbus_ocpp.protocol.v16.convert import MEASURAND_OF
 from voltbus_ocpp.store import Store
@@ -185,6 +185,11 @@ class ConfigStore:
     def connection_timeout_s(self) -> float:
         """ConnectionTimeOut."""
         return self.get_seconds("ConnectionTimeOut")
+
+    @property
+    def tx_start_points(self) -> frozenset[TxStart]:
+        """OCPP 1.6 starts a transaction once authorised and plugged in, always."""
+        return frozenset({TxStart.POWER_PATH_CLOSED})
 
     @property
     def stop_on_ev_disconnect(self) -> bool:

@@ -37,6 +37,7 @@ from voltbus_ocpp.records import (
     SecurityEventRecord,
     TransactionStarted,
     TransactionStopped,
+    TransactionUpdated,
 )
 
 PHASES = ("L1", "L2", "L3")
@@ -262,6 +263,8 @@ def record_call(record: Record, tx_id: str | None) -> tuple[str, dict[str, Any]]
             return "SignedFirmwareStatusNotification", {"status": record.status,
                                                         "requestId": record.request_id}
         return "FirmwareStatusNotification", {"status": record.status}
+    if isinstance(record, TransactionUpdated):
+        raise ValueError("a 2.0.1 transaction update cannot be sent over OCPP 1.6")
     if record.subprotocol != "ocpp1.6":
         raise ValueError(f"a {record.subprotocol} message cannot be sent over OCPP 1.6")
     if record.action == "StartTransaction" or tx_id is None:

@@ -21,7 +21,13 @@ from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 from voltbus_ocpp.protocol.v16.requests import V16Requests
 from voltbus_ocpp.protocol.v16.security import SecureChargePoint, V16Security, initial_profile
-from voltbus_ocpp.records import Record, SecurityEventRecord, TransactionStarted, WireRecord
+from voltbus_ocpp.records import (
+    Record,
+    SecurityEventRecord,
+    TransactionStarted,
+    TransactionUpdated,
+    WireRecord,
+)
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import Store
 
@@ -135,6 +141,10 @@ class V16Session:
 
     async def send_record(self, record: Record, transaction_id: str | None) -> Event | None:
         """An outbox record as its 1.6 CALL; a start's answer as StartAnswered."""
+        if isinstance(record, TransactionUpdated):  # 2.0.1 only (an early start): no 1.6 CALL
+            log.warning("%s: dropping a queued 2.0.1 transaction update: OCPP 1.6 has no "
+                        "message for it", self.core.id)
+            return None
         action, payload = convert.record_call(record, transaction_id)
         try:
             answer = await send_call(self.cp, action, payload)

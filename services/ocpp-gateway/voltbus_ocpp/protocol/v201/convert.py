@@ -9,9 +9,14 @@ from typing import Any
 from voltbus_common.enums import ConnectorStatus, StopReason
 from voltbus_ocpp.messages import MeterValuesNow
 from voltbus_ocpp.model.events import MeterSnapshot, SendStatus
-from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext
+from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext, TxUpdate
 from voltbus_ocpp.protocol.wire_time import iso
-from voltbus_ocpp.records import MeterValuesRecord, TransactionStarted, TransactionStopped
+from voltbus_ocpp.records import (
+    MeterValuesRecord,
+    TransactionStarted,
+    TransactionStopped,
+    TransactionUpdated,
+)
 
 PHASES = ("L1", "L2", "L3")
 MEASURANDS = {
@@ -114,21 +119,43 @@ def meter_values(message: MeterValuesNow) -> dict[str, Any]:
             message.reading, message.measurands, message.context)}]}
 
 
-def transaction_event(record: TransactionStarted | MeterValuesRecord | TransactionStopped,
-                      transaction_id: str, seq_no: int) -> dict[str, Any]:
-    """TransactionEventRequest Started, Updated or Ended."""
+def transaction_event(record: TransactionStarted | MeterValuesRecord | TransactionUpdated
+                      | TransactionStopped, transaction_id: str, seq_no: int) -> dict[str, Any]:
+    """TransactionEventRequest Started, Updated or Ended.
+
+    A start at plug-in before authorisation (E02) is Started with triggerReason CablePluggedIn
+    and no idToken; its token follows in an Updated with triggerReason Authorized and the
+    idToken. A start at authorisation before plug-in (E03) is Started Authorized with the
+    idToken; the EV's arrival follows as an Updated with triggerReason CablePluggedIn; an EV
+    that does not come in EVConnectionTimeOut ends it: triggerReason EVConnectTimeout,
+    stoppedReason Timeout."""
     if isinstance(record, TransactionStarted):
         s = record.effect
+        info: dict[str, Any] = {"transactionId": transaction_id}
+        if s.id_tag is None:
+            info["chargingState"] = "EVConnected"  # plugged in, not authorised: no power yet
         payload: dict[str, Any] = {
-            "eventType": "Started", "timestamp": iso(s.ts), "triggerReason": "Authorized",
-            "seqNo": seq_no, "transactionInfo": {"transactionId": transaction_id},
-            "evse": {"id": s.connector, "connectorId": 1}, "idToken": id_token(s.id_tag),
+            "eventType": "Started", "timestamp": iso(s.ts),
+            "triggerReason": "Authorized" if s.id_tag is not None else "CablePluggedIn",
+            "seqNo": seq_no, "transactionInfo": info,
+            "evse": {"id": s.connector, "connectorId": 1},
             "meterValue": [{"timestamp": iso(s.ts), "sampledValue": [{
                 "value": _value(s.meter_start_wh), "context": "Transaction.Begin",
                 "measurand": "Energy.Active.Import.Register", "location": "Outlet",
                 "unitOfMeasure": {"unit": "Wh"}}]}]}
+        if s.id_tag is not None:
+            payload["idToken"] = id_token(s.id_tag)
         if s.reservation_id is not None:
             payload["reservationId"] = s.reservation_id
+        return payload
+    if isinstance(record, TransactionUpdated):
+        u = record.effect
+        payload = {"eventType": "Updated", "timestamp": iso(u.ts),
+                   "triggerReason": "Authorized" if u.reason is TxUpdate.AUTHORIZED
+                   else "CablePluggedIn", "seqNo": seq_no,
+                   "transactionInfo": {"transactionId": transaction_id}}
+        if u.id_tag is not None:
+            payload["idToken"] = id_token(u.id_tag)
         return payload
     if isinstance(record, MeterValuesRecord):
         m = record.effect
@@ -145,10 +172,11 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
         "Energy.Active.Import.Register" else v
         for v in sampled_values(e.reading, edges, ReadingContext.END)]}] if e.reading else []
     payload = {"eventType": "Ended", "timestamp": iso(e.ts),
-               "triggerReason": STOP_TRIGGER.get(e.reason, "AbnormalCondition"),
+               "triggerReason": "EVConnectTimeout" if e.timed_out
+               else STOP_TRIGGER.get(e.reason, "AbnormalCondition"),
                "seqNo": seq_no, "transactionInfo": {
                    "transactionId": transaction_id,
-                   "stoppedReason": STOPPED_REASON[e.reason]}}
+                   "stoppedReason": "Timeout" if e.timed_out else STOPPED_REASON[e.reason]}}
     if e.id_tag:
         payload["idToken"] = id_token(e.id_tag)
     if end and end[0]["sampledValue"]:

@@ -58,11 +58,12 @@ from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
 from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
     FirmwareStatusRecord,
-    MeterValuesRecord,
     Record,
     SecurityEventRecord,
     TransactionStarted,
     TransactionStopped,
+    TransactionUpdated,
+    TxRecord,
     WireRecord,
 )
 from voltbus_ocpp.settings import GatewaySettings
@@ -728,7 +729,7 @@ class V201Session:
                 payload["requestId"] = record.request_id
             await send_call(self.cp, "FirmwareStatusNotification", payload)
             return None
-        assert isinstance(record, TransactionStarted | MeterValuesRecord | TransactionStopped)
+        assert isinstance(record, TxRecord)
         local_id = record.effect.local_id
         assert local_id is not None
         if isinstance(record, TransactionStarted):
@@ -745,8 +746,11 @@ class V201Session:
             store.delete_meta(seq_key)  # the transaction is over: nothing follows
         else:
             store.set_meta(seq_key, str(seq_no + 1))  # the next event: no gaps, none twice
-        if isinstance(record, TransactionStarted):
+        if isinstance(record, TransactionStarted | TransactionUpdated):
+            # the answer to the event with the idToken says whether it may charge (E01/E02)
             info = answer.get("idTokenInfo")
             status = convert.auth_status(info["status"]) if info else AuthStatus.ACCEPTED
+            if isinstance(record, TransactionUpdated) and info is None:
+                return None
             return StartAnswered(local_id, tx_id, status)
         return None

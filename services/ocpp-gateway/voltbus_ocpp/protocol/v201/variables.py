@@ -9,8 +9,9 @@ characteristics GetVariables and the reports show are in `device_model.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import combinations
 
-from voltbus_ocpp.model.results import Measurand
+from voltbus_ocpp.model.results import Measurand, TxStart
 from voltbus_ocpp.store import Store
 
 MEASURAND_NAMES: dict[str, Measurand] = {
@@ -56,11 +57,16 @@ DEFAULTS: dict[str, str] = {
 }
 SECRET = frozenset({"SecurityCtrlr.BasicAuthPassword"})  # WriteOnly
 # E01/E06: the points a transaction starts at (the first one reached) and stops at (the first one
-# no longer true) that the model can honour. It starts a transaction when an authorised id token
-# and a plugged-in EV are both there, closing the relay with it: PowerPathClosed. It stops on
-# deauthorisation, and on unplugging unless EVConnected is left out of TxStopPoint (or
-# StopTxOnEVSideDisconnect is false). Other lists are Rejected: not done (docs/ocpp.md).
-TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset({"PowerPathClosed"})],
+# no longer true) that the model can honour. It starts a transaction at plug-in (EVConnected,
+# E02: the id token follows), at authorisation (Authorized, E03: the EV follows), or when both
+# are there, closing the relay with it (PowerPathClosed, which either of the others precedes, so
+# any non-empty combination of the three is taken). It stops on deauthorisation, and on
+# unplugging unless EVConnected is left out of TxStopPoint (or StopTxOnEVSideDisconnect is
+# false). Other lists are Rejected: not done (docs/ocpp.md).
+TX_START_POINTS = {"EVConnected": TxStart.EV_CONNECTED, "Authorized": TxStart.AUTHORIZED,
+                   "PowerPathClosed": TxStart.POWER_PATH_CLOSED}
+TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset(c) for n in range(1, 4)
+                                      for c in combinations(TX_START_POINTS, n)],
              "TxCtrlr.TxStopPoint": [frozenset({"EVConnected", "Authorized"}),
                                      frozenset({"Authorized"})]}
 COMPONENTS = frozenset(name.split(".", 1)[0] for name in DEFAULTS)
@@ -219,6 +225,13 @@ class Variables:
     def connection_timeout_s(self) -> float:
         """TxCtrlr.EVConnectionTimeOut."""
         return self._seconds("TxCtrlr.EVConnectionTimeOut")
+
+    @property
+    def tx_start_points(self) -> frozenset[TxStart]:
+        """TxCtrlr.TxStartPoint."""
+        return frozenset(TX_START_POINTS[i.strip()] for i in self.values[
+            "TxCtrlr.TxStartPoint"].split(",") if i.strip() in TX_START_POINTS) or frozenset(
+            {TxStart.POWER_PATH_CLOSED})
 
     @property
     def stop_on_ev_disconnect(self) -> bool:
