@@ -104,8 +104,8 @@ async def test_charts_costs_phases_pause_and_offpeak(
     peers.policy = gateway
     gw.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.CHARGING), connector=1)
     gw.publish(ch.TRANSACTION, TransactionState(transaction_id=9, id_tag="04A1B2C3",
-                                                started_at=started, meter_start_wh=50_000.0,
-                                                energy_wh=4_321.0), connector=1)
+                                                started_at=started, meter_start_wh=1_230_246.0,
+                                                energy_wh=4_321.0), connector=1)  # register - start
     gw.publish(ch.CHARGING, ChargingState(enabled=True, current_limit_a=16.0), connector=1)
     hw.publish(ch.METER, MeterReading(energy_wh=1_234_567.0, power_w=7_360.0,
                                       current_a=[10.7, 10.6, 10.8],
@@ -162,7 +162,7 @@ async def test_charts_costs_phases_pause_and_offpeak(
         await expect(page.locator("#month-energy")).to_have_text(
             f"{19.745:.1f} kWh".replace(".", await decimal_point(page)))
         await expect(page.locator("#month-cost")).to_have_text(  # 2.59 + 4.32, and the
-            "6.91 EUR + 1.51 EUR running" if started.month == now.month  # running session
+            "6.91 EUR + 1.52 EUR running" if started.month == now.month  # 4.356 kWh live
             else "6.91 EUR")
         await expect(page.locator("#price")).to_have_text("0.35 EUR/kWh")
 
