@@ -38,6 +38,7 @@ from voltbus_common.bus import Bus
 from voltbus_common.devbroker import free_port
 from voltbus_common.homeassistant import DiscoveryPublisher, StationDiscovery, discovery_topic
 from voltbus_common.models import (
+    ChargeModeState,
     ChargingState,
     HardwareError,
     MeterReading,
@@ -46,7 +47,9 @@ from voltbus_common.models import (
     PilotEvent,
     RelayState,
     RfidSeen,
+    SessionCost,
     SessionSummary,
+    SiteState,
     TransactionState,
 )
 
@@ -306,3 +309,114 @@ async def test_against_a_real_home_assistant(own_mosquitto: Broker, tmp_path: Pa
     assert connector_dev["via_device_id"] == station_dev["id"]
     assert connector_dev["name"] == f"voltbus {STATION} Connector 1"
     assert entities[f"voltbus_{STATION}_ocpp_connected"]["device_id"] == station_dev["id"]
+
+
+def full_state(gw: Bus, hw: Bus, energy: Bus, site: str, start: datetime) -> None:
+    """A state for every entity: a session running, a last session, a card, the energy
+    manager's site, mode and cost."""
+    gw.publish(ch.OCPP_CONNECTION, OcppConnection(
+        connected=True, registration="Accepted", firmware_version="0.1.0",
+        last_heartbeat=start + timedelta(minutes=29)))
+    for n in (0, 1):
+        gw.publish(ch.OCPP_STATUS, OcppConnectorStatus(
+            status="Charging" if n else "Available", operative=True), connector=n)
+    gw.publish(ch.CHARGING, ChargingState(enabled=True, current_limit_a=10.0,
+                                          command_limit_a=10.0), connector=1)
+    gw.publish(ch.TRANSACTION, TransactionState(
+        transaction_id=43, id_tag="04A1B2C3", started_at=start, meter_start_wh=15345.0,
+        energy_wh=1500.0), connector=1)
+    gw.publish(ch.LAST_SESSION, SessionSummary(
+        transaction_id=42, id_tag="DEADBEEF", started_at=start - timedelta(hours=3),
+        stopped_at=start - timedelta(hours=2), meter_start_wh=12345.0, meter_stop_wh=15345.0,
+        energy_wh=3000.0, stop_reason="EVDisconnected"), connector=1)
+    hw.publish(ch.METER, MeterReading(energy_wh=16845.0, power_w=6900.0,
+                                      current_a=[10.0, 10.0, 10.0],
+                                      voltage_v=[230.1, 229.9, 231.2]), connector=1)
+    hw.publish(ch.PILOT, PilotEvent(state="C"), connector=1)
+    hw.publish(ch.RELAY, RelayState(closed=True), connector=1)
+    hw.publish(ch.HW_ERROR, HardwareError(code="NoError"), connector=1)
+    hw.publish(ch.RFID_LAST, RfidSeen(id_tag="04A1B2C3", reader="front"))
+    energy.publish(ch.ENERGY_SITE, SiteState.model_validate(
+        dict(ch.ENERGY_SITE.example) | {"ts": start}), station=site)  # type: ignore[operator]
+    energy.publish(ch.ENERGY_MODE, ChargeModeState(
+        mode="now", limit_a=10.0, status="now", plan_energy_wh=20000.0,
+        plan_departure=start + timedelta(hours=12)), station=STATION, connector=1)
+    energy.publish(ch.ENERGY_COST, SessionCost(
+        transaction_id=43, transaction_ref="43", started_at=start, energy_wh=1500.0,
+        cost=0.4321, price_per_kwh=0.29), station=STATION, connector=1)
+
+
+@pytest.mark.timeout(420)
+async def test_a_full_home_assistant_restart_brings_every_entity_back(
+        own_mosquitto: Broker, tmp_path: Path) -> None:
+    """Issue 13: HA stops (`offline` on homeassistant/status) and starts again (`online`, its
+    birth message). Every voltbus entity, energy manager's included, has the same state
+    after each restart: once from the retained configs and states, and once after the
+    broker lost the retained configs while HA was down (only the publisher's re-sending on
+    HA's birth brings them back; the states are still retained)."""
+    broker, site = own_mosquitto, "home"
+    gw = Bus(broker.settings("gateway", stations=[STATION]), station=STATION, service="gateway")
+    hw = Bus(broker.settings("hardware", stations=[STATION]), station=STATION,
+             service="hardware")
+    energy = Bus(broker.settings("energy", stations=[STATION]), station=site, service="energy")
+    api = Bus(broker.settings("api", stations=[STATION]), station=STATION, service="api")
+    pub = DiscoveryPublisher(api, connectors=[1], max_current_a=16.0, sw_version="0.1.0",
+                             price_per_kwh=0.30, energy_site=site,
+                             configuration_url="http://voltbus.local:8080/")
+    pub.attach()
+    ha = HomeAssistant(tmp_path / "ha", broker)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    components = {k: c for config in pub.station.configs().values()
+                  for k, c in config["components"].items()}
+    enabled = {c["unique_id"]: c for c in components.values()
+               if c.get("enabled_by_default", True)}
+    try:
+        async with running(gw, hw, energy, api):
+            full_state(gw, hw, energy, site, start)
+            for bus in (gw, hw, energy, api):
+                await bus.drain()
+            await ha.start()
+            ids = await registered(ha, set(enabled))
+            entity_ids = {ids[uid]: comp["platform"] for uid, comp in enabled.items()}
+
+            def snapshot() -> dict[str, str | None]:
+                states = ha.states()
+                return {e: states.get(e) for e in entity_ids}
+
+            # Settled: every entity has a state, only the buttons have none (never pressed).
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                before = snapshot()
+                missing = {e: s for e, s in before.items() if s in (None, "unavailable")
+                           or (s == "unknown" and entity_ids[e] != "button")}
+                if not missing:
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"entities without a state: {missing}")
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(2)  # nothing still arriving
+            before = snapshot()
+            assert before["sensor.voltbus_cp1_connector_1_session_cost_tariff"] == "0.4321"
+            assert before["sensor.voltbus_cp1_last_rfid_tag"] == "04A1B2C3"
+            logged = len(ha.log().splitlines())
+
+            # 1. A plain restart: the retained configs and states.
+            await ha.stop()
+            await ha.start()
+            await eventually(ha, before, 60)  # type: ignore[arg-type]
+
+            # 2. The broker loses the retained configs while HA is down.
+            await ha.stop()
+            sent = pub.published
+            wipe = Bus(broker.settings("api", stations=[STATION]), station=STATION,
+                       service=None)
+            async with running(wipe):
+                for topic in pub.topics():
+                    wipe.publish_raw(topic, b"", qos=1, retain=True)
+            await ha.start()
+            await eventually(ha, before, 60)  # type: ignore[arg-type]
+            assert pub.published == sent + 1  # re-sent on HA's birth, once
+            await ha.stop()
+    finally:
+        await ha.stop()
+    assert problems("\n".join(ha.log().splitlines()[logged:])) == []
