@@ -198,11 +198,28 @@ async def registered(ha: HomeAssistant, unique_ids: set[str]) -> dict[str, str]:
     raise AssertionError("HA did not register the legacy entities")
 
 
-async def eventually(ha: HomeAssistant, expected: dict[str, str], within_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
+def _same(entity: str, want: str, got: str | None, growing: dict[str, float]) -> bool:
+    """Equal, or for a running duration (`growing`: entity -> seconds since `want` was read)
+    a number between `want` and `want` + those seconds: the session view recomputes it at each
+    re-send, so after a restart it has grown by at most the time that passed."""
+    if entity not in growing:
+        return got == want
+    try:
+        return float(want) <= float(got or "nan") <= float(want) + growing[entity] + 1
+    except ValueError:
+        return False
+
+
+async def eventually(ha: HomeAssistant, expected: dict[str, str], within_s: float,
+                     growing: dict[str, float] | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    since = {e: loop.time() for e in growing or {}}
     while True:
         states = ha.states()
-        wrong = {k: states.get(k) for k, v in expected.items() if states.get(k) != v}
+        elapsed = {e: loop.time() - t0 + (growing or {})[e] for e, t0 in since.items()}
+        wrong = {k: states.get(k) for k, v in expected.items()
+                 if not _same(k, v, states.get(k), elapsed)}
         if not wrong:
             return
         if asyncio.get_running_loop().time() > deadline:
@@ -396,6 +413,13 @@ async def test_a_full_home_assistant_restart_brings_every_entity_back(
                 await asyncio.sleep(0.5)
             await asyncio.sleep(2)  # nothing still arriving
             before = snapshot()
+            read_at = asyncio.get_running_loop().time()
+            running_time = [e for e in entity_ids if e.endswith("_session_time")]
+            assert running_time, "no Session time entity"
+
+            def growing() -> dict[str, float]:
+                return {e: asyncio.get_running_loop().time() - read_at for e in running_time}
+
             assert before["sensor.voltbus_cp1_connector_1_session_cost_tariff"] == "0.4321"
             assert before["sensor.voltbus_cp1_last_rfid_tag"] == "04A1B2C3"
             logged = len(ha.log().splitlines())
@@ -403,7 +427,7 @@ async def test_a_full_home_assistant_restart_brings_every_entity_back(
             # 1. A plain restart: the retained configs and states.
             await ha.stop()
             await ha.start()
-            await eventually(ha, before, 60)  # type: ignore[arg-type]
+            await eventually(ha, before, 60, growing())  # type: ignore[arg-type]
 
             # 2. The broker loses the retained configs while HA is down.
             await ha.stop()
@@ -414,7 +438,7 @@ async def test_a_full_home_assistant_restart_brings_every_entity_back(
                 for topic in pub.topics():
                     wipe.publish_raw(topic, b"", qos=1, retain=True)
             await ha.start()
-            await eventually(ha, before, 60)  # type: ignore[arg-type]
+            await eventually(ha, before, 60, growing())  # type: ignore[arg-type]
             assert pub.published == sent + 1  # re-sent on HA's birth, once
             await ha.stop()
     finally:
