@@ -133,3 +133,29 @@ def test_kill_9_loses_nothing_that_was_reported_stored(tmp_path: Path) -> None:
     db.close()
     assert len(stored) >= reported
     assert stored == list(range(1, len(stored) + 1))  # in order, no gap, none twice
+
+
+async def test_an_authorize_answer_cached_shares_the_start_transactions_commit(
+        tmp_path: Path) -> None:
+    """The tap path: the Authorize answer goes into the cache, then StartTransaction into the
+    outbox, in one dispatch: one commit (the cache write was an autocommit of its own, a second
+    fsync before the relay could close; issue 14)."""
+    from voltbus_ocpp.model.authorisation import AuthEntry
+    from voltbus_ocpp.model.results import AuthStatus
+    from voltbus_ocpp.store import AuthTable
+
+    store = Store(tmp_path / "state.sqlite")
+    cache, queue = AuthTable(store, "cache"), OfflineQueue(store)
+    seen = commits(store)
+    cache["TAG"] = AuthEntry(AuthStatus.ACCEPTED)
+    assert store.db.in_transaction  # pending in the group, not committed on its own
+    with store.transaction():
+        queue.add("StartTransaction", {"idTag": "TAG"}, local_id=1)
+    await asyncio.sleep(0)
+    assert seen == ["COMMIT"]
+    assert rows_seen_by_another_reader(tmp_path / "state.sqlite") == 1
+    reader = sqlite3.connect(tmp_path / "state.sqlite")
+    assert reader.execute("SELECT status FROM auth WHERE id_tag='TAG'").fetchone() == (
+        AuthStatus.ACCEPTED.value,)
+    reader.close()
+    store.close()

@@ -179,6 +179,7 @@ class AuthTable(MutableMapping[str, AuthEntry]):
     """The authorisation cache ('cache') or the local list ('list') as a mapping on disk."""
 
     def __init__(self, store: Store, kind: str) -> None:
+        self.store = store
         self.db = store.db
         self.kind = kind
 
@@ -191,6 +192,13 @@ class AuthTable(MutableMapping[str, AuthEntry]):
         return AuthEntry(AuthStatus(row[0]), expiry, row[2])  # also reads 1.6 spelling
 
     def __setitem__(self, id_tag: str, entry: AuthEntry) -> None:
+        # in the group commit: an Authorize answer's cache write shares the fsync of the
+        # StartTransaction that follows it in the same loop iteration (it was an autocommit of
+        # its own, a second fsync on the tap-to-relay path; issue 14)
+        with self.store.transaction():
+            self._put(id_tag, entry)
+
+    def _put(self, id_tag: str, entry: AuthEntry) -> None:
         self.db.execute("INSERT OR REPLACE INTO auth VALUES (?, ?, ?, ?, ?)",
                         (self.kind, id_tag, entry.status.value,
                          entry.expiry.isoformat() if entry.expiry else None, entry.parent_id_tag))
