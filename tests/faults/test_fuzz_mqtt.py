@@ -63,7 +63,7 @@ SUBSCRIBED: dict[str, list[Sub]] = {
             *((ch.SERVICE_STATUS, s) for s in SERVICES)],
     "energy": [*((c, None) for c in (ch.METER, ch.TRANSACTION, ch.ENERGY_MODE,
                                      ch.ENERGY_MODE_SET, ch.SESSION, ch.ENERGY_COST,
-                                     ch.PHASES)),
+                                     ch.PHASES, ch.OCPP_STATUS)),
                (ch.SERVICE_STATUS, "gateway")],
 }
 ACTUATORS = [ch.RELAY_SET, ch.LOCK_SET, ch.CURRENT_LIMIT_SET, ch.LED_SET, ch.ENERGY_LIMIT,

@@ -38,7 +38,8 @@ def build_grid(settings: EnergySettings) -> GridSource:
         device = SunSpecDevice(s.energy_grid_host, s.energy_grid_tcp_port,
                                unit=s.energy_grid_modbus_address)
         return Poller(SunSpecGridMeter(device), period_s=s.energy_grid_poll_s)
-    return SimGrid(settings.stations, house_a=settings.energy_sim_house_a)
+    stations = ["+"] if settings.energy_all_stations else settings.stations
+    return SimGrid(stations, house_a=settings.energy_sim_house_a)
 
 
 def build_tariff(settings: EnergySettings) -> tuple[Tariff, list[PriceFeed]]:
@@ -92,12 +93,20 @@ def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = No
     phases = (0, 1, 2) if s.energy_connector_phases == 3 else (0,)
     connectors = [ConnectorView(station, n, phases, s.energy_connector_max_a)
                   for station in s.stations for n in range(1, s.energy_connectors + 1)]
+
+    def adopt(station: str, connector: int) -> ConnectorView | None:
+        """A connector on the bus that is not configured: managed like the configured ones."""
+        if connector > 32 or not (s.energy_all_stations or station in s.stations):
+            return None
+        return ConnectorView(station, connector, phases, s.energy_connector_max_a)
+
     pv: MqttJsonPower | SunSpecInverter | None = inverter
     if s.energy_pv_topic:
         pv = MqttJsonPower(s.energy_pv_topic, path=s.energy_pv_power_path)
         pv.attach(bus)
     return EnergyManager(bus, config, connectors, grid or build_grid(s), tariff=tariff,
-                         pv_power=(lambda: pv.power_w) if pv is not None else (lambda: None))
+                         pv_power=(lambda: pv.power_w) if pv is not None else (lambda: None),
+                         adopt=adopt, all_stations=s.energy_all_stations)
 
 
 async def main(settings: EnergySettings) -> None:

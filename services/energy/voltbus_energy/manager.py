@@ -19,6 +19,7 @@ from voltbus_common.models import (
     ChargeModeState,
     EnergyLimitCommand,
     MeterReading,
+    OcppConnectorStatus,
     PhaseCommand,
     PhaseState,
     PlanSlot,
@@ -111,8 +112,15 @@ class EnergyManager:
                  grid: GridSource, *, clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], datetime] = lambda: datetime.now(UTC),
                  tariff: Tariff | None = None,
-                 pv_power: Callable[[], float | None] = lambda: None) -> None:
+                 pv_power: Callable[[], float | None] = lambda: None,
+                 adopt: Callable[[str, int], ConnectorView | None] | None = None,
+                 all_stations: bool = False) -> None:
         self.bus, self.config, self.grid_source, self.clock = bus, config, grid, clock
+        # a connector seen on the bus (its retained status, a transaction, a meter) that is
+        # not configured: adopt(station, connector) makes its view (None: leave it alone); with
+        # all_stations, every station under the root is followed (a site broker that Pis
+        # bridge to), else the configured ones
+        self.adopt, self.all_stations = adopt, all_stations
         self.wall = wall
         self.tariff: Tariff = tariff or FixedTariff(0.30)
         self.connectors = {(c.station, c.connector): c for c in connectors}
@@ -129,7 +137,10 @@ class EnergyManager:
     def attach(self) -> None:
         """Subscribe to everything the decisions need."""
         self.grid_source.attach(self.bus, self.on_grid)
-        for station in {c.station for c in self.connectors.values()}:
+        stations = {"+"} if self.all_stations else {c.station for c in self.connectors.values()}
+        for station in sorted(stations):
+            if self.adopt is not None:
+                self.bus.on(ch.OCPP_STATUS, self._status, station=station)
             self.bus.on(ch.METER, self._meter, station=station)
             self.bus.on(ch.TRANSACTION, self._transaction, station=station)
             self.bus.on(ch.ENERGY_MODE_SET, self._mode_set, station=station)
@@ -148,6 +159,21 @@ class EnergyManager:
                     view.resend = True
             self._wake.set()
 
+    async def _status(self, msg: Received[OcppConnectorStatus]) -> None:
+        self.seen(msg.station, msg.connector)
+
+    def seen(self, station: str, connector: int) -> ConnectorView | None:
+        """The view of a connector on the bus, adopted when it is new (connector 0 is none)."""
+        view = self.connectors.get((station, connector))
+        if view is None and connector >= 1 and self.adopt is not None:
+            view = self.adopt(station, connector)
+            if view is not None:
+                self.connectors[(station, connector)] = view
+                log.info("connector %s found on the bus: managed (%s A max, %d phases)",
+                         view.key, f"{view.max_a:g}", len(view.phases))
+                self._wake.set()
+        return view
+
     def on_grid(self, reading: GridReading) -> None:
         """A new grid reading: decide at once (an overload must not wait a period)."""
         self.grid, self.grid_at = reading, self.clock()
@@ -162,7 +188,7 @@ class EnergyManager:
 
     def meter_reading(self, station: str, connector: int, reading: MeterReading) -> None:
         """A connector meter's reading (what it draws per phase, its energy register)."""
-        view = self.connectors.get((station, connector))
+        view = self.seen(station, connector)
         if view is not None:
             view.drawn_a = phases_of(reading)
             view.energy_wh = reading.energy_wh
@@ -176,7 +202,7 @@ class EnergyManager:
 
     def transaction(self, station: str, connector: int, state: TransactionState | None) -> None:
         """A transaction began (state) or ended (None)."""
-        view = self.connectors.get((station, connector))
+        view = self.seen(station, connector)
         if view is not None:
             view.charging = state is not None
             if state is not None:
@@ -186,7 +212,7 @@ class EnergyManager:
     # --- 1p/3p phase switching ------------------------------------------------------------------
 
     async def _phases(self, msg: Received[PhaseState]) -> None:
-        view = self.connectors.get((msg.station, msg.connector))
+        view = self.seen(msg.station, msg.connector)
         if view is not None and msg.payload is not None:
             self.phase_state(view, msg.payload)
 
@@ -285,7 +311,7 @@ class EnergyManager:
 
     async def _cost_restore(self, msg: Received[SessionCost]) -> None:
         """The retained cost from before a restart (used if its transaction still runs)."""
-        view = self.connectors.get((msg.station, msg.connector))
+        view = self.seen(msg.station, msg.connector)
         if view is not None and msg.payload is not None and view.session is None:
             view.cost_restore = msg.payload
 
@@ -355,7 +381,7 @@ class EnergyManager:
 
     async def _mode_restore(self, msg: Received[ChargeModeState]) -> None:
         """The retained mode from before a restart, once."""
-        view = self.connectors.get((msg.station, msg.connector))
+        view = self.seen(msg.station, msg.connector)
         if view is not None and msg.payload is not None and not view.restored:
             view.restored = True
             view.setting = ChargeModeSetting.model_validate(msg.payload.model_dump())

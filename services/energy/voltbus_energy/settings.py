@@ -29,6 +29,10 @@ class EnergySettings(BusSettings):
     # online); changed limits go at once
     energy_resend_s: float = Field(default=10.0, ge=0.1, le=3600)
     energy_connectors: int = Field(default=1, ge=1, le=32, description="per station")
+    # Several Pis on one site (their brokers bridged to the site broker): manage every station
+    # whose connectors show up under the root, not only VOLTBUS_STATIONS. A connector of a
+    # managed station beyond ENERGY_CONNECTORS is adopted either way when it shows up.
+    energy_all_stations: bool = False
     energy_connector_max_a: float = Field(default=16.0, ge=6, le=100)
     energy_connector_phases: Literal[1, 3] = 3
     # grid meter: "mqtt" (any topic, JSON paths), "modbus" (RTU register map), "sunspec"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.models import MeterReading
@@ -36,7 +38,10 @@ class SimGrid:
         async def meter(msg: Received[MeterReading]) -> None:
             if msg.payload is not None:
                 self._cars[(msg.station, msg.connector)] = phases_of(msg.payload)
-                self._emit()
+                # after the other handlers of this reading: the manager must know the car's
+                # new current when the grid reading that includes it comes, or it takes the
+                # change for house load and the limits swing (a real grid meter reads apart)
+                asyncio.get_running_loop().call_soon(self._emit)
 
         for station in self.stations:
             bus.on(ch.METER, meter, station=station)

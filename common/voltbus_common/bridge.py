@@ -1,0 +1,169 @@
+"""Several Pis on one site: Mosquitto's own bridge from a Pi's broker to the site broker.
+
+Each Pi keeps its broker (its services, Home Assistant and the page go on working when the site
+network is down); its broker bridges its stations' topics to the site broker, where one energy
+manager sees every station. The bridge is Mosquitto's (`connection` ... in the Pi broker's
+config), generated here from the topic contract, so a new channel is bridged without editing a
+list by hand:
+
+- state a Pi's services write (hardware, gateway, recorder, api) goes `out` only: the Pi is
+  the authority, and a reconnecting bridge never brings an older retained copy back in;
+- what the energy manager writes (`energy/{c}/limit/set`, `mode`, `cost`; the site's
+  `energy/site` and `service/energy/status`) comes `in` only;
+- commands anyone may send (`ocpp/{c}/command`, `energy/{c}/mode/set`, `sim/...`; never
+  retained) go `both` ways: Home Assistant on either broker reaches the gateway and the energy
+  manager. Mosquitto does not send a message back over the bridge it came from.
+
+`render_site_acl` is the other half: the ACL block of the bridge's user on the site broker (it
+may write only what its own stations' services write, and read what comes in).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from voltbus_common.channels import (
+    API,
+    CHANNELS,
+    COMMANDERS,
+    ENERGY,
+    ENERGY_SITE,
+    GATEWAY,
+    HARDWARE,
+    RECORDER,
+    SERVICE_REJECTED,
+    SERVICE_STATUS,
+    Channel,
+)
+
+Direction = Literal["in", "out", "both"]
+_LOCAL = frozenset({HARDWARE, GATEWAY, RECORDER, API})
+_PER_SERVICE = (SERVICE_STATUS, SERVICE_REJECTED)
+BRIDGE_QOS = 1
+
+
+def direction(channel: Channel) -> Direction:  # type: ignore[type-arg]
+    """Which way a station channel crosses the bridge (see the module docstring)."""
+    if channel.writers == frozenset({ENERGY}):
+        return "in"
+    if not channel.retain and channel.writers & COMMANDERS:
+        return "both"
+    return "out"
+
+
+def bridge_topics(root: str, stations: list[str], site: str | None) -> list[tuple[str, str]]:
+    """(filter, direction) for every channel of these stations, plus the site's own state."""
+    topics: list[tuple[str, str]] = []
+    for station in stations:
+        for channel in CHANNELS:
+            if channel is ENERGY_SITE:
+                continue  # the site's, not a station's
+            way = "out" if channel in _PER_SERVICE else direction(channel)
+            topics.append((channel.filter(root, station=station), way))
+    if site is not None and site not in stations:
+        topics.append((ENERGY_SITE.topic(root, station=site), "in"))
+        for channel in _PER_SERVICE:
+            topics.append((channel.topic(root, station=site, service=ENERGY), "in"))
+    return topics
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """What a Pi's broker needs to bridge to the site broker."""
+
+    name: str  # connection name and client id on the site broker: unique per Pi
+    host: str
+    port: int
+    username: str
+    password: str
+    root: str
+    stations: list[str]
+    site: str | None = None  # the energy manager's site id: its site state comes in
+    ca_file: Path | None = None  # TLS to the site broker, verified against this CA
+    keepalive_s: int = 15
+
+
+class BridgeConfigError(ValueError):
+    """A bridge that would be insecure or cannot work; the message says what to set."""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _one_line(name: str, value: str) -> str:
+    if not value or any(c in value for c in "\r\n") or value != value.strip():
+        raise BridgeConfigError(f"{name} must be one line without surrounding spaces")
+    return value
+
+
+def render_bridge(cfg: BridgeConfig, *, plain: bool = False) -> str:
+    """The `connection` block for the Pi broker's config (it holds the password: mode 0600).
+
+    Without a CA file the link is plain MQTT, and the password would cross the network in
+    clear: refused for a site broker that is not on loopback unless `plain` is given.
+    """
+    if len(cfg.password) < 12:
+        raise BridgeConfigError("the bridge password must have at least 12 characters "
+                                "(VOLTBUS_BRIDGE_PASSWORD or VOLTBUS_BRIDGE_PASSWORD_FILE)")
+    if cfg.ca_file is None and not plain and not _is_loopback(cfg.host):
+        raise BridgeConfigError(
+            f"the site broker {cfg.host} is not on loopback: give its CA "
+            "(VOLTBUS_BRIDGE_CA_FILE, TLS, usually port 8883) or allow a plain link "
+            "explicitly (VOLTBUS_BRIDGE_PLAIN=true / --plain)")
+    if cfg.ca_file is not None and not cfg.ca_file.is_file():
+        raise BridgeConfigError(f"VOLTBUS_BRIDGE_CA_FILE {cfg.ca_file}: no such file")
+    name = _one_line("VOLTBUS_BRIDGE_NAME", cfg.name)
+    if any(c in name for c in "/+# "):
+        raise BridgeConfigError(f"VOLTBUS_BRIDGE_NAME {name!r} must not contain / + # or space")
+    lines = [
+        "# Generated by `voltbus bridge` from voltbus_common.channels; do not edit.",
+        f"# Bridges stations {', '.join(cfg.stations)} to the site broker "
+        f"{cfg.host}:{cfg.port}.",
+        f"connection {name}",
+        f"address {_one_line('host', cfg.host)}:{cfg.port}",
+        f"remote_clientid {name}",
+        f"remote_username {_one_line('VOLTBUS_BRIDGE_USERNAME', cfg.username)}",
+        f"remote_password {_one_line('the bridge password', cfg.password)}",
+        "bridge_protocol_version mqttv311",
+        # the site broker knows it is a bridge: retained flags kept, nothing echoed back
+        "try_private true",
+        # a persistent session on both sides: what one side publishes while the link is
+        # down is queued (QoS 1) and delivered when it is back
+        "cleansession false",
+        "local_cleansession false",
+        f"keepalive_interval {cfg.keepalive_s}",
+        "restart_timeout 2 30",
+        "start_type automatic",
+        # the connection state on $SYS of this broker only (voltbus users cannot read $SYS
+        # on the site broker, and it is no topic of the contract)
+        "notifications true",
+        "notifications_local_only true",
+        # As the listener: Mosquitto 2.0.11 loses a unit of the QoS 1 window per queued QoS 0
+        # message (docs/reliability.md); the bridge is one more client of the site broker.
+        "max_inflight_messages 0",
+    ]
+    if cfg.ca_file is not None:
+        lines += [f"bridge_cafile {cfg.ca_file}", "bridge_insecure false",
+                  "bridge_tls_version tlsv1.2"]
+    lines += [f"topic {f} {way} {BRIDGE_QOS}"
+              for f, way in bridge_topics(cfg.root, cfg.stations, cfg.site)]
+    return "\n".join(lines) + "\n"
+
+
+def render_site_acl(username: str, root: str, stations: list[str], site: str | None) -> str:
+    """The bridge user's ACL block for the site broker: it writes what goes out and reads
+    what comes in, for its own stations only."""
+    lines = [f"# bridge of {', '.join(stations)} (`voltbus bridge --site-acl`)",
+             f"user {_one_line('VOLTBUS_BRIDGE_USERNAME', username)}"]
+    access = {"in": "read", "out": "write", "both": "readwrite"}
+    lines += [f"topic {access[way]} {f}" for f, way in bridge_topics(root, stations, site)]
+    return "\n".join(lines) + "\n"
