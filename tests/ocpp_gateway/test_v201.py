@@ -220,7 +220,7 @@ async def test_201_device_model_variables_and_trigger_message(rig: Rig) -> None:
     assert await csms.send_action(rig.id, "TriggerMessage", {
         "requestedMessage": "StatusNotification", "evse": {"id": 9}}) == {"status": "Rejected"}
     assert await csms.send_action(rig.id, "TriggerMessage", {
-        "requestedMessage": "LogStatusNotification"}) == {"status": "NotImplemented"}
+        "requestedMessage": "SignV2GCertificate"}) == {"status": "NotImplemented"}
     assert csms.violations(rig.id) == []
 
 

@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 from tests.ocpp_gateway.conftest import Rig
-from voltbus_ocpp.protocol.v201.variables import DEFAULTS
+from voltbus_ocpp.protocol.v201.variables import DEFAULTS, READ_ONLY
 
 
 def by_name(items: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -82,7 +82,7 @@ async def test_configuration_and_summary_inventories(rig: Rig) -> None:
     assert {a["mutability"] for d in config.values() for a in d["variableAttribute"]} == {
         "ReadWrite", "WriteOnly"}  # what the operator can set, only
     assert actual(config[("TxCtrlr", None, None, "EVConnectionTimeOut", None)]) == "45"
-    assert len(config) == len(DEFAULTS)
+    assert len(config) == len(DEFAULTS) - len(READ_ONLY)  # SecurityCtrlr: set by the station
 
     rig.pilot("B")  # EVSE 1 occupied
     await rig.status("Preparing")

@@ -108,6 +108,11 @@ def request_job16(payload: Any) -> tuple[str, int] | None:
         return "log", int(payload.request_id)
     if isinstance(payload, v16.call.SignedUpdateFirmware):
         return "firmware", int(payload.request_id)
+    # 2.0.1 N01 GetLog and L01 UpdateFirmware: the same jobs, checked the same way
+    if isinstance(payload, v201.call.GetLog):
+        return "log", int(payload.request_id)
+    if isinstance(payload, v201.call.UpdateFirmware):
+        return "firmware", int(payload.request_id)
     return None
 
 

@@ -70,14 +70,41 @@ def sign_csr(pem: str, ca_cert_pem: bytes, ca_key_pem: bytes, days: int = 30) ->
             + ca_cert.public_bytes(serialization.Encoding.PEM)).decode()
 
 
-class SecurityMixin16:
-    """Mixed into the 1.6 StationSession (before ChargePoint in the bases)."""
+class JobChecks:
+    """The checks of a GetLog's / firmware update's notifications, the same in 1.6 and 2.0.1."""
 
     id: str
     csms: Any
     if TYPE_CHECKING:  # from SessionBase
         def check(self, rule: str, problem: str | None) -> None: ...
         def check_time(self, *stamps: object) -> None: ...
+
+    def _check_job(self, kind: str, request: str, status: str, request_id: int | None) -> None:
+        if request_id is None:
+            self.check(rules.JOB_REQUEST_ID, None if status == "Idle" else
+                       f"{status} without the requestId of its request")
+            return
+        taken = self.csms.requests16.get(self.id, set())  # 1.6 and 2.0.1 jobs alike
+        self.check(rules.JOB_REQUEST_ID, None if (kind, request_id) in taken else
+                   f"requestId {request_id} names no {request} the station accepted")
+
+    def _check_firmware(self, request: str, status: str, request_id: int | None) -> None:
+        """The job's requestId, and each state in the signed update's order (L01.FR.01)."""
+        self._check_job("firmware", request, status, request_id)
+        if request_id is not None:
+            seen = self.csms.signed_firmware16
+            self.check(rules.SIGNED_FIRMWARE_STATUS, rules.signed_firmware_status(
+                seen.get((self.id, request_id)), status))
+            seen[(self.id, request_id)] = status
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.csms.background.add(task)
+        task.add_done_callback(self.csms.background.discard)
+
+
+class SecurityMixin16(JobChecks):
+    """Mixed into the 1.6 StationSession (before ChargePoint in the bases)."""
 
     @on(Action.security_event_notification)
     def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None,
@@ -100,39 +127,21 @@ class SecurityMixin16:
         if ca is None or check_csr(csr, self.id) or (
                 self.csms.behaviour.sign_certificate_status != "Accepted"):
             return
-        chain = sign_csr(csr, *ca)
-        task = asyncio.get_running_loop().create_task(self._send_signed(chain))
-        self.csms.background.add(task)
-        task.add_done_callback(self.csms.background.discard)
+        self._spawn(self._send_signed(sign_csr(csr, *ca)))
 
     async def _send_signed(self, chain: str) -> None:
         answer = await self.csms.send(self.id, call.CertificateSigned(certificate_chain=chain))
         self.csms.certificates_signed.setdefault(self.id, []).append(answer)
         self.csms.history_changed()
 
-    def _check_job(self, kind: str, status: str, request_id: int | None) -> None:
-        if request_id is None:
-            self.check(rules.JOB_REQUEST_ID, None if status == "Idle" else
-                       f"{status} without the requestId of its request")
-            return
-        taken = self.csms.requests16.get(self.id, set())
-        request = "GetLog" if kind == "log" else "SignedUpdateFirmware"
-        self.check(rules.JOB_REQUEST_ID, None if (kind, request_id) in taken else
-                   f"requestId {request_id} names no {request} the station accepted")
-
     @on(Action.log_status_notification)
     def on_log_status(self, status: str, request_id: int | None = None,
                       **_: Any) -> call_result.LogStatusNotification:
-        self._check_job("log", status, request_id)
+        self._check_job("log", "GetLog", status, request_id)
         return call_result.LogStatusNotification()
 
     @on(Action.signed_firmware_status_notification)
     def on_signed_firmware_status(self, status: str, request_id: int | None = None,
                                   **_: Any) -> call_result.SignedFirmwareStatusNotification:
-        self._check_job("firmware", status, request_id)
-        if request_id is not None:
-            seen = self.csms.signed_firmware16
-            self.check(rules.SIGNED_FIRMWARE_STATUS, rules.signed_firmware_status(
-                seen.get((self.id, request_id)), status))
-            seen[(self.id, request_id)] = status
+        self._check_firmware("SignedUpdateFirmware", status, request_id)
         return call_result.SignedFirmwareStatusNotification()

@@ -20,6 +20,7 @@ from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
 
 from voltbus_devcsms import rules
+from voltbus_devcsms.security201 import SecurityMixin201
 from voltbus_devcsms.session import SessionBase
 from voltbus_devcsms.v16 import now_iso
 
@@ -100,7 +101,7 @@ REPORTS = {"GetBaseReport": ("NotifyReport", "Accepted"), "GetReport": ("NotifyR
            "GetChargingProfiles": ("ReportChargingProfiles", "Accepted")}
 
 
-class StationSession201(SessionBase, ChargePoint):
+class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
     """One connected OCPP 2.0.1 charging station: answers its CALLs, keeps what it reported."""
 
     ocpp_version = "2.0.1"
@@ -256,26 +257,7 @@ class StationSession201(SessionBase, ChargePoint):
             await asyncio.sleep(delay)
         return call_result.MeterValues()
 
-    # --- A security, L firmware, N diagnostics -----------------------------------------------
-
-    @on(Action.security_event_notification)
-    def on_security_event(self, type: str, timestamp: str,
-                          **_: Any) -> call_result.SecurityEventNotification:
-        self.check_time(timestamp)
-        return call_result.SecurityEventNotification()
-
-    @on(Action.sign_certificate)
-    def on_sign_certificate(self, csr: str, **_: Any) -> call_result.SignCertificate:
-        return call_result.SignCertificate(status=self.csms.behaviour.sign_certificate_status)
-
-    @on(Action.firmware_status_notification)
-    def on_firmware_status(self, status: str,
-                           **_: Any) -> call_result.FirmwareStatusNotification:
-        return call_result.FirmwareStatusNotification()
-
-    @on(Action.log_status_notification)
-    def on_log_status(self, status: str, **_: Any) -> call_result.LogStatusNotification:
-        return call_result.LogStatusNotification()
+    # --- A security, L firmware, N01 logs: security201.py; N diagnostics ---------------------
 
     @on(Action.notify_event)
     def on_notify_event(self, generated_at: str, seq_no: int, event_data: list[dict[str, Any]],

@@ -128,6 +128,19 @@ class SecurityRequests:
             self._reconnect = False
             self.core.spawn(self.core.reconnect())
 
+    def raise_profile(self, new: int) -> str:
+        """A new SecurityProfile (1.6 ChangeConfiguration, 2.0.1 SetNetworkProfile): Accepted
+        (the station reconnects once the answer is out) or Rejected (a lower one: never
+        downgraded; or its key or certificates missing), see security.SecurityProfiles.change.
+        """
+        changed = new != self.limits.security_profile
+        status = self.security.profiles.change(new)
+        if status == "Accepted" and changed:
+            self._reconnect = True
+            self.security.events.record("ReconfigurationOfSecurityParameters",
+                                        f"SecurityProfile set to {new}")
+        return status
+
     def log_status(self) -> LogStatus:
         """What a triggered LogStatusNotification says: the upload running, else Idle."""
         status, request_id = self.jobs["log"]

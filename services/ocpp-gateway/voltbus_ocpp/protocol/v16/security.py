@@ -98,13 +98,7 @@ class V16Security(SecurityRequests):
             return "Rejected"
         if not 0 <= new <= 3:
             return "Rejected"
-        changed = new != self.config.security_profile
-        status = self.security.profiles.change(new)
-        if status == "Accepted" and changed:
-            self._reconnect = True
-            self.security.events.record("ReconfigurationOfSecurityParameters",
-                                        f"SecurityProfile set to {new}")
-        return status
+        return self.raise_profile(new)
 
     # --- ExtendedTriggerMessage --------------------------------------------------------------
 

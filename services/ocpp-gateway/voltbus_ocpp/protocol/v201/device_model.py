@@ -31,6 +31,7 @@ from voltbus_ocpp.protocol.v201.smart import MAX_PERIODS, MAX_PROFILES, MAX_STAC
 from voltbus_ocpp.protocol.v201.variables import (
     DEFAULTS,
     MEASURAND_NAMES,
+    READ_ONLY,
     SECRET,
     TX_POINTS,
     Variables,
@@ -89,6 +90,8 @@ def _config_entry(name: str, default: str) -> Entry:
     unit = next((u for suffix, u in _UNITS.items() if variable.endswith(suffix)), None)
     if name in SECRET:
         return Entry(component, variable, "string", "WriteOnly")
+    if name in READ_ONLY:
+        return Entry(component, variable, "integer", "ReadOnly")
     if default in ("true", "false"):
         return Entry(component, variable, "boolean")
     if variable.endswith("Measurands"):

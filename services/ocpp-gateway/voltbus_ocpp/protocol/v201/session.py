@@ -27,8 +27,11 @@ from voltbus_ocpp.adapter import CallFailed, StationCore
 from voltbus_ocpp.messages import (
     Boot,
     Heartbeat,
+    LogStatus,
     Message,
     MeterValuesNow,
+    SignCertificateRequest,
+    SignedFirmwareStatus,
 )
 from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.connector import Reservation, blocking_fault
@@ -54,6 +57,12 @@ from voltbus_ocpp.protocol.security_event import security_event
 from voltbus_ocpp.protocol.v201 import convert, smart
 from voltbus_ocpp.protocol.v201.device_model import DeviceModel, Entry, pages
 from voltbus_ocpp.protocol.v201.frames import check_frame
+from voltbus_ocpp.protocol.v201.security import (
+    EVENT_NAMES,
+    TRIGGERS,
+    SecurityHandlers,
+    V201Security,
+)
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
 from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
@@ -66,13 +75,15 @@ from voltbus_ocpp.records import (
     TxRecord,
     WireRecord,
 )
+from voltbus_ocpp.security import profile_from_settings
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import Store
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp2.0.1"
-TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"})
+TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
+                         *TRIGGERS})
 _IDS = uuid.UUID("5f0c8f4e-2f7b-4c39-9a59-8c1d0e6b2a11")  # namespace of our transaction ids
 
 
@@ -106,6 +117,12 @@ class V201Adapter:
         self.subprotocols = (SUBPROTOCOL,)
         self.store = store
         self.config = Variables(store, time_scale=settings.time_scale)
+        stored = store.db.execute(
+            "SELECT 1 FROM config WHERE key='SecurityCtrlr.SecurityProfile'").fetchone()
+        if stored is None:  # never raised by the central system: what the settings amount to
+            key = bool(self.config.authorization_key or settings.auth_key())
+            self.config.values["SecurityCtrlr.SecurityProfile"] = str(
+                profile_from_settings(settings, key=key))
 
     def open(self, connection: ClientConnection, core: StationCore) -> V201Session:
         """A 2.0.1 session on the connection."""
@@ -157,7 +174,7 @@ _SCHEDULED_RESETS: weakref.WeakKeyDictionary[Any, Callable[[], None]] = (
     weakref.WeakKeyDictionary())
 
 
-class V201ChargePoint(FrameGuard, ChargePoint):
+class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
     """An `ocpp.v201.ChargePoint` whose handlers turn requests into model events."""
 
     def __init__(self, station_id: str, connection: Any, core: StationCore,
@@ -168,6 +185,7 @@ class V201ChargePoint(FrameGuard, ChargePoint):
         self.variables = variables
         self._guard_init(check_frame)  # bad frames answered or dropped first (guard.py)
         self.device = DeviceModel(core, variables)
+        self.security = V201Security(core, variables)  # blocks A, M, N01, L01 (security.py)
         self._report: tuple[int, list[Entry]] | None = None  # accepted, its pages still to send
         self._profiles_report: tuple[int, dict[int, list[dict[str, Any]]]] | None = None
         self._reset_now = False  # an Immediate (or idle OnIdle) Reset answered: restart after it
@@ -317,7 +335,9 @@ class V201ChargePoint(FrameGuard, ChargePoint):
             return
         connectors = self.core.model.connectors
         targets = [evse["id"]] if evse else list(connectors)
-        if requested_message == "Heartbeat":
+        if requested_message in TRIGGERS:
+            self.security.trigger(requested_message)
+        elif requested_message == "Heartbeat":
             self.core.send(Heartbeat())
         elif requested_message == "BootNotification":
             self.core.send(Boot())
@@ -711,6 +731,15 @@ class V201Session:
                                                           "reason": "Triggered"})
         elif isinstance(message, MeterValuesNow):
             await send_call(self.cp, "MeterValues", convert.meter_values(message))
+        elif isinstance(message, LogStatus | SignedFirmwareStatus):
+            payload: dict[str, Any] = {"status": message.status}
+            if message.request_id is not None:
+                payload["requestId"] = message.request_id
+            await send_call(self.cp, "LogStatusNotification" if isinstance(message, LogStatus)
+                            else "FirmwareStatusNotification", payload)
+        elif isinstance(message, SignCertificateRequest):  # A02: for the CSMS connection
+            await send_call(self.cp, "SignCertificate", {
+                "csr": message.csr, "certificateType": "ChargingStationCertificate"})
         # StationStatus: 2.0.1 reports per EVSE only; MaintenanceStatus: not done yet
         return None
 
@@ -721,7 +750,9 @@ class V201Session:
                         self.core.id, record.subprotocol, record.action)
             return None
         if isinstance(record, SecurityEventRecord):  # the same payload as the 1.6 extension's
-            await send_call(self.cp, "SecurityEventNotification", security_event(record))
+            event = security_event(record)
+            event["type"] = EVENT_NAMES.get(event["type"], event["type"])  # 2.0.1's names
+            await send_call(self.cp, "SecurityEventNotification", event)
             return None
         if isinstance(record, FirmwareStatusRecord):  # queued by a 1.6 firmware job
             payload: dict[str, Any] = {"status": record.status}

@@ -52,10 +52,18 @@ DEFAULTS: dict[str, str] = {
     "AlignedDataCtrlr.Measurands": "Energy.Active.Import.Register",
     "AlignedDataCtrlr.TxEndedMeasurands": "",
     "SecurityCtrlr.BasicAuthPassword": "",
+    # A00/A01: the profile in force (ReadOnly; raised by SetNetworkProfile), from the settings
+    # until the central system raised it (V201Adapter sets it at start)
+    "SecurityCtrlr.SecurityProfile": "0",
+    "SecurityCtrlr.OrganizationName": "",  # the CSR's O (A02.FR.06)
+    "SecurityCtrlr.MaxCertificateChainSize": "10000",  # CertificateSigned's chain, characters
+    "SecurityCtrlr.CertificateEntries": "20",  # the most root certificates kept
     "voltbus.LightIntensity": "100",  # no standard component for the LED yet
     "voltbus.BlinkRepeat": "3",
 }
 SECRET = frozenset({"SecurityCtrlr.BasicAuthPassword"})  # WriteOnly
+READ_ONLY = frozenset({"SecurityCtrlr.SecurityProfile", "SecurityCtrlr.MaxCertificateChainSize",
+                       "SecurityCtrlr.CertificateEntries"})  # set by the station, not SetVariables
 # E01/E06: the points a transaction starts at (the first one reached) and stops at (the first one
 # no longer true) that the model can honour. It starts a transaction at plug-in (EVConnected,
 # E02: the id token follows), at authorisation (Authorized, E03: the EV follows), or when both
@@ -309,3 +317,27 @@ class Variables:
     def authorization_key(self) -> str:
         """SecurityCtrlr.BasicAuthPassword."""
         return self.values["SecurityCtrlr.BasicAuthPassword"]
+
+    @property
+    def security_profile(self) -> int:
+        """SecurityCtrlr.SecurityProfile."""
+        return self._int("SecurityCtrlr.SecurityProfile")
+
+    def set_security_profile(self, profile: int) -> None:
+        """The profile in force (a raise, or the fallback of one that could not connect)."""
+        self.set("SecurityCtrlr.SecurityProfile", str(profile))
+
+    @property
+    def organization_name(self) -> str:
+        """SecurityCtrlr.OrganizationName."""
+        return self.values["SecurityCtrlr.OrganizationName"]
+
+    @property
+    def max_certificate_chain_size(self) -> int:
+        """SecurityCtrlr.MaxCertificateChainSize."""
+        return self._int("SecurityCtrlr.MaxCertificateChainSize")
+
+    @property
+    def certificate_entries(self) -> int:
+        """SecurityCtrlr.CertificateEntries (the maximum)."""
+        return self._int("SecurityCtrlr.CertificateEntries")
