@@ -76,6 +76,11 @@ class _Limits201:
         return self.variables.certificate_entries
 
     @property
+    def additional_root_check(self) -> bool:
+        # SecurityCtrlr.AdditionalRootCertificateCheck is not in this device model: false
+        return False
+
+    @property
     def cpo_name(self) -> str:
         return self.variables.organization_name
 
