@@ -55,6 +55,23 @@ async def profile_of(csms: Csms, station: str) -> str:
     return str(answer["configurationKey"][0]["value"])
 
 
+async def signed_and_kept(tls: Csms, station: str, data: Path) -> None:
+    """The dev CSMS's CA signed the station's CSR, the station accepted the chain and keeps the
+    key private (0600) under `data`."""
+    await tls.central.messages.wait_until(
+        lambda: tls.central.certificates_signed.get(station), 5)
+    assert tls.central.certificates_signed[station] == [{"status": "Accepted"}]
+    key_file = data / "gateway" / station / "certs" / "charge_point" / "key.pem"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+async def client_certificate_cn(tls: Csms, station: str) -> str:
+    """The CN of the client certificate the station's (re)connection presented."""
+    session = await tls.wait_connected(station)
+    peer = session._connection.transport.get_extra_info("ssl_object").getpeercert()
+    return str(dict(x[0] for x in peer["subject"])["commonName"])
+
+
 @pytest.mark.expected_errors  # "cannot connect: security profile 1: no AuthorizationKey"
 async def test_profile_1_does_not_connect_without_a_key(servers) -> None:
     """SecurityProfile 1 is Basic auth: without an AuthorizationKey the station does not
@@ -166,18 +183,12 @@ async def test_sign_certificate_then_profile_3_with_the_new_client_certificate(
         requested_message="SignChargePointCertificate")) == {"status": "Accepted"}
     sign = await tls.wait_for(rig.id, "SignCertificate")
     assert sign["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
-    await tls.central.messages.wait_until(
-        lambda: tls.central.certificates_signed.get(rig.id), 5)
-    assert tls.central.certificates_signed[rig.id] == [{"status": "Accepted"}]
-    key_file = tmp_path / "data" / "gateway" / rig.id / "certs" / "charge_point" / "key.pem"
-    assert key_file.stat().st_mode & 0o777 == 0o600
+    await signed_and_kept(tls, rig.id, tmp_path / "data")
     assert tls.violations(rig.id) == []
     assert await tls.send(rig.id, call.ChangeConfiguration(
         key="SecurityProfile", value="3")) == {"status": "Accepted"}
     await tls.wait_for(rig.id, "BootNotification", count=2)
-    session = await tls.wait_connected(rig.id)
-    peer = session._connection.transport.get_extra_info("ssl_object").getpeercert()
-    assert dict(x[0] for x in peer["subject"])["commonName"] == rig.id
+    assert await client_certificate_cn(tls, rig.id) == rig.id
 
 
 async def test_profile_3_refuses_a_certificate_for_another_key(servers, tmp_path: Path) -> None:

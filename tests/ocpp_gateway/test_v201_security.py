@@ -18,7 +18,12 @@ from tests.ocpp_gateway.conftest import Rig
 from tests.ocpp_gateway.test_firmware import FIRMWARE, FileServer, restarted
 from tests.ocpp_gateway.test_security_certificates import expected_hash
 from tests.ocpp_gateway.test_security_firmware_log import files, signed, statuses, when
-from tests.ocpp_gateway.test_security_profiles import KEY, servers
+from tests.ocpp_gateway.test_security_profiles import (
+    KEY,
+    client_certificate_cn,
+    servers,
+    signed_and_kept,
+)
 
 __all__ = ["files", "servers"]  # the fixtures
 
@@ -113,16 +118,10 @@ async def test_profile_2_sign_certificate_then_profile_3_over_tls_in_201(
     sign = await tls.wait_for(rig.id, "SignCertificate")
     assert sign["certificateType"] == "ChargingStationCertificate"
     assert sign["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
-    await tls.central.messages.wait_until(
-        lambda: tls.central.certificates_signed.get(rig.id), 5)
-    assert tls.central.certificates_signed[rig.id] == [{"status": "Accepted"}]
-    key_file = tmp_path / "data" / "gateway" / rig.id / "certs" / "charge_point" / "key.pem"
-    assert key_file.stat().st_mode & 0o777 == 0o600
+    await signed_and_kept(tls, rig.id, tmp_path / "data")
     assert await tls.send(rig.id, network_profile(3, tls.url)) == {"status": "Accepted"}
     await tls.wait_for(rig.id, "BootNotification", count=2)
-    session = await tls.wait_connected(rig.id)
-    peer = session._connection.transport.get_extra_info("ssl_object").getpeercert()
-    assert dict(x[0] for x in peer["subject"])["commonName"] == rig.id
+    assert await client_certificate_cn(tls, rig.id) == rig.id
     assert await profile_of(tls, rig.id) == "3"
     assert tls.violations(rig.id) == []
 

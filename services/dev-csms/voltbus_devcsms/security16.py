@@ -71,7 +71,8 @@ def sign_csr(pem: str, ca_cert_pem: bytes, ca_key_pem: bytes, days: int = 30) ->
 
 
 class JobChecks:
-    """The checks of a GetLog's / firmware update's notifications, the same in 1.6 and 2.0.1."""
+    """The checks of a GetLog's / firmware update's notifications and the answer to and signing
+    of a SignCertificate, the same in 1.6 and 2.0.1."""
 
     id: str
     csms: Any
@@ -102,6 +103,25 @@ class JobChecks:
         self.csms.background.add(task)
         task.add_done_callback(self.csms.background.discard)
 
+    def _csr_status(self, problem: str | None) -> str:
+        """SignCertificate's answer (bad-csr checked): Rejected for a bad CSR, else the
+        behaviour's."""
+        self.check(rules.BAD_CSR, problem)
+        return "Rejected" if problem else str(self.csms.behaviour.sign_certificate_status)
+
+    def _sign_later(self, csr: str, problem: str | None, signed: Any) -> None:
+        """After an accepted SignCertificate: the CSR signed by the behaviour's CA (if any) and
+        sent in `signed(chain)` (the version's CertificateSigned), its answer recorded."""
+        ca = self.csms.behaviour.certificate_authority
+        if ca is None or problem or self.csms.behaviour.sign_certificate_status != "Accepted":
+            return
+        self._spawn(self._send_signed(signed(sign_csr(csr, *ca))))
+
+    async def _send_signed(self, request: Any) -> None:
+        answer = await self.csms.send(self.id, request)
+        self.csms.certificates_signed.setdefault(self.id, []).append(answer)
+        self.csms.history_changed()
+
 
 class SecurityMixin16(JobChecks):
     """Mixed into the 1.6 StationSession (before ChargePoint in the bases)."""
@@ -116,23 +136,12 @@ class SecurityMixin16(JobChecks):
 
     @on(Action.sign_certificate)
     def on_sign_certificate(self, csr: str, **_: Any) -> call_result.SignCertificate:
-        problem = check_csr(csr, self.id)
-        self.check(rules.BAD_CSR, problem)
-        status = "Rejected" if problem else self.csms.behaviour.sign_certificate_status
-        return call_result.SignCertificate(status=status)
+        return call_result.SignCertificate(status=self._csr_status(check_csr(csr, self.id)))
 
     @after(Action.sign_certificate)
     def after_sign_certificate(self, csr: str, **_: Any) -> None:
-        ca = self.csms.behaviour.certificate_authority
-        if ca is None or check_csr(csr, self.id) or (
-                self.csms.behaviour.sign_certificate_status != "Accepted"):
-            return
-        self._spawn(self._send_signed(sign_csr(csr, *ca)))
-
-    async def _send_signed(self, chain: str) -> None:
-        answer = await self.csms.send(self.id, call.CertificateSigned(certificate_chain=chain))
-        self.csms.certificates_signed.setdefault(self.id, []).append(answer)
-        self.csms.history_changed()
+        self._sign_later(csr, check_csr(csr, self.id),
+                         lambda chain: call.CertificateSigned(certificate_chain=chain))
 
     @on(Action.log_status_notification)
     def on_log_status(self, status: str, request_id: int | None = None,

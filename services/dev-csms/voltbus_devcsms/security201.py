@@ -30,7 +30,7 @@ from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
 from voltbus_devcsms import rules
-from voltbus_devcsms.security16 import JobChecks, check_csr, sign_csr
+from voltbus_devcsms.security16 import JobChecks, check_csr
 
 SECURITY_EVENTS_201 = frozenset({
     "FirmwareUpdated", "FailedToAuthenticateAtCsms", "CsmsFailedToAuthenticate",
@@ -62,25 +62,16 @@ class SecurityMixin201(JobChecks):
     @on(Action.sign_certificate)
     def on_sign_certificate(self, csr: str, certificate_type: str | None = None,
                             **_: Any) -> call_result.SignCertificate:
-        problem = self._csr_problem(csr, certificate_type)
-        self.check(rules.BAD_CSR, problem)
-        status = "Rejected" if problem else self.csms.behaviour.sign_certificate_status
-        return call_result.SignCertificate(status=status)
+        return call_result.SignCertificate(
+            status=self._csr_status(self._csr_problem(csr, certificate_type)))
 
     @after(Action.sign_certificate)
     def after_sign_certificate(self, csr: str, certificate_type: str | None = None,
                                **_: Any) -> None:
-        ca = self.csms.behaviour.certificate_authority
-        if ca is None or self._csr_problem(csr, certificate_type) or (
-                self.csms.behaviour.sign_certificate_status != "Accepted"):
-            return
-        self._spawn(self._send_signed(sign_csr(csr, *ca)))
-
-    async def _send_signed(self, chain: str) -> None:
-        answer = await self.csms.send(self.id, call.CertificateSigned(
-            certificate_chain=chain, certificate_type="ChargingStationCertificate"))
-        self.csms.certificates_signed.setdefault(self.id, []).append(answer)
-        self.csms.history_changed()
+        self._sign_later(csr, self._csr_problem(csr, certificate_type),
+                         lambda chain: call.CertificateSigned(
+                             certificate_chain=chain,
+                             certificate_type="ChargingStationCertificate"))
 
     @on(Action.log_status_notification)
     def on_log_status(self, status: str, request_id: int | None = None,

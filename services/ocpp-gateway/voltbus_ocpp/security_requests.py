@@ -16,10 +16,11 @@ import asyncio
 import logging
 import shlex
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
 from voltbus_ocpp.adapter import StationCore
@@ -56,36 +57,24 @@ FIRMWARE_BUSY = frozenset({"DownloadScheduled", "Downloading", "Downloaded",
                            "InstallRebooting"})
 
 
-class SecurityLimits(Protocol):
-    """What a version's configuration says about certificates."""
+@dataclass(frozen=True)
+class SecurityLimits:
+    """What a version's configuration says about certificates: each a reader, called when the
+    value is needed (the central system may change the key or variable at any time)."""
 
-    @property
-    def security_profile(self) -> int:
-        """The profile in force."""
-        ...
-
-    @property
-    def max_chain_chars(self) -> int:
-        """The longest CertificateSigned chain taken (1.6 CertificateSignedMaxChainSize,
-        2.0.1 SecurityCtrlr.MaxCertificateChainSize)."""
-        ...
-
-    @property
-    def max_roots(self) -> int:
-        """The most root certificates kept (1.6 CertificateStoreMaxLength, 2.0.1
-        SecurityCtrlr.CertificateEntries' maxLimit)."""
-        ...
-
-    @property
-    def additional_root_check(self) -> bool:
-        """1.6 AdditionalRootCertificateCheck: a new CentralSystemRootCertificate must be
-        signed by the installed one, replaces it and keeps it as the fallback."""
-        ...
-
-    @property
-    def cpo_name(self) -> str:
-        """The CSR's organization (1.6 CpoName, 2.0.1 SecurityCtrlr.OrganizationName)."""
-        ...
+    security_profile: Callable[[], int]
+    """The profile in force."""
+    max_chain_chars: Callable[[], int]
+    """The longest CertificateSigned chain taken (1.6 CertificateSignedMaxChainSize,
+    2.0.1 SecurityCtrlr.MaxCertificateChainSize)."""
+    max_roots: Callable[[], int]
+    """The most root certificates kept (1.6 CertificateStoreMaxLength, 2.0.1
+    SecurityCtrlr.CertificateEntries' maxLimit)."""
+    additional_root_check: Callable[[], bool]
+    """1.6 AdditionalRootCertificateCheck: a new CentralSystemRootCertificate must be
+    signed by the installed one, replaces it and keeps it as the fallback."""
+    cpo_name: Callable[[], str]
+    """The CSR's organization (1.6 CpoName, 2.0.1 SecurityCtrlr.OrganizationName)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +122,7 @@ class SecurityRequests:
         (the station reconnects once the answer is out) or Rejected (a lower one: never
         downgraded; or its key or certificates missing), see security.SecurityProfiles.change.
         """
-        changed = new != self.limits.security_profile
+        changed = new != self.limits.security_profile()
         status = self.security.profiles.change(new)
         if status == "Accepted" and changed:
             self._reconnect = True
@@ -156,14 +145,14 @@ class SecurityRequests:
 
     def sign_certificate(self) -> None:
         """A new key and its CSR, sent as SignCertificate (the key stays pending, 0600)."""
-        csr = self.security.certs.make_csr(self.core.id, self.limits.cpo_name)
+        csr = self.security.certs.make_csr(self.core.id, self.limits.cpo_name())
         self.send(SignCertificateRequest(csr))
 
     def certificate_signed(self, chain: str) -> str:
         """CertificateSigned: Accepted when the chain is for the pending key and checks out
         against the installed CentralSystemRootCertificates; with profile 3 the station then
         reconnects with it."""
-        limit = self.limits.max_chain_chars
+        limit = self.limits.max_chain_chars()
         if len(chain) > limit:
             log.warning("CertificateSigned rejected: the chain is %d characters (at most %d)",
                         len(chain), limit)
@@ -177,15 +166,15 @@ class SecurityRequests:
             self.security.events.record("InvalidChargePointCertificate", str(exc))
             return "Rejected"
         log.info("%s: charge point certificate installed", self.core.id)
-        if self.limits.security_profile == 3:
+        if self.limits.security_profile() == 3:
             self._reconnect = True
         return "Accepted"
 
     def install_certificate(self, kind: str, pem: str) -> str:
         """InstallCertificate: Accepted, Rejected or Failed."""
         certs = self.security.certs
-        certs.max_roots = self.limits.max_roots
-        status = certs.install(kind, pem, replace=self.limits.additional_root_check)
+        certs.max_roots = self.limits.max_roots()
+        status = certs.install(kind, pem, replace=self.limits.additional_root_check())
         if status == "Accepted":
             self.security.events.record("ReconfigurationOfSecurityParameters",
                                         f"{kind} installed")
@@ -204,12 +193,12 @@ class SecurityRequests:
         if found is None:
             return "NotFound"
         kind, path = found
-        if kind == CENTRAL_SYSTEM_ROOT and self.limits.security_profile >= 2 and len(
+        if kind == CENTRAL_SYSTEM_ROOT and self.limits.security_profile() >= 2 and len(
                 certs.root_files(CENTRAL_SYSTEM_ROOT)) == 1 and (
                 self.core.settings.csms_ca_file is None):
             log.warning("%s: DeleteCertificate refused: the last CentralSystemRootCertificate "
                         "(SecurityProfile %d needs it)", self.core.id,
-                        self.limits.security_profile)
+                        self.limits.security_profile())
             return "Failed"
         try:
             path.unlink()
@@ -238,14 +227,19 @@ class SecurityRequests:
             return True
         return False
 
-    def get_log(self, log_type: str, request_id: int, location: str, retries: int,
-                retry_interval_s: int, oldest: str | None, latest: str | None
-                ) -> tuple[str, str | None]:
+    def get_log(self, log_type: str, request_id: int, log_parameters: dict[str, Any],
+                retries: int | None, retry_interval_s: int | None) -> tuple[str, str | None]:
         """GetLog: (Accepted or AcceptedCanceled, the file name); Rejected for a location
-        that cannot be uploaded to. The upload starts after the reply."""
+        that cannot be uploaded to. The upload starts after the reply. `log_parameters` is the
+        request's `log` as the ocpp package hands it over (remote_location, oldest_timestamp,
+        latest_timestamp: the same LogParametersType in the 1.6 extension and 2.0.1)."""
+        location = str(log_parameters["remote_location"])
+        retries = retries or 0
+        retry_interval_s = retry_interval_s or 30
         if urlparse(location).scheme not in ("http", "https", "ftp"):
             return "Rejected", None
-        start, stop = optional_time(oldest), optional_time(latest)
+        start = optional_time(log_parameters.get("oldest_timestamp"))
+        stop = optional_time(log_parameters.get("latest_timestamp"))
         name = f"{log_type}-{self.core.id}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.tar.gz"
         canceled = self._replace("log")
         self._job = ("log", self._upload_log(log_type, request_id, location, name, retries,

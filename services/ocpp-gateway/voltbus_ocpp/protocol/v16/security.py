@@ -29,6 +29,7 @@ from voltbus_ocpp.protocol.wire_time import parse_time
 from voltbus_ocpp.security import profile_from_settings
 from voltbus_ocpp.security_requests import (
     FirmwareRequest,
+    SecurityLimits,
     SecurityRequests,
     optional_time,
 )
@@ -53,31 +54,14 @@ def initial_profile(config: ConfigStore, store: Store, settings: GatewaySettings
     config.values["SecurityProfile"] = str(profile_from_settings(settings, key=key))
 
 
-class _Limits16:
-    """The 1.6 keys that bound certificates (security_requests.SecurityLimits)."""
-
-    def __init__(self, config: ConfigStore) -> None:
-        self.config = config
-
-    @property
-    def security_profile(self) -> int:
-        return self.config.security_profile
-
-    @property
-    def max_chain_chars(self) -> int:
-        return self.config.get_int("CertificateSignedMaxChainSize")
-
-    @property
-    def max_roots(self) -> int:
-        return self.config.get_int("CertificateStoreMaxLength")
-
-    @property
-    def additional_root_check(self) -> bool:
-        return self.config.get_bool("AdditionalRootCertificateCheck")
-
-    @property
-    def cpo_name(self) -> str:
-        return self.config.get_str("CpoName")
+def _limits16(config: ConfigStore) -> SecurityLimits:
+    """The 1.6 keys that bound certificates."""
+    return SecurityLimits(
+        security_profile=lambda: config.security_profile,
+        max_chain_chars=lambda: config.get_int("CertificateSignedMaxChainSize"),
+        max_roots=lambda: config.get_int("CertificateStoreMaxLength"),
+        additional_root_check=lambda: config.get_bool("AdditionalRootCertificateCheck"),
+        cpo_name=lambda: config.get_str("CpoName"))
 
 
 class V16Security(SecurityRequests):
@@ -85,7 +69,7 @@ class V16Security(SecurityRequests):
     here, the rest version-neutral (security_requests.py)."""
 
     def __init__(self, core: StationCore, config: ConfigStore) -> None:
-        super().__init__(core, _Limits16(config))
+        super().__init__(core, _limits16(config))
         self.config = config
 
     # --- security profile --------------------------------------------------------------------
@@ -196,9 +180,7 @@ class SecureChargePoint(V16ChargePoint):
     def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int,
                    retries: int | None = None, retry_interval: int | None = None,
                    **_: Any) -> call_result.GetLog:
-        status, name = self.security.get_log(
-            log_type, request_id, log["remote_location"], retries or 0, retry_interval or 30,
-            log.get("oldest_timestamp"), log.get("latest_timestamp"))
+        status, name = self.security.get_log(log_type, request_id, log, retries, retry_interval)
         return call_result.GetLog(status=status, filename=name)
 
     @after(Action.get_log)

@@ -40,7 +40,12 @@ from voltbus_ocpp.adapter import StationCore
 from voltbus_ocpp.certificates import CENTRAL_SYSTEM_ROOT, MANUFACTURER_ROOT
 from voltbus_ocpp.protocol.v201.variables import Variables
 from voltbus_ocpp.protocol.wire_time import parse_time
-from voltbus_ocpp.security_requests import FirmwareRequest, SecurityRequests, optional_time
+from voltbus_ocpp.security_requests import (
+    FirmwareRequest,
+    SecurityLimits,
+    SecurityRequests,
+    optional_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,39 +62,22 @@ EVENT_NAMES = {"InvalidChargePointCertificate": "InvalidChargingStationCertifica
                "CentralSystemFailedToAuthenticate": "CsmsFailedToAuthenticate"}
 
 
-class _Limits201:
-    """The SecurityCtrlr variables that bound certificates (security_requests.SecurityLimits)."""
-
-    def __init__(self, variables: Variables) -> None:
-        self.variables = variables
-
-    @property
-    def security_profile(self) -> int:
-        return self.variables.security_profile
-
-    @property
-    def max_chain_chars(self) -> int:
-        return self.variables.max_certificate_chain_size
-
-    @property
-    def max_roots(self) -> int:
-        return self.variables.certificate_entries
-
-    @property
-    def additional_root_check(self) -> bool:
-        # SecurityCtrlr.AdditionalRootCertificateCheck is not in this device model: false
-        return False
-
-    @property
-    def cpo_name(self) -> str:
-        return self.variables.organization_name
+def _limits201(variables: Variables) -> SecurityLimits:
+    """The SecurityCtrlr variables that bound certificates; AdditionalRootCertificateCheck is
+    not in this device model: false."""
+    return SecurityLimits(
+        security_profile=lambda: variables.security_profile,
+        max_chain_chars=lambda: variables.max_certificate_chain_size,
+        max_roots=lambda: variables.certificate_entries,
+        additional_root_check=lambda: False,
+        cpo_name=lambda: variables.organization_name)
 
 
 class V201Security(SecurityRequests):
     """The security requests with the 2.0.1 variables."""
 
     def __init__(self, core: StationCore, variables: Variables) -> None:
-        super().__init__(core, _Limits201(variables))
+        super().__init__(core, _limits201(variables))
 
     def trigger(self, message: str) -> None:
         """Send what an accepted TriggerMessage of TRIGGERS asked for."""
@@ -152,9 +140,7 @@ class SecurityHandlers:
     def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int,
                    retries: int | None = None, retry_interval: int | None = None,
                    **_: Any) -> call_result.GetLog:
-        status, name = self.security.get_log(
-            log_type, request_id, log["remote_location"], retries or 0, retry_interval or 30,
-            log.get("oldest_timestamp"), log.get("latest_timestamp"))
+        status, name = self.security.get_log(log_type, request_id, log, retries, retry_interval)
         return call_result.GetLog(status=status, filename=name)
 
     @after("GetLog")
