@@ -193,7 +193,26 @@ class GpioPhaseSwitchConfig(Device):
         return self
 
 
-PhaseSwitchConfig = Annotated[SimDevice | GpioPhaseSwitchConfig, Field(discriminator="type")]
+class SmartEvseC2Config(Device):
+    """A SmartEVSE v3's own second contactor output (C2, on L2/L3), switched through the
+    board's REST API (`enable_C2`): 'Always On' is 3 phases, 'Always Off' 1 phase."""
+
+    type: Literal["smartevse_c2"]
+    url: str = Field(description="the SmartEVSE's web server, e.g. http://smartevse-1234.local")
+    timeout_s: Annotated[float, _range(0.2, 30)] = Field(
+        default=3.0, description="per HTTP request, and for the board to confirm a switch")
+
+    @model_validator(mode="after")
+    def _http_url(self) -> SmartEvseC2Config:
+        from urllib.parse import urlsplit
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be http(s)://host[:port], not {self.url!r}")
+        return self
+
+
+PhaseSwitchConfig = Annotated[SimDevice | GpioPhaseSwitchConfig | SmartEvseC2Config,
+                              Field(discriminator="type")]
 
 
 class GpioBuzzerConfig(Device):

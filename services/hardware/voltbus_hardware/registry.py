@@ -144,6 +144,11 @@ def _gpio_phase_switch(cfg: c.GpioPhaseSwitchConfig, parts: Parts) -> Any:
     return GpioPhaseSwitch.from_config(cfg, pin_factory=parts.pins.factory)
 
 
+def _smartevse_c2(cfg: c.SmartEvseC2Config, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.smartevse_c2 import SmartEvseC2
+    return SmartEvseC2.from_config(cfg)
+
+
 def _gpio_buzzer(cfg: c.GpioBuzzerConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.gpio import GpioBuzzer
     return GpioBuzzer.from_config(cfg, pin_factory=parts.pins.factory)
@@ -184,6 +189,7 @@ FACTORIES: dict[tuple[str, str], Factory] = {
     ("lock", "gpio_motor"): _gpio_lock,
     ("phase_switch", "sim"): lambda cfg, parts: SimPhaseSwitch(_sim(parts)),
     ("phase_switch", "gpio"): _gpio_phase_switch,
+    ("phase_switch", "smartevse_c2"): _smartevse_c2,
     ("led", "sim"): lambda cfg, parts: SimLed(),
     ("led", "gpio"): _gpio_led,
     ("led", "gpio_rgb"): _gpio_rgb_led,
