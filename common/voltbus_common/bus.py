@@ -267,8 +267,15 @@ class Bus:
         persistent_session: bool = False,
         outbox_limit: int = 50_000,
         client_id: str | None = None,
+        republish_retained: bool = False,
     ) -> None:
         self.settings = settings
+        # After a reconnect, send the latest retained message of every topic this bus wrote
+        # again: a broker that crashed restores its last autosave (up to 5 s old), and a site
+        # broker bridged to it would get that old state too (docs/multi-site.md). Bounded by
+        # the number of topics the service writes retained.
+        self.republish_retained = republish_retained
+        self._retained: dict[str, tuple[bytes, int]] = {}
         self.root = settings.root
         self.station = station
         self.service = service
@@ -335,6 +342,8 @@ class Bus:
                 log.error("outbox full (%d): dropped %d oldest messages", self._outbox_limit,
                           self.dropped_count)
         self._outbox.append((topic, payload, qos, retain))
+        if retain and self.republish_retained:
+            self._retained[topic] = (payload, qos)
         self._outbox_ready.set()
 
     def reject(self, topic: str, reason: str) -> None:
@@ -437,6 +446,12 @@ class Bus:
             # Ahead of anything queued while offline, so watchers see us before our data.
             self._outbox.appendleft((self._status_topic(), b"online", 1, True))
             self._outbox_ready.set()
+        if self.republish_retained and self.connect_count > 0:
+            queued = {topic for topic, *_ in self._outbox}  # their latest goes out anyway
+            again = [(t, p, q) for t, (p, q) in self._retained.items() if t not in queued]
+            self._outbox.extend((t, p, q, True) for t, p, q in again)
+            self._outbox_ready.set()
+            log.info("reconnected: %d retained topics published again", len(again))
         self.connected_at = time.monotonic()
         self.connect_count += 1
         self.disconnected.clear()

@@ -113,6 +113,10 @@ class Station:
         self.settings = settings
         self.id = station_id
         self.bus = bus
+        # Its retained state (status, transaction, charging, connection, last session) again
+        # after each reconnect: a crashed broker restores an autosave up to 5 s old, and a
+        # bridged site broker would take that old state from it (docs/multi-site.md).
+        bus.republish_retained = True
         self.clock = clock
         self._dispatched: list[Callable[[Event, list[Effect]], None]] = []
         self.store = Store(settings.station_dir(station_id) / "state.sqlite")
