@@ -2,7 +2,9 @@
 report/variables rules on, a real WebSocket): GetBaseReport Full/Configuration/SummaryInventory as
 paged NotifyReports, GetReport by component/variable and by criteria (EmptyResultSet sends none),
 and GetVariables/SetVariables on the station's own components (ChargingStation, EVSE, Connector,
-DeviceDataCtrlr instances), with read-only and write-only variables treated as such."""
+DeviceDataCtrlr instances), with read-only and write-only variables treated as such; attributes
+beyond Actual (EVSE Power MaxSet: ReadWrite, persistent across a gateway restart, applied as the
+EVSE's current limit)."""
 
 from __future__ import annotations
 
@@ -79,10 +81,15 @@ async def test_configuration_and_summary_inventories(rig: Rig) -> None:
     await csms.send_action(rig.id, "GetBaseReport", {"requestId": 2,
                                                     "reportBase": "ConfigurationInventory"})
     config = by_name((await csms.wait_report(rig.id, 2)).items("reportData"))
-    assert {a["mutability"] for d in config.values() for a in d["variableAttribute"]} == {
-        "ReadWrite", "WriteOnly"}  # what the operator can set, only
+    settable = {k for k, d in config.items() if any(
+        a["mutability"] in ("ReadWrite", "WriteOnly") for a in d["variableAttribute"])}
+    assert settable == set(config)  # what the operator can set, only
     assert actual(config[("TxCtrlr", None, None, "EVConnectionTimeOut", None)]) == "45"
-    assert len(config) == len(DEFAULTS) - len(READ_ONLY)  # SecurityCtrlr: set by the station
+    # the controllers' settable variables (SecurityCtrlr's are set by the station), and each
+    # EVSE's Power for its ReadWrite MaxSet
+    assert len(config) == len(DEFAULTS) - len(READ_ONLY) + 2
+    assert [a["mutability"] for a in config[("EVSE", 1, None, "Power", None)][
+        "variableAttribute"]] == ["ReadOnly", "ReadWrite"]
 
     rig.pilot("B")  # EVSE 1 occupied
     await rig.status("Preparing")
@@ -166,7 +173,8 @@ async def test_get_and_set_variables_on_the_stations_components(rig: Rig) -> Non
     assert results == [("Accepted", "Occupied"), ("Accepted", "cType2"),
                        ("UnknownComponent", None), ("Accepted", "50"),
                        ("UnknownVariable", None),  # ItemsPerMessage exists per instance only
-                       ("NotSupportedAttributeType", None), ("Rejected", None),
+                       ("Accepted", "11040"),  # MaxSet unset: the rated power (maxLimit)
+                       ("Rejected", None),
                        ("Accepted", "Available")]
 
     answer = await csms.send_action(rig.id, "SetVariables", {"setVariableData": [
@@ -182,4 +190,46 @@ async def test_get_and_set_variables_on_the_stations_components(rig: Rig) -> Non
         "Rejected", "NotSupportedAttributeType", "Accepted", "UnknownComponent"]
     assert rig.gateway is not None
     assert rig.gateway.config.heartbeat_interval_s == 1.2  # 120 s at the test's time scale
+    assert csms.violations(rig.id) == []
+
+
+async def test_power_max_set_is_a_persistent_cap_applied_as_the_evse_limit(rig: Rig) -> None:
+    csms = rig.csms
+    await booted(rig)
+    power = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}
+    answer = await csms.send_action(rig.id, "SetVariables", {"setVariableData": [
+        {**power, "attributeType": "MaxSet", "attributeValue": "6900"},  # 10 A at 3 x 230 V
+        {**power, "attributeType": "MaxSet", "attributeValue": "99999"},  # above maxLimit 11040
+        {**power, "attributeType": "MaxSet", "attributeValue": "lots"},
+        {**power, "attributeType": "Target", "attributeValue": "5000"},
+        {**power, "attributeValue": "5000"}]})  # Actual is ReadOnly
+    assert [r["attributeStatus"] for r in answer["setVariableResult"]] == [
+        "Accepted", "Rejected", "Rejected", "NotSupportedAttributeType", "Rejected"]
+    assert [r.get("attributeType") for r in answer["setVariableResult"]] == [
+        "MaxSet", "MaxSet", "MaxSet", "Target", None]
+    await rig.wait("limit_set", lambda p: p.amps == 10.0, connector=1)  # the EVSE gets the cap
+    assert not [m for m in rig.seen["limit_set"] if m.connector == 2 and m.payload.amps == 10.0]
+
+    await csms.send_action(rig.id, "GetReport", {"requestId": 11, "componentVariable": [
+        {"component": {"name": "EVSE"}, "variable": {"name": "Power"}}]})
+    report = by_name((await csms.wait_report(rig.id, 11)).items("reportData"))
+    assert report[("EVSE", 1, None, "Power", None)]["variableAttribute"] == [
+        {"type": "Actual", "mutability": "ReadOnly", "persistent": False, "constant": False,
+         "value": "3680"},
+        {"type": "MaxSet", "mutability": "ReadWrite", "persistent": True, "constant": False,
+         "value": "6900"}]
+    assert report[("EVSE", 2, None, "Power", None)]["variableAttribute"][1]["value"] == "11040"
+
+    # a real restart: the stored MaxSet is read back and the EVSE limited again at once
+    await rig.stop_gateway()
+    since = len(rig.seen["limit_set"])
+    await rig.start_gateway(ocpp_version="2.0.1", connectors=2)
+    await csms.wait_for(rig.id, "BootNotification", count=2)
+    await rig.wait("limit_set", lambda p: p.amps == 10.0, connector=1, count=1 + sum(
+        1 for m in rig.seen["limit_set"][:since] if m.connector == 1 and m.payload.amps == 10.0))
+    answer = await csms.send_action(rig.id, "GetVariables", {"getVariableData": [
+        {**power, "attributeType": "MaxSet"}, {**power, "attributeType": "MinSet"}]})
+    assert [(r["attributeStatus"], r.get("attributeValue"))
+            for r in answer["getVariableResult"]] == [
+        ("Accepted", "6900"), ("NotSupportedAttributeType", None)]
     assert csms.violations(rig.id) == []

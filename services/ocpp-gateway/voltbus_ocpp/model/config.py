@@ -118,6 +118,11 @@ class ChargePointConfig(Protocol):
         """Clock-aligned samples kept for the end of a transaction (empty: none kept)."""
         ...
 
+    def connector_limit_a(self, connector: int) -> float | None:
+        """A configured cap on the current of one connector (None: none), one more term in its
+        effective limit (2.0.1: the EVSE's Power MaxSet attribute; 1.6 has none)."""
+        ...
+
 
 class StationConfig(ChargePointConfig, Protocol):
     """What the station around the model needs as well (messaging, reset, limits)."""

@@ -228,7 +228,7 @@ class Connector:
         if f.tx is not None and f.policy_override == f.tx.local_id:
             policy = None
         limits = [self.max_current_a, f.command_limit_a, f.profile_limit_a, policy,
-                  f.energy_limit_a]
+                  f.energy_limit_a, self.config.connector_limit_a(self.connector_id)]
         return max(0.0, min(x for x in limits if x is not None))
 
     @property

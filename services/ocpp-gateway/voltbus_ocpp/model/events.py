@@ -161,6 +161,14 @@ class ProfileLimit(Event):
 
 
 @dataclass(frozen=True)
+class ConfigLimitChanged(Event):
+    """The configured cap of a connector (`ChargePointConfig.connector_limit_a`) changed: its
+    effective limit goes to the EVSE at once."""
+
+    connector: int
+
+
+@dataclass(frozen=True)
 class LinkChanged(Event):
     """The central system accepted us (online) or the link dropped."""
 

@@ -22,6 +22,7 @@ from voltbus_ocpp.model.events import (
     CardPresented,
     ChangeAvailability,
     Command,
+    ConfigLimitChanged,
     Effect,
     Event,
     HardwareFault,
@@ -58,7 +59,7 @@ from voltbus_ocpp.model.results import AuthStatus, Outcome
 # which re-derives every connector.
 ONE_CONNECTOR: frozenset[type[Event]] = frozenset({
     PilotChanged, MeterUpdated, RelayChanged, SwitchRead, HardwareFault, ProfileLimit,
-    EnergyLimit})
+    EnergyLimit, ConfigLimitChanged})
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class StationModel:
             Unlock: self._on_unlock,
             Reset: self._on_reset,
             ProfileLimit: self._on_profile_limit,
+            ConfigLimitChanged: lambda e: self._charging(self.connectors[e.connector]),
             LinkChanged: self._on_link,
             HardwareStatus: self._on_hardware_status,
             Tick: self._on_tick,

@@ -206,6 +206,10 @@ class ConfigStore:
         """StopTransactionOnInvalidId."""
         return self.get_bool("StopTransactionOnInvalidId")
 
+    def connector_limit_a(self, connector: int) -> float | None:
+        """1.6 has no configuration key capping one connector: none."""
+        return None
+
     @property
     def max_energy_on_invalid_id_wh(self) -> int:
         """MaxEnergyOnInvalidId."""

@@ -1,5 +1,6 @@
 """The OCPP 2.0.1 device model the station has: its components and variables with characteristics
-(data type, unit, limits, values list) and the attributes each has (Actual only), for
+(data type, unit, limits, values list) and the attributes each has (Actual, and where it
+means something Target/MinSet/MaxSet, each with its own mutability and persistence), for
 GetVariables/SetVariables (B05, B06) and the reports GetBaseReport/GetReport send as NotifyReport
 (B07, B08). OCPP 2.0.1 part 2, section 2 (data types) and the referenced components and variables
 appendix name them.
@@ -13,8 +14,13 @@ Two kinds of variables:
   DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage (instances GetReport, GetVariables,
   SetVariables), ReadOnly constants.
 
-Not done: attributes other than Actual (Target, MinSet, MaxSet), variable monitoring
-(supportsMonitoring is false everywhere), component instances other than the EVSE/connector ones.
+Attributes other than Actual: EVSE Power has MaxSet (ReadWrite, persistent), the operator's cap
+on that EVSE's power in W, at most its maxLimit (the rated power), applied as a current limit
+(W / 230 V / phases) through the model's `connector_limit_a`; unset it reads as the maxLimit.
+Every other variable has Actual only (another attribute type: NotSupportedAttributeType).
+
+Not done: Target/MinSet on any variable (none here has a set point or a lower bound the station
+honours), component instances other than the EVSE/connector ones.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from voltbus_ocpp.protocol.v201.variables import (
     SECRET,
     TX_POINTS,
     Variables,
+    power_max_key,
 )
 
 REPORT_PAGE = 20  # reportData entries per NotifyReport
@@ -43,6 +50,19 @@ BYTES_PER_MESSAGE = 65000
 CRITERIA = ("Active", "Available", "Enabled", "Problem")  # ComponentCriterionEnumType
 _UNITS = {"Interval": "s", "TimeOut": "s", "MaxEnergyOnInvalidId": "Wh"}
 _AVAILABILITY = "Available,Occupied,Reserved,Unavailable,Faulted"
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of a variable other than its Actual (VariableAttributeType)."""
+
+    type: str  # Target, MinSet, MaxSet
+    mutability: str = "ReadOnly"
+    persistent: bool = False
+    constant: bool = False
+    key: str | None = None  # stored under this config key (ReadWrite); None: read
+    default: str | None = None  # the value until one is stored
+    read: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,13 @@ class Entry:
     persistent: bool = True
     constant: bool = False
     read: Callable[[], str] | None = None  # None: the configuration value in `Variables`
+    attributes: tuple[Attr, ...] = ()  # beyond Actual
+
+    def attribute(self, kind: str) -> Attr | None:
+        """The attribute of this type (Actual included), None if the variable has none."""
+        if kind == "Actual":
+            return Attr("Actual", self.mutability, self.persistent, self.constant)
+        return next((a for a in self.attributes if a.type == kind), None)
 
     @property
     def name(self) -> str:
@@ -165,7 +192,9 @@ class DeviceModel:
                     Entry(component, "SupplyPhases", "integer", "ReadOnly", n, connector,
                           constant=True, read=lambda: phases),
                     Entry("EVSE", "Power", "decimal", "ReadOnly", n, unit="W",
-                          max_limit=max_power, persistent=False, read=self._power(n))
+                          max_limit=max_power, persistent=False, read=self._power(n),
+                          attributes=(Attr("MaxSet", "ReadWrite", persistent=True,
+                                           key=power_max_key(n), default=f"{max_power:g}"),))
                     if connector is None else
                     Entry("Connector", "ConnectorType", "string", "ReadOnly", n, 1,
                           constant=True, read=lambda: "cType2"),
@@ -198,6 +227,33 @@ class DeviceModel:
             return entry.read()
         return self.variables.values[entry.name]
 
+    def attribute_value(self, entry: Entry, attr: Attr) -> str | None:
+        """An attribute's value (Actual included; None for a WriteOnly one)."""
+        if attr.type == "Actual":
+            return self.value(entry)
+        if attr.mutability == "WriteOnly":
+            return None
+        if attr.read is not None:
+            return attr.read()
+        assert attr.key is not None
+        return self.variables.attributes.get(attr.key, attr.default)
+
+    def set_attribute(self, entry: Entry, attr: Attr, value: str) -> str:
+        """SetVariables on an attribute other than Actual: Accepted, or Rejected for a value
+        that is not of the variable's data type or outside its minLimit/maxLimit."""
+        assert attr.key is not None
+        if entry.data_type in ("decimal", "integer"):
+            try:
+                number = float(value) if entry.data_type == "decimal" else int(value)
+            except ValueError:
+                return "Rejected"
+            if number != number or (entry.min_limit is not None and number < entry.min_limit) or (
+                    entry.max_limit is not None and number > entry.max_limit) or number < 0:
+                return "Rejected"
+            value = f"{number:g}"
+        self.variables.set_attribute(attr.key, value)
+        return "Accepted"
+
     # --- lookups -------------------------------------------------------------------------------
 
     def find(self, component: dict[str, Any], variable: dict[str, Any]
@@ -225,7 +281,8 @@ class DeviceModel:
         if report_base == "FullInventory":
             return every
         if report_base == "ConfigurationInventory":
-            return [e for e in every if e.mutability in ("ReadWrite", "WriteOnly")]
+            return [e for e in every if e.mutability in ("ReadWrite", "WriteOnly") or any(
+                a.mutability in ("ReadWrite", "WriteOnly") for a in e.attributes)]
         if report_base == "SummaryInventory":
             return [e for e in every if e.variable in ("AvailabilityState", "Available",
                                                        "Problem")]
@@ -250,14 +307,18 @@ class DeviceModel:
         return chosen
 
     def report_data(self, entry: Entry) -> dict[str, Any]:
-        """ReportDataType (camelCase): the Actual attribute (no value when WriteOnly: part 2
-        VariableAttributeType, value 'may only be omitted when mutability is WriteOnly') and the
-        characteristics."""
-        attribute: dict[str, Any] = {"type": "Actual", "mutability": entry.mutability,
-                                     "persistent": entry.persistent, "constant": entry.constant}
-        value = self.value(entry)
-        if value is not None:
-            attribute["value"] = value
+        """ReportDataType (camelCase): every attribute, Actual first (no value when WriteOnly:
+        part 2 VariableAttributeType, value 'may only be omitted when mutability is WriteOnly'),
+        and the characteristics."""
+        attributes = []
+        for attr in (entry.attribute("Actual"), *entry.attributes):
+            assert attr is not None
+            attribute: dict[str, Any] = {"type": attr.type, "mutability": attr.mutability,
+                                         "persistent": attr.persistent, "constant": attr.constant}
+            value = self.attribute_value(entry, attr)
+            if value is not None:
+                attribute["value"] = value
+            attributes.append(attribute)
         characteristics: dict[str, Any] = {"dataType": entry.data_type,
                                            "supportsMonitoring": False}
         for key, item in (("unit", entry.unit), ("minLimit", entry.min_limit),
@@ -265,7 +326,7 @@ class DeviceModel:
             if item is not None:
                 characteristics[key] = item
         return {"component": entry.component_dict(), "variable": entry.variable_dict(),
-                "variableAttribute": [attribute], "variableCharacteristics": characteristics}
+                "variableAttribute": attributes, "variableCharacteristics": characteristics}
 
 
 def pages(items: list[dict[str, Any]], size: int = REPORT_PAGE) -> list[list[dict[str, Any]]]:

@@ -38,6 +38,7 @@ from voltbus_ocpp.model.connector import Reservation, blocking_fault
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
     ChangeAvailability,
+    ConfigLimitChanged,
     Effect,
     Event,
     RemoteStart,
@@ -116,7 +117,8 @@ class V201Adapter:
         self.subprotocol = SUBPROTOCOL
         self.subprotocols = (SUBPROTOCOL,)
         self.store = store
-        self.config = Variables(store, time_scale=settings.time_scale)
+        self.config = Variables(store, time_scale=settings.time_scale,
+                                phases=settings.phases)
         stored = store.db.execute(
             "SELECT 1 FROM config WHERE key='SecurityCtrlr.SecurityProfile'").fetchone()
         if stored is None:  # never raised by the central system: what the settings amount to
@@ -216,12 +218,14 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
             component, variable = item["component"], item["variable"]
             status, entry = self.device.find(component, variable)
             value = None
-            if entry is not None and item.get("attribute_type", "Actual") != "Actual":
-                status = "NotSupportedAttributeType"  # only Actual attributes
-            elif entry is not None and entry.mutability == "WriteOnly":
+            attr = None if entry is None else entry.attribute(item.get("attribute_type",
+                                                                       "Actual"))
+            if entry is not None and attr is None:
+                status = "NotSupportedAttributeType"  # the variable has no such attribute
+            elif attr is not None and attr.mutability == "WriteOnly":
                 status = "Rejected"  # B06: a WriteOnly variable is never read back
-            elif entry is not None:
-                value = self.device.value(entry)
+            elif entry is not None and attr is not None:
+                value = self.device.attribute_value(entry, attr)
             result: dict[str, Any] = {"attribute_status": status, "component": component,
                                       "variable": variable}
             if item.get("attribute_type") is not None:
@@ -238,17 +242,24 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         for item in set_variable_data:
             component, variable = item["component"], item["variable"]
             status, entry = self.device.find(component, variable)
-            if entry is not None and item.get("attribute_type", "Actual") != "Actual":
+            kind = item.get("attribute_type", "Actual")
+            attr = None if entry is None else entry.attribute(kind)
+            if entry is not None and attr is None:
                 status = "NotSupportedAttributeType"
-            elif entry is not None and entry.mutability == "ReadOnly":
-                status = "Rejected"  # B05: a ReadOnly variable cannot be set
-            elif entry is not None:
+            elif attr is not None and attr.mutability == "ReadOnly":
+                status = "Rejected"  # B05: a ReadOnly attribute cannot be set
+            elif entry is not None and attr is not None and kind == "Actual":
                 status = self.variables.change(component["name"], variable["name"],
                                                str(item["attribute_value"]))
+            elif entry is not None and attr is not None:
+                status = self.device.set_attribute(entry, attr, str(item["attribute_value"]))
+                if status == "Accepted" and entry.evse in self.core.model.connectors:
+                    # a new cap (Power MaxSet) applies at once
+                    self.core.dispatch(ConfigLimitChanged(entry.evse))
             shown = "***" if f"{component['name']}.{variable['name']}" in SECRET else item[
                 "attribute_value"]
-            log.info("%s: SetVariables %s.%s=%s -> %s", self.core.id, component["name"],
-                     variable["name"], shown, status)
+            log.info("%s: SetVariables %s.%s[%s]=%s -> %s", self.core.id, component["name"],
+                     variable["name"], kind, shown, status)
             result: dict[str, Any] = {"attribute_status": status, "component": component,
                                       "variable": variable}
             if item.get("attribute_type") is not None:

@@ -1,9 +1,11 @@
 """The OCPP 2.0.1 device-model variables voltbus knows so far, and the typed, version-neutral view
 the model reads (`model.config.StationConfig`), from "Component.Variable" values.
 
-Actual values only, kept in the station's config table under "Component.Variable" (1.6 keys never
-contain a dot, so the two never collide), written with SetVariables (`change`); the components and
-characteristics GetVariables and the reports show are in `device_model.py`.
+Actual values kept in the station's config table under "Component.Variable" (1.6 keys never
+contain a dot, so the two never collide), written with SetVariables (`change`); the persistent
+values of other attributes (EVSE Power MaxSet) under "attr/..." keys (`attribute_key`); the
+components, attributes and characteristics GetVariables and the reports show are in
+`device_model.py`.
 """
 
 from __future__ import annotations
@@ -77,6 +79,22 @@ TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset(c) for n in range(1, 4)
                                       for c in combinations(TX_START_POINTS, n)],
              "TxCtrlr.TxStopPoint": [frozenset({"EVConnected", "Authorized"}),
                                      frozenset({"Authorized"})]}
+ATTRIBUTE_PREFIX = "attr/"
+VOLTS = 230.0  # per phase: a power in W as a current in A (as GetCompositeSchedule)
+
+
+def attribute_key(component: str, evse: int | None, connector: int | None, variable: str,
+                  instance: str | None, attribute: str) -> str:
+    """The config-table key of a stored attribute value other than a controller's Actual."""
+    parts = (component, evse, connector, variable, instance, attribute)
+    return ATTRIBUTE_PREFIX + "/".join("" if p is None else str(p) for p in parts)
+
+
+def power_max_key(evse: int) -> str:
+    """EVSE n's Power MaxSet: the operator's cap on its power, in W."""
+    return attribute_key("EVSE", evse, None, "Power", None, "MaxSet")
+
+
 COMPONENTS = frozenset(name.split(".", 1)[0] for name in DEFAULTS)
 FIELD_FOR_VARIABLE = {"voltbus.LightIntensity": "light_intensity_pct",
                       "voltbus.BlinkRepeat": "blink_repeat",
@@ -87,14 +105,18 @@ class Variables:
     """Variable values with defaults, persisted in the station's config table."""
 
     def __init__(self, store: Store | None, *, overrides: dict[str, str] | None = None,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, phases: int = 3) -> None:
         self.store = store
         self.time_scale = time_scale
+        self.phases = phases
         self.values = dict(DEFAULTS)
+        self.attributes: dict[str, str] = {}  # attribute_key -> value (persistent attributes)
         if store is not None:
             for key, value in store.db.execute("SELECT key, value FROM config"):
                 if key in DEFAULTS:
                     self.values[key] = value
+                elif key.startswith(ATTRIBUTE_PREFIX):
+                    self.attributes[key] = value
         self.values.update(overrides or {})
         self.listeners: list[Callable[[str], None]] = []
 
@@ -105,6 +127,24 @@ class Variables:
             self.store.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (name, value))
         for listener in self.listeners:
             listener(FIELD_FOR_VARIABLE.get(name, name))
+
+    def set_attribute(self, key: str, value: str) -> None:
+        """Store an attribute value (not Actual) and tell the listeners."""
+        self.attributes[key] = value
+        if self.store is not None:
+            self.store.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, value))
+        for listener in self.listeners:
+            listener(key)
+
+    def connector_limit_a(self, connector: int) -> float | None:
+        """EVSE Power MaxSet (W) as a current at 230 V per phase; None when not set."""
+        value = self.attributes.get(power_max_key(connector))
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value) / (VOLTS * self.phases))
+        except ValueError:
+            return None
 
     def change(self, component: str, variable: str, value: str) -> str:
         """SetVariables: Accepted, Rejected, UnknownComponent or UnknownVariable."""
