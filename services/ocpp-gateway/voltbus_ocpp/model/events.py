@@ -147,9 +147,11 @@ class Unlock(Event):
 @dataclass(frozen=True)
 class Reset(Event):
     """The central system asks for a reset: finish every transaction with the matching reason
-    first."""
+    first. connector: a reset of that EVSE only (2.0.1 B11/B12 evseId): its transaction ends,
+    its hardware is told its state again, the station does not restart."""
 
     hard: bool
+    connector: int | None = None
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,8 @@ class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 # A Reset OnIdle Scheduled (B12), per station: the unsubscribe of its listener until it fires.
 _SCHEDULED_RESETS: weakref.WeakKeyDictionary[Any, Callable[[], None]] = (
     weakref.WeakKeyDictionary())
+# ... and of one EVSE, per (station, EVSE id)
+_SCHEDULED_EVSE_RESETS: dict[tuple[Any, int], Callable[[], None]] = {}
 
 
 class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
@@ -378,7 +380,7 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
     def on_reset(self, type: str, evse_id: int | None = None,
                  **_: Any) -> call_result.Reset:
         if evse_id is not None:
-            return call_result.Reset(status="Rejected")  # B11/B12: no reset of one EVSE
+            return self._reset_evse(type, evse_id)
         if type == "OnIdle" and self._busy():
             # B12: OnIdle waits for the transactions to end, then resets (Scheduled)
             if self.core not in _SCHEDULED_RESETS:  # one per station, across reconnects
@@ -391,6 +393,38 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
             scheduled()  # an Immediate Reset takes the place of the scheduled one
         self._reset_now = True
         return call_result.Reset(status=_reply(self.core.dispatch(Reset(hard=True))))
+
+    def _reset_evse(self, kind: str, evse_id: int) -> call_result.Reset:
+        """B11/B12 with evseId: Immediate ends that EVSE's transaction (ImmediateReset) and
+        resets only it (its hardware is told its state again; the station and the other EVSEs
+        go on); OnIdle while it has a transaction: Scheduled, the reset follows its end."""
+        c = self.core.model.connectors.get(evse_id)
+        if c is None:
+            return call_result.Reset(status="Rejected")  # no such EVSE
+        if kind == "OnIdle" and c.facts.tx is not None:
+            key = (self.core, evse_id)
+            if key not in _SCHEDULED_EVSE_RESETS:
+                _SCHEDULED_EVSE_RESETS[key] = self.core.on_dispatch(
+                    lambda _e, _x: self._reset_evse_when_idle(evse_id))
+            log.warning("%s: Reset OnIdle of EVSE %d scheduled: after its transaction",
+                        self.core.id, evse_id)
+            return call_result.Reset(status="Scheduled")
+        scheduled = _SCHEDULED_EVSE_RESETS.pop((self.core, evse_id), None)
+        if scheduled is not None:
+            scheduled()
+        log.warning("%s: Reset %s of EVSE %d", self.core.id, kind, evse_id)
+        return call_result.Reset(status=_reply(self.core.dispatch(
+            Reset(hard=True, connector=evse_id))))
+
+    def _reset_evse_when_idle(self, evse_id: int) -> None:
+        key = (self.core, evse_id)
+        c = self.core.model.connectors.get(evse_id)
+        if key not in _SCHEDULED_EVSE_RESETS or c is None or c.facts.tx is not None:
+            return
+        _SCHEDULED_EVSE_RESETS.pop(key)()
+        log.warning("%s: the scheduled Reset OnIdle of EVSE %d goes ahead", self.core.id,
+                    evse_id)
+        self.core.dispatch(Reset(hard=True, connector=evse_id))
 
     def _busy(self) -> bool:
         return any(c.facts.tx is not None for c in self.core.model.connectors.values())
