@@ -348,6 +348,16 @@ class Connector:
             effects.append(self.led())
         return effects
 
+    def reset(self) -> list[Effect]:
+        """This connector's EVSE alone resets (the central system asked for it; its transaction
+        was stopped first): reported Unavailable while it does, its hardware told its state
+        again (`resync`); the refresh after the event reports its status again. The station and
+        the other connectors go on."""
+        self.status = ConnectorStatus.UNAVAILABLE
+        return [SendStatus(self.connector_id, self.status, self.error_code, self.facts.fault_info,
+                           self.clock()),
+                *self.resync()]
+
     def refresh(self) -> list[Effect]:
         """Report the status (and LED) if it changed; keep the EVSE limit in step."""
         effects: list[Effect] = []

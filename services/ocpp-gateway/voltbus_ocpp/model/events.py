@@ -147,8 +147,9 @@ class Unlock(Event):
 @dataclass(frozen=True)
 class Reset(Event):
     """The central system asks for a reset: finish every transaction with the matching reason
-    first. connector: a reset of that EVSE only (2.0.1 B11/B12 evseId): its transaction ends,
-    its hardware is told its state again, the station does not restart."""
+    first. connector: only that connector's EVSE resets (a central system may ask for one): its
+    transaction ends, it is reported Unavailable while its hardware is told its state again, then
+    its status again; the station and the other connectors go on, nothing restarts."""
 
     hard: bool
     connector: int | None = None

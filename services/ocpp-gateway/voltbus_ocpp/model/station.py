@@ -590,11 +590,11 @@ class StationModel:
 
     def _on_reset(self, e: Reset) -> list[Effect]:
         reason = StopReason.HARD_RESET if e.hard else StopReason.SOFT_RESET
-        if e.connector is not None:  # one EVSE: its transaction ends, its hardware resyncs
+        if e.connector is not None:  # one EVSE: its transaction ends, then it alone resets
             c = self.connectors.get(e.connector)
             if c is None:
                 return [Reply(Outcome.REJECTED)]
-            return [*c.stop_transaction(reason), *c.resync(), Reply(Outcome.ACCEPTED)]
+            return [*c.stop_transaction(reason), *c.reset(), Reply(Outcome.ACCEPTED)]
         effects: list[Effect] = []
         for c in self.connectors.values():
             effects += c.stop_transaction(reason)

@@ -9,8 +9,9 @@ Two kinds of variables:
 - the controllers' configuration variables (`variables.py`: OCPPCommCtrlr, AuthCtrlr, TxCtrlr ...),
   ReadWrite (BasicAuthPassword WriteOnly), persistent in the station's store;
 - what the station is: ChargingStation, one EVSE per connector (evse id = voltbus connector) and
-  its one Connector, with AvailabilityState, Available, Problem, SupplyPhases, Power and
-  ConnectorType read live from the model, ReadOnly, not persistent (the constant ones constant);
+  its one Connector, with AvailabilityState, Available, Problem, SupplyPhases, Power,
+  ConnectorType and the EVSE's AllowReset (true: it can be reset alone) read live from the
+  model, ReadOnly, not persistent (the constant ones constant);
   DeviceDataCtrlr.ItemsPerMessage/BytesPerMessage (instances GetReport, GetVariables,
   SetVariables), ReadOnly constants.
 
@@ -199,6 +200,9 @@ class DeviceModel:
                     Entry("Connector", "ConnectorType", "string", "ReadOnly", n, 1,
                           constant=True, read=lambda: "cType2"),
                 ]
+                if connector is None:  # a Reset with this evseId resets it alone (B11, B12)
+                    out.append(Entry("EVSE", "AllowReset", "boolean", "ReadOnly", n,
+                                     constant=True, read=lambda: "true"))
         return out
 
     def _station_state(self) -> str:

@@ -174,8 +174,9 @@ class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 # A Reset OnIdle Scheduled (B12), per station: the unsubscribe of its listener until it fires.
 _SCHEDULED_RESETS: weakref.WeakKeyDictionary[Any, Callable[[], None]] = (
     weakref.WeakKeyDictionary())
-# ... and of one EVSE, per (station, EVSE id)
-_SCHEDULED_EVSE_RESETS: dict[tuple[Any, int], Callable[[], None]] = {}
+# ... and of one EVSE (B12.FR.07), per station and EVSE id
+_SCHEDULED_EVSE_RESETS: weakref.WeakKeyDictionary[Any, dict[int, Callable[[], None]]] = (
+    weakref.WeakKeyDictionary())
 
 
 class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
@@ -395,33 +396,35 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         return call_result.Reset(status=_reply(self.core.dispatch(Reset(hard=True))))
 
     def _reset_evse(self, kind: str, evse_id: int) -> call_result.Reset:
-        """B11/B12 with evseId: Immediate ends that EVSE's transaction (ImmediateReset) and
-        resets only it (its hardware is told its state again; the station and the other EVSEs
-        go on); OnIdle while it has a transaction: Scheduled, the reset follows its end."""
+        """B11/B12 with evseId: Immediate ends that EVSE's transaction (B12.FR.08: Ended,
+        ResetCommand, ImmediateReset) and resets only it: Unavailable while its hardware is told
+        its state again (B11.FR.08), then its status again; the station and the other EVSEs go
+        on. OnIdle while it has a transaction: Scheduled (B12.FR.01), the transaction goes on
+        and ends normally, then the reset (B12.FR.07)."""
         c = self.core.model.connectors.get(evse_id)
         if c is None:
             return call_result.Reset(status="Rejected")  # no such EVSE
+        scheduled = _SCHEDULED_EVSE_RESETS.setdefault(self.core, {})
         if kind == "OnIdle" and c.facts.tx is not None:
-            key = (self.core, evse_id)
-            if key not in _SCHEDULED_EVSE_RESETS:
-                _SCHEDULED_EVSE_RESETS[key] = self.core.on_dispatch(
+            if evse_id not in scheduled:
+                scheduled[evse_id] = self.core.on_dispatch(
                     lambda _e, _x: self._reset_evse_when_idle(evse_id))
             log.warning("%s: Reset OnIdle of EVSE %d scheduled: after its transaction",
                         self.core.id, evse_id)
             return call_result.Reset(status="Scheduled")
-        scheduled = _SCHEDULED_EVSE_RESETS.pop((self.core, evse_id), None)
-        if scheduled is not None:
-            scheduled()
+        unsubscribe = scheduled.pop(evse_id, None)  # an Immediate one replaces it
+        if unsubscribe is not None:
+            unsubscribe()
         log.warning("%s: Reset %s of EVSE %d", self.core.id, kind, evse_id)
         return call_result.Reset(status=_reply(self.core.dispatch(
             Reset(hard=True, connector=evse_id))))
 
     def _reset_evse_when_idle(self, evse_id: int) -> None:
-        key = (self.core, evse_id)
+        scheduled = _SCHEDULED_EVSE_RESETS.get(self.core, {})
         c = self.core.model.connectors.get(evse_id)
-        if key not in _SCHEDULED_EVSE_RESETS or c is None or c.facts.tx is not None:
+        if evse_id not in scheduled or c is None or c.facts.tx is not None:
             return
-        _SCHEDULED_EVSE_RESETS.pop(key)()
+        scheduled.pop(evse_id)()
         log.warning("%s: the scheduled Reset OnIdle of EVSE %d goes ahead", self.core.id,
                     evse_id)
         self.core.dispatch(Reset(hard=True, connector=evse_id))
