@@ -438,6 +438,9 @@ class SiteState(Payload):
     pv_power_w: Watts | None = None
     battery_power_w: Watts | None = Field(default=None, description="> 0: the battery discharges")
     battery_soc_pct: float | None = Field(default=None, ge=0, le=100)
+    battery_status: str | None = Field(default=None, max_length=200, description="why the "
+                                       "battery has no reading (a rejected payload, a failed "
+                                       "read, silent); null while it reports or none is set up")
     charge_power_w: Watts = Field(default=0.0, description="all controlled connectors together")
     surplus_w: Watts = Field(default=0.0, description="export the cars could take (PV modes)")
     fuse_limit_a: Amps = Field(description="the grid connection's limit per phase")

@@ -40,7 +40,7 @@ from voltbus_common.homeassistant.energy import EnergyBridge, parse_departure
 from voltbus_common.models import ChargeModeSetting, ChargeModeState, GatewayCommand, SessionCost
 
 SITE_KEYS = {"site_grid_power", "site_pv_power", "site_surplus", "site_charge_power",
-             "site_fuse_limit", "site_fail_safe"}
+             "site_battery_power", "site_battery_soc", "site_fuse_limit", "site_fail_safe"}
 CONNECTOR_KEYS = {"charge_mode", "plan_energy", "plan_departure", "energy_status",
                   "energy_limit", "tariff_cost"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined)
@@ -90,6 +90,11 @@ def test_site_sensors_render_from_energy_site() -> None:
     assert state(comps["site_grid_power"], silent) == "None"
     assert state(comps["site_pv_power"], silent) == "None"
     assert state(comps["site_fail_safe"], silent) == "ON"
+    battery = example(ch.ENERGY_SITE, battery_power_w=-1500.0, battery_soc_pct=61.5)
+    assert float(state(comps["site_battery_power"], battery)) == -1500.0
+    assert float(state(comps["site_battery_soc"], battery)) == 61.5
+    assert state(comps["site_battery_soc"], silent) == "None"  # no battery
+    assert ha_schema.check_state(comps["site_battery_soc"], "61.5") == []
     assert ch.ENERGY_SITE.match(ROOT, comps["site_grid_power"]["state_topic"]) == {
         "station": "home"}
 

@@ -345,8 +345,16 @@ class StationDiscovery:
                 ("site_pv_power", "PV power", "pv_power_w", "mdi:solar-power"),
                 ("site_surplus", "PV surplus", "surplus_w", "mdi:solar-power-variant"),
                 ("site_charge_power", "Charge power (site)", "charge_power_w", "mdi:ev-station"),
+                # > 0 discharging, as on energy/site; None without a battery
+                ("site_battery_power", "Battery power", "battery_power_w", "mdi:home-battery"),
             )
         ]
+        entities.append(self._energy_entity(
+            "site_battery_soc", "sensor", "Battery state of charge", device_class="battery",
+            unit_of_measurement="%", state_class="measurement", state_topic=site,
+            value_template=_or_none("value_json.battery_soc_pct"),
+            json_attributes_topic=site,
+            json_attributes_template="{{ {'status': value_json.battery_status} | tojson }}"))
         entities += [
             self._energy_entity(
                 "site_fuse_limit", "sensor", "Site limit", icon="mdi:fuse",

@@ -12,6 +12,7 @@ from voltbus_energy.manager import Config, ConnectorView, EnergyManager
 from voltbus_energy.modes import PhaseTimers, PvTimers
 from voltbus_energy.settings import EnergySettings
 from voltbus_energy.sources.base import GridSource, Poller
+from voltbus_energy.sources.battery import BatterySource, MqttJsonBattery, SunSpecBattery
 from voltbus_energy.sources.modbus_grid import GridRegisterMap, ModbusGridMeter
 from voltbus_energy.sources.mqtt_json import MqttJsonGrid, MqttJsonPower
 from voltbus_energy.sources.simulated import SimGrid
@@ -40,6 +41,22 @@ def build_grid(settings: EnergySettings) -> GridSource:
         return Poller(SunSpecGridMeter(device), period_s=s.energy_grid_poll_s)
     stations = ["+"] if settings.energy_all_stations else settings.stations
     return SimGrid(stations, house_a=settings.energy_sim_house_a)
+
+
+def build_battery(settings: EnergySettings) -> BatterySource | None:
+    """The configured home battery, or None."""
+    s = settings
+    if s.energy_battery == "mqtt":
+        return MqttJsonBattery(s.energy_battery_topic, power_path=s.energy_battery_power_path,
+                               soc_path=s.energy_battery_soc_path, sign=s.energy_battery_sign,
+                               timeout_s=s.energy_battery_timeout_s)
+    if s.energy_battery == "sunspec":
+        if not s.energy_battery_host:
+            raise ValueError("VOLTBUS_ENERGY_BATTERY_HOST is needed for the SunSpec battery")
+        return SunSpecBattery(SunSpecDevice(s.energy_battery_host, s.energy_battery_tcp_port,
+                                            unit=s.energy_battery_unit),
+                              sign=s.energy_battery_sign)
+    return None
 
 
 def build_tariff(settings: EnergySettings) -> tuple[Tariff, list[PriceFeed]]:
@@ -75,7 +92,8 @@ def build_tariff(settings: EnergySettings) -> tuple[Tariff, list[PriceFeed]]:
 
 def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = None,
                   grid: GridSource | None = None,
-                  inverter: SunSpecInverter | None = None) -> EnergyManager:
+                  inverter: SunSpecInverter | None = None,
+                  battery: BatterySource | None = None) -> EnergyManager:
     """The manager for these settings, on this bus."""
     s = settings
     config = Config(
@@ -106,7 +124,10 @@ def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = No
         pv.attach(bus)
     return EnergyManager(bus, config, connectors, grid or build_grid(s), tariff=tariff,
                          pv_power=(lambda: pv.power_w) if pv is not None else (lambda: None),
-                         adopt=adopt, all_stations=s.energy_all_stations)
+                         adopt=adopt, all_stations=s.energy_all_stations,
+                         battery=battery if battery is not None else build_battery(s),
+                         battery_first=s.energy_battery_first,
+                         battery_first_below_soc=s.energy_battery_first_below_soc)
 
 
 async def main(settings: EnergySettings) -> None:
@@ -119,7 +140,8 @@ async def main(settings: EnergySettings) -> None:
         inverter = SunSpecInverter(SunSpecDevice(settings.energy_pv_sunspec_host,
                                                  settings.energy_pv_sunspec_port,
                                                  unit=settings.energy_pv_sunspec_unit))
-    manager = build_manager(settings, bus, tariff, grid, inverter)
+    battery = build_battery(settings)
+    manager = build_manager(settings, bus, tariff, grid, inverter, battery)
     async with asyncio.TaskGroup() as group:
         group.create_task(bus.run())
         group.create_task(manager.run())
@@ -127,6 +149,8 @@ async def main(settings: EnergySettings) -> None:
             group.create_task(grid.poll_forever())
         if inverter is not None:
             group.create_task(inverter.poll_forever(settings.energy_grid_poll_s))
+        if isinstance(battery, SunSpecBattery):
+            group.create_task(battery.poll_forever(settings.energy_grid_poll_s))
         for feed in feeds:
             group.create_task(feed.run())
 
@@ -136,6 +160,7 @@ def cli() -> None:
     settings = load_settings(EnergySettings)
     try:
         build_grid(settings)
+        build_battery(settings)
         build_tariff(settings)
     except ValueError as exc:
         raise SystemExit(f"voltbus: invalid configuration (EnergySettings): {exc}") from None

@@ -33,6 +33,7 @@ from voltbus_energy.fuse import VOLTAGE_V, Demand, Grid, Site, allocate, house_l
 from voltbus_energy.modes import PhaseChooser, PhaseTimers, PvSwitch, PvTimers, mode_cap
 from voltbus_energy.plan import Plan, make_plan
 from voltbus_energy.sources.base import GridReading, GridSource
+from voltbus_energy.sources.battery import BatteryReading, BatterySource
 from voltbus_energy.sources.simulated import phases_of
 from voltbus_energy.tariff.prices import FixedTariff, Tariff, price_at
 
@@ -114,7 +115,9 @@ class EnergyManager:
                  tariff: Tariff | None = None,
                  pv_power: Callable[[], float | None] = lambda: None,
                  adopt: Callable[[str, int], ConnectorView | None] | None = None,
-                 all_stations: bool = False) -> None:
+                 all_stations: bool = False,
+                 battery: BatterySource | None = None, battery_first: bool = False,
+                 battery_first_below_soc: float = 100.0) -> None:
         self.bus, self.config, self.grid_source, self.clock = bus, config, grid, clock
         # a connector seen on the bus (its retained status, a transaction, a meter) that is
         # not configured: adopt(station, connector) makes its view (None: leave it alone); with
@@ -125,6 +128,8 @@ class EnergyManager:
         self.tariff: Tariff = tariff or FixedTariff(0.30)
         self.connectors = {(c.station, c.connector): c for c in connectors}
         self.pv_power = pv_power
+        self.battery = battery
+        self.battery_first, self.battery_first_below_soc = battery_first, battery_first_below_soc
         self.grid: GridReading | None = None
         # the cars' currents when that grid reading came: a stale grid reading minus fresh car
         # currents would understate the house load
@@ -137,6 +142,8 @@ class EnergyManager:
     def attach(self) -> None:
         """Subscribe to everything the decisions need."""
         self.grid_source.attach(self.bus, self.on_grid)
+        if self.battery is not None:
+            self.battery.attach(self.bus)
         stations = {"+"} if self.all_stations else {c.station for c in self.connectors.values()}
         for station in sorted(stations):
             if self.adopt is not None:
@@ -406,7 +413,9 @@ class EnergyManager:
                 log.info("grid meter back: fuse guard resumes")
         charge_w = sum(sum(c.drawn_a) * VOLTAGE_V for c in self.connectors.values())
         grid = self.grid
-        surplus_w = 0.0 if silent or grid is None else max(0.0, charge_w - grid.power_w)
+        battery = self._battery()
+        surplus_w = 0.0 if silent or grid is None else max(
+            0.0, charge_w - grid.power_w + self.battery_surplus_w(battery))
         pv_views = [c for c in self.connectors.values() if c.charging
                     and c.setting.mode in (ChargeMode.PV, ChargeMode.MIN_PV)]
         pv_keys = {c.key for c in pv_views}
@@ -455,10 +464,33 @@ class EnergyManager:
             if full and view.session is not None and now - view.cost_sent_at >= cfg.resend_s:
                 self._publish_cost(view)  # the running cost, every resend_s
         if full or silent != self._site_fail_safe:
-            self._publish_site(silent, charge_w, surplus_w)
+            self._publish_site(silent, charge_w, surplus_w, battery)
         return limits
 
-    def _publish_site(self, silent: bool, charge_w: float, surplus_w: float) -> None:
+    def _battery(self) -> BatteryReading | None:
+        if self.battery is None:
+            return None
+        try:
+            return self.battery.reading()
+        except Exception:  # a source's bug must not stop the fuse guard
+            log.exception("battery source failed")
+            return None
+
+    def battery_surplus_w(self, battery: BatteryReading | None) -> float:
+        """What the battery adds to the PV surplus (evcc's convention): its charging power,
+        which the cars may take instead, unless battery first applies (configured, and its
+        state of charge below the threshold or unknown); its discharging power is taken off,
+        since the battery's energy never counts as surplus."""
+        if battery is None:
+            return 0.0
+        if battery.power_w > 0:
+            return -battery.power_w
+        first = self.battery_first and (battery.soc_pct is None
+                                        or battery.soc_pct < self.battery_first_below_soc)
+        return 0.0 if first else -battery.power_w
+
+    def _publish_site(self, silent: bool, charge_w: float, surplus_w: float,
+                      battery: BatteryReading | None = None) -> None:
         cfg, grid, wall = self.config, self.grid, self.wall()
         self._site_fail_safe = silent
         here = price_at(self.tariff.slots(wall, wall + _SECOND), wall)
@@ -466,6 +498,9 @@ class EnergyManager:
             grid_power_w=None if silent or grid is None else grid.power_w,
             grid_current_a=None if silent or grid is None else list(grid.current_a),
             pv_power_w=self.pv_power(), charge_power_w=charge_w, surplus_w=surplus_w,
+            battery_power_w=None if battery is None else battery.power_w,
+            battery_soc_pct=None if battery is None else battery.soc_pct,
+            battery_status=None if self.battery is None else self.battery.status,
             fuse_limit_a=cfg.site.fuse_a, max_import_w=cfg.site.max_import_w,
             price_per_kwh=here.price_per_kwh if here else None,
             co2_g_per_kwh=here.co2_g_per_kwh if here else None,

@@ -55,6 +55,21 @@ class EnergySettings(BusSettings):
     energy_grid_current_paths: str = "current_a[0],current_a[1],current_a[2]"
     energy_pv_topic: str = ""
     energy_pv_power_path: str = "power_w"
+    # home battery: "none", "mqtt" (any topic, JSON paths) or "sunspec" (model 802 over TCP)
+    energy_battery: Literal["none", "mqtt", "sunspec"] = "none"
+    energy_battery_topic: str = ""
+    energy_battery_power_path: str = "power_w"  # W, > 0 discharging (see _SIGN)
+    energy_battery_soc_path: str = ""  # %; empty: no state of charge
+    energy_battery_sign: Literal[1, -1] = Field(
+        default=1, description="-1 for a source that counts charging as positive")
+    energy_battery_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    energy_battery_host: str = ""  # SunSpec battery's host
+    energy_battery_tcp_port: int = Field(default=502, ge=1, le=65535)
+    energy_battery_unit: int = Field(default=1, ge=1, le=247)
+    # battery first: its charging power is not offered to the cars as PV surplus (while its
+    # state of charge is below _BELOW_SOC, or unknown)
+    energy_battery_first: bool = False
+    energy_battery_first_below_soc: float = Field(default=100.0, ge=0, le=100)
     energy_sim_house_a: float = Field(default=2.0, ge=0, le=1000)
     # PV mode hysteresis (seconds)
     energy_pv_start_delay_s: float = Field(default=60.0, ge=0)
@@ -92,7 +107,7 @@ class EnergySettings(BusSettings):
         return read_secret(self.energy_tariff_token, self.energy_tariff_token_file,
                            "ENERGY_TARIFF_TOKEN")
 
-    @field_validator("energy_grid_topic", "energy_pv_topic")
+    @field_validator("energy_grid_topic", "energy_pv_topic", "energy_battery_topic")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
         if "#" in value or "+" in value:
