@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.energy.test_grid_meters import common_model, s16, sunspec_image, sunspec_server
+from tests.energy.test_sources import energy_and_feeder, rejected_reasons
 from tests.fixtures.mosquitto import Broker, collector, running
 from tests.fixtures.services import ServiceGroup, wait_online
 from voltbus_common import channels as ch
@@ -77,11 +78,7 @@ async def test_sunspec_battery_read_failures_leave_a_status() -> None:
 async def test_mqtt_battery_reads_rejects_and_goes_stale(mosquitto: Broker, station: str
                                                          ) -> None:
     topic = f"homeassistant/sensor/{station}/battery/state"
-    energy = Bus(mosquitto.settings("energy", stations=[station]), station=station,
-                 service="energy")
-    feeder = Bus(mosquitto.settings("homeassistant", stations=[station]), station=station,
-                 service=None)
-    rejected = collector(feeder, ch.SERVICE_REJECTED, service="energy")
+    energy, feeder, rejected = energy_and_feeder(mosquitto, station)
     now = [0.0]
     battery = MqttJsonBattery(topic, power_path="battery.power", soc_path="battery.soc",
                               sign=-1, timeout_s=30, clock=lambda: now[0])
@@ -99,11 +96,7 @@ async def test_mqtt_battery_reads_rejects_and_goes_stale(mosquitto: Broker, stat
         for bad in (b"{not json", json.dumps({"battery": {"soc": 40}}).encode(),
                     json.dumps({"battery": {"power": 1, "soc": 140}}).encode()):
             feeder.publish_raw(topic, bad)
-        reasons = []
-        for _ in range(3):
-            msg = await asyncio.wait_for(rejected.get(), 10)
-            assert msg.payload is not None
-            reasons.append(msg.payload.reason)
+        reasons = await rejected_reasons(rejected, 3)
     assert reasons[0].startswith("battery: Expecting property name")
     assert reasons[1] == "battery: no 'power' in {'soc': 40}"
     assert reasons[2] == "battery: state of charge 140 % is outside 0..100"

@@ -10,10 +10,32 @@ import pytest
 
 from tests.fixtures.mosquitto import Broker, collector, running
 from voltbus_common import channels as ch
-from voltbus_common.bus import Bus
+from voltbus_common.bus import Bus, Received
+from voltbus_common.models import RejectedMessage
 from voltbus_energy.sources.base import GridReading
 from voltbus_energy.sources.jsonpath import PathError, number_at, parse_path
 from voltbus_energy.sources.mqtt_json import MqttJsonGrid
+
+
+def energy_and_feeder(mosquitto: Broker, station: str
+                      ) -> tuple[Bus, Bus, asyncio.Queue[Received[RejectedMessage]]]:
+    """The energy service's bus, a feeder publishing a source's topic (as Home Assistant
+    would), and the queue of what the energy service rejects."""
+    energy = Bus(mosquitto.settings("energy", stations=[station]), station=station,
+                 service="energy")
+    feeder = Bus(mosquitto.settings("homeassistant", stations=[station]), station=station,
+                 service=None)
+    return energy, feeder, collector(feeder, ch.SERVICE_REJECTED, service="energy")
+
+
+async def rejected_reasons(rejected: asyncio.Queue[Received[RejectedMessage]], n: int) -> list[str]:
+    """The reasons of the next n messages on service/energy/rejected."""
+    reasons = []
+    for _ in range(n):
+        msg = await asyncio.wait_for(rejected.get(), 10)
+        assert msg.payload is not None
+        reasons.append(msg.payload.reason)
+    return reasons
 
 
 def test_json_paths() -> None:
@@ -31,11 +53,7 @@ def test_json_paths() -> None:
 @pytest.mark.expected_errors
 async def test_mqtt_grid_meter_reads_and_rejects(mosquitto: Broker, station: str) -> None:
     topic = f"homeassistant/sensor/{station}/grid/state"
-    energy = Bus(mosquitto.settings("energy", stations=[station]), station=station,
-                 service="energy")
-    feeder = Bus(mosquitto.settings("homeassistant", stations=[station]), station=station,
-                 service=None)
-    rejected = collector(feeder, ch.SERVICE_REJECTED, service="energy")
+    energy, feeder, rejected = energy_and_feeder(mosquitto, station)
     readings: asyncio.Queue[GridReading] = asyncio.Queue()
     MqttJsonGrid(topic, power_path="emeters[0].power", current_paths=["emeters[0].current"]
                  ).attach(energy, readings.put_nowait)
@@ -47,10 +65,6 @@ async def test_mqtt_grid_meter_reads_and_rejects(mosquitto: Broker, station: str
                                                            "current": 3.3}]}).encode())
         reading = await asyncio.wait_for(readings.get(), 10)
         assert reading == GridReading(2300.0, (3.3, 3.3, 3.3))
-        reasons = []
-        for _ in range(2):
-            msg = await asyncio.wait_for(rejected.get(), 10)
-            assert msg.payload is not None
-            reasons.append(msg.payload.reason)
+        reasons = await rejected_reasons(rejected, 2)
         assert reasons[0].startswith("grid meter: Expecting value")
         assert reasons[1] == "grid meter: no 'current' in {'power': 1}"
