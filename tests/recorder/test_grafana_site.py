@@ -29,11 +29,25 @@ HOUR = (T, T + timedelta(minutes=59, seconds=59))
 SILENT = range(40, 45)  # the grid meter is silent: fail-safe
 
 
+BATTERY_SILENT = range(48, 53)  # the battery's source is silent (stale: no reading)
+
+
+def _battery(minute: int) -> tuple[float | None, float | None]:
+    """The home battery: no reading for 20 minutes, then discharging 500 W (its state of
+    charge falling 0.1 % a minute from 40 %), from minute 30 charging 500 W (rising)."""
+    if minute < 20 or minute in BATTERY_SILENT:
+        return None, None
+    if minute < 30:
+        return 500.0, round(40.0 - 0.1 * (minute - 20), 1)
+    return -500.0, round(39.0 + 0.1 * (minute - 30), 1)
+
+
 def _state(minute: int) -> SiteState:
     """Import 3 kW for half an hour, then the sun: export 1 kW; the car takes 3 kW throughout."""
     first = minute < 30
     silent = minute in SILENT
-    return SiteState(
+    battery_w, soc = _battery(minute)
+    return SiteState(battery_power_w=battery_w, battery_soc_pct=soc,
         grid_power_w=None if silent else (3000.0 if first else -1000.0),
         grid_current_a=None if silent else ([5.0, 4.0, 6.0] if first else [-1.0, -2.0, -1.5]),
         pv_power_w=1000.0 if first else 5000.0, charge_power_w=3000.0,
@@ -110,6 +124,10 @@ CHECKS: dict[str, Any] = {
         and at(r, 42)["L1"] is None and at(r, 42)["Fuse"] == 25.0),
     "Import and cap": lambda r: (at(r, 10)["Grid"], at(r, 10)["Cap"]) == (3000.0, 11000.0),
     "Price": lambda r: [at(r, m)["Price"] for m in (0, 29, 30, 59)] == [0.20, 0.20, 0.30, 0.30],
+    "Home battery": lambda r: (
+        [(at(r, m)["Power"], at(r, m)["State of charge"]) for m in (10, 20, 25, 30, 50, 59)]
+        == [(None, None), (500.0, 40.0), (500.0, 39.5), (-500.0, 39.0), (None, None),
+            (-500.0, 41.9)]),
     "Grid meter": lambda r: [at(r, m)["Grid meter"] for m in (39, 40, 44, 45)] == [0, 1, 1, 0],
 }
 

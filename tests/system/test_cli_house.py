@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from tests.fixtures.mosquitto import Broker, collector, running
 from tests.system.test_cli import banner_of, start_up, stop_up, wait_for
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
-from voltbus_common.cli.house import HouseGrid, HouseModel, SimClock
+from voltbus_common.cli.house import HouseBattery, HouseGrid, HouseModel, SimClock
 from voltbus_common.cli.stack import StackOptions, house_env
 from voltbus_common.devbroker import free_port
 from voltbus_common.models import EnergyLimitCommand, SiteState, TransactionState
@@ -68,6 +69,43 @@ def test_grid_is_house_plus_cars_minus_pv() -> None:
     assert power < 0  # exporting at noon
 
 
+def test_battery_state_of_charge_follows_its_power() -> None:
+    t0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    battery = HouseBattery(capacity_wh=10000.0, max_w=3000.0, soc_pct=50.0, min_soc_pct=10.0)
+    assert battery.step(t0, -5000.0) == -3000.0  # exporting 5 kW: charges at its most
+    assert battery.step(t0 + timedelta(hours=1), -1000.0) == -1000.0
+    assert battery.soc_pct == pytest.approx(80.0)  # 3 kWh into 10 kWh
+    assert battery.step(t0 + timedelta(hours=1.5), 2000.0) == 2000.0  # importing: discharges
+    assert battery.soc_pct == pytest.approx(85.0)
+    battery.step(t0 + timedelta(hours=2.5), 500.0)
+    assert battery.soc_pct == pytest.approx(65.0)
+    reading = battery.reading()
+    assert (reading.power_w, reading.soc_pct) == (500.0, 65.0)
+    full = HouseBattery(capacity_wh=1000.0, soc_pct=99.0)
+    full.step(t0, -3000.0)
+    assert full.step(t0 + timedelta(hours=1), -3000.0) == 0.0  # full: takes nothing more
+    assert full.soc_pct == 100.0
+    assert full.step(t0 + timedelta(hours=2), 800.0) == 800.0
+    low = HouseBattery(soc_pct=10.0, min_soc_pct=10.0)
+    assert low.step(t0, 2000.0) == 0.0  # at its reserve: no discharge
+    assert low.step(t0 + timedelta(hours=1), -200.0) == -200.0  # but it charges
+
+
+def test_grid_is_house_plus_cars_minus_pv_minus_the_battery() -> None:
+    clock = SimClock(datetime(2026, 12, 3, 13, 0, tzinfo=UTC), scale=1.0)
+    battery = HouseBattery(max_w=1500.0, soc_pct=40.0)
+    grid = HouseGrid(["CP1"], HouseModel(), clock, battery=battery)
+    power, current = grid.reading()
+    assert grid.pv_power_w is not None
+    assert battery.power_w == -1500.0  # charging from the export, at its most
+    expected = [grid.house[p] - grid.pv_power_w / 3 / 230 + 1500 / 3 / 230 for p in range(3)]
+    assert current == pytest.approx(expected, abs=0.02)
+    assert power < 0  # still exporting what the battery cannot take
+    # the manager sees the battery through the BatterySource interface
+    assert battery.reading().power_w == -1500.0
+    assert battery.status is None
+
+
 def test_house_env_scales_the_pv_timers() -> None:
     opts = StackOptions(connectors=2, stations="CP1", csms_url=None, api_port=1, mqtt_port=2,
                         csms_port=3, influx=False, time_scale=60.0, house_start="12:00")
@@ -92,7 +130,10 @@ def house_process(broker: Broker, station: str, site: str, start: str,
             "VOLTBUS_ENERGY_FUSE_A": "25", "VOLTBUS_ENERGY_CONNECTOR_MAX_A": "16",
             "VOLTBUS_HOUSE_START": start, "VOLTBUS_HOUSE_TIME_SCALE": "1",
             "VOLTBUS_HOUSE_PV_PEAK_W": "9000", "VOLTBUS_ENERGY_RESEND_S": "0.5",
-            "VOLTBUS_DATA_DIR": str(tmp_path / site)}
+            "VOLTBUS_DATA_DIR": str(tmp_path / site),
+            # the house without its battery: it would cover the evening's import on L1 and
+            # take the noon export, which these checks of the fuse guard and PV are not about
+            "VOLTBUS_HOUSE_BATTERY_WH": "0"}
     log = open(tmp_path / f"{site}.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen([sys.executable, "-m", "voltbus_common.cli.house"], env=env,
                                stdout=log, stderr=subprocess.STDOUT)
@@ -192,8 +233,18 @@ def test_voltbus_up_runs_the_house(tmp_path: Path) -> None:
         assert max(pv) > 3000
         assert len(set(pv)) > 10
         assert all(not s.fail_safe for s in states[3:])
+        # the battery (10 kWh, 3 kW, from 50 %): charging from the export, its state of
+        # charge follows its power; no car is charging, so the manager counts it as surplus
+        socs = [s.battery_soc_pct if s.battery_soc_pct is not None else -1.0 for s in states]
+        assert min(socs) >= 0, states
+        assert any((s.battery_power_w or 0.0) < -1000 for s in states)
+        assert max(socs) > min(socs) + 5
+        for (a, soc_a), (b, soc_b) in itertools.pairwise(zip(states, socs, strict=True)):
+            if (a.battery_power_w or 0.0) < 0 and (b.battery_power_w or 0.0) < 0:
+                assert soc_b >= soc_a, (a, b)
         wait_for(lambda: up.poll() is None, 1, "up still running")
     finally:
         output = stop_up(up, tmp_path)
     banner = output[output.index("voltbus is up"):]
-    assert "simulated house    PV 07:00-19:00, 25 A fuse, its day 600x faster" in banner
+    assert ("simulated house    PV 07:00-19:00, a 10 kWh battery, 25 A fuse, its day 600x "
+            "faster") in banner

@@ -6,12 +6,17 @@ grid meter replaced by `HouseGrid`: a house load that varies over the day (a bas
 some noise, a heat pump cycling on all phases, a kettle, a washing machine and an oven on one
 phase each: the oven at noon and in the evening pushes L1 near the fuse, so the guard must
 lower the cars), a PV curve from sunrise to sunset with passing clouds, and the cars' own
-meters (as the energy service's `sim` grid does). Grid = house + cars - PV, per phase.
+meters (as the energy service's `sim` grid does), and a home battery (`HouseBattery`) that
+keeps the grid near zero: it charges from what the house would export and discharges into what
+it would import, and its state of charge follows its power. Grid = house + cars - PV - battery,
+per phase (PV and battery through one three-phase inverter, split evenly).
 
 The simulated clock can run faster (`VOLTBUS_HOUSE_TIME_SCALE`, `voltbus up --time-scale`):
 at 60 a day takes 24 minutes. It starts at `VOLTBUS_HOUSE_START` (HH:MM, default: the real
-time of day). A connector with no mode retained yet starts in `minpv` (6 A plus the surplus),
-so charging follows the sun from the first session.
+time of day). The battery: `VOLTBUS_HOUSE_BATTERY_WH` (10000; 0: none),
+`VOLTBUS_HOUSE_BATTERY_W` (3000, its most in either direction), `VOLTBUS_HOUSE_BATTERY_SOC`
+(50, % at the start). A connector with no mode retained yet starts in `minpv` (6 A plus the
+surplus), so charging follows the sun from the first session.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.models import MeterReading
+
+if TYPE_CHECKING:  # voltbus_energy is imported when the house runs, not with voltbus_common
+    from voltbus_energy.sources.battery import BatteryReading
 
 VOLTAGE_V = 230.0
 SUNRISE_H, SUNSET_H = 7.0, 19.0
@@ -89,12 +98,55 @@ class SimClock:
         return t.hour + t.minute / 60 + t.second / 3600
 
 
+@dataclass
+class HouseBattery:
+    """A home battery behind a hybrid inverter: it answers the house's net power (import
+    without the battery) up to `max_w` in either direction, discharging down to `min_soc_pct`
+    and charging up to 100 %; between two steps its state of charge follows the power it had,
+    over the simulated time. A BatterySource for the energy manager (voltbus_energy.sources.
+    battery: power > 0 discharging), so `energy/site` carries it and the surplus rule sees it."""
+
+    capacity_wh: float = 10000.0
+    max_w: float = 3000.0
+    soc_pct: float = 50.0
+    min_soc_pct: float = 10.0
+    power_w: float = 0.0
+    status: str | None = None
+    _at: datetime | None = None
+
+    def attach(self, bus: Bus) -> None:
+        """Nothing to subscribe: HouseGrid steps it with each grid reading."""
+
+    def reading(self) -> BatteryReading:
+        """The battery's power and state of charge now (a BatteryReading)."""
+        from voltbus_energy.sources.battery import BatteryReading
+
+        return BatteryReading(self.power_w, round(self.soc_pct, 2))
+
+    def step(self, now: datetime, net_w: float) -> float:
+        """Charge or discharge since the last step at the power it had, then take up this net
+        power (W, > 0 the house would import): the battery's new power (> 0 discharging)."""
+        if self._at is not None:
+            hours = max(0.0, (now - self._at).total_seconds() / 3600)
+            self.soc_pct -= self.power_w * hours / self.capacity_wh * 100
+            self.soc_pct = min(100.0, max(0.0, self.soc_pct))
+        self._at = now
+        if net_w > 0:
+            power = min(net_w, self.max_w) if self.soc_pct > self.min_soc_pct else 0.0
+        else:
+            power = max(net_w, -self.max_w) if self.soc_pct < 100.0 else 0.0
+        self.power_w = round(power, 1)
+        return self.power_w
+
+
 class HouseGrid:
-    """A GridSource (voltbus_energy.sources.base): house + cars - PV, a reading each period."""
+    """A GridSource (voltbus_energy.sources.base): house + cars - PV - battery, a reading
+    each period."""
 
     def __init__(self, stations: list[str], model: HouseModel, clock: SimClock, *,
-                 period_s: float = 1.0) -> None:
+                 period_s: float = 1.0, battery: HouseBattery | None = None) -> None:
         self.stations, self.model, self.clock, self.period_s = stations, model, clock, period_s
+        self.battery = battery
         self.pv_power_w: float | None = None
         self.house: tuple[float, float, float] = (0.0, 0.0, 0.0)
         self._cars: dict[tuple[str, int], tuple[float, float, float]] = {}
@@ -119,6 +171,9 @@ class HouseGrid:
         self.house = self.model.house_a(hour)
         amps = [self.house[p] + sum(c[p] for c in self._cars.values()) - pv / 3 / VOLTAGE_V
                 for p in range(3)]
+        if self.battery is not None:
+            battery_w = self.battery.step(self.clock.now(), sum(amps) * VOLTAGE_V)
+            amps = [a - battery_w / 3 / VOLTAGE_V for a in amps]
         current = (round(amps[0], 2), round(amps[1], 2), round(amps[2], 2))
         return round(sum(current) * VOLTAGE_V, 1), current
 
@@ -130,6 +185,15 @@ class HouseGrid:
                 power, current = self.reading()
                 self._sink(GridReading(power, current))
             await asyncio.sleep(self.period_s)
+
+
+def battery_from_env() -> HouseBattery | None:
+    capacity = float(os.environ.get("VOLTBUS_HOUSE_BATTERY_WH", "10000") or 0)
+    if capacity <= 0:
+        return None
+    return HouseBattery(capacity_wh=capacity,
+                        max_w=float(os.environ.get("VOLTBUS_HOUSE_BATTERY_W", "3000") or 3000),
+                        soc_pct=float(os.environ.get("VOLTBUS_HOUSE_BATTERY_SOC", "50") or 50))
 
 
 def clock_from_env() -> SimClock:
@@ -153,9 +217,11 @@ async def main() -> None:
     settings = load_settings(EnergySettings)
     bus = Bus(settings, station=settings.energy_site, service="energy")
     peak = float(os.environ.get("VOLTBUS_HOUSE_PV_PEAK_W", "6000") or 6000)
-    grid = HouseGrid(settings.stations, HouseModel(pv_peak_w=peak), clock_from_env())
+    battery = battery_from_env()
+    grid = HouseGrid(settings.stations, HouseModel(pv_peak_w=peak), clock_from_env(),
+                     battery=battery)
     tariff, feeds = build_tariff(settings)
-    manager = build_manager(settings, bus, tariff, grid)
+    manager = build_manager(settings, bus, tariff, grid, battery=battery)
     manager.pv_power = lambda: grid.pv_power_w
     for view in manager.connectors.values():
         view.setting = ChargeModeSetting(mode=ChargeMode.MIN_PV)  # until a retained mode says

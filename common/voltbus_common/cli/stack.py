@@ -89,8 +89,8 @@ def _broker(opts: StackOptions, data: Path) -> LocalMosquitto | JoinedBroker:
 def house_banner(opts: StackOptions) -> str:
     """The banner's line about the simulated house."""
     speed = "" if opts.time_scale == 1 else f", its day {opts.time_scale:g}x faster"
-    return (f"PV 07:00-19:00, 25 A fuse{speed}; connectors start in Min+PV (the page's "
-            "Home energy card; --no-house to leave it out)")
+    return (f"PV 07:00-19:00, a 10 kWh battery, 25 A fuse{speed}; connectors start in Min+PV "
+            "(the page's Home energy card; --no-house to leave it out)")
 
 
 def start_stack(opts: StackOptions) -> None:
