@@ -244,6 +244,18 @@ CHARGING = _ch("ocpp/{connector}/charging", m.ChargingState, retain=True, writer
                         "offpeak_waiting": False, "offpeak_until": None,
                         "offpeak_override": False})
 
+DISPLAY = _ch("ocpp/display", m.DisplayMessages, retain=True, writers=GATEWAY,
+              doc="The display messages the station shows now (OCPP 2.0.1 SetDisplayMessage; "
+                  "1.6 has none: the list stays empty), in display order; republished when "
+                  "one is set, cleared, starts, ends, or its state or transaction condition "
+                  "changes. The web page shows them.",
+              example={"messages": [{"id": 7, "priority": "AlwaysFront", "format": "UTF8",
+                                     "content": "Free charging this weekend", "language": "en",
+                                     "state": None, "starts_at": None,
+                                     "ends_at": "2026-01-03T00:00:00Z",
+                                     "transaction_ref": None, "connector": None}],
+                       "ts": _TS})
+
 # --- commands to the gateway, and its answers ----------------------------------------------------
 COMMAND = _ch("ocpp/{connector}/command", m.GatewayCommand, retain=False, writers=COMMANDERS,
               doc="A command to the gateway (start, stop, set_current_limit, enable_charging, "
@@ -343,7 +355,7 @@ CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     PILOT, METER, RELAY, SWITCH_READING, LOCK, HW_ERROR, RFID, RFID_LAST, RELAY_SET,
     CURRENT_LIMIT_SET, LOCK_SET, LED_SET, PHASES, PHASES_SET,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, LAST_SESSION, CHARGING, COMMAND,
-    COMMAND_RESULT,
+    COMMAND_RESULT, DISPLAY,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
     ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET, ENERGY_COST,
 )

@@ -156,3 +156,33 @@ class PlanObjective(StrEnum):
 
     COST = "cost"
     CO2 = "co2"
+
+
+class MessagePriority(StrEnum):
+    """A display message's priority (OCPP 2.0.1 MessagePriorityEnumType): AlwaysFront is shown
+    on top of everything (a newer AlwaysFront message takes its place), InFront before the
+    normal cycle, NormalCycle in turn with the others."""
+
+    ALWAYS_FRONT = "AlwaysFront"
+    IN_FRONT = "InFront"
+    NORMAL_CYCLE = "NormalCycle"
+
+
+class MessageState(StrEnum):
+    """When a display message is shown (OCPP 2.0.1 MessageStateEnumType): while charging,
+    faulted, idle (not charging) or unavailable."""
+
+    CHARGING = "Charging"
+    FAULTED = "Faulted"
+    IDLE = "Idle"
+    UNAVAILABLE = "Unavailable"
+
+
+class MessageFormat(StrEnum):
+    """A display message's format (OCPP 2.0.1 MessageFormatEnumType). voltbus takes ASCII,
+    UTF8 and URI; HTML is refused (it would be markup from the central system on the page)."""
+
+    ASCII = "ASCII"
+    HTML = "HTML"
+    URI = "URI"
+    UTF8 = "UTF8"

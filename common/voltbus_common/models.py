@@ -29,6 +29,9 @@ from voltbus_common.enums import (
     ConnectorStatus,
     LedPattern,
     LockState,
+    MessageFormat,
+    MessagePriority,
+    MessageState,
     MeterTrigger,
     PilotState,
     PlanObjective,
@@ -327,6 +330,37 @@ class ChargingState(Payload):
     offpeak_until: UtcDatetime | None = None
     offpeak_override: bool = False
     command_limit_a: Amps | None = None  # set by set_current_limit (kept across restarts)
+
+
+class DisplayMessage(Payload):
+    """One display message the central system set (OCPP 2.0.1 SetDisplayMessage).
+
+    id: the central system's message id. connector: the display of that connector (EVSE) only;
+    null: the station's. state: shown only in that state (null: in any); transaction_ref: shown
+    only during that transaction (it goes when the transaction ends). starts_at/ends_at: its
+    window (it goes at ends_at). content is text in `format` (URI: an address, shown as text).
+    """
+
+    id: int = Field(ge=0)
+    priority: MessagePriority
+    format: MessageFormat
+    content: str = Field(max_length=512)
+    language: str | None = Field(default=None, max_length=8)
+    state: MessageState | None = None
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
+    transaction_ref: str | None = Field(default=None, max_length=64)
+    connector: int | None = Field(default=None, ge=1)
+
+
+class DisplayMessages(Payload):
+    """The display messages the station shows now, in display order: the AlwaysFront one on
+    top (only the newest, OCPP 2.0.1: a newer one replaces it), then InFront, then NormalCycle,
+    each priority oldest first. Messages set for later, for another state or for a transaction
+    not running are not in it; an empty list: none."""
+
+    messages: list[DisplayMessage] = Field(default_factory=list, max_length=1000)
+    ts: UtcDatetime = Field(default_factory=utcnow)
 
 
 class GatewayCommand(Payload):

@@ -275,3 +275,29 @@ async def test_authorisation_token_and_energy_before_it(csms: Csms) -> None:
         await st.event("Ended", "T1", trigger_reason="StopAuthorized", meter_wh=600)
         assert [v.rule for v in csms.violations("S1")] == [
             rules.ENERGY_BEFORE_AUTH, rules.TX_AUTHORIZED_TOKEN]
+
+
+async def test_notify_display_messages_paging_and_criteria(csms: Csms) -> None:
+    """O03/O04: NotifyDisplayMessages only for a GetDisplayMessages answered Accepted, nothing
+    after its last page (tbc false), each message matching the request's criteria, none twice
+    across the pages."""
+    def info(mid: int, priority: str = "InFront") -> dict[str, object]:
+        return {"id": mid, "priority": priority, "message": {"format": "UTF8", "content": "x"}}
+
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.call(call.NotifyDisplayMessages(request_id=77, message_info=[info(1)]))
+        assert [v.rule for v in csms.violations("S1")] == [rules.REPORT_UNREQUESTED]
+        # this station answers Accepted and reports a NormalCycle "Welcome" (id 1)
+        await csms.send("S1", call.GetDisplayMessages(request_id=4, priority="InFront"))
+        await csms.wait_report("S1", 4, action="NotifyDisplayMessages")
+        assert csms.violations("S1")[-1].rule == rules.DISPLAY_CRITERIA
+        await st.call(call.NotifyDisplayMessages(request_id=4, message_info=[info(2)]))
+        assert csms.violations("S1")[-1].rule == rules.REPORT_AFTER_LAST
+        await csms.send("S1", call.GetDisplayMessages(request_id=5))
+        await csms.wait_report("S1", 5, action="NotifyDisplayMessages")
+        before = len(csms.violations("S1"))
+        await st.call(call.NotifyDisplayMessages(request_id=5, message_info=[info(1)]))
+        assert csms.violations("S1")[before:][0].rule == rules.REPORT_AFTER_LAST
+        assert csms.violations("S1")[before:][1].rule == rules.DISPLAY_CRITERIA  # 1 twice
+        assert "reported twice" in csms.violations("S1")[-1].detail

@@ -31,6 +31,7 @@ WATCHED = {
     "relay_set": ch.RELAY_SET, "limit_set": ch.CURRENT_LIMIT_SET, "led_set": ch.LED_SET,
     "status": ch.OCPP_STATUS, "transaction": ch.TRANSACTION, "session": ch.SESSION,
     "charging": ch.CHARGING, "result": ch.COMMAND_RESULT, "connection": ch.OCPP_CONNECTION,
+    "display": ch.DISPLAY,
 }
 
 

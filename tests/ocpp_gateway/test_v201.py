@@ -268,7 +268,7 @@ async def test_201_change_availability_and_reset(rig: Rig) -> None:
     ('[2, "u1", "Reset", {"type": "Sometime"}]', "PropertyConstraintViolation"),
     ('[2, "u1", "GetVariables", "x"]', "FormatViolation"),
     ('[2, "u1", "GetVariables"]', "RpcFrameworkError"),
-    ('[2, "u1", "ClearDisplayMessage", {"id": 1}]', "NotImplemented"),
+    ('[2, "u1", "CostUpdated", {"totalCost": 1.5, "transactionId": "t1"}]', "NotImplemented"),
     ('[2, "u1", "Teleport", {}]', "NotSupported"),
     ('[7, "u1", "Reset", {}]', "MessageTypeNotSupported"),
 ])

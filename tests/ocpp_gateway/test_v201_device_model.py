@@ -128,7 +128,8 @@ async def test_get_report_by_component_variable_and_by_criteria(rig: Rig) -> Non
     await csms.send_action(rig.id, "GetReport", {"requestId": 6,
                                                 "componentCriteria": ["Enabled"]})
     enabled = by_name((await csms.wait_report(rig.id, 6)).items("reportData"))
-    assert {k[0] for k in enabled} == {"AuthCacheCtrlr", "LocalAuthListCtrlr", "SmartChargingCtrlr"}
+    assert {k[0] for k in enabled} == {"AuthCacheCtrlr", "LocalAuthListCtrlr", "SmartChargingCtrlr",
+                                       "DisplayMessageCtrlr"}
     assert ("LocalAuthListCtrlr", None, None, "ItemsPerMessage", None) in enabled
 
     # both: a componentVariable and a criterion must hold together

@@ -13,7 +13,8 @@ import voltbus_ocpp
 PACKAGE = Path(voltbus_ocpp.__file__).parent
 NEUTRAL = sorted([*(PACKAGE / "model").glob("*.py"), *(PACKAGE / name for name in (
     "station.py", "offline_queue.py", "records.py", "messenger.py", "messages.py",
-    "adapter.py", "repositories.py", "profiles.py", "bus_bridge.py", "link.py", "store.py"))])
+    "adapter.py", "repositories.py", "profiles.py", "bus_bridge.py", "link.py", "store.py",
+    "display.py"))])
 VERSIONED = ("voltbus_ocpp.protocol.v", "ocpp.v16", "ocpp.v201", "ocpp.v20")
 
 

@@ -278,6 +278,32 @@ def profiles_report_problem(request: dict[str, Any], evse_id: int,
     return None
 
 
+# O03/O04: NotifyDisplayMessages answers a GetDisplayMessages the station Accepted (the report
+# rules above), and each message it lists matches every criterion the request gave (ids,
+# priority, state), once across the pages.
+DISPLAY_CRITERIA = "display-messages-criteria"
+
+
+def display_messages_problem(request: dict[str, Any], infos: list[dict[str, Any]],
+                             seen: set[Any]) -> str | None:
+    """Why a NotifyDisplayMessages page (camelCase messageInfo) does not answer its
+    GetDisplayMessages request (camelCase): a message outside its criteria, or one already on an
+    earlier page (seen: the ids of those)."""
+    ids = request.get("id")
+    for info in infos:
+        mid = info.get("id")
+        if mid in seen:
+            return f"message {mid} reported twice for request {request.get('requestId')}"
+        seen.add(mid)
+        if ids and mid not in ids:
+            return f"message {mid} reported for a request of ids {ids}"
+        for key in ("priority", "state"):
+            if request.get(key) is not None and info.get(key) != request[key]:
+                return (f"message {mid} has {key} {info.get(key)} for a request of "
+                        f"{key} {request[key]}")
+    return None
+
+
 def composite_problem(request: dict[str, Any], answer: dict[str, Any]) -> str | None:
     """Why a GetCompositeSchedule answer (camelCase) does not answer its request."""
     if answer.get("status") != "Accepted":

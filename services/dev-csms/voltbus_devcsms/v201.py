@@ -98,7 +98,8 @@ def energy_wh(meter_value: list[dict[str, Any]] | None) -> float | None:
 # The paged answers a request asks for (B07/B08 NotifyReport, K09 ReportChargingProfiles) and
 # the answer status under which they follow.
 REPORTS = {"GetBaseReport": ("NotifyReport", "Accepted"), "GetReport": ("NotifyReport", "Accepted"),
-           "GetChargingProfiles": ("ReportChargingProfiles", "Accepted")}
+           "GetChargingProfiles": ("ReportChargingProfiles", "Accepted"),
+           "GetDisplayMessages": ("NotifyDisplayMessages", "Accepted")}
 
 
 class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
@@ -316,6 +317,14 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
     def on_notify_display_messages(self, request_id: int, tbc: bool = False,
                                    **_: Any) -> call_result.NotifyDisplayMessages:
         self._page("NotifyDisplayMessages", request_id, None, tbc, None)
+        key = (self.id, "NotifyDisplayMessages", request_id)
+        request = self.csms.report_criteria.get(key)
+        report = self.csms.reports.get(key)
+        if request is not None and report is not None and self.current is not None:
+            earlier = {i.get("id") for page in report.pages[:-1]
+                       for i in page.get("messageInfo", [])}
+            self.check(rules.DISPLAY_CRITERIA, rules.display_messages_problem(
+                request, self.current.payload.get("messageInfo", []), earlier))
         return call_result.NotifyDisplayMessages()
 
     @on(Action.data_transfer)

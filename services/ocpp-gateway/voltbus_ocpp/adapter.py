@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from websockets.asyncio.client import ClientConnection
 
 from voltbus_common.enums import RegistrationStatus
+from voltbus_ocpp.display import Display
 from voltbus_ocpp.maintenance import Maintenance
 from voltbus_ocpp.messages import Message
 from voltbus_ocpp.model.authorisation import Authoriser
@@ -91,6 +92,7 @@ class StationCore(Protocol):
     smart: SmartCharging
     maintenance: Maintenance
     security: StationSecurity
+    display: Display
 
     def dispatch(self, event: Event) -> list[Effect]:
         """Apply an event to the model and carry out its effects."""

@@ -1,6 +1,7 @@
-"""Running transactions and charging profiles on disk: the station's SQL kept out of the station.
+"""Running transactions, charging profiles and display messages on disk: the station's SQL kept
+out of the station.
 
-Both live in the station's `Store` beside the auth table (`store.AuthTable`), so their writes join
+They live in the station's `Store` beside the auth table (`store.AuthTable`), so their writes join
 the store's group commit. Transaction ids are text in the model; sqlite's INTEGER affinity keeps a
 numeric id (OCPP 1.6's) as it always stored it, and any other id as text.
 """
@@ -8,13 +9,19 @@ numeric id (OCPP 1.6's) as it always stored it, and any other id as text.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from voltbus_common.enums import MessageFormat, MessagePriority, MessageState
+from voltbus_ocpp.model.display import Message
 from voltbus_ocpp.model.events import SendStartTransaction
 from voltbus_ocpp.model.smart_charging import Installed
 from voltbus_ocpp.model.station import StationModel
 from voltbus_ocpp.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,3 +124,61 @@ class Availability:
         with self.store.transaction():
             self.store.set_meta(self.KEY, json.dumps({
                 "station": station, "connectors": {str(n): v for n, v in connectors.items()}}))
+
+
+class DisplayMessageTable:
+    """The `display_messages` table: the central system's display messages, one row each, kept
+    across restarts (O01: a message stays until cleared, replaced, past its end or its
+    transaction's end)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.db.execute("CREATE TABLE IF NOT EXISTS display_messages "
+                         "(id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+
+    def load(self) -> list[Message]:
+        """Every stored message, by id (a row this version cannot read is skipped, logged)."""
+        found = []
+        for row_id, body in self.store.db.execute(
+                "SELECT id, body FROM display_messages ORDER BY id").fetchall():
+            try:
+                found.append(_message(json.loads(body)))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("display message %s on disk is unreadable, skipped: %s", row_id, exc)
+        return found
+
+    def put(self, message: Message) -> None:
+        """Store (or replace) a message."""
+        with self.store.transaction():
+            self.store.db.execute("INSERT OR REPLACE INTO display_messages VALUES (?, ?)",
+                                  (message.id, json.dumps(_row(message))))
+
+    def delete(self, ids: list[int]) -> None:
+        """Remove messages."""
+        if ids:
+            with self.store.transaction():
+                self.store.db.executemany("DELETE FROM display_messages WHERE id=?",
+                                          [(i,) for i in ids])
+
+
+def _row(m: Message) -> dict[str, object]:
+    return {"id": m.id, "priority": m.priority.value, "format": m.format.value,
+            "content": m.content, "set_at": m.set_at.isoformat(), "language": m.language,
+            "state": m.state.value if m.state else None,
+            "starts_at": m.starts_at.isoformat() if m.starts_at else None,
+            "ends_at": m.ends_at.isoformat() if m.ends_at else None,
+            "transaction_ref": m.transaction_ref, "local_id": m.local_id,
+            "connector": m.connector, "display": m.display}
+
+
+def _message(d: dict[str, Any]) -> Message:
+    def when(key: str) -> datetime | None:
+        return datetime.fromisoformat(d[key]) if d.get(key) else None
+    return Message(
+        id=int(d["id"]), priority=MessagePriority(d["priority"]),
+        format=MessageFormat(d["format"]), content=str(d["content"]),
+        set_at=datetime.fromisoformat(d["set_at"]), language=d.get("language"),
+        state=MessageState(d["state"]) if d.get("state") else None,
+        starts_at=when("starts_at"), ends_at=when("ends_at"),
+        transaction_ref=d.get("transaction_ref"), local_id=d.get("local_id"),
+        connector=d.get("connector"), display=d.get("display"))

@@ -32,6 +32,7 @@ from voltbus_common.enums import (
 from voltbus_common.models import OcppConnection
 from voltbus_ocpp.adapter import ProtocolAdapter, Session
 from voltbus_ocpp.bus_bridge import BusBridge
+from voltbus_ocpp.display import Display
 from voltbus_ocpp.ha_data import CommandLimits
 from voltbus_ocpp.link import Link
 from voltbus_ocpp.maintenance import LogRing, Maintenance, snapshot_files
@@ -132,6 +133,7 @@ class Station:
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
             unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s,
             time_scale=settings.time_scale)
+        self.display = Display(self.store, bus, self.model, clock)  # display messages (2.0.1)
         self.availability = Availability(self.store)  # ChangeAvailability survives restarts
         self.availability.restore(self.model)
         self.command_limits = CommandLimits(self.store)  # set_current_limit survives restarts
@@ -229,6 +231,7 @@ class Station:
         self.command_limits.keep(self.model)
         for listener in list(self._dispatched):
             listener(event, effects)
+        self.display.refresh()  # a state or a transaction a message waits for
         self._poke(event, effects)
         return effects
 
@@ -635,7 +638,8 @@ class Station:
         self._changed = False
 
     def _next_due(self, now: datetime) -> datetime | None:
-        dues = [self.model.next_due(now), self.profiles.next_due(now), self.offpeak.due]
+        dues = [self.model.next_due(now), self.profiles.next_due(now), self.offpeak.due,
+                self.display.next_due(now)]
         return min((d for d in dues if d is not None), default=None)
 
     def _poke(self, event: Event | None, effects: list[Effect]) -> None:
@@ -691,6 +695,7 @@ class Station:
         self.security.events.record("StartupOfTheDevice",
                                     f"voltbus gateway {self.settings.firmware_version}")
         self._publish_station_status()
+        self.display.refresh()  # what is shown after the restart (replaces the retained list)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.bus.run())

@@ -33,6 +33,7 @@ from typing import Any
 from voltbus_common.enums import ConnectorStatus
 from voltbus_ocpp.adapter import StationCore
 from voltbus_ocpp.model.connector import blocking_fault
+from voltbus_ocpp.model.display import MAX_MESSAGES, SUPPORTED_FORMATS, SUPPORTED_PRIORITIES
 from voltbus_ocpp.protocol.v201.convert import CONNECTOR_STATUS
 from voltbus_ocpp.protocol.v201.smart import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
 from voltbus_ocpp.protocol.v201.variables import (
@@ -51,6 +52,8 @@ BYTES_PER_MESSAGE = 65000
 CRITERIA = ("Active", "Available", "Enabled", "Problem")  # ComponentCriterionEnumType
 _UNITS = {"Interval": "s", "TimeOut": "s", "MaxEnergyOnInvalidId": "Wh"}
 _AVAILABILITY = "Available,Occupied,Reserved,Unavailable,Faulted"
+_FORMATS = ",".join(f.value for f in SUPPORTED_FORMATS)
+_PRIORITIES = ",".join(p.value for p in SUPPORTED_PRIORITIES)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,15 @@ class DeviceModel:
                   read=lambda: str(len(self.core.smart.profiles))),
             Entry("SmartChargingCtrlr", "RateUnit", "MemberList", "ReadOnly", constant=True,
                   values_list="A,W", read=lambda: "A,W"),
+            Entry("DisplayMessageCtrlr", "Available", "boolean", "ReadOnly", constant=True,
+                  read=lambda: "true"),
+            Entry("DisplayMessageCtrlr", "DisplayMessages", "integer", "ReadOnly",
+                  max_limit=MAX_MESSAGES, persistent=False,
+                  read=lambda: str(len(self.core.display))),
+            Entry("DisplayMessageCtrlr", "SupportedFormats", "MemberList", "ReadOnly",
+                  constant=True, values_list=_FORMATS, read=lambda: _FORMATS),
+            Entry("DisplayMessageCtrlr", "SupportedPriorities", "MemberList", "ReadOnly",
+                  constant=True, values_list=_PRIORITIES, read=lambda: _PRIORITIES),
             Entry("ChargingStation", "AvailabilityState", "OptionList", "ReadOnly",
                   values_list=_AVAILABILITY, persistent=False, read=self._station_state),
             Entry("ChargingStation", "Available", "boolean", "ReadOnly", persistent=False,

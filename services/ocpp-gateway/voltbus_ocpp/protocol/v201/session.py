@@ -13,6 +13,7 @@ import re
 import uuid
 import weakref
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
@@ -55,7 +56,7 @@ from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import MAX
 from voltbus_ocpp.protocol.guard import FrameGuard
 from voltbus_ocpp.protocol.security_event import security_event
-from voltbus_ocpp.protocol.v201 import convert, smart
+from voltbus_ocpp.protocol.v201 import convert, display, smart
 from voltbus_ocpp.protocol.v201.device_model import DeviceModel, Entry, pages
 from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.security import (
@@ -193,6 +194,7 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         self.security = V201Security(core, variables)  # blocks A, M, N01, L01 (security.py)
         self._report: tuple[int, list[Entry]] | None = None  # accepted, its pages still to send
         self._profiles_report: tuple[int, dict[int, list[dict[str, Any]]]] | None = None
+        self._display_report: tuple[int, list[Any]] | None = None  # GetDisplayMessages accepted
         self._reset_now = False  # an Immediate (or idle OnIdle) Reset answered: restart after it
 
     @on("RequestStartTransaction")
@@ -675,6 +677,51 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
     @on("DataTransfer")
     def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
         return call_result.DataTransfer(status="UnknownVendorId")
+
+    # --- O Display messages (display.py maps them onto the station's) ---------------------------
+
+    def _tx_id(self, local_id: int, started: datetime) -> str:
+        return transaction_id_of(self.core.id, local_id, started.isoformat())
+
+    @on("SetDisplayMessage")
+    def on_set_display_message(self, message: dict[str, Any],
+                               **_: Any) -> call_result.SetDisplayMessage:
+        status, found = display.to_message(message, self.core, self.variables.display_enabled,
+                                           self._tx_id)
+        if found is not None:
+            self.core.display.set(found)
+        log.info("%s: SetDisplayMessage %d (%s): %s", self.core.id, message["id"],
+                 message["priority"], status)
+        return call_result.SetDisplayMessage(status=status)
+
+    @on("GetDisplayMessages")
+    def on_get_display_messages(self, request_id: int, id: list[int] | None = None,
+                                priority: str | None = None, state: str | None = None,
+                                **_: Any) -> call_result.GetDisplayMessages:
+        found = display.find(self.core, id, priority, state)
+        if not found:
+            return call_result.GetDisplayMessages(status="Unknown")  # O03: none follow
+        self._display_report = (request_id, found)
+        return call_result.GetDisplayMessages(status="Accepted")
+
+    @after("GetDisplayMessages")
+    def after_get_display_messages(self, **_: Any) -> None:
+        if self._display_report is not None:
+            request_id, found = self._display_report
+            self._display_report = None
+            self.core.spawn(self.send_display_messages(request_id, found))
+
+    async def send_display_messages(self, request_id: int, found: list[Any]) -> None:
+        """NotifyDisplayMessages, PAGE messages each, tbc on all but the last (O03)."""
+        if await self.send_pages("NotifyDisplayMessages", request_id,
+                                 display.notify_pages(request_id, found)):
+            log.info("%s: %d display message(s) reported for request %d", self.core.id,
+                     len(found), request_id)
+
+    @on("ClearDisplayMessage")
+    def on_clear_display_message(self, id: int, **_: Any) -> call_result.ClearDisplayMessage:
+        found = self.core.display.clear(id)
+        return call_result.ClearDisplayMessage(status="Accepted" if found else "Unknown")
 
     @on("RequestStopTransaction")
     def on_request_stop(self, transaction_id: str,

@@ -40,6 +40,7 @@ DEFAULTS: dict[str, str] = {
     "ReservationCtrlr.Enabled": "true",
     "ReservationCtrlr.NonEvseSpecific": "true",  # ReserveNow without evseId
     "SmartChargingCtrlr.Enabled": "true",
+    "DisplayMessageCtrlr.Enabled": "true",
     "TxCtrlr.EVConnectionTimeOut": "60",
     "TxCtrlr.TxStartPoint": "PowerPathClosed",
     "TxCtrlr.TxStopPoint": "EVConnected,Authorized",
@@ -223,6 +224,11 @@ class Variables:
     def smart_enabled(self) -> bool:
         """SmartChargingCtrlr.Enabled."""
         return self._bool("SmartChargingCtrlr.Enabled")
+
+    @property
+    def display_enabled(self) -> bool:
+        """DisplayMessageCtrlr.Enabled."""
+        return self._bool("DisplayMessageCtrlr.Enabled")
 
     @property
     def auth_cache_enabled(self) -> bool:
