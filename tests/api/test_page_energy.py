@@ -40,6 +40,11 @@ from voltbus_common.models import (
 )
 
 NIGHT_PRICE, DAY_PRICE = 0.18, 0.32
+# The cheap window is placed by the real clock (the tariff reads it, not the simulated house):
+# from 2 h to 8 h from now, so the price in force is always the day price and a plan due
+# 10 h from now finds only cheap hours.
+NOW = datetime.now(UTC)
+CHEAP = f"{(NOW.hour + 2) % 24:02d}:00-{(NOW.hour + 8) % 24 or 24:02d}:00"
 
 
 @contextlib.contextmanager
@@ -49,8 +54,8 @@ def energy_manager(broker: Broker, station: str, site: str, tmp_path: Path) -> I
             "VOLTBUS_ENERGY_FUSE_A": "25", "VOLTBUS_ENERGY_CONNECTOR_MAX_A": "16",
             "VOLTBUS_HOUSE_START": "13:25", "VOLTBUS_HOUSE_PV_PEAK_W": "9000",
             "VOLTBUS_ENERGY_TARIFF": "tou", "VOLTBUS_ENERGY_PRICE_PER_KWH": str(DAY_PRICE),
-            "VOLTBUS_ENERGY_TOU_WINDOWS": (f"mon-fri 00:00-06:00={NIGHT_PRICE}; "
-                                           f"sat,sun 00:00-06:00={NIGHT_PRICE}"),
+            "VOLTBUS_ENERGY_TOU_WINDOWS": (f"mon-fri {CHEAP}={NIGHT_PRICE}; "
+                                           f"sat,sun {CHEAP}={NIGHT_PRICE}"),
             "VOLTBUS_DATA_DIR": str(tmp_path / "energy")}
     log_path = tmp_path / "energy.log"
     with open(log_path, "wb") as log:
@@ -128,12 +133,12 @@ async def test_power_flow_mode_and_plan(
                 "aria-pressed", "true")
             await expect(block.locator(".mode-error")).to_have_text("")
 
-            # A plan: 10 kWh by tomorrow 07:00 (local): the manager picks the cheap night hours.
+            # A plan: 10 kWh due in 10 h: the manager picks the cheap hours 2-8 h from now.
             await block.locator(".modes .tab[data-mode=plan]").click()
             await expect(block.locator(".plan-form")).to_be_visible()
             await block.locator(".plan-kwh").fill("10")
-            departure = (datetime.now().astimezone() + timedelta(days=1)).replace(
-                hour=7, minute=0, second=0, microsecond=0)
+            departure = (NOW.astimezone() + timedelta(hours=10)).replace(
+                minute=0, second=0, microsecond=0)
             await block.locator(".plan-departure").fill(departure.strftime("%Y-%m-%dT%H:%M"))
             await block.locator(".plan-form button").click()
             await expect(block.locator(".mode-badge")).to_have_text("Plan")
