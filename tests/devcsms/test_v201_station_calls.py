@@ -301,3 +301,25 @@ async def test_notify_display_messages_paging_and_criteria(csms: Csms) -> None:
         assert csms.violations("S1")[before:][0].rule == rules.REPORT_AFTER_LAST
         assert csms.violations("S1")[before:][1].rule == rules.DISPLAY_CRITERIA  # 1 twice
         assert "reported twice" in csms.violations("S1")[-1].detail
+
+
+async def test_started_trigger_matches_the_start_point(csms: Csms) -> None:
+    """E01: once this central system set TxCtrlr.TxStartPoint (SetVariables Accepted), a Started
+    event whose triggerReason none of its points gives is a violation (EnergyTransfer:
+    ChargingStateChanged, not Authorized); before it knew the list nothing is checked."""
+    async with station201(csms.url, "S1") as st:
+        st.variables[("TxCtrlr", "TxStartPoint")] = "PowerPathClosed"
+        await st.boot()
+        await st.event("Started", "T0", trigger_reason="SignedDataReceived", meter_wh=1,
+                       id_token="CARD")
+        await st.event("Ended", "T0", trigger_reason="StopAuthorized", meter_wh=1)
+        await csms.send_action("S1", "SetVariables", {"setVariableData": [
+            {"component": {"name": "TxCtrlr"}, "variable": {"name": "TxStartPoint"},
+             "attributeValue": "EnergyTransfer"}]})
+        await st.event("Started", "T1", trigger_reason="ChargingStateChanged", meter_wh=10,
+                       id_token="CARD")
+        await st.event("Ended", "T1", trigger_reason="ChargingStateChanged", meter_wh=20)
+        assert csms.violations("S1") == []
+        await st.event("Started", "T2", trigger_reason="Authorized", meter_wh=20,
+                       id_token="CARD")
+        assert [v.rule for v in csms.violations("S1")] == [rules.TX_START_TRIGGER]

@@ -17,7 +17,7 @@ from voltbus_ocpp.model.events import (
     SendStartTransaction,
     SendStopTransaction,
 )
-from voltbus_ocpp.model.results import Measurand, ReadingContext
+from voltbus_ocpp.model.results import Measurand, ReadingContext, TransferEnd, TxStart
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.records import (
@@ -46,6 +46,10 @@ STOP = SendStopTransaction(1, 7, "TAG", 1234.5, T0 + timedelta(minutes=2),
     TransactionStarted(START), MeterValuesRecord(METER, ALL),
     TransactionStopped(STOP, (Measurand.ENERGY_IMPORT_WH,), (Measurand.POWER_IMPORT_W,)),
     TransactionStopped(SendStopTransaction(2, 9, None, 5.0, T0, StopReason.POWER_LOSS), (), ()),
+    TransactionStarted(SendStartTransaction(1, 8, "TAG", 1.0, T0,
+                                            point=TxStart.ENERGY_TRANSFER)),
+    TransactionStopped(SendStopTransaction(1, 8, None, 9.0, T0, StopReason.OTHER,
+                                           transfer_end=TransferEnd.EV_SUSPENDED), (), ()),
 ], ids=lambda r: type(r).__name__)
 def test_a_record_reads_back_as_it_was_stored(record: Record) -> None:
     store = Store(":memory:")

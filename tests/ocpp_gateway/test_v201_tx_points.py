@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.ocpp_gateway.conftest import Rig
 
 
@@ -33,12 +35,13 @@ async def test_tx_start_and_stop_points(rig: Rig) -> None:
     await rig.online_201()
     assert await get_var(rig, "TxStartPoint") == "PowerPathClosed"
     assert await get_var(rig, "TxStopPoint") == "EVConnected,Authorized"
-    for value in ("EnergyTransfer", "ParkingBayOccupancy", "DataSigned", "EVConnected,Bogus"):
+    for value in ("ParkingBayOccupancy", "DataSigned", "EVConnected,Bogus"):
         assert await set_var(rig, "TxStartPoint", value) == "Rejected", value
-    for value in ("EVConnected", "Authorized", "EVConnected,Authorized",
+    for value in ("EnergyTransfer", "EVConnected", "Authorized", "EVConnected,Authorized",
                   "PowerPathClosed,Authorized", "PowerPathClosed"):
         assert await set_var(rig, "TxStartPoint", value) == "Accepted", value
-    for value in ("PowerPathClosed", "EVConnected", "ParkingBayOccupancy,Authorized"):
+    for value in ("PowerPathClosed", "EVConnected", "ParkingBayOccupancy,Authorized",
+                  "EnergyTransfer"):
         assert await set_var(rig, "TxStopPoint", value) == "Rejected", value
     assert await set_var(rig, "TxStopPoint", "Authorized") == "Accepted"
 
@@ -161,4 +164,93 @@ async def test_start_at_authorisation_then_plug_in(rig: Rig) -> None:
     session = await rig.wait("session", count=2)
     assert session.id_tag == "TAG2"
     assert session.stop_reason.value == "Other"
+    assert csms.violations(rig.id) == []
+
+
+async def energy_transfer_rig(rig: Rig, stop: str) -> None:
+    """Online, TxStartPoint EnergyTransfer and TxStopPoint stop; plugged in (B) and authorised:
+    the relay closes with no transaction yet (Preparing), none while the EV does not draw."""
+    await rig.online_201()
+    assert await set_var(rig, "TxStartPoint", "EnergyTransfer") == "Accepted"
+    assert await set_var(rig, "TxStopPoint", stop) == "Accepted"
+    rig.pilot("B")
+    await rig.status("Preparing")
+    rig.tap("TAG")
+    await rig.wait("relay_set", lambda p: p.closed)
+    rig.relay(True)
+    await asyncio.sleep(0.5)
+    assert events(rig) == []
+    assert rig.seen["transaction"][-1].payload is None
+
+
+async def test_start_and_stop_at_energy_transfer(rig: Rig) -> None:
+    """E01.FR.06/E06.FR.07: the transaction starts when the EV draws (pilot C with the relay
+    closed): Started ChargingStateChanged, chargingState Charging, with the idToken and the
+    register then as Transaction.Begin; it ends when the EV stops drawing (pilot B): Ended
+    ChargingStateChanged, chargingState SuspendedEV, stoppedReason StoppedByEV (bus: Other),
+    the relay opening. The dev CSMS's tx-start-trigger rule holds."""
+    csms = rig.csms
+    await energy_transfer_rig(rig, "EnergyTransfer,Authorized,EVConnected")
+    rig.meter(100.4, power_w=0.0)
+    rig.pilot("C")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    assert started["triggerReason"] == "ChargingStateChanged"
+    assert started["transactionInfo"]["chargingState"] == "Charging"
+    assert started["idToken"] == {"idToken": "TAG", "type": "ISO14443"}
+    assert started["meterValue"][0]["sampledValue"][0]["value"] == 100.4
+    await rig.status("Charging")
+    rig.meter(900.0)
+    await asyncio.sleep(0.3)  # the gateway has the reading
+    rig.pilot("B")  # the EV stops drawing: its energy transfer ends the transaction
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["triggerReason"] == "ChargingStateChanged"
+    assert ended["transactionInfo"]["chargingState"] == "SuspendedEV"
+    assert ended["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+    assert ended["transactionInfo"]["transactionId"] == started["transactionInfo"][
+        "transactionId"]
+    await rig.wait("relay_set", lambda p: not p.closed)
+    session = await rig.wait("session")
+    assert session.stop_reason.value == "Other"
+    assert session.energy_wh == pytest.approx(900.0 - 100.4)
+    assert csms.violations(rig.id) == []
+
+
+async def test_energy_transfer_without_energy_starts_nothing(rig: Rig) -> None:
+    """EnergyTransfer as start point: an EV that never draws has no transaction; the card
+    presented again opens the relay (no TransactionEvent at all), and so does unplugging after
+    a second authorisation. As a stop point, the relay opened by the hardware while charging
+    ends the transaction: ChargingStateChanged, SuspendedEVSE, stoppedReason Other."""
+    csms = rig.csms
+    await energy_transfer_rig(rig, "Authorized,EnergyTransfer")
+    rig.tap("TAG")  # presented again: given up
+    await rig.wait("relay_set", lambda p: not p.closed)
+    rig.relay(False)
+    rig.tap("TAG")
+    await rig.wait("relay_set", lambda p: p.closed, count=2)
+    rig.relay(True)
+    rig.pilot("A")  # the EV leaves without drawing
+    await rig.wait("relay_set", lambda p: not p.closed, count=2)
+    rig.relay(False)
+    await rig.status("Available")
+    await asyncio.sleep(0.3)
+    assert events(rig) == []
+    assert await set_var(rig, "TxStartPoint", "PowerPathClosed") == "Accepted"
+    rig.pilot("B")
+    rig.tap("TAG")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    assert started["triggerReason"] == "Authorized"
+    await rig.wait("relay_set", lambda p: p.closed, count=3)
+    rig.relay(True)
+    rig.pilot("C")
+    await rig.status("Charging")
+    await asyncio.sleep(0.3)
+    rig.relay(False)  # the EVSE's energy transfer ends: the relay opened by itself
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["triggerReason"] == "ChargingStateChanged"
+    assert ended["transactionInfo"]["chargingState"] == "SuspendedEVSE"
+    assert ended["transactionInfo"]["stoppedReason"] == "Other"
     assert csms.violations(rig.id) == []

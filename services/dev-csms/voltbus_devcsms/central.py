@@ -156,6 +156,9 @@ class CentralSystem:
         self.open_transactions: dict[str, list[Any]] = {}  # 1.6 int ids, 2.0.1 str ids
         self.transactions16: dict[int, Transaction16] = {}
         self.transactions201: dict[str, dict[str, Transaction201]] = {}
+        # TxCtrlr.TxStartPoint per station as this central system set or read it (rule
+        # tx-start-trigger); unknown until then
+        self.tx_start_points: dict[str, frozenset[str]] = {}
         self.reports: dict[tuple[str, str, int], Report] = {}
         # (station, report action, requestId) -> the request's answer status (None: not yet)
         self.report_requests: dict[tuple[str, str, int], str | None] = {}

@@ -212,6 +212,34 @@ def energy_before_auth_problem(authorised: bool, first_wh: float | None,
             f"before the transaction was authorised (no idToken yet)")
 
 
+# 2.0.1 E01 (FR.01-FR.06): a transaction starts at the first of the TxStartPoint values
+# reached, and the Started event's triggerReason names what happened (TriggerReasonEnumType):
+# EVDetected for ParkingBayOccupancy, CablePluggedIn for EVConnected, Authorized (or RemoteStart)
+# for Authorized, ChargingStateChanged for EnergyTransfer, SignedDataReceived for DataSigned;
+# PowerPathClosed is reached by the last of authorisation and plug-in. Checked once this central
+# system knows the list (it set it with SetVariables, or read it with GetVariables).
+TX_START_TRIGGER = "tx-start-trigger"
+START_TRIGGERS: dict[str, frozenset[str]] = {
+    "ParkingBayOccupancy": frozenset({"EVDetected"}),
+    "EVConnected": frozenset({"CablePluggedIn"}),
+    "Authorized": frozenset({"Authorized", "RemoteStart"}),
+    "PowerPathClosed": frozenset({"Authorized", "RemoteStart", "CablePluggedIn"}),
+    "EnergyTransfer": frozenset({"ChargingStateChanged"}),
+    "DataSigned": frozenset({"SignedDataReceived"}),
+}
+
+
+def tx_start_trigger_problem(points: frozenset[str] | None, trigger_reason: str) -> str | None:
+    """Why a Started event's triggerReason is none of the configured start points', or None."""
+    if not points:
+        return None
+    allowed = frozenset().union(*(START_TRIGGERS.get(p, frozenset()) for p in points))
+    if trigger_reason in allowed:
+        return None
+    return (f"Started with triggerReason {trigger_reason} while TxStartPoint is "
+            f"{','.join(sorted(points))} (expected {' or '.join(sorted(allowed))})")
+
+
 def seq_no_problem(seen: set[int], last: int | None, seq_no: int) -> tuple[str, str] | None:
     """(rule, detail) when seq_no is a duplicate, leaves a gap or comes out of order."""
     if seq_no in seen:

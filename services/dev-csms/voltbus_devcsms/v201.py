@@ -141,7 +141,26 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
                          for d in data[item]], remove_nones(answer)[got])
             if problem is not None:
                 self.violation(rules.VARIABLE_RESULTS, problem, action=action)
+            self._note_start_point(data[item], remove_nones(answer)[got])
         return result
+
+    def _note_start_point(self, requested: list[dict[str, Any]],
+                          results: list[dict[str, Any]]) -> None:
+        """Keep TxCtrlr.TxStartPoint as set (Accepted) or read, for TX_START_TRIGGER."""
+
+        def start_point(item: dict[str, Any]) -> bool:
+            return bool(item.get("component", {}).get("name") == "TxCtrlr"
+                        and item.get("variable", {}).get("name") == "TxStartPoint"
+                        and item.get("attributeType", "Actual") == "Actual")
+
+        asked = next((d for d in requested if start_point(d)), None)
+        r = next((d for d in results if start_point(d)), None)
+        if asked is None or r is None or r.get("attributeStatus") != "Accepted":
+            return
+        value = asked.get("attributeValue", r.get("attributeValue"))
+        if isinstance(value, str):
+            self.csms.tx_start_points[self.id] = frozenset(
+                v.strip() for v in value.split(",") if v.strip())
 
     # --- B provisioning, G availability ------------------------------------------------------
 
@@ -196,6 +215,9 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
                          "trigger_reason": trigger_reason, "seq_no": seq_no,
                          "transaction_info": transaction_info, **kw})
         self._check_event(tx, event)
+        if event_type == "Started" and not event.offline:  # queued ones may predate a change
+            self.check(rules.TX_START_TRIGGER, rules.tx_start_trigger_problem(
+                self.csms.tx_start_points.get(self.id), trigger_reason))
         tx.events.append(event)
         if event_type == "Ended":
             tx.ended = True

@@ -21,7 +21,7 @@ from voltbus_ocpp.model.events import (
     SendStopTransaction,
     SendTransactionUpdate,
 )
-from voltbus_ocpp.model.results import Measurand, ReadingContext, TxUpdate
+from voltbus_ocpp.model.results import Measurand, ReadingContext, TransferEnd, TxStart, TxUpdate
 
 STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
 UPDATED = "transaction_updated"
@@ -144,6 +144,8 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
                                 "ts": s.ts.isoformat(), "reservation_id": s.reservation_id}
         if not s.plugged:
             body["plugged"] = False
+        if s.point is not None:
+            body["point"] = s.point.value
         return STARTED, body
     if isinstance(record, TransactionUpdated):
         u = record.effect
@@ -167,7 +169,8 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
                          "reading": _reading(x.reading)} for x in e.samples],
             "sampled": [x.value for x in record.sampled],
             "aligned": [x.value for x in record.aligned],
-            **({"timed_out": True} if e.timed_out else {})}
+            **({"timed_out": True} if e.timed_out else {}),
+            **({"transfer_end": e.transfer_end.value} if e.transfer_end else {})}
     if isinstance(record, SecurityEventRecord):
         return SECURITY_EVENT, {"type": record.kind, "ts": record.ts.isoformat(),
                                 "tech_info": record.tech_info}
@@ -186,8 +189,8 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
     if kind == STARTED:
         return TransactionStarted(SendStartTransaction(
             b["connector"], b["local_id"], b["id_tag"], b["meter_start_wh"],
-            datetime.fromisoformat(b["ts"]), b["reservation_id"], b.get("plugged", True)),
-            offline)
+            datetime.fromisoformat(b["ts"]), b["reservation_id"], b.get("plugged", True),
+            TxStart(b["point"]) if b.get("point") else None), offline)
     if kind == UPDATED:
         return TransactionUpdated(SendTransactionUpdate(
             b["connector"], b["local_id"], TxUpdate(b["reason"]),
@@ -204,7 +207,8 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
             b["meter_start_wh"], _snapshot(b["reading"]) if b["reading"] else None,
             tuple(Sample(datetime.fromisoformat(x["ts"]), _snapshot(x["reading"]),
                          ReadingContext(x["context"])) for x in b["samples"]),
-            bool(b.get("timed_out", False))),
+            bool(b.get("timed_out", False)),
+            TransferEnd(b["transfer_end"]) if b.get("transfer_end") else None),
             tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]),
             offline)
     if kind == SECURITY_EVENT:

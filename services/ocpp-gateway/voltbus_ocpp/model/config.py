@@ -83,6 +83,12 @@ class ChargePointConfig(Protocol):
         ...
 
     @property
+    def stop_on_transfer_end(self) -> bool:
+        """A transaction ends when its energy transfer, once begun, ends (the EV stops drawing,
+        the EVSE stops offering, the EV leaves)."""
+        ...
+
+    @property
     def unlock_on_ev_disconnect(self) -> bool:
         """A transaction ended by unplugging the EV unlocks the cable at the charge point (else
         it stays locked until its id tag is presented)."""

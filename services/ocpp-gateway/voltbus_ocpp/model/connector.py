@@ -42,7 +42,7 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.metering import PendingStop, SwitchRead, deadline, estimate, request_id
 from voltbus_ocpp.model.relay import MAX_RESENDS, RelayKeeper, Verdict, verdict
-from voltbus_ocpp.model.results import ReadingContext, TxStart, TxUpdate
+from voltbus_ocpp.model.results import ReadingContext, TransferEnd, TxStart, TxUpdate
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Transaction:
     published_wh: float | None = None  # the energy_wh it carried then
     powered: bool = True
     ev_deadline: datetime | None = None
+    transferring: bool = False  # energy has flowed (stop_on_transfer_end waits for it)
 
     @property
     def delivered_wh(self) -> float:
@@ -108,6 +109,16 @@ class Waiting:
 
     id_tag: str
     until: datetime
+    limit_a: float | None = None
+
+
+@dataclass
+class Armed:
+    """Authorised with the EV there and the relay closed, no transaction yet: it starts when
+    energy flows (TxStart.ENERGY_TRANSFER alone)."""
+
+    id_tag: str
+    reservation_id: int | None = None
     limit_a: float | None = None
 
 
@@ -136,6 +147,7 @@ class Facts:
     profile_limit_a: float | None = None
     tx: Transaction | None = None
     waiting: Waiting | None = None
+    armed: Armed | None = None
     finishing: bool = False
     reservation: Reservation | None = None
     meter: MeterSnapshot | None = None
@@ -181,7 +193,7 @@ def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
         return ConnectorStatus.UNAVAILABLE
     if f.finishing:
         return ConnectorStatus.FINISHING
-    if f.waiting is not None:
+    if f.waiting is not None or f.armed is not None:
         return ConnectorStatus.PREPARING
     if f.reservation is not None:  # an EV plugged in waits for the reserved tag (1.6 4.9)
         return ConnectorStatus.RESERVED
@@ -240,7 +252,8 @@ class Connector:
     def usable(self) -> bool:
         """A new session may start here."""
         f = self.facts
-        return (f.tx is None and f.operative and f.station_operative and not f.restarting
+        return (f.tx is None and f.armed is None and f.operative and f.station_operative
+                and not f.restarting
                 and not f.recovering
                 and not blocking_fault(f) and f.pilot not in PILOT_FAULT)
 
@@ -256,7 +269,8 @@ class Connector:
     def relay_wanted(self) -> bool:
         """The relay is closed exactly while a transaction runs here, authorised with its EV
         (a transaction waiting for its id token or its EV keeps it open)."""
-        return self.facts.tx is not None and self.facts.tx.powered
+        return (self.facts.tx is not None and self.facts.tx.powered) or (
+            self.facts.armed is not None)
 
     @property
     def may_close(self) -> bool:
@@ -321,7 +335,7 @@ class Connector:
         view = replace(p.view, energy_wh=meter_stop)
         return [SendStopTransaction(self.connector_id, p.local_id, p.id_tag, meter_stop,
                                     p.stopped_at, p.reason, p.started_at, p.meter_start_wh,
-                                    reading, p.samples),
+                                    reading, p.samples, transfer_end=p.transfer_end),
                 PublishSession(self.connector_id, view, p.stopped_at, meter_stop, p.reason)]
 
     def _relay_verdict(self) -> Verdict:
@@ -360,7 +374,7 @@ class Connector:
 
     def refresh(self) -> list[Effect]:
         """Report the status (and LED) if it changed; keep the EVSE limit in step."""
-        effects: list[Effect] = []
+        effects = self._energy_transfer()
         status = derive_status(self.facts, self.effective_limit_a)
         f = self.facts
         if self.closing_until is not None:
@@ -378,6 +392,67 @@ class Connector:
         if self.facts.tx is not None and self.limit_sent_a != self.effective_limit_a:
             effects += self.push_limit()
         return effects
+
+    @property
+    def flowing(self) -> bool:
+        """Energy can flow now: the EV draws (pilot C/D), the relay is closed (or not
+        reported), a current is offered and nothing blocks it. Our hardware topics give no
+        better sign: the meter's power lags by a reading and an EV in C may draw 0 W a while."""
+        f = self.facts
+        return (f.pilot in DRAWING and f.relay_closed is not False and self.relay_wanted
+                and self.effective_limit_a > 0 and not blocking_fault(f))
+
+    def _energy_transfer(self) -> list[Effect]:
+        """2.0.1 EnergyTransfer as start and stop point, checked after every event: an armed
+        connector starts its transaction when energy flows (or gives up when its EV leaves or
+        it may no longer charge); a transaction whose energy flowed ends when it stops, if
+        stop_on_transfer_end."""
+        f = self.facts
+        armed = f.armed
+        if armed is not None:
+            if not self.plugged or blocking_fault(f) or not (
+                    f.operative and f.station_operative) or f.restarting:
+                return self.disarm()
+            if not self.flowing:
+                return []
+            f.armed = None
+            return self.start_transaction(armed.id_tag, self.new_local_id(),
+                                          reservation_id=armed.reservation_id,
+                                          point=TxStart.ENERGY_TRANSFER)
+        tx = f.tx
+        if tx is None or not tx.powered:
+            return []
+        if self.flowing:
+            tx.transferring = True
+            return []
+        if not (tx.transferring and self.config.stop_on_transfer_end):
+            return []
+        if not self.plugged:
+            return self.stop_transaction(StopReason.EV_DISCONNECTED,
+                                         transfer_end=TransferEnd.EV_DISCONNECTED)
+        end = (TransferEnd.EV_SUSPENDED if f.pilot not in DRAWING
+               else TransferEnd.EVSE_SUSPENDED)
+        return self.stop_transaction(StopReason.OTHER, transfer_end=end)
+
+    def arm(self, id_tag: str, reservation_id: int | None,
+            limit_a: float | None) -> list[Effect]:
+        """Authorised with the EV there and EnergyTransfer the only start point: the relay
+        closes and the EVSE offers its current, the transaction waits for the energy."""
+        f = self.facts
+        f.armed, f.waiting, f.finishing, f.reservation = (
+            Armed(id_tag, reservation_id, limit_a), None, False, None)
+        if f.relay_closed is False:
+            self.closing_until = deadline(self.clock())
+        return [self.set_relay(True), *self.push_limit()]
+
+    def disarm(self) -> list[Effect]:
+        """An armed connector gives up (its id token presented again, the EV gone, a fault):
+        the relay opens; no transaction was started, none is reported."""
+        if self.facts.armed is None:
+            return []
+        self.facts.armed = None
+        self.facts.finishing = self.plugged
+        return [self.set_relay(False)]
 
     def led(self) -> SetLed:
         """The LED for the current status, at the configured intensity and blink repeat."""
@@ -408,7 +483,8 @@ class Connector:
 
     def start_transaction(self, id_tag: str | None, local_id: int, *,
                           reservation_id: int | None = None,
-                          powered: bool = True) -> list[Effect]:
+                          powered: bool = True,
+                          point: TxStart | None = None) -> list[Effect]:
         """Begin charging at once; StartTransaction goes to the durable queue. powered False:
         a transaction that starts before its id token (id_tag None) or its EV: the relay stays
         open until both are there (`_power_up`)."""
@@ -426,8 +502,10 @@ class Connector:
             self.closing_until = deadline(now)
         limit, charging = self.push_limit()
         start = SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
-                                     reservation_id, self.plugged)
-        if not powered:
+                                     reservation_id, self.plugged, point)
+        if point is TxStart.ENERGY_TRANSFER:  # the relay closed already, the energy flows
+            tx.transferring = True
+        if not powered or point is TxStart.ENERGY_TRANSFER:
             return [*effects, start, limit, self._publish_tx(now),
                     charging]
         return [*effects, start, limit, self.set_relay(True, request_id(local_id, "start")),
@@ -449,7 +527,8 @@ class Connector:
         return [*effects, self._publish_tx(now)]
 
     def stop_transaction(self, reason: StopReason, id_tag: str | None = None, *,
-                         timed_out: bool = False) -> list[Effect]:
+                         timed_out: bool = False,
+                         transfer_end: TransferEnd | None = None) -> list[Effect]:
         """Stop charging; StopTransaction goes to the durable queue once the register after the
         opening is known (model/metering.py), at once when the hardware publishes no switch
         readings (meterStop = the last register then) or the relay never closed for it."""
@@ -457,7 +536,7 @@ class Connector:
         if tx is None:
             return []
         if self.switch_readings and tx.powered:
-            return self._stop_after_opening(reason, id_tag, tx)
+            return self._stop_after_opening(reason, id_tag, tx, transfer_end)
         now = self.clock()
         meter_stop = self.facts.meter.energy_wh if self.facts.meter else tx.energy_wh
         meter_stop = max(meter_stop, tx.meter_start_wh)
@@ -472,7 +551,7 @@ class Connector:
         return [self.set_relay(False),
                 SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
                                     reason, tx.started_at, tx.meter_start_wh, self.facts.meter,
-                                    tuple(tx.samples), timed_out),
+                                    tuple(tx.samples), timed_out, transfer_end),
                 PublishTransaction(self.connector_id, None),
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
 
@@ -485,12 +564,13 @@ class Connector:
         if f.scheduled_operative is not None:
             f.operative, f.scheduled_operative = f.scheduled_operative, None
 
-    def _stop_after_opening(self, reason: StopReason, id_tag: str | None,
-                            tx: Transaction) -> list[Effect]:
+    def _stop_after_opening(self, reason: StopReason, id_tag: str | None, tx: Transaction,
+                            transfer_end: TransferEnd | None = None) -> list[Effect]:
         now = self.clock()
         rid = request_id(tx.local_id, "stop")
         p = PendingStop(rid, deadline(now), tx.local_id, id_tag, now, reason, tx.started_at,
-                        tx.meter_start_wh, tuple(tx.samples), tx.view())
+                        tx.meter_start_wh, tuple(tx.samples), tx.view(),
+                        transfer_end=transfer_end)
         if self.facts.relay_closed is False:  # the hardware opened already (unplug, fault)
             p.open_ts = self.last_open_ts
         self._end()
@@ -517,6 +597,8 @@ class Connector:
         effects: list[Effect] = []
         tx = self.facts.tx
         if was_plugged and not self.plugged:
+            self.facts.finishing = False
+            effects += self.disarm()
             self.facts.finishing = False
             # a transaction started at plug-in and never authorised ends with its EV anyway
             if tx is not None and (self.config.stop_on_ev_disconnect or tx.id_tag is None):
@@ -675,6 +757,8 @@ class Connector:
         reservation_id = reservation.reservation_id if reservation else None
         if limit_a is not None:
             self.facts.profile_limit_a = limit_a
+        if self.plugged and self.config.tx_start_points == {TxStart.ENERGY_TRANSFER}:
+            return self.arm(id_tag, reservation_id, limit_a)
         if self.plugged:
             return self.start_transaction(id_tag, self.new_local_id(),
                                           reservation_id=reservation_id)

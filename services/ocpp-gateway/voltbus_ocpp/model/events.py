@@ -14,7 +14,14 @@ from voltbus_common.enums import (
     PilotState,
     StopReason,
 )
-from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext, TxUpdate
+from voltbus_ocpp.model.results import (
+    AuthStatus,
+    Outcome,
+    ReadingContext,
+    TransferEnd,
+    TxStart,
+    TxUpdate,
+)
 
 
 @dataclass(frozen=True)
@@ -272,7 +279,9 @@ class SendAuthorize(Effect):
 class SendStartTransaction(Effect):
     """A transaction started: tell the central system (queued durably). id_tag None: started at
     plug-in before authorisation (TxStart.EV_CONNECTED); the id token follows as a
-    SendTransactionUpdate. plugged False: started at authorisation before the EV was there."""
+    SendTransactionUpdate. plugged False: started at authorisation before the EV was there.
+    point ENERGY_TRANSFER: started when the EV began drawing power (None: the other points, told
+    apart by id_tag and plugged)."""
 
     connector: int
     local_id: int
@@ -281,6 +290,7 @@ class SendStartTransaction(Effect):
     ts: datetime
     reservation_id: int | None = None
     plugged: bool = True
+    point: TxStart | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +340,7 @@ class SendStopTransaction(Effect):
     reading: MeterSnapshot | None = None
     samples: tuple[Sample, ...] = ()
     timed_out: bool = False  # the EV was not connected within connection_timeout_s
+    transfer_end: TransferEnd | None = None  # ended because its energy transfer did
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from itertools import count
 
 from voltbus_common.enums import MeterTrigger, StopReason
 from voltbus_ocpp.model.events import Event, MeterSnapshot, Sample, TransactionView
+from voltbus_ocpp.model.results import TransferEnd
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class PendingStop:
     samples: tuple[Sample, ...]
     view: TransactionView
     open_ts: datetime | None = None  # ts of a `relay` open the hardware did by itself
+    transfer_end: TransferEnd | None = None  # ended because its energy transfer did
 
     def matches(self, r: SwitchRead) -> bool:
         """The reading taken after this stop's opening (never an older one)."""

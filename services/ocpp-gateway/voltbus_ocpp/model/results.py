@@ -75,12 +75,27 @@ class TxStart(StrEnum):
     POWER_PATH_CLOSED: once an authorised id token and a plugged-in EV are both there, the relay
     closing with it (OCPP 1.6 always). EV_CONNECTED: at plug-in, before authorisation (the id
     token follows as an update). AUTHORIZED: at authorisation, before plug-in (the EV then has
-    connection_timeout_s to connect, else the transaction ends timed out).
+    connection_timeout_s to connect, else the transaction ends timed out). ENERGY_TRANSFER:
+    when the EV starts drawing power.
     """
 
     POWER_PATH_CLOSED = "power_path_closed"
     EV_CONNECTED = "ev_connected"
     AUTHORIZED = "authorized"
+    # once energy flows: authorised, plugged in and the relay closed first (without a
+    # transaction), the transaction starting when the EV draws (pilot C/D, relay closed, a
+    # current offered); a point on its own only: any other one is reached before it
+    ENERGY_TRANSFER = "energy_transfer"
+
+
+class TransferEnd(StrEnum):
+    """How the energy transfer of a transaction ended, when that ends it (2.0.1 TxStopPoint
+    EnergyTransfer): the EV stopped drawing (pilot back to B), the EVSE stopped offering (no
+    current, or the relay opened without being told), or the EV was unplugged."""
+
+    EV_SUSPENDED = "ev_suspended"
+    EVSE_SUSPENDED = "evse_suspended"
+    EV_DISCONNECTED = "ev_disconnected"
 
 
 class TxUpdate(StrEnum):

@@ -196,6 +196,8 @@ class StationModel:
     def _on_card(self, event: CardPresented) -> list[Effect]:
         tag = event.id_tag
         for c in self.connectors.values():
+            if c.facts.armed is not None and c.facts.armed.id_tag == tag:
+                return c.disarm()  # presented again before the energy flowed
             if c.facts.tx is not None and c.facts.tx.id_tag == tag:
                 return c.stop_transaction(StopReason.LOCAL, tag)
         for c in self.connectors.values():

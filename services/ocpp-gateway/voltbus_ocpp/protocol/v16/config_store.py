@@ -192,6 +192,11 @@ class ConfigStore:
         return frozenset({TxStart.POWER_PATH_CLOSED})
 
     @property
+    def stop_on_transfer_end(self) -> bool:
+        """OCPP 1.6 transactions go on while the EV pauses (SuspendedEV/SuspendedEVSE)."""
+        return False
+
+    @property
     def stop_on_ev_disconnect(self) -> bool:
         """StopTransactionOnEVSideDisconnect."""
         return self.get_bool("StopTransactionOnEVSideDisconnect")

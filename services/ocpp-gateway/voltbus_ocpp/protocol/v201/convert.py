@@ -9,7 +9,15 @@ from typing import Any
 from voltbus_common.enums import ConnectorStatus, StopReason
 from voltbus_ocpp.messages import MeterValuesNow
 from voltbus_ocpp.model.events import MeterSnapshot, SendStatus
-from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext, TxUpdate
+from voltbus_ocpp.model.results import (
+    AuthStatus,
+    Measurand,
+    Outcome,
+    ReadingContext,
+    TransferEnd,
+    TxStart,
+    TxUpdate,
+)
 from voltbus_ocpp.protocol.wire_time import iso
 from voltbus_ocpp.records import (
     MeterValuesRecord,
@@ -48,6 +56,12 @@ STOP_TRIGGER = {
     StopReason.HARD_RESET: "ResetCommand", StopReason.SOFT_RESET: "ResetCommand",
     StopReason.UNLOCK_COMMAND: "UnlockCommand",
 }  # the rest: AbnormalCondition
+# E06.FR.07 (TxStopPoint EnergyTransfer): the end of the energy transfer ends the transaction,
+# triggerReason ChargingStateChanged with the charging state it went to; an EV that stopped
+# drawing is StoppedByEV
+TRANSFER_END = {TransferEnd.EV_SUSPENDED: ("SuspendedEV", "StoppedByEV"),
+                TransferEnd.EVSE_SUSPENDED: ("SuspendedEVSE", "Other"),
+                TransferEnd.EV_DISCONNECTED: ("Idle", "EVDisconnected")}
 AUTH_STATUS = {
     "Accepted": AuthStatus.ACCEPTED, "Blocked": AuthStatus.BLOCKED,
     "ConcurrentTx": AuthStatus.CONCURRENT_TX, "Expired": AuthStatus.EXPIRED,
@@ -132,11 +146,14 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
     if isinstance(record, TransactionStarted):
         s = record.effect
         info: dict[str, Any] = {"transactionId": transaction_id}
+        trigger = "Authorized" if s.id_tag is not None else "CablePluggedIn"
         if s.id_tag is None:
             info["chargingState"] = "EVConnected"  # plugged in, not authorised: no power yet
+        if s.point is TxStart.ENERGY_TRANSFER:  # E01.FR.06: the EV began drawing
+            info["chargingState"], trigger = "Charging", "ChargingStateChanged"
         payload: dict[str, Any] = {
             "eventType": "Started", "timestamp": iso(s.ts),
-            "triggerReason": "Authorized" if s.id_tag is not None else "CablePluggedIn",
+            "triggerReason": trigger,
             "seqNo": seq_no, "transactionInfo": info,
             "evse": {"id": s.connector, "connectorId": 1},
             "meterValue": [{"timestamp": iso(s.ts), "sampledValue": [{
@@ -177,6 +194,10 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
                "seqNo": seq_no, "transactionInfo": {
                    "transactionId": transaction_id,
                    "stoppedReason": "Timeout" if e.timed_out else STOPPED_REASON[e.reason]}}
+    if e.transfer_end is not None:
+        state, stopped = TRANSFER_END[e.transfer_end]
+        payload["triggerReason"] = "ChargingStateChanged"
+        payload["transactionInfo"].update(chargingState=state, stoppedReason=stopped)
     if e.id_tag:
         payload["idToken"] = id_token(e.id_tag)
     if end and end[0]["sampledValue"]:

@@ -73,13 +73,21 @@ READ_ONLY = frozenset({"SecurityCtrlr.SecurityProfile", "SecurityCtrlr.MaxCertif
 # are there, closing the relay with it (PowerPathClosed, which either of the others precedes, so
 # any non-empty combination of the three is taken). It stops on deauthorisation, and on
 # unplugging unless EVConnected is left out of TxStopPoint (or StopTxOnEVSideDisconnect is
-# false). Other lists are Rejected: not done (docs/ocpp.md).
+# false). Other lists are Rejected: ParkingBayOccupancy and DataSigned are not done
+# (docs/ocpp.md).
+# EnergyTransfer (E01.FR.06/E06.FR.07): the relay closes once authorised with the EV there,
+# the transaction starts when the EV draws and, as a stop point, ends when it no longer does
+# (an EV pausing ends it). Authorized is in every stop list: the model always stops on
+# deauthorisation.
 TX_START_POINTS = {"EVConnected": TxStart.EV_CONNECTED, "Authorized": TxStart.AUTHORIZED,
-                   "PowerPathClosed": TxStart.POWER_PATH_CLOSED}
-TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset(c) for n in range(1, 4)
+                   "PowerPathClosed": TxStart.POWER_PATH_CLOSED,
+                   "EnergyTransfer": TxStart.ENERGY_TRANSFER}
+TX_STOP_OPTIONAL = ("EVConnected", "EnergyTransfer")
+TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset(c) for n in range(1, len(TX_START_POINTS) + 1)
                                       for c in combinations(TX_START_POINTS, n)],
-             "TxCtrlr.TxStopPoint": [frozenset({"EVConnected", "Authorized"}),
-                                     frozenset({"Authorized"})]}
+             "TxCtrlr.TxStopPoint": [frozenset({"Authorized", *c})
+                                     for n in range(len(TX_STOP_OPTIONAL) + 1)
+                                     for c in combinations(TX_STOP_OPTIONAL, n)]}
 ATTRIBUTE_PREFIX = "attr/"
 VOLTS = 230.0  # per phase: a power in W as a current in A (as GetCompositeSchedule)
 
@@ -292,6 +300,12 @@ class Variables:
         """TxCtrlr.StopTxOnEVSideDisconnect, and EVConnected among TxCtrlr.TxStopPoint."""
         points = {i.strip() for i in self.values["TxCtrlr.TxStopPoint"].split(",")}
         return self._bool("TxCtrlr.StopTxOnEVSideDisconnect") and "EVConnected" in points
+
+    @property
+    def stop_on_transfer_end(self) -> bool:
+        """EnergyTransfer among TxCtrlr.TxStopPoint."""
+        points = {i.strip() for i in self.values["TxCtrlr.TxStopPoint"].split(",")}
+        return "EnergyTransfer" in points
 
     @property
     def unlock_on_ev_disconnect(self) -> bool:
