@@ -163,6 +163,9 @@ class CentralSystem:
         # (station, report action, requestId) -> the request's answer status (None: not yet)
         self.report_requests: dict[tuple[str, str, int], str | None] = {}
         self.report_criteria: dict[tuple[str, str, int], dict[str, Any]] = {}  # the requests
+        # K11-K13: the external limits each station notified and has not cleared yet,
+        # as (chargingLimitSource, evseId or 0)
+        self.charging_limits: dict[str, set[tuple[str, int]]] = {}
         self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
         # (station, reservationId) -> (idTag, parentIdTag) of each 1.6 ReserveNow Accepted
         self.reservations16: dict[tuple[str, int], tuple[str, str | None]] = {}

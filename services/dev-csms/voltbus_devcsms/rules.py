@@ -284,16 +284,49 @@ def variable_results_problem(action: str, requested: list[dict[str, Any]],
     return None
 
 
+# K11.FR.05/K12.FR.04: "the Charging Station SHALL NOT set the chargingLimitSource to CSO in the
+# NotifyChargingLimitRequest" (a CSO limit is a profile the CSMS installed); its evseId "must be
+# > 0" (NotifyChargingLimitRequest field description; absent: the whole station).
+LIMIT_SOURCE = "charging-limit-source"
+LIMIT_EVSE = "charging-limit-evse"
+# K13: ClearedChargingLimit tells that an external limit was released. Every limit that starts
+# is notified (none -> a limit is a change beyond any LimitChangeSignificance, K11.FR.02 and
+# K12.FR.02), so a Cleared for a source and EVSE with no notified limit in force releases
+# nothing: our reading (the spec names no such rule), kept across the station's connections.
+CLEARED_WITHOUT_LIMIT = "cleared-without-limit"
+# K11.FR.06: an external limit is reported with purpose ChargingStationExternalConstraints; a
+# profile the CSMS set (CSO) never has it (K01 refuses it). ReportChargingProfiles carries the
+# chargingLimitSource its profiles come from, one the request's criteria asked for (K09).
+EXTERNAL = "ChargingStationExternalConstraints"
+
+
+def notify_limit_problem(payload: dict[str, Any]) -> tuple[str, str] | None:
+    """(rule, detail) when a NotifyChargingLimit (camelCase) breaks K11/K12, or None."""
+    source = payload.get("chargingLimit", {}).get("chargingLimitSource")
+    if source == "CSO":
+        return LIMIT_SOURCE, "NotifyChargingLimit with chargingLimitSource CSO"
+    evse = payload.get("evseId")
+    if evse is not None and evse <= 0:
+        return LIMIT_EVSE, f"NotifyChargingLimit evseId {evse} (must be > 0, or absent)"
+    return None
+
+
 def profiles_report_problem(request: dict[str, Any], evse_id: int,
-                            profiles: list[dict[str, Any]]) -> tuple[str, str] | None:
+                            profiles: list[dict[str, Any]], source: str = "CSO"
+                            ) -> tuple[str, str] | None:
     """(rule, detail) when a ReportChargingProfiles page (camelCase) does not answer its
     GetChargingProfiles request (camelCase) or puts a profile on the wrong kind of EVSE."""
     wanted_evse = request.get("evseId")
     if wanted_evse is not None and evse_id != wanted_evse:
         return REPORT_CRITERIA, f"profiles of EVSE {evse_id} for a request of EVSE {wanted_evse}"
     criteria = request.get("chargingProfile", {})
+    sources = criteria.get("chargingLimitSource")
+    if sources and source not in sources:
+        return REPORT_CRITERIA, f"profiles of source {source} for a request of sources {sources}"
     for p in profiles:
         purpose = p.get("chargingProfilePurpose")
+        if (purpose == EXTERNAL) != (source != "CSO"):
+            return LIMIT_SOURCE, f"profile {p.get('id')}: {purpose} reported as source {source}"
         if purpose == "ChargingStationMaxProfile" and evse_id != 0:
             return PROFILE_EVSE, f"ChargingStationMaxProfile {p.get('id')} on EVSE {evse_id}"
         if purpose == "TxProfile" and evse_id == 0:

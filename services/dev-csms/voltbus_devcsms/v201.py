@@ -310,23 +310,37 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
         return call_result.ReservationStatusUpdate()
 
     @on(Action.notify_charging_limit)
-    def on_notify_charging_limit(self, charging_limit: dict[str, Any],
+    def on_notify_charging_limit(self, charging_limit: dict[str, Any], evse_id: int | None = None,
                                  **_: Any) -> call_result.NotifyChargingLimit:
+        if self.current is not None:
+            problem = rules.notify_limit_problem(self.current.payload)
+            if problem is not None:
+                self.check(*problem)
+        self.csms.charging_limits.setdefault(self.id, set()).add(
+            (charging_limit["charging_limit_source"], evse_id or 0))
         return call_result.NotifyChargingLimit()
 
     @on(Action.cleared_charging_limit)
-    def on_cleared_charging_limit(self, charging_limit_source: str,
+    def on_cleared_charging_limit(self, charging_limit_source: str, evse_id: int | None = None,
                                   **_: Any) -> call_result.ClearedChargingLimit:
+        key = (charging_limit_source, evse_id or 0)
+        limits = self.csms.charging_limits.setdefault(self.id, set())
+        self.check(rules.CLEARED_WITHOUT_LIMIT, None if key in limits else (
+            f"ClearedChargingLimit {charging_limit_source} on evseId {evse_id} with no "
+            "NotifyChargingLimit of it in force"))
+        limits.discard(key)
         return call_result.ClearedChargingLimit()
 
     @on(Action.report_charging_profiles)
-    def on_report_charging_profiles(self, request_id: int, evse_id: int, tbc: bool = False,
+    def on_report_charging_profiles(self, request_id: int, evse_id: int,
+                                    charging_limit_source: str, tbc: bool = False,
                                     **_: Any) -> call_result.ReportChargingProfiles:
         self._page("ReportChargingProfiles", request_id, None, tbc, None)
         request = self.csms.report_criteria.get((self.id, "ReportChargingProfiles", request_id))
         if request is not None and self.current is not None:
             problem = rules.profiles_report_problem(
-                request, evse_id, self.current.payload.get("chargingProfile", []))
+                request, evse_id, self.current.payload.get("chargingProfile", []),
+                charging_limit_source)
             if problem is not None:
                 self.check(*problem)
         return call_result.ReportChargingProfiles()

@@ -21,12 +21,14 @@ from voltbus_ocpp.model.events import (
     SendStopTransaction,
     SendTransactionUpdate,
 )
+from voltbus_ocpp.model.external_limits import LimitSource
 from voltbus_ocpp.model.results import Measurand, ReadingContext, TransferEnd, TxStart, TxUpdate
 
 STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
 UPDATED = "transaction_updated"
 SECURITY_EVENT = "security_event"
 FIRMWARE_STATUS = "firmware_status"
+EXTERNAL_LIMIT = "external_limit"
 LEGACY_V16 = frozenset({"StartTransaction", "MeterValues", "StopTransaction"})
 """Kinds of rows queued by gateways before records: 1.6 actions with 1.6 payloads."""
 
@@ -99,8 +101,20 @@ class FirmwareStatusRecord:
     signed: bool = False
 
 
+@dataclass(frozen=True)
+class ExternalLimitRecord:
+    """An external limit started or moved (amps) or ended (None) on a connector (0: the
+    station), model/external_limits.py; queued like a transaction message so a report made
+    while the central system is away reaches it once it is back (2.0.1 K11-K13)."""
+
+    connector: int
+    source: LimitSource
+    amps: float | None
+    ts: datetime
+
+
 Record = TransactionStarted | MeterValuesRecord | TransactionStopped | WireRecord | (
-    SecurityEventRecord | FirmwareStatusRecord | TransactionUpdated)
+    SecurityEventRecord | FirmwareStatusRecord | TransactionUpdated | ExternalLimitRecord)
 TxRecord = TransactionStarted | MeterValuesRecord | TransactionUpdated | TransactionStopped
 
 
@@ -177,6 +191,9 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, FirmwareStatusRecord):
         return FIRMWARE_STATUS, {"status": record.status, "request_id": record.request_id,
                                  "signed": record.signed}
+    if isinstance(record, ExternalLimitRecord):
+        return EXTERNAL_LIMIT, {"connector": record.connector, "source": record.source.value,
+                                "amps": record.amps, "ts": record.ts.isoformat()}
     return record.action, record.payload
 
 
@@ -218,4 +235,9 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
         request_id = b.get("request_id")
         return FirmwareStatusRecord(str(b["status"]), None if request_id is None
                                     else int(request_id), bool(b.get("signed", False)))
+    if kind == EXTERNAL_LIMIT:
+        amps = b["amps"]
+        return ExternalLimitRecord(int(b["connector"]), LimitSource(b["source"]),
+                                   None if amps is None else float(amps),
+                                   datetime.fromisoformat(b["ts"]))
     raise ValueError(f"unknown outbox record kind {kind!r}")

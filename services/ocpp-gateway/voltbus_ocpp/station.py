@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shlex
 import subprocess
@@ -56,6 +57,7 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
     Tick,
 )
+from voltbus_ocpp.model.external_limits import LimitSource, ReportExternalLimit
 from voltbus_ocpp.model.metering import SWITCH_WAIT_S
 from voltbus_ocpp.model.results import Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import SmartCharging
@@ -65,6 +67,7 @@ from voltbus_ocpp.offpeak_timer import OffPeakTimer
 from voltbus_ocpp.profiles import Profiles
 from voltbus_ocpp.protocols import adapter_for
 from voltbus_ocpp.records import (
+    ExternalLimitRecord,
     FirmwareStatusRecord,
     MeterValuesRecord,
     Record,
@@ -88,6 +91,7 @@ TICK_MIN_S = 0.02  # the shortest wait after a tick
 TICK_MAX_S = 60.0  # the longest wait without a deadline (a clock step is noticed by then)
 
 FIRMWARE_INSTALLED = "firmware_installed"  # meta: "1" from the install until Installed is queued
+EXTERNAL_LIMITS = "external_limits"  # meta: the external limits last reported (JSON)
 FIRMWARE_FINAL = frozenset({"DownloadFailed", "InstallationFailed"})  # durable, not live
 
 
@@ -133,6 +137,7 @@ class Station:
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
             unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s,
             time_scale=settings.time_scale)
+        self._restore_external_limits()
         self.display = Display(self.store, bus, self.model, clock)  # display messages (2.0.1)
         self.availability = Availability(self.store)  # ChangeAvailability survives restarts
         self.availability.restore(self.model)
@@ -290,9 +295,30 @@ class Station:
                             "open" if effect.wanted_closed else "closed",
                             "closed" if effect.wanted_closed else "open", effect.attempt,
                             ", the last" if effect.last else "")
+            elif isinstance(effect, ReportExternalLimit):
+                self._external_limit(effect)
             elif isinstance(effect, RestartRequested):
                 self._restart_after_reply = True
                 self._hard_reset_after_reply = effect.hard
+
+    def _restore_external_limits(self) -> None:
+        """What was reported before the restart: a release seen now is still reported."""
+        try:
+            saved = json.loads(self.store.meta(EXTERNAL_LIMITS, "[]") or "[]")
+            self.model.external.reported = {(int(n), LimitSource(source)): float(amps)
+                                            for n, source, amps in saved}
+        except (ValueError, TypeError) as exc:  # a damaged row: report afresh
+            log.warning("%s: ignored the stored external limits: %s", self.id, exc)
+
+    def _external_limit(self, effect: ReportExternalLimit) -> None:
+        """Durable, with what was reported in the same commit (nothing twice, none lost)."""
+        reported = [[n, source.value, amps]
+                    for (n, source), amps in sorted(self.model.external.reported.items())]
+        with self.store.transaction():
+            self.queue.put(ExternalLimitRecord(effect.connector, effect.source, effect.amps,
+                                               effect.ts), None)
+            self.store.set_meta(EXTERNAL_LIMITS, json.dumps(reported))
+        self.messenger.durable_added()
 
     def send(self, message: Message) -> None:
         """Queue a live message for the central system (dropped while offline)."""

@@ -129,6 +129,12 @@ class ChargePointConfig(Protocol):
         effective limit (2.0.1: the EVSE's Power MaxSet attribute; 1.6 has none)."""
         ...
 
+    @property
+    def limit_change_significance_pct(self) -> float | None:
+        """External limits (model/external_limits.py) are reported when they start, end or
+        move by more than this percentage; None: the protocol has no such report (1.6)."""
+        ...
+
 
 class StationConfig(ChargePointConfig, Protocol):
     """What the station around the model needs as well (messaging, reset, limits)."""

@@ -49,6 +49,7 @@ from voltbus_ocpp.model.events import (
     TransactionView,
     Unlock,
 )
+from voltbus_ocpp.model.external_limits import ExternalLimits
 from voltbus_ocpp.model.metering import SwitchRead
 from voltbus_ocpp.model.offpeak import OffPeak, OffPeakChanged
 from voltbus_ocpp.model.results import AuthStatus, Outcome
@@ -89,6 +90,7 @@ class StationModel:
         self.hardware_online: bool | None = None  # service/hardware/status; None: not heard
         self.pending: dict[str, Pending] = {}
         self.offpeak = OffPeak()  # off-peak charging policy (model/offpeak.py)
+        self.external = ExternalLimits()  # what external limits were reported (K11-K13)
         # ChangeAvailability of connector 0 (OCPP 1.6 5.2): the station as a whole, beside each
         # connector's own availability; a change waits for running transactions (scheduled)
         self.station_operative = True
@@ -146,6 +148,10 @@ class StationModel:
         else:
             for connector in self.connectors.values():
                 effects += connector.refresh()
+        effects += self.external.reports(
+            self.connectors.values(), self.offpeak.holding,
+            self.config.limit_change_significance_pct, self.clock(),
+            None if one is None else {one.connector_id})
         return self.offpeak.annotate(effects, self.connectors)
 
     def startup(self) -> list[Effect]:

@@ -216,6 +216,11 @@ class ConfigStore:
         return None
 
     @property
+    def limit_change_significance_pct(self) -> float | None:
+        """1.6 has no message reporting an external limit: none are reported."""
+        return None
+
+    @property
     def max_energy_on_invalid_id_wh(self) -> int:
         """MaxEnergyOnInvalidId."""
         return self.get_int("MaxEnergyOnInvalidId")

@@ -31,6 +31,7 @@ from voltbus_ocpp.protocol.security_event import security_event
 from voltbus_ocpp.protocol.wire_time import iso as iso  # re-exported: convert.iso
 from voltbus_ocpp.protocol.wire_time import parse_time as parse_time
 from voltbus_ocpp.records import (
+    ExternalLimitRecord,
     FirmwareStatusRecord,
     MeterValuesRecord,
     Record,
@@ -265,6 +266,8 @@ def record_call(record: Record, tx_id: str | None) -> tuple[str, dict[str, Any]]
         return "FirmwareStatusNotification", {"status": record.status}
     if isinstance(record, TransactionUpdated):
         raise ValueError("a 2.0.1 transaction update cannot be sent over OCPP 1.6")
+    if isinstance(record, ExternalLimitRecord):
+        raise ValueError("OCPP 1.6 has no message reporting an external limit")
     if record.subprotocol != "ocpp1.6":
         raise ValueError(f"a {record.subprotocol} message cannot be sent over OCPP 1.6")
     if record.action == "StartTransaction" or tx_id is None:

@@ -22,6 +22,7 @@ from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 from voltbus_ocpp.protocol.v16.requests import V16Requests
 from voltbus_ocpp.protocol.v16.security import SecureChargePoint, V16Security, initial_profile
 from voltbus_ocpp.records import (
+    ExternalLimitRecord,
     Record,
     SecurityEventRecord,
     TransactionStarted,
@@ -144,6 +145,10 @@ class V16Session:
         if isinstance(record, TransactionUpdated):  # 2.0.1 only (an early start): no 1.6 CALL
             log.warning("%s: dropping a queued 2.0.1 transaction update: OCPP 1.6 has no "
                         "message for it", self.core.id)
+            return None
+        if isinstance(record, ExternalLimitRecord):  # queued under 2.0.1: 1.6 has no message
+            log.warning("%s: dropping a queued external-limit report: OCPP 1.6 has no message "
+                        "for it", self.core.id)
             return None
         action, payload = convert.record_call(record, transaction_id)
         try:

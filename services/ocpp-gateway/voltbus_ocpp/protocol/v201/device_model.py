@@ -37,6 +37,7 @@ from voltbus_ocpp.model.display import MAX_MESSAGES, SUPPORTED_FORMATS, SUPPORTE
 from voltbus_ocpp.protocol.v201.convert import CONNECTOR_STATUS
 from voltbus_ocpp.protocol.v201.smart import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
 from voltbus_ocpp.protocol.v201.variables import (
+    DECIMALS,
     DEFAULTS,
     MEASURAND_NAMES,
     READ_ONLY,
@@ -121,6 +122,10 @@ def _config_entry(name: str, default: str) -> Entry:
     unit = next((u for suffix, u in _UNITS.items() if variable.endswith(suffix)), None)
     if name in SECRET:
         return Entry(component, variable, "string", "WriteOnly")
+    if name in DECIMALS:
+        low, high = DECIMALS[name]
+        return Entry(component, variable, "decimal", unit="Percent", min_limit=low,
+                     max_limit=high)
     if name in READ_ONLY:
         return Entry(component, variable, "integer", "ReadOnly")
     if default in ("true", "false"):

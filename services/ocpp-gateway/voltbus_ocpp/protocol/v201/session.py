@@ -68,6 +68,7 @@ from voltbus_ocpp.protocol.v201.security import (
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
 from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
+    ExternalLimitRecord,
     FirmwareStatusRecord,
     Record,
     SecurityEventRecord,
@@ -193,7 +194,8 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         self.device = DeviceModel(core, variables)
         self.security = V201Security(core, variables)  # blocks A, M, N01, L01 (security.py)
         self._report: tuple[int, list[Entry]] | None = None  # accepted, its pages still to send
-        self._profiles_report: tuple[int, dict[int, list[dict[str, Any]]]] | None = None
+        self._profiles_report: tuple[int, dict[tuple[int, str], list[dict[str, Any]]]] | None \
+            = None
         self._display_report: tuple[int, list[Any]] | None = None  # GetDisplayMessages accepted
         self._reset_now = False  # an Immediate (or idle OnIdle) Reset answered: restart after it
 
@@ -590,11 +592,12 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
             stack_level=criteria.get("stack_level"))
         return call_result.ClearChargingProfile(status="Accepted" if found else "Unknown")
 
-    def installed_profiles(self, evse_id: int | None,
-                           criteria: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
-        """The installed profiles matching GetChargingProfiles' criteria, per EVSE (2.0.1
-        shape)."""
-        found: dict[int, list[dict[str, Any]]] = {}
+    def installed_profiles(self, evse_id: int | None, criteria: dict[str, Any]
+                           ) -> dict[tuple[int, str], list[dict[str, Any]]]:
+        """The profiles matching GetChargingProfiles' criteria, per (EVSE, chargingLimitSource)
+        (2.0.1 shape): the installed ones (CSO) and the external limits in force as
+        ChargingStationExternalConstraints (K11.FR.06; a station-wide one on evseId 0)."""
+        found: dict[tuple[int, str], list[dict[str, Any]]] = {}
         txs = {c.connector_id: c.facts.tx for c in self.core.model.connectors.values()}
         for p in self.core.smart.profiles:
             if evse_id is not None and p.connector != evse_id:
@@ -604,7 +607,16 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                 self.core.id, tx.local_id, tx.started_at.isoformat())
             profile = smart.from_engine(p.profile, tx_id)
             if smart.matches(profile, criteria):
-                found.setdefault(p.connector, []).append(profile)
+                found.setdefault((p.connector, "CSO"), []).append(profile)
+        model = self.core.model
+        now = self.core.clock().replace(microsecond=0)
+        for (n, source), amps in sorted(model.external.in_force(
+                model.connectors.values(), model.offpeak.holding).items()):
+            if evse_id is not None and n != evse_id:
+                continue
+            profile = smart.external_profile(n, source, amps, now)
+            if smart.matches(profile, criteria, smart.LIMIT_SOURCES[source]):
+                found.setdefault((n, smart.LIMIT_SOURCES[source]), []).append(profile)
         return found
 
     @on("GetChargingProfiles")
@@ -625,12 +637,12 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
             self.core.spawn(self.send_profiles(request_id, found))
 
     async def send_profiles(self, request_id: int,
-                            found: dict[int, list[dict[str, Any]]]) -> None:
-        """ReportChargingProfiles, one per EVSE (evseId 0: the station), tbc on all but the
-        last (K09)."""
+                            found: dict[tuple[int, str], list[dict[str, Any]]]) -> None:
+        """ReportChargingProfiles, one per EVSE (evseId 0: the station) and limit source, tbc on
+        all but the last (K09)."""
         await self.send_pages("ReportChargingProfiles", request_id, [
-            {"requestId": request_id, "chargingLimitSource": "CSO", "evseId": evse,
-             "chargingProfile": found[evse]} for evse in sorted(found)])
+            {"requestId": request_id, "chargingLimitSource": source, "evseId": evse,
+             "chargingProfile": found[(evse, source)]} for evse, source in sorted(found)])
 
     @on("GetCompositeSchedule")
     def on_get_composite_schedule(self, duration: int, evse_id: int,
@@ -641,9 +653,9 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                 "reason_code": "UnknownEVSE"})
         start = self.core.clock().replace(microsecond=0)
         periods = self.core.composite(evse_id, start, duration)
-        # the station's own maximum is a limit too (K08: profiles and local limits combined)
-        cap = self.core.settings.max_current_a * (len(self.core.model.connectors)
-                                                  if evse_id == 0 else 1)
+        # the station's own maximum and the external limits in force are limits too (K08:
+        # profiles and local limits combined); they are taken as lasting the whole duration
+        cap = self._local_cap(evse_id)
         periods = [{**p, "limit": min(p["limit"], cap)} for p in periods] or [
             {"startPeriod": 0, "limit": cap}]
         if periods[0]["startPeriod"] != 0:  # not limited by a profile until then
@@ -658,6 +670,18 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
             "evse_id": evse_id, "duration": duration, "schedule_start": iso(start),
             "charging_rate_unit": unit, "charging_schedule_period": [
                 {"start_period": p["startPeriod"], "limit": p["limit"]} for p in merged]})
+
+    def _local_cap(self, evse_id: int) -> float:
+        """The hardware maximum, lowered by the external limits in force (K11-K14): an EVSE's
+        own and the station-wide ones; for evseId 0 the sum over the EVSEs."""
+        model, most = self.core.model, self.core.settings.max_current_a
+        limits = model.external.in_force(model.connectors.values(), model.offpeak.holding)
+        station = min((a for (n, _), a in limits.items() if n == 0), default=None)
+
+        def evse_cap(n: int) -> float:
+            own = [a for (m, _), a in limits.items() if m == n]
+            return min([most, *own] + ([] if station is None else [station]))
+        return sum(evse_cap(n) for n in model.connectors) if evse_id == 0 else evse_cap(evse_id)
 
     # --- F UnlockConnector, P DataTransfer -----------------------------------------------------
 
@@ -854,6 +878,11 @@ class V201Session:
             if record.request_id is not None:
                 payload["requestId"] = record.request_id
             await send_call(self.cp, "FirmwareStatusNotification", payload)
+            return None
+        if isinstance(record, ExternalLimitRecord):  # K11-K13
+            action, payload = smart.charging_limit_call(
+                record, self.adapter.config.notify_limit_with_schedules)
+            await send_call(self.cp, action, payload)
             return None
         assert isinstance(record, TxRecord)
         local_id = record.effect.local_id

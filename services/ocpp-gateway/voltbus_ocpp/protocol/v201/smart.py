@@ -10,18 +10,79 @@ connector (EVSE n is voltbus connector n, 0 the station).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from voltbus_ocpp.model.external_limits import LimitSource
 from voltbus_ocpp.model.smart_charging import MAX, TX, SmartCharging, invalid_schedule
+from voltbus_ocpp.protocol.wire_time import iso
+from voltbus_ocpp.records import ExternalLimitRecord
 
-__all__ = ["EXTERNAL", "MAX_PERIODS", "MAX_PROFILES", "MAX_STACK_LEVEL", "STATION_MAX",
-           "from_engine", "invalid_schedule", "matches", "refusal", "to_engine"]
+__all__ = [
+    "EXTERNAL",
+    "LIMIT_SOURCES",
+    "MAX_PERIODS",
+    "MAX_PROFILES",
+    "MAX_STACK_LEVEL",
+    "STATION_MAX",
+    "charging_limit_call",
+    "external_profile",
+    "external_profile_id",
+    "from_engine",
+    "invalid_schedule",
+    "matches",
+    "refusal",
+    "to_engine",
+]
 
 STATION_MAX = "ChargingStationMaxProfile"
 EXTERNAL = "ChargingStationExternalConstraints"
 MAX_STACK_LEVEL = 10  # SmartChargingCtrlr.ProfileStackLevel
 MAX_PERIODS = 24  # SmartChargingCtrlr.PeriodsPerSchedule
 MAX_PROFILES = 20  # SmartChargingCtrlr.Entries[ChargingProfiles] maxLimit
+# chargingLimitSource of each external limit (never CSO, K11.FR.05/K12.FR.04): the site energy
+# manager is an EMS; the off-peak window policy is the station's own rule, neither EMS nor a
+# system operator: Other
+LIMIT_SOURCES = {LimitSource.ENERGY_MANAGER: "EMS", LimitSource.OFF_PEAK: "Other"}
+
+
+def external_profile_id(connector: int, source: LimitSource) -> int:
+    """The id an external limit is reported under (K11.FR.06 recommends negative ids: they
+    never clash with the central system's)."""
+    return -(connector * 10 + list(LimitSource).index(source) + 1)
+
+
+def _schedule(connector: int, source: LimitSource, amps: float, since: datetime
+              ) -> dict[str, Any]:
+    return {"id": external_profile_id(connector, source), "startSchedule": iso(since),
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(amps, 1)}]}
+
+
+def charging_limit_call(record: ExternalLimitRecord, with_schedule: bool
+                        ) -> tuple[str, dict[str, Any]]:
+    """K11-K13: NotifyChargingLimit for a limit that started or moved (its schedule when
+    NotifyChargingLimitWithSchedules), ClearedChargingLimit for one that ended; evseId for a
+    connector's limit, none for the station's (it applies to the whole station)."""
+    source = LIMIT_SOURCES[record.source]
+    evse = {"evseId": record.connector} if record.connector else {}
+    if record.amps is None:
+        return "ClearedChargingLimit", {"chargingLimitSource": source, **evse}
+    payload: dict[str, Any] = {
+        "chargingLimit": {"chargingLimitSource": source, "isGridCritical": False}, **evse}
+    if with_schedule:
+        payload["chargingSchedule"] = [_schedule(record.connector, record.source, record.amps,
+                                                 record.ts)]
+    return "NotifyChargingLimit", payload
+
+
+def external_profile(connector: int, source: LimitSource, amps: float, since: datetime
+                     ) -> dict[str, Any]:
+    """An external limit in force as the ChargingStationExternalConstraints profile
+    GetChargingProfiles reports it (K11.FR.06): Absolute from when it was set, one period."""
+    return {"id": external_profile_id(connector, source), "stackLevel": 0,
+            "chargingProfilePurpose": EXTERNAL, "chargingProfileKind": "Absolute",
+            "chargingSchedule": [_schedule(connector, source, amps, since)]}
 
 
 def to_engine(profile: dict[str, Any]) -> dict[str, Any]:
@@ -109,12 +170,12 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return bool(start_a < end_b and start_b < end_a)  # ISO 8601 UTC strings compare as times
 
 
-def matches(profile: dict[str, Any], criteria: dict[str, Any]) -> bool:
-    """A 2.0.1 profile (camelCase) matches GetChargingProfiles' ChargingProfileCriterionType:
-    every criterion given holds (chargingLimitSource: ours are all CSO, K09)."""
+def matches(profile: dict[str, Any], criteria: dict[str, Any], source: str = "CSO") -> bool:
+    """A 2.0.1 profile (camelCase) of a limit source (CSO: installed by the central system)
+    matches GetChargingProfiles' ChargingProfileCriterionType: every criterion given holds."""
     ids = criteria.get("chargingProfileId")
     sources = criteria.get("chargingLimitSource")
     return ((criteria.get("chargingProfilePurpose") in (None, profile[
         "chargingProfilePurpose"])) and criteria.get("stackLevel") in (
         None, profile["stackLevel"]) and (not ids or profile["id"] in ids)
-        and (not sources or "CSO" in sources))
+        and (not sources or source in sources))

@@ -40,6 +40,10 @@ DEFAULTS: dict[str, str] = {
     "ReservationCtrlr.Enabled": "true",
     "ReservationCtrlr.NonEvseSpecific": "true",  # ReserveNow without evseId
     "SmartChargingCtrlr.Enabled": "true",
+    # K11-K13: external limits (model/external_limits.py) reported when they move by more than
+    # this percentage; with their schedule when NotifyChargingLimitWithSchedules
+    "SmartChargingCtrlr.LimitChangeSignificance": "10",
+    "SmartChargingCtrlr.NotifyChargingLimitWithSchedules": "false",
     "DisplayMessageCtrlr.Enabled": "true",
     "TxCtrlr.EVConnectionTimeOut": "60",
     "TxCtrlr.TxStartPoint": "PowerPathClosed",
@@ -88,6 +92,7 @@ TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset(c) for n in range(1, len(TX_STAR
              "TxCtrlr.TxStopPoint": [frozenset({"Authorized", *c})
                                      for n in range(len(TX_STOP_OPTIONAL) + 1)
                                      for c in combinations(TX_STOP_OPTIONAL, n)]}
+DECIMALS = {"SmartChargingCtrlr.LimitChangeSignificance": (0.0, 100.0)}  # name: (min, max)
 ATTRIBUTE_PREFIX = "attr/"
 VOLTS = 230.0  # per phase: a power in W as a current in A (as GetCompositeSchedule)
 
@@ -163,7 +168,14 @@ class Variables:
         if name not in DEFAULTS:
             return "UnknownVariable"
         default = DEFAULTS[name]
-        if default in ("true", "false"):
+        if name in DECIMALS:
+            try:
+                number = float(value)
+            except ValueError:
+                return "Rejected"
+            if not DECIMALS[name][0] <= number <= DECIMALS[name][1]:  # NaN too
+                return "Rejected"
+        elif default in ("true", "false"):
             if value.lower() not in ("true", "false"):
                 return "Rejected"
             value = value.lower()
@@ -232,6 +244,16 @@ class Variables:
     def smart_enabled(self) -> bool:
         """SmartChargingCtrlr.Enabled."""
         return self._bool("SmartChargingCtrlr.Enabled")
+
+    @property
+    def limit_change_significance_pct(self) -> float | None:
+        """SmartChargingCtrlr.LimitChangeSignificance."""
+        return float(self.values["SmartChargingCtrlr.LimitChangeSignificance"])
+
+    @property
+    def notify_limit_with_schedules(self) -> bool:
+        """SmartChargingCtrlr.NotifyChargingLimitWithSchedules."""
+        return self._bool("SmartChargingCtrlr.NotifyChargingLimitWithSchedules")
 
     @property
     def display_enabled(self) -> bool:

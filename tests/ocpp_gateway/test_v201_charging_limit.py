@@ -1,0 +1,148 @@
+"""OCPP 2.0.1 external charging limits (K11-K13) against the dev central system (schema validation
+and its charging-limit rules on, a real WebSocket and broker): the energy manager's limit
+published on the bus is a NotifyChargingLimit (EMS, with its schedule when
+NotifyChargingLimitWithSchedules), a move below LimitChangeSignificance is not, a release is a
+ClearedChargingLimit; GetChargingProfiles reports it as ChargingStationExternalConstraints and
+GetCompositeSchedule takes it in; across a central-system outage each report arrives once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fixtures.mosquitto import Broker
+from tests.ocpp_gateway.conftest import Rig
+from voltbus_common import channels as ch
+from voltbus_common.bus import Bus
+from voltbus_common.models import EnergyLimitCommand
+from voltbus_devcsms import rules
+
+
+@pytest.fixture
+async def energy(mosquitto: Broker, station: str) -> AsyncIterator[Bus]:
+    """The energy manager's side of the bus (its own MQTT user)."""
+    bus = Bus(mosquitto.settings("energy", stations=[station]), station=station, service=None)
+    task = asyncio.create_task(bus.run())
+    await bus.wait_connected(5)
+    yield bus
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def limit(bus: Bus, amps: float, connector: int = 1) -> None:
+    bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason="fuse share"),
+                connector=connector)
+
+
+async def set_variable(rig: Rig, variable: str, value: str) -> str:
+    answer = await rig.csms.send_action(rig.id, "SetVariables", {"setVariableData": [{
+        "component": {"name": "SmartChargingCtrlr"}, "variable": {"name": variable},
+        "attributeValue": value}]})
+    return str(answer["setVariableResult"][0]["attributeStatus"])
+
+
+async def charging_at(rig: Rig, amps: float) -> None:
+    await rig.wait("charging", lambda p: p is not None and p.current_limit_a == amps)
+
+
+async def test_energy_limit_notified_moved_below_significance_and_cleared(
+        rig: Rig, energy: Bus) -> None:
+    """10 A from the energy manager: NotifyChargingLimit EMS on EVSE 1 with its schedule;
+    10.5 A (5 %, below the 10 % significance): nothing; 6 A: notified again; the hardware
+    maximum (16 A, nothing restricted): ClearedChargingLimit. The CSMS's rules hold."""
+    csms = rig.csms
+    await rig.online_201()
+    assert await set_variable(rig, "NotifyChargingLimitWithSchedules", "true") == "Accepted"
+    assert await set_variable(rig, "LimitChangeSignificance", "101") == "Rejected"
+    limit(energy, 10.0)
+    notify = await csms.wait_for(rig.id, "NotifyChargingLimit")
+    assert notify["evseId"] == 1
+    assert notify["chargingLimit"] == {"chargingLimitSource": "EMS", "isGridCritical": False}
+    [schedule] = notify["chargingSchedule"]
+    assert schedule["chargingRateUnit"] == "A"
+    assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 10.0}]
+    await charging_at(rig, 10.0)
+
+    answer = await csms.send_action(rig.id, "GetCompositeSchedule",
+                                    {"duration": 300, "evseId": 1})
+    assert [p["limit"] for p in answer["schedule"]["chargingSchedulePeriod"]] == [10.0]
+    await csms.send_action(rig.id, "GetChargingProfiles", {
+        "requestId": 7, "chargingProfile": {"chargingLimitSource": ["EMS"]}})
+    report = await csms.wait_report(rig.id, 7, action="ReportChargingProfiles")
+    assert report.pages[0]["chargingLimitSource"] == "EMS"
+    [external] = report.items("chargingProfile")
+    assert external["chargingProfilePurpose"] == "ChargingStationExternalConstraints"
+    assert external["id"] < 0  # K11.FR.06's recommendation
+    assert (await csms.send_action(rig.id, "GetChargingProfiles", {
+        "requestId": 8, "chargingProfile": {"chargingLimitSource": ["CSO"]}}))["status"] \
+        == "NoProfiles"
+
+    limit(energy, 10.5)
+    await charging_at(rig, 10.5)
+    limit(energy, 6.0)
+    await charging_at(rig, 6.0)
+    again = await csms.wait_for(rig.id, "NotifyChargingLimit", count=2)
+    assert again["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"] == 6.0
+    limit(energy, 16.0)
+    cleared = await csms.wait_for(rig.id, "ClearedChargingLimit")
+    assert cleared == {"chargingLimitSource": "EMS", "evseId": 1}
+    await charging_at(rig, 16.0)
+    assert [m.payload["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"]
+            for m in csms.received(rig.id, "NotifyChargingLimit")] == [10.0, 6.0]
+    limit(energy, 16.0)  # still released: nothing more
+    await asyncio.sleep(0.3)
+    assert len(csms.received(rig.id, "ClearedChargingLimit")) == 1
+    assert csms.violations(rig.id) == []
+
+
+async def test_limit_reports_cross_an_outage_once(rig: Rig, energy: Bus) -> None:
+    """Set and released while the central system is down: both come out of the outbox once
+    it is back, in order; a gateway restart after that sends neither again."""
+    csms = rig.csms
+    await rig.online_201()
+    await csms.stop()
+    await rig.wait("connection", lambda p: p.connected is False)
+    limit(energy, 8.0)
+    await charging_at(rig, 8.0)
+    limit(energy, 16.0)
+    await charging_at(rig, 16.0)
+    await csms.start()
+    await csms.wait_for(rig.id, "ClearedChargingLimit", timeout=10)
+    notify = csms.received(rig.id, "NotifyChargingLimit")
+    assert len(notify) == 1
+    assert "chargingSchedule" not in notify[0].payload  # NotifyChargingLimitWithSchedules false
+    actions = [a for a in csms.actions(rig.id) if a.endswith("ChargingLimit")]
+    assert actions == ["NotifyChargingLimit", "ClearedChargingLimit"]
+
+    assert rig.gateway is not None
+    queue = rig.gateway.queue
+    for _ in range(100):  # the answer processed: the record left the outbox (else it is sent
+        if not len(queue):  # again after the restart, as any message whose answer was lost)
+            break
+        await asyncio.sleep(0.05)
+    assert not len(queue)
+    await rig.stop_gateway()
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await csms.wait_for(rig.id, "BootNotification", count=2)
+    limit(energy, 16.0)
+    await asyncio.sleep(0.5)
+    assert [a for a in csms.actions(rig.id) if a.endswith("ChargingLimit")] == actions
+    assert csms.violations(rig.id) == []
+
+
+def test_devcsms_charging_limit_rules() -> None:
+    """CSO is not an external source, evseId 0 is not an EVSE; a profiles report of an
+    external source holds ChargingStationExternalConstraints only."""
+    assert rules.notify_limit_problem({"chargingLimit": {"chargingLimitSource": "CSO"}}) == (
+        rules.LIMIT_SOURCE, "NotifyChargingLimit with chargingLimitSource CSO")
+    assert rules.notify_limit_problem({"chargingLimit": {"chargingLimitSource": "EMS"},
+                                       "evseId": 0})[0] == rules.LIMIT_EVSE  # type: ignore[index]
+    assert rules.notify_limit_problem({"chargingLimit": {"chargingLimitSource": "SO"}}) is None
+    request = {"requestId": 1, "chargingProfile": {"chargingLimitSource": ["EMS"]}}
+    tx_default = {"id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile"}
+    assert rules.profiles_report_problem(request, 1, [tx_default], "EMS")[0] == (  # type: ignore[index]
+        rules.LIMIT_SOURCE)
+    assert rules.profiles_report_problem(request, 1, [tx_default], "CSO")[0] == (  # type: ignore[index]
+        rules.REPORT_CRITERIA)
