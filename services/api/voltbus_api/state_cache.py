@@ -15,6 +15,7 @@ from voltbus_common.bus import Bus, Received
 from voltbus_common.enums import ServiceState
 from voltbus_common.models import (
     ChargingState,
+    DisplayMessages,
     HardwareError,
     MeterReading,
     OcppConnection,
@@ -69,11 +70,15 @@ class StationState(BaseModel):
     services: dict[str, ServiceState] = Field(default_factory=dict)
     recorder: RecorderHealth | None = Field(default=None, description="the recorder's last "
                                             "health report (InfluxDB reachable, spool fill)")
+    display: DisplayMessages | None = Field(
+        default=None, description="what the station's display shows now (the gateway's "
+        "retained ocpp/display: OCPP 2.0.1 display messages, in display order)")
     connectors: list[ConnectorState] = Field(default_factory=list)
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "station": "CP1", "ocpp": _OCPP_EXAMPLE, "station_status": None,
         "services": {"hardware": "online", "gateway": "online", "recorder": "online",
                      "api": "online"},
+        "display": ch.DISPLAY.example,
         "connectors": [_CONNECTOR_EXAMPLE]}]})
 
 
@@ -156,9 +161,10 @@ class StateCache:
         """Subscribe to every state topic of the bus's station (call before bus.run())."""
         for field_name, channel in _CONNECTOR_FIELDS.items():
             bus.on(channel, self._connector_handler(field_name))
-        bus.on(ch.OCPP_CONNECTION, self._on_ocpp)
+        bus.on(ch.OCPP_CONNECTION, self._station_handler("ocpp"))
         bus.on(ch.SERVICE_STATUS, self._on_service)
-        bus.on(ch.RECORDER_HEALTH, self._on_recorder)
+        bus.on(ch.RECORDER_HEALTH, self._station_handler("recorder"))
+        bus.on(ch.DISPLAY, self._station_handler("display"))
 
     def _connector_handler(self, field_name: str) -> Callable[[Received[Any]], Awaitable[None]]:
         async def handle(msg: Received[Any]) -> None:
@@ -190,21 +196,17 @@ class StateCache:
         await self._emit(Change(station=station, connector=connector, kind=kind,
                                 data=_dump(value), retained=retained))
 
-    async def _on_ocpp(self, msg: Received[OcppConnection]) -> None:
-        station = self._stations.get(msg.station)
-        if station is None:
-            return
-        self._stations[msg.station] = station.model_copy(update={"ocpp": msg.payload})
-        await self._emit(Change(station=msg.station, kind="ocpp", data=_dump(msg.payload),
-                                retained=msg.retain))
-
-    async def _on_recorder(self, msg: Received[RecorderHealth]) -> None:
-        station = self._stations.get(msg.station)
-        if station is None:
-            return
-        self._stations[msg.station] = station.model_copy(update={"recorder": msg.payload})
-        await self._emit(Change(station=msg.station, kind="recorder", data=_dump(msg.payload),
-                                retained=msg.retain))
+    def _station_handler(self, field_name: str) -> Callable[[Received[Any]], Awaitable[None]]:
+        """A station-wide retained topic (the OCPP link, the recorder, the display) into
+        StationState.<field_name>, told to listeners as kind <field_name>."""
+        async def handle(msg: Received[Any]) -> None:
+            station = self._stations.get(msg.station)
+            if station is None:
+                return
+            self._stations[msg.station] = station.model_copy(update={field_name: msg.payload})
+            await self._emit(Change(station=msg.station, kind=field_name, data=_dump(msg.payload),
+                                    retained=msg.retain))
+        return handle
 
     def recorder_health(self) -> dict[str, RecorderHealth]:
         """Each station's last recorder health report, where one was seen."""

@@ -87,6 +87,7 @@ function applyChange(ch) {
   else if (ch.kind === "service") st.services[ch.data.service] = ch.data.state;
   else if (ch.kind === "station_status") st.station_status = ch.data;
   else if (ch.kind === "recorder") st.recorder = ch.data;
+  else if (ch.kind === "display") st.display = ch.data;
   else if (ch.connector != null) {
     const field = ch.kind === "session" ? "last_session" : ch.kind;
     const c = connectorOf(st, ch.connector);
@@ -153,6 +154,7 @@ function render() {
   for (const st of Object.values(stations)) {
     for (const c of st.connectors) fill(cardOf(st, c, root), c);
   }
+  renderDisplayBanner(); // after the cards: an EVSE's message without a card goes in the banner
 }
 
 // A connector's card, made on first sight (in the order render() meets them).
@@ -165,6 +167,7 @@ function cardOf(st, c, root = $("#stations")) {
     card.dataset.station = st.station; card.dataset.connector = c.connector;
     wire(card);
     root.appendChild(card);
+    queueMicrotask(renderDisplayBanner); // its EVSE's messages move from the banner to it
   }
   return card;
 }
@@ -204,6 +207,7 @@ function fill(card, c) {
   $(".offpeak", card).textContent = note; $(".offpeak", card).hidden = !note;
   $(".offpeak", card).classList.toggle("waiting", !!c.charging?.offpeak_waiting);
   $(".override", card).hidden = !c.charging?.offpeak_waiting;
+  fillDisplay(card, c);
   powerChart(card, c);
   tick(card);
 }
