@@ -40,6 +40,7 @@ _CONNECTOR_EXAMPLE: dict[str, Any] = {
     "last_session": None, "updated_at": "2026-01-01T12:00:01Z"}
 
 
+_DISPLAY_EXAMPLE: dict[str, Any] = dict(ch.DISPLAY.example)  # type: ignore[arg-type]
 _OCPP_EXAMPLE: dict[str, Any] = {"connected": True, "registration": "Accepted",
                                   "since": "2026-01-01T11:00:00Z"}
 
@@ -78,7 +79,7 @@ class StationState(BaseModel):
         "station": "CP1", "ocpp": _OCPP_EXAMPLE, "station_status": None,
         "services": {"hardware": "online", "gateway": "online", "recorder": "online",
                      "api": "online"},
-        "display": ch.DISPLAY.example,
+        "display": _DISPLAY_EXAMPLE,
         "connectors": [_CONNECTOR_EXAMPLE]}]})
 
 
