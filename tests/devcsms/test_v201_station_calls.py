@@ -323,3 +323,25 @@ async def test_started_trigger_matches_the_start_point(csms: Csms) -> None:
         await st.event("Started", "T2", trigger_reason="Authorized", meter_wh=20,
                        id_token="CARD")
         assert [v.rule for v in csms.violations("S1")] == [rules.TX_START_TRIGGER]
+
+
+async def test_charging_limit_rules_over_the_wire(csms: Csms) -> None:
+    """K11-K13 at the dev central system: a Cleared with no limit notified, a CSO source and
+    evseId 0 are violations; Notify then Cleared of the same source and EVSE is not, and a
+    second Cleared of it is again."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.call(call.ClearedChargingLimit(charging_limit_source="EMS", evse_id=1))
+        assert [v.rule for v in csms.violations("S1")] == [rules.CLEARED_WITHOUT_LIMIT]
+        await st.call(call.NotifyChargingLimit(
+            charging_limit={"charging_limit_source": "CSO"}, evse_id=0))
+        assert [v.rule for v in csms.violations("S1")][1:] == [rules.LIMIT_SOURCE]
+        await st.call(call.NotifyChargingLimit(charging_limit={"charging_limit_source": "EMS"},
+                                               evse_id=0))
+        assert [v.rule for v in csms.violations("S1")][2:] == [rules.LIMIT_EVSE]
+        await st.call(call.NotifyChargingLimit(charging_limit={"charging_limit_source": "SO"},
+                                               evse_id=1))
+        await st.call(call.ClearedChargingLimit(charging_limit_source="SO", evse_id=1))
+        assert len(csms.violations("S1")) == 3
+        await st.call(call.ClearedChargingLimit(charging_limit_source="SO", evse_id=1))
+        assert [v.rule for v in csms.violations("S1")][3:] == [rules.CLEARED_WITHOUT_LIMIT]

@@ -3,17 +3,20 @@ and its charging-limit rules on, a real WebSocket and broker): the energy manage
 published on the bus is a NotifyChargingLimit (EMS, with its schedule when
 NotifyChargingLimitWithSchedules), a move below LimitChangeSignificance is not, a release is a
 ClearedChargingLimit; GetChargingProfiles reports it as ChargingStationExternalConstraints and
-GetCompositeSchedule takes it in; across a central-system outage each report arrives once."""
+GetCompositeSchedule takes it in; across a central-system outage each report arrives once; the
+off-peak policy is a station-wide limit of source Other."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
 from tests.fixtures.mosquitto import Broker
 from tests.ocpp_gateway.conftest import Rig
+from tests.ocpp_gateway.test_offpeak_gateway import OffsetClock, start, today_at
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
 from voltbus_common.models import EnergyLimitCommand
@@ -146,3 +149,20 @@ def test_devcsms_charging_limit_rules() -> None:
         rules.LIMIT_SOURCE)
     assert rules.profiles_report_problem(request, 1, [tx_default], "CSO")[0] == (  # type: ignore[index]
         rules.REPORT_CRITERIA)
+
+
+async def test_off_peak_policy_is_a_station_wide_limit(rig: Rig) -> None:
+    """Off-peak on and the window closed: NotifyChargingLimit Other without evseId (the whole
+    station, 0 A); the window opens by itself: ClearedChargingLimit Other, no evseId."""
+    clock = OffsetClock()
+    opens = today_at(12)
+    clock.set(opens - timedelta(seconds=2))
+    await start(rig, clock, offpeak_enabled=True, ocpp_version="2.0.1")
+    notify = await rig.csms.wait_for(rig.id, "NotifyChargingLimit")
+    assert notify == {"chargingLimit": {"chargingLimitSource": "Other", "isGridCritical": False}}
+    answer = await rig.csms.send_action(rig.id, "GetCompositeSchedule",
+                                        {"duration": 60, "evseId": 1})
+    assert [p["limit"] for p in answer["schedule"]["chargingSchedulePeriod"]] == [0.0]
+    cleared = await rig.csms.wait_for(rig.id, "ClearedChargingLimit", timeout=10)
+    assert cleared == {"chargingLimitSource": "Other"}
+    assert rig.csms.violations(rig.id) == []
