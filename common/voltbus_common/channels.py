@@ -162,6 +162,12 @@ LOCK = _ch("hw/{connector}/lock", m.LockStatus, retain=True, writers=HARDWARE,
                "not confirmed in time; ConnectorLockFailure on `error`), not_supported (no lock "
                "configured). Every lock/set is answered here with its request_id.",
            example={"state": "unlocked", "request_id": "unlock-7", "reason": None, "ts": _TS})
+BAY = _ch("hw/{connector}/bay", m.BayOccupancy, retain=True, writers=HARDWARE,
+          doc="The parking bay detector (loop or ultrasonic sensor on a digital input) in "
+              "front of the connector: occupied while it detects a vehicle. Published at "
+              "start-up and on every change; never published for a connector without one "
+              "(2.0.1 TxStartPoint/TxStopPoint ParkingBayOccupancy need it).",
+          example={"occupied": True, "ts": _TS})
 PHASES = _ch("hw/{connector}/phases", m.PhaseState, retain=True, writers=HARDWARE,
              doc="The phases the connector's supply has (1 or 3) as its phase switch confirms "
                  "them; null phases and switchable false without a phase switch. Every "
@@ -353,7 +359,7 @@ ENERGY_MODE_SET = _ch("energy/{connector}/mode/set", m.ChargeModeSetting, retain
 
 CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     PILOT, METER, RELAY, SWITCH_READING, LOCK, HW_ERROR, RFID, RFID_LAST, RELAY_SET,
-    CURRENT_LIMIT_SET, LOCK_SET, LED_SET, PHASES, PHASES_SET,
+    CURRENT_LIMIT_SET, LOCK_SET, LED_SET, PHASES, PHASES_SET, BAY,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, LAST_SESSION, CHARGING, COMMAND,
     COMMAND_RESULT, DISPLAY,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,

@@ -143,6 +143,14 @@ class SwitchReading(MeterReading):
     settled: bool = True
 
 
+class BayOccupancy(Payload):
+    """Whether the parking bay in front of a connector is occupied, as its detector (an
+    inductive loop or ultrasonic sensor on a digital input) says."""
+
+    occupied: bool
+    ts: UtcDatetime = Field(default_factory=utcnow)
+
+
 class LockStatus(Payload):
     """A connector's cable lock as its feedback confirms it (never as merely commanded).
 

@@ -111,7 +111,7 @@ async def rig(broker: Broker, station_id: str, *, connectors: int = 1,
     for name, channel, args in (
         ("pilot", ch.PILOT, {}), ("meter", ch.METER, {}), ("relay", ch.RELAY, {}),
         ("error", ch.HW_ERROR, {}), ("rfid", ch.RFID, {}), ("switch", ch.SWITCH_READING, {}),
-        ("lock", ch.LOCK, {}), ("phases", ch.PHASES, {}),
+        ("lock", ch.LOCK, {}), ("phases", ch.PHASES, {}), ("bay", ch.BAY, {}),
         ("rejected", ch.SERVICE_REJECTED, {"service": "hardware"}),
         ("status", ch.SERVICE_STATUS, {"service": "hardware"}),
     ):

@@ -170,6 +170,22 @@ class GpioMotorLockConfig(Device):
 LockConfig = Annotated[SimDevice | GpioMotorLockConfig, Field(discriminator="type")]
 
 
+class GpioBayDetectorConfig(Device):
+    """A parking bay detector with a switching output on a GPIO pin: an inductive loop
+    detector's relay or an ultrasonic sensor's output (through an optocoupler or a divider to
+    3.3 V)."""
+
+    type: Literal["gpio"]
+    pin: Pin
+    pull_up: bool = Field(default=True, description="output to GND (open collector, relay "
+                                                    "contact); False: drives 3.3 V")
+    occupied_when_active: bool = Field(default=True,
+                                       description="the output is on while a vehicle is there")
+    bounce_s: Annotated[float, _range(0, 10)] = Field(
+        default=1.0, description="a change counts once it held this long (a person walking "
+                                 "past an ultrasonic sensor, a loop's flicker)")
+
+
 class GpioPhaseSwitchConfig(Device):
     """A contactor on L2/L3 driven from a GPIO pin (through a relay module), for 1p/3p
     switching; optionally its auxiliary contact on an input pin as feedback."""
@@ -288,6 +304,7 @@ class ConnectorConfig(Device):
     led: LedConfig | None = None
     lock: LockConfig | None = None
     phase_switch: PhaseSwitchConfig | None = None
+    bay: GpioBayDetectorConfig | None = None
 
 
 class StationConfig(Device):

@@ -21,6 +21,7 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.enums import ChargePointErrorCode, PilotState, ServiceState
 from voltbus_common.models import (
+    BayOccupancy,
     CurrentLimitCommand,
     HardwareError,
     LedCommand,
@@ -90,6 +91,7 @@ class _Connector:
     meter_failures: int = 0
     meter_retry_at: float = 0.0
     relay_state: RelayState | None = None
+    bay: bool | None = None  # the bay detector's last published value (None: none yet)
     # held while the phase contactor switches: a current limit or a relay close waits for it
     actuation: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -345,14 +347,26 @@ class StationController:
                 c.faults.clear("overcurrent")
             if react and status.pilot in OPEN_PILOTS and c.relay_closed:
                 await self._switch(c, closed=False, why=f"pilot {status.pilot}")
+        self._poll_bay(c)
         if (react and c.relay_closed and c.hw.lock_required
                 and not await self.locks.still_locked(c.hw.id)):
             await self._switch(c, closed=False, why="cable lock lost")
         self._publish_error(c)
 
+    def _poll_bay(self, c: _Connector) -> None:
+        """Publish the bay detector's value when it changed (retained: the gateway reads it
+        at start-up too)."""
+        if c.hw.bay is None:
+            return
+        occupied = c.hw.bay.occupied()
+        if occupied != c.bay:
+            c.bay = occupied
+            self.bus.publish(ch.BAY, BayOccupancy(occupied=occupied), connector=c.hw.id)
+
     async def _state_loop(self) -> None:
         polled: list[object] = [c.hw.evse for c in self.connectors.values()]
         polled += [c.hw.lock for c in self.connectors.values() if c.hw.lock_required]
+        polled += [c.hw.bay for c in self.connectors.values() if c.hw.bay is not None]
         wait_s = (self.config.idle_poll_s if all(wakes_on_every_change(d) for d in polled)
                   else self.config.poll_interval_s)
         while True:
@@ -416,6 +430,8 @@ class StationController:
                     self.bus.publish(ch.PILOT, PilotEvent(state=c.pilot), connector=c.hw.id)
                 self._publish_relay(c)
                 self._publish_error(c, force=True)
+                if c.bay is not None:
+                    self.bus.publish(ch.BAY, BayOccupancy(occupied=c.bay), connector=c.hw.id)
             self.locks.republish()
             self.phases.republish()
             await self.bus.disconnected.wait()

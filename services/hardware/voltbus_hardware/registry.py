@@ -139,6 +139,11 @@ def _gpio_lock(cfg: c.GpioMotorLockConfig, parts: Parts) -> Any:
     return GpioMotorLock.from_config(cfg, pin_factory=parts.pins.factory)
 
 
+def _gpio_bay(cfg: c.GpioBayDetectorConfig, parts: Parts) -> Any:
+    from voltbus_hardware.drivers.gpio_bay import GpioBayDetector
+    return GpioBayDetector.from_config(cfg, pin_factory=parts.pins.factory)
+
+
 def _gpio_phase_switch(cfg: c.GpioPhaseSwitchConfig, parts: Parts) -> Any:
     from voltbus_hardware.drivers.gpio_phases import GpioPhaseSwitch
     return GpioPhaseSwitch.from_config(cfg, pin_factory=parts.pins.factory)
@@ -242,6 +247,7 @@ def _connector(conn: c.ConnectorConfig, cid: int, where: str, parts: Parts) -> C
     hw.phase_switch = None if conn.phase_switch is None else create(
         "phase_switch", conn.phase_switch, parts, f"{where}.phase_switch")
     hw.lock_required = isinstance(conn.lock, c.GpioMotorLockConfig) and conn.lock.required_to_close
+    hw.bay = None if conn.bay is None else _gpio_bay(conn.bay, parts)
     return hw
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from voltbus_hardware.drivers.base import (
+    BayDetector,
     Buzzer,
     CableLock,
     Evse,
@@ -35,11 +36,12 @@ class ConnectorHardware:
     lock: CableLock | None = None
     lock_required: bool = False  # the relay closes only while the lock confirms `locked`
     phase_switch: PhaseSwitch | None = None  # 1p/3p contactor on L2/L3
+    bay: BayDetector | None = None  # parking bay occupancy detector
 
     def devices(self) -> Iterator[object]:
         """Every driver object of this connector."""
         yield from (d for d in (self.evse, self.relay, self.meter, self.led, self.lock,
-                                self.phase_switch) if d is not None)
+                                self.phase_switch, self.bay) if d is not None)
 
 
 @dataclass

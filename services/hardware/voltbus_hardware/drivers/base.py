@@ -71,6 +71,14 @@ class Relay(Protocol):
         ...
 
 
+class BayDetector(Protocol):
+    """A parking bay occupancy detector (loop or ultrasonic sensor on a digital input)."""
+
+    def occupied(self) -> bool:
+        """A vehicle is in the bay now (debounced by the driver)."""
+        ...
+
+
 class CableLock(Protocol):
     """A connector's cable lock (motor or solenoid) with a position feedback switch."""
 
