@@ -345,3 +345,32 @@ async def test_charging_limit_rules_over_the_wire(csms: Csms) -> None:
         assert len(csms.violations("S1")) == 3
         await st.call(call.ClearedChargingLimit(charging_limit_source="SO", evse_id=1))
         assert [v.rule for v in csms.violations("S1")][3:] == [rules.CLEARED_WITHOUT_LIMIT]
+def _event(event_id: int, monitor_id: int | None, kind: str = "CustomMonitor") -> dict[str, object]:
+    event: dict[str, object] = {
+        "event_id": event_id, "timestamp": now(), "trigger": "Alerting", "actual_value": "7000",
+        "event_notification_type": kind, "component": {"name": "EVSE", "evse": {"id": 1}},
+        "variable": {"name": "Power"}}
+    if monitor_id is not None:
+        event["variable_monitoring_id"] = monitor_id
+    return event
+
+
+async def test_notify_event_parts_and_monitors_and_the_monitoring_report(csms: Csms) -> None:
+    """N07: seqNo 0 for a first or only part, n+1 after tbc true; a custom monitor's event names
+    one the station accepted; N02: NotifyMonitoringReport only for an accepted request."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.call(call.NotifyEvent(generated_at=now(), seq_no=0, tbc=True,
+                                       event_data=[_event(1, 5, "PreconfiguredMonitor")]))
+        await st.call(call.NotifyEvent(generated_at=now(), seq_no=1,
+                                       event_data=[_event(2, 5, "PreconfiguredMonitor")]))
+        assert csms.violations() == []
+        await st.call(call.NotifyEvent(generated_at=now(), seq_no=1,
+                                       event_data=[_event(3, 5, "PreconfiguredMonitor")]))
+        assert [v.rule for v in csms.violations()] == [rules.NOTIFY_EVENT_PAGING]
+        await st.call(call.NotifyEvent(generated_at=now(), seq_no=0, event_data=[_event(4, 77)]))
+        await st.call(call.NotifyEvent(generated_at=now(), seq_no=0,
+                                       event_data=[_event(5, None, "HardWiredMonitor")]))
+        assert [v.rule for v in csms.violations()][1:] == [rules.NOTIFY_EVENT_MONITOR] * 2
+        await st.call(call.NotifyMonitoringReport(request_id=9, seq_no=0, generated_at=now()))
+        assert [v.rule for v in csms.violations()][3:] == [rules.REPORT_UNREQUESTED]

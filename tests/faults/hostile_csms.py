@@ -208,6 +208,9 @@ HANDLED_201: dict[str, tuple[dict[str, Any], set[str], set[str], set[str]]] = {
     "CancelReservation": ({"reservationId": 7}, {"reservationId"}, set(), set()),
     "GetCompositeSchedule": ({"duration": 60, "evseId": 1}, {"duration", "evseId"}, set(),
                              set()),
+    "SetMonitoringLevel": ({"severity": 5}, {"severity"}, set(), set()),
+    "SetMonitoringBase": ({"monitoringBase": "All"}, set(), set(), {"monitoringBase"}),
+    "GetMonitoringReport": ({"requestId": 3}, {"requestId"}, set(), set()),
     "SetVariables": ({"setVariableData": [{"attributeValue": "300", "component": {
         "name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}, set(), set(),
         set()),

@@ -29,7 +29,8 @@ def test_every_kind_of_bad_frame_gets_its_201_code_from_the_frame_check() -> Non
     handled = {"RequestStartTransaction", "RequestStopTransaction", "ChangeAvailability", "Reset",
                "UnlockConnector", "DataTransfer", "TriggerMessage", "SendLocalList",
                "ReserveNow", "CancelReservation", "GetCompositeSchedule", "SetVariables",
-               "GetLocalListVersion"}
+               "GetLocalListVersion", "SetMonitoringLevel", "SetMonitoringBase",
+               "GetMonitoringReport"}
     frames = [f for f in corpus(seed=3, count=600, version="2.0.1") if f.kind != "1MB"]
     codes = set()
     for f in frames:

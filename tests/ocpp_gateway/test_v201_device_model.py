@@ -54,7 +54,7 @@ async def test_full_inventory_is_paged_and_lists_what_the_station_has(rig: Rig) 
     heartbeat = found[("OCPPCommCtrlr", None, None, "HeartbeatInterval", None)]
     assert actual(heartbeat) == "3600"  # the boot answer's interval
     assert heartbeat["variableCharacteristics"] == {
-        "dataType": "integer", "unit": "s", "minLimit": 0, "supportsMonitoring": False}
+        "dataType": "integer", "unit": "s", "minLimit": 0, "supportsMonitoring": True}
     assert heartbeat["variableAttribute"][0]["mutability"] == "ReadWrite"
     password = found[("SecurityCtrlr", None, None, "BasicAuthPassword", None)]
     assert password["variableAttribute"] == [{"type": "Actual", "mutability": "WriteOnly",
@@ -129,7 +129,7 @@ async def test_get_report_by_component_variable_and_by_criteria(rig: Rig) -> Non
                                                 "componentCriteria": ["Enabled"]})
     enabled = by_name((await csms.wait_report(rig.id, 6)).items("reportData"))
     assert {k[0] for k in enabled} == {"AuthCacheCtrlr", "LocalAuthListCtrlr", "SmartChargingCtrlr",
-                                       "DisplayMessageCtrlr"}
+                                       "DisplayMessageCtrlr", "MonitoringCtrlr"}
     assert ("LocalAuthListCtrlr", None, None, "ItemsPerMessage", None) in enabled
 
     # both: a componentVariable and a criterion must hold together

@@ -166,6 +166,10 @@ class CentralSystem:
         # K11-K13: the external limits each station notified and has not cleared yet,
         # as (chargingLimitSource, evseId or 0)
         self.charging_limits: dict[str, set[tuple[str, int]]] = {}
+        # N04/N06: per station the ids of the custom monitors it accepted and has not cleared;
+        # N07: the NotifyEvent part expected next (seqNo) per station
+        self.monitors201: dict[str, set[int]] = {}
+        self.event_parts201: dict[str, int] = {}
         self.boot_rejected: set[str] = set()  # stations whose last boot was Rejected
         # (station, reservationId) -> (idTag, parentIdTag) of each 1.6 ReserveNow Accepted
         self.reservations16: dict[tuple[str, int], tuple[str, str | None]] = {}

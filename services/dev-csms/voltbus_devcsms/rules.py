@@ -339,6 +339,34 @@ def profiles_report_problem(request: dict[str, Any], evse_id: int,
     return None
 
 
+# N07.FR.07/N08.FR.04: a NotifyEvent's first (or only) part has seqNo 0, the next ones 1, 2, ...
+# after a part with tbc true; N07.FR.06: each event names its monitor, and a CustomMonitor event
+# one this central system set (SetVariableMonitoring Accepted) and did not clear.
+NOTIFY_EVENT_PAGING = "notify-event-paging"
+NOTIFY_EVENT_MONITOR = "notify-event-monitor"
+
+
+def notify_event_problem(expected: int, seq_no: int) -> str | None:
+    """Why a NotifyEvent's seqNo is not the part expected (0 unless an earlier part had tbc)."""
+    if seq_no != expected:
+        return f"NotifyEvent seqNo {seq_no}, expected {expected}"
+    return None
+
+
+def event_monitor_problem(events: list[dict[str, Any]], known: set[int]) -> str | None:
+    """Why events (camelCase eventData) do not come from monitors the station has."""
+    for e in events:
+        if e.get("eventNotificationType") == "HardWiredNotification":
+            continue
+        mid = e.get("variableMonitoringId")
+        if mid is None:
+            return f"event {e.get('eventId')} from a monitor without its variableMonitoringId"
+        if e.get("eventNotificationType") == "CustomMonitor" and mid not in known:
+            return (f"event {e.get('eventId')} from custom monitor {mid}, which was never "
+                    f"accepted or was cleared")
+    return None
+
+
 # O03/O04: NotifyDisplayMessages answers a GetDisplayMessages the station Accepted (the report
 # rules above), and each message it lists matches every criterion the request gave (ids,
 # priority, state), once across the pages.

@@ -99,7 +99,8 @@ def energy_wh(meter_value: list[dict[str, Any]] | None) -> float | None:
 # the answer status under which they follow.
 REPORTS = {"GetBaseReport": ("NotifyReport", "Accepted"), "GetReport": ("NotifyReport", "Accepted"),
            "GetChargingProfiles": ("ReportChargingProfiles", "Accepted"),
-           "GetDisplayMessages": ("NotifyDisplayMessages", "Accepted")}
+           "GetDisplayMessages": ("NotifyDisplayMessages", "Accepted"),
+           "GetMonitoringReport": ("NotifyMonitoringReport", "Accepted")}
 
 
 class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
@@ -131,6 +132,9 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
             if status != report[1] and pages is not None and pages.pages:
                 self.violation(rules.REPORT_UNREQUESTED, f"{report[0]} {key[2]} pages sent for "
                                f"a {action} answered {status}", action=report[0])
+        if result is not None and action in ("SetVariableMonitoring", "ClearVariableMonitoring",
+                                             "SetMonitoringBase"):
+            self._monitors_changed(action, serialize_as_dict(payload), serialize_as_dict(result))
         if action in ("GetVariables", "SetVariables") and result is not None:
             data = snake_to_camel_case(serialize_as_dict(payload))
             answer = snake_to_camel_case(serialize_as_dict(result))
@@ -161,6 +165,20 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
         if isinstance(value, str):
             self.csms.tx_start_points[self.id] = frozenset(
                 v.strip() for v in value.split(",") if v.strip())
+
+    def _monitors_changed(self, action: str, request: dict[str, Any],
+                          answer: dict[str, Any]) -> None:
+        """Keep the custom monitors the station accepted (N04) and has not cleared (N06)."""
+        known = self.csms.monitors201.setdefault(self.id, set())
+        if action == "SetVariableMonitoring":
+            known.update(r["id"] for r in answer.get("set_monitoring_result", [])
+                         if r.get("status") == "Accepted" and r.get("id") is not None)
+        elif action == "ClearVariableMonitoring":
+            known.difference_update(r["id"] for r in answer.get("clear_monitoring_result", [])
+                                    if r.get("status") == "Accepted")
+        elif answer.get("status") == "Accepted" and request.get("monitoring_base") in (
+                "FactoryDefault", "HardWiredOnly"):
+            known.clear()  # N03.FR.04/05: the custom monitors are gone
 
     # --- B provisioning, G availability ------------------------------------------------------
 
@@ -286,6 +304,13 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
     def on_notify_event(self, generated_at: str, seq_no: int, event_data: list[dict[str, Any]],
                         tbc: bool = False, **_: Any) -> call_result.NotifyEvent:
         self.check_time(generated_at, *(e.get("timestamp") for e in event_data))
+        expected = self.csms.event_parts201.get(self.id, 0)
+        self.check(rules.NOTIFY_EVENT_PAGING, rules.notify_event_problem(expected, seq_no))
+        self.csms.event_parts201[self.id] = seq_no + 1 if tbc else 0
+        if self.current is not None:
+            self.check(rules.NOTIFY_EVENT_MONITOR, rules.event_monitor_problem(
+                self.current.payload.get("eventData", []),
+                self.csms.monitors201.get(self.id, set())))
         return call_result.NotifyEvent()
 
     @on(Action.notify_monitoring_report)

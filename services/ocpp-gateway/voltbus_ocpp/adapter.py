@@ -24,6 +24,7 @@ from voltbus_ocpp.model.events import Effect, Event
 from voltbus_ocpp.model.results import Outcome
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.monitoring import Monitoring
 from voltbus_ocpp.records import Record
 from voltbus_ocpp.security import StationSecurity
 from voltbus_ocpp.settings import GatewaySettings
@@ -93,6 +94,7 @@ class StationCore(Protocol):
     maintenance: Maintenance
     security: StationSecurity
     display: Display
+    monitoring: Monitoring
 
     def dispatch(self, event: Event) -> list[Effect]:
         """Apply an event to the model and carry out its effects."""

@@ -29,6 +29,7 @@ UPDATED = "transaction_updated"
 SECURITY_EVENT = "security_event"
 FIRMWARE_STATUS = "firmware_status"
 EXTERNAL_LIMIT = "external_limit"
+MONITOR_EVENT = "monitor_event"
 LEGACY_V16 = frozenset({"StartTransaction", "MeterValues", "StopTransaction"})
 """Kinds of rows queued by gateways before records: 1.6 actions with 1.6 payloads."""
 
@@ -113,8 +114,34 @@ class ExternalLimitRecord:
     ts: datetime
 
 
+@dataclass(frozen=True)
+class MonitorEventData:
+    """One event of a variable monitor (monitoring.py): its id, time, trigger (Alerting, Delta),
+    the value read, whether a threshold cleared, the monitor (id, origin, severity) and the
+    variable it watches (model.monitoring.Ref)."""
+
+    event_id: int
+    ts: datetime
+    trigger: str
+    actual: str
+    cleared: bool
+    monitor_id: int
+    origin: str
+    ref: tuple[str, int | None, int | None, str, str | None]
+    severity: int
+
+
+@dataclass(frozen=True)
+class MonitorEventRecord:
+    """Events raised at once, sent as one NotifyEvent (2.0.1); kept in the outbox so none is
+    lost offline (N07.FR.04)."""
+
+    events: tuple[MonitorEventData, ...]
+
+
 Record = TransactionStarted | MeterValuesRecord | TransactionStopped | WireRecord | (
-    SecurityEventRecord | FirmwareStatusRecord | TransactionUpdated | ExternalLimitRecord)
+    SecurityEventRecord | FirmwareStatusRecord | TransactionUpdated | ExternalLimitRecord
+    | MonitorEventRecord)
 TxRecord = TransactionStarted | MeterValuesRecord | TransactionUpdated | TransactionStopped
 
 
@@ -194,6 +221,12 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, ExternalLimitRecord):
         return EXTERNAL_LIMIT, {"connector": record.connector, "source": record.source.value,
                                 "amps": record.amps, "ts": record.ts.isoformat()}
+    if isinstance(record, MonitorEventRecord):
+        return MONITOR_EVENT, {"events": [{
+            "event_id": e.event_id, "ts": e.ts.isoformat(), "trigger": e.trigger,
+            "actual": e.actual, "cleared": e.cleared, "monitor_id": e.monitor_id,
+            "origin": e.origin, "ref": list(e.ref), "severity": e.severity}
+            for e in record.events]}
     return record.action, record.payload
 
 
@@ -240,4 +273,10 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
         return ExternalLimitRecord(int(b["connector"]), LimitSource(b["source"]),
                                    None if amps is None else float(amps),
                                    datetime.fromisoformat(b["ts"]))
+    if kind == MONITOR_EVENT:
+        return MonitorEventRecord(tuple(MonitorEventData(
+            int(e["event_id"]), datetime.fromisoformat(e["ts"]), str(e["trigger"]),
+            str(e["actual"]), bool(e["cleared"]), int(e["monitor_id"]), str(e["origin"]),
+            (str(e["ref"][0]), e["ref"][1], e["ref"][2], str(e["ref"][3]), e["ref"][4]),
+            int(e["severity"])) for e in b["events"]))
     raise ValueError(f"unknown outbox record kind {kind!r}")

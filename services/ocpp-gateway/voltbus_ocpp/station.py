@@ -62,6 +62,7 @@ from voltbus_ocpp.model.metering import SWITCH_WAIT_S
 from voltbus_ocpp.model.results import Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import ONE_CONNECTOR, StationModel
+from voltbus_ocpp.monitoring import Monitoring
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.offpeak_timer import OffPeakTimer
 from voltbus_ocpp.profiles import Profiles
@@ -154,6 +155,8 @@ class Station:
                                    on_durable_answer=self._durable_answered,
                                    on_durable_dropped=self._durable_dropped,
                                    on_heartbeat=self._heartbeat_answered)
+        self.monitoring = Monitoring(self.store, self.queue, self.model, clock,
+                                     self.messenger.durable_added)  # variable monitors (2.0.1)
         self.security = StationSecurity(  # certificates, security profile, security events
             settings, station_id, self.store, self.queue, clock=clock,
             queued=self.messenger.durable_added,
@@ -206,6 +209,7 @@ class Station:
         if name == "heartbeat_interval_s":
             self.messenger.reschedule()
         self._poke(None, [])  # sample and clock-aligned intervals are deadlines too
+        self.monitoring.evaluate()  # a monitored configuration variable
         if name in ("light_intensity_pct", "blink_repeat"):
             self.execute([c.led() for c in self.model.connectors.values()
                           if c.status is not None])
@@ -237,6 +241,7 @@ class Station:
         for listener in list(self._dispatched):
             listener(event, effects)
         self.display.refresh()  # a state or a transaction a message waits for
+        self.monitoring.evaluate()  # a monitored value changed
         self._poke(event, effects)
         return effects
 

@@ -34,6 +34,7 @@ from voltbus_ocpp.records import (
     ExternalLimitRecord,
     FirmwareStatusRecord,
     MeterValuesRecord,
+    MonitorEventRecord,
     Record,
     SecurityEventRecord,
     TransactionStarted,
@@ -264,6 +265,8 @@ def record_call(record: Record, tx_id: str | None) -> tuple[str, dict[str, Any]]
             return "SignedFirmwareStatusNotification", {"status": record.status,
                                                         "requestId": record.request_id}
         return "FirmwareStatusNotification", {"status": record.status}
+    if isinstance(record, MonitorEventRecord):
+        raise ValueError("2.0.1 monitor events cannot be sent over OCPP 1.6")
     if isinstance(record, TransactionUpdated):
         raise ValueError("a 2.0.1 transaction update cannot be sent over OCPP 1.6")
     if isinstance(record, ExternalLimitRecord):

@@ -23,6 +23,7 @@ from voltbus_ocpp.protocol.v16.requests import V16Requests
 from voltbus_ocpp.protocol.v16.security import SecureChargePoint, V16Security, initial_profile
 from voltbus_ocpp.records import (
     ExternalLimitRecord,
+    MonitorEventRecord,
     Record,
     SecurityEventRecord,
     TransactionStarted,
@@ -142,6 +143,10 @@ class V16Session:
 
     async def send_record(self, record: Record, transaction_id: str | None) -> Event | None:
         """An outbox record as its 1.6 CALL; a start's answer as StartAnswered."""
+        if isinstance(record, MonitorEventRecord):  # 2.0.1 only: 1.6 has no NotifyEvent
+            log.warning("%s: dropping queued 2.0.1 monitor events: OCPP 1.6 has no message "
+                        "for them", self.core.id)
+            return None
         if isinstance(record, TransactionUpdated):  # 2.0.1 only (an early start): no 1.6 CALL
             log.warning("%s: dropping a queued 2.0.1 transaction update: OCPP 1.6 has no "
                         "message for it", self.core.id)

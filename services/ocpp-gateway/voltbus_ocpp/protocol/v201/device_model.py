@@ -126,6 +126,11 @@ def _config_entry(name: str, default: str) -> Entry:
         low, high = DECIMALS[name]
         return Entry(component, variable, "decimal", unit="Percent", min_limit=low,
                      max_limit=high)
+    if name == "MonitoringCtrlr.ActiveMonitoringBase":
+        return Entry(component, variable, "OptionList", "ReadOnly",
+                     values_list="All,FactoryDefault,HardWiredOnly")
+    if name == "MonitoringCtrlr.ActiveMonitoringLevel":
+        return Entry(component, variable, "integer", "ReadOnly", min_limit=0, max_limit=9)
     if name in READ_ONLY:
         return Entry(component, variable, "integer", "ReadOnly")
     if default in ("true", "false"):
@@ -135,6 +140,8 @@ def _config_entry(name: str, default: str) -> Entry:
     if name in TX_POINTS:  # the members the station honours
         return Entry(component, variable, "MemberList", values_list=",".join(sorted(
             set().union(*TX_POINTS[name]))))
+    if name == "MonitoringCtrlr.OfflineQueuingSeverity":
+        return Entry(component, variable, "integer", min_limit=0, max_limit=9)
     if default.isdigit():
         return Entry(component, variable, "integer", unit=unit, min_limit=0)
     return Entry(component, variable)
@@ -150,6 +157,8 @@ class DeviceModel:
     def __init__(self, core: StationCore, variables: Variables) -> None:
         self.core = core
         self.variables = variables
+        self._by_ref: dict[tuple[str, int | None, int | None, str, str | None], Entry] | None = (
+            None)
 
     # --- what there is -------------------------------------------------------------------------
 
@@ -159,13 +168,16 @@ class DeviceModel:
         model, settings = self.core.model, self.core.settings
         phases = str(settings.phases)
         out = list(CONFIG_ENTRIES)
-        for instance in ("GetReport", "GetVariables", "SetVariables"):
-            out.append(Entry("DeviceDataCtrlr", "ItemsPerMessage", "integer", "ReadOnly",
-                             instance=instance, constant=True,
-                             read=lambda: str(ITEMS_PER_MESSAGE)))
-            out.append(Entry("DeviceDataCtrlr", "BytesPerMessage", "integer", "ReadOnly",
-                             instance=instance, constant=True,
-                             read=lambda: str(BYTES_PER_MESSAGE)))
+        for component, instances in (
+                ("DeviceDataCtrlr", ("GetReport", "GetVariables", "SetVariables")),
+                ("MonitoringCtrlr", ("SetVariableMonitoring", "ClearVariableMonitoring"))):
+            for instance in instances:
+                for variable, limit in (("ItemsPerMessage", ITEMS_PER_MESSAGE),
+                                        ("BytesPerMessage", BYTES_PER_MESSAGE)):
+                    out.append(Entry(component, variable, "integer", "ReadOnly",
+                                     instance=instance, constant=True, read=_const(str(limit))))
+        out.append(Entry("MonitoringCtrlr", "Available", "boolean", "ReadOnly", constant=True,
+                         read=lambda: "true"))
         for variable, value in (("ProfileStackLevel", MAX_STACK_LEVEL),
                                 ("PeriodsPerSchedule", MAX_PERIODS)):
             out.append(Entry("SmartChargingCtrlr", variable, "integer", "ReadOnly",
@@ -221,6 +233,13 @@ class DeviceModel:
                     out.append(Entry("EVSE", "AllowReset", "boolean", "ReadOnly", n,
                                      constant=True, read=lambda: "true"))
         return out
+
+    def by_ref(self, ref: tuple[str, int | None, int | None, str, str | None]) -> Entry | None:
+        """The entry a monitor's Ref names (component, evse, connector, variable, instance);
+        the entries are built once (their values are read live)."""
+        if self._by_ref is None:
+            self._by_ref = {ref_of(e): e for e in self.entries()}
+        return self._by_ref.get(ref)
 
     def _station_state(self) -> str:
         return "Available" if self.core.model.station_operative else "Unavailable"
@@ -341,13 +360,28 @@ class DeviceModel:
                 attribute["value"] = value
             attributes.append(attribute)
         characteristics: dict[str, Any] = {"dataType": entry.data_type,
-                                           "supportsMonitoring": False}
+                                           "supportsMonitoring": monitorable(entry)}
         for key, item in (("unit", entry.unit), ("minLimit", entry.min_limit),
                           ("maxLimit", entry.max_limit), ("valuesList", entry.values_list)):
             if item is not None:
                 characteristics[key] = item
         return {"component": entry.component_dict(), "variable": entry.variable_dict(),
                 "variableAttribute": attributes, "variableCharacteristics": characteristics}
+
+
+def ref_of(e: Entry) -> tuple[str, int | None, int | None, str, str | None]:
+    """The monitors' name of a variable (model.monitoring.Ref)."""
+    return e.component, e.evse, e.connector, e.variable, e.instance
+
+
+def matches(e: Entry, cv: dict[str, Any]) -> bool:
+    """A GetReport/GetMonitoringReport componentVariable (snake_case) names this entry."""
+    return _matches(e, cv)
+
+
+def monitorable(entry: Entry) -> bool:
+    """A monitor may be set on it: readable, and not a constant (whose value never changes)."""
+    return entry.mutability != "WriteOnly" and not entry.constant
 
 
 def pages(items: list[dict[str, Any]], size: int = REPORT_PAGE) -> list[list[dict[str, Any]]]:

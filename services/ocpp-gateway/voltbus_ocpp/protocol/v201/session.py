@@ -56,8 +56,8 @@ from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import MAX
 from voltbus_ocpp.protocol.guard import FrameGuard
 from voltbus_ocpp.protocol.security_event import security_event
-from voltbus_ocpp.protocol.v201 import convert, display, smart
-from voltbus_ocpp.protocol.v201.device_model import DeviceModel, Entry, pages
+from voltbus_ocpp.protocol.v201 import convert, display, monitoring, smart
+from voltbus_ocpp.protocol.v201.device_model import ITEMS_PER_MESSAGE, DeviceModel, Entry, pages
 from voltbus_ocpp.protocol.v201.frames import check_frame
 from voltbus_ocpp.protocol.v201.security import (
     EVENT_NAMES,
@@ -70,6 +70,7 @@ from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
     ExternalLimitRecord,
     FirmwareStatusRecord,
+    MonitorEventRecord,
     Record,
     SecurityEventRecord,
     TransactionStarted,
@@ -197,6 +198,9 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         self._profiles_report: tuple[int, dict[tuple[int, str], list[dict[str, Any]]]] | None \
             = None
         self._display_report: tuple[int, list[Any]] | None = None  # GetDisplayMessages accepted
+        self._monitoring_report: tuple[int, list[dict[str, Any]]] | None = None
+        # the monitors read the variables through this device model from now on, also offline
+        core.monitoring.source = monitoring.V201MonitorSource(self.device, variables)
         self._reset_now = False  # an Immediate (or idle OnIdle) Reset answered: restart after it
 
     @on("RequestStartTransaction")
@@ -747,6 +751,77 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         found = self.core.display.clear(id)
         return call_result.ClearDisplayMessage(status="Accepted" if found else "Unknown")
 
+    # --- N02-N06 monitoring (monitoring.py maps them onto the station's monitors) ------------
+
+    def _at_most(self, items: list[Any], action: str) -> None:
+        if len(items) > ITEMS_PER_MESSAGE:  # N04.FR.09, N06.FR.06
+            raise OccurrenceConstraintViolationError(
+                description=f"{action}: {len(items)} items, ItemsPerMessage is "
+                            f"{ITEMS_PER_MESSAGE}")
+
+    @on("SetVariableMonitoring")
+    def on_set_variable_monitoring(self, set_monitoring_data: list[dict[str, Any]],
+                                   **_: Any) -> call_result.SetVariableMonitoring:
+        self._at_most(set_monitoring_data, "SetVariableMonitoring")
+        results = monitoring.set_monitoring(self.device, self.core.monitoring,
+                                            set_monitoring_data)
+        for r in results:
+            log.info("%s: SetVariableMonitoring %s.%s %s %s -> %s", self.core.id,
+                     r["component"]["name"], r["variable"]["name"], r["type"],
+                     r.get("id", ""), r["status"])
+        return call_result.SetVariableMonitoring(set_monitoring_result=results)
+
+    @on("ClearVariableMonitoring")
+    def on_clear_variable_monitoring(self, id: list[int],
+                                     **_: Any) -> call_result.ClearVariableMonitoring:
+        self._at_most(id, "ClearVariableMonitoring")
+        return call_result.ClearVariableMonitoring(
+            clear_monitoring_result=monitoring.clear_monitoring(self.core.monitoring, id))
+
+    @on("GetMonitoringReport")
+    def on_get_monitoring_report(self, request_id: int,
+                                 monitoring_criteria: list[str] | None = None,
+                                 component_variable: list[dict[str, Any]] | None = None,
+                                 **_: Any) -> call_result.GetMonitoringReport:
+        found = monitoring.report(self.device, self.core.monitoring, monitoring_criteria,
+                                  component_variable)
+        if found is None:
+            return call_result.GetMonitoringReport(status="NotSupported")  # N02.FR.02
+        if not found:
+            return call_result.GetMonitoringReport(status="EmptyResultSet")  # N02.FR.10
+        self._monitoring_report = (request_id, found)
+        return call_result.GetMonitoringReport(status="Accepted")
+
+    @after("GetMonitoringReport")
+    def after_get_monitoring_report(self, **_: Any) -> None:
+        if self._monitoring_report is not None:
+            request_id, found = self._monitoring_report
+            self._monitoring_report = None
+            self.core.spawn(self.send_monitoring_report(request_id, found))
+
+    async def send_monitoring_report(self, request_id: int,
+                                     found: list[dict[str, Any]]) -> None:
+        """NotifyMonitoringReport pages, seqNo 0, 1, ... tbc on all but the last (N02.FR.03/09)."""
+        if await self.send_pages("NotifyMonitoringReport", request_id, monitoring.report_pages(
+                request_id, iso(self.core.clock()), found)):
+            log.info("%s: monitoring report %d sent: %d variable(s)", self.core.id, request_id,
+                     len(found))
+
+    @on("SetMonitoringLevel")
+    def on_set_monitoring_level(self, severity: int,
+                                **_: Any) -> call_result.SetMonitoringLevel:
+        status = monitoring.level_status(severity)
+        if status == "Accepted":
+            self.variables.set("MonitoringCtrlr.ActiveMonitoringLevel", str(severity))
+        return call_result.SetMonitoringLevel(status=status)
+
+    @on("SetMonitoringBase")
+    def on_set_monitoring_base(self, monitoring_base: str,
+                               **_: Any) -> call_result.SetMonitoringBase:
+        status = monitoring.set_base(self.core.monitoring, monitoring_base)
+        self.variables.set("MonitoringCtrlr.ActiveMonitoringBase", monitoring_base)
+        return call_result.SetMonitoringBase(status=status)
+
     @on("RequestStopTransaction")
     def on_request_stop(self, transaction_id: str,
                         **_: Any) -> call_result.RequestStopTransaction:
@@ -872,6 +947,10 @@ class V201Session:
             event = security_event(record)
             event["type"] = EVENT_NAMES.get(event["type"], event["type"])  # 2.0.1's names
             await send_call(self.cp, "SecurityEventNotification", event)
+            return None
+        if isinstance(record, MonitorEventRecord):  # N07
+            await send_call(self.cp, "NotifyEvent", monitoring.notify_event(
+                record, iso(self.core.clock())))
             return None
         if isinstance(record, FirmwareStatusRecord):  # queued by a 1.6 firmware job
             payload: dict[str, Any] = {"status": record.status}

@@ -45,6 +45,10 @@ DEFAULTS: dict[str, str] = {
     "SmartChargingCtrlr.LimitChangeSignificance": "10",
     "SmartChargingCtrlr.NotifyChargingLimitWithSchedules": "false",
     "DisplayMessageCtrlr.Enabled": "true",
+    "MonitoringCtrlr.Enabled": "true",
+    "MonitoringCtrlr.OfflineQueuingSeverity": "9",  # every monitor event is queued offline
+    "MonitoringCtrlr.ActiveMonitoringBase": "All",  # set by SetMonitoringBase (N03)
+    "MonitoringCtrlr.ActiveMonitoringLevel": "9",  # set by SetMonitoringLevel (N05)
     "TxCtrlr.EVConnectionTimeOut": "60",
     "TxCtrlr.TxStartPoint": "PowerPathClosed",
     "TxCtrlr.TxStopPoint": "EVConnected,Authorized",
@@ -70,7 +74,8 @@ DEFAULTS: dict[str, str] = {
 }
 SECRET = frozenset({"SecurityCtrlr.BasicAuthPassword"})  # WriteOnly
 READ_ONLY = frozenset({"SecurityCtrlr.SecurityProfile", "SecurityCtrlr.MaxCertificateChainSize",
-                       "SecurityCtrlr.CertificateEntries"})  # set by the station, not SetVariables
+                       "SecurityCtrlr.CertificateEntries", "MonitoringCtrlr.ActiveMonitoringBase",
+                       "MonitoringCtrlr.ActiveMonitoringLevel"})  # set by the station only
 # E01/E06: the points a transaction starts at (the first one reached) and stops at (the first one
 # no longer true) that the model can honour. It starts a transaction at plug-in (EVConnected,
 # E02: the id token follows), at authorisation (Authorized, E03: the EV follows), or when both
@@ -259,6 +264,21 @@ class Variables:
     def display_enabled(self) -> bool:
         """DisplayMessageCtrlr.Enabled."""
         return self._bool("DisplayMessageCtrlr.Enabled")
+
+    @property
+    def monitoring_enabled(self) -> bool:
+        """MonitoringCtrlr.Enabled."""
+        return self._bool("MonitoringCtrlr.Enabled")
+
+    @property
+    def monitoring_level(self) -> int:
+        """MonitoringCtrlr.ActiveMonitoringLevel."""
+        return self._int("MonitoringCtrlr.ActiveMonitoringLevel")
+
+    @property
+    def offline_queuing_severity(self) -> int:
+        """MonitoringCtrlr.OfflineQueuingSeverity."""
+        return self._int("MonitoringCtrlr.OfflineQueuingSeverity")
 
     @property
     def auth_cache_enabled(self) -> bool:
