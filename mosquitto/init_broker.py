@@ -13,7 +13,11 @@ Inputs:  /run/secrets/mqtt_<user> for every voltbus MQTT user (compose secrets f
          api and VOLTBUS_TLS_NAMES.
 Outputs: /mosquitto/generated/{passwd,acl,healthcheck,conf.d/tls.conf}, owned by the broker's
          user (uid 1883 in eclipse-mosquitto; VOLTBUS_BROKER_USER=mosquitto on Debian), mode 0600.
-The VOLTBUS_BROKER_{SECRETS,OUT,CERTS}_DIR variables move these paths (deploy/systemd does).
+A site broker that Pis bridge to: one file per Pi in /mosquitto/bridges/*.json (written by
+`voltbus bridge --site-file` on the Pi: its bridge-<name> user, the password's hash only and its
+stations); each gets a password entry and the least ACL its bridge needs
+(voltbus_common.bridge.render_site_acl). A bad file is left out with a message, not fatal.
+The VOLTBUS_BROKER_{SECRETS,OUT,CERTS,BRIDGES}_DIR variables move these paths (deploy/systemd does).
 The `healthcheck` user gets a fresh random password on every run and may read only
 `$SYS/broker/uptime`: the broker's healthcheck subscribes to it, so "healthy" means
 "accepts a password login and serves a subscription", not just "the port is open".
@@ -27,6 +31,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from voltbus_common.bridge import site_users
 from voltbus_common.broker import password_entry, render_acl
 from voltbus_common.channels import ALL_USERS, DEFAULT_ROOT
 
@@ -124,16 +129,24 @@ def ha_prefix_acl(prefix: str) -> str:
 
 def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: int,
              ha_prefix: str = "homeassistant", tls_dir: Path | None = None,
-             tls_names: str = "") -> None:
+             tls_names: str = "", bridges: Path | None = None) -> None:
     """Write passwd, acl, healthcheck and conf.d/ into out."""
     passwords = read_passwords(secrets_dir)
+    files = sorted(bridges.glob("*.json")) if bridges is not None and bridges.is_dir() else []
+    bridge_entries, bridge_acl, problems = site_users(files, root)
+    for problem in problems:
+        print(f"init_broker: bridge file left out (that bridge stays down): {problem}",
+              file=sys.stderr)
     health = secrets.token_urlsafe(24)
     (out / "conf.d").mkdir(parents=True, exist_ok=True)
     entries = [password_entry(u, p) for u, p in passwords.items()]
     entries.append(password_entry(HEALTHCHECK_USER, health))
+    entries += bridge_entries
     _write(out / "passwd", "\n".join(entries) + "\n", 0o600)
     acl = render_acl(root) + ha_prefix_acl(ha_prefix)
     acl += f"\nuser {HEALTHCHECK_USER}\ntopic read $SYS/broker/uptime\n"
+    if bridge_acl:
+        acl += "\n" + bridge_acl
     _write(out / "acl", acl, 0o600)
     _write(out / "healthcheck", health + "\n", 0o600)
     mounted = (certs / "server.crt").exists() and (certs / "server.key").exists()
@@ -148,7 +161,8 @@ def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: 
         uid = broker_uid()
         for path in (out, out / "conf.d"):
             os.chown(path, uid, uid)
-    print(f"init_broker: {len(entries)} users, ACL for root {root!r}, "
+    print(f"init_broker: {len(entries)} users ({len(bridge_entries)} bridges), "
+          f"ACL for root {root!r}, "
           f"TLS listener {'on port ' + str(tls_port) if tls else 'off'}", file=sys.stderr)
 
 
@@ -163,6 +177,7 @@ def main() -> None:
         ha_prefix=os.environ.get("VOLTBUS_HA_PREFIX", HA_DEFAULT_PREFIX),
         tls_dir=Path(os.environ["VOLTBUS_TLS_DIR"]) if os.environ.get("VOLTBUS_TLS_DIR") else None,
         tls_names=os.environ.get("VOLTBUS_TLS_NAMES", ""),
+        bridges=_env_path("VOLTBUS_BROKER_BRIDGES_DIR", "/mosquitto/bridges"),
     )
 
 

@@ -21,6 +21,8 @@ may write only what its own stations' services write, and read what comes in).
 from __future__ import annotations
 
 import ipaddress
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -162,8 +164,89 @@ def render_bridge(cfg: BridgeConfig, *, plain: bool = False) -> str:
 def render_site_acl(username: str, root: str, stations: list[str], site: str | None) -> str:
     """The bridge user's ACL block for the site broker: it writes what goes out and reads
     what comes in, for its own stations only."""
-    lines = [f"# bridge of {', '.join(stations)} (`voltbus bridge --site-acl`)",
+    lines = [f"# bridge of {', '.join(stations)} (`voltbus bridge`)",
              f"user {_one_line('VOLTBUS_BRIDGE_USERNAME', username)}"]
     access = {"in": "read", "out": "write", "both": "readwrite"}
     lines += [f"topic {access[way]} {f}" for f, way in bridge_topics(root, stations, site)]
     return "\n".join(lines) + "\n"
+
+
+# --- the site broker's side: one file per bridged Pi, read by mosquitto/init_broker.py ---------
+
+_BRIDGE_USER = re.compile(r"^bridge-[A-Za-z0-9_.-]{1,40}$")
+_HASH = re.compile(r"^\$7\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+_STATION = re.compile(r"^[^/+# ]{1,48}$")
+
+
+@dataclass(frozen=True)
+class SiteBridgeUser:
+    """What the site broker needs of one Pi's bridge: its user, the password's hash only (the
+    site never holds the plain password) and the stations it speaks for. The ACL is made from
+    these on every broker start, so a contract change reaches it and the file cannot grant more
+    than its own stations' topics."""
+
+    username: str
+    password_hash: str
+    stations: list[str]
+    site: str | None
+
+    def to_json(self) -> str:
+        """The file `voltbus bridge --site-file` writes."""
+        return json.dumps({"username": self.username, "password_hash": self.password_hash,
+                           "stations": self.stations, "site": self.site}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> SiteBridgeUser:
+        """Parse and check a site file; BridgeConfigError says what is wrong."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise BridgeConfigError(f"not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BridgeConfigError("not a JSON object")
+        user, digest = data.get("username"), data.get("password_hash")
+        stations, site = data.get("stations"), data.get("site")
+        if not isinstance(user, str) or not _BRIDGE_USER.match(user):
+            raise BridgeConfigError("username must be bridge-<name> (letters, digits, _ . -)")
+        if not isinstance(digest, str) or not _HASH.match(digest):
+            raise BridgeConfigError("password_hash is not a Mosquitto $7$ hash")
+        if (not isinstance(stations, list) or not stations
+                or not all(isinstance(s, str) and _STATION.match(s) for s in stations)):
+            raise BridgeConfigError("stations must be a list of station ids (no / + # space)")
+        if site is not None and (not isinstance(site, str) or not _STATION.match(site)):
+            raise BridgeConfigError("site must be a site id (no / + # space) or null")
+        return cls(user, digest, list(stations), site)
+
+
+def check_username(username: str) -> str:
+    """A bridge user is named bridge-<name>: it can never be taken for a voltbus service."""
+    if not _BRIDGE_USER.match(username):
+        raise BridgeConfigError(f"bridge username {username!r} must be bridge-<name> "
+                                "(letters, digits, _ . -; at most 47 characters)")
+    return username
+
+
+def site_users(files: list[Path], root: str) -> tuple[list[str], str, list[str]]:
+    """(password file lines, ACL text, problems) for the site broker from the bridge files.
+
+    A bad file, or one claiming a station another bridge already has, is left out and named
+    in problems: that bridge stays down, the broker and every other client go on."""
+    entries: list[str] = []
+    acl: list[str] = []
+    problems: list[str] = []
+    owner: dict[str, str] = {}
+    for path in sorted(files):
+        try:
+            user = SiteBridgeUser.from_json(path.read_text())
+        except (OSError, UnicodeDecodeError, BridgeConfigError) as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
+        taken = [s for s in user.stations if s in owner]
+        if user.username in owner.values() or taken:
+            problems.append(f"{path.name}: {user.username} or stations {taken} already bridged "
+                            "by another file")
+            continue
+        owner.update({s: user.username for s in user.stations})
+        entries.append(f"{user.username}:{user.password_hash}")
+        acl.append(render_site_acl(user.username, root, user.stations, user.site))
+    return entries, "\n".join(acl), problems

@@ -334,3 +334,95 @@ def make_secrets_cmd(
     if not token.exists():
         write_private(token, secrets.token_urlsafe(32) + "\n")
     typer.echo(json.dumps({"directory": str(directory), "users": sorted(passwords)}))
+
+
+@app.command(cls=_Command)
+def bridge(
+    host: Annotated[str, typer.Option(envvar="VOLTBUS_BRIDGE_HOST",
+                                      help="the site broker's address")],
+    out: Annotated[Path, typer.Option(help="write the Pi broker's bridge config here (0600; "
+                                           "Debian: /etc/mosquitto/conf.d/voltbus-bridge.conf)")],
+    port: Annotated[int | None, typer.Option(
+        envvar="VOLTBUS_BRIDGE_PORT", min=1, max=65535,
+        help="the site broker's port [default: 8883 with --ca-file, else 1883]")] = None,
+    ca_file: Annotated[Path | None, typer.Option(
+        envvar="VOLTBUS_BRIDGE_CA_FILE", help="CA of the site broker's TLS certificate")] = None,
+    plain: Annotated[bool, typer.Option(
+        envvar="VOLTBUS_BRIDGE_PLAIN",
+        help="allow plain MQTT to a site broker off loopback (the password in clear)")] = False,
+    name: Annotated[str | None, typer.Option(
+        envvar="VOLTBUS_BRIDGE_NAME", help="this Pi's bridge name, unique on the site "
+                                           "[default: the host name]")] = None,
+    username: Annotated[str | None, typer.Option(
+        envvar="VOLTBUS_BRIDGE_USERNAME", help="[default: bridge-<name>]")] = None,
+    password_file: Annotated[Path | None, typer.Option(
+        envvar="VOLTBUS_BRIDGE_PASSWORD_FILE",
+        help="the bridge password (made, random, if the file does not exist); or set "
+             "VOLTBUS_BRIDGE_PASSWORD")] = None,
+    stations: Annotated[str, typer.Option(envvar="VOLTBUS_STATIONS",
+                                          help="this Pi's station ids, comma-separated")] = "CP1",
+    site: Annotated[str, typer.Option(envvar="VOLTBUS_ENERGY_SITE",
+                                      help="the energy manager's site id")] = "site",
+    root: Annotated[str, typer.Option(envvar="VOLTBUS_ROOT")] = ch.DEFAULT_ROOT,
+    site_file: Annotated[Path | None, typer.Option(
+        help="also write the site broker's file for this bridge (user, password hash, "
+             "stations) for its mosquitto/bridges or /etc/voltbus/bridges")] = None,
+) -> None:
+    """Bridge this Pi's broker to the site broker; print the site broker's ACL lines for it."""
+    import socket
+
+    from voltbus_common.bridge import (
+        BridgeConfig,
+        BridgeConfigError,
+        SiteBridgeUser,
+        check_username,
+        render_bridge,
+        render_site_acl,
+    )
+    from voltbus_common.broker import password_entry
+    from voltbus_common.private_files import write_private
+
+    def fail(why: str) -> None:
+        typer.echo(f"voltbus bridge: {why}", err=True)
+        raise typer.Exit(2)
+
+    ids = [s.strip() for s in stations.split(",") if s.strip()]
+    if not ids or any(not re.fullmatch(r"[^/+# ]{1,48}", s) for s in ids):
+        fail(f"--stations {stations!r}: station ids of 1..48 characters without / + # space")
+    if not re.fullmatch(r"[^/+# ]{1,48}", site):
+        fail(f"--site {site!r}: 1..48 characters without / + # space")
+    bridge_name = name or re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:40]
+    password = os.environ.get("VOLTBUS_BRIDGE_PASSWORD")
+    if password is None:
+        if password_file is None:
+            fail("no bridge password: --password-file FILE (a random one is made if it does "
+                 "not exist) or VOLTBUS_BRIDGE_PASSWORD")
+        assert password_file is not None
+        if not password_file.exists():
+            write_private(password_file, secrets.token_urlsafe(24) + "\n")
+            typer.echo(f"voltbus bridge: new random password in {password_file}", err=True)
+        try:
+            password = password_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the password file: {exc}")
+    assert password is not None
+    try:
+        user = check_username(username or f"bridge-{bridge_name}")
+        config = BridgeConfig(
+            bridge_name, host, port or (8883 if ca_file else 1883), user, password, root, ids,
+            site, ca_file=ca_file.resolve() if ca_file else None)
+        text = render_bridge(config, plain=plain)
+        acl = render_site_acl(user, root, ids, site)
+    except BridgeConfigError as exc:
+        fail(str(exc))
+    try:
+        write_private(out, text)
+        if site_file is not None:
+            write_private(site_file, SiteBridgeUser(
+                user, password_entry(user, password).split(":", 1)[1], ids, site).to_json())
+    except OSError as exc:
+        typer.echo(f"voltbus bridge: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"voltbus bridge: wrote {out}; restart this Pi's broker. On the site broker, "
+               f"user {user} needs its password and this ACL:", err=True)
+    typer.echo(acl, nl=False)
