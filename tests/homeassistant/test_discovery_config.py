@@ -136,7 +136,8 @@ def test_every_payload_passes_the_ha_schema(connectors: tuple[int, ...], phases:
     assert ha_schema.check_devices(configs) == []
     assert list(configs) == [discovery_topic("CP1")] + [connector_topic("CP1", n)
                                                          for n in connectors]
-    per_connector = 24 + 2 * phases + (2 if price is not None else 0)
+    # 25 with the Phases sensor (issue 12)
+    per_connector = 25 + 2 * phases + (2 if price is not None else 0)
     assert all(len(configs[connector_topic("CP1", n)]["components"]) == per_connector
                for n in connectors)
     assert len(configs[discovery_topic("CP1")]["components"]) == 10 + (price is not None)

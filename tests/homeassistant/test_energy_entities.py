@@ -42,7 +42,7 @@ from voltbus_common.models import ChargeModeSetting, ChargeModeState, GatewayCom
 SITE_KEYS = {"site_grid_power", "site_pv_power", "site_surplus", "site_charge_power",
              "site_battery_power", "site_battery_soc", "site_fuse_limit", "site_fail_safe"}
 CONNECTOR_KEYS = {"charge_mode", "plan_energy", "plan_departure", "energy_status",
-                  "energy_limit", "tariff_cost"}
+                  "energy_limit", "tariff_cost", "phase_switching"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined)
 TIMEOUT = 5
 
@@ -291,3 +291,28 @@ async def test_tariff_cost_through_the_real_energy_manager_and_gateway(
         energy = cost["availability"][0]["topic"]
         assert retained[energy] == b"online"
         assert view.check_all() == []
+
+
+def test_phases_sensor_and_phase_switching_render_as_ha_accepts() -> None:
+    """Issue 12: the phase count from hw/{n}/phases (unknown without a phase switch, the
+    switch's state as attributes) and the energy manager's switch in progress. No select for
+    the phases: the energy manager picks them itself and no phase command of HA's exists."""
+    plain = all_components()
+    assert "c1_phases" in plain and "c1_phase_switching" not in plain
+    comps = all_components(station(energy_site="home"))
+    sensor = comps["c1_phases"]
+    assert ch.PHASES.match(ROOT, sensor["state_topic"]) == {"station": "CP1", "connector": "1"}
+    assert [a["topic"].split("/")[-2] for a in sensor["availability"]] == ["hardware"]
+    assert state(sensor, example(ch.PHASES)) == "1"
+    assert state(sensor, example(ch.PHASES, phases=3)) == "3"
+    assert state(sensor, example(ch.PHASES, phases=None, switchable=False,
+                                 request_id=None)) == "None"
+    refused = example(ch.PHASES, reason="relay closed and current offered")
+    assert json.loads(render(sensor["json_attributes_template"], refused)) == {
+        "switchable": True, "reason": "relay closed and current offered"}
+    switching = comps["c1_phase_switching"]
+    assert switching["platform"] == "binary_sensor"
+    assert ch.ENERGY_MODE.match(ROOT, switching["state_topic"]) is not None
+    assert state(switching, example(ch.ENERGY_MODE, phase_switching=True)) == "ON"
+    assert state(switching, example(ch.ENERGY_MODE)) == "OFF"
+    assert not any(c["platform"] == "select" and "phase" in k for k, c in comps.items())

@@ -29,6 +29,7 @@ from voltbus_common.channels import (
     METER,
     OCPP_CONNECTION,
     OCPP_STATUS,
+    PHASES,
     PILOT,
     RELAY,
     SERVICE_STATUS,
@@ -424,6 +425,10 @@ class StationDiscovery:
                     "'plan_missing_wh': value_json.plan_missing_wh, "
                     "'plan_slots': value_json.plan_slots} | tojson }}")),
             self._energy_entity(
+                c + "phase_switching", "binary_sensor", "Phase switching",
+                icon="mdi:swap-horizontal", state_topic=mode,
+                value_template=_on_off("value_json.phase_switching")),
+            self._energy_entity(
                 c + "energy_limit", "sensor", "Energy manager limit", icon="mdi:speedometer",
                 device_class="current", unit_of_measurement="A", state_class="measurement",
                 state_topic=mode, value_template=_or_none("value_json.limit_a")),
@@ -483,6 +488,15 @@ class StationDiscovery:
                     # A single-phase meter sends one value: the other phases are unknown.
                     value_template=(f"{{{{ value_json.{field}[{phase}] if value_json.{field} "
                                     f"| length > {phase} else {_NONE} }}}}")))
+        # The phases the supply has as the phase switch confirms them (hw/{n}/phases); unknown
+        # without a phase switch (the wiring decides, `switchable` false). No select: the
+        # energy manager chooses the phases itself and obeys no phase command from HA.
+        phases = PHASES.topic(self.root, **self._args(n))
+        entities.append(self._entity(
+            c + "phases", "sensor", "Phases", hw, icon="mdi:sine-wave", state_topic=phases,
+            value_template=_or_none("value_json.phases"), json_attributes_topic=phases,
+            json_attributes_template=("{{ {'switchable': value_json.switchable, "
+                                      "'reason': value_json.reason} | tojson }}")))
         entities.append(self._entity(
             c + "plugged_in", "binary_sensor", "Plugged in", hw, device_class="plug",
             state_topic=PILOT.topic(self.root, **self._args(n)),
