@@ -298,7 +298,8 @@ def test_phases_sensor_and_phase_switching_render_as_ha_accepts() -> None:
     switch's state as attributes) and the energy manager's switch in progress. No select for
     the phases: the energy manager picks them itself and no phase command of HA's exists."""
     plain = all_components()
-    assert "c1_phases" in plain and "c1_phase_switching" not in plain
+    assert "c1_phases" in plain
+    assert "c1_phase_switching" not in plain
     comps = all_components(station(energy_site="home"))
     sensor = comps["c1_phases"]
     assert ch.PHASES.match(ROOT, sensor["state_topic"]) == {"station": "CP1", "connector": "1"}

@@ -20,6 +20,7 @@ from voltbus_common.models import (
     MeterReading,
     OcppConnection,
     OcppConnectorStatus,
+    PhaseState,
     PilotEvent,
     RecorderHealth,
     RelayState,
@@ -37,7 +38,7 @@ _CONNECTOR_EXAMPLE: dict[str, Any] = {
     "meter": ch.METER.example, "error": {"code": "NoError", "info": None,
                                          "ts": "2026-01-01T12:00:00Z"},
     "transaction": ch.TRANSACTION.example, "charging": ch.CHARGING.example,
-    "last_session": None, "updated_at": "2026-01-01T12:00:01Z"}
+    "last_session": None, "phases": ch.PHASES.example, "updated_at": "2026-01-01T12:00:01Z"}
 
 
 _DISPLAY_EXAMPLE: dict[str, Any] = dict(ch.DISPLAY.example)  # type: ignore[arg-type]
@@ -58,6 +59,8 @@ class ConnectorState(BaseModel):
     transaction: TransactionState | None = None
     charging: ChargingState | None = None
     last_session: SessionSummary | None = None
+    phases: PhaseState | None = Field(default=None, description="hw/{c}/phases: the phases the "
+                                      "supply has as its phase switch confirms them")
     updated_at: datetime | None = None
     model_config = ConfigDict(json_schema_extra={"examples": [_CONNECTOR_EXAMPLE]})
 
@@ -98,7 +101,7 @@ class Change(BaseModel):
 _CONNECTOR_FIELDS: dict[str, ch.Channel[Any]] = {
     "status": ch.OCPP_STATUS, "pilot": ch.PILOT, "relay": ch.RELAY, "meter": ch.METER,
     "error": ch.HW_ERROR, "transaction": ch.TRANSACTION, "charging": ch.CHARGING,
-    "last_session": ch.SESSION,
+    "last_session": ch.SESSION, "phases": ch.PHASES,
 }
 
 Listener = Callable[[Change], Awaitable[None]]

@@ -208,8 +208,28 @@ function fill(card, c) {
   $(".offpeak", card).classList.toggle("waiting", !!c.charging?.offpeak_waiting);
   $(".override", card).hidden = !c.charging?.offpeak_waiting;
   fillDisplay(card, c);
+  fillPhases(card);
   powerChart(card, c);
   tick(card);
+}
+
+// The phases the car charges on: hw/{c}/phases as the phase switch confirms them (else the
+// energy manager's `phases`), whether a switch is there, and from the energy manager (energy.js's
+// GET /site) whether it is switching now (charging paused for it).
+function fillPhases(card) {
+  const key = (x) => x.station === card.dataset.station && x.connector === Number(card.dataset.connector);
+  const c = stations[card.dataset.station]?.connectors.find(key);
+  const mode = (typeof energyView !== "undefined" && energyView?.connectors || []).find(key)?.mode;
+  const hw = c?.phases, n = hw?.phases ?? mode?.phases ?? null;
+  const notes = [];
+  if (mode?.phase_switching) notes.push("switching now");
+  else if (hw?.switchable) notes.push("switchable 1/3");
+  else if (hw) notes.push("no phase switch");
+  if (hw?.reason) notes.push(`last switch refused: ${hw.reason}`);
+  const cell = $(".phases", card);
+  cell.textContent = (n == null ? (hw ? "as wired" : "–") : `${n}-phase`) + (notes.length ? ` (${notes.join("; ")})` : "");
+  cell.dataset.phases = n == null ? "" : String(n);
+  cell.dataset.switching = String(!!mode?.phase_switching);
 }
 
 // Off-peak charging: a session held until the window opens, an override, or when it opens next.

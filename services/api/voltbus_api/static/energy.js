@@ -174,7 +174,7 @@ function renderEnergy() {
   refreshCosts(); // the cards' session cost at the tariff in force (app.js)
   for (const c of energyView.connectors) {
     const card = document.getElementById(`c-${c.station}-${c.connector}`);
-    if (card) fillEnergy(card, c.mode);
+    if (card) { fillEnergy(card, c.mode); fillPhases(card); }
   }
 }
 
