@@ -5,6 +5,9 @@ go to an in-memory outbox that is drained while connected, so a broker restart d
 instead of losing them. Invalid incoming payloads are logged with topic and reason, counted,
 announced on `service/{service}/rejected`, and dropped; they never reach a handler. The log is
 rate-limited per topic and reason (`RejectLog`); the rejected topic gets every one.
+
+A service runs its bus with `async with bus:`: connected (or reconnecting) inside the block, then
+flushed, `offline` and disconnected, however the block ends.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, cast
+from types import TracebackType
+from typing import Any, Generic, Self, cast
 
 import aiomqtt
 
@@ -295,13 +299,13 @@ class Bus:
         # biggest cost of a busy subscriber (the recorder). Bounded: cleared when it grows.
         self._routes: dict[str, list[_Subscription]] = {}
         self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
-        # Handed to the client, not yet confirmed (PUBACK), oldest first: back to the front of
-        # the outbox if the connection ends (see _send_loop).
-        self._inflight: deque[tuple[tuple[str, bytes, int, bool], asyncio.Task[None]]] = deque()
         self._outbox_limit = outbox_limit
         self._outbox_ready = asyncio.Event()
         self._client_id = client_id or self._default_client_id()
         self.reject_log = RejectLog()
+        self._runner: asyncio.Task[None] | None = None  # run() inside `async with bus:`
+        self._host: asyncio.Task[Any] | None = None  # the task in the block: stopped if we fail
+        self._host_cancelled = False
 
     def _default_client_id(self) -> str:
         if self.service is None:  # a plain client (CLI, tests): never collide with another
@@ -364,9 +368,9 @@ class Bus:
         """Wait until the outbox is empty; False if it did not empty in time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while (self._outbox or self._inflight) and loop.time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)  # polls two deques
-        return not (self._outbox or self._inflight)
+        while self._outbox and loop.time() < deadline:  # noqa: ASYNC110 - polls a deque
+            await asyncio.sleep(0.01)
+        return not self._outbox
 
     # --- the connection loop -----------------------------------------------------------------
 
@@ -462,62 +466,15 @@ class Bus:
         log.info("connected to MQTT %s:%d as %s (station %s)", self.settings.mqtt_host,
                  self.settings.mqtt_port, self.settings.mqtt_username, self.station)
 
-    # QoS 1 publishes in flight at once (paho's own window, so it never queues them itself).
-    MAX_INFLIGHT = 20
-
     async def _send_loop(self, client: aiomqtt.Client) -> None:
-        """Send the outbox in order with up to MAX_INFLIGHT publishes awaiting their PUBACK.
-
-        One at a time, each publish waited a broker round trip for the one before it (a relay
-        command behind a current limit: issue 14). The broker handles one connection's packets
-        in order, so the order per topic holds. A message leaves the outbox for `_inflight`
-        and is forgotten only once it and every one before it are confirmed; when the
-        connection ends, the unconfirmed ones go back to the front of the outbox in their order
-        (those confirmed after an unconfirmed one too: a duplicate, never a stale retained value
-        written after a newer one), and the next connection sends them again (QoS 1: at least
-        once).
-        """
-        inflight = self._inflight
-        ready = self._outbox_ready
-        # aiomqtt warns from 10 pending calls on: that many in flight is our design here
-        client.pending_calls_threshold = max(client.pending_calls_threshold, self.MAX_INFLIGHT)
-        try:
-            while True:
-                while inflight and inflight[0][1].done():
-                    inflight[0][1].result()  # a failed one ends the connection, kept queued
-                    inflight.popleft()
-                while self._outbox and len(inflight) < self.MAX_INFLIGHT:
-                    entry = self._outbox.popleft()
-                    topic, payload, qos, retain = entry
-                    # The client writes the PUBLISH in the task's first step: tasks start in
-                    # the order they are created, so the packets go out in outbox order.
-                    task = asyncio.create_task(
-                        client.publish(topic, payload, qos=qos, retain=retain))
-                    task.add_done_callback(lambda _t: ready.set())
-                    inflight.append((entry, task))
-                if inflight and inflight[0][1].done():
-                    continue
-                ready.clear()
-                await ready.wait()
+        while True:
+            while self._outbox:
+                topic, payload, qos, retain = self._outbox[0]
+                await client.publish(topic, payload, qos=qos, retain=retain)
+                self._outbox.popleft()  # only once the client accepted it
                 _raise_if_cancelled()
-        finally:
-            self._requeue_inflight()
-
-    def _requeue_inflight(self) -> None:
-        """The connection ended: what it did not confirm goes back in front of the outbox."""
-        inflight = self._inflight
-        while inflight and inflight[0][1].done() and not inflight[0][1].cancelled() \
-                and inflight[0][1].exception() is None:
-            inflight.popleft()  # confirmed, and all before it
-        for _entry, task in inflight:
-            if not task.done():
-                task.cancel()
-            elif not task.cancelled():
-                task.exception()  # retrieved: the loss is handled by run()
-        self._outbox.extendleft(entry for entry, _task in reversed(inflight))
-        inflight.clear()
-        if self._outbox:
-            self._outbox_ready.set()
+            self._outbox_ready.clear()
+            await self._outbox_ready.wait()
 
     async def _receive_loop(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -569,3 +526,75 @@ class Bus:
             await client.publish(topic, payload, qos=qos, retain=retain)
         if self.service is not None:
             await client.publish(self._status_topic(), b"offline", qos=1, retain=True)
+
+    # --- running as a context manager --------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        """Run the bus in a task of its own while the block runs (connected or reconnecting).
+
+        Like a TaskGroup child: if the bus fails (not a broker loss, which it rides out: a bug,
+        an unreadable CA file), the block is cancelled and the failure comes out of the block.
+        """
+        if self._runner is not None:
+            raise RuntimeError(f"bus {self._client_id} is running already")
+        self._host = asyncio.current_task()
+        self._host_cancelled = False
+        self._runner = asyncio.create_task(self.run(), name=f"bus {self._client_id}")
+        self._runner.add_done_callback(self._runner_done)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        """Stop the bus cleanly: flush the outbox, say `offline`, disconnect."""
+        runner, host = self._runner, self._host
+        assert runner is not None
+        assert host is not None
+        self._host = None  # from here on a failure of run() is ours to report, not to cancel for
+        try:
+            await self._stop(runner)
+        finally:
+            self._runner = None
+        error = runner.exception() if runner.done() and not runner.cancelled() else None
+        if error is None:
+            return
+        if self._host_cancelled:
+            self._host_cancelled = False
+            host.uncancel()  # our cancel, not the caller's: 3.11's uncancel() bookkeeping
+            if et is asyncio.CancelledError and host.cancelling() == 0:
+                raise error from None  # the block was stopped because the bus failed
+        if et is None:
+            raise error
+        log.error("bus %s had failed too", self._client_id, exc_info=error)
+
+    def _runner_done(self, runner: asyncio.Task[None]) -> None:
+        host = self._host
+        if runner.cancelled() or runner.exception() is None:
+            return
+        if host is not None and not host.done():
+            self._host_cancelled = True
+            host.cancel()
+
+    async def _stop(self, runner: asyncio.Task[None]) -> None:
+        """Cancel run() until it has ended, within about 17 s, even if we are cancelled too."""
+        interrupted = False
+        if self.connected.is_set() and not runner.done():
+            # Let the send loop go idle first: on Python 3.11 a cancel that lands while aiomqtt's
+            # publish() sits in asyncio.wait_for can be swallowed (run() re-raises it; an idle
+            # send loop has no such race).
+            try:
+                await self.drain(2.0)
+            except asyncio.CancelledError:
+                interrupted = True
+        for _ in range(5):
+            if runner.done():
+                break
+            # Again if it is still running: 3.11's wait_for (inside aiomqtt) can swallow one.
+            runner.cancel()
+            try:
+                await asyncio.wait({runner}, timeout=3)
+            except asyncio.CancelledError:
+                interrupted = True  # stopped while stopping (a second SIGTERM): finish first
+        if not runner.done():
+            log.error("bus %s did not stop", self._client_id)  # pragma: no cover
+        if interrupted:
+            raise asyncio.CancelledError

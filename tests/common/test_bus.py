@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,61 @@ async def test_status_online_then_offline_on_clean_stop(mosquitto: Broker, stati
         async with running(recorder):
             assert (await asyncio.wait_for(states.get(), 5)).payload is ServiceState.ONLINE
         assert (await asyncio.wait_for(states.get(), 5)).payload is ServiceState.OFFLINE
+
+
+async def test_async_with_flushes_what_the_block_published_then_says_offline(
+        mosquitto: Broker, station: str) -> None:
+    """Leaving `async with bus` loses nothing queued in the block: flushed, then `offline`."""
+    watcher = Bus(mosquitto.settings("operator"), station=station, service=None)
+    states = collector(watcher, ch.SERVICE_STATUS, service="hardware")
+    pilots = collector(watcher, ch.PILOT)
+    async with running(watcher):
+        hw = Bus(mosquitto.settings("hardware"), station=station, service="hardware")
+        async with hw:
+            await hw.wait_connected(5)
+            for n in range(1, 201):
+                hw.publish(ch.PILOT, PilotEvent(state=PilotState.B), connector=n)
+        assert not hw.connected.is_set()
+        got = [(await asyncio.wait_for(pilots.get(), 5)).connector for _ in range(200)]
+        assert got == list(range(1, 201))
+        seen = [(await asyncio.wait_for(states.get(), 5)).payload for _ in range(2)]
+    assert seen == [ServiceState.ONLINE, ServiceState.OFFLINE]
+
+
+async def test_a_failing_bus_stops_its_block_with_its_error(
+        mosquitto: Broker, station: str, tmp_path: Path) -> None:
+    """Like a TaskGroup child: a bus that cannot run (here its CA file is missing) cancels the
+    block, its error comes out of `async with`, and the task is left with no cancel counted."""
+    settings = mosquitto.settings("hardware", mqtt_tls=True, mqtt_ca_file=tmp_path / "no-ca.pem")
+    bus = Bus(settings, station=station, service="hardware")
+
+    async def block() -> str:
+        async with bus:
+            await asyncio.sleep(30)
+        return "the block ran to its end"
+
+    with pytest.raises(FileNotFoundError):
+        await asyncio.wait_for(block(), 5)
+    task = asyncio.current_task()
+    assert task is not None
+    assert task.cancelling() == 0
+    await asyncio.sleep(0.01)  # a stale cancel would land here
+
+
+async def test_a_cancelled_block_stops_its_bus(mosquitto: Broker, station: str) -> None:
+    """A cancel of the task in the block (SIGTERM) stops the bus and goes on up as a cancel."""
+    bus = Bus(mosquitto.settings("hardware"), station=station, service="hardware")
+
+    async def serve() -> None:
+        async with bus:
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(serve())
+    await asyncio.wait_for(bus.connected.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert not bus.connected.is_set()
 
 
 async def test_acl_hardware_cannot_publish_gateway_topics(mosquitto: Broker, station: str) -> None:
@@ -154,13 +210,17 @@ async def test_a_cancel_during_connect_always_stops_the_bus(
 
 
 def test_reconnect_under_debian_python() -> None:
-    """The restart test above, again under Debian 12's / Raspberry Pi OS's Python (3.11.2).
+    """The restart test and the `async with` failure/cancel tests above, again under Debian 12's
+    / Raspberry Pi OS's Python (3.11.2).
 
     Before 3.11.4 the bus's `except*` handler re-raised the broker loss wrapped in a new
     ExceptionGroup, run() let it through, and the bus never reconnected (this failed there,
     while the suite's 3.11.7 passed)."""
     python, _version = other_python()
-    output = run_tests_under(python, "tests/common/test_bus.py::"
-                          "test_messages_published_while_broker_down_arrive_after_restart",
-                          timeout=60)
-    assert "1 passed" in output
+    output = run_tests_under(python, *(
+        f"tests/common/test_bus.py::{name}" for name in (
+            "test_messages_published_while_broker_down_arrive_after_restart",
+            # 3.11.2's cancel counting, which `async with bus` undoes for its own cancel
+            "test_a_failing_bus_stops_its_block_with_its_error",
+            "test_a_cancelled_block_stops_its_bus")), timeout=60)
+    assert "3 passed" in output

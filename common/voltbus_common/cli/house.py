@@ -225,8 +225,7 @@ async def main() -> None:
     manager.pv_power = lambda: grid.pv_power_w
     for view in manager.connectors.values():
         view.setting = ChargeModeSetting(mode=ChargeMode.MIN_PV)  # until a retained mode says
-    async with asyncio.TaskGroup() as group:
-        group.create_task(bus.run())
+    async with bus, asyncio.TaskGroup() as group:
         group.create_task(manager.run())
         group.create_task(grid.run())
         for feed in feeds:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,39 +62,33 @@ class Presence:
         return f"no {self.service} service has ever connected to this broker"
 
 
-async def _connected(bus: Bus, settings: BusSettings, timeout: float) -> asyncio.Task[None]:  # noqa: ASYNC109
-    """Run bus until connected; BusUnreachable at the first failed attempt (refused, bad login)."""
-    task = asyncio.create_task(bus.run())
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not bus.connected.is_set() and bus.last_error is None and loop.time() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(bus.connected.wait(), 0.05)
-    if not bus.connected.is_set():
-        await _stop(task)
-        why = bus.last_error or f"no connection within {timeout:g} s"
-        raise BusUnreachable(f"cannot reach the MQTT broker at {settings.mqtt_host}:"
-                             f"{settings.mqtt_port} as {settings.mqtt_username or 'anonymous'} "
-                             f"({why}); is `voltbus up` running?")
-    return task
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+@contextlib.asynccontextmanager
+async def _connected(bus: Bus, settings: BusSettings, timeout: float) -> AsyncIterator[Bus]:  # noqa: ASYNC109
+    """Run bus, connected, in the block; BusUnreachable at the first failed attempt (refused,
+    bad login)."""
+    async with bus:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not bus.connected.is_set() and bus.last_error is None and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(bus.connected.wait(), 0.05)
+        if not bus.connected.is_set():
+            why = bus.last_error or f"no connection within {timeout:g} s"
+            raise BusUnreachable(f"cannot reach the MQTT broker at {settings.mqtt_host}:"
+                                 f"{settings.mqtt_port} as "
+                                 f"{settings.mqtt_username or 'anonymous'} ({why}); is "
+                                 "`voltbus up` running?")
+        yield bus
 
 
 async def publish_once(settings: BusSettings, station: str, channel: ch.Channel[Any], payload: Any,
                        timeout: float = 5.0, **args: str | int) -> None:  # noqa: ASYNC109
     """Connect, publish one message, make sure it left, disconnect."""
     bus = Bus(settings, station=station, service=None)
-    task = await _connected(bus, settings, timeout)
-    try:
+    async with _connected(bus, settings, timeout):
         bus.publish(channel, payload, **args)
         if not await bus.drain(timeout):
             raise BusUnreachable("the broker did not accept the message in time")
-    finally:
-        await _stop(task)
 
 
 @dataclass(frozen=True)
@@ -132,8 +126,7 @@ async def send_to_hardware(settings: BusSettings, station: str, channel: ch.Chan
                 outcome.set_result(f"done: {msg.topic} {msg.payload.model_dump_json()}")
 
         bus.on(evidence.channel, acted, **evidence.args)
-    task = await _connected(bus, settings, timeout)
-    try:
+    async with _connected(bus, settings, timeout):
         bus.publish(channel, payload, **args)
         if not await bus.drain(timeout):
             raise BusUnreachable("the broker did not accept the message in time")
@@ -142,8 +135,6 @@ async def send_to_hardware(settings: BusSettings, station: str, channel: ch.Chan
             return await asyncio.wait_for(asyncio.shield(outcome), quiet_s)
         except TimeoutError:
             return f"sent to {topic} (no change seen; the hardware raised no objection)"
-    finally:
-        await _stop(task)
 
 
 async def _check_presence(presence: Presence, station: str, outcome: asyncio.Future[Any]) -> None:
@@ -171,8 +162,7 @@ async def ask_gateway(settings: BusSettings, station: str, connector: int,
     bus = Bus(settings, station=station, service=None)
     presence.attach(bus)
     bus.on(ch.COMMAND_RESULT, on_result, connector=connector)
-    task = await _connected(bus, settings, timeout)
-    try:
+    async with _connected(bus, settings, timeout):
         bus.publish(ch.COMMAND, command, connector=connector)
         if not await bus.drain(timeout):
             raise BusUnreachable("the broker did not accept the command in time")
@@ -183,5 +173,3 @@ async def ask_gateway(settings: BusSettings, station: str, connector: int,
             raise NoAnswer(f"the gateway of station {station} is online but did not answer "
                            f"{command.command} on connector {connector} within {timeout:g} s"
                            ) from None
-    finally:
-        await _stop(task)

@@ -4,6 +4,7 @@ announcing (after HA restarts) until stopped. For stacks where no service runs t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from voltbus_common.bus import Bus
 from voltbus_common.homeassistant.publisher import DiscoveryPublisher, publisher_for
@@ -23,9 +24,10 @@ def publishers(settings: HaDiscoverySettings) -> list[tuple[Bus, DiscoveryPublis
 
 async def main(settings: HaDiscoverySettings) -> None:
     """Run every station's bus until cancelled."""
-    async with asyncio.TaskGroup() as group:
+    async with contextlib.AsyncExitStack() as running:
         for bus, _ in publishers(settings):
-            group.create_task(bus.run())
+            await running.enter_async_context(bus)
+        await asyncio.Event().wait()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ class ApiContext:
     cache: StateCache
     commands: CommandClient
     limiter: LoginLimiter
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _running: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     _auth: AuthStore | None = None
     _sessions: SessionSource | None = None
@@ -83,30 +84,18 @@ class ApiContext:
                                  ocpp_lost_after_s=s.api_notify_ocpp_lost_min * 60)
         self.cache.add_listener(self.notifier.on_change)
         self.notifier.start()
-        for station, bus in self.buses.items():
-            self.tasks.append(asyncio.create_task(bus.run(), name=f"bus-{station}"))
+        for bus in self.buses.values():
+            await self._running.enter_async_context(bus)
 
     async def stop(self) -> None:
-        """Cancel the buses (they publish offline and flush) and wait for them."""
-        pending = set(self.tasks)
-        for _ in range(5):
-            for task in pending:
-                task.cancel()
-            # On Python 3.11 asyncio.wait_for (used inside aiomqtt's publish) can swallow a
-            # cancellation that lands as the publish completes; cancel again until it stops.
-            _, pending = await asyncio.wait(pending, timeout=3)
-            if not pending:
-                break
-        else:
-            log.error("bus tasks did not stop: %s", pending)  # pragma: no cover
-        for task in self.tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.error("bus task ended with %r", task.exception())
-        self.tasks.clear()
-        if self.notifier is not None:
-            await self.notifier.stop()
-        if self._sessions is not None:
-            self._sessions.local.close()
-        if self._auth is not None:
-            self._auth.close()
-            self._auth = None
+        """Stop the buses (they flush and publish offline), then close the stores."""
+        try:
+            await self._running.aclose()
+        finally:
+            if self.notifier is not None:
+                await self.notifier.stop()
+            if self._sessions is not None:
+                self._sessions.local.close()
+            if self._auth is not None:
+                self._auth.close()
+                self._auth = None

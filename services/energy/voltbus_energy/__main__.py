@@ -142,8 +142,7 @@ async def main(settings: EnergySettings) -> None:
                                                  unit=settings.energy_pv_sunspec_unit))
     battery = build_battery(settings)
     manager = build_manager(settings, bus, tariff, grid, inverter, battery)
-    async with asyncio.TaskGroup() as group:
-        group.create_task(bus.run())
+    async with bus, asyncio.TaskGroup() as group:  # the bus stops last: the final limits go out
         group.create_task(manager.run())
         if isinstance(grid, Poller):
             group.create_task(grid.poll_forever())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from voltbus_common.bus import Bus
@@ -36,22 +35,16 @@ async def serve_station(bus: Bus, station: StationHardware, config: ControllerCo
     controller = StationController(bus, station, config)
     controller.attach()
     SimControl(bus, station).attach()
-    bus_task = asyncio.create_task(bus.run())
     try:
-        await controller.run()
+        async with bus:  # leaving it flushes what shutdown() said, then says offline
+            try:
+                await controller.run()
+            finally:
+                await controller.shutdown()
     finally:
-        try:
-            await controller.shutdown()
-        finally:
-            # Let the send loop go idle first: on Python 3.11 a cancel that lands while aiomqtt's
-            # publish() sits in asyncio.wait_for can be swallowed, and the bus would never stop.
-            await bus.drain(2.0)
-            bus_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await bus_task
-            if registers is not None:
-                registers.save(station)
-            station.close()
+        if registers is not None:
+            registers.save(station)
+        station.close()
 
 
 async def serve(settings: HardwareSettings, stations: list[StationHardware]) -> None:

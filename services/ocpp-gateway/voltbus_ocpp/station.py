@@ -728,8 +728,8 @@ class Station:
         self._publish_station_status()
         self.display.refresh()  # what is shown after the restart (replaces the retained list)
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self.bus.run())
+            # The bus stops after the rest: what they said last (offline on a hard Reset) goes out.
+            async with self.bus, asyncio.TaskGroup() as group:
                 group.create_task(self._recover())
                 group.create_task(self.link.run())
                 group.create_task(self._ticker())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sys
 from zoneinfo import ZoneInfo
@@ -58,15 +59,16 @@ async def main(settings: RecorderSettings) -> None:
     health = HealthReporter(spool, writer, ingest, list(buses.values()), target=sink.description,
                             interval_s=settings.recorder_health_interval_s)
     try:
-        async with asyncio.TaskGroup() as group:
+        async with contextlib.AsyncExitStack() as running:
             for bus in buses.values():
-                group.create_task(bus.run())
-            for inbox in inboxes:
-                group.create_task(inbox.run())
-            group.create_task(ingest.run())
-            group.create_task(ingest.run_link_sampler())
-            group.create_task(writer.run())
-            group.create_task(health.run())
+                await running.enter_async_context(bus)
+            async with asyncio.TaskGroup() as group:
+                for inbox in inboxes:
+                    group.create_task(inbox.run())
+                group.create_task(ingest.run())
+                group.create_task(ingest.run_link_sampler())
+                group.create_task(writer.run())
+                group.create_task(health.run())
     finally:
         for inbox in inboxes:
             await inbox.close()
