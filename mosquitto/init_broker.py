@@ -152,6 +152,13 @@ def generate(*, secrets_dir: Path, out: Path, certs: Path, root: str, tls_port: 
     mounted = (certs / "server.crt").exists() and (certs / "server.key").exists()
     generated = generated_tls(tls_dir, tls_names) if tls_dir is not None else None
     tls = tls_config(certs, tls_port, None if mounted else generated)
+    # A Pi bridged to a site broker: `voltbus bridge --out mosquitto/certs/bridge.conf`
+    # (it holds the bridge password: 0600 here too, the broker reads it as root at start)
+    bridge_conf = certs / "bridge.conf"
+    if bridge_conf.is_file():
+        _write(out / "conf.d" / "bridge.conf", bridge_conf.read_text(), 0o600)
+    else:
+        (out / "conf.d" / "bridge.conf").unlink(missing_ok=True)
     tls_file = out / "conf.d" / "tls.conf"
     if tls:
         _write(tls_file, tls, 0o644)

@@ -299,6 +299,9 @@ class Bus:
         # biggest cost of a busy subscriber (the recorder). Bounded: cleared when it grows.
         self._routes: dict[str, list[_Subscription]] = {}
         self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
+        # Handed to the client, not yet confirmed (PUBACK), oldest first: back to the front of
+        # the outbox if the connection ends (see _send_loop).
+        self._inflight: deque[tuple[tuple[str, bytes, int, bool], asyncio.Task[None]]] = deque()
         self._outbox_limit = outbox_limit
         self._outbox_ready = asyncio.Event()
         self._client_id = client_id or self._default_client_id()
@@ -368,9 +371,9 @@ class Bus:
         """Wait until the outbox is empty; False if it did not empty in time."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._outbox and loop.time() < deadline:  # noqa: ASYNC110 - polls a deque
-            await asyncio.sleep(0.01)
-        return not self._outbox
+        while (self._outbox or self._inflight) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # polls two deques
+        return not (self._outbox or self._inflight)
 
     # --- the connection loop -----------------------------------------------------------------
 
@@ -466,15 +469,62 @@ class Bus:
         log.info("connected to MQTT %s:%d as %s (station %s)", self.settings.mqtt_host,
                  self.settings.mqtt_port, self.settings.mqtt_username, self.station)
 
+    # QoS 1 publishes in flight at once (paho's own window, so it never queues them itself).
+    MAX_INFLIGHT = 20
+
     async def _send_loop(self, client: aiomqtt.Client) -> None:
-        while True:
-            while self._outbox:
-                topic, payload, qos, retain = self._outbox[0]
-                await client.publish(topic, payload, qos=qos, retain=retain)
-                self._outbox.popleft()  # only once the client accepted it
+        """Send the outbox in order with up to MAX_INFLIGHT publishes awaiting their PUBACK.
+
+        One at a time, each publish waited a broker round trip for the one before it (a relay
+        command behind a current limit: issue 14). The broker handles one connection's packets
+        in order, so the order per topic holds. A message leaves the outbox for `_inflight`
+        and is forgotten only once it and every one before it are confirmed; when the
+        connection ends, the unconfirmed ones go back to the front of the outbox in their order
+        (those confirmed after an unconfirmed one too: a duplicate, never a stale retained value
+        written after a newer one), and the next connection sends them again (QoS 1: at least
+        once).
+        """
+        inflight = self._inflight
+        ready = self._outbox_ready
+        # aiomqtt warns from 10 pending calls on: that many in flight is our design here
+        client.pending_calls_threshold = max(client.pending_calls_threshold, self.MAX_INFLIGHT)
+        try:
+            while True:
+                while inflight and inflight[0][1].done():
+                    inflight[0][1].result()  # a failed one ends the connection, kept queued
+                    inflight.popleft()
+                while self._outbox and len(inflight) < self.MAX_INFLIGHT:
+                    entry = self._outbox.popleft()
+                    topic, payload, qos, retain = entry
+                    # The client writes the PUBLISH in the task's first step: tasks start in
+                    # the order they are created, so the packets go out in outbox order.
+                    task = asyncio.create_task(
+                        client.publish(topic, payload, qos=qos, retain=retain))
+                    task.add_done_callback(lambda _t: ready.set())
+                    inflight.append((entry, task))
+                if inflight and inflight[0][1].done():
+                    continue
+                ready.clear()
+                await ready.wait()
                 _raise_if_cancelled()
-            self._outbox_ready.clear()
-            await self._outbox_ready.wait()
+        finally:
+            self._requeue_inflight()
+
+    def _requeue_inflight(self) -> None:
+        """The connection ended: what it did not confirm goes back in front of the outbox."""
+        inflight = self._inflight
+        while inflight and inflight[0][1].done() and not inflight[0][1].cancelled() \
+                and inflight[0][1].exception() is None:
+            inflight.popleft()  # confirmed, and all before it
+        for _entry, task in inflight:
+            if not task.done():
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # retrieved: the loss is handled by run()
+        self._outbox.extendleft(entry for entry, _task in reversed(inflight))
+        inflight.clear()
+        if self._outbox:
+            self._outbox_ready.set()
 
     async def _receive_loop(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

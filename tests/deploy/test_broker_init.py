@@ -201,3 +201,18 @@ def test_missing_passwords_stop_the_init_with_their_names(tmp_path: Path) -> Non
     assert "mqtt_recorder" in result.stderr
     assert "mqtt_api" in result.stderr
     assert not (tmp_path / "generated" / "passwd").exists()
+
+
+def test_a_pi_bridge_config_is_taken_into_conf_d(tmp_path: Path) -> None:
+    """`voltbus bridge --out mosquitto/certs/bridge.conf` on a compose Pi: the init puts it
+    where the broker includes it, 0600 (it holds the bridge password), and removes it again."""
+    write_secrets(tmp_path)
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "bridge.conf").write_text("connection p1\naddress site:8883\n")
+    assert run_init(tmp_path).returncode == 0
+    taken = tmp_path / "generated" / "conf.d" / "bridge.conf"
+    assert taken.read_text() == "connection p1\naddress site:8883\n"
+    assert taken.stat().st_mode & 0o777 == 0o600
+    (tmp_path / "certs" / "bridge.conf").unlink()
+    assert run_init(tmp_path).returncode == 0
+    assert not taken.exists()

@@ -257,3 +257,50 @@ def _longest_run(over: list[tuple[float, list[float]]], gap_s: float = 0.6) -> f
         last = at
         longest = max(longest, last - start)
     return longest
+
+
+def test_the_bridge_command_says_what_is_wrong(tmp_path: Path) -> None:
+    """`voltbus bridge`: bad input is named, exit 2, nothing written; the password is never
+    an option and a missing password file gets a random one."""
+    from typer.testing import CliRunner
+
+    from voltbus_common.cli import app
+
+    out = tmp_path / "bridge.conf"
+    base = ["bridge", "--out", str(out), "--stations", "P1", "--site", "home"]
+    none = {"VOLTBUS_BRIDGE_PASSWORD": None, "VOLTBUS_BRIDGE_PASSWORD_FILE": None}
+    cases = [
+        (["--host", "127.0.0.1"], "no bridge password"),
+        (["--host", "10.0.0.2", "--password-file", str(tmp_path / "pw")], "not on loopback"),
+        (["--host", "127.0.0.1", "--password-file", str(tmp_path / "pw"),
+          "--ca-file", str(tmp_path / "nope.crt")], "no such file"),
+        (["--host", "127.0.0.1", "--password-file", str(tmp_path / "pw"),
+          "--stations", "P/1"], "--stations"),
+        (["--host", "127.0.0.1", "--password-file", str(tmp_path / "pw"),
+          "--username", "energy"], "bridge-<name>"),
+        (["--host", "127.0.0.1", "--password", "secret-secret-secret"], "No such option"),
+    ]
+    for args, said in cases:
+        done = CliRunner().invoke(app, [*base, *args], env=none)
+        assert done.exit_code == 2, (args, done.output)
+        assert said in done.output, (args, done.output)
+        assert not out.exists()
+    # a ca file given as the broker sees it (compose), the password file made random, 0600
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    done = CliRunner().invoke(app, [*base, "--host", "10.0.0.2", "--name", "garage",
+                                    "--ca-file", str(tmp_path / "ca.crt"),
+                                    "--broker-ca-path", "/mosquitto/certs/site-ca.crt",
+                                    "--password-file", str(tmp_path / "pw"),
+                                    "--site-file", str(tmp_path / "garage.json")], env=none)
+    assert done.exit_code == 0, done.output
+    password = (tmp_path / "pw").read_text().strip()
+    assert len(password) >= 24
+    assert (tmp_path / "pw").stat().st_mode & 0o777 == 0o600
+    text = out.read_text()
+    assert "address 10.0.0.2:8883" in text
+    assert "bridge_cafile /mosquitto/certs/site-ca.crt" in text
+    assert f"remote_password {password}" in text
+    site = (tmp_path / "garage.json").read_text()
+    assert password not in site
+    assert '"username": "bridge-garage"' in site
+    assert "user bridge-garage" in done.stdout

@@ -18,6 +18,7 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.enums import PilotState
 from voltbus_common.models import (
+    BayOccupancy,
     GatewayCommand,
     MeterReading,
     PilotEvent,
@@ -141,6 +142,10 @@ class Rig:
             energy_wh=self.energy_wh, power_w=power_w, current_a=current_a or [16.0, 15.9, 16.1],
             voltage_v=[230.0, 231.0, 229.0]), connector=connector)
         return self.energy_wh
+
+    def bay(self, occupied: bool, connector: int = 1) -> None:
+        """Publish the parking bay detector (retained, like the hardware service)."""
+        self.hw.publish(ch.BAY, BayOccupancy(occupied=occupied), connector=connector)
 
     def relay(self, closed: bool, connector: int = 1) -> None:
         """Publish the relay state actually switched."""

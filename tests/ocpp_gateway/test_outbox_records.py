@@ -50,6 +50,10 @@ STOP = SendStopTransaction(1, 7, "TAG", 1234.5, T0 + timedelta(minutes=2),
                                             point=TxStart.ENERGY_TRANSFER)),
     TransactionStopped(SendStopTransaction(1, 8, None, 9.0, T0, StopReason.OTHER,
                                            transfer_end=TransferEnd.EV_SUSPENDED), (), ()),
+    TransactionStarted(SendStartTransaction(1, 8, None, 1.0, T0, plugged=False,
+                                            point=TxStart.PARKING_BAY)),
+    TransactionStopped(SendStopTransaction(1, 8, "TAG", 9.0, T0, StopReason.EV_DISCONNECTED,
+                                           departed=True), (), ()),
 ], ids=lambda r: type(r).__name__)
 def test_a_record_reads_back_as_it_was_stored(record: Record) -> None:
     store = Store(":memory:")

@@ -254,3 +254,48 @@ async def test_energy_transfer_without_energy_starts_nothing(rig: Rig) -> None:
     assert ended["transactionInfo"]["chargingState"] == "SuspendedEVSE"
     assert ended["transactionInfo"]["stoppedReason"] == "Other"
     assert csms.violations(rig.id) == []
+
+
+async def test_start_and_stop_at_parking_bay_occupancy(rig: Rig) -> None:
+    """E01.FR.01/E06.FR.01 with a bay detector (hw/1/bay): the vehicle driving in starts the
+    transaction (Started EVDetected, chargingState Idle, no idToken, relay open); plug-in and
+    the card follow as Updated CablePluggedIn and Authorized, then the relay closes; with
+    TxStopPoint Authorized,ParkingBayOccupancy unplugging does not end it, the vehicle leaving
+    does: Ended EVDeparted, stoppedReason EVDisconnected. The dev CSMS's rules hold."""
+    csms = rig.csms
+    rig.bay(False)
+    await rig.online_201()
+    await asyncio.sleep(0.3)  # the retained bay state reached the gateway
+    assert await set_var(rig, "TxStartPoint", "ParkingBayOccupancy") == "Accepted"
+    assert await set_var(rig, "TxStopPoint", "Authorized,ParkingBayOccupancy") == "Accepted"
+    rig.bay(True)
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    assert started["triggerReason"] == "EVDetected"
+    assert started["transactionInfo"]["chargingState"] == "Idle"
+    assert "idToken" not in started
+    rig.pilot("B")
+    plugged = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["triggerReason"] == "CablePluggedIn")
+    assert plugged["eventType"] == "Updated"
+    assert not [m for m in rig.seen["relay_set"] if m.payload.closed]
+    rig.tap("TAG")
+    await csms.wait_for(rig.id, "TransactionEvent",
+                        where=lambda p: p["triggerReason"] == "Authorized")
+    await rig.wait("relay_set", lambda p: p.closed)
+    rig.relay(True)
+    rig.pilot("C")
+    await rig.status("Charging")
+    rig.meter(500.0)
+    rig.pilot("A")  # unplugged: EVConnected is no stop point
+    await asyncio.sleep(0.3)
+    assert "Ended" not in [e["eventType"] for e in events(rig)]
+    rig.bay(False)  # the vehicle leaves
+    ended = await csms.wait_for(rig.id, "TransactionEvent",
+                                where=lambda p: p["eventType"] == "Ended")
+    assert ended["triggerReason"] == "EVDeparted"
+    assert ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"
+    assert ended["transactionInfo"]["transactionId"] == started["transactionInfo"][
+        "transactionId"]
+    assert [e["seqNo"] for e in events(rig)] == list(range(len(events(rig))))
+    assert csms.violations(rig.id) == []

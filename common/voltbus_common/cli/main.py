@@ -347,6 +347,9 @@ def bridge(
         help="the site broker's port [default: 8883 with --ca-file, else 1883]")] = None,
     ca_file: Annotated[Path | None, typer.Option(
         envvar="VOLTBUS_BRIDGE_CA_FILE", help="CA of the site broker's TLS certificate")] = None,
+    broker_ca_path: Annotated[str | None, typer.Option(
+        help="the CA's path as the Pi's broker sees it (compose: "
+             "/mosquitto/certs/site-ca.crt) [default: --ca-file]")] = None,
     plain: Annotated[bool, typer.Option(
         envvar="VOLTBUS_BRIDGE_PLAIN",
         help="allow plain MQTT to a site broker off loopback (the password in clear)")] = False,
@@ -412,6 +415,9 @@ def bridge(
             bridge_name, host, port or (8883 if ca_file else 1883), user, password, root, ids,
             site, ca_file=ca_file.resolve() if ca_file else None)
         text = render_bridge(config, plain=plain)
+        if config.ca_file is not None and broker_ca_path:
+            text = text.replace(f"bridge_cafile {config.ca_file}\n",
+                                f"bridge_cafile {broker_ca_path}\n")
         acl = render_site_acl(user, root, ids, site)
     except BridgeConfigError as exc:
         fail(str(exc))

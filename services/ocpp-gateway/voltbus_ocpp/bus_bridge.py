@@ -24,6 +24,7 @@ from voltbus_common.enums import (
     ServiceState,
 )
 from voltbus_common.models import (
+    BayOccupancy,
     ChargingState,
     CommandResult,
     CurrentLimitCommand,
@@ -47,6 +48,7 @@ from voltbus_ocpp.cable_lock import CableLocks
 from voltbus_ocpp.model.energy_limit import EnergyLimit
 from voltbus_ocpp.model.events import (
     AnswerCommand,
+    BayChanged,
     CardPresented,
     Command,
     Effect,
@@ -96,6 +98,7 @@ class BusBridge:
     def attach(self) -> None:
         """Register the handlers (before bus.run())."""
         self.bus.on(ch.PILOT, self._pilot)
+        self.bus.on(ch.BAY, self._bay)
         self.bus.on(ch.METER, self._meter)
         self.bus.on(ch.RELAY, self._relay)
         self.bus.on(ch.SWITCH_READING, self._switch_reading)
@@ -113,7 +116,8 @@ class BusBridge:
                                    f"{self.connectors})")
         return False
 
-    def _stale(self, msg: Received[PilotEvent] | Received[RelayState]) -> bool:
+    def _stale(self, msg: Received[PilotEvent] | Received[RelayState]
+               | Received[BayOccupancy]) -> bool:
         """A retained message older than the newest one already seen on its topic."""
         assert msg.payload is not None
         newest = self._newest.get(msg.topic)
@@ -128,6 +132,10 @@ class BusBridge:
     async def _pilot(self, msg: Received[PilotEvent]) -> None:
         if self._known(msg) and msg.payload is not None and not self._stale(msg):
             self.dispatch(PilotChanged(msg.connector, msg.payload.state))
+
+    async def _bay(self, msg: Received[BayOccupancy]) -> None:
+        if self._known(msg) and msg.payload is not None and not self._stale(msg):
+            self.dispatch(BayChanged(msg.connector, msg.payload.occupied))
 
     async def _meter(self, msg: Received[MeterReading]) -> None:
         if self._known(msg) and msg.payload is not None:

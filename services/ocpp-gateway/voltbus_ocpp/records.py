@@ -211,7 +211,8 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
             "sampled": [x.value for x in record.sampled],
             "aligned": [x.value for x in record.aligned],
             **({"timed_out": True} if e.timed_out else {}),
-            **({"transfer_end": e.transfer_end.value} if e.transfer_end else {})}
+            **({"transfer_end": e.transfer_end.value} if e.transfer_end else {}),
+            **({"departed": True} if e.departed else {})}
     if isinstance(record, SecurityEventRecord):
         return SECURITY_EVENT, {"type": record.kind, "ts": record.ts.isoformat(),
                                 "tech_info": record.tech_info}
@@ -258,7 +259,8 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
             tuple(Sample(datetime.fromisoformat(x["ts"]), _snapshot(x["reading"]),
                          ReadingContext(x["context"])) for x in b["samples"]),
             bool(b.get("timed_out", False)),
-            TransferEnd(b["transfer_end"]) if b.get("transfer_end") else None),
+            TransferEnd(b["transfer_end"]) if b.get("transfer_end") else None,
+            bool(b.get("departed", False))),
             tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]),
             offline)
     if kind == SECURITY_EVENT:

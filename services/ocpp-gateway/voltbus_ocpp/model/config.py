@@ -83,6 +83,11 @@ class ChargePointConfig(Protocol):
         ...
 
     @property
+    def stop_on_bay_vacated(self) -> bool:
+        """A transaction ends when the bay detector no longer sees the vehicle."""
+        ...
+
+    @property
     def stop_on_transfer_end(self) -> bool:
         """A transaction ends when its energy transfer, once begun, ends (the EV stops drawing,
         the EVSE stops offering, the EV leaves)."""

@@ -91,6 +91,7 @@ class Transaction:
     powered: bool = True
     ev_deadline: datetime | None = None
     transferring: bool = False  # energy has flowed (stop_on_transfer_end waits for it)
+    in_bay: bool = False  # started when the bay detector saw the vehicle (TxStart.PARKING_BAY)
 
     @property
     def delivered_wh(self) -> float:
@@ -137,6 +138,7 @@ class Facts:
     """Everything the status is derived from."""
 
     pilot: PilotState = PilotState.A
+    bay: bool | None = None  # the bay detector sees a vehicle (None: no detector heard of)
     fault: ChargePointErrorCode = ChargePointErrorCode.NO_ERROR
     fault_info: str | None = None
     operative: bool = True
@@ -335,7 +337,8 @@ class Connector:
         view = replace(p.view, energy_wh=meter_stop)
         return [SendStopTransaction(self.connector_id, p.local_id, p.id_tag, meter_stop,
                                     p.stopped_at, p.reason, p.started_at, p.meter_start_wh,
-                                    reading, p.samples, transfer_end=p.transfer_end),
+                                    reading, p.samples, transfer_end=p.transfer_end,
+                                    departed=p.departed),
                 PublishSession(self.connector_id, view, p.stopped_at, meter_stop, p.reason)]
 
     def _relay_verdict(self) -> Verdict:
@@ -528,7 +531,8 @@ class Connector:
 
     def stop_transaction(self, reason: StopReason, id_tag: str | None = None, *,
                          timed_out: bool = False,
-                         transfer_end: TransferEnd | None = None) -> list[Effect]:
+                         transfer_end: TransferEnd | None = None,
+                         departed: bool = False) -> list[Effect]:
         """Stop charging; StopTransaction goes to the durable queue once the register after the
         opening is known (model/metering.py), at once when the hardware publishes no switch
         readings (meterStop = the last register then) or the relay never closed for it."""
@@ -536,7 +540,7 @@ class Connector:
         if tx is None:
             return []
         if self.switch_readings and tx.powered:
-            return self._stop_after_opening(reason, id_tag, tx, transfer_end)
+            return self._stop_after_opening(reason, id_tag, tx, transfer_end, departed)
         now = self.clock()
         meter_stop = self.facts.meter.energy_wh if self.facts.meter else tx.energy_wh
         meter_stop = max(meter_stop, tx.meter_start_wh)
@@ -551,7 +555,7 @@ class Connector:
         return [self.set_relay(False),
                 SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
                                     reason, tx.started_at, tx.meter_start_wh, self.facts.meter,
-                                    tuple(tx.samples), timed_out, transfer_end),
+                                    tuple(tx.samples), timed_out, transfer_end, departed),
                 PublishTransaction(self.connector_id, None),
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
 
@@ -565,12 +569,13 @@ class Connector:
             f.operative, f.scheduled_operative = f.scheduled_operative, None
 
     def _stop_after_opening(self, reason: StopReason, id_tag: str | None, tx: Transaction,
-                            transfer_end: TransferEnd | None = None) -> list[Effect]:
+                            transfer_end: TransferEnd | None = None,
+                            departed: bool = False) -> list[Effect]:
         now = self.clock()
         rid = request_id(tx.local_id, "stop")
         p = PendingStop(rid, deadline(now), tx.local_id, id_tag, now, reason, tx.started_at,
                         tx.meter_start_wh, tuple(tx.samples), tx.view(),
-                        transfer_end=transfer_end)
+                        transfer_end=transfer_end, departed=departed)
         if self.facts.relay_closed is False:  # the hardware opened already (unplug, fault)
             p.open_ts = self.last_open_ts
         self._end()
@@ -609,14 +614,31 @@ class Connector:
         waiting = self.facts.waiting
         if not was_plugged and self.plugged:
             tx = self.facts.tx
-            if tx is not None and not tx.powered and tx.id_tag is not None:
-                effects += self._power_up(tx, TxUpdate.EV_CONNECTED)  # started at authorisation
+            if tx is not None and not tx.powered and (tx.id_tag is not None or tx.in_bay):
+                effects += self._power_up(tx, TxUpdate.EV_CONNECTED)  # started earlier
             elif waiting is not None and self.usable:
                 effects += self.authorised(waiting.id_tag, limit_a=waiting.limit_a)
             elif (tx is None and self.usable and self.facts.reservation is None
                   and TxStart.EV_CONNECTED in self.config.tx_start_points):
                 effects += self.start_transaction(None, self.new_local_id(), powered=False)
         return effects
+
+    def on_bay(self, occupied: bool) -> list[Effect]:
+        """The bay detector: a vehicle arriving starts a transaction with TxStart.PARKING_BAY
+        (no EV connection, no id token yet: both follow as updates); leaving ends the running
+        transaction if stop_on_bay_vacated."""
+        was, self.facts.bay = self.facts.bay, occupied
+        f = self.facts
+        if occupied and not was and f.tx is None and self.usable and f.reservation is None \
+                and TxStart.PARKING_BAY in self.config.tx_start_points:
+            effects = self.start_transaction(None, self.new_local_id(), powered=False,
+                                             point=TxStart.PARKING_BAY)
+            if f.tx is not None:
+                f.tx.in_bay = True
+            return effects
+        if not occupied and was and f.tx is not None and self.config.stop_on_bay_vacated:
+            return self.stop_transaction(StopReason.EV_DISCONNECTED, departed=True)
+        return []
 
     def on_meter(self, reading: MeterSnapshot) -> list[Effect]:
         """Keep the latest reading; a running transaction shows its energy."""

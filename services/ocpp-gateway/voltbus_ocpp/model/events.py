@@ -52,6 +52,14 @@ class PilotChanged(Event):
 
 
 @dataclass(frozen=True)
+class BayChanged(Event):
+    """The parking bay detector in front of a connector sees a vehicle or no longer does."""
+
+    connector: int
+    occupied: bool
+
+
+@dataclass(frozen=True)
 class MeterUpdated(Event):
     """A new meter reading."""
 
@@ -341,6 +349,7 @@ class SendStopTransaction(Effect):
     samples: tuple[Sample, ...] = ()
     timed_out: bool = False  # the EV was not connected within connection_timeout_s
     transfer_end: TransferEnd | None = None  # ended because its energy transfer did
+    departed: bool = False  # ended because the vehicle left the bay (stop_on_bay_vacated)
 
 
 @dataclass(frozen=True)

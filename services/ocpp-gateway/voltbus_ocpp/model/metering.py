@@ -64,6 +64,7 @@ class PendingStop:
     view: TransactionView
     open_ts: datetime | None = None  # ts of a `relay` open the hardware did by itself
     transfer_end: TransferEnd | None = None  # ended because its energy transfer did
+    departed: bool = False  # ended because the vehicle left the bay
 
     def matches(self, r: SwitchRead) -> bool:
         """The reading taken after this stop's opening (never an older one)."""

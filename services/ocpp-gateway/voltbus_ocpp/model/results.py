@@ -86,6 +86,9 @@ class TxStart(StrEnum):
     # transaction), the transaction starting when the EV draws (pilot C/D, relay closed, a
     # current offered); a point on its own only: any other one is reached before it
     ENERGY_TRANSFER = "energy_transfer"
+    # the bay detector sees a vehicle (before plug-in and authorisation, which follow as
+    # updates); needs a connector with a detector (hw/{c}/bay)
+    PARKING_BAY = "parking_bay"
 
 
 class TransferEnd(StrEnum):

@@ -19,6 +19,7 @@ from voltbus_ocpp.model.energy_limit import EnergyLimit, apply_energy_limit
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     AuthorizeAnswered,
+    BayChanged,
     CardPresented,
     ChangeAvailability,
     Command,
@@ -59,7 +60,7 @@ from voltbus_ocpp.model.results import AuthStatus, Outcome
 # other connectors' facts out of band (reservations, availability, restarts) dispatches a Tick,
 # which re-derives every connector.
 ONE_CONNECTOR: frozenset[type[Event]] = frozenset({
-    PilotChanged, MeterUpdated, RelayChanged, SwitchRead, HardwareFault, ProfileLimit,
+    PilotChanged, BayChanged, MeterUpdated, RelayChanged, SwitchRead, HardwareFault, ProfileLimit,
     EnergyLimit, ConfigLimitChanged})
 
 
@@ -104,6 +105,7 @@ class StationModel:
             c.tx_refresh = timedelta(seconds=TX_ENERGY_REFRESH_S * time_scale)
         self.HANDLERS: dict[type[Event], Callable[[Any], list[Effect]]] = {
             PilotChanged: lambda e: self.connectors[e.connector].on_pilot(e.state),
+            BayChanged: lambda e: self.connectors[e.connector].on_bay(e.occupied),
             MeterUpdated: lambda e: self.connectors[e.connector].on_meter(e.reading),
             RelayChanged: self._on_relay,
             SwitchRead: lambda e: self.connectors[e.connector].on_switch_reading(e),

@@ -192,6 +192,11 @@ class ConfigStore:
         return frozenset({TxStart.POWER_PATH_CLOSED})
 
     @property
+    def stop_on_bay_vacated(self) -> bool:
+        """OCPP 1.6 has no bay occupancy stop."""
+        return False
+
+    @property
     def stop_on_transfer_end(self) -> bool:
         """OCPP 1.6 transactions go on while the EV pauses (SuspendedEV/SuspendedEVSE)."""
         return False

@@ -151,6 +151,8 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
             info["chargingState"] = "EVConnected"  # plugged in, not authorised: no power yet
         if s.point is TxStart.ENERGY_TRANSFER:  # E01.FR.06: the EV began drawing
             info["chargingState"], trigger = "Charging", "ChargingStateChanged"
+        if s.point is TxStart.PARKING_BAY:  # E01.FR.01: the bay detector saw the vehicle
+            info["chargingState"], trigger = "Idle", "EVDetected"
         payload: dict[str, Any] = {
             "eventType": "Started", "timestamp": iso(s.ts),
             "triggerReason": trigger,
@@ -194,6 +196,8 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
                "seqNo": seq_no, "transactionInfo": {
                    "transactionId": transaction_id,
                    "stoppedReason": "Timeout" if e.timed_out else STOPPED_REASON[e.reason]}}
+    if e.departed:  # E06.FR.01: the bay detector no longer sees the vehicle
+        payload["triggerReason"] = "EVDeparted"
     if e.transfer_end is not None:
         state, stopped = TRANSFER_END[e.transfer_end]
         payload["triggerReason"] = "ChargingStateChanged"

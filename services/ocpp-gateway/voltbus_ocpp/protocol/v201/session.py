@@ -191,6 +191,8 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                          logger=_WireLog(logging.getLogger("voltbus_ocpp.wire201"), {}))
         self.core = core
         self.variables = variables
+        variables.has_bay_detector = lambda: any(
+            c.facts.bay is not None for c in core.model.connectors.values())
         self._guard_init(check_frame)  # bad frames answered or dropped first (guard.py)
         self.device = DeviceModel(core, variables)
         self.security = V201Security(core, variables)  # blocks A, M, N01, L01 (security.py)

@@ -90,8 +90,10 @@ READ_ONLY = frozenset({"SecurityCtrlr.SecurityProfile", "SecurityCtrlr.MaxCertif
 # deauthorisation.
 TX_START_POINTS = {"EVConnected": TxStart.EV_CONNECTED, "Authorized": TxStart.AUTHORIZED,
                    "PowerPathClosed": TxStart.POWER_PATH_CLOSED,
-                   "EnergyTransfer": TxStart.ENERGY_TRANSFER}
-TX_STOP_OPTIONAL = ("EVConnected", "EnergyTransfer")
+                   "EnergyTransfer": TxStart.ENERGY_TRANSFER,
+                   "ParkingBayOccupancy": TxStart.PARKING_BAY}
+TX_STOP_OPTIONAL = ("EVConnected", "EnergyTransfer", "ParkingBayOccupancy")
+BAY = "ParkingBayOccupancy"  # needs a bay detector: Rejected on a station without one
 TX_POINTS = {"TxCtrlr.TxStartPoint": [frozenset(c) for n in range(1, len(TX_START_POINTS) + 1)
                                       for c in combinations(TX_START_POINTS, n)],
              "TxCtrlr.TxStopPoint": [frozenset({"Authorized", *c})
@@ -138,6 +140,8 @@ class Variables:
                     self.attributes[key] = value
         self.values.update(overrides or {})
         self.listeners: list[Callable[[str], None]] = []
+        # a connector has a parking bay detector (the session sets it from the model)
+        self.has_bay_detector: Callable[[], bool] = lambda: False
 
     def set(self, name: str, value: str) -> None:
         """Store a value and tell the listeners."""
@@ -193,7 +197,8 @@ class Variables:
                 return "Rejected"
         elif name in TX_POINTS:
             points = frozenset(i.strip() for i in value.split(",") if i.strip())
-            if points not in TX_POINTS[name]:
+            if points not in TX_POINTS[name] or (BAY in points
+                                                 and not self.has_bay_detector()):
                 return "Rejected"
         self.set(name, value)
         return "Accepted"
@@ -342,6 +347,11 @@ class Variables:
         """TxCtrlr.StopTxOnEVSideDisconnect, and EVConnected among TxCtrlr.TxStopPoint."""
         points = {i.strip() for i in self.values["TxCtrlr.TxStopPoint"].split(",")}
         return self._bool("TxCtrlr.StopTxOnEVSideDisconnect") and "EVConnected" in points
+
+    @property
+    def stop_on_bay_vacated(self) -> bool:
+        """ParkingBayOccupancy among TxCtrlr.TxStopPoint."""
+        return BAY in {i.strip() for i in self.values["TxCtrlr.TxStopPoint"].split(",")}
 
     @property
     def stop_on_transfer_end(self) -> bool:
