@@ -5,20 +5,27 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.ocpp_gateway.test_model import build
+import pytest
+
+from tests.ocpp_gateway.test_model import FakeClock, build
 from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, PilotState
+from voltbus_ocpp.model.authorisation import Authoriser
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     AuthorizeAnswered,
     Command,
     Effect,
+    LinkChanged,
     PilotChanged,
     PublishCharging,
+    SendTransactionUpdate,
     SetCurrentLimit,
 )
 from voltbus_ocpp.model.offpeak import OffPeakChanged
-from voltbus_ocpp.model.results import AuthStatus
+from voltbus_ocpp.model.results import AuthStatus, TxUpdate
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.protocol.v16.config_store import ConfigStore
+from voltbus_ocpp.protocol.v201.variables import Variables
 
 OPENS = datetime(2026, 1, 5, 22, 0, tzinfo=UTC)
 CLOSED = OffPeakChanged(True, False, OPENS)
@@ -107,3 +114,38 @@ def test_override_on_connector_0_or_unknown_is_rejected() -> None:
     [unknown] = model.handle(Command(3, CommandName.OVERRIDE_OFFPEAK, "u"))
     assert isinstance(unknown, AnswerCommand)
     assert unknown.reason == "unknown connector 3"
+
+
+def rate_updates(effects: list[Effect]) -> list[SendTransactionUpdate]:
+    return [e for e in effects if isinstance(e, SendTransactionUpdate)
+            and e.reason is TxUpdate.CHARGING_RATE_CHANGED]
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "1.6"])
+def test_the_window_moving_a_running_transactions_rate_is_reported_in_201_only(
+        version: str) -> None:
+    """The off-peak window is an external limit (K11/K13): closing it holds a running session
+    at 0 A, opening it frees it; each moves the rate, so each is a ChargingRateChanged update
+    of that transaction under 2.0.1 (LimitChangeSignificance 10 %); 1.6 has no such report.
+    Closed with no transaction running, or an override's session (its rate stays), none."""
+    clock = FakeClock()
+    cfg = Variables(None) if version == "2.0.1" else ConfigStore(None)
+    model = StationModel(1, cfg, Authoriser(cfg, local_list={}, cache={}),
+                         max_current_a=16.0, clock=clock)
+    model.startup()
+    model.handle(LinkChanged(True))
+    assert rate_updates(model.handle(CLOSED)) == []  # no transaction
+    model.handle(OPEN)
+    started = charging_session(model)
+    assert rate_updates(started) == []
+    tx = model.connectors[1].facts.tx
+    assert tx is not None
+    closed, opened = model.handle(CLOSED), model.handle(OPEN)
+    expected = 1 if version == "2.0.1" else 0
+    for effects in (closed, opened):
+        assert [(u.connector, u.local_id) for u in rate_updates(effects)] == [
+            (1, tx.local_id)] * expected
+    model.handle(CLOSED)
+    overridden = model.handle(Command(1, CommandName.OVERRIDE_OFFPEAK, "o"))
+    assert rate_updates(overridden) == []  # the driver's own doing, not an external limit
+    assert rate_updates(model.handle(OPEN)) == []  # overridden: the rate stays at 16 A

@@ -4,13 +4,16 @@ published on the bus is a NotifyChargingLimit (EMS, with its schedule when
 NotifyChargingLimitWithSchedules), a move below LimitChangeSignificance is not, a release is a
 ClearedChargingLimit; GetChargingProfiles reports it as ChargingStationExternalConstraints and
 GetCompositeSchedule takes it in; across a central-system outage each report arrives once; the
-off-peak policy is a station-wide limit of source Other."""
+off-peak policy is a station-wide limit of source Other. A limit set or released that moves a
+running transaction's charging rate by more than the significance is a TransactionEvent Updated
+ChargingRateChanged in the transaction's seqNo order (K11.FR.04, K13.FR.03)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -97,6 +100,74 @@ async def test_energy_limit_notified_moved_below_significance_and_cleared(
     limit(energy, 16.0)  # still released: nothing more
     await asyncio.sleep(0.3)
     assert len(csms.received(rig.id, "ClearedChargingLimit")) == 1
+    assert csms.received(rig.id, "TransactionEvent") == []  # no transaction: no rate to report
+    assert csms.violations(rig.id) == []
+
+
+def is_rate(event: dict[str, Any]) -> bool:
+    return bool(event["triggerReason"] == "ChargingRateChanged")
+
+
+def rate_changes(rig: Rig) -> list[dict[str, Any]]:
+    return [m.payload for m in rig.csms.received(rig.id, "TransactionEvent")
+            if is_rate(m.payload)]
+
+
+async def test_external_limit_changing_a_transactions_rate_is_a_transaction_event(
+        rig: Rig, energy: Bus) -> None:
+    """During a transaction at 16 A: the energy manager's 10 A is NotifyChargingLimit, then
+    TransactionEvent Updated ChargingRateChanged (next seqNo); 10.5 A (5 %): neither; the
+    release (16 A) is ClearedChargingLimit, then another. A TxDefaultProfile of 6 A (the
+    central system's own) is no such event; an 8 A limit and its release that leave the rate
+    at 6 A are notified and cleared, but the rate did not change: no event. seqNo has no gaps."""
+    csms = rig.csms
+    await rig.online_201(pilot="B", energy_wh=1000.0)
+    await rig.status("Preparing")
+    rig.tap("04A1B2C3")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    tx_id = started["transactionInfo"]["transactionId"]
+    await rig.wait("transaction", lambda p: p is not None and p.transaction_ref == tx_id)
+    await charging_at(rig, 16.0)
+
+    limit(energy, 10.0)
+    first = await csms.wait_for(rig.id, "TransactionEvent", where=is_rate)
+    assert first["eventType"] == "Updated"
+    assert first["transactionInfo"] == {"transactionId": tx_id}
+    before = [m.payload for m in csms.received(rig.id, "TransactionEvent")][:-1]
+    assert first["seqNo"] == before[-1]["seqNo"] + 1
+    actions = [a for a in csms.actions(rig.id) if a in (
+        "NotifyChargingLimit", "ClearedChargingLimit", "TransactionEvent")]
+    assert actions[-2:] == ["NotifyChargingLimit", "TransactionEvent"]  # K11's order
+    await charging_at(rig, 10.0)
+    limit(energy, 10.5)
+    await charging_at(rig, 10.5)
+    limit(energy, 16.0)
+    await csms.wait_for(rig.id, "ClearedChargingLimit")
+    second = await csms.wait_for(rig.id, "TransactionEvent", where=is_rate, count=2)
+    assert second["eventType"] == "Updated"
+    assert second["seqNo"] == first["seqNo"] + 1
+    await charging_at(rig, 16.0)
+
+    assert await set_variable(rig, "LimitChangeSignificance", "10") == "Accepted"
+    answer = await csms.send_action(rig.id, "SetChargingProfile", {"evseId": 1, "chargingProfile": {
+        "id": 3, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Relative", "chargingSchedule": [{
+            "id": 30, "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 6.0}]}]}})
+    assert answer["status"] == "Accepted"
+    await charging_at(rig, 6.0)
+    limit(energy, 8.0)
+    await csms.wait_for(rig.id, "NotifyChargingLimit", count=2)
+    limit(energy, 16.0)
+    await csms.wait_for(rig.id, "ClearedChargingLimit", count=2)
+    await asyncio.sleep(0.3)
+    assert len(rate_changes(rig)) == 2  # neither the profile nor a limit above the rate
+
+    rig.pilot("A")
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Ended")
+    events = [m.payload for m in csms.received(rig.id, "TransactionEvent")]
+    assert [e["seqNo"] for e in events] == list(range(len(events)))
     assert csms.violations(rig.id) == []
 
 

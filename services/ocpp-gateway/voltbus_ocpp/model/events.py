@@ -304,7 +304,8 @@ class SendStartTransaction(Effect):
 @dataclass(frozen=True)
 class SendTransactionUpdate(Effect):
     """A running transaction got its id token (AUTHORIZED, id_tag given) or its EV
-    (EV_CONNECTED): tell the central system (queued durably, in order with the transaction)."""
+    (EV_CONNECTED), or an external limit moved its charging rate (CHARGING_RATE_CHANGED): tell
+    the central system (queued durably, in order with the transaction)."""
 
     connector: int
     local_id: int

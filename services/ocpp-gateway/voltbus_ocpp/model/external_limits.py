@@ -12,6 +12,15 @@ hardware maximum restricts nothing (the manager's "now" mode sends the maximum),
 released. What was reported is kept by the station across restarts (`reported`), so a release
 seen after a restart is still reported, and only once; until the energy manager is heard
 again after a restart its limit is unknown, neither changed nor released.
+
+A limit set or released while a transaction runs can move its charging rate (the connector's
+effective limit): when it moves it by more than the significance the transaction is told
+(`SendTransactionUpdate` CHARGING_RATE_CHANGED, 2.0.1 TransactionEvent Updated
+ChargingRateChanged, K11.FR.04/K13.FR.03), through the transaction's durable, ordered path.
+Only an external cause counts: a move by a central-system profile is the central system's own
+doing (K01.FR.61 makes reporting it optional) and moves the reference instead. The reference is
+the rate last reported or set otherwise, so small external steps add up; it is not kept across
+a restart (the first move after one is measured from the rate then).
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from voltbus_ocpp.model.connector import Connector
-from voltbus_ocpp.model.events import Effect
+from voltbus_ocpp.model.events import Effect, SendTransactionUpdate
+from voltbus_ocpp.model.results import TxUpdate
 
 STATION = 0  # the scope of a station-wide limit (the off-peak policy)
 
@@ -59,6 +69,8 @@ class ExternalLimits:
     """What was last reported per (scope, source); decides what to report next."""
 
     reported: dict[tuple[int, LimitSource], float] = field(default_factory=dict)
+    # per connector: (the running transaction's local id, its reference charging rate in A)
+    rates: dict[int, tuple[int, float]] = field(default_factory=dict)
 
     @staticmethod
     def in_force(connectors: Iterable[Connector], holding: bool
@@ -96,4 +108,33 @@ class ExternalLimits:
             else:
                 self.reported[key] = after
             out.append(ReportExternalLimit(key[0], key[1], after, ts))
+        return out
+
+    def rate_changes(self, connectors: Iterable[Connector], before: dict[int, float],
+                     external: bool, pct: float | None, ts: datetime) -> list[Effect]:
+        """The ChargingRateChanged updates due after one event: `before` is each running
+        transaction's rate before it, `external` whether it set or released an external limit
+        (none when the protocol has no such report: pct None)."""
+        if pct is None:
+            return []
+        out: list[Effect] = []
+        for c in connectors:
+            n, tx = c.connector_id, c.facts.tx
+            if tx is None:
+                self.rates.pop(n, None)
+                continue
+            rate = c.effective_limit_a
+            held = self.rates.get(n)
+            base = held[1] if held is not None and held[0] == tx.local_id else None
+            if not external:  # another cause moved it (or a first look): the new reference
+                if base is None or rate != before.get(n, rate):
+                    self.rates[n] = (tx.local_id, rate)
+                continue
+            if base is None:
+                base = before.get(n, rate)
+            if significant(base, rate, pct):
+                out.append(SendTransactionUpdate(n, tx.local_id, TxUpdate.CHARGING_RATE_CHANGED,
+                                                 ts))
+                base = rate
+            self.rates[n] = (tx.local_id, base)
         return out

@@ -103,8 +103,10 @@ class TransferEnd(StrEnum):
 
 class TxUpdate(StrEnum):
     """Why a running transaction is reported between its start and its end (besides meter
-    values): the id token arrived after a start at plug-in, or the EV arrived after a start at
-    authorisation."""
+    values): the id token arrived after a start at plug-in, the EV arrived after a start at
+    authorisation, or an external limit set or released moved its charging rate by more than
+    the significance (model/external_limits.py; 2.0.1 K11.FR.04/K13.FR.03)."""
 
     AUTHORIZED = "authorized"
     EV_CONNECTED = "ev_connected"
+    CHARGING_RATE_CHANGED = "charging_rate_changed"

@@ -62,6 +62,9 @@ from voltbus_ocpp.model.results import AuthStatus, Outcome
 ONE_CONNECTOR: frozenset[type[Event]] = frozenset({
     PilotChanged, BayChanged, MeterUpdated, RelayChanged, SwitchRead, HardwareFault, ProfileLimit,
     EnergyLimit, ConfigLimitChanged})
+# Events that set or release a limit of a system outside the central system (K11-K13): a
+# transaction's charging rate they move is reported as ChargingRateChanged.
+EXTERNAL_LIMIT_EVENTS: frozenset[type[Event]] = frozenset({EnergyLimit, OffPeakChanged})
 
 
 @dataclass(frozen=True)
@@ -141,19 +144,20 @@ class StationModel:
         move (issue 14: a meter reading cost O(connectors) per station). A scheduled station
         availability can reach every connector when a transaction ends: then all are."""
         scheduled = self.station_scheduled is not None
-        effects = self.HANDLERS[type(event)](event)
-        self._apply_scheduled_station()
         one = self.connectors.get(event.connector) if (  # type: ignore[attr-defined]
             type(event) in ONE_CONNECTOR and not scheduled) else None
-        if one is not None:
-            effects += one.refresh()
-        else:
-            for connector in self.connectors.values():
-                effects += connector.refresh()
+        scope = list(self.connectors.values()) if one is None else [one]
+        rates = {c.connector_id: c.effective_limit_a for c in scope if c.facts.tx is not None}
+        effects = self.HANDLERS[type(event)](event)
+        self._apply_scheduled_station()
+        for connector in scope:
+            effects += connector.refresh()
+        pct, now = self.config.limit_change_significance_pct, self.clock()
         effects += self.external.reports(
-            self.connectors.values(), self.offpeak.holding,
-            self.config.limit_change_significance_pct, self.clock(),
+            self.connectors.values(), self.offpeak.holding, pct, now,
             None if one is None else {one.connector_id})
+        effects += self.external.rate_changes(  # after the limit's report (K11/K13 order)
+            scope, rates, type(event) in EXTERNAL_LIMIT_EVENTS, pct, now)
         return self.offpeak.annotate(effects, self.connectors)
 
     def startup(self) -> list[Effect]:

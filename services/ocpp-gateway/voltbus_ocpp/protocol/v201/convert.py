@@ -56,6 +56,10 @@ STOP_TRIGGER = {
     StopReason.HARD_RESET: "ResetCommand", StopReason.SOFT_RESET: "ResetCommand",
     StopReason.UNLOCK_COMMAND: "UnlockCommand",
 }  # the rest: AbnormalCondition
+UPDATE_TRIGGER = {  # why a running transaction is reported between its start and end
+    TxUpdate.AUTHORIZED: "Authorized", TxUpdate.EV_CONNECTED: "CablePluggedIn",
+    TxUpdate.CHARGING_RATE_CHANGED: "ChargingRateChanged",  # K11.FR.04, K13.FR.03
+}
 # E06.FR.07 (TxStopPoint EnergyTransfer): the end of the energy transfer ends the transaction,
 # triggerReason ChargingStateChanged with the charging state it went to; an EV that stopped
 # drawing is StoppedByEV
@@ -170,8 +174,7 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
     if isinstance(record, TransactionUpdated):
         u = record.effect
         payload = {"eventType": "Updated", "timestamp": iso(u.ts),
-                   "triggerReason": "Authorized" if u.reason is TxUpdate.AUTHORIZED
-                   else "CablePluggedIn", "seqNo": seq_no,
+                   "triggerReason": UPDATE_TRIGGER[u.reason], "seqNo": seq_no,
                    "transactionInfo": {"transactionId": transaction_id}}
         if u.id_tag is not None:
             payload["idToken"] = id_token(u.id_tag)
