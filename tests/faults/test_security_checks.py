@@ -173,3 +173,61 @@ async def test_anonymous_and_wrong_passwords_are_refused(broker: Running, user: 
     with pytest.raises(aiomqtt.MqttError, match=r"(?i)not authori[sz]ed|bad user name"):
         async with client(broker.port, user, password) as c:
             await c.publish(f"{DEFAULT_ROOT}/x/hw/1/relay/set", b'{"closed":true}', qos=1)
+
+
+async def test_a_bridge_user_writes_only_its_stations_outgoing_topics(tmp_path: Path) -> None:
+    """The site broker's bridge-<name> user (init_broker from a `voltbus bridge --site-file`
+    file): of every topic of its own station and of another, it may publish exactly what its
+    bridge carries out (or both ways), and it receives the energy manager's topics only for
+    its own station."""
+    import json
+
+    import aiomqtt as mqtt
+
+    from voltbus_common.bridge import bridge_topics
+    from voltbus_common.broker import password_entry
+
+    mine, other, site = f"B{uuid.uuid4().hex[:8]}", f"O{uuid.uuid4().hex[:8]}", "home"
+    password = "bridge-password-0123456789"
+    (tmp_path / "bridges").mkdir()
+    (tmp_path / "bridges" / "p1.json").write_text(json.dumps({
+        "username": "bridge-p1", "password_hash": password_entry("bridge-p1", password)
+        .split(":", 1)[1], "stations": [mine], "site": site}))
+    passwords = write_secrets(tmp_path)
+    result = run_init(tmp_path, VOLTBUS_BROKER_BRIDGES_DIR=str(tmp_path / "bridges"))
+    assert result.returncode == 0, result.stderr
+    passwords["bridge-p1"] = password
+    broker = ComposeBroker(tmp_path)
+    broker.start()
+    ways = bridge_topics(DEFAULT_ROOT, [mine], site)
+    matrix = targets(mine) + targets(other)
+    allowed = {t.topic for t in matrix
+               if any(mqtt.Topic(t.topic).matches(f) for f, w in ways if w != "in")}
+    try:
+        async with watching(broker.port, passwords) as seen:
+            async with client(broker.port, "bridge-p1", password) as c:
+                for n, target in enumerate(matrix):
+                    await c.publish(target.topic, f"bridge:{n}".encode(), qos=1,
+                                    retain=target.retain)
+                fence = sorted(allowed)[0]
+                await c.publish(fence, b"bridge:fence", qos=1)
+            async with asyncio.timeout(10):
+                while not any(m.payload == b"bridge:fence" for m in seen):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        delivered = {str(m.topic) for m in seen if isinstance(m.payload, bytes)
+                     and m.payload.startswith(b"bridge:") and m.payload != b"bridge:fence"}
+        assert delivered == allowed
+        assert allowed
+        assert all(mine in t for t in allowed)
+        # reading: the energy manager's limits reach it for its own station only
+        limit = "{root}/{s}/energy/1/limit/set"
+        async with client(broker.port, "bridge-p1", password) as bridge, \
+                client(broker.port, "energy", passwords["energy"]) as energy:
+            await bridge.subscribe(f"{DEFAULT_ROOT}/#", qos=1)
+            for s in (other, mine):
+                await energy.publish(limit.format(root=DEFAULT_ROOT, s=s), b'{"amps":6}', qos=1)
+            async with asyncio.timeout(5):
+                message = await anext(aiter(bridge.messages))
+        assert str(message.topic) == limit.format(root=DEFAULT_ROOT, s=mine)
+    finally:
+        broker.stop()
