@@ -300,6 +300,11 @@ RECORDER_HEALTH = _ch("service/recorder/health", m.RecorderHealth, retain=True, 
 SIM_PLUG = _ch("sim/{connector}/plug", m.SimPlug, retain=False,
                writers=frozenset({OPERATOR, API}),
                doc="Simulator only: plug the EV in or out.", example={"plugged": True})
+SIM_BAY = _ch("sim/{connector}/bay", m.SimBay, retain=False,
+              writers=frozenset({OPERATOR, API}),
+              doc="Simulator only: a vehicle drives into or out of the bay of a connector with "
+                  "a simulated bay detector (`bay: {type: sim}`); it shows on hw/{connector}/bay.",
+              example={"occupied": True})
 SIM_TAP = _ch("sim/rfid", m.SimTap, retain=False, writers=frozenset({OPERATOR, API}),
               doc="Simulator only: present a card.", example={"id_tag": "04A1B2C3"})
 SIM_EV = _ch("sim/{connector}/ev", m.SimEv, retain=False, writers=frozenset({OPERATOR, API}),
@@ -363,6 +368,7 @@ CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, LAST_SESSION, CHARGING, COMMAND,
     COMMAND_RESULT, DISPLAY,
     SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
+    SIM_BAY,
     ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET, ENERGY_COST,
 )
 

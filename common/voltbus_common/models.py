@@ -440,6 +440,12 @@ class RecorderHealth(Payload):
 # --- simulator control (voltbus sim, tests) ----------------------------------------------------
 
 
+class SimBay(Payload):
+    """A vehicle drives into (or out of) the simulated parking bay."""
+
+    occupied: StrictBool
+
+
 class SimPlug(Payload):
     """Plug the simulated EV in or out."""
 

@@ -47,7 +47,8 @@ SERVICES = sorted(ch.SERVICE_STATUS.writers)
 SUBSCRIBED: dict[str, list[Sub]] = {
     "hardware": [*((c, None) for c in (ch.RELAY_SET, ch.LOCK_SET, ch.CURRENT_LIMIT_SET,
                                        ch.LED_SET, ch.PHASES_SET, ch.SIM_PLUG, ch.SIM_EV,
-                                       ch.SIM_FAULT, ch.SIM_TAP)), (ch.SERVICE_STATUS, "gateway")],
+                                       ch.SIM_FAULT, ch.SIM_TAP, ch.SIM_BAY)),
+                 (ch.SERVICE_STATUS, "gateway")],
     "gateway": [*((c, None) for c in (ch.PILOT, ch.METER, ch.RELAY, ch.SWITCH_READING, ch.LOCK,
                                       ch.HW_ERROR, ch.RFID, ch.ENERGY_LIMIT, ch.COMMAND,
                                       ch.BAY)),

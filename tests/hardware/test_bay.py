@@ -12,6 +12,7 @@ from gpiozero.pins.mock import MockFactory
 from tests.fixtures.mosquitto import Broker
 from tests.hardware.helpers import rig
 from voltbus_common import channels as ch
+from voltbus_common.models import SimBay
 from voltbus_hardware.config import parse_station
 from voltbus_hardware.drivers.gpio_bay import GpioBayDetector
 from voltbus_hardware.registry import build_station
@@ -65,3 +66,25 @@ async def test_service_publishes_the_bay_retained(
         left = await bay.until(lambda m: not m.payload.occupied, within=3)
         assert left.payload.occupied is False
     assert ch.BAY.retain
+
+
+async def test_simulated_bay_through_sim_topics(mosquitto: Broker, station: str) -> None:
+    """`bay: {type: sim}`: sim/1/bay (what `voltbus sim bay --occupied/--free` sends) moves the
+    simulated vehicle, shown at once on hw/1/bay (the simulator wakes the state loop); a
+    connector without a detector rejects it."""
+    hardware = build_station(parse_station({"connectors": [
+        {"evse": {"type": "sim"}, "relay": {"type": "sim"}, "bay": {"type": "sim"}},
+        {"evse": {"type": "sim"}, "relay": {"type": "sim"}}]}), station)
+    async with rig(mosquitto, station, connectors=2, hardware=hardware) as r:
+        bay = r.watches["bay"]
+        assert (await bay.next(within=3)).payload.occupied is False
+        r.send(ch.SIM_BAY, SimBay(occupied=True), connector=1)
+        arrived = await bay.until(lambda m: m.payload.occupied, within=3)
+        assert arrived.connector == 1
+        r.send(ch.SIM_BAY, SimBay(occupied=False), connector=1)
+        await bay.until(lambda m: not m.payload.occupied, within=3)
+        r.send(ch.SIM_BAY, SimBay(occupied=True), connector=2)
+        rejected = await r.watches["rejected"].until(lambda m: "no bay detector" in str(
+            m.payload), within=3)
+        assert "sim/2/bay" in str(rejected.payload)
+    assert {m.connector for m in bay.seen} == {1}  # connector 2 has no detector: never

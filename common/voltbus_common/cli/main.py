@@ -27,7 +27,7 @@ from voltbus_common.cli.oneshot import (
     send_to_hardware,
 )
 from voltbus_common.enums import ChargePointErrorCode, CommandName, PilotState
-from voltbus_common.models import GatewayCommand, SimEv, SimFault, SimPlug, SimTap
+from voltbus_common.models import GatewayCommand, SimBay, SimEv, SimFault, SimPlug, SimTap
 
 
 class _Command(typer.core.TyperCommand):
@@ -188,6 +188,17 @@ def plug(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
 def unplug(connector: ConnectorArg = 1, station: StationOpt = None) -> None:
     """Unplug the simulated EV."""
     _sim(ch.SIM_PLUG, SimPlug(plugged=False), station, _pilot_is(PilotState.A, connector=connector),
+         connector=connector)
+
+
+@sim.command(cls=_Command)
+def bay(connector: ConnectorArg = 1,
+        occupied: Annotated[bool, typer.Option("--occupied/--free",
+                                               help="a vehicle drives in / out")] = True,
+        station: StationOpt = None) -> None:
+    """Drive a vehicle into (or out of) the simulated parking bay (bay: {type: sim})."""
+    _sim(ch.SIM_BAY, SimBay(occupied=occupied), station,
+         Evidence(ch.BAY, lambda b: b.occupied == occupied, {"connector": connector}),
          connector=connector)
 
 

@@ -186,6 +186,9 @@ class GpioBayDetectorConfig(Device):
                                  "past an ultrasonic sensor, a loop's flicker)")
 
 
+BayConfig = Annotated[SimDevice | GpioBayDetectorConfig, Field(discriminator="type")]
+
+
 class GpioPhaseSwitchConfig(Device):
     """A contactor on L2/L3 driven from a GPIO pin (through a relay module), for 1p/3p
     switching; optionally its auxiliary contact on an input pin as feedback."""
@@ -304,7 +307,7 @@ class ConnectorConfig(Device):
     led: LedConfig | None = None
     lock: LockConfig | None = None
     phase_switch: PhaseSwitchConfig | None = None
-    bay: GpioBayDetectorConfig | None = None
+    bay: BayConfig | None = None
 
 
 class StationConfig(Device):

@@ -22,6 +22,7 @@ from voltbus_hardware import config as c
 from voltbus_hardware.drivers.base import Evse
 from voltbus_hardware.drivers.simulated import (
     Clock,
+    SimBay,
     SimBuzzer,
     SimConnector,
     SimEvse,
@@ -191,6 +192,8 @@ FACTORIES: dict[tuple[str, str], Factory] = {
     ("meter", "modbus"): _modbus_meter,
     ("meter", "evse"): _evse_meter,
     ("lock", "sim"): lambda cfg, parts: SimLock(_sim(parts)),
+    ("bay", "sim"): lambda cfg, parts: SimBay(_sim(parts)),
+    ("bay", "gpio"): _gpio_bay,
     ("lock", "gpio_motor"): _gpio_lock,
     ("phase_switch", "sim"): lambda cfg, parts: SimPhaseSwitch(_sim(parts)),
     ("phase_switch", "gpio"): _gpio_phase_switch,
@@ -231,7 +234,8 @@ def _lines(cfg: c.StationConfig) -> dict[str, ModbusLine]:
 
 
 def _has_sim(conn: c.ConnectorConfig) -> bool:
-    devices = (conn.evse, conn.relay, conn.meter, conn.led, conn.lock, conn.phase_switch)
+    devices = (conn.evse, conn.relay, conn.meter, conn.led, conn.lock, conn.phase_switch,
+               conn.bay)
     return any(isinstance(d, c.SimDevice) for d in devices)
 
 
@@ -247,7 +251,7 @@ def _connector(conn: c.ConnectorConfig, cid: int, where: str, parts: Parts) -> C
     hw.phase_switch = None if conn.phase_switch is None else create(
         "phase_switch", conn.phase_switch, parts, f"{where}.phase_switch")
     hw.lock_required = isinstance(conn.lock, c.GpioMotorLockConfig) and conn.lock.required_to_close
-    hw.bay = None if conn.bay is None else _gpio_bay(conn.bay, parts)
+    hw.bay = None if conn.bay is None else create("bay", conn.bay, parts, f"{where}.bay")
     return hw
 
 

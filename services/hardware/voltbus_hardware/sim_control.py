@@ -7,7 +7,7 @@ from typing import Any
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.models import SimEv, SimFault, SimPlug, SimTap
+from voltbus_common.models import SimBay, SimEv, SimFault, SimPlug, SimTap
 from voltbus_hardware.drivers.simulated import SimConnector, SimEvse, SimRfid
 from voltbus_hardware.station import StationHardware
 
@@ -27,6 +27,7 @@ class SimControl:
         self.bus.on(ch.SIM_EV, self._on_ev)
         self.bus.on(ch.SIM_FAULT, self._on_fault)
         self.bus.on(ch.SIM_TAP, self._on_tap)
+        self.bus.on(ch.SIM_BAY, self._on_bay)
 
     def _sim(self, msg: Received[Any]) -> SimConnector | None:
         hw = self.station.connectors.get(msg.connector)
@@ -58,6 +59,19 @@ class SimControl:
         if sim is not None and msg.payload is not None:
             log.info("sim: connector %s fault %s", msg.connector, msg.payload.code)
             sim.inject_fault(msg.payload.code, msg.payload.info)
+
+    async def _on_bay(self, msg: Received[SimBay]) -> None:
+        sim = self._sim(msg)
+        if sim is None or msg.payload is None:
+            return
+        hw = self.station.connectors[msg.connector]
+        if hw.bay is None:
+            self.bus.reject(msg.topic, f"connector {msg.connector} has no bay detector "
+                            "(bay: {type: sim} in the station file)")
+            return
+        log.info("sim: connector %s bay %s", msg.connector,
+                 "occupied" if msg.payload.occupied else "free")
+        sim.park(msg.payload.occupied)
 
     async def _on_tap(self, msg: Received[SimTap]) -> None:
         if msg.payload is None:

@@ -62,6 +62,7 @@ class SimConnector:
     supply_phases: int = 3  # the phase switch's position (L2/L3 connected or not)
     phase_switches: int = 0
     switched_under_load: int = 0  # phase switches while current flowed (must stay 0)
+    bay_occupied: bool = False  # a vehicle in the bay (a connector with `bay: {type: sim}`)
     _last: float = 0.0
     _wake: Callable[[], None] | None = None
 
@@ -125,6 +126,11 @@ class SimConnector:
             self._wake()
 
     # --- test hooks (gpiozero mock style) ------------------------------------------------
+
+    def park(self, occupied: bool) -> None:
+        """A vehicle drives into (True) or out of the bay."""
+        self.bay_occupied = occupied
+        self._changed()
 
     def plug_in(self) -> None:
         """The EV's cable goes in (pilot B)."""
@@ -225,6 +231,19 @@ class SimMeter:
                             power_w=round(self.sim.power_w(), 1),
                             current_a=[round(a, 2) for a in self.sim.phase_currents()],
                             voltage_v=[volts, volts, volts])
+
+
+class SimBay:
+    """The simulated parking bay detector: what `park` last said."""
+
+    wakes_on_every_change = True  # park() wakes the state loop
+
+    def __init__(self, sim: SimConnector) -> None:
+        self.sim = sim
+
+    def occupied(self) -> bool:
+        """A vehicle is in the bay."""
+        return self.sim.bay_occupied
 
 
 class SimLock:
