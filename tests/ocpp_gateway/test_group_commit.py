@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ocpp_gateway.conftest import Rig
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.store import Store
 
@@ -159,3 +161,33 @@ async def test_an_authorize_answer_cached_shares_the_start_transactions_commit(
         AuthStatus.ACCEPTED.value,)
     reader.close()
     store.close()
+
+
+async def test_a_tap_start_is_on_disk_before_it_is_on_the_wire(rig: Rig) -> None:
+    """The StartTransaction an Authorize answer makes is stored in the messenger's own task,
+    which went on to send it before the group commit ran: on the wire before it was on disk (a
+    kill -9 then lost a transaction the central system had), and its encoding held up the relay
+    command (issue 14). Now the commit, then the CALL."""
+    rig.meter(1000.0)
+    rig.pilot("B")
+    gw = await rig.start_gateway()
+    await rig.status("Preparing")
+    await asyncio.sleep(0.2)  # the Preparing StatusNotification answered
+    assert gw.session is not None
+    connection = gw.session.cp._connection  # type: ignore[attr-defined]
+    events: list[str] = []
+    gw.store.db.set_trace_callback(lambda sql: events.append(sql) if sql == "COMMIT" else None)
+    send = connection.send
+
+    async def recording_send(frame: str) -> None:
+        events.append(json.loads(frame)[2] if json.loads(frame)[0] == 2 else "answer")
+        await send(frame)
+
+    connection.send = recording_send
+    rig.tap("TAG1")
+    await rig.csms.wait_for(rig.id, "StartTransaction")
+    await rig.wait("relay_set", lambda p: p.closed is True)
+    connection.send = send
+    gw.store.db.set_trace_callback(None)
+    after_authorize = events[events.index("Authorize"):]
+    assert "COMMIT" in after_authorize[:after_authorize.index("StartTransaction")], events

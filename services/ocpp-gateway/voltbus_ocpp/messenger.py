@@ -161,6 +161,19 @@ class Messenger:
         if item.answer is not None:
             item.answer(answer)
 
+    async def _committed(self) -> None:
+        """Let the pending group commit go first: a record stored in this loop iteration (the
+        StartTransaction an Authorize answer makes, handled in this very task) is on disk before
+        it is on the wire, and the bus commands its commit released (the relay) go out before
+        this task spends a CALL's encoding and validation on the loop (issue 14)."""
+        store = self.queue.store
+        if store.db.in_transaction:
+            # 1st: the commit and the bus send loop it woke (both scheduled before we resume);
+            # 2nd: the publish tasks that loop starts (they write the PUBLISH packets)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            store.flush()  # a group opened since then: commit it now
+
     async def _durable(self, session: Session) -> bool:
         """Send the oldest outbox entry; True when it is finished with (answered or given up)."""
         entry = self.queue.peek()
@@ -181,6 +194,7 @@ class Messenger:
                             self.station, entry.kind, entry.local_id)
                 self.queue.done(entry.seq)
                 return True
+        await self._committed()
         try:
             answer = await session.send_record(record, transaction_id)
         except (CallFailed, TimeoutError) as exc:
