@@ -206,6 +206,33 @@ async def test_limit_reports_cross_an_outage_once(rig: Rig, energy: Bus) -> None
     assert csms.violations(rig.id) == []
 
 
+async def test_a_rate_change_during_an_outage_arrives_in_order(rig: Rig, energy: Bus) -> None:
+    """A limit set while the central system is away moves the rate of the running transaction:
+    once it is back, NotifyChargingLimit, then TransactionEvent Updated ChargingRateChanged
+    (offline, the next seqNo), each once."""
+    csms = rig.csms
+    await rig.online_201(pilot="B", energy_wh=1000.0)
+    await rig.status("Preparing")
+    rig.tap("04A1B2C3")
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Started")
+    await charging_at(rig, 16.0)
+    await csms.stop()
+    await rig.wait("connection", lambda p: p.connected is False)
+    limit(energy, 8.0)
+    await charging_at(rig, 8.0)
+    await csms.start()
+    rate = await csms.wait_for(rig.id, "TransactionEvent", where=is_rate, timeout=10)
+    assert rate["eventType"] == "Updated"
+    assert rate["offline"] is True
+    actions = [a for a in csms.actions(rig.id) if a in ("NotifyChargingLimit", "TransactionEvent")]
+    assert actions[-2:] == ["NotifyChargingLimit", "TransactionEvent"]
+    await asyncio.sleep(0.3)
+    assert len(rate_changes(rig)) == 1
+    events = [m.payload for m in csms.received(rig.id, "TransactionEvent")]
+    assert [e["seqNo"] for e in events] == list(range(len(events)))
+    assert csms.violations(rig.id) == []
+
+
 def test_devcsms_charging_limit_rules() -> None:
     """CSO is not an external source, evseId 0 is not an EVSE; a profiles report of an
     external source holds ChargingStationExternalConstraints only."""
