@@ -11,6 +11,9 @@ import asyncio
 from typing import Any
 
 from tests.ocpp_gateway.conftest import Rig
+from voltbus_common import channels as ch
+from voltbus_common.enums import ChargePointErrorCode
+from voltbus_common.models import HardwareError
 
 POWER = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}
 
@@ -94,8 +97,8 @@ async def test_threshold_and_delta_on_evse_power_raise_notify_events(rig: Rig) -
 async def test_refusals_report_level_and_base(rig: Rig) -> None:
     csms = rig.csms
     await rig.online_201()
-    assert await csms.send_action(rig.id, "GetMonitoringReport", {"requestId": 1}) == {
-        "status": "EmptyResultSet"}  # N02.FR.10
+    assert await csms.send_action(rig.id, "GetMonitoringReport", {
+        "requestId": 1, "componentVariable": [POWER]}) == {"status": "EmptyResultSet"}
     results = await set_monitors(
         rig,
         {**monitor("UpperThreshold", 10, 5), "component": {"name": "Nothing"}},
@@ -126,7 +129,7 @@ async def test_refusals_report_level_and_base(rig: Rig) -> None:
         "status": "Accepted"}
     report = await csms.wait_report(rig.id, 2, action="NotifyMonitoringReport")
     monitors = {(d["component"]["name"], d["variable"]["name"]): d["variableMonitoring"]
-                for d in report.items("monitor")}
+                for d in report.items("monitor") if d["variable"]["name"] != "Problem"}
     assert monitors == {
         ("EVSE", "Power"): [{"id": lower, "transaction": False, "value": 150,
                              "type": "LowerThreshold", "severity": 3}],
@@ -136,7 +139,7 @@ async def test_refusals_report_level_and_base(rig: Rig) -> None:
         "requestId": 3, "monitoringCriteria": ["DeltaMonitoring"]}) == {"status": "Accepted"}
     report = await csms.wait_report(rig.id, 3, action="NotifyMonitoringReport")
     assert [m["id"] for d in report.items("monitor") for m in d["variableMonitoring"]] == [
-        availability]
+        1, 11, availability]  # the hard-wired and preconfigured Problem monitors are Delta too
     assert await csms.send_action(rig.id, "GetMonitoringReport", {
         "requestId": 4, "monitoringCriteria": ["PeriodicMonitoring"]}) == {
         "status": "EmptyResultSet"}
@@ -165,7 +168,8 @@ async def test_refusals_report_level_and_base(rig: Rig) -> None:
     # SetMonitoringBase HardWiredOnly: the custom monitors go (N03.FR.05)
     assert await csms.send_action(rig.id, "SetMonitoringBase", {
         "monitoringBase": "HardWiredOnly"}) == {"status": "Accepted"}
-    assert await csms.send_action(rig.id, "GetMonitoringReport", {"requestId": 5}) == {
+    assert await csms.send_action(rig.id, "GetMonitoringReport", {
+        "requestId": 5, "componentVariable": [{"component": {"name": "EVSE"}}]}) == {
         "status": "EmptyResultSet"}
     assert csms.violations(rig.id) == []
 
@@ -192,7 +196,7 @@ async def test_monitors_and_a_tripped_threshold_survive_a_restart(rig: Rig) -> N
         "status": "Accepted"}
     report = await csms.wait_report(rig.id, 7, action="NotifyMonitoringReport")
     assert [m["id"] for d in report.items("monitor") for m in d["variableMonitoring"]] == [
-        result["id"]]
+        1, 11, result["id"]]
     assert csms.violations(rig.id) == []
 
 
@@ -220,4 +224,42 @@ async def test_offline_events_queued_by_offline_queuing_severity(rig: Rig) -> No
     found = await event_count(rig, 2)
     assert [e["variableMonitoringId"] for e in found] == [severe, mild]
     assert found[0]["timestamp"] <= found[1]["timestamp"]
+    assert csms.violations(rig.id) == []
+
+
+async def test_hard_wired_and_preconfigured_problem_monitors(rig: Rig) -> None:
+    """The device model marks ChargingStation Problem (hard-wired, severity 1) and each EVSE's
+    Problem (preconfigured, severity 4): a fault raises both at once; the hard-wired one cannot
+    be cleared or replaced; SetMonitoringBase HardWiredOnly drops the preconfigured one, All
+    brings it back."""
+    csms = rig.csms
+    await rig.online_201()
+    assert await csms.send_action(rig.id, "GetMonitoringReport", {"requestId": 1}) == {
+        "status": "Accepted"}
+    report = await csms.wait_report(rig.id, 1, action="NotifyMonitoringReport")
+    assert [(d["component"], d["variable"]["name"], [(m["id"], m["type"], m["severity"])
+                                                     for m in d["variableMonitoring"]])
+            for d in report.items("monitor")] == [
+        ({"name": "ChargingStation"}, "Problem", [(1, "Delta", 1)]),
+        ({"name": "EVSE", "evse": {"id": 1}}, "Problem", [(11, "Delta", 4)])]
+    rig.hw.publish(ch.HW_ERROR, HardwareError(code=ChargePointErrorCode.GROUND_FAILURE,
+                                              info="RCD"), connector=1)
+    found = await event_count(rig, 2)
+    assert {(e["variableMonitoringId"], e["eventNotificationType"], e["actualValue"])
+            for e in found} == {(1, "HardWiredMonitor", "true"),
+                                (11, "PreconfiguredMonitor", "true")}
+    answer = await csms.send_action(rig.id, "ClearVariableMonitoring", {"id": [1]})
+    assert answer["clearMonitoringResult"] == [{"id": 1, "status": "Rejected"}]  # N06.FR.03
+    results = await set_monitors(rig, {
+        "id": 1, "component": {"name": "ChargingStation"}, "variable": {"name": "Problem"},
+        "type": "Delta", "value": 1, "severity": 5})
+    assert results[0]["status"] == "Rejected"  # N04.FR.18
+    assert await csms.send_action(rig.id, "SetMonitoringBase", {
+        "monitoringBase": "HardWiredOnly"}) == {"status": "Accepted"}
+    answer = await csms.send_action(rig.id, "ClearVariableMonitoring", {"id": [11]})
+    assert answer["clearMonitoringResult"] == [{"id": 11, "status": "NotFound"}]
+    assert await csms.send_action(rig.id, "SetMonitoringBase", {
+        "monitoringBase": "All"}) == {"status": "Accepted"}
+    answer = await csms.send_action(rig.id, "ClearVariableMonitoring", {"id": [11]})
+    assert answer["clearMonitoringResult"] == [{"id": 11, "status": "Accepted"}]
     assert csms.violations(rig.id) == []

@@ -118,6 +118,36 @@ class Monitoring:
                 self.monitors.pop(i, None)
                 self.store.db.execute("DELETE FROM monitors WHERE id=?", (i,))
 
+    def install_presets(self, presets: list[Monitor], base: str) -> None:
+        """The monitors the device model marks: the hard-wired ones are always there, the
+        preconfigured ones are installed once (unless the base is HardWiredOnly): one the
+        central system cleared or replaced stays so until SetMonitoringBase restores it."""
+        first = self.store.meta("monitor_presets", "") != "1"
+        missing = [m for m in presets if m.id not in self.monitors and (
+            m.origin is Origin.HARD_WIRED or (first and base != "HardWiredOnly"))]
+        with self.store.transaction():
+            for m in missing:
+                self.monitors[m.id] = m
+                self.store.db.execute("INSERT OR REPLACE INTO monitors VALUES (?, ?)",
+                                      (m.id, _row(m)))
+            self.store.set_meta("monitor_presets", "1")
+
+    def set_base(self, presets: list[Monitor], base: str) -> None:
+        """SetMonitoringBase (N03): All adds the preconfigured monitors that are not there and
+        keeps the custom ones (N03.FR.03); FactoryDefault removes every custom monitor (a
+        replaced preconfigured one too) and restores the preconfigured ones (N03.FR.04);
+        HardWiredOnly leaves only the hard-wired ones (N03.FR.05)."""
+        if base in ("FactoryDefault", "HardWiredOnly"):
+            self.clear([m.id for m in self.monitors.values() if m.origin is not Origin.HARD_WIRED])
+        if base in ("All", "FactoryDefault"):
+            with self.store.transaction():
+                for m in presets:
+                    if m.id not in self.monitors:
+                        self.monitors[m.id] = m
+                        self.store.db.execute("INSERT OR REPLACE INTO monitors VALUES (?, ?)",
+                                              (m.id, _row(m)))
+        self.evaluate()
+
     def _active(self, m: Monitor) -> bool:
         """A transaction monitor only counts while its EVSE (any, for the station) charges a
         transaction."""

@@ -163,12 +163,25 @@ def level_status(severity: int) -> str:
     return "Accepted" if 0 <= severity <= MAX_SEVERITY else "Rejected"
 
 
-def set_base(monitoring: Monitoring, base: str) -> str:
-    """SetMonitoringBase (N03): All keeps the custom monitors; FactoryDefault and HardWiredOnly
-    remove them (no preconfigured monitors here, so that is all they do)."""
-    if base in ("FactoryDefault", "HardWiredOnly"):
-        monitoring.clear([m.id for m in monitoring.monitors.values()
-                          if m.origin is not Origin.HARD_WIRED])
+HARD_WIRED_PROBLEM = 1  # the monitor ids the device model gives its marked monitors
+PRECONFIGURED_PROBLEM = 10  # + the EVSE id
+
+
+def presets(device: DeviceModel) -> list[Monitor]:
+    """The monitors the device model marks: hard-wired, ChargingStation Problem (any change,
+    severity 1 HardwareFailure: it cannot be cleared or replaced, N04.FR.18, N06.FR.03);
+    preconfigured, each EVSE's Problem (any change, severity 4 Error)."""
+    found = [Monitor(HARD_WIRED_PROBLEM, ("ChargingStation", None, None, "Problem", None),
+                     MonitorType.DELTA, 1.0, 1, origin=Origin.HARD_WIRED)]
+    for n in sorted(device.core.model.connectors):
+        found.append(Monitor(PRECONFIGURED_PROBLEM + n, ("EVSE", n, None, "Problem", None),
+                             MonitorType.DELTA, 1.0, 4, origin=Origin.PRECONFIGURED))
+    return found
+
+
+def set_base(device: DeviceModel, monitoring: Monitoring, base: str) -> str:
+    """SetMonitoringBase (N03): all three bases are supported (monitoring.set_base)."""
+    monitoring.set_base(presets(device), base)
     return "Accepted"
 
 

@@ -203,6 +203,8 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         self._monitoring_report: tuple[int, list[dict[str, Any]]] | None = None
         # the monitors read the variables through this device model from now on, also offline
         core.monitoring.source = monitoring.V201MonitorSource(self.device, variables)
+        core.monitoring.install_presets(monitoring.presets(self.device),
+                                        variables.values["MonitoringCtrlr.ActiveMonitoringBase"])
         self._reset_now = False  # an Immediate (or idle OnIdle) Reset answered: restart after it
 
     @on("RequestStartTransaction")
@@ -820,7 +822,7 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
     @on("SetMonitoringBase")
     def on_set_monitoring_base(self, monitoring_base: str,
                                **_: Any) -> call_result.SetMonitoringBase:
-        status = monitoring.set_base(self.core.monitoring, monitoring_base)
+        status = monitoring.set_base(self.device, self.core.monitoring, monitoring_base)
         self.variables.set("MonitoringCtrlr.ActiveMonitoringBase", monitoring_base)
         return call_result.SetMonitoringBase(status=status)
 
