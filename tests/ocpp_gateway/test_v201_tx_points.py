@@ -299,3 +299,25 @@ async def test_start_and_stop_at_parking_bay_occupancy(rig: Rig) -> None:
         "transactionId"]
     assert [e["seqNo"] for e in events(rig)] == list(range(len(events(rig))))
     assert csms.violations(rig.id) == []
+
+
+async def points_offered(rig: Rig, request_id: int) -> set[str]:
+    """The members TxStartPoint's valuesList offers, from a GetReport."""
+    await rig.csms.send_action(rig.id, "GetReport", {"requestId": request_id,
+                                                     "componentVariable": [
+        {"component": {"name": "TxCtrlr"}, "variable": {"name": "TxStartPoint"}}]})
+    (item,) = (await rig.csms.wait_report(rig.id, request_id)).items("reportData")
+    return set(item["variableCharacteristics"]["valuesList"].split(","))
+
+
+async def test_values_list_offers_the_bay_only_with_a_detector(rig: Rig) -> None:
+    """TxStartPoint's valuesList lists what SetVariables takes: ParkingBayOccupancy only once
+    a connector's bay detector has published (hw/1/bay)."""
+    await rig.online_201()
+    assert await points_offered(rig, 21) == {"EVConnected", "Authorized", "PowerPathClosed",
+                                             "EnergyTransfer"}
+    rig.bay(False)
+    await asyncio.sleep(0.3)
+    assert "ParkingBayOccupancy" in await points_offered(rig, 22)
+    assert await set_var(rig, "TxStartPoint", "ParkingBayOccupancy") == "Accepted"
+    assert rig.csms.violations(rig.id) == []

@@ -37,6 +37,7 @@ from voltbus_ocpp.model.display import MAX_MESSAGES, SUPPORTED_FORMATS, SUPPORTE
 from voltbus_ocpp.protocol.v201.convert import CONNECTOR_STATUS
 from voltbus_ocpp.protocol.v201.smart import MAX_PERIODS, MAX_PROFILES, MAX_STACK_LEVEL
 from voltbus_ocpp.protocol.v201.variables import (
+    BAY,
     DECIMALS,
     DEFAULTS,
     MEASURAND_NAMES,
@@ -361,8 +362,11 @@ class DeviceModel:
             attributes.append(attribute)
         characteristics: dict[str, Any] = {"dataType": entry.data_type,
                                            "supportsMonitoring": monitorable(entry)}
+        values = entry.values_list
+        if values and entry.name in TX_POINTS and not self.variables.has_bay_detector():
+            values = ",".join(v for v in values.split(",") if v != BAY)  # no detector: Rejected
         for key, item in (("unit", entry.unit), ("minLimit", entry.min_limit),
-                          ("maxLimit", entry.max_limit), ("valuesList", entry.values_list)):
+                          ("maxLimit", entry.max_limit), ("valuesList", values)):
             if item is not None:
                 characteristics[key] = item
         return {"component": entry.component_dict(), "variable": entry.variable_dict(),
