@@ -61,7 +61,7 @@ SUBSCRIBED: dict[str, list[Sub]] = {
                                   ch.OCPP_STATUS, ch.CHARGING, ch.TRANSACTION, ch.SESSION,
                                   ch.COMMAND_RESULT, ch.OCPP_CONNECTION, ch.ENERGY_MODE,
                                   ch.RECORDER_HEALTH, ch.LAST_SESSION, ch.RFID_LAST,
-                                  ch.ENERGY_COST)),
+                                  ch.ENERGY_COST, ch.DISPLAY, ch.PHASES)),
             *((ch.SERVICE_STATUS, s) for s in SERVICES)],
     "energy": [*((c, None) for c in (ch.METER, ch.TRANSACTION, ch.ENERGY_MODE,
                                      ch.ENERGY_MODE_SET, ch.SESSION, ch.ENERGY_COST,
