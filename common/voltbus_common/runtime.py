@@ -24,7 +24,7 @@ def setup_logging(service: str, level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
+async def _until_signalled(main: Callable[[], Awaitable[int | None]]) -> int | None:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -40,13 +40,21 @@ async def _until_signalled(main: Callable[[], Awaitable[None]]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     try:
-        await main()
+        return await main()
     except asyncio.CancelledError:
         log.info("stopped")
+        return 0
 
 
-def run(main: Callable[[], Awaitable[None]], *, service: str, log_level: str = "INFO") -> None:
-    """Run a service's main coroutine until SIGTERM/SIGINT, then shut down cleanly (exit 0)."""
+def run(main: Callable[[], Awaitable[int | None]], *, service: str,
+        log_level: str = "INFO") -> int:
+    """Run a service's main coroutine until SIGTERM/SIGINT, then shut down cleanly.
+
+    The exit code: main's (None is 0), or 0 after a stop. Every service's `__main__` ends in
+    `raise SystemExit(cli())`, its cli() returning this (or 2 for a configuration it rejects).
+    """
     setup_logging(service, log_level)
+    code: int | None = 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_until_signalled(main))
+        code = asyncio.run(_until_signalled(main))
+    return code or 0

@@ -232,11 +232,12 @@ async def main() -> None:
             group.create_task(feed.run())
 
 
-def cli() -> None:
+def cli() -> int:
+    """Entry point: the simulated house's energy manager until stopped; the exit code."""
     from voltbus_common.runtime import run
 
-    run(main, service="energy", log_level=os.environ.get("VOLTBUS_LOG_LEVEL", "INFO"))
+    return run(main, service="energy", log_level=os.environ.get("VOLTBUS_LOG_LEVEL", "INFO"))
 
 
 if __name__ == "__main__":
-    cli()
+    raise SystemExit(cli())

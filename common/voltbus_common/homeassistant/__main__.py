@@ -30,6 +30,11 @@ async def main(settings: HaDiscoverySettings) -> None:
         await asyncio.Event().wait()
 
 
+def cli() -> int:
+    """Entry point: settings (exit 2 when invalid), then announce until stopped."""
+    settings = load_settings(HaDiscoverySettings)
+    return run(lambda: main(settings), service="ha-discovery", log_level=settings.log_level)
+
+
 if __name__ == "__main__":
-    cfg = load_settings(HaDiscoverySettings)
-    run(lambda: main(cfg), service="ha-discovery", log_level=cfg.log_level)
+    raise SystemExit(cli())

@@ -47,8 +47,10 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def main() -> None:
-    """Load settings, build the app, serve until SIGTERM/SIGINT (uvicorn shuts down cleanly)."""
+def cli() -> int:
+    """Load settings, build the app, serve until SIGTERM/SIGINT (uvicorn shuts down cleanly).
+
+    Not runtime.run: uvicorn owns the event loop and the signals; the exit code the same way."""
     settings = load_settings(ApiSettings)
     setup_logging("api", settings.log_level)
     docker = DockerAdminSettings()
@@ -64,7 +66,8 @@ def main() -> None:
                             ssl_certfile=settings.api_tls_cert_file,
                             ssl_keyfile=settings.api_tls_key_file)
     _Server(config, app.state.ctx.closing).run()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

@@ -67,6 +67,11 @@ def load() -> DevCsmsSettings:
         raise SystemExit(2) from None
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """Entry point: settings (exit 2 when invalid), then serve; the exit code."""
     cfg = load()
-    run(lambda: main(cfg), service="devcsms", log_level=cfg.log_level)
+    return run(lambda: main(cfg), service="devcsms", log_level=cfg.log_level)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

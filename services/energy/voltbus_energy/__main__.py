@@ -154,7 +154,7 @@ async def main(settings: EnergySettings) -> None:
             group.create_task(feed.run())
 
 
-def cli() -> None:
+def cli() -> int:
     """Entry point: load settings (exit 2 with a readable message when invalid), then run."""
     settings = load_settings(EnergySettings)
     try:
@@ -163,8 +163,8 @@ def cli() -> None:
         build_tariff(settings)
     except ValueError as exc:
         raise SystemExit(f"voltbus: invalid configuration (EnergySettings): {exc}") from None
-    run(lambda: main(settings), service="energy", log_level=settings.log_level)
+    return run(lambda: main(settings), service="energy", log_level=settings.log_level)
 
 
 if __name__ == "__main__":
-    cli()
+    raise SystemExit(cli())

@@ -29,16 +29,17 @@ def build_stations(settings: HardwareSettings) -> list[StationHardware]:
     return [build_station(cfg, station_id)]
 
 
-def main() -> None:
+def cli() -> int:
     """Entry point: exit 2 with a readable message when the configuration cannot work."""
     settings = load_settings(HardwareSettings)
     try:
         stations = build_stations(settings)
     except ConfigError as exc:
         print(f"voltbus hardware: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    run(lambda: serve(settings, stations), service="hardware", log_level=settings.log_level)
+        return 2
+    return run(lambda: serve(settings, stations), service="hardware",
+               log_level=settings.log_level)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(cli())

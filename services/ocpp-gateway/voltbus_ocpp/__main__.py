@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 from voltbus_common.bus import Bus
 from voltbus_common.runtime import run
@@ -45,12 +44,11 @@ async def main(settings: GatewaySettings) -> int:
     return HARD_RESET_EXIT_CODE if any(t.result() for t in tasks) else 0
 
 
+def cli() -> int:
+    """Entry point: settings (exit 2 when invalid), then every station; the exit code."""
+    settings = load_settings(GatewaySettings)
+    return run(lambda: main(settings), service="gateway", log_level=settings.log_level)
+
+
 if __name__ == "__main__":
-    cfg = load_settings(GatewaySettings)
-    outcome: list[int] = []
-
-    async def _main() -> None:
-        outcome.append(await main(cfg))
-
-    run(_main, service="gateway", log_level=cfg.log_level)
-    sys.exit(outcome[0] if outcome else 0)
+    raise SystemExit(cli())

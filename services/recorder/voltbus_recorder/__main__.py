@@ -76,7 +76,7 @@ async def main(settings: RecorderSettings) -> None:
         await sink.aclose()
 
 
-def cli() -> None:
+def cli() -> int:
     """Entry point: load settings (exit 2 with a readable message when invalid), then run."""
     settings = load_settings(RecorderSettings)
     try:  # secrets files are read now, so a missing one stops start-up with its name
@@ -85,9 +85,9 @@ def cli() -> None:
         settings.mqtt_secret()
     except ConfigError as exc:
         print(f"voltbus: invalid configuration (RecorderSettings): {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    run(lambda: main(settings), service="recorder", log_level=settings.log_level)
+        return 2
+    return run(lambda: main(settings), service="recorder", log_level=settings.log_level)
 
 
 if __name__ == "__main__":
-    cli()
+    raise SystemExit(cli())
