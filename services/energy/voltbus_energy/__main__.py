@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from voltbus_common.bus import Bus
 from voltbus_common.runtime import run
@@ -162,7 +163,8 @@ def cli() -> int:
         build_battery(settings)
         build_tariff(settings)
     except ValueError as exc:
-        raise SystemExit(f"voltbus: invalid configuration (EnergySettings): {exc}") from None
+        print(f"voltbus: invalid configuration (EnergySettings): {exc}", file=sys.stderr)
+        return 2
     return run(lambda: main(settings), service="energy", log_level=settings.log_level)
 
 
