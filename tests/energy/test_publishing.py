@@ -148,3 +148,77 @@ def test_a_plan_in_progress_does_not_resend_its_mode_state_every_decision() -> N
         sim.step(1.0)
     sent = sum(1 for t, *_ in sim.bus._outbox if t == mode_topic) - before
     assert 1 <= sent <= 5  # the plan, its limit, and a status line per 0.1 kWh added
+
+
+async def test_a_raise_waits_until_the_cut_is_in_force_at_its_gateway(
+        mosquitto: Broker, station: str) -> None:
+    """With cut_confirm_s (bridged stations), a decision that cuts one station and raises
+    another sends the cut, then the raise only once the cut station's gateway says the lower
+    limit is in force (ocpp/{c}/charging), or after cut_confirm_s without an answer: the raise
+    cannot reach its car before the cut reaches the other one."""
+    from voltbus_common.enums import ChargeMode
+    from voltbus_common.models import ChargeModeSetting, ChargingState
+
+    a, b = station, f"{station}b"
+    energy = Bus(mosquitto.settings("energy", stations=[a, b]), station=f"S{station}",
+                 service="energy")
+    manager = EnergyManager(
+        energy, Config(site=Site(fuse_a=25.0), failsafe_a=6.0, meter_timeout_s=30.0,
+                       period_s=0.1, timers=PvTimers(), resend_s=60.0, cut_confirm_s=2.0),
+        [ConnectorView(a, 1, (0, 1, 2), 16.0), ConnectorView(b, 1, (0, 1, 2), 16.0)],
+        SimGrid([a, b]))
+    gateway = Bus(mosquitto.settings("gateway", stations=[a, b]), station=a, service=None)
+    operator = Bus(mosquitto.settings("operator", stations=[a, b]), station="+",
+                   service=None)
+    limits = collector(operator, ch.ENERGY_LIMIT)
+
+    async def next_limits(within_s: float) -> dict[str, float]:
+        got = {}
+        msg = await asyncio.wait_for(limits.get(), within_s)
+        got[msg.station] = msg.payload.amps
+        while not limits.empty():
+            msg = limits.get_nowait()
+            got[msg.station] = msg.payload.amps
+        return got
+
+    def prefer(station_id: str, priority: int) -> None:
+        operator.publish(ch.ENERGY_MODE_SET, ChargeModeSetting(mode=ChargeMode.NOW,
+                                                               priority=priority),
+                         station=station_id, connector=1)
+
+    task = asyncio.create_task(manager.run())
+    async with running(energy, gateway, operator):
+        try:
+            for s in (a, b):
+                gateway.publish(ch.TRANSACTION, TransactionState(
+                    transaction_id=1, id_tag="TAG", started_at=datetime.now(UTC),
+                    meter_start_wh=0.0), station=s, connector=1)
+            manager.on_grid(GridReading(1150.0, (5.0, 5.0, 5.0)))  # 20 A for the cars
+            shares: dict[str, float] = {}
+            while shares != {a: 10.0, b: 10.0}:
+                shares.update(await next_limits(5))
+            for s in (a, b):
+                gateway.publish(ch.CHARGING, ChargingState(enabled=True, current_limit_a=10.0),
+                                station=s, connector=1)
+            await asyncio.sleep(0.3)
+            # b first: b may take 16 A, a drops below 6 A (0); the cut goes, the raise waits
+            prefer(b, 5)
+            assert await next_limits(5) == {a: 0.0}
+            await asyncio.sleep(1.0)
+            assert limits.empty(), "the raise did not wait for the cut"
+            started = asyncio.get_running_loop().time()
+            gateway.publish(ch.CHARGING, ChargingState(enabled=True, current_limit_a=0.0),
+                            station=a, connector=1)
+            assert await next_limits(5) == {b: 16.0}
+            assert asyncio.get_running_loop().time() - started < 0.5  # at once on the answer
+            # a first now, and b's gateway never answers: the raise goes after cut_confirm_s
+            gateway.publish(ch.CHARGING, ChargingState(enabled=True, current_limit_a=16.0),
+                            station=b, connector=1)
+            prefer(a, 9)
+            cut = asyncio.get_running_loop().time()
+            assert await next_limits(5) == {b: 0.0}
+            assert await next_limits(5) == {a: 16.0}
+            assert asyncio.get_running_loop().time() - cut >= 1.8
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

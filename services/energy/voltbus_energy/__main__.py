@@ -102,6 +102,8 @@ def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = No
                   margin_a=s.energy_margin_a),
         failsafe_a=s.energy_failsafe_a, meter_timeout_s=s.energy_meter_timeout_s,
         period_s=s.energy_period_s, resend_s=s.energy_resend_s,
+        cut_confirm_s=(s.energy_cut_confirm_s if s.energy_cut_confirm_s is not None
+                       else 5.0 if s.energy_all_stations else 0.0),
         timers=PvTimers(s.energy_pv_start_delay_s, s.energy_pv_stop_delay_s,
                         s.energy_pv_min_on_s, s.energy_pv_min_off_s),
         phase_switching=s.energy_phase_switching,

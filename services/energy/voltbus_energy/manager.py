@@ -17,6 +17,7 @@ from voltbus_common.enums import ChargeMode, ServiceState
 from voltbus_common.models import (
     ChargeModeSetting,
     ChargeModeState,
+    ChargingState,
     EnergyLimitCommand,
     MeterReading,
     OcppConnectorStatus,
@@ -76,6 +77,7 @@ class ConnectorView:
     published: tuple[object, ...] = ()  # what the last mode state said (publish on change)
     sent_at: float = float("-inf")  # when its limit was last sent (monotonic s)
     resend: bool = False  # its gateway came (back) online: send the limit now
+    gateway_limit_a: float | None = None  # the limit its gateway says is in force (charging)
     session: SessionMeter | None = None  # the running transaction's cost at the tariff
     cost_restore: SessionCost | None = None  # the retained cost from before a restart
     cost_sent_at: float = float("-inf")  # when its cost was last published (monotonic s)
@@ -104,6 +106,10 @@ class Config:
     resend_s: float = 10.0  # an unchanged limit is sent again this often
     phase_timers: PhaseTimers = field(default_factory=PhaseTimers)
     phase_switching: bool = True  # switch 1p/3p where the hardware has a phase switch
+    # > 0: a raise waits until every cut sent before it is in force at its gateway (its
+    # ocpp/{c}/charging says so), at most this long: across a bridge a raise to a station on
+    # the site broker would otherwise land before a cut to a bridged one
+    cut_confirm_s: float = 0.0
 
 
 class EnergyManager:
@@ -138,6 +144,7 @@ class EnergyManager:
         self.fail_safe = False
         self._site_fail_safe: bool | None = None
         self._wake = asyncio.Event()
+        self._cuts: dict[str, tuple[ConnectorView, float, float]] = {}  # key: (view, A, sent)
 
     def attach(self) -> None:
         """Subscribe to everything the decisions need."""
@@ -157,6 +164,25 @@ class EnergyManager:
             self.bus.on(ch.PHASES, self._phases, station=station)
             self.bus.on(ch.SERVICE_STATUS, self._gateway_status, station=station,
                         service="gateway")
+            if self.config.cut_confirm_s > 0:
+                self.bus.on(ch.CHARGING, self._charging, station=station)
+
+    async def _charging(self, msg: Received[ChargingState]) -> None:
+        """The limit in force at the gateway: what confirms a cut (and frees held raises)."""
+        view = self.connectors.get((msg.station, msg.connector))
+        if view is not None and msg.payload is not None:
+            view.gateway_limit_a = msg.payload.current_limit_a
+            if self._cuts:
+                self._wake.set()
+
+    def _cuts_pending(self, now: float) -> bool:
+        """Whether a cut is not yet in force at its gateway (and not older than the wait)."""
+        def done(view: ConnectorView, amps: float, sent: float) -> bool:
+            in_force = view.gateway_limit_a
+            return (not view.charging or now - sent >= self.config.cut_confirm_s
+                    or (in_force is not None and in_force <= amps + 0.05))
+        self._cuts = {k: c for k, c in self._cuts.items() if not done(*c)}
+        return bool(self._cuts)
 
     async def _gateway_status(self, msg: Received[ServiceState]) -> None:
         """A (re)started gateway knows no limit: send every limit of its station at once."""
@@ -444,12 +470,20 @@ class EnergyManager:
         # ones that are due again: the outbox is sent in order, one acknowledged QoS 1 message
         # at a time, so a hundred re-sends must not stand in front of a cut
         sends = []
+        if cfg.cut_confirm_s > 0:
+            for view in self.connectors.values():
+                amps = limits.get(view.key, 0.0)
+                if view.limit_a is not None and amps < view.limit_a:
+                    self._cuts[view.key] = (view, amps, now)
+        hold = cfg.cut_confirm_s > 0 and self._cuts_pending(now)
         for view in self.connectors.values():
             amps = limits.get(view.key, 0.0)  # not charging: 0 until its session is seen
             before = view.limit_a
             if before is not None and amps < before:
                 sends.append((0, view, amps))
             elif amps != before:
+                if hold and amps > (before or 0.0):
+                    continue  # the raise waits for the cuts: its old limit stays promised
                 sends.append((1, view, amps))
             elif view.resend or now - view.sent_at >= cfg.resend_s:
                 sends.append((2, view, amps))

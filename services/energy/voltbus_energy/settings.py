@@ -33,6 +33,9 @@ class EnergySettings(BusSettings):
     # whose connectors show up under the root, not only VOLTBUS_STATIONS. A connector of a
     # managed station beyond ENERGY_CONNECTORS is adopted either way when it shows up.
     energy_all_stations: bool = False
+    # a raise waits (at most this long) until the cuts sent before it are in force at their
+    # gateways; default: 5 s with ENERGY_ALL_STATIONS (bridged stations), else 0 (no wait)
+    energy_cut_confirm_s: float | None = Field(default=None, ge=0, le=60)
     energy_connector_max_a: float = Field(default=16.0, ge=6, le=100)
     energy_connector_phases: Literal[1, 3] = 3
     # grid meter: "mqtt" (any topic, JSON paths), "modbus" (RTU register map), "sunspec"
