@@ -5,10 +5,10 @@ when the link goes down; transaction records come from the durable outbox and st
 answered. A heartbeat is sent when nothing else was sent for the heartbeat interval. Messages are
 version-neutral: the session's protocol adapter converts each when it is sent.
 
-An Authorize is a person waiting at the charger: it goes ahead of stored transaction messages (a
-backlog of meter values after an outage can take minutes), behind only the CALL in flight and other
-Authorizes. Everything else keeps its order, so statuses still follow the transaction start they
-describe.
+An Authorize is a person waiting at the charger: it goes ahead of queued statuses and stored
+transaction messages (a backlog of meter values after an outage can take minutes), behind only the
+CALL in flight and other Authorizes. Everything else keeps its order, so statuses still follow the
+transaction start they describe.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ Answer = Callable[[Event | None], None]
 
 PRIORITY_MESSAGES: tuple[type, ...] = (SendAuthorize,)
 """Sent ahead of the stored backlog (was PRIORITY_ACTIONS = {"Authorize"})."""
+
+
+def _is_priority(item: Live | _Durable) -> bool:
+    return isinstance(item, Live) and isinstance(item.message, PRIORITY_MESSAGES)
 
 
 def _name(message: Message | Record) -> str:
@@ -86,13 +90,17 @@ class Messenger:
             self.items.append(item)
         self.wake.set()
     def _insert_priority(self, item: Live) -> None:
-        """Before the first queued durable message; never before items[0], which may be the CALL
-        in flight (run() removes it only once answered)."""
-        for index in range(1, len(self.items)):
-            if isinstance(self.items[index], _Durable):
-                self.items.insert(index, item)
-                return
-        self.items.append(item)
+        """Behind the CALL in flight (items[0]: run() removes it only once answered) and the
+        Authorizes queued before it; ahead of queued statuses and other live messages too (a
+        StatusNotification of another connector cost the driver one more round trip: issue 14),
+        and of the stored backlog. Those keep their order among themselves."""
+        index = 1
+        while index < len(self.items) and _is_priority(self.items[index]):
+            index += 1
+        if index > len(self.items):
+            self.items.append(item)
+        else:
+            self.items.insert(index, item)
 
     def reschedule(self) -> None:
         """The heartbeat interval changed: the wait for the next heartbeat starts over."""
