@@ -8,6 +8,8 @@ kept across a gateway restart, and events queued offline by OfflineQueuingSeveri
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from tests.ocpp_gateway.conftest import Rig
@@ -104,7 +106,7 @@ async def test_refusals_report_level_and_base(rig: Rig) -> None:
         {**monitor("UpperThreshold", 10, 5), "component": {"name": "Nothing"}},
         {**monitor("UpperThreshold", 10, 5), "variable": {"name": "Nothing"}},
         {**monitor("UpperThreshold", 10, 5), "variable": {"name": "AvailabilityState"}},
-        monitor("Periodic", 60, 5),
+        monitor("Periodic", 0, 5),  # no interval
         monitor("UpperThreshold", 99999, 5),  # above Power's maxLimit (N04.FR.06)
         monitor("Delta", -1, 5),  # N04.FR.14
         monitor("LowerThreshold", 100, 10),  # no such severity
@@ -114,9 +116,8 @@ async def test_refusals_report_level_and_base(rig: Rig) -> None:
         {**monitor("Delta", 1, 8), "component": {"name": "EVSE", "evse": {"id": 1}},
          "variable": {"name": "AvailabilityState"}})
     assert [r["status"] for r in results] == [
-        "UnknownComponent", "UnknownVariable", "UnsupportedMonitorType",
-        "UnsupportedMonitorType", "Rejected", "Rejected", "Rejected", "Rejected", "Accepted",
-        "Duplicate", "Accepted"]
+        "UnknownComponent", "UnknownVariable", "UnsupportedMonitorType", "Rejected", "Rejected",
+        "Rejected", "Rejected", "Rejected", "Accepted", "Duplicate", "Accepted"]
     lower, availability = results[8]["id"], results[10]["id"]
     # replacing by id: the same variable only (N04.FR.16), then a new value (N04.FR.12)
     results = await set_monitors(
@@ -262,4 +263,34 @@ async def test_hard_wired_and_preconfigured_problem_monitors(rig: Rig) -> None:
         "monitoringBase": "All"}) == {"status": "Accepted"}
     answer = await csms.send_action(rig.id, "ClearVariableMonitoring", {"id": [11]})
     assert answer["clearMonitoringResult"] == [{"id": 11, "status": "Accepted"}]
+    assert csms.violations(rig.id) == []
+
+
+async def test_periodic_and_clock_aligned_monitors(rig: Rig) -> None:
+    """N08: a Periodic monitor raises an event every value seconds, a PeriodicClockAligned one at
+    each multiple of value seconds since midnight; trigger Periodic with the value read; the
+    station's ticker wakes for them (no meter reading needed)."""
+    csms = rig.csms
+    await rig.online_201()
+    rig.meter(power_w=3680.0)
+    await power_read(rig, "3680")
+    periodic, aligned = (r["id"] for r in await set_monitors(
+        rig, monitor("Periodic", 1, 8), monitor("PeriodicClockAligned", 1, 7)))
+    found = await event_count(rig, 4)
+    assert {e["trigger"] for e in found} == {"Periodic"}
+    assert {e["variableMonitoringId"] for e in found} == {periodic, aligned}
+    assert {e["actualValue"] for e in found} == {"3680"}
+    for mid in (periodic, aligned):  # one per second, not one per evaluation
+        stamps = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00"))
+                  for e in events(rig) if e["variableMonitoringId"] == mid]
+        assert all(b - a >= timedelta(seconds=0.9) for a, b in pairwise(stamps)), stamps
+    assert await csms.send_action(rig.id, "GetMonitoringReport", {
+        "requestId": 2, "monitoringCriteria": ["PeriodicMonitoring"]}) == {"status": "Accepted"}
+    report = await csms.wait_report(rig.id, 2, action="NotifyMonitoringReport")
+    assert sorted(m["id"] for d in report.items("monitor") for m in d["variableMonitoring"]) == [
+        periodic, aligned]
+    await csms.send_action(rig.id, "ClearVariableMonitoring", {"id": [periodic, aligned]})
+    count = len(events(rig))
+    await asyncio.sleep(1.5)
+    assert len(events(rig)) == count
     assert csms.violations(rig.id) == []

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from voltbus_ocpp.model.monitoring import (
+    PERIODIC,
     Event,
     Monitor,
     MonitorType,
@@ -61,7 +62,8 @@ class MonitorSource(Protocol):
 
 
 def _row(m: Monitor) -> str:
-    return json.dumps({**asdict(m), "ref": list(m.ref)})
+    return json.dumps({**asdict(m), "ref": list(m.ref),
+                       "due": m.due.isoformat() if m.due else None})
 
 
 def _monitor(d: dict[str, Any]) -> Monitor:
@@ -69,7 +71,8 @@ def _monitor(d: dict[str, Any]) -> Monitor:
     return Monitor(id=int(d["id"]), ref=(str(c), e, n, str(v), i), type=MonitorType(d["type"]),
                    value=float(d["value"]), severity=int(d["severity"]),
                    transaction=bool(d.get("transaction", False)), origin=Origin(d["origin"]),
-                   tripped=bool(d.get("tripped", False)), reference=d.get("reference"))
+                   tripped=bool(d.get("tripped", False)), reference=d.get("reference"),
+                   due=datetime.fromisoformat(d["due"]) if d.get("due") else None)
 
 
 class Monitoring:
@@ -83,6 +86,8 @@ class Monitoring:
         self.clock = clock
         self.queued = queued  # the messenger is told a durable message was stored
         self.source: MonitorSource | None = None  # set by the protocol (2.0.1)
+        self.wake: Callable[[], None] = lambda: None  # the station's ticker looks again
+        self._due: datetime | None = None  # the periodic deadline the ticker was told of
         store.db.execute("CREATE TABLE IF NOT EXISTS monitors "
                          "(id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
         self.monitors: dict[int, Monitor] = {}
@@ -103,7 +108,7 @@ class Monitoring:
         old = self.monitors.get(monitor.id)
         if old is not None and old.type is monitor.type:
             monitor = Monitor(**{**asdict(monitor), "tripped": old.tripped,
-                                 "reference": old.reference})
+                                 "reference": old.reference, "due": old.due})
         self.monitors[monitor.id] = monitor
         with self.store.transaction():
             self.store.db.execute("INSERT OR REPLACE INTO monitors VALUES (?, ?)",
@@ -158,23 +163,37 @@ class Monitoring:
         return any(c.facts.tx is not None for n, c in connectors.items()
                    if evse is None or n == evse)
 
+    def _watched(self) -> list[Monitor]:
+        """The monitors evaluated now: monitoring on, within the level (N05.FR.03, N07.FR.15),
+        active."""
+        source = self.source
+        if not self.monitors or source is None or not source.enabled:
+            return []
+        return [m for m in self.monitors.values()
+                if m.severity <= source.level and self._active(m)]
+
+    def next_due(self, now: datetime) -> datetime | None:
+        """When a periodic monitor raises its next event (the station's ticker wakes then)."""
+        return min((m.due for m in self._watched() if m.due is not None), default=None)
+
     def evaluate(self) -> None:
         """Read every monitored variable; queue the events raised."""
         source = self.source
-        if not self.monitors or source is None or not source.enabled:
+        watched = self._watched()
+        if source is None or not watched:
             return
         events: list[Event] = []
-        level, online = source.level, self.model.online
+        online, now = self.model.online, self.clock()
         offline_severity = source.offline_severity
-        for m in list(self.monitors.values()):
-            if m.severity > level or not self._active(m):
-                continue  # N05.FR.03, N07.FR.15: not reported
+        for m in watched:
             value = source.read(m.ref)
             if value is None:
                 continue
-            after, event = evaluate(m, value)
+            after, event = evaluate(m, value, now)
             if event is not None and not online and m.severity > offline_severity:
-                continue  # not queued offline (N07.FR.04): raised once online again
+                if m.type not in PERIODIC:
+                    continue  # not queued offline (N07.FR.04): raised once online again
+                event = None  # N08.FR.03: a periodic event missed offline is not queued
             if after != m:
                 self.monitors[m.id] = after
                 self.store.db.execute("UPDATE monitors SET body=? WHERE id=?",
@@ -183,6 +202,10 @@ class Monitoring:
                 events.append(event)
         if events:
             self._queue(events, online)
+        due = self.next_due(now)
+        if due != self._due:
+            self._due = due
+            self.wake()
 
     def _queue(self, events: list[Event], online: bool) -> None:
         now = self.clock()

@@ -157,6 +157,7 @@ class Station:
                                    on_heartbeat=self._heartbeat_answered)
         self.monitoring = Monitoring(self.store, self.queue, self.model, clock,
                                      self.messenger.durable_added)  # variable monitors (2.0.1)
+        self.monitoring.wake = self._wake_ticker  # a periodic monitor's deadline
         self.security = StationSecurity(  # certificates, security profile, security events
             settings, station_id, self.store, self.queue, clock=clock,
             queued=self.messenger.durable_added,
@@ -670,8 +671,12 @@ class Station:
 
     def _next_due(self, now: datetime) -> datetime | None:
         dues = [self.model.next_due(now), self.profiles.next_due(now), self.offpeak.due,
-                self.display.next_due(now)]
+                self.display.next_due(now), self.monitoring.next_due(now)]
         return min((d for d in dues if d is not None), default=None)
+
+    def _wake_ticker(self) -> None:
+        if not self._ticking:
+            self._wake.set()
 
     def _poke(self, event: Event | None, effects: list[Effect]) -> None:
         """Wake the ticker when this dispatch may have brought a deadline forward: a

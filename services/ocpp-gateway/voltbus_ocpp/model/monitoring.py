@@ -6,12 +6,15 @@ A monitor watches one variable, named by a `Ref` the protocol gives (here it is 
 evaluated when the variable's value is read after a change: an UpperThreshold triggers once when
 the value goes above its value and clears once when it is back at or below it (LowerThreshold
 the other way round), a Delta when a number moved by more than its value since the monitor was
-set or last triggered (any change for other values). Severity 0 is the most severe, 9 the least.
+set or last triggered (any change for other values), a Periodic one every value seconds and a
+PeriodicClockAligned one at each multiple of value seconds since midnight UTC. Severity 0 is the
+most severe, 9 the least.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 Ref = tuple[str, int | None, int | None, str, str | None]
@@ -41,10 +44,11 @@ class Trigger(StrEnum):
 
     ALERTING = "Alerting"
     DELTA = "Delta"
+    PERIODIC = "Periodic"
 
 
-SUPPORTED = frozenset({MonitorType.UPPER_THRESHOLD, MonitorType.LOWER_THRESHOLD,
-                       MonitorType.DELTA})
+SUPPORTED = frozenset(MonitorType)
+PERIODIC = frozenset({MonitorType.PERIODIC, MonitorType.PERIODIC_CLOCK_ALIGNED})
 THRESHOLDS = frozenset({MonitorType.UPPER_THRESHOLD, MonitorType.LOWER_THRESHOLD})
 MAX_SEVERITY = 9
 
@@ -74,6 +78,7 @@ class Monitor:
     origin: Origin = Origin.CUSTOM
     tripped: bool = False
     reference: str | None = None
+    due: datetime | None = None  # a periodic monitor's next event
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def check(monitor: Monitor, info: VariableInfo | None, existing: dict[int, Monit
     """SetVariableMonitoring's status for a monitor to set (N04): Accepted, UnsupportedMonitorType,
     Rejected or Duplicate (the component and variable were found already)."""
     if info is None or not info.monitorable or monitor.type not in SUPPORTED:
-        return "UnsupportedMonitorType"  # N04.FR.05 (Periodic ones: not done)
+        return "UnsupportedMonitorType"  # N04.FR.05
     if monitor.type in THRESHOLDS and not info.numeric:
         return "UnsupportedMonitorType"
     if not 0 <= monitor.severity <= MAX_SEVERITY or monitor.value != monitor.value:
@@ -102,6 +107,8 @@ def check(monitor: Monitor, info: VariableInfo | None, existing: dict[int, Monit
         return "Rejected"  # N04.FR.06: outside the variable's range
     if monitor.type is MonitorType.DELTA and monitor.value < 0:
         return "Rejected"  # N04.FR.14
+    if monitor.type in PERIODIC and not 1 <= monitor.value <= 86400:
+        return "Rejected"  # an interval of 1 s to a day
     if given_id:
         old = existing.get(monitor.id)
         if old is None or old.ref != monitor.ref or old.origin is Origin.HARD_WIRED:
@@ -120,8 +127,27 @@ def _number(value: str) -> float | None:
     return number if number == number else None
 
 
-def evaluate(monitor: Monitor, value: str) -> tuple[Monitor, Event | None]:
-    """The monitor after reading value, and the event it raises (None: none)."""
+def next_period(monitor: Monitor, now: datetime) -> datetime:
+    """A periodic monitor's next event after now: value seconds on (Periodic, N08.FR.06), or the
+    next multiple of value seconds since midnight UTC (PeriodicClockAligned, N08.FR.07: 900 is
+    every quarter of an hour)."""
+    step = timedelta(seconds=monitor.value)
+    if monitor.type is MonitorType.PERIODIC:
+        return now + step
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    periods = (now - midnight) // step + 1
+    return midnight + periods * step
+
+
+def evaluate(monitor: Monitor, value: str, now: datetime) -> tuple[Monitor, Event | None]:
+    """The monitor after reading value at now, and the event it raises (None: none)."""
+    if monitor.type in PERIODIC:
+        if monitor.due is None:
+            return replace(monitor, due=next_period(monitor, now)), None
+        if now < monitor.due:
+            return monitor, None
+        after = replace(monitor, due=next_period(monitor, now))
+        return after, Event(after, Trigger.PERIODIC, value)  # N08.FR.05
     if monitor.type in THRESHOLDS:
         number = _number(value)
         if number is None:
