@@ -9,8 +9,11 @@ or not_supported (no lock on this connector). An unlock here:
 3. sends lock/set unlocked with a request_id and waits (bounded) for the lock state with it:
    unlocked -> Unlocked; failed or locked -> UnlockFailed; not_supported -> NotSupported.
 
-A connector whose hardware has published no lock state at all (an older hardware service) or
-whose retained state says not_supported answers NotSupported at once, transaction untouched.
+A connector whose hardware has published no lock state at all (an older hardware service, or a
+hardware service that is down) answers NotSupported after LOCK_STATE_WAIT_S, one whose retained
+state says not_supported at once, transaction untouched. The wait is for a gateway that has just
+started: the central system may send UnlockConnector right after the boot, before the gateway's
+own MQTT connection has brought the hardware's retained lock state.
 VOLTBUS_UNLOCK_SUPPORTED is obsolete: it is still accepted and ignored (a warning says so).
 
 The lock follows the transaction (OCPP 1.6 3.6, 9.1.31) on a connector with a lock:
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 
 RELAY_OPEN_WAIT_S = 3.0  # the stop's relay opening, confirmed by the hardware
 LOCK_ANSWER_WAIT_S = 5.0  # the hardware gives up on an unconfirmed move before this
+LOCK_STATE_WAIT_S = 2.0  # for the retained lock state right after start-up
 
 _serial = itertools.count(1)
 
@@ -165,6 +169,8 @@ class CableLocks:
 
     async def unlock(self, connector: int) -> Outcome:
         """UnlockConnector: UNLOCKED, UNLOCK_FAILED or NOT_SUPPORTED."""
+        if connector not in self.states:
+            await self._until(lambda: connector in self.states, LOCK_STATE_WAIT_S)
         known = self.states.get(connector)
         if known is None or known.state is LockState.NOT_SUPPORTED:
             return Outcome.NOT_SUPPORTED
