@@ -365,7 +365,8 @@ class Bus:
 
     async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Return once connected (raises TimeoutError after timeout seconds)."""
-        await asyncio.wait_for(self.connected.wait(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (3.11)
+            await self.connected.wait()
 
     async def drain(self, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
         """Wait until the outbox is empty; False if it did not empty in time."""
@@ -415,7 +416,8 @@ class Bus:
                         await self._serve(client)
                     except asyncio.CancelledError:
                         with contextlib.suppress(Exception):
-                            await asyncio.wait_for(self._say_goodbye(client), 2)
+                            async with asyncio.timeout(2):
+                                await self._say_goodbye(client)
                         raise
             except aiomqtt.MqttError as exc:
                 self.last_error = str(exc) or type(exc).__name__

@@ -71,7 +71,8 @@ async def _connected(bus: Bus, settings: BusSettings, timeout: float) -> AsyncIt
         deadline = loop.time() + timeout
         while not bus.connected.is_set() and bus.last_error is None and loop.time() < deadline:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(bus.connected.wait(), 0.05)
+                async with asyncio.timeout(0.05):
+                    await bus.connected.wait()
         if not bus.connected.is_set():
             why = bus.last_error or f"no connection within {timeout:g} s"
             raise BusUnreachable(f"cannot reach the MQTT broker at {settings.mqtt_host}:"
@@ -132,7 +133,8 @@ async def send_to_hardware(settings: BusSettings, station: str, channel: ch.Chan
             raise BusUnreachable("the broker did not accept the message in time")
         await _check_presence(presence, station, outcome)
         try:
-            return await asyncio.wait_for(asyncio.shield(outcome), quiet_s)
+            async with asyncio.timeout(quiet_s):
+                return await asyncio.shield(outcome)
         except TimeoutError:
             return f"sent to {topic} (no change seen; the hardware raised no objection)"
 
@@ -168,7 +170,8 @@ async def ask_gateway(settings: BusSettings, station: str, connector: int,
             raise BusUnreachable("the broker did not accept the command in time")
         await _check_presence(presence, station, answer)
         try:
-            return await asyncio.wait_for(asyncio.shield(answer), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(answer)
         except TimeoutError:
             raise NoAnswer(f"the gateway of station {station} is online but did not answer "
                            f"{command.command} on connector {connector} within {timeout:g} s"

@@ -39,7 +39,8 @@ class _Server(uvicorn.Server):
                 await asyncio.sleep(0.1)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), 1.0)
+                async with asyncio.timeout(1.0):  # not wait_for: it can swallow a stop (3.11)
+                    await self._closing.wait()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None:  # called from a signal handler: wake the loop safely

@@ -54,7 +54,8 @@ class CommandClient:
                         connector=connector)
             log.info("command %s to %s/%d as %s", command.command.value, station, connector,
                      request_id)
-            return await asyncio.wait_for(future, self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                return await future
         except TimeoutError:
             raise CommandTimeout(
                 f"no answer from the gateway within {self._timeout_s:g} s") from None

@@ -618,4 +618,5 @@ class EnergyManager:
             self._wake.clear()
             wait_s = max(0.0, last_full + self.config.period_s - self.clock())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait_s)
+                async with asyncio.timeout(wait_s):  # not wait_for: it can swallow a stop (3.11)
+                    await self._wake.wait()

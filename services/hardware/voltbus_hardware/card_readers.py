@@ -30,7 +30,8 @@ FaultReport = Callable[[str, str | None], None]
 async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
     """Sleep until the event is set or the time passes."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):  # not wait_for: it can swallow a stop (3.11)
+            await event.wait()
 
 
 async def guarded(step: Coroutine[Any, Any, None], what: str) -> None:

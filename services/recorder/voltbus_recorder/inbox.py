@@ -13,6 +13,9 @@ acknowledgement in MQTT.
 
 Only what the recorder needs: CONNECT with a persistent session, SUBSCRIBE, PUBLISH QoS 0/1 in,
 PUBACK and PINGREQ out, TLS, reconnect with backoff. Publishing stays on the `Bus`.
+
+Its waits use `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11 wait_for drops a cancel
+that lands as the read completes, and the recorder then ran on after a SIGTERM until killed.
 """
 
 from __future__ import annotations
@@ -186,8 +189,9 @@ class Inbox:
         if s.mqtt_tls:
             context = ssl.create_default_context(
                 cafile=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(
-            s.mqtt_host, s.mqtt_port, ssl=context, limit=self.read_size * 2), 10)
+        async with asyncio.timeout(10):
+            reader, writer = await asyncio.open_connection(
+                s.mqtt_host, s.mqtt_port, ssl=context, limit=self.read_size * 2)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -201,7 +205,8 @@ class Inbox:
             writer.write(connect_packet(self.client_id, username=s.mqtt_username,
                                         password=s.mqtt_secret(), keepalive_s=s.mqtt_keepalive_s,
                                         clean_session=False))
-            head = await asyncio.wait_for(reader.readexactly(4), 10)
+            async with asyncio.timeout(10):
+                head = await reader.readexactly(4)
             if head[0] != 0x20 or head[3] != 0:
                 reason = _CONNACK_REASONS.get(head[3], f"code {head[3]}")
                 raise InboxError(f"broker refused the connection: {reason}")
@@ -230,7 +235,8 @@ class Inbox:
 
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(self.read_size), keepalive)
+                async with asyncio.timeout(keepalive):
+                    data = await reader.read(self.read_size)
             except TimeoutError:
                 if pinged:
                     raise InboxError(f"no answer from the broker in {2 * keepalive}s") from None

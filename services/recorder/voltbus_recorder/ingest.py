@@ -221,7 +221,8 @@ class Ingest:
                 await self._pending.wait()
             if not self._urgent.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._urgent.wait(), self.commit_interval_s)
+                    async with asyncio.timeout(self.commit_interval_s):  # not wait_for: 3.11
+                        await self._urgent.wait()
             self._urgent.clear()
             acks, self._acks = self._acks, []  # these ids' points are all staged now
             try:

@@ -120,7 +120,8 @@ class Writer:
                     return
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: it can swallow a stop (3.11)
+                    await self._wake.wait()
 
     def _on_success(self, count: int) -> None:
         s = self.stats

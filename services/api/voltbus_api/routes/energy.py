@@ -175,7 +175,8 @@ async def set_mode(request: Request, station: StationDep, n: ConnectorDep,
     # The manager also re-announces modes of its own: wait for the one that took ours.
     while state is None or state.mode is not setting.mode:
         try:
-            state = await asyncio.wait_for(answer, max(0.0, deadline - loop.time()))
+            async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                state = await answer
         except TimeoutError:
             break
         answer = cache.next_mode(station, n)
