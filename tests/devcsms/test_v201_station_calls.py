@@ -4,6 +4,7 @@ answers and keeps it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -277,6 +278,35 @@ async def test_authorisation_token_and_energy_before_it(csms: Csms) -> None:
             rules.ENERGY_BEFORE_AUTH, rules.TX_AUTHORIZED_TOKEN]
 
 
+async def test_a_charging_state_changed_event_must_change_the_state(csms: Csms) -> None:
+    """E02/E06: triggerReason ChargingStateChanged carries the new chargingState, unlike the one
+    last reported for the transaction by any of its events (the Started's, an Authorized's);
+    a meter-value event without a state leaves the last one; another transaction starts afresh."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        await st.event("Started", "T1", charging_state="EVConnected")
+        await st.event("Updated", "T1", trigger_reason="ChargingStateChanged",
+                       charging_state="Charging")
+        await st.event("Updated", "T1", trigger_reason="MeterValuePeriodic", meter_wh=10)
+        assert csms.violations("S1") == []
+        await st.event("Updated", "T1", trigger_reason="ChargingStateChanged",
+                       charging_state="Charging")  # the state it had: no change
+        await st.event("Updated", "T1", trigger_reason="ChargingStateChanged")  # which state?
+        await st.event("Updated", "T1", trigger_reason="ChargingStateChanged",
+                       charging_state="SuspendedEV")
+        await st.event("Ended", "T1", trigger_reason="ChargingStateChanged",
+                       charging_state="SuspendedEV", stopped_reason="StoppedByEV")
+        st.seq = itertools.count(0)
+        await st.event("Started", "T2", trigger_reason="CablePluggedIn")
+        await st.event("Updated", "T2", trigger_reason="ChargingStateChanged",
+                       charging_state="Charging")  # T1's state does not count
+        found = [(v.rule, v.detail) for v in csms.violations("S1")]
+        assert [rule for rule, _ in found] == [rules.CHARGING_STATE_UNCHANGED] * 3
+        assert "chargingState Charging, the state already reported" in found[0][1]
+        assert "without transactionInfo.chargingState" in found[1][1]
+        assert "chargingState SuspendedEV" in found[2][1]  # the Ended repeating it
+
+
 async def test_notify_display_messages_paging_and_criteria(csms: Csms) -> None:
     """O03/O04: NotifyDisplayMessages only for a GetDisplayMessages answered Accepted, nothing
     after its last page (tbc false), each message matching the request's criteria, none twice
@@ -317,8 +347,9 @@ async def test_started_trigger_matches_the_start_point(csms: Csms) -> None:
             {"component": {"name": "TxCtrlr"}, "variable": {"name": "TxStartPoint"},
              "attributeValue": "EnergyTransfer"}]})
         await st.event("Started", "T1", trigger_reason="ChargingStateChanged", meter_wh=10,
-                       id_token="CARD")
-        await st.event("Ended", "T1", trigger_reason="ChargingStateChanged", meter_wh=20)
+                       id_token="CARD", charging_state="Charging")
+        await st.event("Ended", "T1", trigger_reason="ChargingStateChanged", meter_wh=20,
+                       charging_state="SuspendedEV")
         assert csms.violations("S1") == []
         await st.event("Started", "T2", trigger_reason="Authorized", meter_wh=20,
                        id_token="CARD")

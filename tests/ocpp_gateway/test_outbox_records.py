@@ -16,8 +16,16 @@ from voltbus_ocpp.model.events import (
     SendMeterValues,
     SendStartTransaction,
     SendStopTransaction,
+    SendTransactionUpdate,
 )
-from voltbus_ocpp.model.results import Measurand, ReadingContext, TransferEnd, TxStart
+from voltbus_ocpp.model.results import (
+    ChargingState,
+    Measurand,
+    ReadingContext,
+    TransferEnd,
+    TxStart,
+    TxUpdate,
+)
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.records import (
@@ -25,6 +33,7 @@ from voltbus_ocpp.records import (
     Record,
     TransactionStarted,
     TransactionStopped,
+    TransactionUpdated,
     WireRecord,
     decode,
     encode,
@@ -54,6 +63,12 @@ STOP = SendStopTransaction(1, 7, "TAG", 1234.5, T0 + timedelta(minutes=2),
                                             point=TxStart.PARKING_BAY)),
     TransactionStopped(SendStopTransaction(1, 8, "TAG", 9.0, T0, StopReason.EV_DISCONNECTED,
                                            departed=True), (), ()),
+    TransactionStarted(SendStartTransaction(1, 10, "TAG", 1.0, T0,
+                                            charging_state=ChargingState.EV_CONNECTED)),
+    TransactionUpdated(SendTransactionUpdate(1, 10, TxUpdate.CHARGING_STATE_CHANGED, T0,
+                                             charging_state=ChargingState.SUSPENDED_EVSE), True),
+    TransactionStopped(SendStopTransaction(1, 10, "TAG", 9.0, T0, StopReason.REMOTE,
+                                           charging_state=ChargingState.IDLE), (), ()),
 ], ids=lambda r: type(r).__name__)
 def test_a_record_reads_back_as_it_was_stored(record: Record) -> None:
     store = Store(":memory:")
@@ -61,7 +76,8 @@ def test_a_record_reads_back_as_it_was_stored(record: Record) -> None:
     queue.put(record, 7)
     (row,) = queue.all()
     assert decode(row.kind, row.payload, row.local_id) == record
-    assert row.kind in ("transaction_started", "meter_values", "transaction_stopped")
+    assert row.kind in ("transaction_started", "meter_values", "transaction_stopped",
+                        "transaction_updated")
     assert "connectorId" not in row.payload  # neutral, not a 1.6 payload
 
 

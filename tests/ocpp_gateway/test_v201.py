@@ -70,7 +70,8 @@ async def test_a_session_in_201_tap_meter_unplug(rig: Rig) -> None:
     rig.pilot("A")
     ended = await csms.wait_for(rig.id, "TransactionEvent",
                                 where=lambda p: p["eventType"] == "Ended")
-    assert ended["transactionInfo"] == {"transactionId": tx_id, "stoppedReason": "EVDisconnected"}
+    assert ended["transactionInfo"] == {"transactionId": tx_id, "stoppedReason": "EVDisconnected",
+                                        "chargingState": "Idle"}  # the EV is gone
     assert energy(ended) == [1234.0]
     session = await rig.wait("session")
     assert (session.meter_stop_wh, session.stop_reason.value) == (1234.0, "EVDisconnected")

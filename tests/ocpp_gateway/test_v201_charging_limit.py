@@ -133,7 +133,9 @@ async def test_external_limit_changing_a_transactions_rate_is_a_transaction_even
     limit(energy, 10.0)
     first = await csms.wait_for(rig.id, "TransactionEvent", where=is_rate)
     assert first["eventType"] == "Updated"
-    assert first["transactionInfo"] == {"transactionId": tx_id}
+    # the state it charges in (pilot B, the relay never confirmed: the EVSE offers, the EV
+    # takes nothing)
+    assert first["transactionInfo"] == {"transactionId": tx_id, "chargingState": "SuspendedEV"}
     before = [m.payload for m in csms.received(rig.id, "TransactionEvent")][:-1]
     assert first["seqNo"] == before[-1]["seqNo"] + 1
     actions = [a for a in csms.actions(rig.id) if a in (

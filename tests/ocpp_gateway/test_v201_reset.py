@@ -96,7 +96,8 @@ async def test_reset_immediate_of_one_evse(rig: Rig) -> None:
         "status": "Accepted"}
     ended = await csms.wait_for(rig.id, "TransactionEvent",
                                 where=lambda p: p["eventType"] == "Ended")
-    assert ended["transactionInfo"] == {"transactionId": tx1, "stoppedReason": "ImmediateReset"}
+    assert ended["transactionInfo"] == {"transactionId": tx1, "stoppedReason": "ImmediateReset",
+                                        "chargingState": "EVConnected"}  # still plugged in
     assert ended["triggerReason"] == "ResetCommand"
     await csms.wait_for(rig.id, "StatusNotification", count=before_1 + 2,
                         where=lambda p: p["evseId"] == 1)

@@ -240,6 +240,27 @@ def tx_start_trigger_problem(points: frozenset[str] | None, trigger_reason: str)
             f"{','.join(sorted(points))} (expected {' or '.join(sorted(allowed))})")
 
 
+# 2.0.1 TriggerReasonEnumType ChargingStateChanged ("the state of the charging process has
+# changed"), E02/E06 and TransactionEventRequest transactionInfo.chargingState: an event with this
+# trigger reports the state the transaction went to, so it carries chargingState, and that state
+# is not the one last reported for the transaction (by any of its events).
+CHARGING_STATE_UNCHANGED = "charging-state-unchanged"
+
+
+def charging_state_problem(trigger_reason: str, state: str | None,
+                           previous: str | None) -> str | None:
+    """Why an event breaks CHARGING_STATE_UNCHANGED (previous: the chargingState last reported
+    for its transaction, None: none yet), or None."""
+    if trigger_reason != "ChargingStateChanged":
+        return None
+    if state is None:
+        return "triggerReason ChargingStateChanged without transactionInfo.chargingState"
+    if state == previous:
+        return (f"triggerReason ChargingStateChanged with chargingState {state}, the state "
+                f"already reported for the transaction")
+    return None
+
+
 def seq_no_problem(seen: set[int], last: int | None, seq_no: int) -> tuple[str, str] | None:
     """(rule, detail) when seq_no is a duplicate, leaves a gap or comes out of order."""
     if seq_no in seen:

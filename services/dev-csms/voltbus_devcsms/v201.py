@@ -38,6 +38,12 @@ class TxEvent:
     energy_wh: float | None
     payload: dict[str, Any]
 
+    @property
+    def charging_state(self) -> str | None:
+        """Its transactionInfo.chargingState (None: not given)."""
+        value = self.payload["transaction_info"].get("charging_state")
+        return None if value is None else str(value)
+
 
 @dataclass
 class Transaction201:
@@ -54,6 +60,12 @@ class Transaction201:
     def seq_nos(self) -> list[int]:
         """The seqNos in arrival order."""
         return [e.seq_no for e in self.events]
+
+    @property
+    def charging_state(self) -> str | None:
+        """The chargingState last reported by one of its events (None: none yet)."""
+        return next((e.charging_state for e in reversed(self.events)
+                     if e.charging_state is not None), None)
 
     @property
     def stopped_reason(self) -> str | None:
@@ -279,6 +291,8 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
                        f"after transaction {tx.transaction_id} Ended")
         token = event.payload.get("id_token")
         self.check(rules.TX_AUTHORIZED_TOKEN, rules.tx_token_problem(event.trigger_reason, token))
+        self.check(rules.CHARGING_STATE_UNCHANGED, rules.charging_state_problem(
+            event.trigger_reason, event.charging_state, tx.charging_state))
         authorised = bool(token) or any(e.payload.get("id_token") for e in tx.events)
         first = next((e.energy_wh for e in tx.events if e.energy_wh is not None), None)
         self.check(rules.ENERGY_BEFORE_AUTH, rules.energy_before_auth_problem(

@@ -22,7 +22,14 @@ from voltbus_ocpp.model.events import (
     SendTransactionUpdate,
 )
 from voltbus_ocpp.model.external_limits import LimitSource
-from voltbus_ocpp.model.results import Measurand, ReadingContext, TransferEnd, TxStart, TxUpdate
+from voltbus_ocpp.model.results import (
+    ChargingState,
+    Measurand,
+    ReadingContext,
+    TransferEnd,
+    TxStart,
+    TxUpdate,
+)
 
 STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
 UPDATED = "transaction_updated"
@@ -53,8 +60,9 @@ class MeterValuesRecord:
 
 @dataclass(frozen=True)
 class TransactionUpdated:
-    """A running transaction got its id token or its EV after it started (2.0.1 only: OCPP 1.6
-    starts transactions once both are there)."""
+    """A running transaction got its id token or its EV after it started, an external limit
+    moved its charging rate, or its charging state changed (2.0.1 only: OCPP 1.6 starts
+    transactions once both are there and reports the rest by the connector status)."""
 
     effect: SendTransactionUpdate
     offline: bool = False
@@ -187,11 +195,15 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
             body["plugged"] = False
         if s.point is not None:
             body["point"] = s.point.value
+        if s.charging_state is not None:
+            body["charging_state"] = s.charging_state.value
         return STARTED, body
     if isinstance(record, TransactionUpdated):
         u = record.effect
         return UPDATED, {"connector": u.connector, "local_id": u.local_id,
-                         "reason": u.reason.value, "ts": u.ts.isoformat(), "id_tag": u.id_tag}
+                         "reason": u.reason.value, "ts": u.ts.isoformat(), "id_tag": u.id_tag,
+                         **({"charging_state": u.charging_state.value}
+                            if u.charging_state else {})}
     if isinstance(record, MeterValuesRecord):
         m = record.effect
         return METER_VALUES, {"connector": m.connector, "local_id": m.local_id,
@@ -212,7 +224,8 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
             "aligned": [x.value for x in record.aligned],
             **({"timed_out": True} if e.timed_out else {}),
             **({"transfer_end": e.transfer_end.value} if e.transfer_end else {}),
-            **({"departed": True} if e.departed else {})}
+            **({"departed": True} if e.departed else {}),
+            **({"charging_state": e.charging_state.value} if e.charging_state else {})}
     if isinstance(record, SecurityEventRecord):
         return SECURITY_EVENT, {"type": record.kind, "ts": record.ts.isoformat(),
                                 "tech_info": record.tech_info}
@@ -231,6 +244,12 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     return record.action, record.payload
 
 
+def _state(body: dict[str, Any]) -> ChargingState | None:
+    """A record's charging state (absent in rows from before it was kept, and under 1.6)."""
+    value = body.get("charging_state")
+    return ChargingState(value) if value else None
+
+
 def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Record:
     """A stored row as a record (ValueError/KeyError if it is not one)."""
     if kind in LEGACY_V16:
@@ -241,11 +260,11 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
         return TransactionStarted(SendStartTransaction(
             b["connector"], b["local_id"], b["id_tag"], b["meter_start_wh"],
             datetime.fromisoformat(b["ts"]), b["reservation_id"], b.get("plugged", True),
-            TxStart(b["point"]) if b.get("point") else None), offline)
+            TxStart(b["point"]) if b.get("point") else None, _state(b)), offline)
     if kind == UPDATED:
         return TransactionUpdated(SendTransactionUpdate(
             b["connector"], b["local_id"], TxUpdate(b["reason"]),
-            datetime.fromisoformat(b["ts"]), b["id_tag"]), offline)
+            datetime.fromisoformat(b["ts"]), b["id_tag"], _state(b)), offline)
     if kind == METER_VALUES:
         return MeterValuesRecord(SendMeterValues(
             b["connector"], b["local_id"], _snapshot(b["reading"]),
@@ -260,7 +279,7 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
                          ReadingContext(x["context"])) for x in b["samples"]),
             bool(b.get("timed_out", False)),
             TransferEnd(b["transfer_end"]) if b.get("transfer_end") else None,
-            bool(b.get("departed", False))),
+            bool(b.get("departed", False)), _state(b)),
             tuple(Measurand(x) for x in b["sampled"]), tuple(Measurand(x) for x in b["aligned"]),
             offline)
     if kind == SECURITY_EVENT:

@@ -135,6 +135,13 @@ class ChargePointConfig(Protocol):
         ...
 
     @property
+    def reports_charging_state(self) -> bool:
+        """A running transaction's charging state (results.ChargingState) is reported to the
+        central system, each change at once (2.0.1 TransactionEvent chargingState); False: the
+        protocol has no such report (1.6 tells it by the connector status alone)."""
+        ...
+
+    @property
     def limit_change_significance_pct(self) -> float | None:
         """External limits (model/external_limits.py) are reported when they start, end or
         move by more than this percentage; None: the protocol has no such report (1.6)."""

@@ -42,7 +42,13 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.metering import PendingStop, SwitchRead, deadline, estimate, request_id
 from voltbus_ocpp.model.relay import MAX_RESENDS, RelayKeeper, Verdict, verdict
-from voltbus_ocpp.model.results import ReadingContext, TransferEnd, TxStart, TxUpdate
+from voltbus_ocpp.model.results import (
+    ChargingState,
+    ReadingContext,
+    TransferEnd,
+    TxStart,
+    TxUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,8 @@ class Transaction:
     ev_deadline: datetime | None = None
     transferring: bool = False  # energy has flowed (stop_on_transfer_end waits for it)
     in_bay: bool = False  # started when the bay detector saw the vehicle (TxStart.PARKING_BAY)
+    # the charging state last reported to the central system (None: none yet, or not reported)
+    charging_state: ChargingState | None = None
 
     @property
     def delivered_wh(self) -> float:
@@ -202,6 +210,25 @@ def derive_status(f: Facts, effective_limit_a: float) -> ConnectorStatus:
     if f.pilot in PLUGGED:
         return ConnectorStatus.PREPARING
     return ConnectorStatus.AVAILABLE
+
+
+# The charging state of a running transaction for each status derive_status gives it; a
+# Preparing one (not authorised, or the relay still closing) has its EV connected, nothing
+# flowing yet. Without an EV on the pilot it is Idle whatever the status.
+CHARGING_STATE: dict[ConnectorStatus, ChargingState] = {
+    ConnectorStatus.CHARGING: ChargingState.CHARGING,
+    ConnectorStatus.SUSPENDED_EV: ChargingState.SUSPENDED_EV,
+    ConnectorStatus.SUSPENDED_EVSE: ChargingState.SUSPENDED_EVSE,
+    ConnectorStatus.FAULTED: ChargingState.SUSPENDED_EVSE,
+}
+
+
+def charging_state(f: Facts, status: ConnectorStatus) -> ChargingState:
+    """A transaction's charging state (2.0.1 ChargingStateEnumType) from the facts and the
+    status derived from them, so the two cannot disagree."""
+    if f.pilot not in PLUGGED:
+        return ChargingState.IDLE
+    return CHARGING_STATE.get(status, ChargingState.EV_CONNECTED)
 
 
 @dataclass
@@ -338,7 +365,7 @@ class Connector:
         return [SendStopTransaction(self.connector_id, p.local_id, p.id_tag, meter_stop,
                                     p.stopped_at, p.reason, p.started_at, p.meter_start_wh,
                                     reading, p.samples, transfer_end=p.transfer_end,
-                                    departed=p.departed),
+                                    departed=p.departed, charging_state=p.charging_state),
                 PublishSession(self.connector_id, view, p.stopped_at, meter_stop, p.reason)]
 
     def _relay_verdict(self) -> Verdict:
@@ -375,16 +402,45 @@ class Connector:
                            self.clock()),
                 *self.resync()]
 
-    def refresh(self) -> list[Effect]:
-        """Report the status (and LED) if it changed; keep the EVSE limit in step."""
-        effects = self._energy_transfer()
+    def _status_now(self) -> ConnectorStatus:
+        """The status to report now: derived, Charging/SuspendedEV held at the last status while
+        a close waits for the relay's confirmation (bounded by closing_until)."""
         status = derive_status(self.facts, self.effective_limit_a)
         f = self.facts
-        if self.closing_until is not None:
-            if f.tx is None or f.relay_closed or self.clock() >= self.closing_until:
-                self.closing_until = None
-            elif status in (ConnectorStatus.CHARGING, ConnectorStatus.SUSPENDED_EV):
-                status = self.status or status  # held until the relay confirms (bounded)
+        if self.closing_until is not None and not (
+                f.tx is None or f.relay_closed or self.clock() >= self.closing_until) and (
+                status in (ConnectorStatus.CHARGING, ConnectorStatus.SUSPENDED_EV)):
+            return self.status or status
+        return status
+
+    def charging_state_now(self) -> ChargingState | None:
+        """The running transaction's charging state now (None: none runs, or the protocol
+        does not report it)."""
+        if self.facts.tx is None or not self.config.reports_charging_state:
+            return None
+        return charging_state(self.facts, self._status_now())
+
+    def _charging_state_changed(self) -> list[Effect]:
+        """A running transaction whose charging state moved since it was last reported: one
+        Updated ChargingStateChanged (2.0.1 E02/E06), durable and in order with it."""
+        tx, state = self.facts.tx, self.charging_state_now()
+        if tx is None or state is None or state == tx.charging_state:
+            return []
+        tx.charging_state = state
+        return [SendTransactionUpdate(self.connector_id, tx.local_id,
+                                      TxUpdate.CHARGING_STATE_CHANGED, self.clock(),
+                                      charging_state=state)]
+
+    def refresh(self) -> list[Effect]:
+        """Report the status (and LED) if it changed, and a running transaction's charging
+        state; keep the EVSE limit in step."""
+        effects = self._energy_transfer()
+        status = self._status_now()
+        f = self.facts
+        if self.closing_until is not None and (
+                f.tx is None or f.relay_closed or self.clock() >= self.closing_until):
+            self.closing_until = None
+        effects += self._charging_state_changed()
         code = f.fault
         if code is ChargePointErrorCode.NO_ERROR and f.pilot in PILOT_FAULT:
             code = ChargePointErrorCode.EV_COMMUNICATION_ERROR
@@ -504,8 +560,9 @@ class Connector:
         if powered and f.relay_closed is False:  # the hardware reports its relay: wait for it
             self.closing_until = deadline(now)
         limit, charging = self.push_limit()
+        tx.charging_state = self.charging_state_now()
         start = SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
-                                     reservation_id, self.plugged, point)
+                                     reservation_id, self.plugged, point, tx.charging_state)
         if point is TxStart.ENERGY_TRANSFER:  # the relay closed already, the energy flows
             tx.transferring = True
         if not powered or point is TxStart.ENERGY_TRANSFER:
@@ -518,16 +575,18 @@ class Connector:
         """A transaction that started early got what it lacked (its id token, or its EV): the
         central system hears it, and once authorised with the EV there the relay closes."""
         now = self.clock()
-        effects: list[Effect] = [SendTransactionUpdate(
-            self.connector_id, tx.local_id, reason, now,
-            tx.id_tag if reason is TxUpdate.AUTHORIZED else None)]
+        effects: list[Effect] = []
         if tx.id_tag is not None and self.plugged and not tx.powered:
             tx.powered, tx.ev_deadline = True, None
             if self.facts.relay_closed is False:
                 self.closing_until = deadline(now)
             effects += [self.set_relay(True, request_id(tx.local_id, "start")),
                         *self.push_limit()]
-        return [*effects, self._publish_tx(now)]
+        tx.charging_state = self.charging_state_now()  # this update reports it
+        update = SendTransactionUpdate(self.connector_id, tx.local_id, reason, now,
+                                       tx.id_tag if reason is TxUpdate.AUTHORIZED else None,
+                                       tx.charging_state)
+        return [update, *effects, self._publish_tx(now)]
 
     def stop_transaction(self, reason: StopReason, id_tag: str | None = None, *,
                          timed_out: bool = False,
@@ -545,6 +604,7 @@ class Connector:
         meter_stop = self.facts.meter.energy_wh if self.facts.meter else tx.energy_wh
         meter_stop = max(meter_stop, tx.meter_start_wh)
         tx.energy_wh = meter_stop
+        state = self._end_state()
         f = self.facts
         f.tx = None
         f.finishing = self.plugged
@@ -555,9 +615,17 @@ class Connector:
         return [self.set_relay(False),
                 SendStopTransaction(self.connector_id, tx.local_id, id_tag, meter_stop, now,
                                     reason, tx.started_at, tx.meter_start_wh, self.facts.meter,
-                                    tuple(tx.samples), timed_out, transfer_end, departed),
+                                    tuple(tx.samples), timed_out, transfer_end, departed,
+                                    state),
                 PublishTransaction(self.connector_id, None),
                 PublishSession(self.connector_id, tx.view(), now, meter_stop, reason)]
+
+    def _end_state(self) -> ChargingState | None:
+        """The charging state a transaction ends in: nothing flows any more, the EV still
+        connected or not (None: not reported)."""
+        if not self.config.reports_charging_state:
+            return None
+        return ChargingState.EV_CONNECTED if self.plugged else ChargingState.IDLE
 
     def _end(self) -> None:
         f = self.facts
@@ -575,7 +643,8 @@ class Connector:
         rid = request_id(tx.local_id, "stop")
         p = PendingStop(rid, deadline(now), tx.local_id, id_tag, now, reason, tx.started_at,
                         tx.meter_start_wh, tuple(tx.samples), tx.view(),
-                        transfer_end=transfer_end, departed=departed)
+                        transfer_end=transfer_end, departed=departed,
+                        charging_state=self._end_state())
         if self.facts.relay_closed is False:  # the hardware opened already (unplug, fault)
             p.open_ts = self.last_open_ts
         self._end()

@@ -16,6 +16,7 @@ from voltbus_common.enums import (
 )
 from voltbus_ocpp.model.results import (
     AuthStatus,
+    ChargingState,
     Outcome,
     ReadingContext,
     TransferEnd,
@@ -289,7 +290,8 @@ class SendStartTransaction(Effect):
     plug-in before authorisation (TxStart.EV_CONNECTED); the id token follows as a
     SendTransactionUpdate. plugged False: started at authorisation before the EV was there.
     point ENERGY_TRANSFER: started when the EV began drawing power (None: the other points, told
-    apart by id_tag and plugged)."""
+    apart by id_tag and plugged). charging_state: the transaction's state then (None: not
+    reported by the protocol, or a record from before it was kept)."""
 
     connector: int
     local_id: int
@@ -299,19 +301,23 @@ class SendStartTransaction(Effect):
     reservation_id: int | None = None
     plugged: bool = True
     point: TxStart | None = None
+    charging_state: ChargingState | None = None
 
 
 @dataclass(frozen=True)
 class SendTransactionUpdate(Effect):
     """A running transaction got its id token (AUTHORIZED, id_tag given) or its EV
-    (EV_CONNECTED), or an external limit moved its charging rate (CHARGING_RATE_CHANGED): tell
-    the central system (queued durably, in order with the transaction)."""
+    (EV_CONNECTED), or an external limit moved its charging rate (CHARGING_RATE_CHANGED), or its
+    charging state changed (CHARGING_STATE_CHANGED): tell the central system (queued durably, in
+    order with the transaction). charging_state: the transaction's state with it (None: not
+    reported)."""
 
     connector: int
     local_id: int
     reason: TxUpdate
     ts: datetime
     id_tag: str | None = None
+    charging_state: ChargingState | None = None
 
 
 @dataclass(frozen=True)
@@ -351,6 +357,7 @@ class SendStopTransaction(Effect):
     timed_out: bool = False  # the EV was not connected within connection_timeout_s
     transfer_end: TransferEnd | None = None  # ended because its energy transfer did
     departed: bool = False  # ended because the vehicle left the bay (stop_on_bay_vacated)
+    charging_state: ChargingState | None = None  # the state it ended in (None: not reported)
 
 
 @dataclass(frozen=True)

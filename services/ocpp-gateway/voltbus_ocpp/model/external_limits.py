@@ -134,7 +134,7 @@ class ExternalLimits:
                 base = before.get(n, rate)
             if significant(base, rate, pct):
                 out.append(SendTransactionUpdate(n, tx.local_id, TxUpdate.CHARGING_RATE_CHANGED,
-                                                 ts))
+                                                 ts, charging_state=tx.charging_state))
                 base = rate
             self.rates[n] = (tx.local_id, base)
         return out

@@ -20,7 +20,7 @@ from itertools import count
 
 from voltbus_common.enums import MeterTrigger, StopReason
 from voltbus_ocpp.model.events import Event, MeterSnapshot, Sample, TransactionView
-from voltbus_ocpp.model.results import TransferEnd
+from voltbus_ocpp.model.results import ChargingState, TransferEnd
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class PendingStop:
     open_ts: datetime | None = None  # ts of a `relay` open the hardware did by itself
     transfer_end: TransferEnd | None = None  # ended because its energy transfer did
     departed: bool = False  # ended because the vehicle left the bay
+    charging_state: ChargingState | None = None  # the state it ended in (None: not reported)
 
     def matches(self, r: SwitchRead) -> bool:
         """The reading taken after this stop's opening (never an older one)."""

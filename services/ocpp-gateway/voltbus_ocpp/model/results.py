@@ -105,8 +105,25 @@ class TxUpdate(StrEnum):
     """Why a running transaction is reported between its start and its end (besides meter
     values): the id token arrived after a start at plug-in, the EV arrived after a start at
     authorisation, or an external limit set or released moved its charging rate by more than
-    the significance (model/external_limits.py; 2.0.1 K11.FR.04/K13.FR.03)."""
+    the significance (model/external_limits.py; 2.0.1 K11.FR.04/K13.FR.03), or its charging
+    state changed with no other message to carry it (2.0.1 ChargingStateChanged, E02/E06)."""
 
     AUTHORIZED = "authorized"
     EV_CONNECTED = "ev_connected"
     CHARGING_RATE_CHANGED = "charging_rate_changed"
+    CHARGING_STATE_CHANGED = "charging_state_changed"
+
+
+class ChargingState(StrEnum):
+    """Where a running transaction's energy transfer is (2.0.1 ChargingStateEnumType), derived
+    from the same facts as the connector status (model/connector.py `charging_state`): the EV
+    draws (CHARGING), is connected but nothing flows yet or any more (EV_CONNECTED: not
+    authorised, the relay still closing, after the stop), the EVSE offers and the EV takes
+    nothing (SUSPENDED_EV), the EVSE offers nothing (SUSPENDED_EVSE), no EV is connected
+    (IDLE)."""
+
+    CHARGING = "charging"
+    EV_CONNECTED = "ev_connected"
+    SUSPENDED_EV = "suspended_ev"
+    SUSPENDED_EVSE = "suspended_evse"
+    IDLE = "idle"

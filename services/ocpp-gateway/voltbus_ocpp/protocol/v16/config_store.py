@@ -221,6 +221,11 @@ class ConfigStore:
         return None
 
     @property
+    def reports_charging_state(self) -> bool:
+        """1.6 has no charging state apart from the connector status: none reported."""
+        return False
+
+    @property
     def limit_change_significance_pct(self) -> float | None:
         """1.6 has no message reporting an external limit: none are reported."""
         return None

@@ -11,6 +11,7 @@ from voltbus_ocpp.messages import MeterValuesNow
 from voltbus_ocpp.model.events import MeterSnapshot, SendStatus
 from voltbus_ocpp.model.results import (
     AuthStatus,
+    ChargingState,
     Measurand,
     Outcome,
     ReadingContext,
@@ -59,6 +60,12 @@ STOP_TRIGGER = {
 UPDATE_TRIGGER = {  # why a running transaction is reported between its start and end
     TxUpdate.AUTHORIZED: "Authorized", TxUpdate.EV_CONNECTED: "CablePluggedIn",
     TxUpdate.CHARGING_RATE_CHANGED: "ChargingRateChanged",  # K11.FR.04, K13.FR.03
+    TxUpdate.CHARGING_STATE_CHANGED: "ChargingStateChanged",  # E02, E06
+}
+CHARGING_STATE = {  # ChargingStateEnumType
+    ChargingState.CHARGING: "Charging", ChargingState.EV_CONNECTED: "EVConnected",
+    ChargingState.SUSPENDED_EV: "SuspendedEV", ChargingState.SUSPENDED_EVSE: "SuspendedEVSE",
+    ChargingState.IDLE: "Idle",
 }
 # E06.FR.07 (TxStopPoint EnergyTransfer): the end of the energy transfer ends the transaction,
 # triggerReason ChargingStateChanged with the charging state it went to; an EV that stopped
@@ -146,7 +153,8 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
     idToken. A start at authorisation before plug-in (E03) is Started Authorized with the
     idToken; the EV's arrival follows as an Updated with triggerReason CablePluggedIn; an EV
     that does not come in EVConnectionTimeOut ends it: triggerReason EVConnectTimeout,
-    stoppedReason Timeout."""
+    stoppedReason Timeout. Every event the model knows the charging state of carries it; a
+    change no other event carried is an Updated ChargingStateChanged of its own."""
     if isinstance(record, TransactionStarted):
         s = record.effect
         info: dict[str, Any] = {"transactionId": transaction_id}
@@ -157,6 +165,8 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
             info["chargingState"], trigger = "Charging", "ChargingStateChanged"
         if s.point is TxStart.PARKING_BAY:  # E01.FR.01: the bay detector saw the vehicle
             info["chargingState"], trigger = "Idle", "EVDetected"
+        if s.charging_state is not None:  # the model's, derived with the connector status
+            info["chargingState"] = CHARGING_STATE[s.charging_state]
         payload: dict[str, Any] = {
             "eventType": "Started", "timestamp": iso(s.ts),
             "triggerReason": trigger,
@@ -176,6 +186,8 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
         payload = {"eventType": "Updated", "timestamp": iso(u.ts),
                    "triggerReason": UPDATE_TRIGGER[u.reason], "seqNo": seq_no,
                    "transactionInfo": {"transactionId": transaction_id}}
+        if u.charging_state is not None:
+            payload["transactionInfo"]["chargingState"] = CHARGING_STATE[u.charging_state]
         if u.id_tag is not None:
             payload["idToken"] = id_token(u.id_tag)
         return payload
@@ -199,6 +211,8 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
                "seqNo": seq_no, "transactionInfo": {
                    "transactionId": transaction_id,
                    "stoppedReason": "Timeout" if e.timed_out else STOPPED_REASON[e.reason]}}
+    if e.charging_state is not None:
+        payload["transactionInfo"]["chargingState"] = CHARGING_STATE[e.charging_state]
     if e.departed:  # E06.FR.01: the bay detector no longer sees the vehicle
         payload["triggerReason"] = "EVDeparted"
     if e.transfer_end is not None:

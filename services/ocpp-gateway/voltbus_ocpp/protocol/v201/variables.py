@@ -256,6 +256,12 @@ class Variables:
         return self._bool("SmartChargingCtrlr.Enabled")
 
     @property
+    def reports_charging_state(self) -> bool:
+        """TransactionEvent transactionInfo.chargingState, each change as an Updated
+        ChargingStateChanged (E02/E06)."""
+        return True
+
+    @property
     def limit_change_significance_pct(self) -> float | None:
         """SmartChargingCtrlr.LimitChangeSignificance."""
         return float(self.values["SmartChargingCtrlr.LimitChangeSignificance"])
