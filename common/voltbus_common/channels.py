@@ -245,10 +245,18 @@ LAST_SESSION = _ch("ocpp/{connector}/last_session", m.SessionSummary, retain=Tru
                             "stop_reason": "Local"})
 CHARGING = _ch("ocpp/{connector}/charging", m.ChargingState, retain=True, writers=GATEWAY,
                doc="Whether charging is enabled and the current limit in force (null: none set); "
-                   "offpeak_waiting/offpeak_until/offpeak_override: the off-peak policy.",
-               example={"enabled": True, "current_limit_a": 16.0, "ts": _TS,
+                   "offpeak_waiting/offpeak_until/offpeak_override: the off-peak policy; "
+                   "limit_source: which input sets the limit; energy_limit_a: the energy "
+                   "manager's limit in force; energy_fail_safe (with energy_fail_safe_reason): "
+                   "the energy manager is lost (no limit within VOLTBUS_ENERGY_LIMIT_TIMEOUT_S, "
+                   "or its status offline) and the gateway's fail-safe limit "
+                   "VOLTBUS_ENERGY_LIMIT_FAILSAFE_A applies until its next limit.",
+               example={"enabled": True, "current_limit_a": 6.0, "ts": _TS,
                         "offpeak_waiting": False, "offpeak_until": None,
-                        "offpeak_override": False})
+                        "offpeak_override": False, "command_limit_a": None,
+                        "limit_source": "energy_fail_safe", "energy_limit_a": 6.0,
+                        "energy_fail_safe": True,
+                        "energy_fail_safe_reason": "no energy manager limit for 30 s"})
 
 DISPLAY = _ch("ocpp/display", m.DisplayMessages, retain=True, writers=GATEWAY,
               doc="The display messages the station shows now (OCPP 2.0.1 SetDisplayMessage; "
@@ -330,8 +338,10 @@ ENERGY_LIMIT = _ch("energy/{connector}/limit/set", m.EnergyLimitCommand, retain=
                    doc="The energy manager's limit for a connector, sent when it changes, "
                        "again every VOLTBUS_ENERGY_RESEND_S and when the station's gateway "
                        "comes online; the gateway charges at min(OCPP profile, this, off-peak, "
-                       "hardware maximum); below 6 A it pauses.",
-                   example={"amps": 10.0, "reason": "fuse share", "ts": _TS})
+                       "hardware maximum); below 6 A it pauses. Valid while refreshed: with none "
+                       "for VOLTBUS_ENERGY_LIMIT_TIMEOUT_S, or the status of `site`'s energy "
+                       "manager offline, the gateway applies its fail-safe limit instead.",
+                   example={"amps": 10.0, "reason": "fuse share", "site": "home", "ts": _TS})
 ENERGY_MODE = _ch("energy/{connector}/mode", m.ChargeModeState, retain=True, writers=ENERGY,
                   doc="A connector's charge mode (off, now, minpv, pv, plan), its plan and what "
                       "the energy manager does now.",

@@ -151,6 +151,20 @@ class ChargeMode(StrEnum):
     PLAN = "plan"
 
 
+class LimitSource(StrEnum):
+    """Which input sets a connector's effective current limit (ocpp/{c}/charging limit_source):
+    the effective limit is the lowest of them; on a tie the first of this order is named."""
+
+    DISABLED = "disabled"  # charging disabled (disable_charging, 0 A)
+    ENERGY_FAIL_SAFE = "energy_fail_safe"  # the energy manager is lost: the gateway's safe limit
+    OFF_PEAK = "off_peak"  # the off-peak window policy holds the session (0 A)
+    HARDWARE = "hardware"  # the station's maximum (VOLTBUS_MAX_CURRENT_A)
+    CONFIG = "config"  # a configured per-connector cap (2.0.1 EVSE Power maxSet)
+    COMMAND = "command"  # set_current_limit
+    PROFILE = "profile"  # the central system's charging profiles
+    ENERGY_MANAGER = "energy_manager"  # the site energy manager's limit
+
+
 class PlanObjective(StrEnum):
     """What a charge plan minimises: the cost at the tariff, or the grid's CO2 intensity."""
 

@@ -28,6 +28,7 @@ from voltbus_common.enums import (
     CommandStatus,
     ConnectorStatus,
     LedPattern,
+    LimitSource,
     LockState,
     MessageFormat,
     MessagePriority,
@@ -329,6 +330,12 @@ class ChargingState(Payload):
     Off-peak charging: offpeak_waiting when the running transaction is held at 0 A until the
     off-peak window opens at offpeak_until (set whenever off-peak is enabled and the window is
     closed); offpeak_override when an admin let this transaction charge regardless.
+
+    The site energy manager: energy_limit_a is its limit in force. The gateway holds it only
+    while it is refreshed: when none came within VOLTBUS_ENERGY_LIMIT_TIMEOUT_S, or the energy
+    manager's status says offline (its Will), energy_fail_safe is true with the reason, and the
+    gateway's fail-safe limit VOLTBUS_ENERGY_LIMIT_FAILSAFE_A takes its place until the energy
+    manager's next limit. limit_source names the input that sets current_limit_a.
     """
 
     enabled: bool
@@ -338,6 +345,17 @@ class ChargingState(Payload):
     offpeak_until: UtcDatetime | None = None
     offpeak_override: bool = False
     command_limit_a: Amps | None = None  # set by set_current_limit (kept across restarts)
+    limit_source: LimitSource | None = Field(
+        default=None, description="which input sets current_limit_a (the lowest in force)")
+    energy_limit_a: Amps | None = Field(
+        default=None, description="the energy manager's limit in force, or the fail-safe limit "
+                                  "while energy_fail_safe; null: none (no energy manager heard)")
+    energy_fail_safe: bool = Field(
+        default=False, description="the energy manager is lost (its limit was not refreshed "
+                                   "within VOLTBUS_ENERGY_LIMIT_TIMEOUT_S, or its status went "
+                                   "offline): energy_limit_a is VOLTBUS_ENERGY_LIMIT_FAILSAFE_A")
+    energy_fail_safe_reason: str | None = Field(default=None, max_length=100,
+                                                description="why, while energy_fail_safe")
 
 
 class DisplayMessage(Payload):
@@ -528,10 +546,17 @@ class SessionCost(Payload):
 
 
 class EnergyLimitCommand(Payload):
-    """The energy manager's current limit for one connector; below 6 A it is 0 (pause)."""
+    """The energy manager's current limit for one connector; below 6 A it is 0 (pause).
+
+    Valid only while it is refreshed: the energy manager sends it again every
+    VOLTBUS_ENERGY_RESEND_S, and a gateway that heard none for VOLTBUS_ENERGY_LIMIT_TIMEOUT_S
+    applies its fail-safe limit. site: the energy manager's VOLTBUS_ENERGY_SITE, whose
+    `service/energy/status` the gateway then follows (offline: fail-safe at once)."""
 
     amps: CommandAmps
     reason: str | None = Field(default=None, max_length=100)
+    site: str | None = Field(default=None, pattern=r"^[^/+# ]{1,48}$",
+                             description="the energy manager's site id")
     ts: UtcDatetime = Field(default_factory=utcnow)
 
 

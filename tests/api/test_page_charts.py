@@ -23,7 +23,13 @@ from tests.fixtures.influxdb import InfluxServer
 from tests.fixtures.mosquitto import Broker
 from voltbus_common import channels as ch
 from voltbus_common.bus import Received
-from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, StopReason
+from voltbus_common.enums import (
+    CommandName,
+    CommandStatus,
+    ConnectorStatus,
+    LimitSource,
+    StopReason,
+)
 from voltbus_common.models import (
     ChargingState,
     CommandResult,
@@ -212,6 +218,22 @@ async def test_charts_costs_phases_pause_and_offpeak(
         await expect(card.locator(".offpeak")).to_have_text("off-peak overridden: charging now")
         await expect(card.locator(".override")).to_be_hidden()
         assert peers.commands[-1].payload.command is CommandName.OVERRIDE_OFFPEAK
+
+        # The energy manager is lost: the gateway's fail-safe limit, and why.
+        await expect(card.locator(".energy-lost")).to_be_hidden()
+        gw.publish(ch.CHARGING, ChargingState(
+            enabled=True, current_limit_a=6.0, limit_source=LimitSource.ENERGY_FAIL_SAFE,
+            energy_limit_a=6.0, energy_fail_safe=True,
+            energy_fail_safe_reason="no energy manager limit for 30 s"), connector=1)
+        await expect(card.locator(".energy-lost")).to_have_text(
+            "energy manager lost: fail-safe 6 A (no energy manager limit for 30 s)")
+        await expect(card.locator(".limit")).to_have_text("6 A (fail-safe)")
+        await card.screenshot(path=str(where / f"{name}-energy-lost.png"))
+        gw.publish(ch.CHARGING, ChargingState(
+            enabled=True, current_limit_a=11.0, limit_source=LimitSource.ENERGY_MANAGER,
+            energy_limit_a=11.0), connector=1)
+        await expect(card.locator(".energy-lost")).to_be_hidden()
+        await expect(card.locator(".limit")).to_have_text("11 A")
 
         # Fits the screen: nothing wider than the viewport, the charts inside their boxes.
         width = await page.evaluate("document.documentElement.scrollWidth")

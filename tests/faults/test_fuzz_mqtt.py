@@ -52,7 +52,9 @@ SUBSCRIBED: dict[str, list[Sub]] = {
     "gateway": [*((c, None) for c in (ch.PILOT, ch.METER, ch.RELAY, ch.SWITCH_READING, ch.LOCK,
                                       ch.HW_ERROR, ch.RFID, ch.ENERGY_LIMIT, ch.COMMAND,
                                       ch.BAY)),
-                (ch.SERVICE_STATUS, "hardware")],
+                (ch.SERVICE_STATUS, "hardware"),
+                # every site's energy manager (its Will: the fail-safe, model/energy_limit.py)
+                (ch.SERVICE_STATUS, "energy")],
     "recorder": [*((c, None) for c in (ch.PILOT, ch.METER, ch.RELAY, ch.HW_ERROR, ch.OCPP_STATUS,
                                        ch.CHARGING, ch.SESSION, ch.OCPP_CONNECTION,
                                        ch.ENERGY_COST)),

@@ -136,8 +136,8 @@ def test_every_payload_passes_the_ha_schema(connectors: tuple[int, ...], phases:
     assert ha_schema.check_devices(configs) == []
     assert list(configs) == [discovery_topic("CP1")] + [connector_topic("CP1", n)
                                                          for n in connectors]
-    # 25 with the Phases sensor (issue 12)
-    per_connector = 25 + 2 * phases + (2 if price is not None else 0)
+    # 25 with the Phases sensor (issue 12), 27 with the energy fail-safe and the limit source
+    per_connector = 27 + 2 * phases + (2 if price is not None else 0)
     assert all(len(configs[connector_topic("CP1", n)]["components"]) == per_connector
                for n in connectors)
     assert len(configs[discovery_topic("CP1")]["components"]) == 10 + (price is not None)
@@ -668,3 +668,24 @@ def test_tariff_price_from_the_energy_manager() -> None:
     assert state(comp, unknown) == "None"
     assert json.loads(render(comp["json_attributes_template"], unknown)) == {
         "status": "feed unreachable"}
+
+
+def test_energy_manager_lost_and_the_limit_source() -> None:
+    """The gateway's fail-safe while the energy manager is lost, with why, and which input
+    sets the limit; a gateway from before these fields leaves them OFF and unknown."""
+    comps = all_components()
+    lost, source = comps["c1_energy_fail_safe"], comps["c1_limit_source"]
+    payload = example(ch.CHARGING, energy_fail_safe=True, energy_limit_a=6.0,
+                      limit_source="energy_fail_safe",
+                      energy_fail_safe_reason="energy manager offline")
+    assert state(lost, payload) == "ON"
+    assert json.loads(render(lost["json_attributes_template"], payload)) == {
+        "reason": "energy manager offline", "limit_a": 6.0}
+    assert state(source, payload) == "energy_fail_safe"
+    assert "energy_fail_safe" in source["options"]
+    back = example(ch.CHARGING, energy_fail_safe=False, energy_limit_a=11.0,
+                   limit_source="energy_manager", energy_fail_safe_reason=None)
+    assert (state(lost, back), state(source, back)) == ("OFF", "energy_manager")
+    old = json.dumps({"enabled": True, "current_limit_a": 16.0,
+                      "ts": "2026-01-01T12:00:00Z"}).encode()
+    assert (state(lost, old), state(source, old)) == ("OFF", "None")

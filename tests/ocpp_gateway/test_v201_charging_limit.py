@@ -266,3 +266,68 @@ async def test_off_peak_policy_is_a_station_wide_limit(rig: Rig) -> None:
     cleared = await rig.csms.wait_for(rig.id, "ClearedChargingLimit", timeout=10)
     assert cleared == {"chargingLimitSource": "Other"}
     assert rig.csms.violations(rig.id) == []
+
+
+async def test_a_lost_energy_manager_is_reported_as_the_fail_safe_limit(
+        rig: Rig, mosquitto: Broker) -> None:
+    """The energy manager of site S (its own status online) limits EVSE 1 to 10 A during a
+    transaction: NotifyChargingLimit EMS 10 A. It stops (its status offline): the gateway's
+    6 A fail-safe (a 60 s timeout: the status did it) is NotifyChargingLimit Other 6 A and
+    ClearedChargingLimit EMS, then ChargingRateChanged; ocpp/1/charging says why. Back with
+    10 A: ClearedChargingLimit Other, NotifyChargingLimit EMS 10 A, ChargingRateChanged. The
+    central system's rules hold and seqNo has no gaps."""
+    csms = rig.csms
+    site = f"S{rig.id}"
+    rig.meter(1000.0)
+    rig.pilot("B")
+    await rig.start_gateway(ocpp_version="2.0.1", energy_limit_timeout_s=60.0)
+    await rig.status("Preparing")
+    rig.tap("04A1B2C3")
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["eventType"] == "Started")
+    await charging_at(rig, 16.0)
+
+    def manager() -> Bus:
+        return Bus(mosquitto.settings("energy", stations=[site]), station=site,
+                   service="energy")
+
+    def send(bus: Bus, amps: float) -> None:
+        bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason="fuse share",
+                                                        site=site), station=rig.id, connector=1)
+
+    def limits() -> list[tuple[str, str, float | None]]:
+        out = []
+        for m in csms.received(rig.id):
+            if m.action == "NotifyChargingLimit":
+                period = m.payload["chargingSchedule"][0]["chargingSchedulePeriod"][0] \
+                    if "chargingSchedule" in m.payload else {"limit": None}
+                out.append(("Notify", m.payload["chargingLimit"]["chargingLimitSource"],
+                            period["limit"]))
+            elif m.action == "ClearedChargingLimit":
+                out.append(("Cleared", m.payload["chargingLimitSource"], None))
+        return out
+
+    assert await set_variable(rig, "NotifyChargingLimitWithSchedules", "true") == "Accepted"
+    async with manager() as energy:
+        await energy.wait_connected(5)
+        send(energy, 10.0)
+        await charging_at(rig, 10.0)
+        await csms.wait_for(rig.id, "TransactionEvent", where=is_rate)
+    # the manager's bus stopped cleanly: its status is offline
+    lost = await rig.wait("charging", lambda p: p is not None and p.energy_fail_safe)
+    assert (lost.current_limit_a, lost.energy_limit_a, lost.energy_fail_safe_reason,
+            lost.limit_source.value) == (6.0, 6.0, "energy manager offline", "energy_fail_safe")
+    await csms.wait_for(rig.id, "TransactionEvent", where=is_rate, count=2)
+    assert limits() == [("Notify", "EMS", 10.0), ("Notify", "Other", 6.0),
+                        ("Cleared", "EMS", None)]
+
+    async with manager() as energy:
+        await energy.wait_connected(5)
+        send(energy, 10.0)
+        back = await rig.wait("charging", lambda p: p is not None and p.ts > lost.ts
+                              and p.current_limit_a == 10.0)
+        assert (back.energy_fail_safe, back.limit_source.value) == (False, "energy_manager")
+        await csms.wait_for(rig.id, "TransactionEvent", where=is_rate, count=3)
+        assert limits()[3:] == [("Cleared", "Other", None), ("Notify", "EMS", 10.0)]
+    events = [m.payload for m in csms.received(rig.id, "TransactionEvent")]
+    assert [e["seqNo"] for e in events] == list(range(len(events)))
+    assert csms.violations(rig.id) == []

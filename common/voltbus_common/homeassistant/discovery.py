@@ -39,6 +39,7 @@ from voltbus_common.enums import (
     ChargePointErrorCode,
     CommandName,
     ConnectorStatus,
+    LimitSource,
     PilotState,
     RegistrationStatus,
     Service,
@@ -621,6 +622,20 @@ class StationDiscovery:
                                           "'override': value_json.offpeak_override} | tojson }}")),
             button("offpeak_override", "Charge now (skip off-peak)", "mdi:clock-fast",
                    command_payload(CommandName.OVERRIDE_OFFPEAK)),
+            self._entity(
+                # The energy manager is lost (its limit not refreshed, or its status offline):
+                # the gateway's fail-safe limit rules. .get: a gateway from before omits it.
+                c + "energy_fail_safe", "binary_sensor", "Energy manager lost (fail-safe)", gw,
+                device_class="problem", state_topic=charging,
+                value_template=_on_off("value_json.get('energy_fail_safe')"),
+                json_attributes_topic=charging,
+                json_attributes_template=(
+                    "{{ {'reason': value_json.get('energy_fail_safe_reason'), "
+                    "'limit_a': value_json.get('energy_limit_a')} | tojson }}")),
+            self._entity(
+                c + "limit_source", "sensor", "Current limit set by", gw, device_class="enum",
+                icon="mdi:speedometer-slow", options=[x.value for x in LimitSource],
+                state_topic=charging, value_template=_or_none("value_json.get('limit_source')")),
         ]
 
     def _diagnostics(self, n: int) -> list[tuple[str, Component]]:

@@ -483,15 +483,21 @@ class EnergyManager:
                 sends.append((0, view, amps))
             elif amps != before:
                 if hold and amps > (before or 0.0):
-                    continue  # the raise waits for the cuts: its old limit stays promised
+                    # the raise waits for the cuts: its old limit stays promised, and is sent
+                    # again when due (a gateway holds a limit only while it is refreshed)
+                    if before is not None and (view.resend
+                                               or now - view.sent_at >= cfg.resend_s):
+                        sends.append((2, view, before))
+                    continue
                 sends.append((1, view, amps))
             elif view.resend or now - view.sent_at >= cfg.resend_s:
                 sends.append((2, view, amps))
             view.limit_a = amps
         for _, view, amps in sorted(sends, key=lambda s: s[0]):
             reason = "fail-safe" if silent else (view.status or "")[:100]
-            self.bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(amps=amps, reason=reason),
-                             station=view.station, connector=view.connector)
+            self.bus.publish(ch.ENERGY_LIMIT, EnergyLimitCommand(
+                amps=amps, reason=reason, site=self.bus.station),
+                station=view.station, connector=view.connector)
             view.sent_at, view.resend = now, False
         for view in self.connectors.values():
             self._publish_mode(view, only_if_changed=True)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from voltbus_common.enums import (
     CommandName,
     CommandStatus,
     ConnectorStatus,
+    LimitSource,
     ServiceState,
 )
 from voltbus_common.models import (
@@ -45,7 +47,7 @@ from voltbus_common.models import (
     utcnow,
 )
 from voltbus_ocpp.cable_lock import CableLocks
-from voltbus_ocpp.model.energy_limit import EnergyLimit
+from voltbus_ocpp.model.energy_limit import EnergyLimit, EnergyManagerStatus
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     BayChanged,
@@ -73,11 +75,22 @@ from voltbus_ocpp.model.results import Outcome
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class EnergyState:
+    """What ocpp/{c}/charging says of the limit's source and the energy manager."""
+
+    limit_source: LimitSource | None = None
+    energy_limit_a: float | None = None
+    fail_safe: bool = False
+    reason: str | None = None
+
+
 class BusBridge:
     """Subscribes a station's hardware and command topics; publishes its state."""
 
     def __init__(self, bus: Bus, connectors: int, dispatch: Callable[[Event], object], *,
                  command_limit: Callable[[int], float | None] = lambda _n: None,
+                 energy_state: Callable[[int], EnergyState] = lambda _n: EnergyState(),
                  unlock_on_ev_disconnect: Callable[[], bool] = lambda: True,
                  operative: Callable[[int], tuple[bool | None, bool | None]] = (
                      lambda _n: (None, None)),
@@ -85,6 +98,7 @@ class BusBridge:
         self.bus = bus
         self.unlock_on_ev_disconnect = unlock_on_ev_disconnect
         self.command_limit = command_limit  # ChargingState.command_limit_a per connector
+        self.energy_state = energy_state  # ChargingState's limit source and energy fields
         self.operative = operative  # OcppConnectorStatus.operative, scheduled_operative
         self.after_reset = after_reset  # a reset command's answer is out: restart
         self.connectors = connectors
@@ -107,6 +121,8 @@ class BusBridge:
         self.bus.on(ch.RFID, self._rfid)
         self.bus.on(ch.SERVICE_STATUS, self._hardware_status, service="hardware")
         self.bus.on(ch.ENERGY_LIMIT, self._energy_limit)
+        # every site's energy manager: the model follows the one whose limits name its site
+        self.bus.on(ch.SERVICE_STATUS, self._energy_status, station="+", service="energy")
         self.bus.on_raw(ch.COMMAND.filter(self.bus.root, station=self.bus.station), self._command)
 
     def _known(self, msg: Received[Any]) -> bool:
@@ -169,7 +185,11 @@ class BusBridge:
 
     async def _energy_limit(self, msg: Received[EnergyLimitCommand]) -> None:
         if self._known(msg) and msg.payload is not None:
-            self.dispatch(EnergyLimit(msg.connector, msg.payload.amps))
+            self.dispatch(EnergyLimit(msg.connector, msg.payload.amps, msg.payload.site))
+
+    async def _energy_status(self, msg: Received[ServiceState]) -> None:
+        if msg.payload is not None:
+            self.dispatch(EnergyManagerStatus(msg.station, msg.payload is ServiceState.ONLINE))
 
     async def _rfid(self, msg: Received[RfidSeen]) -> None:
         if msg.payload is not None and not self.locks.presented(msg.payload.id_tag):
@@ -267,11 +287,14 @@ class BusBridge:
                 bus.publish(ch.LAST_SESSION, summary, connector=n)  # retained
                 self.locks.session_ended(n, tx.id_tag, reason, self.unlock_on_ev_disconnect())
             case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
+                energy = self.energy_state(n)
                 bus.publish(ch.CHARGING, ChargingState(
                     enabled=enabled, current_limit_a=limit, ts=utcnow(),
                     offpeak_waiting=effect.offpeak_waiting, offpeak_until=effect.offpeak_until,
                     offpeak_override=effect.offpeak_override,
-                    command_limit_a=self.command_limit(n)), connector=n)
+                    command_limit_a=self.command_limit(n), limit_source=energy.limit_source,
+                    energy_limit_a=energy.energy_limit_a, energy_fail_safe=energy.fail_safe,
+                    energy_fail_safe_reason=energy.reason), connector=n)
             case AnswerCommand(connector=n, request_id=rid, command=name, status=status,
                                reason=reason):
                 bus.publish(ch.COMMAND_RESULT, CommandResult(request_id=rid, command=name,

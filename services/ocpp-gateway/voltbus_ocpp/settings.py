@@ -65,10 +65,29 @@ class GatewaySettings(BusSettings, OffPeakSettings):
     with 1009 (RFC 6455 7.4.1), the station reconnects and its sessions go on (docs/ocpp.md)."""
     relay_grace_s: float = Field(default=3.0, gt=0, le=60)
     """How long the reported relay may disagree with the last command before it is re-sent."""
+    energy_limit_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    """VOLTBUS_ENERGY_LIMIT_TIMEOUT_S: the site energy manager's limit for a connector holds this
+    long after it was last sent (the energy manager sends it again every VOLTBUS_ENERGY_RESEND_S,
+    10 s: the default is three missed refreshes); then, or at once when the energy manager's
+    status goes offline, VOLTBUS_ENERGY_LIMIT_FAILSAFE_A applies (model/energy_limit.py). Only a
+    connector an energy manager limited is affected. 0: off (the last limit holds forever)."""
+    energy_limit_failsafe_a: float = Field(default=6.0, ge=0, le=100)
+    """VOLTBUS_ENERGY_LIMIT_FAILSAFE_A: the energy input of a connector while its energy manager
+    is lost, per phase (default 6 A, the least an EV may be offered; 0 pauses). Choose it so that
+    every station of the site at this limit fits the site's fuse. Not the energy manager's
+    VOLTBUS_ENERGY_FAILSAFE_A (all cars together while its grid meter is silent)."""
     time_scale: float = Field(default=1.0, gt=0, le=1.0)
     """Multiplies every OCPP interval key (tests run 1 s as 0.01 s); keep 1.0 in production."""
     ocpp_config: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     """Initial configuration key values, JSON: {"MeterValueSampleInterval": "10"}."""
+
+    @field_validator("energy_limit_failsafe_a")
+    @classmethod
+    def _ev_minimum(cls, value: float) -> float:
+        if 0 < value < 6:
+            raise ValueError("must be 0 (pause) or at least 6 A, the least an EV may be "
+                             "offered (IEC 61851)")
+        return value
 
     @field_validator("ocpp_config", mode="before")
     @classmethod

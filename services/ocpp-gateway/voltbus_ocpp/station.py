@@ -32,7 +32,7 @@ from voltbus_common.enums import (
 )
 from voltbus_common.models import OcppConnection
 from voltbus_ocpp.adapter import ProtocolAdapter, Session
-from voltbus_ocpp.bus_bridge import BusBridge
+from voltbus_ocpp.bus_bridge import BusBridge, EnergyState
 from voltbus_ocpp.display import Display
 from voltbus_ocpp.ha_data import CommandLimits
 from voltbus_ocpp.link import Link
@@ -40,6 +40,7 @@ from voltbus_ocpp.maintenance import LogRing, Maintenance, snapshot_files
 from voltbus_ocpp.messages import MaintenanceStatus, Message, MeterValuesNow, StationStatus
 from voltbus_ocpp.messenger import Live, Messenger
 from voltbus_ocpp.model.authorisation import Authoriser
+from voltbus_ocpp.model.energy_limit import EnergyGuard, RememberEnergyManaged
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
     Effect,
@@ -93,6 +94,7 @@ TICK_MAX_S = 60.0  # the longest wait without a deadline (a clock step is notice
 
 FIRMWARE_INSTALLED = "firmware_installed"  # meta: "1" from the install until Installed is queued
 EXTERNAL_LIMITS = "external_limits"  # meta: the external limits last reported (JSON)
+ENERGY_MANAGED = "energy_managed"  # meta: connectors an energy manager limited, its site (JSON)
 FIRMWARE_FINAL = frozenset({"DownloadFailed", "InstallationFailed"})  # durable, not live
 
 
@@ -137,8 +139,11 @@ class Station:
             settings.connectors, self.config, self.authoriser, max_current_a=settings.max_current_a,
             clock=clock, first_local_id=int(self.store.meta("next_local_id", "1") or 1),
             unlock_supported=settings.unlock_supported, relay_grace_s=settings.relay_grace_s,
-            time_scale=settings.time_scale)
+            time_scale=settings.time_scale, energy_guard=EnergyGuard(
+                timeout_s=settings.energy_limit_timeout_s,
+                failsafe_a=settings.energy_limit_failsafe_a))
         self._restore_external_limits()
+        self._restore_energy_managed()
         self.display = Display(self.store, bus, self.model, clock)  # display messages (2.0.1)
         self.availability = Availability(self.store)  # ChangeAvailability survives restarts
         self.availability.restore(self.model)
@@ -181,6 +186,7 @@ class Station:
             installed=self._firmware_installed, hold=self._hold_for_restart)
         self.bridge = BusBridge(bus, settings.connectors, self.dispatch,
                                 command_limit=lambda n: self.command_limits.limit(self.model, n),
+                                energy_state=self._energy_state,
                                 unlock_on_ev_disconnect=lambda: self.config.unlock_on_ev_disconnect,
                                 operative=self.model.operative, after_reset=self.after_reset)
         if settings.unlock_supported:
@@ -303,6 +309,9 @@ class Station:
                             ", the last" if effect.last else "")
             elif isinstance(effect, ReportExternalLimit):
                 self._external_limit(effect)
+            elif isinstance(effect, RememberEnergyManaged):
+                self.store.set_meta(ENERGY_MANAGED, json.dumps(
+                    [[n, site] for n, site in sorted(effect.managed.items())]))
             elif isinstance(effect, RestartRequested):
                 self._restart_after_reply = True
                 self._hard_reset_after_reply = effect.hard
@@ -315,6 +324,25 @@ class Station:
                                             for n, source, amps in saved}
         except (ValueError, TypeError) as exc:  # a damaged row: report afresh
             log.warning("%s: ignored the stored external limits: %s", self.id, exc)
+
+    def _energy_state(self, n: int) -> EnergyState:
+        """What ocpp/{n}/charging says of the limit's source and the energy manager."""
+        c = self.model.connectors.get(n)
+        if c is None:
+            return EnergyState()
+        return EnergyState(c.limit_source, c.facts.energy_limit_a,
+                           c.facts.energy_fail_safe is not None, c.facts.energy_fail_safe)
+
+    def _restore_energy_managed(self) -> None:
+        """The connectors an energy manager limited before the restart: its limit must come
+        again within the timeout, or the fail-safe limit applies (model/energy_limit.py)."""
+        try:
+            saved = json.loads(self.store.meta(ENERGY_MANAGED, "[]") or "[]")
+            managed = {int(n): None if site is None else str(site) for n, site in saved}
+        except (ValueError, TypeError) as exc:  # a damaged row: as if none was managed
+            log.warning("%s: ignored the stored energy-managed connectors: %s", self.id, exc)
+            return
+        self.model.energy.restore(self.model.connectors, managed, self.clock())
 
     def _external_limit(self, effect: ReportExternalLimit) -> None:
         """Durable, with what was reported in the same commit (nothing twice, none lost)."""

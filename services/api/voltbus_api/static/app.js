@@ -190,7 +190,8 @@ function fill(card, c) {
   $(".energy", card).textContent = c.transaction ? fmt.kwh(energy) : "–";
   fillCost(card, c);
   $(".idtag", card).textContent = c.transaction?.id_tag || "–";
-  $(".limit", card).textContent = c.charging?.current_limit_a != null ? `${c.charging.current_limit_a} A` : "–";
+  $(".limit", card).textContent = c.charging?.current_limit_a != null
+    ? `${c.charging.current_limit_a} A${c.charging.energy_fail_safe ? " (fail-safe)" : ""}` : "–";
   $(".currents", card).textContent = fmt.phases(c.meter?.current_a, "A", 1);
   $(".voltages", card).textContent = fmt.phases(c.meter?.voltage_v, "V", 0);
   $(".register", card).textContent = c.meter ? `${num(c.meter.energy_wh / 1000, 3)} kWh` : "–";
@@ -207,6 +208,8 @@ function fill(card, c) {
   $(".offpeak", card).textContent = note; $(".offpeak", card).hidden = !note;
   $(".offpeak", card).classList.toggle("waiting", !!c.charging?.offpeak_waiting);
   $(".override", card).hidden = !c.charging?.offpeak_waiting;
+  const lost = energyLostNote(c.charging);
+  $(".energy-lost", card).textContent = lost; $(".energy-lost", card).hidden = !lost;
   fillDisplay(card, c);
   fillPhases(card);
   powerChart(card, c);
@@ -239,6 +242,15 @@ function offpeakNote(charging) {
   if (charging.offpeak_waiting) return until ? `waiting for off-peak (starts ${until})` : "waiting for off-peak";
   if (charging.offpeak_override) return "off-peak overridden: charging now";
   return until ? `off-peak starts ${until}` : "";
+}
+
+// The energy manager is lost (its limit not refreshed, or its status offline): the gateway's
+// fail-safe limit rules until the energy manager's next limit.
+function energyLostNote(charging) {
+  if (!charging?.energy_fail_safe) return "";
+  const amps = charging.energy_limit_a != null ? `${charging.energy_limit_a} A` : "the fail-safe limit";
+  const why = charging.energy_fail_safe_reason ? ` (${charging.energy_fail_safe_reason})` : "";
+  return `energy manager lost: fail-safe ${amps}${why}`;
 }
 
 function tick(card) {

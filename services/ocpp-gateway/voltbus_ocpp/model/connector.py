@@ -16,6 +16,7 @@ from voltbus_common.enums import (
     ChargePointErrorCode,
     ConnectorStatus,
     LedPattern,
+    LimitSource,
     MeterTrigger,
     PilotState,
     StopReason,
@@ -165,6 +166,8 @@ class Facts:
     policy_limit_a: float | None = None  # off-peak (model/offpeak.py): 0 holds a session
     policy_override: int | None = None  # local id of the one transaction exempt from the policy
     energy_limit_a: float | None = None  # site energy manager (model/energy_limit.py)
+    # the energy manager is lost (why): energy_limit_a is the fail-safe limit meanwhile
+    energy_fail_safe: str | None = None
     # the station is about to restart (a Reset, or a firmware install waiting for the running
     # transactions): no new session; Unavailable once idle; not kept across the restart
     restarting: bool = False
@@ -256,6 +259,7 @@ class Connector:
     # before it), so a start reports one status, not SuspendedEV for a few ms before Charging
     closing_until: datetime | None = None
     tx_refresh: timedelta = timedelta(seconds=TX_ENERGY_REFRESH_S)
+    energy_heard_at: datetime | None = None  # the energy manager's last limit (energy_limit.py)
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -271,6 +275,26 @@ class Connector:
         limits = [self.max_current_a, f.command_limit_a, f.profile_limit_a, policy,
                   f.energy_limit_a, self.config.connector_limit_a(self.connector_id)]
         return max(0.0, min(x for x in limits if x is not None))
+
+    @property
+    def limit_source(self) -> LimitSource:
+        """Which input sets effective_limit_a (on a tie, the first in LimitSource's order)."""
+        f = self.facts
+        if not f.enabled:
+            return LimitSource.DISABLED
+        policy = f.policy_limit_a
+        if f.tx is not None and f.policy_override == f.tx.local_id:
+            policy = None
+        energy = (LimitSource.ENERGY_FAIL_SAFE if f.energy_fail_safe is not None
+                  else LimitSource.ENERGY_MANAGER)
+        inputs = [(LimitSource.HARDWARE, self.max_current_a), (LimitSource.COMMAND,
+                  f.command_limit_a), (LimitSource.PROFILE, f.profile_limit_a),
+                  (LimitSource.OFF_PEAK, policy), (energy, f.energy_limit_a),
+                  (LimitSource.CONFIG, self.config.connector_limit_a(self.connector_id))]
+        low = self.effective_limit_a
+        order = list(LimitSource)
+        return min((src for src, amps in inputs if amps is not None and max(0.0, amps) <= low),
+                   key=order.index, default=LimitSource.HARDWARE)
 
     @property
     def plugged(self) -> bool:

@@ -2,8 +2,12 @@
 
 Two inputs of a connector's effective limit come from outside OCPP: the site energy manager's
 limit (per connector, `Facts.energy_limit_a`) and the off-peak policy (station-wide: 0 A while the
-cheap window is closed). A protocol that reports such limits (2.0.1 K11-K13 NotifyChargingLimit /
-ClearedChargingLimit) learns of them through `ReportExternalLimit`: when one comes into force,
+cheap window is closed). While the energy manager is lost the station's fail-safe limit takes
+the place of its limit (model/energy_limit.py): a source of its own, so the energy manager's
+limit is reported released and the fail-safe one set (and the reverse when it is back).
+
+A protocol that reports such limits (2.0.1 K11-K13 NotifyChargingLimit / ClearedChargingLimit)
+learns of them through `ReportExternalLimit`: when one comes into force,
 when it moves by more than the significance from the value last reported, and when it ends. The
 model only says which source, where and how many amps; the protocol knows the wire.
 
@@ -42,6 +46,8 @@ class LimitSource(StrEnum):
 
     ENERGY_MANAGER = "energy_manager"  # services/energy: fuse guard, PV and plan modes
     OFF_PEAK = "off_peak"  # the station's off-peak window policy (model/offpeak.py)
+    # the station's own safe limit while the energy manager is lost (model/energy_limit.py)
+    ENERGY_FAIL_SAFE = "energy_fail_safe"
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,10 @@ class ExternalLimits:
         now: dict[tuple[int, LimitSource], float] = {}
         for c in connectors:
             amps = c.facts.energy_limit_a
+            source = (LimitSource.ENERGY_MANAGER if c.facts.energy_fail_safe is None
+                      else LimitSource.ENERGY_FAIL_SAFE)
             if amps is not None and amps < c.max_current_a:
-                now[(c.connector_id, LimitSource.ENERGY_MANAGER)] = amps
+                now[(c.connector_id, source)] = amps
         if holding:
             now[(STATION, LimitSource.OFF_PEAK)] = 0.0
         return now

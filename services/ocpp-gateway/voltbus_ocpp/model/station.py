@@ -15,7 +15,7 @@ from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, St
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
 from voltbus_ocpp.model.config import ChargePointConfig
 from voltbus_ocpp.model.connector import TX_ENERGY_REFRESH_S, Connector, Reservation
-from voltbus_ocpp.model.energy_limit import EnergyLimit, apply_energy_limit
+from voltbus_ocpp.model.energy_limit import EnergyGuard, EnergyLimit, EnergyManagerStatus
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     AuthorizeAnswered,
@@ -64,7 +64,8 @@ ONE_CONNECTOR: frozenset[type[Event]] = frozenset({
     EnergyLimit, ConfigLimitChanged})
 # Events that set or release a limit of a system outside the central system (K11-K13): a
 # transaction's charging rate they move is reported as ChargingRateChanged.
-EXTERNAL_LIMIT_EVENTS: frozenset[type[Event]] = frozenset({EnergyLimit, OffPeakChanged})
+EXTERNAL_LIMIT_EVENTS: frozenset[type[Event]] = frozenset({EnergyLimit, OffPeakChanged,
+                                                           EnergyManagerStatus})
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,10 @@ class StationModel:
     def __init__(self, connectors: int, config: ChargePointConfig, authoriser: Authoriser, *,
                  max_current_a: float, clock: Callable[[], datetime], first_local_id: int = 1,
                  unlock_supported: bool = False, relay_grace_s: float = 3.0,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, energy_guard: EnergyGuard | None = None) -> None:
         self.config = config
+        # the energy manager's limits hold while refreshed (model/energy_limit.py)
+        self.energy = energy_guard or EnergyGuard()
         self.authoriser = authoriser
         self.clock = clock
         self.max_current_a = max_current_a
@@ -129,7 +132,9 @@ class StationModel:
             Tick: self._on_tick,
             Recovered: self._on_recovered,
             OffPeakChanged: lambda e: self.offpeak.apply(e, self.connectors.values()),
-            EnergyLimit: lambda e: apply_energy_limit(self.connectors[e.connector], e.amps),
+            EnergyLimit: lambda e: self.energy.heard(self.connectors[e.connector], e,
+                                                     self.clock()),
+            EnergyManagerStatus: lambda e: self.energy.on_status(self.connectors, e),
         }
 
     def new_local_id(self) -> int:
@@ -148,6 +153,7 @@ class StationModel:
             type(event) in ONE_CONNECTOR and not scheduled) else None
         scope = list(self.connectors.values()) if one is None else [one]
         rates = {c.connector_id: c.effective_limit_a for c in scope if c.facts.tx is not None}
+        self.energy.moved = False
         effects = self.HANDLERS[type(event)](event)
         self._apply_scheduled_station()
         for connector in scope:
@@ -157,7 +163,7 @@ class StationModel:
             self.connectors.values(), self.offpeak.holding, pct, now,
             None if one is None else {one.connector_id})
         effects += self.external.rate_changes(  # after the limit's report (K11/K13 order)
-            scope, rates, type(event) in EXTERNAL_LIMIT_EVENTS, pct, now)
+            scope, rates, type(event) in EXTERNAL_LIMIT_EVENTS or self.energy.moved, pct, now)
         return self.offpeak.annotate(effects, self.connectors)
 
     def startup(self) -> list[Effect]:
@@ -185,6 +191,7 @@ class StationModel:
 
     def _on_tick(self, _event: Tick) -> list[Effect]:
         effects = [x for c in self.connectors.values() for x in c.on_tick()]
+        effects += self.energy.on_tick(self.connectors, self.clock())
         if self.hardware_online is not False:  # re-sends to an absent service would be lost
             effects += [x for c in self.connectors.values() for x in c.reconcile_relay()]
         return effects
@@ -192,8 +199,9 @@ class StationModel:
     def next_due(self, now: datetime) -> datetime | None:
         """The next instant a Tick has something to do (None: nothing in sight)."""
         relay = self.hardware_online is not False  # as _on_tick: no re-sends to an absent one
-        return min((d for c in self.connectors.values()
-                    if (d := c.next_due(now, relay=relay)) is not None), default=None)
+        dues = [c.next_due(now, relay=relay) for c in self.connectors.values()]
+        dues.append(self.energy.next_due(self.connectors))
+        return min((d for d in dues if d is not None), default=None)
 
     def _on_link(self, event: LinkChanged) -> list[Effect]:
         self.online = event.online

@@ -41,9 +41,10 @@ MAX_STACK_LEVEL = 10  # SmartChargingCtrlr.ProfileStackLevel
 MAX_PERIODS = 24  # SmartChargingCtrlr.PeriodsPerSchedule
 MAX_PROFILES = 20  # SmartChargingCtrlr.Entries[ChargingProfiles] maxLimit
 # chargingLimitSource of each external limit (never CSO, K11.FR.05/K12.FR.04): the site energy
-# manager is an EMS; the off-peak window policy is the station's own rule, neither EMS nor a
-# system operator: Other
-LIMIT_SOURCES = {LimitSource.ENERGY_MANAGER: "EMS", LimitSource.OFF_PEAK: "Other"}
+# manager is an EMS; the off-peak window policy and the fail-safe limit that stands in for a
+# lost energy manager are the station's own rules, neither EMS nor a system operator: Other
+LIMIT_SOURCES = {LimitSource.ENERGY_MANAGER: "EMS", LimitSource.OFF_PEAK: "Other",
+                 LimitSource.ENERGY_FAIL_SAFE: "Other"}
 
 
 def external_profile_id(connector: int, source: LimitSource) -> int:
