@@ -2,7 +2,8 @@
 `voltbus bridge` generates, two gateways (one behind the bridge, one on the site broker) with
 simulated hardware and one dev central system, and one energy manager on the site broker that
 finds the bridged station by itself. The fuse is shared, each car gets its share, and a killed
-and restarted Pi broker loses no retained state and no limit."""
+and restarted Pi broker loses no retained state and no limit. A cut bridge (the site broker
+stopped) brings the Pi gateway's fail-safe limit, and the energy manager's limit back after."""
 
 from __future__ import annotations
 
@@ -246,6 +247,80 @@ async def _run_site(tmp_path: Path, services: ServiceGroup, csms: Csms, site: Br
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_cut_bridge_brings_the_pis_fail_safe(
+        tmp_path: Path, services: ServiceGroup, csms: Csms) -> None:
+    """P1 behind the bridge charges at the energy manager's 11 A (16 A fuse, 5 A house). The
+    site broker crashes (SIGKILL: the bridge is cut, the Pi's broker still holds the energy
+    manager's `online`): after the Pi gateway's 2 s timeout its connector is at the 6 A
+    fail-safe and its own broker says why. The site broker back: the energy manager's 11 A
+    again. The site broker stopped cleanly: the energy manager's offline crosses first, the
+    fail-safe starts at once."""
+    site_id = "home"
+    site, pi = bridged_pair(tmp_path, site_id)
+    base = {"VOLTBUS_STATIONS": "P1", "VOLTBUS_DATA_DIR": str(tmp_path / "P1")}
+    local = Bus(pi.settings("operator", stations=["P1"]), station="P1", service=None)
+    watch = Watch()
+    watch.follow(local, ch.CHARGING, "charging", connector=1)
+    watch.follow(local, ch.OCPP_STATUS, "status", connector=1)
+    task = asyncio.create_task(local.run())
+
+    def charging(amps: float, fail_safe: bool) -> Any:
+        return lambda lt: (lt.get("charging") is not None
+                           and lt["charging"].current_limit_a == amps
+                           and lt["charging"].energy_fail_safe is fail_safe)
+
+    try:
+        services.start("hardware", {**base, **pi.env("hardware"),
+                                    "VOLTBUS_METER_INTERVAL_S": "0.5"})
+        services.start("gateway", {**base, **pi.env("gateway"), "VOLTBUS_CSMS_URL": csms.url,
+                                   "VOLTBUS_MAX_CURRENT_A": "16",
+                                   "VOLTBUS_ENERGY_LIMIT_TIMEOUT_S": "2"})
+        services.start("energy", {**site.env("energy"), "VOLTBUS_STATIONS": "P1",
+                                  "VOLTBUS_ENERGY_ALL_STATIONS": "true",
+                                  "VOLTBUS_ENERGY_SITE": site_id, "VOLTBUS_ENERGY_FUSE_A": "16",
+                                  "VOLTBUS_ENERGY_SIM_HOUSE_A": "5",
+                                  "VOLTBUS_ENERGY_CONNECTOR_MAX_A": "16",
+                                  "VOLTBUS_ENERGY_PERIOD_S": "0.2",
+                                  "VOLTBUS_ENERGY_RESEND_S": "0.3",
+                                  "VOLTBUS_DATA_DIR": str(tmp_path / "energy")})
+        await wait_online(site, "P1", ("hardware", "gateway"))
+        await wait_online(pi, site_id, ("energy",))  # its status came in over the bridge
+        await local.wait_connected(5)
+        await watch.until(lambda lt: lt.get("status") is not None
+                          and lt["status"].status is ConnectorStatus.AVAILABLE, "Available", 30)
+        local.publish(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        await watch.until(lambda lt: lt["status"].status is ConnectorStatus.PREPARING,
+                          "Preparing")
+        local.publish(ch.COMMAND, GatewayCommand(command=CommandName.START,
+                                                 id_tag="04A1B2C3"), connector=1)
+        await watch.until(charging(11.0, False), "the energy manager's 11 A on the Pi", 30)
+
+        site.kill()  # a crash or a cut cable: nothing more crosses, not even a Will
+        cut = time.monotonic()
+        await watch.until(charging(6.0, True), "the Pi's fail-safe", 15)
+        assert time.monotonic() - cut >= 1.0  # the timeout: the Pi still holds `online`
+        assert watch.latest["charging"].energy_fail_safe_reason == (
+            "no energy manager limit for 2 s")
+        assert watch.latest["status"].status is ConnectorStatus.CHARGING
+
+        site.start()
+        await watch.until(charging(11.0, False), "the energy manager's limit again", 60)
+
+        # a site broker shut down cleanly tells the Pi its clients are offline on its way out
+        # (the energy manager's Will crosses before the bridge closes): at once
+        site.stop()
+        await watch.until(charging(6.0, True), "the Pi's fail-safe on the clean stop", 5)
+        assert watch.latest["charging"].energy_fail_safe_reason == "energy manager offline"
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{services.logs()}") from None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        services.stop_all()
+        pi.stop()
+        site.stop()
 
 
 def _longest_run(over: list[tuple[float, list[float]]], gap_s: float = 0.6) -> float:

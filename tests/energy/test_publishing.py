@@ -222,3 +222,65 @@ async def test_a_raise_waits_until_the_cut_is_in_force_at_its_gateway(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_held_raise_still_refreshes_the_old_limit(mosquitto: Broker, station: str) -> None:
+    """A gateway holds an energy limit only while it is refreshed (its fail-safe): a raise held
+    for a cut that is not confirmed sends the station's old limit again every resend_s until
+    it may go. Every limit names the energy manager's site."""
+    from voltbus_common.enums import ChargeMode
+    from voltbus_common.models import ChargeModeSetting, ChargingState
+
+    a, b = station, f"{station}b"
+    site = f"S{station}"
+    energy = Bus(mosquitto.settings("energy", stations=[a, b]), station=site, service="energy")
+    manager = EnergyManager(
+        energy, Config(site=Site(fuse_a=25.0), failsafe_a=6.0, meter_timeout_s=30.0,
+                       period_s=0.1, timers=PvTimers(), resend_s=0.5, cut_confirm_s=3.0),
+        [ConnectorView(a, 1, (0, 1, 2), 16.0), ConnectorView(b, 1, (0, 1, 2), 16.0)],
+        SimGrid([a, b]))
+    gateway = Bus(mosquitto.settings("gateway", stations=[a, b]), station=a, service=None)
+    operator = Bus(mosquitto.settings("operator", stations=[a, b]), station="+",
+                   service=None)
+    limits = collector(operator, ch.ENERGY_LIMIT)
+    task = asyncio.create_task(manager.run())
+    async with running(energy, gateway, operator):
+        try:
+            for s in (a, b):
+                gateway.publish(ch.TRANSACTION, TransactionState(
+                    transaction_id=1, id_tag="TAG", started_at=datetime.now(UTC),
+                    meter_start_wh=0.0), station=s, connector=1)
+            manager.on_grid(GridReading(1150.0, (5.0, 5.0, 5.0)))  # 20 A for the cars
+            loop = asyncio.get_running_loop()
+            latest: dict[str, float] = {}
+            while latest != {a: 10.0, b: 10.0}:
+                msg = await asyncio.wait_for(limits.get(), 5)
+                assert msg.payload.site == site
+                latest[msg.station] = msg.payload.amps
+            for s in (a, b):
+                gateway.publish(ch.CHARGING, ChargingState(enabled=True, current_limit_a=10.0),
+                                station=s, connector=1)
+            await asyncio.sleep(0.3)
+            while not limits.empty():
+                limits.get_nowait()
+            # b first: a is cut to 0 and never confirms it; b's raise waits up to 3 s
+            operator.publish(ch.ENERGY_MODE_SET, ChargeModeSetting(mode=ChargeMode.NOW,
+                                                                   priority=5),
+                             station=b, connector=1)
+            cut = None
+            held: list[float] = []  # when b's old 10 A came again during the hold
+            while True:
+                msg = await asyncio.wait_for(limits.get(), 5)
+                assert msg.payload.site == site
+                if msg.station == a and msg.payload.amps == 0.0 and cut is None:
+                    cut = loop.time()
+                elif msg.station == b and msg.payload.amps == 10.0 and cut is not None:
+                    held.append(loop.time() - cut)
+                elif msg.station == b and msg.payload.amps == 16.0:
+                    assert cut is not None
+                    assert loop.time() - cut >= 2.8  # the raise waited for cut_confirm_s
+                    break
+            assert len(held) >= 4, held  # every 0.5 s within the 3 s hold
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
