@@ -54,6 +54,7 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import MAX
+from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.protocol.guard import FrameGuard
 from voltbus_ocpp.protocol.security_event import security_event
 from voltbus_ocpp.protocol.v201 import convert, display, monitoring, smart
@@ -68,6 +69,10 @@ from voltbus_ocpp.protocol.v201.security import (
 from voltbus_ocpp.protocol.v201.variables import SECRET, Variables
 from voltbus_ocpp.protocol.wire_time import iso, parse_time
 from voltbus_ocpp.records import (
+    METER_VALUES,
+    STARTED,
+    STOPPED,
+    UPDATED,
     ExternalLimitRecord,
     FirmwareStatusRecord,
     MonitorEventRecord,
@@ -835,6 +840,35 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                      None)  # the id is ours from the start, before its Started is answered
         return call_result.RequestStopTransaction(
             status=_reply(self.core.dispatch(RemoteStop(transaction_id, local))))
+
+    @on("GetTransactionStatus")
+    def on_get_transaction_status(self, transaction_id: str | None = None,
+                                  **_: Any) -> call_result.GetTransactionStatus:
+        """E14: whether transaction messages wait in the outbox (of that transaction, or of
+        any: FR.06), and whether that transaction is still going on (FR.02/FR.03; an id the
+        station does not know: neither). Read from the durable outbox, so a message is queued
+        until the central system answered it."""
+        queue = OfflineQueue(self.core.store)
+        rows = [r for r in queue.all() if r.local_id is not None
+                and r.kind in (STARTED, UPDATED, METER_VALUES, STOPPED)]
+        if transaction_id is None:
+            return call_result.GetTransactionStatus(messages_in_queue=bool(rows))
+        running = {c.facts.tx.local_id: transaction_id_of(
+            self.core.id, c.facts.tx.local_id, c.facts.tx.started_at.isoformat())
+            for c in self.core.model.connectors.values() if c.facts.tx is not None}
+        ids = dict(running)
+        for r in rows:  # a start still queued names its transaction; else the one answered
+            if r.kind == STARTED and r.local_id is not None:
+                ids.setdefault(r.local_id, transaction_id_of(self.core.id, r.local_id,
+                                                             str(r.payload["ts"])))
+        for local in {r.local_id for r in rows if r.local_id is not None} - ids.keys():
+            known = queue.transaction_id(local)
+            if known is not None:
+                ids[local] = known
+        mine = {local for local, tx_id in ids.items() if tx_id == transaction_id}
+        return call_result.GetTransactionStatus(
+            messages_in_queue=any(r.local_id in mine for r in rows),
+            ongoing_indicator=bool(mine & running.keys()))
 
 
 class V201Session:
