@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from ocpp.v16.enums import RegistrationStatus
 
 from tests.ocpp_gateway import test_processes
 from tests.ocpp_gateway.conftest import Rig
@@ -281,3 +282,30 @@ async def test_201_bad_frames_get_201_callerror_codes(rig: Rig, frame: str, code
     # the connection stays up and the next CALL is answered
     assert await rig.csms.send_action(rig.id, "TriggerMessage", {
         "requestedMessage": "Heartbeat"}) == {"status": "Accepted"}
+
+
+async def test_201_boot_pending_retries_and_answers_the_central_system_meanwhile(
+        rig: Rig) -> None:
+    """B02: a Pending boot is retried after the interval; meanwhile the station sends nothing
+    else (its status, the security event wait) but answers what the central system asks
+    (GetVariables, SetVariables); Accepted, the rest follows."""
+    csms = rig.csms
+    csms.behaviour.boot_status = RegistrationStatus.pending
+    csms.behaviour.boot_interval_s = 30  # x time_scale 0.01: a boot every 0.3 s
+    rig.pilot("A")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await csms.wait_for(rig.id, "BootNotification", count=2)  # pending: retried
+    answer = await csms.send_action(rig.id, "GetVariables", {"getVariableData": [
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]})
+    assert answer["getVariableResult"][0]["attributeStatus"] == "Accepted"
+    answer = await csms.send_action(rig.id, "SetVariables", {"setVariableData": [
+        {"component": {"name": "TxCtrlr"}, "variable": {"name": "EVConnectionTimeOut"},
+         "attributeValue": "45"}]})
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    await csms.wait_for(rig.id, "BootNotification", count=3)
+    assert set(csms.actions(rig.id)) == {"BootNotification"}  # nothing else while pending
+    csms.behaviour.boot_status = RegistrationStatus.accepted
+    await csms.wait_for(rig.id, "StatusNotification", timeout=5)
+    await rig.wait("connection", lambda p: p.registration is not None
+                   and p.registration.value == "Accepted")
+    assert csms.violations(rig.id) == []
