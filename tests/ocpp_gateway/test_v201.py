@@ -309,3 +309,37 @@ async def test_201_boot_pending_retries_and_answers_the_central_system_meanwhile
     await rig.wait("connection", lambda p: p.registration is not None
                    and p.registration.value == "Accepted")
     assert csms.violations(rig.id) == []
+
+
+async def test_201_change_availability_of_a_connector_is_kept_across_a_restart(
+        rig: Rig) -> None:
+    """G03/G04: ChangeAvailability of EVSE 1's connector 1 (the EVSE: one connector each) is
+    Accepted, another connectorId Rejected; the Inoperative state survives a gateway restart
+    (reported Unavailable again after the boot) until made Operative."""
+    csms = rig.csms
+    rig.pilot("A")
+    await rig.start_gateway(ocpp_version="2.0.1")
+    await csms.wait_for(rig.id, "StatusNotification")
+
+    def change(status: str, connector: int) -> dict[str, Any]:
+        return {"operationalStatus": status, "evse": {"id": 1, "connectorId": connector}}
+
+    assert await csms.send_action(rig.id, "ChangeAvailability", change("Inoperative", 2)) == {
+        "status": "Rejected"}
+    assert await csms.send_action(rig.id, "ChangeAvailability", change("Inoperative", 1)) == {
+        "status": "Accepted"}
+    await csms.wait_for(rig.id, "StatusNotification", where=lambda p: p["evseId"] == 1
+                        and p["connectorStatus"] == "Unavailable")
+    await rig.stop_gateway()
+    before = len([m for m in csms.received(rig.id, "StatusNotification")
+                  if m.payload["evseId"] == 1])
+    await rig.start_gateway(ocpp_version="2.0.1")
+    again = await csms.wait_for(rig.id, "StatusNotification", count=before + 1,
+                                where=lambda p: p["evseId"] == 1)
+    assert again["connectorStatus"] == "Unavailable", [
+        m.payload for m in csms.received(rig.id, "StatusNotification")]
+    assert await csms.send_action(rig.id, "ChangeAvailability", change("Operative", 1)) == {
+        "status": "Accepted"}
+    await csms.wait_for(rig.id, "StatusNotification", where=lambda p: p["evseId"] == 1
+                        and p["connectorStatus"] == "Available", count=2)
+    assert csms.violations(rig.id) == []

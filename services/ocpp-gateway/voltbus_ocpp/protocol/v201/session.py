@@ -391,6 +391,9 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                                evse: dict[str, Any] | None = None,
                                **_: Any) -> call_result.ChangeAvailability:
         connector = evse["id"] if evse else 0  # no EVSE: the whole station
+        if evse is not None and evse.get("connector_id", 1) != 1:
+            return call_result.ChangeAvailability(status="Rejected")  # one connector per EVSE
+        # an EVSE's connector 1 is the EVSE (G03); kept across restarts like 1.6's
         return call_result.ChangeAvailability(status=_reply(self.core.dispatch(
             ChangeAvailability(connector, operational_status == "Operative"))))
 
