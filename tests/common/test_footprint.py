@@ -64,3 +64,44 @@ def test_a_16_gateway_does_not_load_ocpp_201() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, timeout=60).stdout.strip()
     assert out == "[]"
+
+
+def test_an_http_request_searches_for_no_module() -> None:
+    """httpcore imports sniffio at every request; where it is not installed that must not be a
+    fresh search of sys.path each time (issue 14: a fifth of the idle recorder's CPU)."""
+    code = """
+import asyncio, http.server, importlib.abc, sys, threading
+import voltbus_common
+import httpx
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+searched = []
+
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        searched.append(name)
+
+async def main():
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.server_port}") as client:
+        assert (await client.post("/write", content=b"m v=1")).status_code == 204
+        sys.meta_path.insert(0, Spy())
+        for _ in range(5):
+            assert (await client.post("/write", content=b"m v=1")).status_code == 204
+
+asyncio.run(main())
+print(sorted(set(searched)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=60).stdout.strip()
+    assert out == "[]"
