@@ -5,6 +5,7 @@ Started/Updated/Ended with seqNo 0, 1, 2, ... and RequestStopTransaction; the bu
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 from collections.abc import Callable
 from datetime import timedelta
@@ -342,4 +343,36 @@ async def test_201_change_availability_of_a_connector_is_kept_across_a_restart(
         "status": "Accepted"}
     await csms.wait_for(rig.id, "StatusNotification", where=lambda p: p["evseId"] == 1
                         and p["connectorStatus"] == "Available", count=2)
+    assert csms.violations(rig.id) == []
+
+
+async def test_201_a_failed_transaction_event_is_retried_then_kept_once(rig: Rig) -> None:
+    """E/OCPPCommCtrlr MessageAttempts (3) and MessageAttemptInterval: the central system
+    answers the Ended twice with a CALLERROR; the station sends it again after the interval
+    (times the attempts so far), the same event each time (seqNo, timestamp), and the third is
+    taken; nothing after it (once answered, never again)."""
+    csms = rig.csms
+    await rig.online_201(pilot="B", energy_wh=1000.0)
+    await rig.status("Preparing")
+    rig.tap("TAG")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    tx_id = started["transactionInfo"]["transactionId"]
+    await rig.wait("transaction", lambda p: p is not None and p.transaction_ref == tx_id)
+    csms.behaviour.fail_next["TransactionEvent"] = 2
+    rig.pilot("A")
+    third = await csms.wait_for(rig.id, "TransactionEvent", count=3, timeout=10,
+                                where=lambda p: p["eventType"] == "Ended")
+    await asyncio.sleep(1.0)  # a fourth would come within the interval times 3
+    tries = [m for m in csms.received(rig.id, "TransactionEvent")
+             if m.payload["eventType"] == "Ended"]
+    assert [m.payload for m in tries] == [third] * 3  # the same event, unchanged
+    gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(tries)]
+    assert gaps[0] >= 0.5, gaps  # 60 s x 0.01
+    assert gaps[1] >= 1.1, gaps  # then twice that
+    kept = csms.central.transactions201[rig.id][tx_id]
+    assert [e.event_type for e in kept.events].count("Ended") == 1
+    assert kept.seq_nos == list(range(len(kept.seq_nos)))
+    assert rig.gateway is not None
+    assert len(rig.gateway.queue) == 0
     assert csms.violations(rig.id) == []
