@@ -87,6 +87,24 @@ def test_a_fail_safe_at_the_same_limit_is_still_told() -> None:
     assert model.connectors[1].limit_source is LimitSource.ENERGY_MANAGER
 
 
+def test_the_fail_safe_never_raises_a_lower_limit() -> None:
+    """A connector the energy manager paused (0 A: its share went to others, maybe behind
+    another bridge) stays paused when the energy manager is lost, not raised to the 6 A
+    fail-safe."""
+    model, _ = build()
+    charging_session(model)
+    c = model.connectors[1]
+    assert limits(model.handle(EnergyLimit(1, 0.0, "S"))) == [0.0]
+    assert c.status is ConnectorStatus.SUSPENDED_EVSE
+    lost = model.handle(EnergyManagerStatus("S", False))
+    assert limits(lost) == []
+    assert [n.limit_a for n in news(lost)] == [0.0]  # told, at 0 A
+    assert (c.limit_source, c.effective_limit_a, c.status) == (
+        LimitSource.ENERGY_FAIL_SAFE, 0.0, ConnectorStatus.SUSPENDED_EVSE)
+    assert limits(model.handle(EnergyLimit(1, 8.0, "S"))) == [8.0]  # back: its limit
+    assert c.status is ConnectorStatus.CHARGING
+
+
 def test_a_limit_without_a_site_lapses_by_the_timeout_only() -> None:
     model, clock = build()
     charging_session(model)

@@ -10,8 +10,10 @@ load manager is lost): the energy manager sends every limit again every VOLTBUS_
 (10 s). A connector the energy manager has limited once is *managed*; when no limit came for
 it within `EnergyGuard.timeout_s` (VOLTBUS_ENERGY_LIMIT_TIMEOUT_S, 30 s), or the status of its
 energy manager (the site the limit named) goes offline (its MQTT Will), its energy input
-becomes the fail-safe limit (VOLTBUS_ENERGY_LIMIT_FAILSAFE_A, 6 A; 0 pauses), still the minimum
-with the profiles, off-peak and the hardware maximum, and `Facts.energy_fail_safe` says why.
+becomes the fail-safe limit (VOLTBUS_ENERGY_LIMIT_FAILSAFE_A, 6 A; 0 pauses) or the last limit
+if that was lower (a paused or idle connector stays at 0 A: the energy manager gave its share
+to connectors that may be behind another bridge and still draw it), still the minimum with the
+profiles, off-peak and the hardware maximum, and `Facts.energy_fail_safe` says why.
 The energy manager's next limit takes over at once. A connector no limit ever came for (a site
 without an energy manager) is never in fail-safe. Which connectors are managed, and by which
 site, is kept across restarts (`managed`, station.py stores it): a gateway restarted while
@@ -126,12 +128,17 @@ class EnergyGuard:
         return c.energy_heard_at + timedelta(seconds=self.timeout_s)
 
     def lapse(self, c: Connector, reason: str) -> list[Effect]:
-        """The fail-safe limit replaces the energy manager's."""
-        log.warning("connector %d: %s: fail-safe limit %.1f A (VOLTBUS_ENERGY_LIMIT_FAILSAFE_A)",
-                    c.connector_id, reason, self.failsafe_a)
+        """The fail-safe limit replaces the energy manager's, but never raises it: a connector
+        the energy manager held lower (paused at 0 A, or idle with no share reserved) stays
+        there, since the energy manager gave that current to others, who may still draw it."""
+        last = c.facts.energy_limit_a
+        amps = self.failsafe_a if last is None else min(self.failsafe_a, last)
+        log.warning("connector %d: %s: fail-safe limit %.1f A (VOLTBUS_ENERGY_LIMIT_FAILSAFE_A "
+                    "%.1f A, never above the last limit)", c.connector_id, reason, amps,
+                    self.failsafe_a)
         c.facts.energy_fail_safe = reason
         self.moved = True
-        return apply_energy_limit(c, self.failsafe_a, tell=True)
+        return apply_energy_limit(c, amps, tell=True)
 
     def on_tick(self, connectors: dict[int, Connector], now: datetime) -> list[Effect]:
         """Managed connectors whose limit was not refreshed in time fall to the fail-safe."""
