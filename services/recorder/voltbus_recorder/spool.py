@@ -58,6 +58,10 @@ class Spool:
         self.dead_count = int(self._db.execute("SELECT COUNT(*) FROM dead_letter").fetchone()[0])
         self.dropped = 0
         self._warned_near_full = False
+        # Called (on the event loop's thread) when near_full, dropped > 0 or dead_count changed:
+        # the health report wakes on it instead of looking every half second.
+        self.on_alarm: Callable[[], None] | None = None
+        self._alarm = self.alarm_key
         if self.committed:
             log.info("spool %s holds %d points from before; they will be written first",
                      path, self.committed)
@@ -91,6 +95,18 @@ class Spool:
         return self.size >= 0.8 * self.max_points
 
     @property
+    def alarm_key(self) -> tuple[bool, bool, int]:
+        """What health reports at once when it changes: near full, dropping, dead letters."""
+        return self.near_full, self.dropped > 0, self.dead_count
+
+    def _check_alarm(self) -> None:
+        key = self.alarm_key
+        if key != self._alarm:
+            self._alarm = key
+            if self.on_alarm is not None:
+                self.on_alarm()
+
+    @property
     def disk_bytes(self) -> int:
         """Bytes the spool takes on disk (database and its write-ahead log)."""
         total = 0
@@ -111,6 +127,8 @@ class Spool:
             log.warning("spool is %d%% full (%d of %d points); at the cap the oldest points are "
                         "dropped", 100 * self.size // self.max_points, self.size, self.max_points)
         self._staged.append(line)
+        if not self._alarm[0] and self.near_full:
+            self._check_alarm()
         return True
 
     def _count_dropped(self, n: int) -> None:
@@ -119,6 +137,7 @@ class Spool:
             log.error("spool full (%d points, VOLTBUS_RECORDER_SPOOL_MAX_POINTS, %d bytes on "
                       "disk): dropped the oldest %d points so far; is InfluxDB reachable?",
                       self.max_points, self.disk_bytes, self.dropped)
+        self._check_alarm()
 
     def _excess(self, incoming: int) -> int:
         """How many of the oldest committed points must go to take `incoming` more."""
@@ -294,10 +313,12 @@ class Spool:
         self.dropped = max(0, self.dropped - (expected - removed))
         if not self.near_full:
             self._warned_near_full = False
+        self._check_alarm()
 
     def _after_dead(self, moved: int, removed: int) -> None:
         self.committed -= removed
         self.dead_count = min(self.dead_count + moved, self.dead_letter_max)
+        self._check_alarm()
 
 
 def _runs(ids: list[int]) -> list[tuple[int, int]]:

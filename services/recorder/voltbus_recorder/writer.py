@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -49,6 +50,8 @@ class Writer:
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.stats = WriterStats()
+        # Called when stats.influx_ok changed (health reports that at once).
+        self.on_reachability: Callable[[], None] | None = None
         self._wake = asyncio.Event()
         self._pending_since: float | None = None
         self._notified_at = time.monotonic()
@@ -131,7 +134,8 @@ class Writer:
             down = time.monotonic() - (s.outage_since or time.monotonic())
             log.info("InfluxDB is back after %.0fs; %d points still spooled",
                      down, self.spool.committed)
-        s.influx_ok, s.outage_since = True, None
+        self._set_reachable(True)
+        s.outage_since = None
         # A full batch means more may be waiting: keep going without the age wait.
         self._backlog = count >= self.batch_size and self.spool.committed > 0
         self._pending_since = None if not self.spool.committed else time.monotonic()
@@ -174,7 +178,8 @@ class Writer:
         elif not self.spool.size:
             if self.stats.influx_ok is False:
                 log.info("InfluxDB answers again (%s)", self.sink.description)
-            self.stats.influx_ok, self.stats.last_error = True, None
+            self._set_reachable(True)
+            self.stats.last_error = None
 
     def _on_unavailable(self, reason: str) -> None:
         s = self.stats
@@ -182,4 +187,11 @@ class Writer:
             log.warning("InfluxDB unavailable (%s at %s); keeping %d points in the spool",
                         reason, self.sink.description, self.spool.committed)
             s.outage_since = time.monotonic()
-        s.influx_ok, s.last_error = False, reason
+        self._set_reachable(False)
+        s.last_error = reason
+
+    def _set_reachable(self, ok: bool) -> None:
+        if self.stats.influx_ok is not ok:
+            self.stats.influx_ok = ok
+            if self.on_reachability is not None:
+                self.on_reachability()
