@@ -14,8 +14,15 @@ list by hand:
   retained) go `both` ways: Home Assistant on either broker reaches the gateway and the energy
   manager. Mosquitto does not send a message back over the bridge it came from.
 
+The bridge's own link state (`BRIDGE_STATE`, `{root}/{stations}/bridge/state`, `1`/`0`) is no
+bridged topic: Mosquitto's bridge notifications publish it on both brokers themselves, at once
+on the Pi's broker when the link drops, and as the bridge's Will on the site broker (so a Pi
+broker that crashes or is cut off is `0` there too). The Pi's gateway and the site's energy
+manager follow it (docs/energy.md, "When the link drops").
+
 `render_site_acl` is the other half: the ACL block of the bridge's user on the site broker (it
-may write only what its own stations' services write, and read what comes in).
+may write only what its own stations' services write and its link state, and read what comes
+in).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Literal
 
 from voltbus_common.channels import (
     API,
+    BRIDGE_STATE,
     CHANNELS,
     COMMANDERS,
     ENERGY,
@@ -61,8 +69,8 @@ def bridge_topics(root: str, stations: list[str], site: str | None) -> list[tupl
     topics: list[tuple[str, str]] = []
     for station in stations:
         for channel in CHANNELS:
-            if channel is ENERGY_SITE:
-                continue  # the site's, not a station's
+            if channel is ENERGY_SITE or channel is BRIDGE_STATE:
+                continue  # the site's, not a station's; the bridge's own, on both sides
             way = "out" if channel in _PER_SERVICE else direction(channel)
             topics.append((channel.filter(root, station=station), way))
     if site is not None and site not in stations:
@@ -70,6 +78,14 @@ def bridge_topics(root: str, stations: list[str], site: str | None) -> list[tupl
         for channel in _PER_SERVICE:
             topics.append((channel.topic(root, station=site, service=ENERGY), "in"))
     return topics
+
+
+def bridge_state_topic(root: str, stations: list[str]) -> str:
+    """The bridge's link state topic: its stations, comma-separated, in the station level."""
+    bad = [s for s in stations if "," in s]
+    if bad or not stations:
+        raise BridgeConfigError(f"station ids {bad} must not contain a comma")
+    return BRIDGE_STATE.topic(root, station=",".join(stations))
 
 
 @dataclass(frozen=True)
@@ -145,10 +161,12 @@ def render_bridge(cfg: BridgeConfig, *, plain: bool = False) -> str:
         f"keepalive_interval {cfg.keepalive_s}",
         "restart_timeout 2 30",
         "start_type automatic",
-        # the connection state on $SYS of this broker only (voltbus users cannot read $SYS
-        # on the site broker, and it is no topic of the contract)
+        # the link state (1/0, retained) in the contract's tree, on both brokers: on this one
+        # at once when the link drops, on the site broker as the bridge's Will (a crash or a
+        # cut) or before a clean stop
         "notifications true",
-        "notifications_local_only true",
+        "notifications_local_only false",
+        f"notification_topic {bridge_state_topic(cfg.root, cfg.stations)}",
         # As the listener: Mosquitto 2.0.11 loses a unit of the QoS 1 window per queued QoS 0
         # message (docs/reliability.md); the bridge is one more client of the site broker.
         "max_inflight_messages 0",
@@ -168,6 +186,9 @@ def render_site_acl(username: str, root: str, stations: list[str], site: str | N
              f"user {_one_line('VOLTBUS_BRIDGE_USERNAME', username)}"]
     access = {"in": "read", "out": "write", "both": "readwrite"}
     lines += [f"topic {access[way]} {f}" for f, way in bridge_topics(root, stations, site)]
+    # its link state (the bridge's notifications, its Will included; refused, Mosquitto 2.0.11
+    # still connects the bridge but drops them, and the energy manager misses its drops)
+    lines.append(f"topic write {bridge_state_topic(root, stations)}")
     return "\n".join(lines) + "\n"
 
 
@@ -175,7 +196,7 @@ def render_site_acl(username: str, root: str, stations: list[str], site: str | N
 
 _BRIDGE_USER = re.compile(r"^bridge-[A-Za-z0-9_.-]{1,40}$")
 _HASH = re.compile(r"^\$7\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
-_STATION = re.compile(r"^[^/+# ]{1,48}$")
+_STATION = re.compile(r"^[^/+#, ]{1,48}$")
 
 
 @dataclass(frozen=True)
@@ -212,7 +233,7 @@ class SiteBridgeUser:
             raise BridgeConfigError("password_hash is not a Mosquitto $7$ hash")
         if (not isinstance(stations, list) or not stations
                 or not all(isinstance(s, str) and _STATION.match(s) for s in stations)):
-            raise BridgeConfigError("stations must be a list of station ids (no / + # space)")
+            raise BridgeConfigError("stations must be a list of station ids (no / + # , space)")
         if site is not None and (not isinstance(site, str) or not _STATION.match(site)):
             raise BridgeConfigError("site must be a site id (no / + # space) or null")
         return cls(user, digest, list(stations), site)

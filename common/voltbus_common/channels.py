@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cached_property, lru_cache
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from voltbus_common import models as m
-from voltbus_common.enums import ServiceState
+from voltbus_common.enums import BridgeState, ServiceState
 
 DEFAULT_ROOT = "voltbus/v1"
-P = TypeVar("P", bound=BaseModel | ServiceState)
+P = TypeVar("P", bound=BaseModel | ServiceState | BridgeState)
 
 # Who may publish on a channel: the four services plus the clients that send commands.
 HARDWARE, GATEWAY, RECORDER, API = "hardware", "gateway", "recorder", "api"
 HOMEASSISTANT, OPERATOR = "homeassistant", "operator"
 ENERGY = "energy"
+# Not a user of the Pi's broker: a Mosquitto bridge publishes its own link state (on the Pi's
+# broker as the broker itself, on the site broker as its bridge user, voltbus_common.bridge).
+BRIDGE = "bridge"
 COMMANDERS = frozenset({API, HOMEASSISTANT, OPERATOR})
 ALL_USERS = (HARDWARE, GATEWAY, RECORDER, API, HOMEASSISTANT, OPERATOR, ENERGY)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -68,12 +72,13 @@ class Channel(Generic[P]):
         return found.groupdict() if found else None
 
     def encode(self, payload: P | None) -> bytes:
-        """Wire bytes: JSON for models, plain text for ServiceState, empty to clear."""
+        """Wire bytes: JSON for models, plain text for ServiceState and BridgeState, empty to
+        clear."""
         if payload is None:
             if not self.empty_clears:
                 raise ValueError(f"{self.pattern} cannot carry an empty payload")
             return b""
-        if isinstance(payload, ServiceState):
+        if isinstance(payload, ServiceState | BridgeState):
             return payload.value.encode()
         return payload.model_dump_json(exclude_none=False).encode()
 
@@ -83,12 +88,13 @@ class Channel(Generic[P]):
             if self.empty_clears:
                 return None
             raise PayloadError("empty payload")
-        if issubclass(self.model, ServiceState):
+        if issubclass(self.model, Enum):
             text = raw.decode(errors="replace").strip()
             try:
                 return self.model(text)  # type: ignore[return-value,unused-ignore]
             except ValueError:
-                raise PayloadError(f"expected one of online/offline, got {text[:40]!r}") from None
+                words = "/".join(str(v.value) for v in self.model)
+                raise PayloadError(f"expected one of {words}, got {text[:40]!r}") from None
         try:
             return self.model.model_validate_json(raw)  # type: ignore[union-attr,return-value,unused-ignore]
         except ValidationError as exc:
@@ -304,6 +310,19 @@ RECORDER_HEALTH = _ch("service/recorder/health", m.RecorderHealth, retain=True, 
                               "dropped": 0, "dead_letters": 0, "written": 1234,
                               "last_write_at": _TS, "last_error": None, "ts": _TS})
 
+# --- several Pis on one site: the bridge's own link state ----------------------------------------
+BRIDGE_STATE = _ch(
+    "bridge/state", BridgeState, retain=True, writers=BRIDGE,
+    doc="A Pi's bridge to the site broker (`voltbus bridge`; {station} is the Pi's stations, "
+        "comma-separated: `P1` or `P1,P2`): `1` while the link is up, `0` when it is down. "
+        "Mosquitto's bridge notifications publish it on both brokers: on the Pi's broker at "
+        "once when the link drops, on the site broker as the bridge's Will (a Pi broker that "
+        "crashes or is cut off, once the site broker notices) or before a clean stop. The "
+        "gateway behind a bridge that is down goes to its energy fail-safe at once; the "
+        "energy manager keeps reserving those stations' limits and lists them in "
+        "`energy/site` unreachable_stations. Not bridged: each broker has its own copy.",
+    example="0")
+
 # --- simulated hardware control ----------------------------------------------------------------
 SIM_PLUG = _ch("sim/{connector}/plug", m.SimPlug, retain=False,
                writers=frozenset({OPERATOR, API}),
@@ -326,13 +345,14 @@ SIM_FAULT = _ch("sim/{connector}/fault", m.SimFault, retain=False,
 # --- energy manager (services/energy; {station} of ENERGY_SITE is the site's id) ----------------
 ENERGY_SITE = _ch("energy/site", m.SiteState, retain=True, writers=ENERGY,
                   doc="The site: grid power and current per phase, PV, battery, surplus, fuse "
-                      "limit, price in force, and whether the fail-safe limit rules.",
+                      "limit, price in force, whether the fail-safe limit rules, and the "
+                      "stations whose bridge is down (unreachable_stations).",
                   example={"grid_power_w": 3200.0, "grid_current_a": [5.1, 4.0, 4.8],
                            "pv_power_w": 1500.0, "battery_power_w": None,
                            "battery_soc_pct": None, "charge_power_w": 4100.0,
                            "surplus_w": 0.0, "fuse_limit_a": 25.0, "max_import_w": 17000.0,
                            "price_per_kwh": 0.31, "price_status": "ok", "co2_g_per_kwh": 310.0,
-                           "fail_safe": False, "ts": _TS})
+                           "fail_safe": False, "unreachable_stations": ["P3"], "ts": _TS})
 ENERGY_LIMIT = _ch("energy/{connector}/limit/set", m.EnergyLimitCommand, retain=False,
                    writers=ENERGY,
                    doc="The energy manager's limit for a connector, sent when it changes, "
@@ -377,8 +397,8 @@ CHANNELS: tuple[Channel, ...] = (  # type: ignore[type-arg]
     CURRENT_LIMIT_SET, LOCK_SET, LED_SET, PHASES, PHASES_SET, BAY,
     OCPP_CONNECTION, OCPP_STATUS, TRANSACTION, SESSION, LAST_SESSION, CHARGING, COMMAND,
     COMMAND_RESULT, DISPLAY,
-    SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, SIM_PLUG, SIM_TAP, SIM_EV, SIM_FAULT,
-    SIM_BAY,
+    SERVICE_STATUS, SERVICE_REJECTED, RECORDER_HEALTH, BRIDGE_STATE, SIM_PLUG, SIM_TAP, SIM_EV,
+    SIM_FAULT, SIM_BAY,
     ENERGY_SITE, ENERGY_LIMIT, ENERGY_MODE, ENERGY_MODE_SET, ENERGY_COST,
 )
 

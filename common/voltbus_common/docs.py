@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
 
 from voltbus_common.channels import CHANNELS, DEFAULT_ROOT, Channel
-from voltbus_common.enums import ServiceState
 
 _HEADER = f"""# The voltbus topic contract
 
@@ -50,7 +50,7 @@ def _describe_schema(prop: dict[str, Any], defs: dict[str, Any]) -> str:
 
 
 def _fields(model: type[Any]) -> str:
-    if issubclass(model, ServiceState):
+    if issubclass(model, Enum):
         return "plain text: " + " / ".join(f"`{s.value}`" for s in model)
     assert issubclass(model, BaseModel)
     schema = model.model_json_schema()

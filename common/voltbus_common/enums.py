@@ -108,6 +108,13 @@ class ServiceState(StrEnum):
     OFFLINE = "offline"
 
 
+class BridgeState(StrEnum):
+    """A bridge's link as Mosquitto's bridge notifications publish it: `1` up, `0` down."""
+
+    UP = "1"
+    DOWN = "0"
+
+
 class Service(StrEnum):
     """The services on the bus; their names appear in topics and as MQTT users."""
 

@@ -117,6 +117,7 @@ class MeterReading(Payload):
 
 
 RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+StationId = Annotated[str, Field(pattern=r"^[^/+# ]{1,48}$")]
 
 
 class RelayState(Payload):
@@ -517,6 +518,11 @@ class SiteState(Payload):
     co2_g_per_kwh: FiniteFloat | None = Field(default=None, description="grid CO2 intensity now")
     fail_safe: bool = Field(default=False,
                             description="the grid meter is silent: the fail-safe limit rules")
+    unreachable_stations: list[StationId] = (
+        Field(default_factory=list, max_length=1000,
+              description="stations whose bridge to the site broker is down "
+                          "({station}/bridge/state 0): their gateways are in fail-safe, "
+                          "their last limits stay reserved in the fuse share"))
     ts: UtcDatetime = Field(default_factory=utcnow)
 
     def house_power_w(self) -> float | None:

@@ -55,9 +55,12 @@ def test_directions_follow_the_writers() -> None:
     assert ways[f"{ROOT}/P1/energy/+/mode/set"] == "both"
     assert ways[f"{ROOT}/home/energy/site"] == "in"
     assert ways[f"{ROOT}/home/service/energy/status"] == "in"
-    # every channel of the contract crosses, exactly once
-    assert len(ways) == len(ch.CHANNELS) - 1 + 3
+    # every channel of the contract crosses, exactly once, but the bridge's own link state
+    # (its notifications publish it on both sides) and the site's
+    assert len(ways) == len(ch.CHANNELS) - 2 + 3
+    assert f"{ROOT}/P1/bridge/state" not in ways
     acl = render_site_acl("bridge-p1", ROOT, ["P1"], "home")
+    assert f"topic write {ROOT}/P1/bridge/state" in acl.splitlines()
     assert f"topic write {ROOT}/P1/hw/+/pilot" in acl.splitlines()
     assert f"topic read {ROOT}/P1/energy/+/limit/set" in acl.splitlines()
     assert f"topic readwrite {ROOT}/P1/ocpp/+/command" in acl.splitlines()
@@ -82,6 +85,59 @@ def test_refuses_what_would_be_insecure(tmp_path: Path) -> None:
     with pytest.raises(BridgeConfigError, match="one line"):
         render_bridge(BridgeConfig("p1", "127.0.0.1", 1883, "b", "x" * 16 + "\ntopic # both",
                                    ROOT, ["P1"]))
+
+
+def test_the_bridge_publishes_its_link_state_in_the_contract(tmp_path: Path) -> None:
+    """Notifications on, on both brokers, in the contract's tree: one topic per bridge, its
+    stations in the station level; a station id with a comma cannot be bridged."""
+    config = BridgeConfig("p1", "127.0.0.1", 1883, "bridge-p1", "x" * 16, ROOT, ["P1", "P2"],
+                          "home")
+    lines = render_bridge(config).splitlines()
+    assert "notifications true" in lines
+    assert "notifications_local_only false" in lines
+    assert f"notification_topic {ROOT}/P1,P2/bridge/state" in lines
+    assert not any(line.startswith("topic") and "bridge/state" in line for line in lines)
+    acl = render_site_acl("bridge-p1", ROOT, ["P1", "P2"], "home").splitlines()
+    assert f"topic write {ROOT}/P1,P2/bridge/state" in acl
+    assert ch.BRIDGE_STATE.match(ROOT, f"{ROOT}/P1,P2/bridge/state") == {"station": "P1,P2"}
+    with pytest.raises(BridgeConfigError, match="comma"):
+        render_bridge(BridgeConfig("p1", "127.0.0.1", 1883, "bridge-p1", "x" * 16, ROOT,
+                                   ["P1,P2"], "home"))
+
+
+async def test_the_link_state_on_both_brokers(tmp_path: Path) -> None:
+    """Real Mosquitto takes the generated config (and the site ACL its Will needs): `1` on
+    both brokers once the bridge is up; the site broker SIGKILLed: `0` on the Pi's broker at
+    once; back: `1`; the Pi's broker SIGKILLed: `0` on the site broker (the bridge's Will)."""
+    site, pi = bridged_pair(tmp_path, "home")
+    buses = {name: Bus(broker.settings("operator", stations=["P1"]), station="P1",
+                       service=None) for name, broker in (("pi", pi), ("site", site))}
+    watch = Watch()
+    for name, bus in buses.items():
+        watch.follow(bus, ch.BRIDGE_STATE, name)
+    tasks = [asyncio.create_task(b.run()) for b in buses.values()]
+    try:
+        up = ch.BRIDGE_STATE.decode(b"1")
+        down = ch.BRIDGE_STATE.decode(b"0")
+        await watch.until(lambda lt: lt.get("pi") is up and lt.get("site") is up,
+                          "the bridge up on both brokers", 10)
+        site.kill()
+        cut = time.monotonic()
+        await watch.until(lambda lt: lt["pi"] is down, "the link down on the Pi's broker", 5)
+        assert time.monotonic() - cut < 2.0
+        site.start()
+        await watch.until(lambda lt: lt["pi"] is up and lt.get("site") is up,
+                          "the bridge up again", 20)
+        pi.kill()
+        cut = time.monotonic()
+        await watch.until(lambda lt: lt["site"] is down, "the Will on the site broker", 5)
+        assert time.monotonic() - cut < 2.0
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        pi.stop()
+        site.stop()
 
 
 def bridged_pair(tmp_path: Path, site_id: str) -> tuple[Broker, Broker]:

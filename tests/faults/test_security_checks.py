@@ -178,13 +178,13 @@ async def test_anonymous_and_wrong_passwords_are_refused(broker: Running, user: 
 async def test_a_bridge_user_writes_only_its_stations_outgoing_topics(tmp_path: Path) -> None:
     """The site broker's bridge-<name> user (init_broker from a `voltbus bridge --site-file`
     file): of every topic of its own station and of another, it may publish exactly what its
-    bridge carries out (or both ways), and it receives the energy manager's topics only for
-    its own station."""
+    bridge carries out (or both ways) and its own link state, and it receives the energy
+    manager's topics only for its own station."""
     import json
 
     import aiomqtt as mqtt
 
-    from voltbus_common.bridge import bridge_topics
+    from voltbus_common.bridge import bridge_state_topic, bridge_topics
     from voltbus_common.broker import password_entry
 
     mine, other, site = f"B{uuid.uuid4().hex[:8]}", f"O{uuid.uuid4().hex[:8]}", "home"
@@ -203,6 +203,7 @@ async def test_a_bridge_user_writes_only_its_stations_outgoing_topics(tmp_path: 
     matrix = targets(mine) + targets(other)
     allowed = {t.topic for t in matrix
                if any(mqtt.Topic(t.topic).matches(f) for f, w in ways if w != "in")}
+    allowed.add(bridge_state_topic(DEFAULT_ROOT, [mine]))  # its link state (notifications)
     try:
         async with watching(broker.port, passwords) as seen:
             async with client(broker.port, "bridge-p1", password) as c:
