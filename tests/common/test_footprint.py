@@ -32,7 +32,7 @@ def test_httpx_without_its_command_line_client() -> None:
     ("voltbus_api.__main__", {"docker", "requests", "apprise", "httpx", "argon2", "rich",
                               "openpyxl", "reportlab", "cryptography"}),
     ("voltbus_hardware.__main__", {"yaml", "httpx"}),
-    ("voltbus_recorder.__main__", {"rich", "pygments"}),
+    ("voltbus_recorder.__main__", {"rich", "pygments", "httpx", "httpcore", "anyio"}),
 ])
 def test_no_unused_heavy_modules_at_start(module: str, absent: set[str]) -> None:
     loaded = loaded_after(f"import {module}")

@@ -1,4 +1,4 @@
-"""Where points go: InfluxDB 1.x (`/write` over httpx) or 2.x/3.x (`influxdb-client`).
+"""Where points go: InfluxDB 1.x (`/write`, see http1.py) or 2.x/3.x (`influxdb-client`).
 
 A sink answers every write with one Outcome: written, rejected (InfluxDB refused the data
 itself: retrying the same bytes cannot help) or unavailable (network, auth, server trouble:
@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-import httpx
-
+from voltbus_recorder.http1 import HttpError, http_client
 from voltbus_recorder.settings import RecorderSettings
 
 log = logging.getLogger(__name__)
@@ -77,34 +76,34 @@ class InfluxV1Sink:
         self._params = {"db": database, "precision": "ns"}
         if retention_policy:
             self._params["rp"] = retention_policy
-        auth = httpx.BasicAuth(username, password or "") if username else None
-        self._client = httpx.AsyncClient(base_url=url.rstrip("/"), auth=auth, timeout=timeout_s)
+        self._client = http_client(url, username=username, password=password,
+                                   timeout_s=timeout_s)
         self._tried_create = False
 
     async def write(self, body: bytes) -> Outcome:
         """POST /write; a missing database is created once (when the user may)."""
         try:
-            response = await self._client.post("/write", params=self._params, content=body)
-        except httpx.HTTPError as exc:
-            return Outcome(Result.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
-        if (response.status_code == 404 and "database not found" in response.text
+            response = await self._client.request("POST", "/write", self._params, body)
+        except HttpError as exc:
+            return Outcome(Result.UNAVAILABLE, str(exc))
+        if (response.status == 404 and "database not found" in response.text
                 and not self._tried_create):
             self._tried_create = True
             if await self._create_database():
                 return await self.write(body)
-        return _classify(response.status_code, response.text)
+        return _classify(response.status, response.text)
 
     async def _create_database(self) -> bool:
         """CREATE DATABASE (idempotent in InfluxDB); False if we may not or cannot."""
         try:
-            response = await self._client.post(
-                "/query", params={"q": f'CREATE DATABASE "{self._database}"'})
-        except httpx.HTTPError as exc:
+            response = await self._client.request(
+                "POST", "/query", {"q": f'CREATE DATABASE "{self._database}"'})
+        except HttpError as exc:
             log.warning("cannot create InfluxDB database %r: %s", self._database, exc)
             return False
         if not response.is_success or '"error"' in response.text:
             log.warning("cannot create InfluxDB database %r: HTTP %d %s", self._database,
-                        response.status_code, response.text[:300])
+                        response.status, response.text[:300])
             return False
         log.info("created InfluxDB database %r", self._database)
         return True
@@ -112,10 +111,10 @@ class InfluxV1Sink:
     async def ping(self) -> str | None:
         """GET /ping."""
         try:
-            response = await self._client.get("/ping")
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
-        return None if response.is_success else f"ping: HTTP {response.status_code}"
+            response = await self._client.request("GET", "/ping", {})
+        except HttpError as exc:
+            return str(exc)
+        return None if response.is_success else f"ping: HTTP {response.status}"
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
