@@ -67,7 +67,10 @@ async def test_connector_view_shows_the_offpeak_state(api: API, peers: Peers,
                                 "ts": view["charging"]["ts"],  # type: ignore[index]
                                 "offpeak_waiting": True, "offpeak_until": "2026-01-05T22:00:00Z",
                                 "offpeak_override": False,
-                                "command_limit_a": None}  # additive (issue 13)
+                                "command_limit_a": None,  # additive (issue 13)
+                                # additive (issue 12's fail-safe): unset by this publisher
+                                "limit_source": None, "energy_limit_a": None,
+                                "energy_fail_safe": False, "energy_fail_safe_reason": None}
     # the station view carries the same
     [c] = (await client.get(f"/api/v1/stations/{station}")).json()["connectors"]
     assert c["charging"]["offpeak_until"] == "2026-01-05T22:00:00Z"
