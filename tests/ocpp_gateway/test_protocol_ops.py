@@ -73,6 +73,11 @@ async def test_unparsable_frame_is_ignored_and_the_link_stays_up(rig: Rig) -> No
 async def test_trigger_message(rig: Rig, message: str) -> None:
     rig.meter(4321.0)
     await online(rig)
+    assert rig.gateway is not None
+    facts = rig.gateway.model.connectors[1].facts
+    async with asyncio.timeout(5):  # the boot can come before the retained reading is in
+        while facts.meter is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
     before = len(rig.csms.received(rig.id, message))
     answer = await rig.csms.send(rig.id, call.TriggerMessage(requested_message=message,
                                                              connector_id=1))
