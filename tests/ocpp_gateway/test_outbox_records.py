@@ -69,6 +69,8 @@ STOP = SendStopTransaction(1, 7, "TAG", 1234.5, T0 + timedelta(minutes=2),
                                              charging_state=ChargingState.SUSPENDED_EVSE), True),
     TransactionStopped(SendStopTransaction(1, 10, "TAG", 9.0, T0, StopReason.REMOTE,
                                            charging_state=ChargingState.IDLE), (), ()),
+    MeterValuesRecord(SendMeterValues(1, 10, READING, T0, ReadingContext.TRIGGER,
+                                      ChargingState.CHARGING), ALL),
 ], ids=lambda r: type(r).__name__)
 def test_a_record_reads_back_as_it_was_stored(record: Record) -> None:
     store = Store(":memory:")

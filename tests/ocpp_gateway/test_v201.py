@@ -376,3 +376,46 @@ async def test_201_a_failed_transaction_event_is_retried_then_kept_once(rig: Rig
     assert rig.gateway is not None
     assert len(rig.gateway.queue) == 0
     assert csms.violations(rig.id) == []
+
+
+async def test_201_trigger_message_transaction_event(rig: Rig) -> None:
+    """F06 (OCTT TC_F_13/14): TriggerMessage TransactionEvent while a transaction charges is
+    Accepted and followed by an Updated with triggerReason Trigger, its chargingState and a
+    meterValue of context Trigger (the TxUpdatedMeasurands), for the EVSE asked or, without
+    one, every EVSE with a transaction; the next seqNo each time. No transaction there, or an
+    EVSE the station does not have: Rejected, nothing sent."""
+    csms = rig.csms
+    await rig.online_201(pilot="B", energy_wh=1000.0)
+    await rig.status("Preparing")
+
+    async def trigger(evse: dict[str, int] | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"requestedMessage": "TransactionEvent"}
+        if evse is not None:
+            payload["evse"] = evse
+        return await csms.send_action(rig.id, "TriggerMessage", payload)
+
+    assert await trigger({"id": 1}) == {"status": "Rejected"}  # no transaction yet
+    rig.tap("TAG")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    rig.relay(True)
+    rig.pilot("C")
+    await csms.wait_for(rig.id, "TransactionEvent", where=lambda p: p["transactionInfo"].get(
+        "chargingState") == "Charging")
+    rig.meter(1100.0)
+    await rig.wait("transaction", lambda p: p is not None and p.energy_wh == 100.0)
+    assert await trigger({"id": 9}) == {"status": "Rejected"}
+    for n, evse in enumerate(({"id": 1}, None), start=1):
+        assert await trigger(evse) == {"status": "Accepted"}
+        event = await csms.wait_for(rig.id, "TransactionEvent", count=n,
+                                    where=lambda p: p["triggerReason"] == "Trigger")
+        assert event["eventType"] == "Updated"
+        assert event["transactionInfo"] == {
+            "transactionId": started["transactionInfo"]["transactionId"],
+            "chargingState": "Charging"}
+        contexts = {v["context"] for mv in event["meterValue"] for v in mv["sampledValue"]}
+        assert contexts == {"Trigger"}
+        assert energy(event) == [1100.0]
+    events = [m.payload for m in csms.received(rig.id, "TransactionEvent")]
+    assert [e["seqNo"] for e in events] == list(range(len(events)))
+    assert csms.violations(rig.id) == []

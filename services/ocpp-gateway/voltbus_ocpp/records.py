@@ -209,7 +209,9 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
         return METER_VALUES, {"connector": m.connector, "local_id": m.local_id,
                               "reading": _reading(m.reading), "ts": m.ts.isoformat(),
                               "context": m.context.value,
-                              "measurands": [x.value for x in record.measurands]}
+                              "measurands": [x.value for x in record.measurands],
+                              **({"charging_state": m.charging_state.value}
+                                 if m.charging_state else {})}
     if isinstance(record, TransactionStopped):
         e = record.effect
         return STOPPED, {
@@ -268,7 +270,7 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
     if kind == METER_VALUES:
         return MeterValuesRecord(SendMeterValues(
             b["connector"], b["local_id"], _snapshot(b["reading"]),
-            datetime.fromisoformat(b["ts"]), ReadingContext(b["context"])),
+            datetime.fromisoformat(b["ts"]), ReadingContext(b["context"]), _state(b)),
             tuple(Measurand(x) for x in b["measurands"]), offline)
     if kind == STOPPED:
         return TransactionStopped(SendStopTransaction(

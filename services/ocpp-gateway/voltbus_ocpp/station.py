@@ -399,9 +399,9 @@ class Station:
         if isinstance(effect, SendMeterValues):
             assert effect.local_id is not None
             self.running.metered(effect.local_id, effect.reading.energy_wh)
-            return MeterValuesRecord(effect, cfg.sampled_measurands
-                                     if effect.context is ReadingContext.PERIODIC
-                                     else cfg.aligned_measurands, offline)
+            return MeterValuesRecord(effect, cfg.aligned_measurands
+                                     if effect.context is ReadingContext.CLOCK
+                                     else cfg.sampled_measurands, offline)
         self.running.stopped(effect.local_id)
         self.profiles.ended(self.queue.transaction_id(effect.local_id), effect.local_id)
         return TransactionStopped(effect, cfg.stop_sampled_measurands, cfg.stop_aligned_measurands,

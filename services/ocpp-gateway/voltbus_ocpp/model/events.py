@@ -146,6 +146,14 @@ class RemoteStop(Event):
 
 
 @dataclass(frozen=True)
+class TriggerTransaction(Event):
+    """The central system asks for the state of the running transactions now (2.0.1
+    TriggerMessage TransactionEvent, F06): one connector's, or every one's (None)."""
+
+    connector: int | None = None
+
+
+@dataclass(frozen=True)
 class ChangeAvailability(Event):
     """The central system changes availability (connector 0: the whole station)."""
 
@@ -338,6 +346,7 @@ class SendMeterValues(Effect):
     reading: MeterSnapshot
     ts: datetime
     context: ReadingContext = ReadingContext.PERIODIC
+    charging_state: ChargingState | None = None  # the transaction's, when reported with them
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ class TxUpdate(StrEnum):
     EV_CONNECTED = "ev_connected"
     CHARGING_RATE_CHANGED = "charging_rate_changed"
     CHARGING_STATE_CHANGED = "charging_state_changed"
+    TRIGGERED = "triggered"  # the central system asked (no meter reading to send with it)
 
 
 class ChargingState(StrEnum):

@@ -43,17 +43,20 @@ from voltbus_ocpp.model.events import (
     Reset,
     RestartRequested,
     SendAuthorize,
+    SendMeterValues,
     SendStatus,
     SendStopTransaction,
+    SendTransactionUpdate,
     StartAnswered,
     Tick,
     TransactionView,
+    TriggerTransaction,
     Unlock,
 )
 from voltbus_ocpp.model.external_limits import ExternalLimits
 from voltbus_ocpp.model.metering import SwitchRead
 from voltbus_ocpp.model.offpeak import OffPeak, OffPeakChanged
-from voltbus_ocpp.model.results import AuthStatus, Outcome
+from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext, TxUpdate
 
 # Events whose handler changes the facts of their own connector only (and station-wide
 # counters such as the next local id, which no status is derived from). Anything that changes
@@ -122,6 +125,7 @@ class StationModel:
             Command: self._on_command,
             RemoteStart: self._on_remote_start,
             RemoteStop: self._on_remote_stop,
+            TriggerTransaction: self._on_trigger_transaction,
             ChangeAvailability: self._on_change_availability,
             Unlock: self._on_unlock,
             Reset: self._on_reset,
@@ -523,6 +527,26 @@ class StationModel:
                     e.local_id is not None and tx.local_id == e.local_id)):
                 return [*c.stop_transaction(StopReason.REMOTE), Reply(Outcome.ACCEPTED)]
         return [Reply(Outcome.REJECTED)]
+
+    def _on_trigger_transaction(self, e: TriggerTransaction) -> list[Effect]:
+        """Each running transaction (of the connector asked, or all) reports itself now, in
+        order with its other messages: its meter reading (context Trigger, the sampled
+        measurands) and charging state, or without a reading only the state. Rejected when
+        none runs there."""
+        now = self.clock()
+        effects: list[Effect] = []
+        for c in self.connectors.values():
+            tx = c.facts.tx
+            if tx is None or e.connector not in (None, c.connector_id):
+                continue
+            if c.facts.meter is not None:
+                effects.append(SendMeterValues(c.connector_id, tx.local_id, c.facts.meter, now,
+                                               ReadingContext.TRIGGER, tx.charging_state))
+            else:
+                effects.append(SendTransactionUpdate(c.connector_id, tx.local_id,
+                                                     TxUpdate.TRIGGERED, now,
+                                                     charging_state=tx.charging_state))
+        return [*effects, Reply(Outcome.ACCEPTED if effects else Outcome.REJECTED)]
 
     def _on_change_availability(self, e: ChangeAvailability) -> list[Effect]:
         """Connector 0 is the station as a whole: its availability is kept apart from each

@@ -61,7 +61,10 @@ UPDATE_TRIGGER = {  # why a running transaction is reported between its start an
     TxUpdate.AUTHORIZED: "Authorized", TxUpdate.EV_CONNECTED: "CablePluggedIn",
     TxUpdate.CHARGING_RATE_CHANGED: "ChargingRateChanged",  # K11.FR.04, K13.FR.03
     TxUpdate.CHARGING_STATE_CHANGED: "ChargingStateChanged",  # E02, E06
+    TxUpdate.TRIGGERED: "Trigger",  # F06: TriggerMessage TransactionEvent
 }
+METER_TRIGGER = {ReadingContext.CLOCK: "MeterValueClock", ReadingContext.TRIGGER: "Trigger"}
+# the rest (periodic samples): MeterValuePeriodic
 CHARGING_STATE = {  # ChargingStateEnumType
     ChargingState.CHARGING: "Charging", ChargingState.EV_CONNECTED: "EVConnected",
     ChargingState.SUSPENDED_EV: "SuspendedEV", ChargingState.SUSPENDED_EVSE: "SuspendedEVSE",
@@ -193,12 +196,14 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
         return payload
     if isinstance(record, MeterValuesRecord):
         m = record.effect
-        return {"eventType": "Updated", "timestamp": iso(m.ts),
-                "triggerReason": "MeterValueClock" if m.context is ReadingContext.CLOCK
-                else "MeterValuePeriodic", "seqNo": seq_no,
-                "transactionInfo": {"transactionId": transaction_id},
-                "meterValue": [{"timestamp": iso(m.ts), "sampledValue": sampled_values(
-                    m.reading, record.measurands, m.context)}]}
+        payload = {"eventType": "Updated", "timestamp": iso(m.ts),
+                   "triggerReason": METER_TRIGGER.get(m.context, "MeterValuePeriodic"),
+                   "seqNo": seq_no, "transactionInfo": {"transactionId": transaction_id},
+                   "meterValue": [{"timestamp": iso(m.ts), "sampledValue": sampled_values(
+                       m.reading, record.measurands, m.context)}]}
+        if m.charging_state is not None:
+            payload["transactionInfo"]["chargingState"] = CHARGING_STATE[m.charging_state]
+        return payload
     e = record.effect
     edges = record.sampled or record.aligned or (Measurand.ENERGY_IMPORT_WH,)
     end = [{"timestamp": iso(e.ts), "sampledValue": [

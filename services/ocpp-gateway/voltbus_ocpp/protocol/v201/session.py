@@ -51,6 +51,7 @@ from voltbus_ocpp.model.events import (
     SendStatus,
     StartAnswered,
     Tick,
+    TriggerTransaction,
 )
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import MAX
@@ -92,7 +93,7 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp2.0.1"
 TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
-                         *TRIGGERS})
+                         "TransactionEvent", *TRIGGERS})
 _IDS = uuid.UUID("5f0c8f4e-2f7b-4c39-9a59-8c1d0e6b2a11")  # namespace of our transaction ids
 
 
@@ -356,6 +357,10 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
             return call_result.TriggerMessage(status="NotImplemented")
         if evse is not None and evse.get("id") not in self.core.model.connectors:
             return call_result.TriggerMessage(status="Rejected")
+        if requested_message == "TransactionEvent" and not any(
+                c.facts.tx is not None for n, c in self.core.model.connectors.items()
+                if evse is None or evse["id"] == n):
+            return call_result.TriggerMessage(status="Rejected")  # no transaction to report
         return call_result.TriggerMessage(status="Accepted")
 
     @after("TriggerMessage")
@@ -368,6 +373,8 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         targets = [evse["id"]] if evse else list(connectors)
         if requested_message in TRIGGERS:
             self.security.trigger(requested_message)
+        elif requested_message == "TransactionEvent":  # F06: in order with the transaction's
+            self.core.dispatch(TriggerTransaction(evse["id"] if evse else None))
         elif requested_message == "Heartbeat":
             self.core.send(Heartbeat())
         elif requested_message == "BootNotification":
