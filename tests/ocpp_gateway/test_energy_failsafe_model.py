@@ -12,11 +12,13 @@ from tests.ocpp_gateway.test_offpeak_model import charging_session, limits, news
 from voltbus_common.enums import ConnectorStatus, LimitSource
 from voltbus_ocpp.model.authorisation import Authoriser
 from voltbus_ocpp.model.energy_limit import (
+    LINK_DOWN_REASON,
     OFFLINE_REASON,
     EnergyGuard,
     EnergyLimit,
     EnergyManagerStatus,
     RememberEnergyManaged,
+    SiteLinkChanged,
 )
 from voltbus_ocpp.model.events import LinkChanged, Tick
 from voltbus_ocpp.model.station import StationModel
@@ -70,6 +72,41 @@ def test_only_its_own_sites_offline_status_counts() -> None:
     assert limits(lost) == [6.0]
     assert c.facts.energy_fail_safe == OFFLINE_REASON
     assert model.handle(EnergyManagerStatus("S", False)) == []  # already
+
+
+def test_the_link_to_the_site_down_is_a_fail_safe_at_once() -> None:
+    """The bridge's 0: every managed connector (whatever site its limits named) falls to the
+    fail-safe at once, long before the timeout; the link's 1 changes nothing; the energy
+    manager's next limit ends it. A connector never limited does not change; off (0 s) off."""
+    model, clock = build()
+    charging_session(model)
+    c = model.connectors[1]
+    model.handle(EnergyLimit(1, 10.0, "S"))
+    assert model.handle(SiteLinkChanged(True)) == []
+    clock.advance(1)
+    lost = model.handle(SiteLinkChanged(False))
+    assert limits(lost) == [6.0]
+    assert c.facts.energy_fail_safe == LINK_DOWN_REASON
+    assert (c.limit_source, c.effective_limit_a) == (LimitSource.ENERGY_FAIL_SAFE, 6.0)
+    assert model.handle(SiteLinkChanged(False)) == []  # already
+    assert model.handle(SiteLinkChanged(True)) == []  # up again: waits for the next limit
+    assert c.facts.energy_fail_safe == LINK_DOWN_REASON
+    back = model.handle(EnergyLimit(1, 11.0, "S"))
+    assert limits(back) == [11.0]
+    assert c.facts.energy_fail_safe is None
+    # a paused connector stays paused (the fail-safe never raises a limit)
+    model.handle(EnergyLimit(1, 0.0, "S"))
+    model.handle(SiteLinkChanged(False))
+    assert (c.facts.energy_fail_safe, c.effective_limit_a) == (LINK_DOWN_REASON, 0.0)
+
+    never, _ = build()
+    charging_session(never)
+    assert never.handle(SiteLinkChanged(False)) == []
+    assert never.connectors[1].facts.energy_fail_safe is None
+    off, _ = guarded(EnergyGuard(timeout_s=0))
+    charging_session(off)
+    off.handle(EnergyLimit(1, 10.0, "S"))
+    assert off.handle(SiteLinkChanged(False)) == []
 
 
 def test_a_fail_safe_at_the_same_limit_is_still_told() -> None:

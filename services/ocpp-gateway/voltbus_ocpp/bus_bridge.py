@@ -18,6 +18,7 @@ from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
 from voltbus_common.channels import PayloadError
 from voltbus_common.enums import (
+    BridgeState,
     ChargePointErrorCode,
     CommandName,
     CommandStatus,
@@ -47,7 +48,7 @@ from voltbus_common.models import (
     utcnow,
 )
 from voltbus_ocpp.cable_lock import CableLocks
-from voltbus_ocpp.model.energy_limit import EnergyLimit, EnergyManagerStatus
+from voltbus_ocpp.model.energy_limit import EnergyLimit, EnergyManagerStatus, SiteLinkChanged
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     BayChanged,
@@ -123,6 +124,8 @@ class BusBridge:
         self.bus.on(ch.ENERGY_LIMIT, self._energy_limit)
         # every site's energy manager: the model follows the one whose limits name its site
         self.bus.on(ch.SERVICE_STATUS, self._energy_status, station="+", service="energy")
+        # this broker's bridge to the site broker, if any (its stations in the station level)
+        self.bus.on(ch.BRIDGE_STATE, self._bridge_state, station="+")
         self.bus.on_raw(ch.COMMAND.filter(self.bus.root, station=self.bus.station), self._command)
 
     def _known(self, msg: Received[Any]) -> bool:
@@ -190,6 +193,12 @@ class BusBridge:
     async def _energy_status(self, msg: Received[ServiceState]) -> None:
         if msg.payload is not None:
             self.dispatch(EnergyManagerStatus(msg.station, msg.payload is ServiceState.ONLINE))
+
+    async def _bridge_state(self, msg: Received[BridgeState]) -> None:
+        """Only the bridge that carries this station: on a site broker, the gateways of its own
+        stations see every Pi's bridge state too."""
+        if msg.payload is not None and self.bus.station in msg.station.split(","):
+            self.dispatch(SiteLinkChanged(msg.payload is BridgeState.UP))
 
     async def _rfid(self, msg: Received[RfidSeen]) -> None:
         if msg.payload is not None and not self.locks.presented(msg.payload.id_tag):

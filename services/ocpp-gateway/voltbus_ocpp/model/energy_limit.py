@@ -14,6 +14,10 @@ becomes the fail-safe limit (VOLTBUS_ENERGY_LIMIT_FAILSAFE_A, 6 A; 0 pauses) or 
 if that was lower (a paused or idle connector stays at 0 A: the energy manager gave its share
 to connectors that may be behind another bridge and still draw it), still the minimum with the
 profiles, off-peak and the hardware maximum, and `Facts.energy_fail_safe` says why.
+Behind a bridge (several Pis on one site), the Pi broker's bridge says at once when its link
+to the site broker drops (`SiteLinkChanged`, from `{root}/{stations}/bridge/state` 0): every
+managed connector falls to the fail-safe at once (LINK_DOWN_REASON), not after the timeout;
+the link back changes nothing until the energy manager's next limit, which comes through it.
 The energy manager's next limit takes over at once. A connector no limit ever came for (a site
 without an energy manager) is never in fail-safe. Which connectors are managed, and by which
 site, is kept across restarts (`managed`, station.py stores it): a gateway restarted while
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 
 EV_MIN_A = 6.0
 OFFLINE_REASON = "energy manager offline"
+LINK_DOWN_REASON = "link to the site broker down"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,14 @@ class EnergyManagerStatus(Event):
 
     site: str
     online: bool
+
+
+@dataclass(frozen=True)
+class SiteLinkChanged(Event):
+    """The bridge of this station's broker to the site broker (where the energy manager is):
+    up, or down (its notification says so at once)."""
+
+    up: bool
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,20 @@ class EnergyGuard:
             c = connectors.get(n)
             if c is not None and site == event.site and c.facts.energy_fail_safe is None:
                 effects += self.lapse(c, OFFLINE_REASON)
+        return effects
+
+    def on_site_link(self, connectors: dict[int, Connector], event: SiteLinkChanged
+                     ) -> list[Effect]:
+        """The link to the site broker dropped: every managed connector, whatever its site (an
+        energy manager behind the bridge can reach none of them), falls to the fail-safe at
+        once. Back up: nothing changes until the energy manager's next limit."""
+        if event.up or not self.on:
+            return []
+        effects: list[Effect] = []
+        for n in self.managed:
+            c = connectors.get(n)
+            if c is not None and c.facts.energy_fail_safe is None:
+                effects += self.lapse(c, LINK_DOWN_REASON)
         return effects
 
     def next_due(self, connectors: dict[int, Connector]) -> datetime | None:

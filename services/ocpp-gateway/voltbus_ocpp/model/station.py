@@ -15,7 +15,12 @@ from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, St
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
 from voltbus_ocpp.model.config import ChargePointConfig
 from voltbus_ocpp.model.connector import TX_ENERGY_REFRESH_S, Connector, Reservation
-from voltbus_ocpp.model.energy_limit import EnergyGuard, EnergyLimit, EnergyManagerStatus
+from voltbus_ocpp.model.energy_limit import (
+    EnergyGuard,
+    EnergyLimit,
+    EnergyManagerStatus,
+    SiteLinkChanged,
+)
 from voltbus_ocpp.model.events import (
     AnswerCommand,
     AuthorizeAnswered,
@@ -68,7 +73,7 @@ ONE_CONNECTOR: frozenset[type[Event]] = frozenset({
 # Events that set or release a limit of a system outside the central system (K11-K13): a
 # transaction's charging rate they move is reported as ChargingRateChanged.
 EXTERNAL_LIMIT_EVENTS: frozenset[type[Event]] = frozenset({EnergyLimit, OffPeakChanged,
-                                                           EnergyManagerStatus})
+                                                           EnergyManagerStatus, SiteLinkChanged})
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ class StationModel:
             EnergyLimit: lambda e: self.energy.heard(self.connectors[e.connector], e,
                                                      self.clock()),
             EnergyManagerStatus: lambda e: self.energy.on_status(self.connectors, e),
+            SiteLinkChanged: lambda e: self.energy.on_site_link(self.connectors, e),
         }
 
     def new_local_id(self) -> int:
