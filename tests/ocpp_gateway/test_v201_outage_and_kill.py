@@ -91,6 +91,11 @@ async def test_201_outage_then_sigkill_every_event_once_in_order_with_its_time(
     assert not any(e.get("offline") for e in sent[:online])
     triggers = [e["triggerReason"] for e in queued]
     assert triggers.count("MeterValuePeriodic") >= 2, triggers
+    # the periodic values carry the state the transaction was in: Charging, then SuspendedEV
+    periodic = [e["transactionInfo"].get("chargingState") for e in queued
+                if e["triggerReason"] == "MeterValuePeriodic"]
+    assert set(periodic) <= {"Charging", "SuspendedEV"}, periodic
+    assert periodic[0] == "Charging", periodic
     paused = [e for e in queued if e["transactionInfo"].get("chargingState") == "SuspendedEV"
               and e["triggerReason"] == "ChargingStateChanged"]
     assert len(paused) == 1, triggers

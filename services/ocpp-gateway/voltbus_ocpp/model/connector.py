@@ -827,7 +827,8 @@ class Connector:
             interval = timedelta(seconds=self.config.sample_interval_s)
             while self.next_sample_at <= now:
                 self.next_sample_at += interval
-            effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now))
+            effects.append(SendMeterValues(self.connector_id, f.tx.local_id, f.meter, now,
+                                           charging_state=f.tx.charging_state))
             if self.config.stop_sampled_measurands:
                 f.tx.samples.append(Sample(now, f.meter, ReadingContext.PERIODIC))
         return effects + self._clock_aligned(now)
@@ -852,7 +853,8 @@ class Connector:
         effects: list[Effect] = []
         if self.config.aligned_measurands:
             effects.append(SendMeterValues(self.connector_id, f.tx.local_id if f.tx else None,
-                                           f.meter, due, ReadingContext.CLOCK))
+                                           f.meter, due, ReadingContext.CLOCK,
+                                           f.tx.charging_state if f.tx else None))
         if f.tx is not None and self.config.stop_aligned_measurands:
             f.tx.samples.append(Sample(due, f.meter, ReadingContext.CLOCK))
         return effects
