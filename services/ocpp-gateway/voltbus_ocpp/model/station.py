@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, StopReason
+from voltbus_common.models import IdTag
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
 from voltbus_ocpp.model.config import ChargePointConfig
 from voltbus_ocpp.model.connector import TX_ENERGY_REFRESH_S, Connector, Reservation
@@ -67,6 +70,18 @@ from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext, TxUp
 # counters such as the next local id, which no status is derived from). Anything that changes
 # other connectors' facts out of band (reservations, availability, restarts) dispatches a Tick,
 # which re-derives every connector.
+_ID_TAG: TypeAdapter[str] = TypeAdapter(IdTag)
+
+
+def _carried(tag: str) -> bool:
+    """The bus contract can carry this id tag (TransactionState, SessionSummary)."""
+    try:
+        _ID_TAG.validate_python(tag)
+    except ValidationError:
+        return False
+    return True
+
+
 ONE_CONNECTOR: frozenset[type[Event]] = frozenset({
     PilotChanged, BayChanged, MeterUpdated, RelayChanged, SwitchRead, HardwareFault, ProfileLimit,
     EnergyLimit, ConfigLimitChanged})
@@ -502,7 +517,12 @@ class StationModel:
 
     def _on_remote_start(self, e: RemoteStart) -> list[Effect]:
         """5.11; on a connector reserved with a parent idTag for another tag, the tag is
-        Authorized and the answer's parent decides (5.13): Accepted means "will attempt"."""
+        Authorized and the answer's parent decides (5.13): Accepted means "will attempt". A
+        token the bus contract cannot carry as a session's id tag (IdTag: 1..20 printable
+        characters, no spaces; a 2.0.1 idToken may be 36, or empty for NoAuthorization) is
+        Rejected: its transaction could not be shown on the bus."""
+        if not _carried(e.id_tag):
+            return [Reply(Outcome.REJECTED)]
         if e.connector is not None:
             c = self.connectors.get(e.connector)
             if c is not None and self._asks_for_group(c, e.id_tag):
