@@ -111,6 +111,7 @@ async def test_power_flow_mode_and_plan(
             await expect(page.locator("#site-note")).to_contain_text("Fuse 25 A per phase")
             await expect(page.locator("#site-note")).to_contain_text(f"{DAY_PRICE:.3f}")
             await expect(page.locator("#fail-safe")).to_be_hidden()
+            await expect(page.locator("#unreachable")).to_be_hidden()  # no bridge down
             # The running session's cost: the energy manager's at the tariff in force.
             await expect(page.locator(f"#c-{station}-1 .cost")).to_have_attribute(
                 "data-priced", "tariff", timeout=15_000)
@@ -282,3 +283,44 @@ async def test_the_page_shows_session_costs_at_the_tariff(
         assert errors == [], errors
         await browser.close()
 
+
+
+async def test_the_page_says_which_stations_are_unreachable(
+        chromium: str, mosquitto: Broker, peers: Peers, station: str,  # noqa: F811
+        tmp_path: Path) -> None:
+    """energy/site's unreachable_stations (a station whose bridge to the site broker is down):
+    the card says so and marks that station's car; the list empty again: the notice goes. The
+    energy manager is played by a bus client as the `energy` user."""
+    from voltbus_common.models import SiteState
+
+    site = f"site{station}"
+    settings = api_settings(mosquitto, station, tmp_path, energy_site=site, ha_discovery=False)
+    energy = Bus(mosquitto.settings("energy"), station=site, service=None)
+    peers.gateway.publish(ch.OCPP_STATUS, OcppConnectorStatus(status=ConnectorStatus.CHARGING),
+                          connector=1)
+
+    def state(unreachable: list[str]) -> SiteState:
+        return SiteState(grid_power_w=3000.0, grid_current_a=[5.0, 4.0, 4.0], fuse_limit_a=25.0,
+                         unreachable_stations=unreachable)
+
+    async with served_api(settings) as api, running(energy), async_playwright() as pw:
+        energy.publish(ch.ENERGY_SITE, state([station]))
+        password = (tmp_path / "api" / "initial-admin-password").read_text().strip()
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = await (await browser.new_context(viewport=DESKTOP)).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await log_in(page, api.url, "admin", password)
+        notice = page.locator("#unreachable")
+        await expect(notice).to_be_visible(timeout=15_000)
+        await expect(notice).to_contain_text(f"No link to {station}: the bridge")
+        car = page.locator("#flow .node.car")
+        await expect(car).to_have_class(re.compile(r"\bunreachable\b"))
+        await expect(car.locator(".sub")).to_have_text("unreachable")
+        await page.locator("#energy-site").screenshot(
+            path=str(shots(tmp_path) / "site-unreachable.png"))
+        energy.publish(ch.ENERGY_SITE, state([]))
+        await expect(notice).to_be_hidden(timeout=15_000)
+        await expect(car.locator(".sub")).to_have_text("Charging")
+        assert errors == [], errors
+        await browser.close()

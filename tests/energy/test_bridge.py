@@ -2,8 +2,10 @@
 `voltbus bridge` generates, two gateways (one behind the bridge, one on the site broker) with
 simulated hardware and one dev central system, and one energy manager on the site broker that
 finds the bridged station by itself. The fuse is shared, each car gets its share, and a killed
-and restarted Pi broker loses no retained state and no limit. A cut bridge (the site broker
-stopped) brings the Pi gateway's fail-safe limit, and the energy manager's limit back after."""
+and restarted Pi broker loses no retained state and no limit; while it is down the energy
+manager lists P1 unreachable (the bridge's Will) and keeps its share reserved. A cut bridge
+(the site broker killed) brings the Pi gateway's fail-safe limit at once (the bridge's own
+notification), and the energy manager's limit back after."""
 
 from __future__ import annotations
 
@@ -226,6 +228,8 @@ async def _run_site(tmp_path: Path, services: ServiceGroup, csms: Csms, site: Br
         watch.follow(bus, ch.OCPP_STATUS, f"{s}.status", connector=1)
         watch.follow(bus, ch.TRANSACTION, f"{s}.tx", connector=1)
         bus.on(ch.METER, meter, connector=1)
+    watch.follow(ops["P2"], ch.ENERGY_SITE, "site", station=site_id)
+    watch.follow(ops["P1"], ch.ENERGY_MODE, "P1.mode", connector=1)
     watch.follow(local, ch.CHARGING, "local.charging", connector=1)
     watch.follow(local, ch.ENERGY_MODE, "local.mode", connector=1)
     watch.follow(local, ch.ENERGY_SITE, "local.site", station=site_id)
@@ -269,7 +273,16 @@ async def _run_site(tmp_path: Path, services: ServiceGroup, csms: Csms, site: Br
         # crash. (The gateway does not publish its state again after a reconnect, so a status
         # newer than the last save would be missing on the Pi's broker; the site keeps it.)
         await asyncio.sleep(AUTOSAVE_INTERVAL_S + 0.5)
+        assert watch.latest["site"].unreachable_stations == []
         pi.kill()
+        # the bridge's Will on the site broker: the energy manager sees P1 unreachable at
+        # once, keeps its 10 A reserved and says so
+        killed = time.monotonic()
+        await watch.until(lambda lt: lt["site"].unreachable_stations == ["P1"],
+                          "P1 unreachable in energy/site", 5)
+        print(f"P1 unreachable on the site {time.monotonic() - killed:.2f} s after the kill")
+        await watch.until(lambda lt: "unreachable" in (lt["P1.mode"].status or "")
+                          and lt["P1.mode"].limit_a == share, "P1's share kept reserved")
         ops["P2"].publish(ch.ENERGY_MODE_SET, ChargeModeSetting(mode=ChargeMode.OFF),
                           connector=1)
         await watch.until(lambda lt: limit("P2")(lt) == 0.0, "P2 off")
@@ -278,6 +291,7 @@ async def _run_site(tmp_path: Path, services: ServiceGroup, csms: Csms, site: Br
         await watch.until(lambda lt: lt["local.charging"].current_limit_a == 16.0
                           and limit("P1")(lt) == 16.0,
                           "P1's raise reaching its gateway after the restart", 30)
+        assert watch.latest["site"].unreachable_stations == []
         # the site kept P1's transaction
         assert watch.latest["P1.tx"].transaction_id == tx_before.transaction_id
 

@@ -104,6 +104,7 @@ def build_manager(settings: EnergySettings, bus: Bus, tariff: Tariff | None = No
         period_s=s.energy_period_s, resend_s=s.energy_resend_s,
         cut_confirm_s=(s.energy_cut_confirm_s if s.energy_cut_confirm_s is not None
                        else 5.0 if s.energy_all_stations else 0.0),
+        unreachable_reserve_a=s.energy_limit_failsafe_a,
         timers=PvTimers(s.energy_pv_start_delay_s, s.energy_pv_stop_delay_s,
                         s.energy_pv_min_on_s, s.energy_pv_min_off_s),
         phase_switching=s.energy_phase_switching,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.enums import ChargeMode, ServiceState
+from voltbus_common.enums import BridgeState, ChargeMode, ServiceState
 from voltbus_common.models import (
     ChargeModeSetting,
     ChargeModeState,
@@ -110,6 +110,9 @@ class Config:
     # ocpp/{c}/charging says so), at most this long: across a bridge a raise to a station on
     # the site broker would otherwise land before a cut to a bridged one
     cut_confirm_s: float = 0.0
+    # a station whose bridge to the site broker is down keeps, per connector, its last limit or
+    # this (its gateway's VOLTBUS_ENERGY_LIMIT_FAILSAFE_A), whichever is higher, in the fuse share
+    unreachable_reserve_a: float = 6.0
 
 
 class EnergyManager:
@@ -145,12 +148,18 @@ class EnergyManager:
         self._site_fail_safe: bool | None = None
         self._wake = asyncio.Event()
         self._cuts: dict[str, tuple[ConnectorView, float, float]] = {}  # key: (view, A, sent)
+        # the bridges' link states (their station level: "P1" or "P1,P2"), from the site
+        # broker's {root}/{stations}/bridge/state; a station of a bridge that is down is
+        # unreachable: its gateway is in fail-safe and hears nothing from here
+        self.bridges: dict[str, BridgeState] = {}
+        self._site_unreachable: list[str] | None = None
 
     def attach(self) -> None:
         """Subscribe to everything the decisions need."""
         self.grid_source.attach(self.bus, self.on_grid)
         if self.battery is not None:
             self.battery.attach(self.bus)
+        self.bus.on(ch.BRIDGE_STATE, self._bridge_state, station="+")
         stations = {"+"} if self.all_stations else {c.station for c in self.connectors.values()}
         for station in sorted(stations):
             if self.adopt is not None:
@@ -183,6 +192,40 @@ class EnergyManager:
                     or (in_force is not None and in_force <= amps + 0.05))
         self._cuts = {k: c for k, c in self._cuts.items() if not done(*c)}
         return bool(self._cuts)
+
+    async def _bridge_state(self, msg: Received[BridgeState]) -> None:
+        if msg.payload is not None:
+            self.bridge_link(msg.station, msg.payload)
+
+    def bridge_link(self, stations: str, state: BridgeState) -> None:
+        """A bridge's link (stations: its station level, comma-separated) up or down. Back up:
+        its stations' limits are sent at once (their gateways are in fail-safe until then)."""
+        before = self.unreachable()
+        self.bridges[stations] = state
+        after = self.unreachable()
+        if after == before:
+            return
+        gone, back = sorted(set(after) - set(before)), sorted(set(before) - set(after))
+        if gone:
+            log.warning("bridge of %s down: unreachable, their last limits (at least %.1f A "
+                        "each) stay reserved", ", ".join(gone), self.config.unreachable_reserve_a)
+        if back:
+            log.info("bridge of %s back: their limits are sent again", ", ".join(back))
+            for view in self.connectors.values():
+                if view.station in back:
+                    view.resend = True
+        self._wake.set()
+
+    def unreachable(self) -> list[str]:
+        """The stations this manager follows whose bridge is down, sorted."""
+        configured = None if self.all_stations else {c.station for c in self.connectors.values()}
+        return sorted({s for level, state in self.bridges.items() if state is BridgeState.DOWN
+                       for s in level.split(",") if configured is None or s in configured})
+
+    def reserved_a(self, view: ConnectorView) -> float:
+        """What an unreachable connector may draw: its last limit, or the fail-safe its gateway
+        falls to (after a restart the gateway knows no last limit), whichever is higher."""
+        return max(view.limit_a or 0.0, self.config.unreachable_reserve_a)
 
     async def _gateway_status(self, msg: Received[ServiceState]) -> None:
         """A (re)started gateway knows no limit: send every limit of its station at once."""
@@ -438,6 +481,7 @@ class EnergyManager:
             else:
                 log.info("grid meter back: fuse guard resumes")
         charge_w = sum(sum(c.drawn_a) * VOLTAGE_V for c in self.connectors.values())
+        unreachable = set(self.unreachable())
         grid = self.grid
         battery = self._battery()
         surplus_w = 0.0 if silent or grid is None else max(
@@ -458,25 +502,49 @@ class EnergyManager:
             if view.setting.mode is not ChargeMode.PLAN:
                 view.status = f"{view.setting.mode.value}: up to {cap:g} A"
             cap = self._phase_step(view, cap, share_w, now)
-            if view.charging:
+            if view.station in unreachable:
+                view.status = (f"unreachable (its bridge is down): {self.reserved_a(view):g} A "
+                               "kept reserved")
+            elif view.charging:
                 demands.append(Demand(view.key, view.phases, cap, view.setting.priority))
+        # an unreachable station's connectors are no demand: they keep what they may draw
+        # (reserved_a), taken off the site's headroom like the house load
+        kept = {v.key: self.reserved_a(v) for v in self.connectors.values()
+                if v.station in unreachable}
+        reserve, reserve_w = [0.0, 0.0, 0.0], 0.0
+        for view in self.connectors.values():
+            if view.key in kept:
+                for p in view.phases:
+                    reserve[p] += kept[view.key]
+                reserve_w += kept[view.key] * len(view.phases) * VOLTAGE_V
         if silent or grid is None:
-            limits = allocate(Site(fuse_a=cfg.failsafe_a), Grid((0.0, 0.0, 0.0), 0.0), demands)
+            limits = allocate(Site(fuse_a=cfg.failsafe_a),
+                              Grid((reserve[0], reserve[1], reserve[2]), reserve_w), demands)
         else:
             drawn = self.grid_drawn
             house = house_load(Grid(grid.current_a, grid.power_w), drawn)
-            limits = allocate(cfg.site, house, demands)
+            h = house.current_a
+            limits = allocate(cfg.site, Grid((h[0] + reserve[0], h[1] + reserve[1],
+                                              h[2] + reserve[2]), house.power_w + reserve_w),
+                              demands)
         # lowered limits first (they end an overload), then raised ones, then the unchanged
         # ones that are due again: the outbox is sent in order, one acknowledged QoS 1 message
         # at a time, so a hundred re-sends must not stand in front of a cut
         sends = []
         if cfg.cut_confirm_s > 0:
             for view in self.connectors.values():
+                if view.key in kept:
+                    continue
                 amps = limits.get(view.key, 0.0)
                 if view.limit_a is not None and amps < view.limit_a:
                     self._cuts[view.key] = (view, amps, now)
         hold = cfg.cut_confirm_s > 0 and self._cuts_pending(now)
         for view in self.connectors.values():
+            if view.key in kept:
+                # nothing reaches it (a limit would wait in the site broker's queue): its
+                # last limit stands, and is sent again when its bridge is back
+                limits[view.key] = view.limit_a or 0.0
+                continue
             amps = limits.get(view.key, 0.0)  # not charging: 0 until its session is seen
             before = view.limit_a
             if before is not None and amps < before:
@@ -503,7 +571,8 @@ class EnergyManager:
             self._publish_mode(view, only_if_changed=True)
             if full and view.session is not None and now - view.cost_sent_at >= cfg.resend_s:
                 self._publish_cost(view)  # the running cost, every resend_s
-        if full or silent != self._site_fail_safe:
+        if full or silent != self._site_fail_safe or sorted(unreachable) != (
+                self._site_unreachable):
             self._publish_site(silent, charge_w, surplus_w, battery)
         return limits
 
@@ -533,6 +602,7 @@ class EnergyManager:
                       battery: BatteryReading | None = None) -> None:
         cfg, grid, wall = self.config, self.grid, self.wall()
         self._site_fail_safe = silent
+        self._site_unreachable = self.unreachable()
         here = price_at(self.tariff.slots(wall, wall + _SECOND), wall)
         self.bus.publish(ch.ENERGY_SITE, SiteState(
             grid_power_w=None if silent or grid is None else grid.power_w,
@@ -544,7 +614,8 @@ class EnergyManager:
             fuse_limit_a=cfg.site.fuse_a, max_import_w=cfg.site.max_import_w,
             price_per_kwh=here.price_per_kwh if here else None,
             co2_g_per_kwh=here.co2_g_per_kwh if here else None,
-            price_status=self.tariff.status, fail_safe=silent))
+            price_status=self.tariff.status, fail_safe=silent,
+            unreachable_stations=self._site_unreachable))
 
     # --- plan mode -----------------------------------------------------------------------------
 

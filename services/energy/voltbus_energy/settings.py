@@ -36,6 +36,10 @@ class EnergySettings(BusSettings):
     # a raise waits (at most this long) until the cuts sent before it are in force at their
     # gateways; default: 5 s with ENERGY_ALL_STATIONS (bridged stations), else 0 (no wait)
     energy_cut_confirm_s: float | None = Field(default=None, ge=0, le=60)
+    # the gateways' VOLTBUS_ENERGY_LIMIT_FAILSAFE_A (the same variable: a shared voltbus.env
+    # gives both the same value): what a station whose bridge is down may fall to, so the
+    # energy manager reserves at least this for each of its connectors
+    energy_limit_failsafe_a: float = Field(default=6.0, ge=0, le=100)
     energy_connector_max_a: float = Field(default=16.0, ge=6, le=100)
     energy_connector_phases: Literal[1, 3] = 3
     # grid meter: "mqtt" (any topic, JSON paths), "modbus" (RTU register map), "sunspec"

@@ -54,10 +54,14 @@ function renderFlow(site) {
   // The house is what is left: grid + PV + battery - the cars.
   const house = grid == null ? null : grid + (site.pv_power_w || 0) + (site.battery_power_w || 0) - (site.charge_power_w || 0);
   loads.appendChild(node("house", "House", kw(house == null ? null : Math.max(0, house)), ""));
+  // Stations whose bridge to the site broker is down: their gateways are in fail-safe, their
+  // last limits stay reserved, and what the page shows of them is from before the drop.
+  const unreachable = site.unreachable_stations || [];
   for (const c of cars()) {
     const w = c.meter?.power_w;
+    const cut = unreachable.includes(c.station);
     loads.appendChild(node("car", `Car ${c.station}/${c.connector}`, kw(w),
-      c.status?.status || "", w > 0 ? ["active"] : []));
+      cut ? "unreachable" : c.status?.status || "", cut ? ["unreachable"] : w > 0 ? ["active"] : []));
   }
   const hub = document.createElement("div"); hub.className = "hub";
   // In the middle: what the site uses now (the house and the cars), fed from the left.
@@ -74,6 +78,10 @@ function renderFlow(site) {
   if (site.price_status) notes.push(site.price_status);
   $("#site-note").textContent = notes.join(" · ");
   $("#fail-safe").hidden = !site.fail_safe;
+  const cut = $("#unreachable");
+  cut.hidden = unreachable.length === 0;
+  cut.textContent = unreachable.length === 0 ? "" : `No link to ${unreachable.join(", ")}: the bridge `
+    + "to the site broker is down. Its connectors are at their fail-safe limit, their last limits stay reserved.";
 }
 
 function localInput(iso) {
