@@ -461,3 +461,6 @@ def test_the_bridge_command_says_what_is_wrong(tmp_path: Path) -> None:
     assert password not in site
     assert '"username": "bridge-garage"' in site
     assert "user bridge-garage" in done.stdout
+    # the link state: notifications into the contract's tree, and the site ACL line for it
+    assert "notification_topic voltbus/v1/P1/bridge/state\n" in text
+    assert "topic write voltbus/v1/P1/bridge/state" in done.stdout.splitlines()
