@@ -283,6 +283,10 @@ async def _run_site(tmp_path: Path, services: ServiceGroup, csms: Csms, site: Br
         print(f"P1 unreachable on the site {time.monotonic() - killed:.2f} s after the kill")
         await watch.until(lambda lt: "unreachable" in (lt["P1.mode"].status or "")
                           and lt["P1.mode"].limit_a == share, "P1's share kept reserved")
+        # P2's gateway, on the site broker, sees P1's bridge state too: not its bridge
+        await asyncio.sleep(0.5)
+        assert watch.latest["P2.charging"].energy_fail_safe is False
+        assert watch.latest["P2.charging"].current_limit_a == share
         ops["P2"].publish(ch.ENERGY_MODE_SET, ChargeModeSetting(mode=ChargeMode.OFF),
                           connector=1)
         await watch.until(lambda lt: limit("P2")(lt) == 0.0, "P2 off")
