@@ -8,6 +8,9 @@ time), waits until every service is online and the stack has settled, then print
 
 - RSS (VmRSS) and PSS (Pss from /proc/<pid>/smaps_rollup: shared pages split among sharers),
 - CPU as a share of one core over an idle window (user + system ticks from /proc/<pid>/stat),
+- the CPU seconds each service had used when the central system saw Available (its start-up
+  cost: on a shared 2-core machine the cold start is about the four added up over the share of
+  the cores they get),
 
 and the totals. With --runs N the whole stack is started N times and the medians are printed.
 
@@ -47,6 +50,7 @@ from voltbus_common.devbroker import free_port, wait_for_port
 from voltbus_common.devinflux import LocalInfluxDB
 
 SERVICES = ("gateway", "hardware", "recorder", "api")
+KEYS = ("rss", "pss", "cpu", "start_cpu")
 STATION = "FP001"
 
 
@@ -118,6 +122,7 @@ async def one_run(idle_s: float, settle_s: float,
                 available = await asyncio.to_thread(first_available, http_port)
             if available is None:
                 raise TimeoutError(f"never Available at the central system\n{group.logs()}")
+            start_cpu = {n: cpu_seconds(p.pid) for n, p in procs.items()}
             await wait_online(broker, STATION, SERVICES, timeout=60)
             await asyncio.to_thread(wait_for_port, api_port, 60)
             await asyncio.sleep(settle_s)
@@ -129,7 +134,8 @@ async def one_run(idle_s: float, settle_s: float,
             await asyncio.sleep(idle_s)
             elapsed = time.monotonic() - t0
             result = {n: {"cpu": (cpu_seconds(p.pid) - cpu0[n]) / elapsed * 100,
-                          "rss": rss_kib(p.pid) / 1024, "pss": pss_kib(p.pid) * 1.024 / 1000}
+                          "rss": rss_kib(p.pid) / 1024, "pss": pss_kib(p.pid) * 1.024 / 1000,
+                          "start_cpu": start_cpu[n]}
                       for n, p in procs.items()}
             result["cold_start"] = {"s": available - started}
             return result
@@ -158,22 +164,23 @@ def main(runs: int, idle_s: float, settle_s: float, logs: Path | None, compile_:
     for i in range(runs):
         result = asyncio.run(one_run(idle_s, settle_s, logs))
         results.append(result)
-        total = {k: sum(result[n][k] for n in SERVICES) for k in ("rss", "pss", "cpu")}
-        print(f"run {i + 1}: cold start to Available {result['cold_start']['s']:.2f} s; "
-              f"RSS {total['rss']:.1f} MiB, PSS {total['pss']:.1f} MB, "
-              f"CPU {total['cpu']:.2f} % of one core")
+        total = {k: sum(result[n][k] for n in SERVICES) for k in KEYS}
+        print(f"run {i + 1}: cold start to Available {result['cold_start']['s']:.2f} s "
+              f"(start CPU {total['start_cpu']:.2f} s); RSS {total['rss']:.1f} MiB, "
+              f"PSS {total['pss']:.1f} MB, CPU {total['cpu']:.2f} % of one core")
 
     def median(name: str, key: str) -> float:
         return statistics.median(r[name][key] for r in results)
 
     print(f"\nmedians over {runs} run(s), idle window {idle_s:g} s:")
-    print(f"{'service':<10} {'RSS MiB':>8} {'PSS MB':>8} {'CPU %':>7}")
+    print(f"{'service':<10} {'RSS MiB':>8} {'PSS MB':>8} {'CPU %':>7} {'start CPU s':>12}")
     for name in SERVICES:
         print(f"{name:<10} {median(name, 'rss'):8.1f} {median(name, 'pss'):8.1f} "
-              f"{median(name, 'cpu'):7.2f}")
+              f"{median(name, 'cpu'):7.2f} {median(name, 'start_cpu'):12.2f}")
     totals = {k: statistics.median(sum(r[n][k] for n in SERVICES) for r in results)
-              for k in ("rss", "pss", "cpu")}
-    print(f"{'total':<10} {totals['rss']:8.1f} {totals['pss']:8.1f} {totals['cpu']:7.2f}")
+              for k in KEYS}
+    print(f"{'total':<10} {totals['rss']:8.1f} {totals['pss']:8.1f} {totals['cpu']:7.2f} "
+          f"{totals['start_cpu']:12.2f}")
     cold = statistics.median(r["cold_start"]["s"] for r in results)
     print(f"cold start to Available at the central system: {cold:.2f} s")
     print(f"goal ratios: PSS {totals['pss'] / 150:.2f} of 150 MB, CPU {totals['cpu']:.2f} of 1 %, "
