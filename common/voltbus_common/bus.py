@@ -35,6 +35,22 @@ from voltbus_common.settings import BusSettings
 
 log = logging.getLogger(__name__)
 
+
+class _LostConnectionIsAWarning(logging.Filter):
+    """paho logs a connection the broker dropped ("failed to receive on socket: [Errno 104]
+    Connection reset by peer") as an ERROR; for the bus it is an outage it rides out (it says
+    so itself, as a WARNING, with the retry), so it is logged as a WARNING too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).startswith(
+                ("failed to receive on socket", "failed to send on socket")):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_paho_log = logging.getLogger("mqtt")  # aiomqtt's default logger name, kept for log filters
+_paho_log.addFilter(_LostConnectionIsAWarning())
+
 # Without TCP_NODELAY a QoS 1 command answered by another process stalls 40-90 ms (Nagle meets
 # delayed ACK); the broker config sets `set_tcp_nodelay true` for its side.
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -392,7 +408,7 @@ class Bus:
             s.mqtt_host, s.mqtt_port, username=s.mqtt_username, password=s.mqtt_secret(),
             identifier=self._client_id, will=will, clean_session=not self.persistent_session,
             keepalive=s.mqtt_keepalive_s, socket_options=_NODELAY, tls_context=tls_context,
-            timeout=10,
+            timeout=10, logger=_paho_log,
         )
 
     def _status_topic(self) -> str:

@@ -143,7 +143,7 @@ async def test_one_process_serves_several_stations(
     gw.start()
     try:
         for sid in stations:
-            boot = await devcsms_process.wait(sid, "BootNotification")
+            boot = await devcsms_process.wait(sid, "BootNotification", timeout=30)
             assert boot["chargePointSerialNumber"] == sid
             await devcsms_process.wait(sid, "StatusNotification")
         assert sorted(p.name for p in (tmp_path / "d" / "gateway").iterdir()) == stations
