@@ -3,6 +3,7 @@ server closed, chunked and sized answers, credentials, a path prefix; httpx wher
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 from collections.abc import Iterator
@@ -130,3 +131,42 @@ async def test_https_and_proxies_keep_httpx(monkeypatch: pytest.MonkeyPatch,
     finally:
         for c in (plain, tls, proxied):
             await c.aclose()
+
+
+async def test_the_timeout_is_per_step_not_per_request() -> None:
+    """An answer that keeps coming, slower in all than the timeout, is read (as httpx times each
+    read); a server that says nothing for the timeout is an HttpError, and the next request
+    gets a new connection."""
+    silent = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (head := await reader.readuntil(b"\r\n\r\n")):
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            if silent.is_set():
+                await asyncio.sleep(5)
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for part in (b"one ", b"two ", b"three ", b"four"):
+                await asyncio.sleep(0.2)
+                writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = PlainHttp(f"http://127.0.0.1:{port}", timeout_s=0.5)
+    try:
+        big = b"m v=1 1\n" * 40_000  # 320 kB: sent in pieces
+        answer = await client.request("POST", "/write", {}, big)
+        assert (answer.status, answer.text) == (200, "one two three four")  # 0.8 s > 0.5 s
+        silent.set()
+        with pytest.raises(HttpError, match="TimeoutError"):
+            await client.request("GET", "/ping", {})
+        silent.clear()
+        assert (await client.request("GET", "/ping", {})).text == "one two three four"
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()

@@ -20,12 +20,15 @@ import base64
 import contextlib
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import unquote, urlencode, urlsplit
 
 USER_AGENT = "voltbus-recorder"
 MAX_BODY = 16 * 1024 * 1024  # InfluxDB answers a write or ping with a few hundred bytes at most
+CHUNK = 64 * 1024
+T = TypeVar("T")
 
 
 class HttpError(Exception):
@@ -103,11 +106,17 @@ class PlainHttp:
             for attempt in (1, 2):
                 reused = self._usable()
                 try:
-                    async with asyncio.timeout(self._timeout_s):
-                        reader, writer = await self._connection()
-                        writer.writelines([head, body])
-                        await writer.drain()
-                        return await self._response(reader, method)
+                    reader, writer = await self._in_time(self._connection())
+                    if len(body) <= CHUNK:
+                        writer.write(head + body)
+                    else:  # each piece of a large batch must go within the timeout
+                        writer.write(head)
+                        view = memoryview(body)
+                        for at in range(0, len(view), CHUNK):
+                            writer.write(view[at:at + CHUNK])
+                            await self._in_time(writer.drain())
+                    await self._in_time(writer.drain())
+                    return await self._response(reader, method)
                 except (OSError, EOFError, TimeoutError, ValueError,
                         asyncio.LimitOverrunError) as exc:
                     self._close()
@@ -119,6 +128,13 @@ class PlainHttp:
                     self._close()
                     raise
         raise AssertionError("unreachable")
+
+    async def _in_time(self, step: Awaitable[T]) -> T:
+        """One step (connect, a piece sent, a piece of the answer read) within the timeout, as
+        httpx times each read and write: a large batch on a slow uplink is not cut off while it
+        moves."""
+        async with asyncio.timeout(self._timeout_s):
+            return await step
 
     def _usable(self) -> bool:
         return (self._writer is not None and self._reader is not None
@@ -137,13 +153,13 @@ class PlainHttp:
 
     async def _response(self, reader: asyncio.StreamReader, method: str) -> Response:
         while True:
-            status_line = await reader.readuntil(b"\r\n")
+            status_line = await self._in_time(reader.readuntil(b"\r\n"))
             version, _, rest = status_line.decode("latin-1").partition(" ")
             if not version.startswith("HTTP/1."):
                 raise ValueError(f"not an HTTP answer: {status_line[:60]!r}")
             status = int(rest.split(" ", 1)[0])
             headers: dict[str, str] = {}
-            while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+            while (line := await self._in_time(reader.readuntil(b"\r\n"))) != b"\r\n":
                 name, _, value = line.decode("latin-1").partition(":")
                 headers[name.strip().lower()] = value.strip()
             if status >= 200 or status == 101:
@@ -152,14 +168,14 @@ class PlainHttp:
         if method == "HEAD" or status in (204, 304) or status < 200:
             data = b""
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            data = await _chunked(reader)
+            data = await _chunked(reader, self._in_time)
         elif "content-length" in headers:
             length = int(headers["content-length"])
             if not 0 <= length <= MAX_BODY:
                 raise ValueError(f"answer of {length} bytes")
-            data = await reader.readexactly(length)
+            data = await self._in_time(reader.readexactly(length))
         else:  # the body runs to the end of the connection
-            data, keep = await reader.read(MAX_BODY), False
+            data, keep = await self._in_time(reader.read(MAX_BODY)), False
         if not keep:
             self._close()
         return Response(status, data.decode("utf-8", errors="replace"))
@@ -178,18 +194,20 @@ class PlainHttp:
                 await writer.wait_closed()
 
 
-async def _chunked(reader: asyncio.StreamReader) -> bytes:
+async def _chunked(reader: asyncio.StreamReader,
+                   in_time: Callable[[Awaitable[bytes]], Awaitable[bytes]]) -> bytes:
     data = bytearray()
     while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip() or b"0", 16)
+        line = await in_time(reader.readuntil(b"\r\n"))
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+            while await in_time(reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                 pass
             return bytes(data)
         if len(data) + size > MAX_BODY:
             raise ValueError("chunked answer too long")
-        data += await reader.readexactly(size)
-        await reader.readexactly(2)
+        data += await in_time(reader.readexactly(size))
+        await in_time(reader.readexactly(2))
 
 
 class HttpxHttp:
