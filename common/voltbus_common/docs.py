@@ -24,6 +24,12 @@ differs. Do not edit by hand.
   ACL lets publish there (every voltbus user may read the whole tree).
 - Commands to the gateway go to `ocpp/{{connector}}/command`; every command, valid or not, is
   answered on `ocpp/{{connector}}/command/result` with the `request_id` it carried.
+- An `id_tag` is 1..36 printable characters without spaces (OCPP 2.0.1's idToken, e.g. a UUID
+  from an app; it was 1..20, OCPP 1.6's idTag: a gateway speaking 1.6 refuses a longer card or
+  start command). `hw/rfid` may say the card's `card_type`: `ISO14443` (Mifare, NFC-A; the
+  default, also when omitted) or `ISO15693` (vicinity cards), the idToken type OCPP 2.0.1 sends.
+  A transaction or session started without authorisation (a 2.0.1 NoAuthorization remote
+  start: free charging) has `id_tag` null, like one started at plug-in and not authorised yet.
 """
 
 

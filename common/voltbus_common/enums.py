@@ -125,6 +125,13 @@ class Service(StrEnum):
     ENERGY = "energy"
 
 
+class CardType(StrEnum):
+    """What kind of card a reader reads (the OCPP 2.0.1 IdTokenEnumType it is sent as)."""
+
+    ISO14443 = "ISO14443"  # proximity: Mifare, NFC-A (MFRC522, PN532)
+    ISO15693 = "ISO15693"  # vicinity cards (readers configured to say so)
+
+
 class CommandName(StrEnum):
     """Commands the gateway takes from the API, Home Assistant and users' scripts."""
 

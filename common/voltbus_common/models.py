@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from voltbus_common.enums import (
+    CardType,
     ChargeMode,
     ChargePointErrorCode,
     CommandName,
@@ -54,8 +55,10 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-IdTag = Annotated[str, Field(min_length=1, max_length=20, pattern=r"^[\x21-\x7e]+$")]
-"""An OCPP 1.6 idToken: 1..20 printable characters, no spaces."""
+IdTag = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[\x21-\x7e]+$")]
+"""An id token's value: 1..36 printable characters, no spaces (OCPP 2.0.1 IdTokenType.idToken is
+up to 36, e.g. a UUID from an app; OCPP 1.6's idTag only 20: a gateway speaking 1.6 refuses a
+longer one)."""
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 PhaseValues = Annotated[list[FiniteFloat], Field(min_length=1, max_length=3)]
 Amps = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -191,11 +194,21 @@ class HardwareError(Payload):
 
 
 class RfidSeen(Payload):
-    """A card presented to a reader (once per presentation, not once per poll)."""
+    """A card presented to a reader (once per presentation, not once per poll).
+
+    id_tag: up to 36 characters (OCPP 2.0.1's idToken; a gateway speaking 1.6, whose idTag is 20,
+    refuses a longer card). card_type (optional, added later: publishers without it are still
+    valid): what the reader reads, ISO14443 when omitted, ISO15693 from a reader of vicinity
+    cards; OCPP 2.0.1 sends the card as an idToken of that type.
+    """
 
     id_tag: IdTag
     reader: str = Field(default="default", min_length=1, max_length=64)
     ts: UtcDatetime = Field(default_factory=utcnow)
+    card_type: CardType = Field(
+        default=CardType.ISO14443, description="the kind of card, as the reader knows it: "
+        "ISO14443 (Mifare, NFC-A; the default, also when omitted) or ISO15693 (vicinity "
+        "cards); OCPP 2.0.1 sends the card as an idToken of this type")
 
 
 # --- gateway -> hardware -----------------------------------------------------------------------

@@ -113,7 +113,7 @@ async def test_gateway_refusal_maps_to_status(api: API, peers: Peers, station: s
     ("start", {}, "id_tag: Field required"),
     ("start", {"id_tag": ""}, "id_tag: String should have at least 1 character"),
     ("start", {"id_tag": "has space"}, "id_tag: String should match pattern"),
-    ("start", {"id_tag": "X" * 21}, "id_tag: String should have at most 20 characters"),
+    ("start", {"id_tag": "X" * 37}, "id_tag: String should have at most 36 characters"),
     ("current_limit", {"amps": 500}, "amps: Input should be less than or equal to 100"),
     ("current_limit", {"amps": -1}, "amps: Input should be greater than or equal to 0"),
     ("current_limit", {"amp": 6}, "amp: Extra inputs are not permitted"),

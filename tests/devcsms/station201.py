@@ -75,7 +75,8 @@ class Station201(ChargePoint):
     async def event(self, event_type: str, transaction_id: str, *, seq_no: int | None = None,
                     trigger_reason: str | None = None, offline: bool | None = None,
                     meter_wh: float | None = None, id_token: str | None = None,
-                    timestamp: str | None = None, **info: Any) -> Any:
+                    token_type: str = "ISO14443", timestamp: str | None = None,
+                    **info: Any) -> Any:
         """A TransactionEvent; seqNo from the station's counter unless given. A Started
         Authorized carries an idToken (a test card unless given), as E01-E03 want."""
         if trigger_reason is None:
@@ -89,7 +90,7 @@ class Station201(ChargePoint):
             transaction_info={"transaction_id": transaction_id, **info},
             offline=offline, evse={"id": 1, "connector_id": 1},
             meter_value=energy(meter_wh) if meter_wh is not None else None,
-            id_token={"id_token": id_token, "type": "ISO14443"} if id_token else None))
+            id_token={"id_token": id_token, "type": token_type} if id_token else None))
 
     # --- B provisioning ----------------------------------------------------------------------
 
@@ -194,7 +195,7 @@ class Station201(ChargePoint):
         self.transaction_id = f"tx-remote-{remote_start_id}"
         await self.event("Started", self.transaction_id, trigger_reason="RemoteStart",
                          remote_start_id=remote_start_id, meter_wh=100,
-                         id_token=id_token["id_token"])
+                         id_token=id_token["id_token"], token_type=id_token["type"])
 
     @on(Action.request_stop_transaction)
     def on_request_stop(self, transaction_id: str,

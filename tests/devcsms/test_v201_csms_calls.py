@@ -111,6 +111,26 @@ async def test_remote_start_and_stop_through_the_http_api(csms: Csms) -> None:
         assert answer == {"messagesInQueue": False, "ongoingIndicator": False}
 
 
+async def test_a_remote_start_token_must_keep_its_type(csms: Csms) -> None:
+    """F01/F02: the token a RequestStartTransaction gives is (value, type); an Authorize or a
+    TransactionEvent with its value and another type breaks remote-start-idtoken-type-changed,
+    a NoAuthorization token with a value noauthorization-idtoken-not-empty. The same value and
+    type is fine (the remote start's own Started, above, kept the type)."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        started = await csms.post("/remotestart", {"id": "S1", "connector": 1, "id_tag": "APP"})
+        assert started.json()["status"] == "Accepted"
+        await csms.wait_for("S1", "TransactionEvent")
+        assert csms.violations() == []
+        await st.call(call.Authorize(id_token={"id_token": "APP", "type": "Central"}))
+        assert csms.violations() == []
+        await st.call(call.Authorize(id_token={"id_token": "APP", "type": "ISO14443"}))
+        await st.call(call.Authorize(id_token={"id_token": "X", "type": "NoAuthorization"}))
+        assert [(v.rule, v.action) for v in csms.violations()] == [
+            ("remote-start-idtoken-type-changed", "Authorize"),
+            ("noauthorization-idtoken-not-empty", "Authorize")]
+
+
 async def test_http_changeconfig_setmaxvalue_and_generic_call(csms: Csms) -> None:
     async with station201(csms.url, "S1") as st:
         await st.boot()

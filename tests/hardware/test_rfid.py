@@ -8,12 +8,13 @@ import pytest
 from tests.fixtures.mosquitto import Broker
 from tests.fixtures.rfid_peers import KeyboardWedge, Mfrc522Chip, Pn532Board
 from tests.hardware.helpers import rig
-from voltbus_common.enums import ChargePointErrorCode
+from voltbus_common.enums import CardType, ChargePointErrorCode
 from voltbus_hardware.drivers.base import DeviceUnavailable
 from voltbus_hardware.drivers.rfid_common import Presence
 from voltbus_hardware.drivers.rfid_keyboard import KeyboardReader
 from voltbus_hardware.drivers.rfid_mfrc522 import Mfrc522Reader
 from voltbus_hardware.drivers.rfid_pn532 import Pn532Reader, UartTransport
+from voltbus_hardware.drivers.simulated import SimRfid
 from voltbus_hardware.registry import simulated_station
 
 
@@ -98,4 +99,22 @@ async def test_reader_failure_reaches_the_bus_and_clears(
         mfrc522_chip.broken = False
         await w["error"].until(lambda m: m.payload.code == "NoError", within=10)
     assert (seen.payload.id_tag, seen.payload.reader) == ("04A1B2C3", "front")
+    assert seen.payload.card_type is CardType.ISO14443  # an MFRC522 reads ISO 14443A cards
     assert errors == {1, 2}  # a station's reader serves every connector
+
+
+async def test_the_reader_kind_is_the_card_type_on_the_bus(mosquitto: Broker, station: str) -> None:
+    """A reader configured for vicinity cards says ISO15693 on hw/rfid (the idToken type OCPP
+    2.0.1 sends); others say ISO14443. A 36-character id (2.0.1's idToken) is published too."""
+    hardware = simulated_station(station, 1)
+    vicinity, proximity = SimRfid("vicinity", CardType.ISO15693), SimRfid("proximity")
+    hardware.readers = [vicinity, proximity]
+    async with rig(mosquitto, station, hardware=hardware) as r:
+        w = r.watches
+        vicinity.present_card("E0040150A1B2C3D4")
+        first = await w["rfid"].next()
+        proximity.present_card("C" * 36)
+        second = await w["rfid"].next()
+    assert (first.payload.id_tag, first.payload.reader, first.payload.card_type) == (
+        "E0040150A1B2C3D4", "vicinity", CardType.ISO15693)
+    assert (second.payload.id_tag, second.payload.card_type) == ("C" * 36, CardType.ISO14443)

@@ -597,6 +597,12 @@ def test_last_rfid_and_price_from_the_station_view() -> None:
         "reader"] == "front"
     assert float(state(comps["price"], view)) == 0.3
     assert state(comps["last_rfid"], view_bytes(StationView(price_per_kwh=0.3))) == "None"
+    # a 36-character OCPP 2.0.1 token and the card type shown whole
+    long = RfidSeen(id_tag="0f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19", card_type="ISO15693", ts=T0)
+    view = view_bytes(StationView(last_rfid=long, price_per_kwh=0.3))
+    assert state(comps["last_rfid"], view) == "0f8e7d6c-5b4a-4392-8170-6e5d4c3b2a19"
+    assert json.loads(render(comps["last_rfid"]["json_attributes_template"], view))[
+        "card_type"] == "ISO15693"
 
 
 # --- what HA sends -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ METER_OK = {"energy_wh": 1.0, "power_w": 0.0, "current_a": [0.0], "voltage_v": [
     (ch.HW_ERROR, "1", b'{"code": "Melted"}', "code: Input should be"),
     (ch.HW_ERROR, "4", b'{"code": "NoError"}', "unknown connector 4"),
     (ch.RFID, None, b'{"id_tag": "has space"}', "id_tag: String should match pattern"),
-    (ch.RFID, None, b'{"id_tag": "123456789012345678901"}', "id_tag: String should have at most"),
+    (ch.RFID, None, b'{"id_tag": "' + b"1" * 37 + b'"}', "id_tag: String should have at most 36"),
     (ch.RFID, None, b"[]", "payload"),
 ])
 async def test_bad_hardware_message_is_rejected_and_gateway_keeps_running(

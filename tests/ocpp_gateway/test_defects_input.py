@@ -63,7 +63,7 @@ async def test_full_local_list_entry_without_id_tag_info_changes_nothing(rig: Ri
     assert answer[:3] == [4, "bad-1", "OccurenceConstraintViolation"]
     assert await rig.csms.send(rig.id, call.GetLocalListVersion()) == {"listVersion": 3}
     assert rig.gateway is not None
-    assert set(rig.gateway.local_list) == {"KEEP"}
+    assert {t.value for t in rig.gateway.local_list} == {"KEEP"}
 
 
 async def test_an_empty_local_list_reads_back_version_0(rig: Rig) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.ocpp_gateway.conftest import Rig
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.store import Store
 
@@ -149,7 +150,7 @@ async def test_an_authorize_answer_cached_shares_the_start_transactions_commit(
     store = Store(tmp_path / "state.sqlite")
     cache, queue = AuthTable(store, "cache"), OfflineQueue(store)
     seen = commits(store)
-    cache["TAG"] = AuthEntry(AuthStatus.ACCEPTED)
+    cache[IdToken("TAG")] = AuthEntry(AuthStatus.ACCEPTED)
     assert store.db.in_transaction  # pending in the group, not committed on its own
     with store.transaction():
         queue.add("StartTransaction", {"idTag": "TAG"}, local_id=1)

@@ -56,6 +56,7 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -135,7 +136,7 @@ def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
                               "PublishTransaction", "PublishCharging", "SendStatus", "SetLed"]
     start = effects[0]
     assert isinstance(start, SendStartTransaction)
-    assert (start.id_tag, start.meter_start_wh, start.ts) == ("TAG", 500.0, T0)
+    assert (start.id_tag, start.meter_start_wh, start.ts) == (IdToken("TAG"), 500.0, T0)
     assert SetRelay(1, True) in effects
     assert status(model) is ConnectorStatus.SUSPENDED_EV
     model.handle(PilotChanged(1, PilotState.C))
@@ -153,7 +154,8 @@ def test_tap_plug_authorize_start_meter_and_stop_by_second_tap() -> None:
     model.handle(MeterUpdated(1, reading(650.0)))
     effects = model.handle(CardPresented("TAG"))
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
-    assert (stop.meter_stop_wh, stop.reason, stop.id_tag) == (650.0, StopReason.LOCAL, "TAG")
+    assert (stop.meter_stop_wh, stop.reason, stop.id_tag) == (
+        650.0, StopReason.LOCAL, IdToken("TAG"))
     assert SetRelay(1, False) in effects
     session = next(e for e in effects if isinstance(e, PublishSession))
     assert session.transaction.transaction_id == "77"
@@ -179,7 +181,7 @@ def test_rejected_tag_does_not_start() -> None:
     model.handle(CardPresented("BAD"))
     assert kinds(model.handle(AuthorizeAnswered("BAD", AuthStatus.INVALID))) == []
     assert model.connectors[1].facts.tx is None
-    assert model.authoriser.cache["BAD"].status is AuthStatus.INVALID
+    assert model.authoriser.cache[IdToken("BAD")].status is AuthStatus.INVALID
 
 
 def test_remote_start_waits_for_plug_then_times_out() -> None:
@@ -312,7 +314,7 @@ def test_offline_authorisation(config: dict[str, str], known: AuthStatus | None,
                                accepted: bool) -> None:
     model, _ = build(**config)
     if known:
-        model.authoriser.cache["TAG"] = AuthEntry(known)
+        model.authoriser.cache[IdToken("TAG")] = AuthEntry(known)
     model.handle(LinkChanged(False))
     model.handle(PilotChanged(1, PilotState.B))
     effects = model.handle(CardPresented("TAG"))
@@ -322,7 +324,7 @@ def test_offline_authorisation(config: dict[str, str], known: AuthStatus | None,
 
 def test_local_pre_authorize_skips_authorize_for_cached_tag() -> None:
     model, _ = build(LocalPreAuthorize="true")
-    model.authoriser.cache["TAG"] = AuthEntry(AuthStatus.ACCEPTED, T0 + timedelta(days=1))
+    model.authoriser.cache[IdToken("TAG")] = AuthEntry(AuthStatus.ACCEPTED, T0 + timedelta(days=1))
     model.handle(PilotChanged(1, PilotState.B))
     assert "SendStartTransaction" in kinds(model.handle(CardPresented("TAG")))
 
@@ -371,8 +373,8 @@ def test_clock_aligned_meter_values() -> None:
 
 def test_reservation_accepts_a_tag_with_the_same_parent() -> None:
     model, _ = build()
-    model.authoriser.cache["CHILD"] = AuthEntry(AuthStatus.ACCEPTED, None, "FLEET")
-    model.authoriser.cache["STRANGER"] = AuthEntry(AuthStatus.ACCEPTED, None, "OTHER")
+    model.authoriser.cache[IdToken("CHILD")] = AuthEntry(AuthStatus.ACCEPTED, None, "FLEET")
+    model.authoriser.cache[IdToken("STRANGER")] = AuthEntry(AuthStatus.ACCEPTED, None, "OTHER")
     assert model.reserve(1, Reservation(3, "OWNER", "FLEET", T0 + timedelta(hours=1))) == (
         Outcome.ACCEPTED)
     model.handle(PilotChanged(1, PilotState.B))
@@ -398,7 +400,7 @@ def test_another_tag_of_the_same_group_stops_the_transaction() -> None:
     model.handle(CardPresented("KID"))
     effects = model.handle(AuthorizeAnswered("KID", AuthStatus.ACCEPTED, None, "FAMILY"))
     stop = next(e for e in effects if isinstance(e, SendStopTransaction))
-    assert (stop.id_tag, stop.reason) == ("KID", StopReason.LOCAL)
+    assert (stop.id_tag, stop.reason) == (IdToken("KID"), StopReason.LOCAL)
 
 
 def test_reader_failure_is_reported_but_does_not_stop_charging() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.results import AuthStatus, Outcome
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 from voltbus_ocpp.store import AuthTable, Store
@@ -20,17 +21,18 @@ from voltbus_ocpp.store import AuthTable, Store
 def test_cache_rows_written_in_the_16_spelling_still_read(stored: str,
                                                          status: AuthStatus) -> None:
     store = Store(":memory:")
-    store.db.execute("INSERT INTO auth VALUES ('cache', 'TAG', ?, NULL, 'P')", (stored,))
-    assert AuthTable(store, "cache")["TAG"] == AuthEntry(status, None, "P")
+    store.db.execute("INSERT INTO auth (kind, id_tag, status, expiry, parent) "
+                     "VALUES ('cache', 'TAG', ?, NULL, 'P')", (stored,))
+    assert AuthTable(store, "cache")[IdToken("TAG")] == AuthEntry(status, None, "P")
 
 
 def test_cache_rows_are_written_in_the_neutral_spelling() -> None:
     store = Store(":memory:")
     expiry = datetime(2027, 1, 1, tzinfo=UTC)
-    AuthTable(store, "list")["TAG"] = AuthEntry(AuthStatus.CONCURRENT_TX, expiry)
+    AuthTable(store, "list")[IdToken("TAG")] = AuthEntry(AuthStatus.CONCURRENT_TX, expiry)
     row = store.db.execute("SELECT status, expiry FROM auth").fetchone()
     assert row == ("concurrent_tx", expiry.isoformat())
-    assert AuthTable(store, "list")["TAG"].status is AuthStatus.CONCURRENT_TX
+    assert AuthTable(store, "list")[IdToken("TAG")].status is AuthStatus.CONCURRENT_TX
 
 
 def test_every_neutral_answer_has_a_16_spelling() -> None:

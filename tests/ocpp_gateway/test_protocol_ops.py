@@ -11,6 +11,7 @@ import pytest
 from ocpp.v16 import call
 
 from tests.ocpp_gateway.conftest import Rig
+from voltbus_ocpp.model.tokens import IdToken
 
 
 def iso(delta_s: float) -> str:
@@ -159,9 +160,9 @@ async def test_clear_cache_forgets_tags_for_offline_use(rig: Rig) -> None:
     rig.tap("CACHED")
     await rig.csms.wait_for(rig.id, "StopTransaction")
     assert rig.gateway is not None
-    assert "CACHED" in rig.gateway.authoriser.cache
+    assert IdToken("CACHED") in rig.gateway.authoriser.cache
     assert await rig.csms.send(rig.id, call.ClearCache()) == {"status": "Accepted"}
-    assert "CACHED" not in rig.gateway.authoriser.cache
+    assert IdToken("CACHED") not in rig.gateway.authoriser.cache
 
 
 async def test_local_list_full_differential_versions_and_offline_use(rig: Rig) -> None:
@@ -185,7 +186,7 @@ async def test_local_list_full_differential_versions_and_offline_use(rig: Rig) -
     await online(rig)
     assert await csms.send(rig.id, call.GetLocalListVersion()) == {"listVersion": 2}
     assert rig.gateway is not None
-    assert sorted(rig.gateway.local_list) == ["LISTED", "NEW"]
+    assert sorted(t.value for t in rig.gateway.local_list) == ["LISTED", "NEW"]
     # Offline, a listed tag charges (LocalAuthorizeOffline).
     await csms.stop()
     await rig.wait("connection", lambda p: p.connected is False)

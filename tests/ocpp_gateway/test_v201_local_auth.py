@@ -13,6 +13,7 @@ import pytest
 
 from tests.ocpp_gateway.conftest import Rig
 from voltbus_ocpp.model.results import AuthStatus
+from voltbus_ocpp.model.tokens import IdToken
 
 
 def token(tag: str) -> dict[str, str]:
@@ -47,7 +48,8 @@ async def test_send_local_list_full_then_differential_with_versions(rig: Rig) ->
     assert await csms.send_action(rig.id, "GetLocalListVersion", {}) == {"versionNumber": 3}
     gateway = rig.gateway
     assert gateway is not None
-    local = dict(gateway.local_list)  # the auth table the 1.6 adapter's SendLocalList fills
+    # the auth table the 1.6 adapter's SendLocalList fills (entries per value and type)
+    local = {t.value: e for t, e in gateway.local_list.items()}
     assert set(local) == {"TAG1", "TAG2"}
     assert (local["TAG1"].status, local["TAG1"].parent_id_tag) == (AuthStatus.ACCEPTED, "FLEET")
     assert local["TAG1"].expiry is not None
@@ -58,21 +60,21 @@ async def test_send_local_list_full_then_differential_with_versions(rig: Rig) ->
     assert await csms.send_action(rig.id, "SendLocalList", {
         "versionNumber": 3, "updateType": "Differential",
         "localAuthorizationList": [entry("TAG9", "Accepted")]}) == {"status": "VersionMismatch"}
-    assert set(gateway.local_list) == {"TAG1", "TAG2"}
+    assert {t.value for t in gateway.local_list} == {"TAG1", "TAG2"}
     # Differential: an entry without idTokenInfo is removed, others added or replaced
     assert await csms.send_action(rig.id, "SendLocalList", {
         "versionNumber": 4, "updateType": "Differential", "localAuthorizationList": [
             entry("TAG2"), entry("TAG3", "Accepted"), entry("TAG1", "Expired")]}) == {
         "status": "Accepted"}
     assert await csms.send_action(rig.id, "GetLocalListVersion", {}) == {"versionNumber": 4}
-    assert {t: e.status for t, e in gateway.local_list.items()} == {
+    assert {t.value: e.status for t, e in gateway.local_list.items()} == {
         "TAG1": AuthStatus.EXPIRED, "TAG3": AuthStatus.ACCEPTED}
 
     # Full without idTokenInfo breaks an occurrence constraint; the list is kept
     answer = await csms.send_action(rig.id, "SendLocalList", {
         "versionNumber": 5, "updateType": "Full", "localAuthorizationList": [entry("TAG4")]})
     assert answer["error"] == "OccurrenceConstraintViolation"
-    assert set(gateway.local_list) == {"TAG1", "TAG3"}
+    assert {t.value for t in gateway.local_list} == {"TAG1", "TAG3"}
     # more entries than ItemsPerMessage: Failed, nothing changed
     await set_variable(rig, "LocalAuthListCtrlr", "ItemsPerMessage", "1")
     assert await csms.send_action(rig.id, "SendLocalList", {
@@ -122,10 +124,10 @@ async def test_clear_cache_empties_the_authorisation_cache(rig: Rig) -> None:
     gateway = rig.gateway
     assert gateway is not None
     for _ in range(100):
-        if "CARD" in gateway.authoriser.cache:
+        if IdToken("CARD") in gateway.authoriser.cache:
             break
         await asyncio.sleep(0.05)
-    assert "CARD" in gateway.authoriser.cache
+    assert IdToken("CARD") in gateway.authoriser.cache
     assert await csms.send_action(rig.id, "ClearCache", {}) == {"status": "Accepted"}
     assert len(gateway.authoriser.cache) == 0
     await set_variable(rig, "AuthCacheCtrlr", "Enabled", "false")

@@ -12,6 +12,7 @@ from typing import Any
 from ocpp.v16.enums import RegistrationStatus
 
 from tests.ocpp_gateway.conftest import Rig
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.protocol.wire_time import iso
 
 
@@ -47,7 +48,7 @@ async def test_reserve_now_and_cancel_reservation(rig: Rig) -> None:
     assert gateway is not None
     r = gateway.model.connectors[1].facts.reservation  # the model's reservation, as in 1.6
     assert r is not None
-    assert (r.reservation_id, r.id_tag) == (1, "R1")
+    assert (r.reservation_id, r.id_tag) == (1, IdToken("R1"))
     assert await csms.send_action(rig.id, "ReserveNow", reserve(2, "R2")) == {
         "status": "Occupied"}  # the EVSE is already reserved
     assert await csms.send_action(rig.id, "ReserveNow", reserve(3, "R3", evse=7)) == {

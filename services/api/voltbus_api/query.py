@@ -20,7 +20,7 @@ from voltbus_api.errors import ApiError
 EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
 LATEST = datetime(2262, 4, 3, tzinfo=UTC)
 MAX_CONNECTOR = 10_000  # the same bound as the {n} path parameter
-_ID_TAG = re.compile(r"[\x21-\x7e]{1,20}")
+_ID_TAG = re.compile(r"[\x21-\x7e]{1,36}")  # the bus contract's IdTag
 
 
 def in_range(moment: datetime, zone: tzinfo = UTC) -> datetime:
@@ -46,7 +46,7 @@ def _moment(value: datetime) -> datetime:
 
 def _id_tag(value: str) -> str:
     if not _ID_TAG.fullmatch(value):
-        raise ValueError("an id tag is 1..20 printable ASCII characters without spaces "
+        raise ValueError("an id tag is 1..36 printable ASCII characters without spaces "
                          f"(got {value!r})")
     return value
 
@@ -63,7 +63,7 @@ Station = Annotated[str | None, Query(description="station id", json_schema_extr
     lambda v: None if v is None else _station(v))]
 Connector = Annotated[int | None, Query(ge=1, le=MAX_CONNECTOR, description="connector id")]
 IdTagFilter = Annotated[str | None, Query(description="OCPP id tag (card)", json_schema_extra={
-    "minLength": 1, "maxLength": 20, "pattern": r"^[\x21-\x7e]+$"}), AfterValidator(
+    "minLength": 1, "maxLength": 36, "pattern": r"^[\x21-\x7e]+$"}), AfterValidator(
     lambda v: None if v is None else _id_tag(v))]
 From = Annotated[datetime | None, Query(
     alias="from", description="started at or after (ISO 8601; UTC when no offset is given)",

@@ -32,7 +32,8 @@ class Body(BaseModel):
 class StartBody(Body):
     """Remote start: authorise this id tag and start a transaction."""
 
-    id_tag: IdTag = Field(description="OCPP idTag, 1..20 printable characters")
+    id_tag: IdTag = Field(description="OCPP id token, 1..36 printable characters (a station "
+                        "speaking OCPP 1.6 takes only 20)")
     model_config = ConfigDict(json_schema_extra={"examples": [{"id_tag": "04A1B2C3"}]})
 
 

@@ -156,6 +156,9 @@ class CentralSystem:
         self.open_transactions: dict[str, list[Any]] = {}  # 1.6 int ids, 2.0.1 str ids
         self.transactions16: dict[int, Transaction16] = {}
         self.transactions201: dict[str, dict[str, Transaction201]] = {}
+        # the (idToken, type) of each RequestStartTransaction by remoteStartId, per station
+        # (rule remote-start-idtoken-type-changed); kept while the station is known
+        self.remote_tokens201: dict[str, dict[int, tuple[str, str]]] = {}
         # TxCtrlr.TxStartPoint per station as this central system set or read it (rule
         # tx-start-trigger); unknown until then
         self.tx_start_points: dict[str, frozenset[str]] = {}
@@ -364,6 +367,12 @@ class CentralSystem:
         if job is not None:
             self.requests16.setdefault(station, set()).add(job)
         remote = self._remote_start_to_authorize(station, payload)
+        remote201 = None
+        if isinstance(payload, v201.call.RequestStartTransaction):  # before: Authorize may come
+            token = as_wire(payload)["idToken"]
+            remote201 = int(payload.remote_start_id)
+            self.remote_tokens201.setdefault(station, {})[remote201] = (
+                str(token["idToken"]), str(token["type"]))
         if remote is not None:
             self.remote_unauthorized16.setdefault(station, set()).add(remote)
         triggered = isinstance(payload, v16.call.TriggerMessage) and str(
@@ -376,6 +385,8 @@ class CentralSystem:
             self.firmware_triggered16.discard(station)
             self.remote_unauthorized16.get(station, set()).discard(remote)
             self.requests16.get(station, set()).discard(job)
+            if remote201 is not None:
+                self.remote_tokens201.get(station, {}).pop(remote201, None)
             return {"error": type(exc).__name__.removesuffix("Error"), "code": exc.code,
                     "description": exc.description}
         except TimeoutError:  # the ocpp package puts the whole frame (secrets too) in the text
@@ -384,6 +395,8 @@ class CentralSystem:
         answer = as_wire(result)
         if remote is not None and answer.get("status") != "Accepted":
             self.remote_unauthorized16.get(station, set()).discard(remote)
+        if remote201 is not None and answer.get("status") != "Accepted":
+            self.remote_tokens201.get(station, {}).pop(remote201, None)
         if isinstance(payload, v16.call.ChangeConfiguration) and answer.get("status") in (
                 "Accepted", "RebootRequired"):
             self.config16.setdefault(station, {})[str(payload.key)] = str(payload.value)

@@ -193,6 +193,36 @@ def in_future(value: object, now: datetime | None = None) -> str | None:
 # until then (E02: energy transfer begins after the Authorized event; C01 authorisation
 # precedes charging). Checked on the energy register the events carry.
 TX_AUTHORIZED_TOKEN = "tx-authorized-without-idtoken"
+# 2.0.1 IdTokenEnumType NoAuthorization: "IdToken field SHALL be left empty"
+NO_AUTHORIZATION_TOKEN = "noauthorization-idtoken-not-empty"
+# 2.0.1 F01/F02: the transaction a RequestStartTransaction starts is the one "with the IdToken
+# given"; an IdToken is its value and its type (IdTokenType), so its Authorize and its
+# TransactionEvents carry the type the CSMS gave (a Central token is not an ISO14443 card)
+REMOTE_TOKEN_TYPE = "remote-start-idtoken-type-changed"
+
+
+def id_token_problems(id_token: dict[str, Any] | None, remote_start_id: int | None,
+                      requested: dict[int, tuple[str, str]]) -> list[tuple[str, str]]:
+    """(rule, why) for an idToken (snake_case, as the ocpp package passes it) an Authorize or a
+    TransactionEvent carries: NoAuthorization with a value; a token whose value a
+    RequestStartTransaction gave (the one of its remoteStartId when the event names it) with
+    another type."""
+    if not id_token:
+        return []
+    value, kind = str(id_token.get("id_token", "")), str(id_token.get("type", ""))
+    problems = []
+    if kind == "NoAuthorization" and value:
+        problems.append((NO_AUTHORIZATION_TOKEN,
+                         f"idToken {value!r} of type NoAuthorization (it must be empty)"))
+    if remote_start_id is not None and remote_start_id in requested:
+        given = {remote_start_id: requested[remote_start_id]}
+    else:
+        given = {k: t for k, t in requested.items() if t[0] == value}
+    for start_id, (want_value, want_type) in given.items():
+        if want_value == value and want_type != kind:
+            problems.append((REMOTE_TOKEN_TYPE, f"idToken {value!r} sent as {kind}; "
+                             f"RequestStartTransaction {start_id} gave it as {want_type}"))
+    return problems
 ENERGY_BEFORE_AUTH = "energy-before-authorization"
 
 

@@ -225,7 +225,13 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
 
     @on(Action.authorize)
     def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
+        self._check_token(id_token, None)
         return call_result.Authorize(id_token_info=self._token_info(id_token))
+
+    def _check_token(self, id_token: dict[str, Any] | None, remote_start_id: int | None) -> None:
+        for rule, problem in rules.id_token_problems(
+                id_token, remote_start_id, self.csms.remote_tokens201.get(self.id, {})):
+            self.check(rule, problem)
 
     def _token_info(self, id_token: dict[str, Any]) -> dict[str, Any]:
         status = self.csms.behaviour.token_status(id_token["id_token"], id_token["type"])
@@ -291,6 +297,7 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
                        f"after transaction {tx.transaction_id} Ended")
         token = event.payload.get("id_token")
         self.check(rules.TX_AUTHORIZED_TOKEN, rules.tx_token_problem(event.trigger_reason, token))
+        self._check_token(token, event.payload["transaction_info"].get("remote_start_id"))
         self.check(rules.CHARGING_STATE_UNCHANGED, rules.charging_state_problem(
             event.trigger_reason, event.charging_state, tx.charging_state))
         authorised = bool(token) or any(e.payload.get("id_token") for e in tx.events)

@@ -11,6 +11,7 @@ from typing import Any
 
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus
+from voltbus_common.enums import CardType
 from voltbus_common.models import RfidSeen
 from voltbus_hardware.drivers.base import (
     DeviceUnavailable,
@@ -89,11 +90,13 @@ class CardReaders:
             log.info("reader %s answers again", name)
             self.report(f"reader:{name}", None)
         if tag is not None:
-            self._publish(name, tag)
+            self._publish(reader, tag)
 
-    def _publish(self, name: str, tag: str) -> None:
+    def _publish(self, reader: RfidReader, tag: str) -> None:
+        name = reader.name
         try:
-            seen = RfidSeen(id_tag=tag, reader=name)
+            seen = RfidSeen(id_tag=tag, reader=name,
+                            card_type=getattr(reader, "card_type", CardType.ISO14443))
         except ValueError:
             log.warning("reader %s: card id %r is not a valid OCPP idTag; ignored", name, tag)
             return

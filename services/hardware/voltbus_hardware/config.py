@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from voltbus_common.enums import CardType
 from voltbus_common.settings import ConfigError
 
 
@@ -251,6 +252,8 @@ class SimReaderConfig(Device):
 
     type: Literal["sim"]
     name: str = "sim"
+    card_type: CardType = Field(default=CardType.ISO14443,
+                                description="what its cards are sent as (ISO15693: vicinity)")
 
 
 class Mfrc522Config(Device):
@@ -288,6 +291,9 @@ class KeyboardReaderConfig(Device):
     name: str = "usb"
     device: str = Field(description="/dev/input/by-id/... of the reader")
     format: Literal["hex", "decimal"] = "hex"
+    card_type: CardType = Field(
+        default=CardType.ISO14443, description="the cards it reads: ISO14443 (13.56 MHz "
+        "proximity, Mifare) or ISO15693 (vicinity cards); sent so in OCPP 2.0.1")
 
 
 ReaderConfig = Annotated[SimReaderConfig | Mfrc522Config | Pn532Config | KeyboardReaderConfig,

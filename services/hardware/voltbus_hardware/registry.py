@@ -177,7 +177,7 @@ def _keyboard(cfg: c.KeyboardReaderConfig, parts: Parts) -> Any:
 
 
 def _sim_reader(cfg: c.SimReaderConfig, parts: Parts) -> Any:
-    return SimRfid(cfg.name)
+    return SimRfid(cfg.name, cfg.card_type)
 
 
 FACTORIES: dict[tuple[str, str], Factory] = {

@@ -24,6 +24,7 @@ from voltbus_ocpp.model.events import Effect, Event
 from voltbus_ocpp.model.results import Outcome
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.monitoring import Monitoring
 from voltbus_ocpp.records import Record
 from voltbus_ocpp.security import StationSecurity
@@ -121,7 +122,7 @@ class StationCore(Protocol):
         """Install a TxProfile once the connector's (remotely started) transaction starts."""
         ...
 
-    def remote_start_profile(self, connector: int | None, id_tag: str,
+    def remote_start_profile(self, connector: int | None, id_tag: IdToken,
                              profile: dict[str, Any]) -> None:
         """A TxProfile given with an accepted remote start: onto the transaction it starts."""
         ...

@@ -72,6 +72,7 @@ from voltbus_ocpp.model.events import (
 )
 from voltbus_ocpp.model.metering import SwitchRead
 from voltbus_ocpp.model.results import Outcome
+from voltbus_ocpp.model.tokens import IdToken, TokenType
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,9 @@ class BusBridge:
 
     async def _rfid(self, msg: Received[RfidSeen]) -> None:
         if msg.payload is not None and not self.locks.presented(msg.payload.id_tag):
-            self.dispatch(CardPresented(msg.payload.id_tag))
+            # the reader kind is the token's type (ISO14443 when the payload does not say)
+            self.dispatch(CardPresented(IdToken(msg.payload.id_tag,
+                                                TokenType(msg.payload.card_type.value))))
 
     async def _command(self, topic: str, raw: bytes, retain: bool) -> None:
         args = ch.COMMAND.match(self.bus.root, topic)
@@ -226,7 +229,9 @@ class BusBridge:
             self._unlocks.add(task)
             task.add_done_callback(self._unlocks.discard)
             return None
-        self.dispatch(Command(int(connector), cmd.command, cmd.request_id, cmd.id_tag, cmd.amps,
+        # a start command's id tag is a card's uid (ISO14443), as the station always sent it
+        tag = None if cmd.id_tag is None else IdToken(cmd.id_tag)
+        self.dispatch(Command(int(connector), cmd.command, cmd.request_id, tag, cmd.amps,
                               cmd.operative, hard=bool(cmd.hard)))
         if cmd.command is CommandName.RESET:
             self.after_reset()  # restarts only if the model accepted it
@@ -280,21 +285,24 @@ class BusBridge:
                 self.publish_status(n, status, code, ts)
             case PublishTransaction(connector=n, transaction=tx):
                 bus.publish(ch.TRANSACTION, None if tx is None else TransactionState(
-                    transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
+                    transaction_id=_bus_transaction_id(tx.transaction_id),
+                    id_tag=_bus_tag(tx.id_tag),
                     started_at=tx.started_at, meter_start_wh=tx.meter_start_wh,
                     energy_wh=max(0.0, tx.energy_wh - tx.meter_start_wh),
                     transaction_ref=tx.transaction_id), connector=n)
             case PublishSession(connector=n, transaction=tx, stopped_at=at, meter_stop_wh=stop,
                                 reason=reason):
                 summary = SessionSummary(
-                    transaction_id=_bus_transaction_id(tx.transaction_id), id_tag=tx.id_tag,
+                    transaction_id=_bus_transaction_id(tx.transaction_id),
+                    id_tag=_bus_tag(tx.id_tag),
                     started_at=tx.started_at,
                     stopped_at=at, meter_start_wh=tx.meter_start_wh, meter_stop_wh=stop,
                     energy_wh=max(0.0, stop - tx.meter_start_wh), stop_reason=reason,
                     transaction_ref=tx.transaction_id)
                 bus.publish(ch.SESSION, summary, connector=n)
                 bus.publish(ch.LAST_SESSION, summary, connector=n)  # retained
-                self.locks.session_ended(n, tx.id_tag, reason, self.unlock_on_ev_disconnect())
+                self.locks.session_ended(n, _bus_tag(tx.id_tag), reason,
+                                         self.unlock_on_ev_disconnect())
             case PublishCharging(connector=n, enabled=enabled, limit_a=limit):
                 energy = self.energy_state(n)
                 bus.publish(ch.CHARGING, ChargingState(
@@ -312,6 +320,12 @@ class BusBridge:
             case _:
                 return False
         return True
+
+
+def _bus_tag(tag: IdToken | None) -> str | None:
+    """A token's value as the bus shows it; None for none yet and for NoAuthorization (free
+    charging: its value is empty, nobody's card)."""
+    return None if tag is None or tag.free else tag.value
 
 
 def _bus_transaction_id(value: str | None) -> int | None:

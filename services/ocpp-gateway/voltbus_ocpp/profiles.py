@@ -15,6 +15,7 @@ from voltbus_ocpp.model.events import Effect, Event, ProfileLimit
 from voltbus_ocpp.model.results import Outcome
 from voltbus_ocpp.model.smart_charging import MAX, Installed, SmartCharging, boundaries
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.repositories import ChargingProfiles
 
 
@@ -52,7 +53,7 @@ class Profiles:
         self._held[connector] = profile
         self.apply()
 
-    def for_remote_start(self, connector: int | None, id_tag: str,
+    def for_remote_start(self, connector: int | None, id_tag: IdToken,
                          profile: dict[str, Any]) -> None:
         """A TxProfile that came with an accepted remote start: onto the transaction it started
         (or will start) on the connector given, else the one the tag waits or charges on."""

@@ -30,6 +30,7 @@ from voltbus_ocpp.model.results import (
     TxStart,
     TxUpdate,
 )
+from voltbus_ocpp.model.tokens import IdToken, stored_type
 
 STARTED, METER_VALUES, STOPPED = "transaction_started", "meter_values", "transaction_stopped"
 UPDATED = "transaction_updated"
@@ -189,7 +190,7 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, TransactionStarted):
         s = record.effect
         body: dict[str, Any] = {"connector": s.connector, "local_id": s.local_id,
-                                "id_tag": s.id_tag, "meter_start_wh": s.meter_start_wh,
+                                **_tag(s.id_tag), "meter_start_wh": s.meter_start_wh,
                                 "ts": s.ts.isoformat(), "reservation_id": s.reservation_id}
         if not s.plugged:
             body["plugged"] = False
@@ -201,7 +202,7 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, TransactionUpdated):
         u = record.effect
         return UPDATED, {"connector": u.connector, "local_id": u.local_id,
-                         "reason": u.reason.value, "ts": u.ts.isoformat(), "id_tag": u.id_tag,
+                         "reason": u.reason.value, "ts": u.ts.isoformat(), **_tag(u.id_tag),
                          **({"charging_state": u.charging_state.value}
                             if u.charging_state else {})}
     if isinstance(record, MeterValuesRecord):
@@ -215,7 +216,7 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     if isinstance(record, TransactionStopped):
         e = record.effect
         return STOPPED, {
-            "connector": e.connector, "local_id": e.local_id, "id_tag": e.id_tag,
+            "connector": e.connector, "local_id": e.local_id, **_tag(e.id_tag),
             "meter_stop_wh": e.meter_stop_wh, "ts": e.ts.isoformat(), "reason": e.reason.value,
             "started_at": e.started_at.isoformat() if e.started_at else None,
             "meter_start_wh": e.meter_start_wh,
@@ -246,6 +247,21 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
     return record.action, record.payload
 
 
+def _tag(tag: IdToken | None) -> dict[str, Any]:
+    """A record's id token: its value as id_tag, its type beside it."""
+    return {"id_tag": None if tag is None else tag.value,
+            **({} if tag is None else {"id_type": tag.type.value})}
+
+
+def _token(body: dict[str, Any]) -> IdToken | None:
+    """A record's id token; a row from before types were kept has no id_type: ISO14443, what was
+    sent for it then (`tokens.stored_type`)."""
+    value = body.get("id_tag")
+    if value is None:
+        return None
+    return IdToken(value, stored_type(body.get("id_type")))
+
+
 def _state(body: dict[str, Any]) -> ChargingState | None:
     """A record's charging state (absent in rows from before it was kept, and under 1.6)."""
     value = body.get("charging_state")
@@ -260,13 +276,13 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
     offline = bool(b.get("offline", False))
     if kind == STARTED:
         return TransactionStarted(SendStartTransaction(
-            b["connector"], b["local_id"], b["id_tag"], b["meter_start_wh"],
+            b["connector"], b["local_id"], _token(b), b["meter_start_wh"],
             datetime.fromisoformat(b["ts"]), b["reservation_id"], b.get("plugged", True),
             TxStart(b["point"]) if b.get("point") else None, _state(b)), offline)
     if kind == UPDATED:
         return TransactionUpdated(SendTransactionUpdate(
             b["connector"], b["local_id"], TxUpdate(b["reason"]),
-            datetime.fromisoformat(b["ts"]), b["id_tag"], _state(b)), offline)
+            datetime.fromisoformat(b["ts"]), _token(b), _state(b)), offline)
     if kind == METER_VALUES:
         return MeterValuesRecord(SendMeterValues(
             b["connector"], b["local_id"], _snapshot(b["reading"]),
@@ -274,7 +290,7 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
             tuple(Measurand(x) for x in b["measurands"]), offline)
     if kind == STOPPED:
         return TransactionStopped(SendStopTransaction(
-            b["connector"], b["local_id"], b["id_tag"], b["meter_stop_wh"],
+            b["connector"], b["local_id"], _token(b), b["meter_stop_wh"],
             datetime.fromisoformat(b["ts"]), StopReason(b["reason"]), _time(b["started_at"]),
             b["meter_start_wh"], _snapshot(b["reading"]) if b["reading"] else None,
             tuple(Sample(datetime.fromisoformat(x["ts"]), _snapshot(x["reading"]),

@@ -19,6 +19,7 @@ from voltbus_ocpp.model.display import Message
 from voltbus_ocpp.model.events import SendStartTransaction
 from voltbus_ocpp.model.smart_charging import Installed
 from voltbus_ocpp.model.station import StationModel
+from voltbus_ocpp.model.tokens import IdToken, TokenType, stored_type
 from voltbus_ocpp.store import Store
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class RunningRow:
 
     connector: int
     local_id: int
-    id_tag: str | None  # None: started at plug-in, not authorised (stored as "")
+    id_tag: IdToken | None  # None: started at plug-in, not authorised (stored as "", no type)
     started_at: datetime
     meter_start_wh: float
     energy_wh: float
@@ -45,13 +46,18 @@ class RunningTransactions:
 
     def started(self, effect: SendStartTransaction) -> None:
         """A transaction began (its central-system id is not known yet)."""
-        self.db.execute("INSERT OR REPLACE INTO running VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                        (effect.connector, effect.local_id, effect.id_tag or "",
-                         effect.ts.isoformat(), effect.meter_start_wh, effect.meter_start_wh))
+        tag = effect.id_tag
+        self.db.execute("INSERT OR REPLACE INTO running (connector, local_id, id_tag, started_at, "
+                        "meter_start_wh, energy_wh, transaction_id, id_type) "
+                        "VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                        (effect.connector, effect.local_id, "" if tag is None else tag.value,
+                         effect.ts.isoformat(), effect.meter_start_wh, effect.meter_start_wh,
+                         None if tag is None else tag.type.value))
 
-    def authorised(self, local_id: int, id_tag: str) -> None:
+    def authorised(self, local_id: int, id_tag: IdToken) -> None:
         """A transaction started at plug-in got its id token."""
-        self.db.execute("UPDATE running SET id_tag=? WHERE local_id=?", (id_tag, local_id))
+        self.db.execute("UPDATE running SET id_tag=?, id_type=? WHERE local_id=?",
+                        (id_tag.value, id_tag.type.value, local_id))
 
     def metered(self, local_id: int, energy_wh: float) -> None:
         """The latest register of a running transaction."""
@@ -69,9 +75,17 @@ class RunningTransactions:
     def all(self) -> list[RunningRow]:
         """Every running transaction on disk."""
         rows = self.db.execute("SELECT connector, local_id, id_tag, started_at, meter_start_wh, "
-                               "energy_wh, transaction_id FROM running").fetchall()
-        return [RunningRow(r[0], r[1], r[2] or None, datetime.fromisoformat(r[3]), r[4], r[5],
-                           None if r[6] is None else str(r[6])) for r in rows]
+                               "energy_wh, transaction_id, id_type FROM running").fetchall()
+        return [RunningRow(r[0], r[1], _token(r[2], r[7]), datetime.fromisoformat(r[3]), r[4],
+                           r[5], None if r[6] is None else str(r[6])) for r in rows]
+
+
+def _token(value: str, kind: str | None) -> IdToken | None:
+    """A stored token: "" without a type is none yet (started at plug-in); a row from before
+    types were kept is ISO14443 (`tokens.stored_type`); NoAuthorization keeps its empty value."""
+    if not value and kind != TokenType.NO_AUTHORIZATION.value:
+        return None
+    return IdToken(value, stored_type(kind))
 
 
 class ChargingProfiles:

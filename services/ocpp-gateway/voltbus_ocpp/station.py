@@ -63,6 +63,7 @@ from voltbus_ocpp.model.metering import SWITCH_WAIT_S
 from voltbus_ocpp.model.results import Outcome, ReadingContext
 from voltbus_ocpp.model.smart_charging import SmartCharging
 from voltbus_ocpp.model.station import ONE_CONNECTOR, StationModel
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.monitoring import Monitoring
 from voltbus_ocpp.offline_queue import OfflineQueue
 from voltbus_ocpp.offpeak_timer import OffPeakTimer
@@ -407,7 +408,7 @@ class Station:
         return TransactionStopped(effect, cfg.stop_sampled_measurands, cfg.stop_aligned_measurands,
                                   offline)
 
-    def _authorize_answered(self, tag: str) -> Callable[[Event | None], None]:
+    def _authorize_answered(self, tag: IdToken) -> Callable[[Event | None], None]:
         def answered(event: Event | None) -> None:
             self.dispatch(event if isinstance(event, AuthorizeAnswered)
                           else AuthorizeAnswered(tag, None))
@@ -509,7 +510,7 @@ class Station:
         self.profiles.hold(connector, profile)
         self._poke(None, [])
 
-    def remote_start_profile(self, connector: int | None, id_tag: str,
+    def remote_start_profile(self, connector: int | None, id_tag: IdToken,
                              profile: dict[str, Any]) -> None:
         """A remote start's TxProfile onto the transaction it starts."""
         self.profiles.for_remote_start(connector, id_tag, profile)

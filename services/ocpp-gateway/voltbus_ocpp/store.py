@@ -23,6 +23,7 @@ from pathlib import Path
 from voltbus_common.private_files import private_sqlite
 from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.results import AuthStatus
+from voltbus_ocpp.model.tokens import IdToken, stored_type
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,10 @@ CREATE TABLE IF NOT EXISTS txmap (local_id INTEGER PRIMARY KEY, transaction_id I
 CREATE TABLE IF NOT EXISTS running (
     connector INTEGER PRIMARY KEY, local_id INTEGER NOT NULL, id_tag TEXT NOT NULL,
     started_at TEXT NOT NULL, meter_start_wh REAL NOT NULL, energy_wh REAL NOT NULL,
-    transaction_id INTEGER);
+    transaction_id INTEGER, id_type TEXT);
 CREATE TABLE IF NOT EXISTS auth (
     kind TEXT NOT NULL, id_tag TEXT NOT NULL, status TEXT NOT NULL, expiry TEXT, parent TEXT,
-    PRIMARY KEY (kind, id_tag));
+    id_type TEXT NOT NULL DEFAULT 'ISO14443', PRIMARY KEY (kind, id_tag, id_type));
 CREATE TABLE IF NOT EXISTS profiles (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
 
@@ -55,6 +56,30 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _columns(self, table: str) -> set[str]:
+        return {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+
+    def _migrate(self) -> None:
+        """Files from before id tokens had types: the running table gets an id_type column
+        (NULL: ISO14443, what was sent for every token then), the auth table is keyed by value
+        and type (its rows become ISO14443: the cards they were learnt from)."""
+        if "id_type" not in self._columns("running"):
+            self.db.execute("ALTER TABLE running ADD COLUMN id_type TEXT")
+        if "id_type" not in self._columns("auth"):
+            self.db.executescript("""
+                BEGIN IMMEDIATE;
+                ALTER TABLE auth RENAME TO auth_untyped;
+                CREATE TABLE auth (
+                    kind TEXT NOT NULL, id_tag TEXT NOT NULL, status TEXT NOT NULL, expiry TEXT,
+                    parent TEXT, id_type TEXT NOT NULL DEFAULT 'ISO14443',
+                    PRIMARY KEY (kind, id_tag, id_type));
+                INSERT INTO auth (kind, id_tag, status, expiry, parent)
+                    SELECT kind, id_tag, status, expiry, parent FROM auth_untyped;
+                DROP TABLE auth_untyped;
+                COMMIT;""")
+            log.info("auth table migrated: entries are per id token value and type")
 
     def close(self) -> None:
         """Close the database (a pending group commit is committed first)."""
@@ -175,42 +200,47 @@ class KeyRotation:
             self.store.set_meta(self.STATE, "refused")
 
 
-class AuthTable(MutableMapping[str, AuthEntry]):
-    """The authorisation cache ('cache') or the local list ('list') as a mapping on disk."""
+class AuthTable(MutableMapping[IdToken, AuthEntry]):
+    """The authorisation cache ('cache') or the local list ('list') as a mapping on disk, keyed
+    by id token (value and type)."""
 
     def __init__(self, store: Store, kind: str) -> None:
         self.store = store
         self.db = store.db
         self.kind = kind
 
-    def __getitem__(self, id_tag: str) -> AuthEntry:
-        row = self.db.execute("SELECT status, expiry, parent FROM auth WHERE kind=? AND id_tag=?",
-                              (self.kind, id_tag)).fetchone()
+    def __getitem__(self, id_tag: IdToken) -> AuthEntry:
+        row = self.db.execute("SELECT status, expiry, parent FROM auth WHERE kind=? AND id_tag=? "
+                              "AND id_type=?", (self.kind, id_tag.value, id_tag.type.value)
+                              ).fetchone()
         if row is None:
             raise KeyError(id_tag)
         expiry = datetime.fromisoformat(row[1]) if row[1] else None
         return AuthEntry(AuthStatus(row[0]), expiry, row[2])  # also reads 1.6 spelling
 
-    def __setitem__(self, id_tag: str, entry: AuthEntry) -> None:
+    def __setitem__(self, id_tag: IdToken, entry: AuthEntry) -> None:
         # in the group commit: an Authorize answer's cache write shares the fsync of the
         # StartTransaction that follows it in the same loop iteration (it was an autocommit of
         # its own, a second fsync on the tap-to-relay path; issue 14)
         with self.store.transaction():
             self._put(id_tag, entry)
 
-    def _put(self, id_tag: str, entry: AuthEntry) -> None:
-        self.db.execute("INSERT OR REPLACE INTO auth VALUES (?, ?, ?, ?, ?)",
-                        (self.kind, id_tag, entry.status.value,
-                         entry.expiry.isoformat() if entry.expiry else None, entry.parent_id_tag))
+    def _put(self, id_tag: IdToken, entry: AuthEntry) -> None:
+        self.db.execute("INSERT OR REPLACE INTO auth (kind, id_tag, status, expiry, parent, "
+                        "id_type) VALUES (?, ?, ?, ?, ?, ?)",
+                        (self.kind, id_tag.value, entry.status.value,
+                         entry.expiry.isoformat() if entry.expiry else None, entry.parent_id_tag,
+                         id_tag.type.value))
 
-    def __delitem__(self, id_tag: str) -> None:
-        if self.db.execute("DELETE FROM auth WHERE kind=? AND id_tag=?",
-                           (self.kind, id_tag)).rowcount == 0:
+    def __delitem__(self, id_tag: IdToken) -> None:
+        if self.db.execute("DELETE FROM auth WHERE kind=? AND id_tag=? AND id_type=?",
+                           (self.kind, id_tag.value, id_tag.type.value)).rowcount == 0:
             raise KeyError(id_tag)
 
-    def __iter__(self) -> Iterator[str]:
-        rows = self.db.execute("SELECT id_tag FROM auth WHERE kind=?", (self.kind,)).fetchall()
-        return iter([r[0] for r in rows])
+    def __iter__(self) -> Iterator[IdToken]:
+        rows = self.db.execute("SELECT id_tag, id_type FROM auth WHERE kind=?",
+                               (self.kind,)).fetchall()
+        return iter([IdToken(r[0], stored_type(r[1])) for r in rows])
 
     def __len__(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM auth WHERE kind=?",

@@ -106,7 +106,8 @@ class PhaseSwitch(Protocol):
 
 
 class RfidReader(Protocol):
-    """A card reader; reports each presentation once, however long the card is held."""
+    """A card reader; reports each presentation once, however long the card is held. A reader
+    may say what cards it reads with a `card_type` attribute (CardType; ISO14443 without it)."""
 
     name: str
 

@@ -13,7 +13,7 @@ import os
 import struct
 from typing import Literal, Self
 
-from voltbus_common.enums import ChargePointErrorCode
+from voltbus_common.enums import CardType, ChargePointErrorCode
 from voltbus_hardware.config import KeyboardReaderConfig
 from voltbus_hardware.drivers.base import DeviceUnavailable
 
@@ -30,8 +30,10 @@ class KeyboardReader:
     """An evdev input device that types card ids."""
 
     def __init__(self, device: str, *, name: str = "usb",
-                 number_format: Literal["hex", "decimal"] = "hex") -> None:
+                 number_format: Literal["hex", "decimal"] = "hex",
+                 card_type: CardType = CardType.ISO14443) -> None:
         self.device, self.name, self.number_format = device, name, number_format
+        self.card_type = card_type
         self._fd: int | None = None
         self._typed = ""
         self._pending = b""
@@ -39,7 +41,7 @@ class KeyboardReader:
     @classmethod
     def from_config(cls, cfg: KeyboardReaderConfig) -> Self:
         """From an `rfid: [{type: keyboard, device: /dev/input/by-id/...}]` entry."""
-        return cls(cfg.device, name=cfg.name, number_format=cfg.format)
+        return cls(cfg.device, name=cfg.name, number_format=cfg.format, card_type=cfg.card_type)
 
     def _open(self) -> int:
         if self._fd is None:

@@ -11,7 +11,7 @@ import asyncio
 import threading
 from typing import Any, Protocol, Self
 
-from voltbus_common.enums import ChargePointErrorCode
+from voltbus_common.enums import CardType, ChargePointErrorCode
 from voltbus_hardware.config import Mfrc522Config
 from voltbus_hardware.drivers.base import DeviceUnavailable
 from voltbus_hardware.drivers.rfid_common import Presence, hex_id
@@ -55,6 +55,8 @@ class NoCard(Exception):
 
 class Mfrc522Reader:
     """An MFRC522 polled for ISO 14443A cards (4- and 7-byte UIDs)."""
+
+    card_type = CardType.ISO14443
 
     def __init__(self, spi: Spi, *, name: str = "mfrc522", reset: Any = None) -> None:
         self.spi, self.name, self.reset = spi, name, reset

@@ -16,7 +16,7 @@ from typing import Any, Protocol, Self
 
 import serial
 
-from voltbus_common.enums import ChargePointErrorCode
+from voltbus_common.enums import CardType, ChargePointErrorCode
 from voltbus_hardware.config import Pn532Config
 from voltbus_hardware.drivers.base import DeviceUnavailable
 from voltbus_hardware.drivers.rfid_common import Presence, hex_id
@@ -175,6 +175,8 @@ class I2cTransport:
 
 class Pn532Reader:
     """A PN532 polled for ISO 14443A cards."""
+
+    card_type = CardType.ISO14443
 
     def __init__(self, transport: Transport, *, name: str = "pn532",
                  timeout_s: float = 0.3) -> None:

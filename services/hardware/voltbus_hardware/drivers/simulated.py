@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from voltbus_common.enums import ChargePointErrorCode, LedPattern, PilotState
+from voltbus_common.enums import CardType, ChargePointErrorCode, LedPattern, PilotState
 from voltbus_common.models import MeterReading
 from voltbus_hardware.drivers.base import DeviceUnavailable, EvseStatus, Rgb
 
@@ -323,8 +323,9 @@ class SimRfid:
 
     wakes_on_every_change = True  # present_card wakes the reader loop
 
-    def __init__(self, name: str = "sim") -> None:
+    def __init__(self, name: str = "sim", card_type: CardType = CardType.ISO14443) -> None:
         self.name = name
+        self.card_type = card_type
         self._cards: deque[str] = deque()
         self._wake: Callable[[], None] | None = None
         self.failing: str | None = None

@@ -14,6 +14,7 @@ from enum import Enum
 
 from voltbus_ocpp.model.config import ChargePointConfig
 from voltbus_ocpp.model.results import AuthStatus
+from voltbus_ocpp.model.tokens import IdToken
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,17 @@ class Decision(Enum):
 
 
 class Authoriser:
-    """Decides locally when it may, and learns from the central system's answers."""
+    """Decides locally when it may, and learns from the central system's answers. Entries are
+    per id token, value and type (2.0.1 C13/C14: a Central token and a card with the same
+    characters are different entries)."""
 
-    def __init__(self, config: ChargePointConfig, *, local_list: MutableMapping[str, AuthEntry],
-                 cache: MutableMapping[str, AuthEntry]) -> None:
+    def __init__(self, config: ChargePointConfig, *, local_list: MutableMapping[IdToken, AuthEntry],
+                 cache: MutableMapping[IdToken, AuthEntry]) -> None:
         self.config = config
         self.local_list = local_list
         self.cache = cache
 
-    def known(self, id_tag: str) -> AuthEntry | None:
+    def known(self, id_tag: IdToken) -> AuthEntry | None:
         """The local list's entry, else the cache's (when each is enabled)."""
         if self.config.local_list_enabled and id_tag in self.local_list:
             return self.local_list[id_tag]
@@ -54,7 +57,7 @@ class Authoriser:
             return self.cache[id_tag]
         return None
 
-    def decide(self, id_tag: str, *, online: bool, now: datetime) -> Decision:
+    def decide(self, id_tag: IdToken, *, online: bool, now: datetime) -> Decision:
         """Accept or reject locally, or ask the central system."""
         entry = self.known(id_tag)
         if online:
@@ -63,7 +66,7 @@ class Authoriser:
             return Decision.ASK
         return self.offline(id_tag, now)
 
-    def offline(self, id_tag: str, now: datetime) -> Decision:
+    def offline(self, id_tag: IdToken, now: datetime) -> Decision:
         """The decision when the central system cannot be asked."""
         entry = self.known(id_tag)
         if entry is not None:
@@ -74,9 +77,9 @@ class Authoriser:
             return Decision.ACCEPT
         return Decision.REJECT
 
-    def learn(self, id_tag: str, entry: AuthEntry) -> None:
+    def learn(self, id_tag: IdToken, entry: AuthEntry) -> None:
         """Cache the central system's answer (not for tags on the local list, 1.6 3.5.3)."""
-        if not self.config.auth_cache_enabled:
+        if not self.config.auth_cache_enabled or id_tag.free:
             return
         if self.config.local_list_enabled and id_tag in self.local_list:
             return

@@ -47,6 +47,11 @@ class ChargePointConfig(Protocol):
         ...
 
     @property
+    def id_token_max_length(self) -> int:
+        """The longest id token the protocol carries (1.6 idTag: 20; 2.0.1 idToken: 36)."""
+        ...
+
+    @property
     def blink_repeat(self) -> int:
         """How often the LED blinks for a blink pattern."""
         ...

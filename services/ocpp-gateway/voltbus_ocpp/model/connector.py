@@ -50,6 +50,7 @@ from voltbus_ocpp.model.results import (
     TxStart,
     TxUpdate,
 )
+from voltbus_ocpp.model.tokens import IdToken
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Transaction:
     ev_deadline (TxStart.AUTHORIZED)."""
 
     local_id: int
-    id_tag: str | None
+    id_tag: IdToken | None
     started_at: datetime
     meter_start_wh: float
     energy_wh: float
@@ -117,7 +118,7 @@ class Transaction:
 class Waiting:
     """An authorised idTag waiting for the EV to be plugged in (ConnectionTimeOut)."""
 
-    id_tag: str
+    id_tag: IdToken
     until: datetime
     limit_a: float | None = None
 
@@ -127,7 +128,7 @@ class Armed:
     """Authorised with the EV there and the relay closed, no transaction yet: it starts when
     energy flows (TxStart.ENERGY_TRANSFER alone)."""
 
-    id_tag: str
+    id_tag: IdToken
     reservation_id: int | None = None
     limit_a: float | None = None
 
@@ -137,7 +138,7 @@ class Reservation:
     """ReserveNow on this connector."""
 
     reservation_id: int
-    id_tag: str
+    id_tag: IdToken
     parent_id_tag: str | None
     expiry: datetime
 
@@ -517,7 +518,7 @@ class Connector:
                else TransferEnd.EVSE_SUSPENDED)
         return self.stop_transaction(StopReason.OTHER, transfer_end=end)
 
-    def arm(self, id_tag: str, reservation_id: int | None,
+    def arm(self, id_tag: IdToken, reservation_id: int | None,
             limit_a: float | None) -> list[Effect]:
         """Authorised with the EV there and EnergyTransfer the only start point: the relay
         closes and the EVSE offers its current, the transaction waits for the energy."""
@@ -564,7 +565,7 @@ class Connector:
 
     # --- transactions ------------------------------------------------------------------------
 
-    def start_transaction(self, id_tag: str | None, local_id: int, *,
+    def start_transaction(self, id_tag: IdToken | None, local_id: int, *,
                           reservation_id: int | None = None,
                           powered: bool = True,
                           point: TxStart | None = None) -> list[Effect]:
@@ -612,7 +613,7 @@ class Connector:
                                        tx.charging_state)
         return [update, *effects, self._publish_tx(now)]
 
-    def stop_transaction(self, reason: StopReason, id_tag: str | None = None, *,
+    def stop_transaction(self, reason: StopReason, id_tag: IdToken | None = None, *,
                          timed_out: bool = False,
                          transfer_end: TransferEnd | None = None,
                          departed: bool = False) -> list[Effect]:
@@ -660,7 +661,7 @@ class Connector:
         if f.scheduled_operative is not None:
             f.operative, f.scheduled_operative = f.scheduled_operative, None
 
-    def _stop_after_opening(self, reason: StopReason, id_tag: str | None, tx: Transaction,
+    def _stop_after_opening(self, reason: StopReason, id_tag: IdToken | None, tx: Transaction,
                             transfer_end: TransferEnd | None = None,
                             departed: bool = False) -> list[Effect]:
         now = self.clock()
@@ -859,7 +860,7 @@ class Connector:
             f.tx.samples.append(Sample(due, f.meter, ReadingContext.CLOCK))
         return effects
 
-    def authorised(self, id_tag: str, *, limit_a: float | None = None) -> list[Effect]:
+    def authorised(self, id_tag: IdToken, *, limit_a: float | None = None) -> list[Effect]:
         """An idTag may charge here: start now if plugged in (or, with TxStart.AUTHORIZED, now
         anyway), else wait for the plug; a transaction started at plug-in gets its token."""
         tx = self.facts.tx

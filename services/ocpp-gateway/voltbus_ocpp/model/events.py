@@ -23,6 +23,7 @@ from voltbus_ocpp.model.results import (
     TxStart,
     TxUpdate,
 )
+from voltbus_ocpp.model.tokens import IdToken, as_token
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,14 @@ class MeterSnapshot:
     current_a: tuple[float, ...]
     voltage_v: tuple[float, ...]
     ts: datetime
+
+
+def _typed(obj: object, name: str = "id_tag") -> None:
+    """A plain str given for an id token (a caller from before token types) is an ISO14443
+    card uid (`tokens.as_token`)."""
+    value = getattr(obj, name)
+    if isinstance(value, str):
+        object.__setattr__(obj, name, as_token(value))
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -91,7 +100,10 @@ class HardwareFault(Event):
 class CardPresented(Event):
     """An RFID card was tapped on the station's reader."""
 
-    id_tag: str
+    id_tag: IdToken
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
@@ -101,20 +113,26 @@ class Command(Event):
     connector: int
     name: CommandName
     request_id: str | None = None
-    id_tag: str | None = None
+    id_tag: IdToken | None = None
     amps: float | None = None
     operative: bool | None = None
     hard: bool = False  # reset: Hard (the gateway restarts) rather than Soft
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
 class AuthorizeAnswered(Event):
     """The central system's answer about an id tag; status None when it could not be asked."""
 
-    id_tag: str
+    id_tag: IdToken
     status: AuthStatus | None
     expiry: datetime | None = None
     parent_id_tag: str | None = None
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
@@ -131,9 +149,12 @@ class StartAnswered(Event):
 class RemoteStart(Event):
     """The central system asks to start a transaction."""
 
-    id_tag: str
+    id_tag: IdToken
     connector: int | None = None
     limit_a: float | None = None
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
@@ -220,7 +241,7 @@ class Recovered(Event):
 
     connector: int
     local_id: int
-    id_tag: str | None  # None: started at plug-in and not authorised before the end
+    id_tag: IdToken | None  # None: started at plug-in and not authorised before the end
     started_at: datetime
     meter_start_wh: float
     last_energy_wh: float
@@ -229,6 +250,9 @@ class Recovered(Event):
 
 
 # --- effects -----------------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
@@ -289,7 +313,10 @@ class SendStatus(Effect):
 class SendAuthorize(Effect):
     """Ask the central system about an idTag."""
 
-    id_tag: str
+    id_tag: IdToken
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
@@ -303,13 +330,16 @@ class SendStartTransaction(Effect):
 
     connector: int
     local_id: int
-    id_tag: str | None
+    id_tag: IdToken | None
     meter_start_wh: float
     ts: datetime
     reservation_id: int | None = None
     plugged: bool = True
     point: TxStart | None = None
     charging_state: ChargingState | None = None
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
@@ -324,8 +354,11 @@ class SendTransactionUpdate(Effect):
     local_id: int
     reason: TxUpdate
     ts: datetime
-    id_tag: str | None = None
+    id_tag: IdToken | None = None
     charging_state: ChargingState | None = None
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)
@@ -355,7 +388,7 @@ class SendStopTransaction(Effect):
 
     connector: int
     local_id: int
-    id_tag: str | None
+    id_tag: IdToken | None
     meter_stop_wh: float
     ts: datetime
     reason: StopReason
@@ -368,6 +401,9 @@ class SendStopTransaction(Effect):
     departed: bool = False  # ended because the vehicle left the bay (stop_on_bay_vacated)
     charging_state: ChargingState | None = None  # the state it ended in (None: not reported)
 
+    def __post_init__(self) -> None:
+        _typed(self)
+
 
 @dataclass(frozen=True)
 class TransactionView:
@@ -375,10 +411,13 @@ class TransactionView:
 
     local_id: int
     transaction_id: str | None
-    id_tag: str | None  # None: started at plug-in, not authorised yet
+    id_tag: IdToken | None  # None: started at plug-in, not authorised yet
     started_at: datetime
     meter_start_wh: float
     energy_wh: float
+
+    def __post_init__(self) -> None:
+        _typed(self)
 
 
 @dataclass(frozen=True)

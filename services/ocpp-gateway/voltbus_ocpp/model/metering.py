@@ -21,6 +21,7 @@ from itertools import count
 from voltbus_common.enums import MeterTrigger, StopReason
 from voltbus_ocpp.model.events import Event, MeterSnapshot, Sample, TransactionView
 from voltbus_ocpp.model.results import ChargingState, TransferEnd
+from voltbus_ocpp.model.tokens import IdToken
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class PendingStop:
     request_id: str
     deadline: datetime
     local_id: int
-    id_tag: str | None
+    id_tag: IdToken | None
     stopped_at: datetime
     reason: StopReason
     started_at: datetime

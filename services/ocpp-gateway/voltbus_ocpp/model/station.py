@@ -6,6 +6,7 @@ then lets every connector report a changed status. It returns the effects to car
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,18 +66,23 @@ from voltbus_ocpp.model.external_limits import ExternalLimits
 from voltbus_ocpp.model.metering import SwitchRead
 from voltbus_ocpp.model.offpeak import OffPeak, OffPeakChanged
 from voltbus_ocpp.model.results import AuthStatus, Outcome, ReadingContext, TxUpdate
+from voltbus_ocpp.model.tokens import IdToken
 
 # Events whose handler changes the facts of their own connector only (and station-wide
 # counters such as the next local id, which no status is derived from). Anything that changes
 # other connectors' facts out of band (reservations, availability, restarts) dispatches a Tick,
 # which re-derives every connector.
+log = logging.getLogger(__name__)
 _ID_TAG: TypeAdapter[str] = TypeAdapter(IdTag)
 
 
-def _carried(tag: str) -> bool:
-    """The bus contract can carry this id tag (TransactionState, SessionSummary)."""
+def _carried(tag: IdToken) -> bool:
+    """The bus contract can carry this id token (TransactionState, SessionSummary: IdTag, 1..36
+    printable characters; a NoAuthorization token, empty, is shown as no id tag)."""
+    if tag.free:
+        return True
     try:
-        _ID_TAG.validate_python(tag)
+        _ID_TAG.validate_python(tag.value)
     except ValidationError:
         return False
     return True
@@ -118,7 +124,7 @@ class StationModel:
         self.unlock_supported = unlock_supported
         self.online = False
         self.hardware_online: bool | None = None  # service/hardware/status; None: not heard
-        self.pending: dict[str, Pending] = {}
+        self.pending: dict[IdToken, Pending] = {}
         self.offpeak = OffPeak()  # off-peak charging policy (model/offpeak.py)
         self.external = ExternalLimits()  # what external limits were reported (K11-K13)
         # ChangeAvailability of connector 0 (OCPP 1.6 5.2): the station as a whole, beside each
@@ -238,8 +244,21 @@ class StationModel:
         return [] if c.facts.tx is not None else [
             *c.idle_limit(), PublishCharging(c.connector_id, c.facts.enabled, c.effective_limit_a)]
 
+    def _too_long(self, tag: IdToken) -> str | None:
+        """Why the protocol spoken cannot carry this token (OCPP 1.6: idTag is CiString20), or
+        None when it can."""
+        limit = self.config.id_token_max_length
+        if len(tag.value) <= limit:
+            return None
+        return (f"id tag {tag} has {len(tag.value)} characters; the central system's protocol "
+                f"takes at most {limit}")
+
     def _on_card(self, event: CardPresented) -> list[Effect]:
         tag = event.id_tag
+        too_long = self._too_long(tag)
+        if too_long is not None:  # Authorize cannot carry it: rejected like an invalid card
+            log.warning("card rejected: %s", too_long)
+            return []
         for c in self.connectors.values():
             if c.facts.armed is not None and c.facts.armed.id_tag == tag:
                 return c.disarm()  # presented again before the energy flowed
@@ -260,7 +279,7 @@ class StationModel:
             return [SendAuthorize(tag)]
         return self._stop_by_group(tag)
 
-    def _asks_for_group(self, c: Connector, tag: str) -> bool:
+    def _asks_for_group(self, c: Connector, tag: IdToken) -> bool:
         """c is free but for a reservation with a parent idTag that the local list/cache cannot
         show the tag belongs to, and the central system can be asked: 1.6 5.13, the Charge
         Point SHALL send an Authorize.req for the incoming idTag to learn its parent; its
@@ -270,13 +289,13 @@ class StationModel:
                 and tag not in self.pending and not self._reservation_allows(c, tag)
                 and self._why_not_free(c, r.id_tag) is None)
 
-    def _ask_parent(self, tag: str, c: Connector, request_id: str | None,
+    def _ask_parent(self, tag: IdToken, c: Connector, request_id: str | None,
                     command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
         """Authorize the tag: its answer's status and parent idTag decide the reservation."""
         self.pending[tag] = Pending(c.connector_id, request_id, command, limit_a)
         return [SendAuthorize(tag)]
 
-    def _reserved_for_a_group(self, tag: str) -> Connector | None:
+    def _reserved_for_a_group(self, tag: IdToken) -> Connector | None:
         """A free connector reserved with a parent idTag, for a tag whose parent is in neither
         the local list nor the cache, while the central system can be asked: OCPP 1.6 5.13
         "the Charge Point SHALL send an Authorize.req for the incoming idTag", whose answer
@@ -287,7 +306,7 @@ class StationModel:
                      if c.usable and c.facts.waiting is None and c.facts.reservation is not None
                      and c.facts.reservation.parent_id_tag), None)
 
-    def _stop_by_group(self, tag: str) -> list[Effect]:
+    def _stop_by_group(self, tag: IdToken) -> list[Effect]:
         """No free connector: a tag of the same group (parentIdTag) may stop a transaction."""
         for c in self.connectors.values():
             tx = c.facts.tx
@@ -304,11 +323,11 @@ class StationModel:
             return [SendAuthorize(tag)]
         return []
 
-    def _parent_of(self, tag: str) -> str | None:
+    def _parent_of(self, tag: IdToken) -> str | None:
         entry = self.authoriser.known(tag)
         return entry.parent_id_tag if entry is not None else None
 
-    def choose_connector(self, tag: str) -> Connector | None:
+    def choose_connector(self, tag: IdToken) -> Connector | None:
         """Where a tap (or a remote start without connector) goes: reserved, plugged, then free."""
         free = [c for c in self.connectors.values()
                 if (c.usable or c.awaiting_token) and c.facts.waiting is None
@@ -319,7 +338,7 @@ class StationModel:
         best = reserved or awaiting or plugged or free
         return best[0] if best else None
 
-    def _reservation_allows(self, c: Connector, tag: str | None,
+    def _reservation_allows(self, c: Connector, tag: IdToken | None,
                             parent: str | None = None) -> bool:
         """The reservation's own idTag, or one whose parent idTag (given, from an Authorize
         answer, else from the local list/cache) matches the reservation's parent."""
@@ -331,7 +350,7 @@ class StationModel:
             parent = entry.parent_id_tag if entry is not None else None
         return bool(r.parent_id_tag and parent == r.parent_id_tag)
 
-    def _authorise(self, tag: str, c: Connector, request_id: str | None,
+    def _authorise(self, tag: IdToken, c: Connector, request_id: str | None,
                    command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
         decision = self.authoriser.decide(tag, online=self.online, now=self.clock())
         if decision is Decision.ASK:
@@ -340,7 +359,7 @@ class StationModel:
         return self._authorised(tag, Pending(c.connector_id, request_id, command, limit_a),
                                 decision is Decision.ACCEPT, "not authorised locally")
 
-    def _authorised(self, tag: str, p: Pending, accepted: bool, why: str,
+    def _authorised(self, tag: IdToken, p: Pending, accepted: bool, why: str,
                     parent: str | None = None) -> list[Effect]:
         c = self.connectors[p.connector]
         if not accepted:
@@ -454,7 +473,7 @@ class StationModel:
         f = c.facts
         if cmd.name is CommandName.START:
             assert cmd.id_tag is not None
-            why = self._why_not_free(c, cmd.id_tag)
+            why = self._too_long(cmd.id_tag) or self._why_not_free(c, cmd.id_tag)
             if why and self._asks_for_group(c, cmd.id_tag):
                 return self._ask_parent(cmd.id_tag, c, cmd.request_id, cmd.name)
             if why is None and cmd.id_tag in self.pending:
@@ -494,7 +513,7 @@ class StationModel:
         return [*c.idle_limit(), PublishCharging(c.connector_id, c.facts.enabled,
                                                  c.effective_limit_a)]
 
-    def _why_not_free(self, c: Connector, tag: str | None) -> str | None:
+    def _why_not_free(self, c: Connector, tag: IdToken | None) -> str | None:
         f = c.facts
         n = c.connector_id
         if c.awaiting_token and f.waiting is None and self._reservation_allows(c, tag):
@@ -518,10 +537,11 @@ class StationModel:
     def _on_remote_start(self, e: RemoteStart) -> list[Effect]:
         """5.11; on a connector reserved with a parent idTag for another tag, the tag is
         Authorized and the answer's parent decides (5.13): Accepted means "will attempt". A
-        token the bus contract cannot carry as a session's id tag (IdTag: 1..20 printable
-        characters, no spaces; a 2.0.1 idToken may be 36, or empty for NoAuthorization) is
-        Rejected: its transaction could not be shown on the bus."""
-        if not _carried(e.id_tag):
+        token the bus contract cannot carry as a session's id tag (IdTag: 1..36 printable
+        characters, no spaces; a NoAuthorization token, empty, is shown as none) or longer than
+        the protocol spoken takes is Rejected. NoAuthorization (free charging) is not
+        Authorized, whatever authorize_remote_start says: there is nobody to authorise."""
+        if not _carried(e.id_tag) or self._too_long(e.id_tag):
             return [Reply(Outcome.REJECTED)]
         if e.connector is not None:
             c = self.connectors.get(e.connector)
@@ -540,7 +560,8 @@ class StationModel:
                 return [*self._ask_parent(e.id_tag, group, None, None, e.limit_a),
                         Reply(Outcome.ACCEPTED)]
             c = found
-        if self.config.authorize_remote_start:
+        if self.config.authorize_remote_start and not e.id_tag.free:
+            # NoAuthorization (free charging): nobody to authorise, no Authorize
             effects = self._authorise(e.id_tag, c, None, None, e.limit_a)
         else:
             effects = self._through_preparing(c) + c.authorised(e.id_tag, limit_a=e.limit_a)

@@ -162,6 +162,11 @@ class ConfigStore:
         return self.get_bool("AuthorizeRemoteTxRequests")
 
     @property
+    def id_token_max_length(self) -> int:
+        """IdToken is CiString20Type in OCPP 1.6."""
+        return 20
+
+    @property
     def blink_repeat(self) -> int:
         """BlinkRepeat."""
         return self.get_int("BlinkRepeat")

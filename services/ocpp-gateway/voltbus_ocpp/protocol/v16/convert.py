@@ -27,6 +27,7 @@ from voltbus_ocpp.model.events import (
     StartAnswered,
 )
 from voltbus_ocpp.model.results import AuthStatus, Measurand, Outcome, ReadingContext
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.protocol.security_event import security_event
 from voltbus_ocpp.protocol.wire_time import iso as iso  # re-exported: convert.iso
 from voltbus_ocpp.protocol.wire_time import parse_time as parse_time
@@ -137,9 +138,14 @@ def meter_values(effect: SendMeterValues, measurands: Sequence[Measurand],
     return payload
 
 
+def _id_tag(tag: IdToken | None) -> str:
+    """A token as a 1.6 idTag: its value (1.6 has no types; a 1.6 transaction always has one)."""
+    return "" if tag is None else tag.value
+
+
 def start_transaction(effect: SendStartTransaction) -> dict[str, Any]:
     """StartTransaction.req; meterStart in whole Wh as the schema wants an integer."""
-    payload: dict[str, Any] = {"connectorId": effect.connector, "idTag": effect.id_tag,
+    payload: dict[str, Any] = {"connectorId": effect.connector, "idTag": _id_tag(effect.id_tag),
                                "meterStart": round(effect.meter_start_wh),
                                "timestamp": iso(effect.ts)}
     if effect.reservation_id is not None:
@@ -159,8 +165,8 @@ def stop_transaction(effect: SendStopTransaction, sampled: Sequence[Measurand] |
     payload: dict[str, Any] = {"meterStop": round(effect.meter_stop_wh),
                                "timestamp": iso(effect.ts), "reason": effect.reason.value,
                                "transactionId": 0}
-    if effect.id_tag:
-        payload["idTag"] = effect.id_tag
+    if effect.id_tag is not None and not effect.id_tag.free:
+        payload["idTag"] = effect.id_tag.value
     sampled, aligned = sampled or (), aligned or ()
     edges = sampled or aligned
     if edges and effect.started_at is not None and effect.meter_start_wh is not None:
@@ -228,7 +234,7 @@ def message_call(message: Message, boot: dict[str, Any]) -> tuple[str, dict[str,
     if isinstance(message, SendStatus):
         return "StatusNotification", status_notification(message)
     if isinstance(message, SendAuthorize):
-        return "Authorize", {"idTag": message.id_tag}
+        return "Authorize", {"idTag": message.id_tag.value}
     if isinstance(message, Heartbeat):
         return "Heartbeat", {}
     if isinstance(message, Boot):
@@ -278,7 +284,7 @@ def record_call(record: Record, tx_id: str | None) -> tuple[str, dict[str, Any]]
     return record.action, {**record.payload, "transactionId": transaction_id(tx_id)}
 
 
-def authorize_answered(id_tag: str, answer: dict[str, Any]) -> AuthorizeAnswered:
+def authorize_answered(id_tag: IdToken, answer: dict[str, Any]) -> AuthorizeAnswered:
     """Authorize.conf as the model's event."""
     info = answer.get("idTagInfo", {})
     expiry = info.get("expiryDate")

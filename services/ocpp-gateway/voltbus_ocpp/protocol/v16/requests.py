@@ -28,6 +28,7 @@ from voltbus_ocpp.model.events import (
     Tick,
 )
 from voltbus_ocpp.model.smart_charging import invalid_schedule
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.protocol.v16 import convert, triggers
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 from voltbus_ocpp.store import KeyRotation
@@ -88,11 +89,12 @@ class V16Requests:
                                     or invalid_schedule(profile) is not None):
             return "Rejected"
         model = self.core.model
-        status = _reply(self.core.dispatch(RemoteStart(id_tag, connector)))
+        token = IdToken(id_tag)  # 1.6 has no token types: every idTag is a card's (ISO14443)
+        status = _reply(self.core.dispatch(RemoteStart(token, connector)))
         if status == "Accepted" and profile is not None:
             target = connector or next((c.connector_id for c in model.connectors.values()
-                                        if (c.facts.waiting and c.facts.waiting.id_tag == id_tag)
-                                        or (c.facts.tx and c.facts.tx.id_tag == id_tag)), None)
+                                        if (c.facts.waiting and c.facts.waiting.id_tag == token)
+                                        or (c.facts.tx and c.facts.tx.id_tag == token)), None)
             if target is not None:
                 if model.connectors[target].facts.tx is not None:
                     self.core.install_profile(target, profile)
@@ -198,10 +200,10 @@ class V16Requests:
                 for entry in entries:
                     info = entry.get("idTagInfo")
                     if info is None:
-                        local_list.pop(entry["idTag"], None)
+                        local_list.pop(IdToken(entry["idTag"]), None)
                         continue
                     expiry = info.get("expiryDate")
-                    local_list[entry["idTag"]] = AuthEntry(
+                    local_list[IdToken(entry["idTag"])] = AuthEntry(
                         convert.auth_status(info["status"]),
                         convert.parse_time(expiry) if expiry else None, info.get("parentIdTag"))
                 if len(local_list) > self.config.get_int("LocalAuthListMaxLength"):
@@ -220,7 +222,7 @@ class V16Requests:
             return "Rejected"
         expiry_at = _time(expiry, "expiryDate")
         status = self.core.model.reserve(connector, Reservation(
-            reservation_id, id_tag, parent_id_tag, expiry_at))
+            reservation_id, IdToken(id_tag), parent_id_tag, expiry_at))
         self.core.dispatch(Tick())
         return convert.outcome(status)
 

@@ -17,6 +17,7 @@ from voltbus_ocpp.adapter import CallFailed, StationCore
 from voltbus_ocpp.messages import Boot, Message
 from voltbus_ocpp.model.authorisation import AuthEntry
 from voltbus_ocpp.model.events import Event, LinkChanged, SendAuthorize
+from voltbus_ocpp.model.tokens import IdToken
 from voltbus_ocpp.protocol.v16 import convert
 from voltbus_ocpp.protocol.v16.config_store import ConfigStore
 from voltbus_ocpp.protocol.v16.requests import V16Requests
@@ -183,7 +184,7 @@ class V16Session:
         id_tag, info = payload.get("idTag"), answer.get("idTagInfo")
         if not id_tag or not isinstance(info, dict) or "status" not in info:
             return
-        learned = convert.authorize_answered(id_tag, answer)
+        learned = convert.authorize_answered(IdToken(id_tag), answer)
         assert learned.status is not None
-        self.core.authoriser.learn(id_tag, AuthEntry(learned.status, learned.expiry,
+        self.core.authoriser.learn(learned.id_tag, AuthEntry(learned.status, learned.expiry,
                                                      learned.parent_id_tag))

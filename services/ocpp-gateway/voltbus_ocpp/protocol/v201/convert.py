@@ -19,6 +19,7 @@ from voltbus_ocpp.model.results import (
     TxStart,
     TxUpdate,
 )
+from voltbus_ocpp.model.tokens import IdToken, TokenType
 from voltbus_ocpp.protocol.wire_time import iso
 from voltbus_ocpp.records import (
     MeterValuesRecord,
@@ -96,9 +97,16 @@ def auth_status(value: str) -> AuthStatus:
     return AUTH_STATUS.get(value, AuthStatus.INVALID)
 
 
-def id_token(tag: str) -> dict[str, str]:
-    """An RFID card's uid as an IdTokenType."""
-    return {"idToken": tag, "type": "ISO14443"}
+def id_token(tag: IdToken) -> dict[str, str]:
+    """An id token as an IdTokenType: its value and the type it came with (a card's reader
+    kind, a RequestStartTransaction's type; NoAuthorization with an empty value)."""
+    return {"idToken": tag.value, "type": tag.type.value}
+
+
+def token(value: dict[str, Any]) -> IdToken:
+    """An IdTokenType (as the ocpp package passes it, snake_case keys) as the model's token
+    (the schema allows only IdTokenEnumType values: TokenType has them all)."""
+    return IdToken(value["id_token"], TokenType(value["type"]))
 
 
 def _value(number: float) -> float:
@@ -224,7 +232,7 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
         state, stopped = TRANSFER_END[e.transfer_end]
         payload["triggerReason"] = "ChargingStateChanged"
         payload["transactionInfo"].update(chargingState=state, stoppedReason=stopped)
-    if e.id_tag:
+    if e.id_tag is not None:
         payload["idToken"] = id_token(e.id_tag)
     if end and end[0]["sampledValue"]:
         payload["meterValue"] = end

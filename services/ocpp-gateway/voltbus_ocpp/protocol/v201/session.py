@@ -223,7 +223,7 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                 profile["chargingSchedule"]) != 1 or smart.invalid_schedule(
                 smart.to_engine(profile)) is not None):
             return call_result.RequestStartTransaction(status="Rejected")  # K05: a TxProfile
-        tag = id_token["id_token"]
+        tag = convert.token(id_token)  # its type stays with it: Authorize, TransactionEvent
         status = _reply(self.core.dispatch(RemoteStart(tag, evse_id)))
         if status == "Accepted" and profile is not None:
             # the transaction it starts takes the profile (its id is not known to the CSMS yet)
@@ -509,7 +509,7 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                 if update_type == "Full":
                     local_list.clear()
                 for entry in entries:
-                    tag = entry["id_token"]["id_token"]
+                    tag = convert.token(entry["id_token"])  # entries are per value and type
                     info = entry.get("id_token_info")
                     if info is None:
                         local_list.pop(tag, None)
@@ -547,7 +547,7 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
         if evse_id is not None and evse_id not in self.core.model.connectors:
             return call_result.ReserveNow(status="Rejected")  # evseId 0 is not an EVSE
         status = self.core.model.reserve(evse_id or 0, Reservation(
-            id, id_token["id_token"], group_id_token["id_token"] if group_id_token else None,
+            id, convert.token(id_token), group_id_token["id_token"] if group_id_token else None,
             parse_time(expiry_date_time)))
         self.core.dispatch(Tick())  # the status shows Reserved at once
         return call_result.ReserveNow(status=convert.outcome(status))

@@ -317,6 +317,11 @@ class Variables:
         return self._bool("AuthCtrlr.AuthorizeRemoteStart")
 
     @property
+    def id_token_max_length(self) -> int:
+        """IdTokenType.idToken is identifierString up to 36 in OCPP 2.0.1."""
+        return 36
+
+    @property
     def blink_repeat(self) -> int:
         """voltbus.BlinkRepeat."""
         return self._int("voltbus.BlinkRepeat")
