@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ocpp.v16 import call
 
 from tests.ocpp_gateway.conftest import Rig
 from voltbus_common import channels as ch
@@ -198,6 +199,26 @@ async def test_16_refuses_a_card_longer_than_its_id_tag(rig: Rig,
     rig.tap("B" * 20)
     assert (await csms.wait_for(rig.id, "Authorize"))["idTag"] == "B" * 20
     assert [m.payload["idTag"] for m in csms.received(rig.id, "Authorize")] == ["B" * 20]
+    assert csms.violations(rig.id) == []
+
+
+async def test_16_matches_a_vicinity_card_by_value(rig: Rig) -> None:
+    """1.6 has no token types: an ISO15693 card is its uid, found on a 1.6 local list (whose
+    entries are plain idTags) with LocalPreAuthorize: it starts without an Authorize, idTag
+    the uid."""
+    csms = rig.csms
+    rig.meter(100.0)
+    rig.pilot("B")
+    await rig.start_gateway(ocpp_config={"LocalPreAuthorize": "true"})
+    await rig.status("Preparing")
+    assert await csms.send(rig.id, call.SendLocalList(
+        list_version=1, update_type="Full", local_authorization_list=[
+            {"idTag": "E0040150A1B2C3D4", "idTagInfo": {"status": "Accepted"}}])) == {
+        "status": "Accepted"}
+    rig.hw.publish(ch.RFID, RfidSeen(id_tag="E0040150A1B2C3D4", card_type=CardType.ISO15693))
+    start = await csms.wait_for(rig.id, "StartTransaction")
+    assert start["idTag"] == "E0040150A1B2C3D4"
+    assert csms.received(rig.id, "Authorize") == []
     assert csms.violations(rig.id) == []
 
 

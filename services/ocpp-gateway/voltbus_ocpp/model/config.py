@@ -52,6 +52,12 @@ class ChargePointConfig(Protocol):
         ...
 
     @property
+    def id_token_types(self) -> bool:
+        """The protocol tells token types apart (2.0.1); without (1.6) every card is ISO14443,
+        so a vicinity card matches its local-list and cache entries by value as before."""
+        ...
+
+    @property
     def blink_repeat(self) -> int:
         """How often the LED blinks for a blink pattern."""
         ...

@@ -255,6 +255,8 @@ class StationModel:
 
     def _on_card(self, event: CardPresented) -> list[Effect]:
         tag = event.id_tag
+        if not self.config.id_token_types:  # 1.6: a card is a card, whatever its reader
+            tag = IdToken(tag.value)
         too_long = self._too_long(tag)
         if too_long is not None:  # Authorize cannot carry it: rejected like an invalid card
             log.warning("card rejected: %s", too_long)

@@ -167,6 +167,11 @@ class ConfigStore:
         return 20
 
     @property
+    def id_token_types(self) -> bool:
+        """OCPP 1.6 has no id token types."""
+        return False
+
+    @property
     def blink_repeat(self) -> int:
         """BlinkRepeat."""
         return self.get_int("BlinkRepeat")

@@ -322,6 +322,11 @@ class Variables:
         return 36
 
     @property
+    def id_token_types(self) -> bool:
+        """IdTokenType has a type in OCPP 2.0.1."""
+        return True
+
+    @property
     def blink_repeat(self) -> int:
         """voltbus.BlinkRepeat."""
         return self._int("voltbus.BlinkRepeat")
