@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,6 +53,9 @@ class Station201(ChargePoint):
         self.report_seq_nos: list[int] | None = None  # the next report's page seqNos
         self.results_limit: int | None = None  # GetVariables answers only this many (a bug)
         self.composite_unit: str | None = None  # GetCompositeSchedule answers in this unit
+        # the remoteStartId its remote start's Started carries, given the request's (a station
+        # that forgets it: None, omitted; one that sends another: another)
+        self.sent_remote_start_id: Callable[[int], int | None] = lambda given: given
 
     def _got(self, action: str, kwargs: dict[str, Any]) -> None:
         self.requests.append((action, kwargs))
@@ -193,8 +196,9 @@ class Station201(ChargePoint):
     async def after_request_start(self, id_token: dict[str, Any], remote_start_id: int,
                                   **_: Any) -> None:
         self.transaction_id = f"tx-remote-{remote_start_id}"
+        sent = self.sent_remote_start_id(remote_start_id)
         await self.event("Started", self.transaction_id, trigger_reason="RemoteStart",
-                         remote_start_id=remote_start_id, meter_wh=100,
+                         **({} if sent is None else {"remote_start_id": sent}), meter_wh=100,
                          id_token=id_token["id_token"], token_type=id_token["type"])
 
     @on(Action.request_stop_transaction)

@@ -203,3 +203,35 @@ async def _get(csms: Csms, path: str) -> Any:
     import httpx
     async with httpx.AsyncClient(base_url=csms.http_url) as client:
         return (await client.get(path)).json()
+
+
+async def test_the_first_event_after_a_remote_start_carries_its_id(csms: Csms) -> None:
+    """F02.FR.01: the first TransactionEvent on the EVSE after an Accepted
+    RequestStartTransaction carries its remoteStartId: without it, or with another, it breaks
+    remote-start-id-missing; the events after it need none."""
+    async with station201(csms.url, "S1") as st:
+        await st.boot()
+        answer = await csms.post("/remotestart", {"id": "S1", "connector": 1, "id_tag": "APP"})
+        assert answer.json()["status"] == "Accepted"
+        await csms.wait_for("S1", "TransactionEvent")
+        await st.event("Updated", "tx-remote-1")  # a later event: no remoteStartId needed
+        assert csms.violations() == []
+        await st.event("Ended", "tx-remote-1", trigger_reason="RemoteStop",
+                       stopped_reason="Remote")
+
+        st.sent_remote_start_id = lambda given: None  # forgets it
+        answer = await csms.post("/remotestart", {"id": "S1", "connector": 1, "id_tag": "APP"})
+        assert answer.json()["status"] == "Accepted"
+        await csms.wait_for("S1", "TransactionEvent", count=4)
+        assert [(v.rule, v.action) for v in csms.violations()] == [
+            ("remote-start-id-missing", "TransactionEvent")]
+        await st.event("Ended", "tx-remote-2", trigger_reason="RemoteStop",
+                       stopped_reason="Remote")
+
+        st.sent_remote_start_id = lambda given: given + 100  # another request's
+        answer = await csms.post("/remotestart", {"id": "S1", "connector": 1, "id_tag": "APP"})
+        assert answer.json()["status"] == "Accepted"
+        await csms.wait_for("S1", "TransactionEvent", count=6)
+        problems = [v.detail for v in csms.violations() if v.rule == "remote-start-id-missing"]
+        assert len(problems) == 2
+        assert "remoteStartId 103" in problems[-1]

@@ -159,6 +159,10 @@ class CentralSystem:
         # the (idToken, type) of each RequestStartTransaction by remoteStartId, per station
         # (rule remote-start-idtoken-type-changed); kept while the station is known
         self.remote_tokens201: dict[str, dict[int, tuple[str, str]]] = {}
+        # station -> evseId (None: the request named none, any EVSE) -> the remoteStartId of
+        # the RequestStartTransaction whose first TransactionEvent is still to come (rule
+        # remote-start-id-missing); marked before the CALL, unmarked unless Accepted
+        self.remote_starts201: dict[str, dict[int | None, int]] = {}
         # TxCtrlr.TxStartPoint per station as this central system set or read it (rule
         # tx-start-trigger); unknown until then
         self.tx_start_points: dict[str, frozenset[str]] = {}
@@ -373,6 +377,7 @@ class CentralSystem:
             remote201 = int(payload.remote_start_id)
             self.remote_tokens201.setdefault(station, {})[remote201] = (
                 str(token["idToken"]), str(token["type"]))
+            self.remote_starts201.setdefault(station, {})[payload.evse_id] = remote201
         if remote is not None:
             self.remote_unauthorized16.setdefault(station, set()).add(remote)
         triggered = isinstance(payload, v16.call.TriggerMessage) and str(
@@ -386,7 +391,7 @@ class CentralSystem:
             self.remote_unauthorized16.get(station, set()).discard(remote)
             self.requests16.get(station, set()).discard(job)
             if remote201 is not None:
-                self.remote_tokens201.get(station, {}).pop(remote201, None)
+                self._forget_remote_start(station, remote201)
             return {"error": type(exc).__name__.removesuffix("Error"), "code": exc.code,
                     "description": exc.description}
         except TimeoutError:  # the ocpp package puts the whole frame (secrets too) in the text
@@ -396,7 +401,7 @@ class CentralSystem:
         if remote is not None and answer.get("status") != "Accepted":
             self.remote_unauthorized16.get(station, set()).discard(remote)
         if remote201 is not None and answer.get("status") != "Accepted":
-            self.remote_tokens201.get(station, {}).pop(remote201, None)
+            self._forget_remote_start(station, remote201)
         if isinstance(payload, v16.call.ChangeConfiguration) and answer.get("status") in (
                 "Accepted", "RebootRequired"):
             self.config16.setdefault(station, {})[str(payload.key)] = str(payload.value)
@@ -412,6 +417,13 @@ class CentralSystem:
         if isinstance(payload, v16.call.SendLocalList) and answer.get("status") == "Accepted":
             self._listed16(station, payload)
         return answer
+
+    def _forget_remote_start(self, station: str, remote_start_id: int) -> None:
+        """A RequestStartTransaction refused (or unanswered): nothing is to carry its id."""
+        self.remote_tokens201.get(station, {}).pop(remote_start_id, None)
+        awaited = self.remote_starts201.get(station, {})
+        for evse in [k for k, v in awaited.items() if v == remote_start_id]:
+            del awaited[evse]
 
     def _remote_start_to_authorize(self, station: str, payload: Any) -> str | None:
         """The idTag of a RemoteStartTransaction the station must Authorize before starting

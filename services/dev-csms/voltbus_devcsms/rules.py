@@ -202,11 +202,15 @@ REMOTE_TOKEN_TYPE = "remote-start-idtoken-type-changed"
 
 
 def id_token_problems(id_token: dict[str, Any] | None, remote_start_id: int | None,
-                      requested: dict[int, tuple[str, str]]) -> list[tuple[str, str]]:
+                      requested: dict[int, tuple[str, str]], *,
+                      by_value: bool = True) -> list[tuple[str, str]]:
     """(rule, why) for an idToken (snake_case, as the ocpp package passes it) an Authorize or a
     TransactionEvent carries: NoAuthorization with a value; a token whose value a
-    RequestStartTransaction gave (the one of its remoteStartId when the event names it) with
-    another type."""
+    RequestStartTransaction gave with another type: the request of the event's remoteStartId
+    when it names one, else (by_value: an Authorize, which has no remoteStartId) any request
+    that gave this value. A TransactionEvent without remoteStartId is not a remote start's
+    (F02.FR.01: the remote start's first event carries it, rule remote-start-id-missing): a
+    card tapped later with the same characters as another type is no type change."""
     if not id_token:
         return []
     value, kind = str(id_token.get("id_token", "")), str(id_token.get("type", ""))
@@ -214,15 +218,40 @@ def id_token_problems(id_token: dict[str, Any] | None, remote_start_id: int | No
     if kind == "NoAuthorization" and value:
         problems.append((NO_AUTHORIZATION_TOKEN,
                          f"idToken {value!r} of type NoAuthorization (it must be empty)"))
-    if remote_start_id is not None and remote_start_id in requested:
-        given = {remote_start_id: requested[remote_start_id]}
-    else:
+    if remote_start_id is not None:
+        given = {remote_start_id: requested[remote_start_id]} if (
+            remote_start_id in requested) else {}
+    elif by_value:
         given = {k: t for k, t in requested.items() if t[0] == value}
+    else:
+        given = {}
     for start_id, (want_value, want_type) in given.items():
         if want_value == value and want_type != kind:
             problems.append((REMOTE_TOKEN_TYPE, f"idToken {value!r} sent as {kind}; "
                              f"RequestStartTransaction {start_id} gave it as {want_type}"))
     return problems
+
+# 2.0.1 F02.FR.01: the remoteStartId is sent in the next TransactionEventRequest after the
+# RequestStartTransactionRequest with it (the transaction started, F01, or running already and
+# given the token, F02): the first TransactionEvent with an idToken (or a remoteStartId) on the
+# request's EVSE (any EVSE when it named none) after an Accepted RequestStartTransaction carries
+# that request's transactionInfo.remoteStartId, not none and not another. Events with neither
+# are not counted: the remote start gives the token, and one without may have been in flight.
+REMOTE_START_ID = "remote-start-id-missing"
+
+
+def remote_start_id_problem(expected: int, got: int | None) -> str | None:
+    """Why the first TransactionEvent after an Accepted RequestStartTransaction (remoteStartId
+    expected) breaks REMOTE_START_ID (got: its transactionInfo.remoteStartId), or None."""
+    if got == expected:
+        return None
+    if got is None:
+        return (f"the first TransactionEvent after RequestStartTransaction {expected} carries "
+                f"no remoteStartId")
+    return (f"the first TransactionEvent after RequestStartTransaction {expected} carries "
+            f"remoteStartId {got}")
+
+
 ENERGY_BEFORE_AUTH = "energy-before-authorization"
 
 

@@ -228,10 +228,26 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
         self._check_token(id_token, None)
         return call_result.Authorize(id_token_info=self._token_info(id_token))
 
-    def _check_token(self, id_token: dict[str, Any] | None, remote_start_id: int | None) -> None:
+    def _check_token(self, id_token: dict[str, Any] | None, remote_start_id: int | None,
+                     *, by_value: bool = True) -> None:
         for rule, problem in rules.id_token_problems(
-                id_token, remote_start_id, self.csms.remote_tokens201.get(self.id, {})):
+                id_token, remote_start_id, self.csms.remote_tokens201.get(self.id, {}),
+                by_value=by_value):
             self.check(rule, problem)
+
+    def _check_remote_start_id(self, tx: Transaction201, got: int | None,
+                               id_token: dict[str, Any] | None) -> None:
+        """The first TransactionEvent with an idToken (or a remoteStartId) on the EVSE of an
+        Accepted RequestStartTransaction (any EVSE if it named none) carries its remoteStartId
+        (rule REMOTE_START_ID). Events without either do not count: the remote start gives the
+        token, so the event it causes has one; one without (a meter value, a Started at plug-in)
+        may have been on its way when the request went out."""
+        awaited = self.csms.remote_starts201.get(self.id, {})
+        evse = tx.evse_id if tx.evse_id in awaited else None
+        if evse not in awaited or (got is None and not id_token):
+            return
+        expected = awaited.pop(evse)
+        self.check(rules.REMOTE_START_ID, rules.remote_start_id_problem(expected, got))
 
     def _token_info(self, id_token: dict[str, Any]) -> dict[str, Any]:
         status = self.csms.behaviour.token_status(id_token["id_token"], id_token["type"])
@@ -297,7 +313,9 @@ class StationSession201(SessionBase, SecurityMixin201, ChargePoint):
                        f"after transaction {tx.transaction_id} Ended")
         token = event.payload.get("id_token")
         self.check(rules.TX_AUTHORIZED_TOKEN, rules.tx_token_problem(event.trigger_reason, token))
-        self._check_token(token, event.payload["transaction_info"].get("remote_start_id"))
+        remote_start_id = event.payload["transaction_info"].get("remote_start_id")
+        self._check_token(token, remote_start_id, by_value=False)
+        self._check_remote_start_id(tx, remote_start_id, token)
         self.check(rules.CHARGING_STATE_UNCHANGED, rules.charging_state_problem(
             event.trigger_reason, event.charging_state, tx.charging_state))
         authorised = bool(token) or any(e.payload.get("id_token") for e in tx.events)

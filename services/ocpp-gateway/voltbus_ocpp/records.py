@@ -198,13 +198,17 @@ def _encode(record: Record) -> tuple[str, dict[str, Any]]:
             body["point"] = s.point.value
         if s.charging_state is not None:
             body["charging_state"] = s.charging_state.value
+        if s.remote_start_id is not None:
+            body["remote_start_id"] = s.remote_start_id
         return STARTED, body
     if isinstance(record, TransactionUpdated):
         u = record.effect
         return UPDATED, {"connector": u.connector, "local_id": u.local_id,
                          "reason": u.reason.value, "ts": u.ts.isoformat(), **_tag(u.id_tag),
                          **({"charging_state": u.charging_state.value}
-                            if u.charging_state else {})}
+                            if u.charging_state else {}),
+                         **({"remote_start_id": u.remote_start_id}
+                            if u.remote_start_id is not None else {})}
     if isinstance(record, MeterValuesRecord):
         m = record.effect
         return METER_VALUES, {"connector": m.connector, "local_id": m.local_id,
@@ -278,11 +282,13 @@ def decode(kind: str, body: dict[str, Any], local_id: int | None = None) -> Reco
         return TransactionStarted(SendStartTransaction(
             b["connector"], b["local_id"], _token(b), b["meter_start_wh"],
             datetime.fromisoformat(b["ts"]), b["reservation_id"], b.get("plugged", True),
-            TxStart(b["point"]) if b.get("point") else None, _state(b)), offline)
+            TxStart(b["point"]) if b.get("point") else None, _state(b),
+            b.get("remote_start_id")), offline)
     if kind == UPDATED:
         return TransactionUpdated(SendTransactionUpdate(
             b["connector"], b["local_id"], TxUpdate(b["reason"]),
-            datetime.fromisoformat(b["ts"]), _token(b), _state(b)), offline)
+            datetime.fromisoformat(b["ts"]), _token(b), _state(b),
+            b.get("remote_start_id")), offline)
     if kind == METER_VALUES:
         return MeterValuesRecord(SendMeterValues(
             b["connector"], b["local_id"], _snapshot(b["reading"]),

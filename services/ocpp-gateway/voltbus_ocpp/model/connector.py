@@ -121,6 +121,7 @@ class Waiting:
     id_tag: IdToken
     until: datetime
     limit_a: float | None = None
+    remote_start_id: int | None = None  # authorised by a remote start (2.0.1 remoteStartId)
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Armed:
     id_tag: IdToken
     reservation_id: int | None = None
     limit_a: float | None = None
+    remote_start_id: int | None = None  # authorised by a remote start (2.0.1 remoteStartId)
 
 
 @dataclass
@@ -502,7 +504,8 @@ class Connector:
             f.armed = None
             return self.start_transaction(armed.id_tag, self.new_local_id(),
                                           reservation_id=armed.reservation_id,
-                                          point=TxStart.ENERGY_TRANSFER)
+                                          point=TxStart.ENERGY_TRANSFER,
+                                          remote_start_id=armed.remote_start_id)
         tx = f.tx
         if tx is None or not tx.powered:
             return []
@@ -519,12 +522,12 @@ class Connector:
         return self.stop_transaction(StopReason.OTHER, transfer_end=end)
 
     def arm(self, id_tag: IdToken, reservation_id: int | None,
-            limit_a: float | None) -> list[Effect]:
+            limit_a: float | None, remote_start_id: int | None = None) -> list[Effect]:
         """Authorised with the EV there and EnergyTransfer the only start point: the relay
         closes and the EVSE offers its current, the transaction waits for the energy."""
         f = self.facts
         f.armed, f.waiting, f.finishing, f.reservation = (
-            Armed(id_tag, reservation_id, limit_a), None, False, None)
+            Armed(id_tag, reservation_id, limit_a, remote_start_id), None, False, None)
         if f.relay_closed is False:
             self.closing_until = deadline(self.clock())
         return [self.set_relay(True), *self.push_limit()]
@@ -568,10 +571,12 @@ class Connector:
     def start_transaction(self, id_tag: IdToken | None, local_id: int, *,
                           reservation_id: int | None = None,
                           powered: bool = True,
-                          point: TxStart | None = None) -> list[Effect]:
+                          point: TxStart | None = None,
+                          remote_start_id: int | None = None) -> list[Effect]:
         """Begin charging at once; StartTransaction goes to the durable queue. powered False:
         a transaction that starts before its id token (id_tag None) or its EV: the relay stays
-        open until both are there (`_power_up`)."""
+        open until both are there (`_power_up`). remote_start_id: a remote start's id, carried
+        by the start (its record is durable, so the id is too)."""
         effects = self.flush_stop()  # the previous stop goes out first, in order
         now = self.clock()
         meter = self.facts.meter.energy_wh if self.facts.meter else 0.0
@@ -587,7 +592,8 @@ class Connector:
         limit, charging = self.push_limit()
         tx.charging_state = self.charging_state_now()
         start = SendStartTransaction(self.connector_id, local_id, id_tag, meter, now,
-                                     reservation_id, self.plugged, point, tx.charging_state)
+                                     reservation_id, self.plugged, point, tx.charging_state,
+                                     remote_start_id)
         if point is TxStart.ENERGY_TRANSFER:  # the relay closed already, the energy flows
             tx.transferring = True
         if not powered or point is TxStart.ENERGY_TRANSFER:
@@ -596,7 +602,8 @@ class Connector:
         return [*effects, start, limit, self.set_relay(True, request_id(local_id, "start")),
                 self._publish_tx(now), charging]
 
-    def _power_up(self, tx: Transaction, reason: TxUpdate) -> list[Effect]:
+    def _power_up(self, tx: Transaction, reason: TxUpdate,
+                  remote_start_id: int | None = None) -> list[Effect]:
         """A transaction that started early got what it lacked (its id token, or its EV): the
         central system hears it, and once authorised with the EV there the relay closes."""
         now = self.clock()
@@ -610,7 +617,7 @@ class Connector:
         tx.charging_state = self.charging_state_now()  # this update reports it
         update = SendTransactionUpdate(self.connector_id, tx.local_id, reason, now,
                                        tx.id_tag if reason is TxUpdate.AUTHORIZED else None,
-                                       tx.charging_state)
+                                       tx.charging_state, remote_start_id)
         return [update, *effects, self._publish_tx(now)]
 
     def stop_transaction(self, reason: StopReason, id_tag: IdToken | None = None, *,
@@ -711,7 +718,8 @@ class Connector:
             if tx is not None and not tx.powered and (tx.id_tag is not None or tx.in_bay):
                 effects += self._power_up(tx, TxUpdate.EV_CONNECTED)  # started earlier
             elif waiting is not None and self.usable:
-                effects += self.authorised(waiting.id_tag, limit_a=waiting.limit_a)
+                effects += self.authorised(waiting.id_tag, limit_a=waiting.limit_a,
+                                           remote_start_id=waiting.remote_start_id)
             elif (tx is None and self.usable and self.facts.reservation is None
                   and TxStart.EV_CONNECTED in self.config.tx_start_points):
                 effects += self.start_transaction(None, self.new_local_id(), powered=False)
@@ -860,9 +868,13 @@ class Connector:
             f.tx.samples.append(Sample(due, f.meter, ReadingContext.CLOCK))
         return effects
 
-    def authorised(self, id_tag: IdToken, *, limit_a: float | None = None) -> list[Effect]:
+    def authorised(self, id_tag: IdToken, *, limit_a: float | None = None,
+                   remote_start_id: int | None = None) -> list[Effect]:
         """An idTag may charge here: start now if plugged in (or, with TxStart.AUTHORIZED, now
-        anyway), else wait for the plug; a transaction started at plug-in gets its token."""
+        anyway), else wait for the plug; a transaction started at plug-in gets its token.
+        remote_start_id (a remote start's): the first transaction event this causes carries it
+        (the Started, or the Updated giving a running transaction its token; kept while
+        waiting for the EV or for the energy)."""
         tx = self.facts.tx
         if tx is not None:
             if tx.id_tag is not None:
@@ -870,21 +882,23 @@ class Connector:
             if limit_a is not None:
                 self.facts.profile_limit_a = limit_a
             tx.id_tag = id_tag
-            return self._power_up(tx, TxUpdate.AUTHORIZED)
+            return self._power_up(tx, TxUpdate.AUTHORIZED, remote_start_id)
         reservation = self.facts.reservation
         reservation_id = reservation.reservation_id if reservation else None
         if limit_a is not None:
             self.facts.profile_limit_a = limit_a
         if self.plugged and self.config.tx_start_points == {TxStart.ENERGY_TRANSFER}:
-            return self.arm(id_tag, reservation_id, limit_a)
+            return self.arm(id_tag, reservation_id, limit_a, remote_start_id)
         if self.plugged:
             return self.start_transaction(id_tag, self.new_local_id(),
-                                          reservation_id=reservation_id)
+                                          reservation_id=reservation_id,
+                                          remote_start_id=remote_start_id)
         if TxStart.AUTHORIZED in self.config.tx_start_points:
             return self.start_transaction(id_tag, self.new_local_id(),
-                                          reservation_id=reservation_id, powered=False)
+                                          reservation_id=reservation_id, powered=False,
+                                          remote_start_id=remote_start_id)
         timeout = timedelta(seconds=self.config.connection_timeout_s)
-        self.facts.waiting = Waiting(id_tag, self.clock() + timeout, limit_a)
+        self.facts.waiting = Waiting(id_tag, self.clock() + timeout, limit_a, remote_start_id)
         return []
 
     def answered(self, local_id: int, transaction_id: str) -> list[Effect]:

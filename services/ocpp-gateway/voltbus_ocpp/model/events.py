@@ -152,6 +152,9 @@ class RemoteStart(Event):
     id_tag: IdToken
     connector: int | None = None
     limit_a: float | None = None
+    # the central system's id for this request (2.0.1 remoteStartId; 1.6 has none): the first
+    # transaction event it causes carries it (F02.FR.01)
+    remote_start_id: int | None = None
 
     def __post_init__(self) -> None:
         _typed(self)
@@ -337,6 +340,8 @@ class SendStartTransaction(Effect):
     plugged: bool = True
     point: TxStart | None = None
     charging_state: ChargingState | None = None
+    # started by a remote start: its id (2.0.1 remoteStartId, triggerReason RemoteStart)
+    remote_start_id: int | None = None
 
     def __post_init__(self) -> None:
         _typed(self)
@@ -356,6 +361,9 @@ class SendTransactionUpdate(Effect):
     ts: datetime
     id_tag: IdToken | None = None
     charging_state: ChargingState | None = None
+    # the id token came by a remote start (AUTHORIZED): its id (2.0.1 remoteStartId,
+    # triggerReason RemoteStart)
+    remote_start_id: int | None = None
 
     def __post_init__(self) -> None:
         _typed(self)

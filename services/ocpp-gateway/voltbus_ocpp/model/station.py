@@ -106,6 +106,7 @@ class Pending:
     command: CommandName | None
     limit_a: float | None = None
     stop_for_parent: str | None = None  # authorising a tag to stop a transaction of this group
+    remote_start_id: int | None = None  # a remote start's (2.0.1 remoteStartId)
 
 
 class StationModel:
@@ -292,9 +293,11 @@ class StationModel:
                 and self._why_not_free(c, r.id_tag) is None)
 
     def _ask_parent(self, tag: IdToken, c: Connector, request_id: str | None,
-                    command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
+                    command: CommandName | None, limit_a: float | None = None,
+                    remote_start_id: int | None = None) -> list[Effect]:
         """Authorize the tag: its answer's status and parent idTag decide the reservation."""
-        self.pending[tag] = Pending(c.connector_id, request_id, command, limit_a)
+        self.pending[tag] = Pending(c.connector_id, request_id, command, limit_a,
+                                    remote_start_id=remote_start_id)
         return [SendAuthorize(tag)]
 
     def _reserved_for_a_group(self, tag: IdToken) -> Connector | None:
@@ -353,13 +356,16 @@ class StationModel:
         return bool(r.parent_id_tag and parent == r.parent_id_tag)
 
     def _authorise(self, tag: IdToken, c: Connector, request_id: str | None,
-                   command: CommandName | None, limit_a: float | None = None) -> list[Effect]:
+                   command: CommandName | None, limit_a: float | None = None,
+                   remote_start_id: int | None = None) -> list[Effect]:
         decision = self.authoriser.decide(tag, online=self.online, now=self.clock())
+        pending = Pending(c.connector_id, request_id, command, limit_a,
+                          remote_start_id=remote_start_id)
         if decision is Decision.ASK:
-            self.pending[tag] = Pending(c.connector_id, request_id, command, limit_a)
+            self.pending[tag] = pending
             return [SendAuthorize(tag)]
-        return self._authorised(tag, Pending(c.connector_id, request_id, command, limit_a),
-                                decision is Decision.ACCEPT, "not authorised locally")
+        return self._authorised(tag, pending, decision is Decision.ACCEPT,
+                                "not authorised locally")
 
     def _authorised(self, tag: IdToken, p: Pending, accepted: bool, why: str,
                     parent: str | None = None) -> list[Effect]:
@@ -372,7 +378,8 @@ class StationModel:
         if not self._reservation_allows(c, tag, parent):
             return self._answer(p, CommandStatus.REJECTED,
                                 f"connector {c.connector_id} is reserved for another id tag")
-        return (self._through_preparing(c) + c.authorised(tag, limit_a=p.limit_a)
+        return (self._through_preparing(c) + c.authorised(
+            tag, limit_a=p.limit_a, remote_start_id=p.remote_start_id)
                 + self._answer(p, CommandStatus.ACCEPTED))
 
     def _through_preparing(self, c: Connector) -> list[Effect]:
@@ -548,8 +555,8 @@ class StationModel:
         if e.connector is not None:
             c = self.connectors.get(e.connector)
             if c is not None and self._asks_for_group(c, e.id_tag):
-                return [*self._ask_parent(e.id_tag, c, None, None, e.limit_a),
-                        Reply(Outcome.ACCEPTED)]
+                return [*self._ask_parent(e.id_tag, c, None, None, e.limit_a,
+                                          e.remote_start_id), Reply(Outcome.ACCEPTED)]
             if c is None or self._why_not_free(c, e.id_tag):
                 return [Reply(Outcome.REJECTED)]
         else:
@@ -559,14 +566,15 @@ class StationModel:
                               if self._asks_for_group(c, e.id_tag)), None)
                 if group is None:
                     return [Reply(Outcome.REJECTED)]
-                return [*self._ask_parent(e.id_tag, group, None, None, e.limit_a),
-                        Reply(Outcome.ACCEPTED)]
+                return [*self._ask_parent(e.id_tag, group, None, None, e.limit_a,
+                                          e.remote_start_id), Reply(Outcome.ACCEPTED)]
             c = found
         if self.config.authorize_remote_start and not e.id_tag.free:
             # NoAuthorization (free charging): nobody to authorise, no Authorize
-            effects = self._authorise(e.id_tag, c, None, None, e.limit_a)
+            effects = self._authorise(e.id_tag, c, None, None, e.limit_a, e.remote_start_id)
         else:
-            effects = self._through_preparing(c) + c.authorised(e.id_tag, limit_a=e.limit_a)
+            effects = self._through_preparing(c) + c.authorised(
+                e.id_tag, limit_a=e.limit_a, remote_start_id=e.remote_start_id)
         return [*effects, Reply(Outcome.ACCEPTED)]
 
     def _on_remote_stop(self, e: RemoteStop) -> list[Effect]:

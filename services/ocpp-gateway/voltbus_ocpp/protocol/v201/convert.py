@@ -164,8 +164,12 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
     idToken. A start at authorisation before plug-in (E03) is Started Authorized with the
     idToken; the EV's arrival follows as an Updated with triggerReason CablePluggedIn; an EV
     that does not come in EVConnectionTimeOut ends it: triggerReason EVConnectTimeout,
-    stoppedReason Timeout. Every event the model knows the charging state of carries it; a
-    change no other event carried is an Updated ChargingStateChanged of its own."""
+    stoppedReason Timeout. A remote start's id (RequestStartTransaction remoteStartId) goes in
+    the first event of its transaction (F02.FR.01), the Started or, for a transaction running
+    already, the Updated giving it the token; that event's triggerReason is RemoteStart where it
+    would be Authorized (a start at plug-in or at energy flow keeps its own). Every event the
+    model knows the charging state of carries it; a change no other event carried is an Updated
+    ChargingStateChanged of its own."""
     if isinstance(record, TransactionStarted):
         s = record.effect
         info: dict[str, Any] = {"transactionId": transaction_id}
@@ -191,6 +195,10 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
             payload["idToken"] = id_token(s.id_tag)
         if s.reservation_id is not None:
             payload["reservationId"] = s.reservation_id
+        if s.remote_start_id is not None:  # F02.FR.01: the first event after the RequestStart
+            info["remoteStartId"] = s.remote_start_id
+            if trigger == "Authorized":  # the remote start is what started it, not the EV
+                payload["triggerReason"] = "RemoteStart"
         return payload
     if isinstance(record, TransactionUpdated):
         u = record.effect
@@ -201,6 +209,9 @@ def transaction_event(record: TransactionStarted | MeterValuesRecord | Transacti
             payload["transactionInfo"]["chargingState"] = CHARGING_STATE[u.charging_state]
         if u.id_tag is not None:
             payload["idToken"] = id_token(u.id_tag)
+        if u.remote_start_id is not None:  # F02.FR.01: the token came by RequestStart
+            payload["transactionInfo"]["remoteStartId"] = u.remote_start_id
+            payload["triggerReason"] = "RemoteStart"
         return payload
     if isinstance(record, MeterValuesRecord):
         m = record.effect

@@ -224,7 +224,9 @@ class V201ChargePoint(FrameGuard, SecurityHandlers, ChargePoint):
                 smart.to_engine(profile)) is not None):
             return call_result.RequestStartTransaction(status="Rejected")  # K05: a TxProfile
         tag = convert.token(id_token)  # its type stays with it: Authorize, TransactionEvent
-        status = _reply(self.core.dispatch(RemoteStart(tag, evse_id)))
+        # the id goes with the start to the first TransactionEvent it causes (F02.FR.01)
+        status = _reply(self.core.dispatch(RemoteStart(tag, evse_id,
+                                                       remote_start_id=remote_start_id)))
         if status == "Accepted" and profile is not None:
             # the transaction it starts takes the profile (its id is not known to the CSMS yet)
             self.core.remote_start_profile(evse_id, tag, smart.to_engine(
