@@ -121,6 +121,29 @@ async def test_remote_start_after_plug_in_is_the_updated(rig: Rig) -> None:
     assert csms.violations(rig.id) == []
 
 
+async def test_remote_start_armed_until_energy_flows(rig: Rig) -> None:
+    """TxStartPoint EnergyTransfer: the remote start arms the plugged connector (relay closed,
+    no transaction); when the EV draws, the Started carries remoteStartId 5 with its own trigger
+    ChargingStateChanged (the energy started it; tx-start-trigger holds)."""
+    csms = rig.csms
+    await rig.online_201(pilot="A")
+    await set_variable(rig, "TxCtrlr", "TxStartPoint", "EnergyTransfer")
+    rig.pilot("B")
+    await rig.status("Preparing")
+    assert await request_start(rig, "APP5", 5) == {"status": "Accepted"}
+    await rig.wait("relay_set", lambda p: p.closed)
+    rig.relay(True)
+    rig.meter(100.4, power_w=0.0)
+    rig.pilot("C")
+    started = await csms.wait_for(rig.id, "TransactionEvent",
+                                  where=lambda p: p["eventType"] == "Started")
+    assert started["triggerReason"] == "ChargingStateChanged"
+    assert started["transactionInfo"]["remoteStartId"] == 5
+    assert started["idToken"] == {"idToken": "APP5", "type": "ISO14443"}
+    await stop_latest(rig, 1)
+    assert csms.violations(rig.id) == []
+
+
 def test_the_outbox_record_keeps_the_remote_start_id() -> None:
     """A Started or Updated queued durably (offline) keeps its remoteStartId through the
     neutral record; one without stays without (rows from before it was kept)."""
