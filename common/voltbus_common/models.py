@@ -96,6 +96,10 @@ class PilotEvent(Payload):
 
     state: PilotState
     ts: UtcDatetime = Field(default_factory=utcnow)
+    plugged_at: UtcDatetime | None = Field(
+        default=None, description="the plug-in's identity: when this cable was plugged in (the "
+        "pilot left A), the same on every state until it is pulled out; null when no cable is "
+        "in, or when the hardware service started with the cable already in (it cannot know)")
 
 
 class MeterReading(Payload):

@@ -17,8 +17,10 @@ from voltbus_hardware.registry import simulated_station
 from voltbus_hardware.service import serve_station
 from voltbus_hardware.station import StationHardware
 
+# gateway_loss_relay_hold_s 0: a lost gateway opens the relay once the loss is confirmed (the
+# hold's own tests set it: tests/hardware/test_safety.py)
 FAST = ControllerConfig(meter_interval_s=0.1, poll_interval_s=0.05, overcurrent_margin_a=1.0,
-                        overcurrent_time_s=0.3)
+                        overcurrent_time_s=0.3, gateway_loss_relay_hold_s=0.0)
 
 
 class Watch:

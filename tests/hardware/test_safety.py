@@ -116,6 +116,70 @@ async def test_gateway_loss_can_be_configured_to_finish_the_session(
         assert r.sim().relay_closed
 
 
+async def test_a_lost_gateway_keeps_the_relay_closed_for_the_hold_then_it_opens(
+    mosquitto: Broker, station: str
+) -> None:
+    """A gateway that is not back within gateway_loss_relay_hold_s: the relay opens then (not
+    at the confirmation), and the EVSE charged on meanwhile."""
+    cfg = dataclasses.replace(FAST, gateway_loss_confirm_s=0.2, gateway_loss_relay_hold_s=1.5)
+    loop = asyncio.get_running_loop()
+    async with rig(mosquitto, station, config=cfg) as r:
+        await _charging(r)
+        await _gateway_goes_away(r, mosquitto, station)
+        lost_at = loop.time()
+        await asyncio.sleep(1.0)  # past the confirmation, within the hold
+        assert r.sim().relay_closed
+        drawn = await r.watches["meter"].until(lambda m: m.payload.power_w > 0)
+        opened = await r.watches["relay"].until(lambda m: not m.payload.closed, within=5)
+        held_s = loop.time() - lost_at
+        assert not r.sim().relay_closed
+    assert drawn.connector == opened.connector == 1
+    assert 1.4 <= held_s <= 3.0, held_s
+
+
+async def test_a_gateway_back_within_the_hold_finds_the_relay_still_closed(
+    mosquitto: Broker, station: str
+) -> None:
+    cfg = dataclasses.replace(FAST, gateway_loss_confirm_s=0.2, gateway_loss_relay_hold_s=1.0)
+    async with rig(mosquitto, station, config=cfg) as r:
+        await _charging(r)
+        await _gateway_goes_away(r, mosquitto, station)
+        await asyncio.sleep(0.5)
+        gateway = Bus(mosquitto.settings("gateway"), station=station, service="gateway")
+        task = asyncio.create_task(gateway.run())  # `online` again: as its supervisor restarts it
+        try:
+            await gateway.wait_connected(5)
+            await asyncio.sleep(1.5)  # past the hold
+            opened = [m for m in r.watches["relay"].drain() if not m.payload.closed]
+            assert r.sim().relay_closed
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert opened == []
+
+
+async def test_the_pilot_carries_the_plug_in_identity(mosquitto: Broker, station: str) -> None:
+    """plugged_at: set when the pilot leaves A, the same while the cable stays in (B, C, B),
+    gone with the cable, a new one for the next plug-in."""
+    async with rig(mosquitto, station) as r:
+        await _charging(r)  # B, then the EV draws (C) once the relay is closed
+        first = r.watches["pilot"].seen[-1].payload.plugged_at
+        await r.watches["pilot"].until(lambda m: m.payload.state is PilotState.C)
+        r.send(ch.RELAY_SET, RelayCommand(closed=False), connector=1)
+        back = await r.watches["pilot"].until(lambda m: m.payload.state is PilotState.B)
+        r.send(ch.SIM_PLUG, SimPlug(plugged=False), connector=1)
+        out = await r.watches["pilot"].until(lambda m: m.payload.state is PilotState.A)
+        r.send(ch.SIM_PLUG, SimPlug(plugged=True), connector=1)
+        again = await r.watches["pilot"].until(lambda m: m.payload.state is PilotState.B)
+        states = [(m.payload.state, m.payload.plugged_at) for m in r.watches["pilot"].seen]
+    assert first is not None
+    assert all(at == first for state, at in states if state is PilotState.C), states
+    assert back.payload.plugged_at == first
+    assert out.payload.plugged_at is None
+    assert again.payload.plugged_at is not None
+    assert again.payload.plugged_at > first
+
+
 async def test_real_last_will_of_a_killed_gateway_opens_relay(
     own_mosquitto: Broker, station: str
 ) -> None:

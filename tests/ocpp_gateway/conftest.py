@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.fixtures.csms import Csms
 from tests.fixtures.mosquitto import Broker
 from voltbus_common import channels as ch
 from voltbus_common.bus import Bus, Received
-from voltbus_common.enums import PilotState
+from voltbus_common.enums import PilotState, ServiceState
 from voltbus_common.models import (
     BayOccupancy,
     GatewayCommand,
@@ -58,6 +59,8 @@ class Rig:
         self.gateway: Station | None = None
         self._gw_task: asyncio.Task[None] | None = None
         self.energy_wh = 1000.0
+        self.plugged_at: dict[int, datetime] = {}
+        self.last_pilot: dict[int, PilotState] = {}
 
     def _keeper(self, name: str) -> Callable[[Received[Any]], Any]:
         async def keep(msg: Received[Any]) -> None:
@@ -130,8 +133,22 @@ class Rig:
     # --- playing the hardware -----------------------------------------------------------------
 
     def pilot(self, state: str, connector: int = 1) -> None:
-        """Publish a pilot state (retained, like the hardware service)."""
-        self.hw.publish(ch.PILOT, PilotEvent(state=PilotState(state)), connector=connector)
+        """Publish a pilot state (retained, like the hardware service), with the plug-in's
+        identity as the hardware gives it: when the pilot left A, None while it is A."""
+        pilot = PilotState(state)
+        if pilot is PilotState.A:
+            self.plugged_at.pop(connector, None)
+        elif self.last_pilot.get(connector, PilotState.A) is PilotState.A:
+            self.plugged_at[connector] = datetime.now(UTC)
+        self.last_pilot[connector] = pilot
+        self.hw.publish(ch.PILOT, PilotEvent(state=pilot,
+                                             plugged_at=self.plugged_at.get(connector)),
+                        connector=connector)
+
+    def hardware_status(self, online: bool = True) -> None:
+        """The hardware service's retained status (its `offline` is its Will)."""
+        self.hw.publish(ch.SERVICE_STATUS, ServiceState.ONLINE if online
+                        else ServiceState.OFFLINE, service="hardware")
 
     def meter(self, energy_wh: float | None = None, *, power_w: float = 3680.0,
               current_a: list[float] | None = None, connector: int = 1) -> float:

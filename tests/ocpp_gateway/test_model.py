@@ -447,6 +447,37 @@ def test_no_new_session_on_a_connector_whose_cut_short_transaction_is_not_stoppe
     assert model.handle(CardPresented("NEW")) == [SendAuthorize("NEW")]  # free again
 
 
+def test_a_resumed_transaction_goes_on_without_a_relay_command_or_a_new_start() -> None:
+    """Resumed (the hardware kept the same plug-in charging through a gateway restart): the
+    transaction is back with its ids, tag and meterStart; nothing is sent to the central system,
+    the relay is not commanded, neither while recovering (the hardware's `online` resync, the
+    relay re-send) nor by the resume; the limit goes to the EVSE; the next sample is periodic."""
+    from voltbus_ocpp.model.events import HardwareStatus, RelayChanged, Resumed
+
+    model, clock = build(MeterValueSampleInterval="10")
+    model.connectors[1].facts.recovering = True
+    model.handle(MeterUpdated(1, reading(950.0)))
+    model.handle(PilotChanged(1, PilotState.C, T0))
+    model.handle(RelayChanged(1, True))
+    before = model.handle(HardwareStatus(True)) + model.handle(Tick())
+    clock.advance(10)
+    before += model.handle(Tick())
+    assert not [e for e in before if isinstance(e, SetRelay)], before
+    effects = model.handle(Resumed(1, 7, "OLD", T0, 100.0, 900.0, "41"))
+    tx = model.connectors[1].facts.tx
+    assert tx is not None
+    assert tx.id_tag is not None
+    assert (tx.local_id, tx.transaction_id, tx.id_tag.value, tx.meter_start_wh,
+            tx.energy_wh) == (7, "41", "OLD", 100.0, 950.0)
+    assert not [e for e in effects if isinstance(e, SetRelay | SendStartTransaction
+                                                 | SendStopTransaction)], effects
+    assert model.connectors[1].status is ConnectorStatus.CHARGING
+    assert model.handle(CardPresented("NEW")) != [SendAuthorize("NEW")]  # busy: no new session
+    clock.advance(30)
+    sample = [e for e in model.handle(Tick()) if isinstance(e, SendMeterValues)]
+    assert [s.local_id for s in sample] == [7]
+
+
 # --- an event of one connector re-derives that connector only (issue 14) -----------------------
 
 def _count_refreshes(model: StationModel) -> dict[int, int]:

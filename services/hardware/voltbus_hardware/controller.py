@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from voltbus_common import channels as ch
@@ -28,6 +29,7 @@ from voltbus_common.models import (
     PilotEvent,
     RelayCommand,
     RelayState,
+    utcnow,
 )
 from voltbus_hardware.cable_locks import CableLocks
 from voltbus_hardware.card_readers import CardReaders, guarded, wait_or_timeout
@@ -69,6 +71,11 @@ class ControllerConfig:
     gateway_loss_grace_s: float = 20.0
     # A live `offline` waits this long first: did our own connection drop too (broker stopping)?
     gateway_loss_confirm_s: float = 2.0
+    # A gateway lost while a relay is closed (a crash, a SIGKILL, its supervisor restarting it):
+    # the relay stays closed this long (counted from the `offline`) for the gateway to come back
+    # and resume the transaction; the EVSE keeps the last current limit and this service the
+    # overcurrent guard and the pilot/lock rules meanwhile. 0: open once the loss is confirmed.
+    gateway_loss_relay_hold_s: float = 60.0
     # The reading after a relay switch (issue 10 §1): after an opening, re-read until the meter
     # shows the current stopped (a meter updates its registers a little after the fact), but
     # publish within this time, so a gateway waiting 2 s for meterStop gets it.
@@ -91,6 +98,9 @@ class _Connector:
     meter_failures: int = 0
     meter_retry_at: float = 0.0
     relay_state: RelayState | None = None
+    # the plug-in's identity (PilotEvent.plugged_at): when the pilot left A; None when no cable
+    # is in, or when this service started with one already in
+    plugged_at: datetime | None = None
     bay: bool | None = None  # the bay detector's last published value (None: none yet)
     # held while the phase contactor switches: a current limit or a relay close waits for it
     actuation: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -111,6 +121,7 @@ class StationController:
             for n, hw in station.connectors.items()}
         self.gateway_online: bool | None = None
         self._gateway_recheck: asyncio.Task[None] | None = None
+        self._gateway_back = asyncio.Event()  # set by each gateway `online`
         self._state_wake = asyncio.Event()
         self.readers = CardReaders(bus, station, self._set_reader_fault,
                                    poll_interval_s=config.poll_interval_s,
@@ -253,6 +264,8 @@ class StationController:
 
     async def _on_gateway_status(self, msg: Received[ServiceState]) -> None:
         self.gateway_online = msg.payload is ServiceState.ONLINE
+        if self.gateway_online:
+            self._gateway_back.set()
         if self.gateway_online or not self.config.gateway_loss_opens_relay:
             return
         if self._gateway_recheck is None or self._gateway_recheck.done():
@@ -261,16 +274,36 @@ class StationController:
     async def _confirm_gateway_loss(self) -> None:
         """Open the relays unless the `offline` came from a broker restart: a stopping broker
         sends the gateway's Will to us just before it drops us too, and a restarted one may
-        hand it back as retained state. Then the gateway gets the grace to say `online`."""
+        hand it back as retained state. Then the gateway gets the grace to say `online`, and
+        a closed relay the hold (gateway_loss_relay_hold_s from the `offline`): a gateway
+        restarted by its supervisor resumes the transaction (docs/reliability.md)."""
+        hold_until = self.clock() + self.config.gateway_loss_relay_hold_s
         await asyncio.sleep(self.config.gateway_loss_confirm_s)
         while self.gateway_online is False and self.config.gateway_loss_opens_relay:
             await self.bus.connected.wait()
             left = self._gateway_grace_left()
             if left <= 0:
-                await self._open_for_lost_gateway()
+                await self._hold_for_gateway(hold_until)
+                if self.gateway_online is False:
+                    await self._open_for_lost_gateway()
                 return
             log.info("gateway offline around our own reconnect: re-checking in %.1fs", left)
             await asyncio.sleep(left)
+
+    async def _hold_for_gateway(self, until: float) -> None:
+        """Keep closed relays closed until the gateway is back or `until` (self.clock())."""
+        closed = [c.hw.id for c in self.connectors.values() if c.relay_closed]
+        left = until - self.clock()
+        if not closed or left <= 0:
+            return
+        log.warning("gateway offline: keeping the relay of connector(s) %s closed up to %.0f s "
+                    "for it to come back (the EVSE keeps the last current limit)",
+                    ", ".join(map(str, closed)), left)
+        while self.gateway_online is False and self.clock() < until:
+            self._gateway_back.clear()
+            await wait_or_timeout(self._gateway_back, min(1.0, max(0.0, until - self.clock())))
+        if self.gateway_online:
+            log.info("gateway back within the hold: relays left as they are")
 
     def _gateway_grace_left(self) -> float:
         bus = self.bus
@@ -341,8 +374,13 @@ class StationController:
             return
         c.faults.set("evse", status.error, status.info)
         if status.pilot != c.pilot:
+            if status.pilot is PilotState.A:
+                c.plugged_at = None
+            elif c.pilot is PilotState.A:  # plugged in now (not at our start: unknown then)
+                c.plugged_at = utcnow()
             c.pilot = status.pilot
-            self.bus.publish(ch.PILOT, PilotEvent(state=status.pilot), connector=c.hw.id)
+            self.bus.publish(ch.PILOT, PilotEvent(state=status.pilot, plugged_at=c.plugged_at),
+                             connector=c.hw.id)
             if status.pilot is PilotState.A:
                 c.faults.clear("overcurrent")
             if react and status.pilot in OPEN_PILOTS and c.relay_closed:
@@ -427,7 +465,8 @@ class StationController:
             await self.bus.connected.wait()
             for c in self.connectors.values():
                 if c.pilot is not None:
-                    self.bus.publish(ch.PILOT, PilotEvent(state=c.pilot), connector=c.hw.id)
+                    self.bus.publish(ch.PILOT, PilotEvent(state=c.pilot, plugged_at=c.plugged_at),
+                                     connector=c.hw.id)
                 self._publish_relay(c)
                 self._publish_error(c, force=True)
                 if c.bay is not None:

@@ -24,6 +24,7 @@ def controller_config(settings: HardwareSettings) -> ControllerConfig:
         gateway_loss_opens_relay=settings.gateway_loss_opens_relay,
         gateway_loss_grace_s=settings.gateway_loss_grace_s,
         gateway_loss_confirm_s=settings.gateway_loss_confirm_s,
+        gateway_loss_relay_hold_s=settings.gateway_loss_relay_hold_s,
         switch_read_timeout_s=settings.switch_read_timeout_s)
 
 

@@ -25,6 +25,10 @@ class HardwareSettings(BusSettings):
     gateway_loss_confirm_s: float = Field(
         default=2.0, ge=0, le=60,
         description="a gateway `offline` opens the relays after this, unless the broker went too")
+    gateway_loss_relay_hold_s: float = Field(
+        default=60.0, ge=0, le=600,
+        description="a closed relay stays closed this long after a gateway `offline` for a "
+                    "restarted gateway to resume the transaction (0: open at once)")
     switch_read_timeout_s: float = Field(
         default=1.5, gt=0, le=10,
         description="after a relay opens, re-read the meter until it shows no power, this long")

@@ -151,7 +151,7 @@ class BusBridge:
 
     async def _pilot(self, msg: Received[PilotEvent]) -> None:
         if self._known(msg) and msg.payload is not None and not self._stale(msg):
-            self.dispatch(PilotChanged(msg.connector, msg.payload.state))
+            self.dispatch(PilotChanged(msg.connector, msg.payload.state, msg.payload.plugged_at))
 
     async def _bay(self, msg: Received[BayOccupancy]) -> None:
         if self._known(msg) and msg.payload is not None and not self._stale(msg):

@@ -36,23 +36,36 @@ class RunningRow:
     meter_start_wh: float
     energy_wh: float
     transaction_id: str | None
+    # the plug-in it charges (PilotEvent.plugged_at; None: not known, or no EV yet)
+    plugged_at: datetime | None = None
 
 
 class RunningTransactions:
-    """The `running` table: one row per connector with a transaction, for recovery at start-up."""
+    """The `running` table: one row per connector with a transaction, for recovery at start-up
+    (resumed when the hardware still shows the same plug-in with the relay closed, else
+    stopped: station.py `_recover`)."""
 
     def __init__(self, store: Store) -> None:
         self.db = store.db
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(running)").fetchall()}
+        if "plugged_at" not in columns:  # a database from before the plug-in identity
+            self.db.execute("ALTER TABLE running ADD COLUMN plugged_at TEXT")
 
-    def started(self, effect: SendStartTransaction) -> None:
+    def started(self, effect: SendStartTransaction, plugged_at: datetime | None = None) -> None:
         """A transaction began (its central-system id is not known yet)."""
         tag = effect.id_tag
         self.db.execute("INSERT OR REPLACE INTO running (connector, local_id, id_tag, started_at, "
-                        "meter_start_wh, energy_wh, transaction_id, id_type) "
-                        "VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                        "meter_start_wh, energy_wh, transaction_id, id_type, plugged_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
                         (effect.connector, effect.local_id, "" if tag is None else tag.value,
                          effect.ts.isoformat(), effect.meter_start_wh, effect.meter_start_wh,
-                         None if tag is None else tag.type.value))
+                         None if tag is None else tag.type.value,
+                         None if plugged_at is None else plugged_at.isoformat()))
+
+    def plugged(self, local_id: int, plugged_at: datetime | None) -> None:
+        """The plug-in a running transaction charges changed (plugged in later, or again)."""
+        self.db.execute("UPDATE running SET plugged_at=? WHERE local_id=?",
+                        (None if plugged_at is None else plugged_at.isoformat(), local_id))
 
     def authorised(self, local_id: int, id_tag: IdToken) -> None:
         """A transaction started at plug-in got its id token."""
@@ -75,9 +88,12 @@ class RunningTransactions:
     def all(self) -> list[RunningRow]:
         """Every running transaction on disk."""
         rows = self.db.execute("SELECT connector, local_id, id_tag, started_at, meter_start_wh, "
-                               "energy_wh, transaction_id, id_type FROM running").fetchall()
+                               "energy_wh, transaction_id, id_type, plugged_at FROM running"
+                               ).fetchall()
         return [RunningRow(r[0], r[1], _token(r[2], r[7]), datetime.fromisoformat(r[3]), r[4],
-                           r[5], None if r[6] is None else str(r[6])) for r in rows]
+                           r[5], None if r[6] is None else str(r[6]),
+                           None if r[8] is None else datetime.fromisoformat(r[8]))
+                for r in rows]
 
 
 def _token(value: str, kind: str | None) -> IdToken | None:

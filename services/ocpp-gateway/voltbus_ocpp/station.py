@@ -40,15 +40,18 @@ from voltbus_ocpp.maintenance import LogRing, Maintenance, snapshot_files
 from voltbus_ocpp.messages import MaintenanceStatus, Message, MeterValuesNow, StationStatus
 from voltbus_ocpp.messenger import Live, Messenger
 from voltbus_ocpp.model.authorisation import Authoriser
+from voltbus_ocpp.model.connector import blocking_fault
 from voltbus_ocpp.model.energy_limit import EnergyGuard, RememberEnergyManaged
 from voltbus_ocpp.model.events import (
     AuthorizeAnswered,
     Effect,
     Event,
     LinkChanged,
+    PilotChanged,
     Recovered,
     RelayMismatch,
     RestartRequested,
+    Resumed,
     SendAuthorize,
     SendMeterValues,
     SendStartTransaction,
@@ -79,7 +82,12 @@ from voltbus_ocpp.records import (
     TransactionUpdated,
     starts_transaction,
 )
-from voltbus_ocpp.repositories import Availability, ChargingProfiles, RunningTransactions
+from voltbus_ocpp.repositories import (
+    Availability,
+    ChargingProfiles,
+    RunningRow,
+    RunningTransactions,
+)
 from voltbus_ocpp.security import StationSecurity
 from voltbus_ocpp.settings import GatewaySettings
 from voltbus_ocpp.store import AuthTable, KeyRotation, Store
@@ -240,6 +248,8 @@ class Station:
         operative_was = self._operative()
         effects = self.model.handle(event)
         self.execute(effects)
+        if isinstance(event, PilotChanged):
+            self._keep_plug(event.connector)
         if self.model.station_operative != station_was:  # connector 0, also when scheduled
             self.send(StationStatus(self.model.station_operative, self.clock()))
         if self._operative() != operative_was:
@@ -252,6 +262,13 @@ class Station:
         self.monitoring.evaluate()  # a monitored value changed
         self._poke(event, effects)
         return effects
+
+    def _keep_plug(self, n: int) -> None:
+        """The running transaction's row follows the plug-in it charges (what `_recover`
+        compares with the hardware's after a restart)."""
+        c = self.model.connectors.get(n)
+        if c is not None and c.facts.tx is not None and c.facts.plugged_at is not None:
+            self.running.plugged(c.facts.tx.local_id, c.facts.plugged_at)
 
     def on_dispatch(self, listener: Callable[[Event, list[Effect]], None]
                     ) -> Callable[[], None]:
@@ -390,7 +407,7 @@ class Station:
         transaction on disk follows it (same commit)."""
         cfg, offline = self.config, not self.model.online
         if isinstance(effect, SendStartTransaction):
-            self.running.started(effect)
+            self.running.started(effect, self.model.connectors[effect.connector].facts.plugged_at)
             self.store.set_meta("next_local_id", str(effect.local_id + 1))
             return TransactionStarted(effect, offline)
         if isinstance(effect, SendTransactionUpdate):
@@ -730,24 +747,50 @@ class Station:
     # --- start-up and shutdown ---------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Transactions still on disk were cut short: stop them (PowerLoss, or Reboot if we
-        stopped cleanly), with the meter register read back from the retained meter topic."""
+        """Transactions still on disk were running when the process ended. One whose EV the
+        hardware still shows plugged in (the same plug-in: PilotEvent.plugged_at) with the relay
+        closed, the hardware service online, was kept charging (the hardware holds the relay
+        for a while after losing the gateway): it is resumed. The others were cut short: they
+        are stopped (PowerLoss, or Reboot if we stopped cleanly), with the meter register read
+        back from the retained meter topic."""
         rows = [r for r in self.running.all() if r.connector in self.model.connectors]
         if not rows:
             return
         reason = StopReason.REBOOT if self._stopped_cleanly else StopReason.POWER_LOSS
         with contextlib.suppress(TimeoutError):
             await self.bus.wait_connected(5)
-        for _ in range(50):  # the retained meter reading arrives right after subscribing
-            if all(self.model.connectors[r.connector].facts.meter is not None for r in rows):
+
+        def heard(r: RunningRow) -> bool:
+            f = self.model.connectors[r.connector].facts
+            return f.meter is not None and (r.plugged_at is None or (
+                f.relay_closed is not None and f.plugged_at is not None
+                and self.model.hardware_online is not None))
+
+        for _ in range(50):  # the retained state arrives right after subscribing
+            if all(heard(r) for r in rows):
                 break
             await asyncio.sleep(0.02)
         for r in rows:
+            c = self.model.connectors[r.connector]
+            f = c.facts
+            if (r.plugged_at is not None and f.plugged_at == r.plugged_at and c.plugged
+                    and f.relay_closed is True and self.model.hardware_online is True
+                    and not blocking_fault(f)):
+                log.warning("%s: transaction %s on connector %d was interrupted; the hardware "
+                            "kept charging the same plug-in: resuming it", self.id,
+                            r.transaction_id or f"local {r.local_id}", r.connector)
+                self.dispatch(Resumed(r.connector, r.local_id, r.id_tag, r.started_at,
+                                      r.meter_start_wh, r.energy_wh, r.transaction_id))
+                continue
+            why = reason
+            if (r.plugged_at is not None and self.model.hardware_online is True
+                    and f.plugged_at != r.plugged_at):  # unplugged (and maybe again) meanwhile
+                why = StopReason.EV_DISCONNECTED
             log.warning("%s: transaction %s on connector %d was interrupted; stopping it (%s)",
                         self.id, r.transaction_id or f"local {r.local_id}", r.connector,
-                        reason.value)
+                        why.value)
             self.dispatch(Recovered(r.connector, r.local_id, r.id_tag, r.started_at,
-                                    r.meter_start_wh, r.energy_wh, r.transaction_id, reason))
+                                    r.meter_start_wh, r.energy_wh, r.transaction_id, why))
 
     async def run(self) -> None:
         """Serve until cancelled, or until a hard Reset (then `reset_done` is True)."""

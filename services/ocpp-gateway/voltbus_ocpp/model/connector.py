@@ -177,6 +177,8 @@ class Facts:
     # a transaction cut short (crash, power cut) is still to be stopped: no new session before
     # its StopTransaction is queued, or the central system would see a start on a busy connector
     recovering: bool = False
+    # the plug-in's identity from the hardware (PilotEvent.plugged_at; None: not known)
+    plugged_at: datetime | None = None
 
 
 # Errors that do not stop energy delivery: OCPP 1.6 calls a connector Faulted only when it "is
@@ -400,9 +402,11 @@ class Connector:
                        may_close=self.may_close)
 
     def reconcile_relay(self) -> list[Effect]:
-        """Re-send the wanted relay state when the hardware reports otherwise past the grace."""
+        """Re-send the wanted relay state when the hardware reports otherwise past the grace
+        (not while a transaction on disk is still to be resumed or stopped: its relay is left
+        as the hardware kept it until then)."""
         want = self.relay_wanted
-        if not self.relay.due(self.clock(), self._relay_verdict()):
+        if self.facts.recovering or not self.relay.due(self.clock(), self._relay_verdict()):
             return []
         attempt = self.relay.resends
         return [RelayMismatch(self.connector_id, want, attempt, attempt >= MAX_RESENDS),
@@ -410,7 +414,11 @@ class Connector:
 
     def resync(self) -> list[Effect]:
         """The hardware (re)started or reconnected: tell it again the limit (also outside a
-        transaction: a limit restored from disk or set meanwhile), relay and LED."""
+        transaction: a limit restored from disk or set meanwhile), relay and LED. A connector
+        still recovering (a transaction on disk to resume or stop): only its LED, its relay
+        and limit are the kept transaction's."""
+        if self.facts.recovering:
+            return [self.led()] if self.status is not None else []
         self.limit_sent_a = self.effective_limit_a
         effects: list[Effect] = [SetCurrentLimit(self.connector_id, self.limit_sent_a)]
         if not self.relay_wanted or self.may_close:
@@ -552,7 +560,7 @@ class Connector:
         """Outside a transaction the EVSE is kept at the effective limit too, so a limit set,
         restored from disk (command or charging profile) or lowered while no session runs
         reaches the hardware at once, not only when the next session starts (issue 13)."""
-        if self.facts.tx is not None:
+        if self.facts.tx is not None or self.facts.recovering:
             return []
         amps = self.effective_limit_a
         if not force and self.limit_sent_a == amps:
@@ -806,7 +814,8 @@ class Connector:
                 self.pending_stop.deadline if self.pending_stop is not None else None,
                 self.next_sample_at if f.tx is not None and f.meter is not None else None,
                 self.closing_until, self.tx_energy_due(),
-                self.relay.next_due(now, self._relay_verdict()) if relay else None]
+                self.relay.next_due(now, self._relay_verdict())
+                if relay and not f.recovering else None]
         aligned = self.config.clock_aligned_interval_s
         if aligned > 0:
             dues.append(self.next_clock_at or now)
@@ -900,6 +909,23 @@ class Connector:
         timeout = timedelta(seconds=self.config.connection_timeout_s)
         self.facts.waiting = Waiting(id_tag, self.clock() + timeout, limit_a, remote_start_id)
         return []
+
+    def resume(self, tx: Transaction) -> list[Effect]:
+        """A transaction the gateway was restarted in the middle of goes on: the hardware kept
+        the relay closed for the same plug-in (station.py `_recover`). Nothing is sent to the
+        central system for it (OCPP 2.0.1 has no trigger reason for a resumed transaction;
+        2.1's TxResumed is not in 2.0.1): its meter values simply continue. The relay is not
+        commanded (it is closed: a command would be a new switch, with a switch reading)."""
+        f = self.facts
+        f.recovering = False
+        tx.powered = True
+        tx.transferring = self.flowing or tx.transferring
+        f.tx, f.waiting, f.finishing, f.reservation, f.armed = tx, None, False, None, None
+        now = self.clock()
+        self._schedule_samples(now)
+        self.limit_sent_a = None
+        tx.charging_state = self.charging_state_now()  # as it is now; not an event of its own
+        return [*self.push_limit(), self._publish_tx(now)]
 
     def answered(self, local_id: int, transaction_id: str) -> list[Effect]:
         """The central system answered the start: the running transaction gets its real id."""

@@ -59,6 +59,7 @@ class PilotChanged(Event):
 
     connector: int
     state: PilotState
+    plugged_at: datetime | None = None  # the plug-in's identity (PilotEvent.plugged_at)
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,21 @@ class Recovered(Event):
     last_energy_wh: float
     transaction_id: str | None
     reason: StopReason
+
+
+@dataclass(frozen=True)
+class Resumed(Event):
+    """At start-up, a transaction found on disk whose EV is still plugged in (the same plug-in)
+    with the relay still closed: the hardware kept charging while the gateway was down, so the
+    transaction goes on (no stop, no new start)."""
+
+    connector: int
+    local_id: int
+    id_tag: IdToken | None
+    started_at: datetime
+    meter_start_wh: float
+    last_energy_wh: float
+    transaction_id: str | None
 
 
 # --- effects -----------------------------------------------------------------------------------

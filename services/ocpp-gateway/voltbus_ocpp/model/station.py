@@ -18,7 +18,12 @@ from voltbus_common.enums import CommandName, CommandStatus, ConnectorStatus, St
 from voltbus_common.models import IdTag
 from voltbus_ocpp.model.authorisation import AuthEntry, Authoriser, Decision
 from voltbus_ocpp.model.config import ChargePointConfig
-from voltbus_ocpp.model.connector import TX_ENERGY_REFRESH_S, Connector, Reservation
+from voltbus_ocpp.model.connector import (
+    TX_ENERGY_REFRESH_S,
+    Connector,
+    Reservation,
+    Transaction,
+)
 from voltbus_ocpp.model.energy_limit import (
     EnergyGuard,
     EnergyLimit,
@@ -51,6 +56,7 @@ from voltbus_ocpp.model.events import (
     Reply,
     Reset,
     RestartRequested,
+    Resumed,
     SendAuthorize,
     SendMeterValues,
     SendStatus,
@@ -140,7 +146,7 @@ class StationModel:
             c.relay.grace_s = relay_grace_s
             c.tx_refresh = timedelta(seconds=TX_ENERGY_REFRESH_S * time_scale)
         self.HANDLERS: dict[type[Event], Callable[[Any], list[Effect]]] = {
-            PilotChanged: lambda e: self.connectors[e.connector].on_pilot(e.state),
+            PilotChanged: self._on_pilot,
             BayChanged: lambda e: self.connectors[e.connector].on_bay(e.occupied),
             MeterUpdated: lambda e: self.connectors[e.connector].on_meter(e.reading),
             RelayChanged: self._on_relay,
@@ -162,6 +168,7 @@ class StationModel:
             HardwareStatus: self._on_hardware_status,
             Tick: self._on_tick,
             Recovered: self._on_recovered,
+            Resumed: self._on_resumed,
             OffPeakChanged: lambda e: self.offpeak.apply(e, self.connectors.values()),
             EnergyLimit: lambda e: self.energy.heard(self.connectors[e.connector], e,
                                                      self.clock()),
@@ -429,6 +436,22 @@ class StationModel:
                     self.authoriser.learn(tx.id_tag, AuthEntry(event.status))
                 effects += c.invalidated(event.local_id)
         return effects
+
+    def _on_pilot(self, e: PilotChanged) -> list[Effect]:
+        c = self.connectors[e.connector]
+        c.facts.plugged_at = e.plugged_at
+        return c.on_pilot(e.state)
+
+    def _on_resumed(self, e: Resumed) -> list[Effect]:
+        """A transaction the gateway was restarted in: the same plug-in, the relay still
+        closed (station.py `_recover` checked): it goes on with its ids, tag and meterStart."""
+        c = self.connectors[e.connector]
+        energy = max(c.facts.meter.energy_wh if c.facts.meter else e.last_energy_wh,
+                     e.last_energy_wh, e.meter_start_wh)
+        tx = Transaction(e.local_id, e.id_tag, e.started_at, e.meter_start_wh, energy,
+                         transaction_id=e.transaction_id)
+        self._next_local_id = max(self._next_local_id, e.local_id + 1)
+        return c.resume(tx)
 
     def _on_recovered(self, e: Recovered) -> list[Effect]:
         """A transaction cut short by a crash or power loss is stopped now (OCPP 1.6 4.10)."""
